@@ -1,0 +1,8 @@
+//! Pure-Rust logic of api_gateway. No pgrx here: everything is unit-tested with plain `cargo test`.
+
+pub mod apikey;
+pub mod gate;
+pub mod jwt;
+pub mod ratelimit;
+pub mod secrets;
+pub mod webhook;

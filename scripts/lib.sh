@@ -1,0 +1,26 @@
+# Shared settings for the project's scripts (sourced, not run).
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_CONFIG=$PG_BIN/pg_config
+PGRX_VERSION=0.18.1
+PGHOST=${PGHOST:-/var/run/postgresql}
+export PGHOST
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHARED=${API_GATEWAY_SHARED:-$ROOT/../shared}
+VENV=$ROOT/.venv
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
+step() { printf '\n==> %s\n' "$*"; }
+
+# Drop and create database $1, then load the SQL file $2 (plain or .gz).
+load_fixture_db() {
+    local db=$1 file=$2
+    psql -q -X -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+    psql -q -X -d postgres -c "CREATE DATABASE \"$db\"" >/dev/null
+    case "$file" in
+        *.gz) zcat "$file" | psql -q -X -v ON_ERROR_STOP=1 -d "$db" >/dev/null ;;
+        *) psql -q -X -v ON_ERROR_STOP=1 -d "$db" -f "$file" >/dev/null ;;
+    esac
+    psql -q -X -v ON_ERROR_STOP=1 -d "$db" -c "CREATE EXTENSION api_gateway" >/dev/null
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# `make test`: set up what is missing, then run every test: unit (core, front), SQL integration
+# against a real cluster on every fixture available, HTTP over real sockets, interop with
+# independent Python libraries, and the upgrade-equals-fresh-install check.
+# Exits non-zero on any failure and ends with one line "N passed, N failed".
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+started=$(date +%s)
+"$ROOT/scripts/setup.sh" || { echo "set-up failed"; exit 1; }
+cd "$ROOT"
+LOGS=$ROOT/target/test-logs
+rm -rf "$LOGS"; mkdir -p "$LOGS"
+failures=()
+
+run() { # run NAME CMD... : output to the terminal and to $LOGS/NAME.log
+    local name=$1; shift
+    step "$name"
+    if ! "$@" 2>&1 | tee "$LOGS/$name.log"; then failures+=("$name"); fi
+}
+
+run unit-core cargo test -q -p api_gateway_core
+run unit-front cargo test -q -p api_gateway_front --lib
+
+step "fixtures"
+fixtures=(mini)
+load_fixture_db agw_test_mini "$ROOT/tests/fixtures/odoo19_mini.sql"
+echo "project fixture tests/fixtures/odoo19_mini.sql -> database agw_test_mini"
+if [ -f "$SHARED/fixtures/odoo19_base.sql" ]; then
+    load_fixture_db agw_test_base "$SHARED/fixtures/odoo19_base.sql"
+    fixtures+=(base)
+    echo "shared fixture $SHARED/fixtures/odoo19_base.sql -> database agw_test_base"
+else
+    echo "shared fixture odoo19_base.sql NOT FOUND at $SHARED/fixtures: the suite runs on the project fixture only"
+fi
+if [ -f "$SHARED/fixtures/odoo19_demo.sql.gz" ]; then
+    load_fixture_db agw_test_demo "$SHARED/fixtures/odoo19_demo.sql.gz"
+    fixtures+=(demo)
+    echo "shared real Odoo database $SHARED/fixtures/odoo19_demo.sql.gz -> database agw_test_demo"
+else
+    echo "shared fixture odoo19_demo.sql.gz NOT FOUND at $SHARED/fixtures: skipping the real-Odoo runs"
+fi
+psql -q -X -d postgres -c "DROP DATABASE IF EXISTS agw_test_plain WITH (FORCE)" -c "CREATE DATABASE agw_test_plain" >/dev/null
+psql -q -X -v ON_ERROR_STOP=1 -d agw_test_plain -c "CREATE EXTENSION api_gateway" >/dev/null
+
+for fx in "${fixtures[@]}"; do
+    run "sql-$fx" env AGW_TEST_FIXTURE="$fx" AGW_TEST_DB="agw_test_$fx" AGW_SHARED="$SHARED" \
+        cargo test -q -p api_gateway_tests --test sql
+    run "python-$fx" env AGW_TEST_FIXTURE="$fx" AGW_TEST_DB="agw_test_$fx" AGW_SHARED="$SHARED" \
+        "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/python"
+done
+run http env DATABASE_URL="postgresql:///agw_test_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
+    cargo test -q -p api_gateway_front --test http
+run upgrade "$ROOT/tests/upgrade/check.sh"
+
+# One closing line for the whole run, summed over every runner's own summary lines.
+passed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p; s/^=* ?([0-9]+) passed.*/\1/p; s/^upgrade: ([0-9]+) passed.*/\1/p' | awk '{s+=$1} END {print s+0}')
+failed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. [0-9]+ passed; ([0-9]+) failed.*/\1/p; s/^=* ?[0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^=* ?([0-9]+) failed.*/\1/p; s/^upgrade: [0-9]+ passed, ([0-9]+) failed.*/\1/p' | awk '{s+=$1} END {print s+0}')
+passed=${passed:-0}; failed=${failed:-0}
+if [ ${#failures[@]} -gt 0 ] && [ "$failed" = 0 ]; then failed=${#failures[@]}; fi
+echo
+echo "fixtures used: ${fixtures[*]}; wall time $(( $(date +%s) - started )) s"
+[ ${#failures[@]} -gt 0 ] && echo "failed steps: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ ${#failures[@]} -eq 0 ]

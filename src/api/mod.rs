@@ -1,0 +1,2 @@
+//! The SQL surface, one module per concern.
+pub mod settings;

@@ -1,0 +1,11 @@
+//! The `api_gateway` PostgreSQL extension: pgrx glue only (type conversion, SPI, error mapping).
+//! The logic lives in the pure `api_gateway_core` crate.
+mod api;
+mod error;
+mod odoo;
+
+::pgrx::pg_module_magic!(name, version);
+
+// Tables, views and grants. `bootstrap` puts the tables first so that functions may name them.
+pgrx::extension_sql_file!("sql/schema.sql", name = "schema", bootstrap);
+pgrx::extension_sql_file!("sql/finalize.sql", name = "finalize", finalize);

@@ -1,0 +1,2 @@
+//! SQL integration tests: the extension's functions called over a real connection.
+mod foundation;

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Upgrade equals fresh install: for every released version frozen under sql/released/, install it,
+# ALTER EXTENSION UPDATE to the current version, and diff the schema fingerprint against a fresh
+# CREATE EXTENSION. Prints "upgrade: N passed, N failed".
+set -uo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+current=$(sed -nE 's/^version = "([^"]+)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+extdir=$($PG_CONFIG --sharedir)/extension
+passed=0; failed=0
+fingerprint() { psql -X -qAt -d "$1" -f "$ROOT/tests/upgrade/fingerprint.sql"; }
+recreate() { psql -q -X -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" >/dev/null; }
+
+recreate agw_upgrade_fresh
+psql -q -X -v ON_ERROR_STOP=1 -d agw_upgrade_fresh -c "CREATE EXTENSION api_gateway" >/dev/null
+fingerprint agw_upgrade_fresh > "$ROOT/target/fingerprint-fresh.txt"
+echo "fresh install of $current: $(wc -l < "$ROOT/target/fingerprint-fresh.txt") schema facts"
+
+shopt -s nullglob
+released=("$ROOT"/sql/released/api_gateway--*.sql)
+if [ ${#released[@]} -eq 0 ]; then
+    echo "no released version under sql/released yet: nothing to upgrade from"
+fi
+for script in "${released[@]}"; do
+    old=$(basename "$script" .sql); old=${old#api_gateway--}
+    [ "$old" = "$current" ] && continue
+    as_root install -m 644 "$script" "$extdir/"
+    recreate agw_upgrade_old
+    if psql -q -X -v ON_ERROR_STOP=1 -d agw_upgrade_old -c "CREATE EXTENSION api_gateway VERSION '$old'" \
+        -c "ALTER EXTENSION api_gateway UPDATE" >/dev/null; then
+        fingerprint agw_upgrade_old > "$ROOT/target/fingerprint-from-$old.txt"
+        if diff -u "$ROOT/target/fingerprint-fresh.txt" "$ROOT/target/fingerprint-from-$old.txt"; then
+            echo "upgrade $old -> $current equals a fresh install"; passed=$((passed + 1))
+        else
+            echo "upgrade $old -> $current DIFFERS from a fresh install (diff above)"; failed=$((failed + 1))
+        fi
+    else
+        echo "upgrade $old -> $current failed to run"; failed=$((failed + 1))
+    fi
+done
+psql -q -X -d postgres -c "DROP DATABASE IF EXISTS agw_upgrade_old WITH (FORCE)" -c "DROP DATABASE IF EXISTS agw_upgrade_fresh WITH (FORCE)" >/dev/null
+echo "upgrade: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
