@@ -5,6 +5,7 @@ PG_CONFIG=$PG_BIN/pg_config
 PGRX_VERSION=0.18.1
 PGHOST=${PGHOST:-/var/run/postgresql}
 export PGHOST
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED=${API_GATEWAY_SHARED:-$ROOT/../shared}
 VENV=$ROOT/.venv

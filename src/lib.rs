@@ -3,9 +3,11 @@
 mod api;
 mod error;
 mod odoo;
+mod spi;
 
 ::pgrx::pg_module_magic!(name, version);
 
 // Tables, views and grants. `bootstrap` puts the tables first so that functions may name them.
 pgrx::extension_sql_file!("sql/schema.sql", name = "schema", bootstrap);
+pgrx::extension_sql_file!("sql/gate.sql", name = "gate", requires = ["schema"]);
 pgrx::extension_sql_file!("sql/finalize.sql", name = "finalize", finalize);

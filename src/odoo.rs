@@ -2,33 +2,21 @@
 //! say which one is missing when `CREATE EXTENSION` ran in a database that is not Odoo's.
 use crate::error::{raise, spi};
 use pgrx::prelude::*;
-use std::cell::Cell;
+use std::cell::RefCell;
+use std::collections::HashSet;
 
 thread_local! {
-    static ODOO_CHECKED: Cell<bool> = const { Cell::new(false) };
+    /// Tables already found in this backend (a table does not vanish under a running Odoo).
+    static PRESENT: RefCell<HashSet<&'static str>> = RefCell::new(HashSet::new());
 }
-
-/// The Odoo tables the gateway reads. Checked once per backend, then trusted.
-const ODOO_TABLES: &[&str] = &[
-    "res_users",
-    "res_users_apikeys",
-    "res_groups_users_rel",
-    "res_groups_implied_rel",
-    "res_company_users_rel",
-    "ir_model",
-    "ir_model_fields",
-    "ir_model_access",
-    "ir_rule",
-    "rule_group_rel",
-];
 
 /// Raise 42P01 naming the first missing table, so `api_gateway.verify_api_key` in a plain database
 /// says "needs Odoo's table public.res_users_apikeys" rather than a bare relation error.
-pub fn require_odoo(function: &str, tables: &[&str]) {
-    if ODOO_CHECKED.with(|c| c.get()) {
-        return;
-    }
+pub fn require_odoo(function: &str, tables: &[&'static str]) {
     for table in tables {
+        if PRESENT.with(|p| p.borrow().contains(table)) {
+            continue;
+        }
         let qualified = format!("public.{table}");
         let found: Option<bool> = spi(Spi::connect(|c| {
             c.select(
@@ -50,8 +38,6 @@ pub fn require_odoo(function: &str, tables: &[&str]) {
                 ),
             );
         }
-    }
-    if tables.len() >= ODOO_TABLES.len() || ODOO_TABLES.iter().all(|t| tables.contains(t)) {
-        ODOO_CHECKED.with(|c| c.set(true));
+        PRESENT.with(|p| p.borrow_mut().insert(table));
     }
 }

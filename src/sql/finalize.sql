@@ -8,3 +8,9 @@ REVOKE ALL ON ALL TABLES IN SCHEMA api_gateway FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA api_gateway FROM PUBLIC;
 GRANT USAGE ON SCHEMA api_gateway TO PUBLIC;
 GRANT EXECUTE ON FUNCTION api_gateway.version() TO PUBLIC;
+-- Pure helpers that hold no secret: anyone may use them.
+GRANT EXECUTE ON FUNCTION api_gateway.jwt_sign(jsonb, text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION api_gateway.jwt_verify(text, text, text, integer) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION api_gateway.ip_allowed(inet, cidr[]) TO PUBLIC;
+-- Everything else (authenticate, issue_token, revoke_token, verify_api_key, rate_limit_hit,
+-- create_client, rotate_signing_key) is granted by the DBA to the front's role; see docs/sql.md.

@@ -1,2 +1,3 @@
 //! SQL integration tests: the extension's functions called over a real connection.
 mod foundation;
+mod gate;

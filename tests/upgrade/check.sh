@@ -4,15 +4,16 @@
 # CREATE EXTENSION. Prints "upgrade: N passed, N failed".
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
-current=$(sed -nE 's/^version = "([^"]+)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+current=$(sed -nE "/^\[workspace.package\]/,/^\[/ s/^version = \"([^\"]+)\"/\1/p" "$ROOT/Cargo.toml" | head -1)
+mkdir -p "$ROOT/target"
 extdir=$($PG_CONFIG --sharedir)/extension
 passed=0; failed=0
-fingerprint() { psql -X -qAt -d "$1" -f "$ROOT/tests/upgrade/fingerprint.sql"; }
+fingerprint() { psql -X -qAt -v ON_ERROR_STOP=1 -d "$1" -f "$ROOT/tests/upgrade/fingerprint.sql"; }
 recreate() { psql -q -X -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" >/dev/null; }
 
 recreate agw_upgrade_fresh
 psql -q -X -v ON_ERROR_STOP=1 -d agw_upgrade_fresh -c "CREATE EXTENSION api_gateway" >/dev/null
-fingerprint agw_upgrade_fresh > "$ROOT/target/fingerprint-fresh.txt"
+fingerprint agw_upgrade_fresh > "$ROOT/target/fingerprint-fresh.txt" || { echo "upgrade: 0 passed, 1 failed"; exit 1; }
 echo "fresh install of $current: $(wc -l < "$ROOT/target/fingerprint-fresh.txt") schema facts"
 
 shopt -s nullglob
@@ -27,8 +28,8 @@ for script in "${released[@]}"; do
     recreate agw_upgrade_old
     if psql -q -X -v ON_ERROR_STOP=1 -d agw_upgrade_old -c "CREATE EXTENSION api_gateway VERSION '$old'" \
         -c "ALTER EXTENSION api_gateway UPDATE" >/dev/null; then
-        fingerprint agw_upgrade_old > "$ROOT/target/fingerprint-from-$old.txt"
-        if diff -u "$ROOT/target/fingerprint-fresh.txt" "$ROOT/target/fingerprint-from-$old.txt"; then
+        if fingerprint agw_upgrade_old > "$ROOT/target/fingerprint-from-$old.txt" &&
+            diff -u "$ROOT/target/fingerprint-fresh.txt" "$ROOT/target/fingerprint-from-$old.txt"; then
             echo "upgrade $old -> $current equals a fresh install"; passed=$((passed + 1))
         else
             echo "upgrade $old -> $current DIFFERS from a fresh install (diff above)"; failed=$((failed + 1))

@@ -7,19 +7,19 @@ SELECT line FROM (
       FROM pg_depend d, ext WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'
     UNION ALL
     SELECT 'function ' || p.oid::regprocedure || ' ' || pg_get_function_result(p.oid)
-           || ' vol=' || p.provolatile || ' strict=' || p.proisstrict || ' secdef=' || p.prosecdef
-           || ' par=' || p.proparallel || ' cfg=' || coalesce(array_to_string(p.proconfig, ','), '')
+           || ' vol=' || p.provolatile::text || ' strict=' || p.proisstrict || ' secdef=' || p.prosecdef
+           || ' par=' || p.proparallel::text || ' cfg=' || coalesce(array_to_string(p.proconfig, ','), '')
            || ' acl=' || coalesce(p.proacl::text, 'default') || ' src=' || md5(p.prosrc) || ' bin=' || coalesce(p.probin, '')
            || ' args=' || pg_get_function_arguments(p.oid)
       FROM pg_proc p, ns WHERE p.pronamespace = ns.oid
     UNION ALL
-    SELECT 'relation ' || c.relname || ' kind=' || c.relkind || ' persistence=' || c.relpersistence
+    SELECT 'relation ' || c.relname || ' kind=' || c.relkind::text || ' persistence=' || c.relpersistence::text
            || ' acl=' || coalesce(c.relacl::text, 'default') || ' comment=' || coalesce(obj_description(c.oid, 'pg_class'), '')
       FROM pg_class c, ns WHERE c.relnamespace = ns.oid
     UNION ALL
     SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
            || ' notnull=' || a.attnotnull || ' default=' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '')
-           || ' identity=' || a.attidentity || ' generated=' || a.attgenerated
+           || ' identity=' || a.attidentity::text || ' generated=' || a.attgenerated::text
       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN ns ON c.relnamespace = ns.oid
       LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
      WHERE a.attnum > 0 AND NOT a.attisdropped
@@ -36,7 +36,7 @@ SELECT line FROM (
     SELECT 'view ' || c.relname || ' ' || md5(pg_get_viewdef(c.oid))
       FROM pg_class c, ns WHERE c.relnamespace = ns.oid AND c.relkind IN ('v', 'm')
     UNION ALL
-    SELECT 'type ' || t.typname || ' ' || t.typtype
+    SELECT 'type ' || t.typname || ' ' || t.typtype::text
       FROM pg_type t, ns WHERE t.typnamespace = ns.oid AND t.typtype IN ('c', 'e', 'd') AND t.typrelid = 0
     UNION ALL
     SELECT 'config_dump ' || x.cfg::regclass::text || ' ' || coalesce(x.cond, '')

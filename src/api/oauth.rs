@@ -1,0 +1,256 @@
+//! OAuth2 client credentials (RFC 6749 §4.4/§5): `issue_token` and `revoke_token`. Decisions
+//! are returned as (status, body) rows, never raised, so the front maps them straight to HTTP.
+use crate::api::jwt::now_unix;
+use crate::error::spi;
+use api_gateway_core::gate::{Scope, format_scope_list, parse_scope_list};
+use api_gateway_core::{jwt, secrets};
+use pgrx::prelude::*;
+use serde_json::json;
+
+const CLIENT: &str = "SELECT c.secret_hash, c.user_id, c.scopes, c.active, coalesce(u.active, false), \
+       api_gateway.ip_allowed($2::inet, c.allowed_ips), \
+       s.jwt_kid, s.jwt_secret, s.jwt_issuer, s.token_lifetime_s \
+  FROM api_gateway.settings s \
+  LEFT JOIN api_gateway.client c ON c.client_id = $1 \
+  LEFT JOIN public.res_users u ON u.id = c.user_id";
+
+const INSERT_TOKEN: &str = "INSERT INTO api_gateway.token (jti, client_id, user_id, scopes, kid, issued_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, to_timestamp($6), to_timestamp($7))";
+
+const REVOKE: &str =
+    "UPDATE api_gateway.token SET revoked_at = now() WHERE jti = $1 AND revoked_at IS NULL";
+
+/// The secret that verifies tokens with this `kid`: the current key, or a retired one that is
+/// still within its validity.
+pub const SECRET_FOR_KID: &str = "SELECT CASE WHEN s.jwt_kid = $1 THEN s.jwt_secret ELSE \
+       (SELECT k.secret FROM api_gateway.signing_key k WHERE k.kid = $1 AND k.valid_until > now()) END \
+  FROM api_gateway.settings s";
+
+type Decision = TableIterator<'static, (name!(status, i32), name!(body, pgrx::JsonB))>;
+
+fn answer(status: i32, body: serde_json::Value) -> Decision {
+    TableIterator::once((status, pgrx::JsonB(body)))
+}
+
+fn oauth_error(status: i32, error: &str, description: &str) -> Decision {
+    answer(
+        status,
+        json!({"error": error, "error_description": description}),
+    )
+}
+
+fn new_jti() -> String {
+    let mut b = [0u8; 16];
+    secrets::fill_random(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40; // UUID version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let h = secrets::to_hex(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// `api_gateway.issue_token(client_id text, client_secret text, scope text DEFAULT NULL,
+///   client_ip inet DEFAULT NULL) RETURNS TABLE(status integer, body jsonb)`
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn issue_token(
+    client_id: Option<&str>,
+    client_secret: Option<&str>,
+    scope: default!(Option<&str>, "NULL"),
+    client_ip: default!(Option<pgrx::Inet>, "NULL"),
+) -> TableIterator<'static, (name!(status, i32), name!(body, pgrx::JsonB))> {
+    crate::odoo::require_odoo("issue_token", &["res_users"]);
+    let bad_client = || oauth_error(401, "invalid_client", "client authentication failed");
+    let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else {
+        return bad_client();
+    };
+    if client_id.len() > 64 || client_secret.len() > 256 {
+        return bad_client();
+    }
+    let ip = client_ip.as_ref().map(|i| i.0.as_str());
+    let row = Spi::connect(|c| {
+        let plan = crate::spi::plan(
+            c,
+            CLIENT,
+            &[PgBuiltInOids::TEXTOID, PgBuiltInOids::TEXTOID],
+            false,
+        );
+        let t = spi(c.select(plan, Some(1), &[client_id.into(), ip.into()]));
+        let r = t.first();
+        (
+            spi(r.get::<String>(1)),
+            spi(r.get::<i32>(2)),
+            spi(r.get::<Vec<String>>(3)),
+            spi(r.get::<bool>(4)).unwrap_or(false),
+            spi(r.get::<bool>(5)).unwrap_or(false),
+            spi(r.get::<bool>(6)).unwrap_or(false),
+            spi(r.get::<String>(7)).unwrap_or_default(),
+            spi(r.get::<String>(8)).unwrap_or_default(),
+            spi(r.get::<String>(9)).unwrap_or_default(),
+            spi(r.get::<i32>(10)).unwrap_or(3600),
+        )
+    });
+    let (
+        hash,
+        uid,
+        client_scopes,
+        active,
+        user_active,
+        ip_ok,
+        kid,
+        signing_secret,
+        issuer,
+        lifetime,
+    ) = row;
+    // Compare against a dummy hash for unknown clients too, so timing does not tell them apart.
+    let presented = secrets::sha256_hex(client_secret);
+    let stored = hash.clone().unwrap_or_else(|| "0".repeat(64));
+    let secret_ok = secrets::constant_time_eq(presented.as_bytes(), stored.as_bytes());
+    let (Some(uid), Some(client_scopes)) = (uid, client_scopes) else {
+        return bad_client();
+    };
+    if hash.is_none() || !secret_ok || !active {
+        return bad_client();
+    }
+    if !user_active {
+        return oauth_error(
+            400,
+            "unauthorized_client",
+            "the client's Odoo user is archived",
+        );
+    }
+    if !ip_ok {
+        return oauth_error(
+            403,
+            "access_denied",
+            "the client is not allowed from this IP address",
+        );
+    }
+    let allowed: Vec<Scope> = client_scopes
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let granted = match scope.map(str::trim).filter(|s| !s.is_empty()) {
+        None => allowed.clone(),
+        Some(requested) => match parse_scope_list(requested) {
+            Ok(req) if req.iter().all(|s| allowed.contains(s)) => req,
+            Ok(_) => {
+                return oauth_error(
+                    400,
+                    "invalid_scope",
+                    "the requested scope exceeds the scopes granted to the client",
+                );
+            }
+            Err(_) => {
+                return oauth_error(
+                    400,
+                    "invalid_scope",
+                    "unknown scope: scopes are read, write, delete, admin",
+                );
+            }
+        },
+    };
+    let scope_text = format_scope_list(&granted);
+    let now = now_unix();
+    let exp = now + i64::from(lifetime);
+    let jti = new_jti();
+    let claims = json!({
+        "iss": issuer, "sub": uid.to_string(), "client_id": client_id, "scope": scope_text,
+        "iat": now, "exp": exp, "jti": jti,
+    });
+    let token = match jwt::sign(
+        &claims,
+        signing_secret.as_bytes(),
+        jwt::Algorithm::HS256,
+        Some(&kid),
+        Some("at+jwt"),
+    ) {
+        Ok(t) => t,
+        Err(e) => crate::error::raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("cannot sign the token: {e}"),
+            None,
+        ),
+    };
+    let scope_list: Vec<String> = granted.iter().map(|s| s.as_str().to_string()).collect();
+    Spi::connect_mut(|c| {
+        let plan = crate::spi::plan(
+            c,
+            INSERT_TOKEN,
+            &[
+                PgBuiltInOids::TEXTOID,
+                PgBuiltInOids::TEXTOID,
+                PgBuiltInOids::INT4OID,
+                PgBuiltInOids::TEXTARRAYOID,
+                PgBuiltInOids::TEXTOID,
+                PgBuiltInOids::FLOAT8OID,
+                PgBuiltInOids::FLOAT8OID,
+            ],
+            true,
+        );
+        spi(c.update(
+            plan,
+            None,
+            &[
+                jti.as_str().into(),
+                client_id.into(),
+                uid.into(),
+                scope_list.into(),
+                kid.as_str().into(),
+                (now as f64).into(),
+                (exp as f64).into(),
+            ],
+        ));
+    });
+    answer(
+        200,
+        json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": scope_text}),
+    )
+}
+
+/// The signing secret for `kid`, if that key is current or retired but still valid.
+pub fn secret_for_kid(kid: &str) -> Option<String> {
+    Spi::connect(|c| {
+        let plan = crate::spi::plan(c, SECRET_FOR_KID, &[PgBuiltInOids::TEXTOID], false);
+        spi(c
+            .select(plan, Some(1), &[kid.into()])
+            .and_then(|t| t.first().get_one::<String>()))
+    })
+}
+
+/// `api_gateway.revoke_token(token text) RETURNS boolean`: true when a live token of ours was
+/// revoked now. The signature must verify (an expired token may still be revoked).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn revoke_token(token: Option<&str>) -> bool {
+    let Some(token) = token else { return false };
+    let Ok(header) = jwt::decode_header(token) else {
+        return false;
+    };
+    let Some(secret) = header.kid.as_deref().and_then(secret_for_kid) else {
+        return false;
+    };
+    // Ten years of leeway: only the signature matters for revocation, not the expiry.
+    let Ok(claims) = jwt::verify(
+        token,
+        secret.as_bytes(),
+        jwt::Algorithm::HS256,
+        now_unix(),
+        315_360_000,
+    ) else {
+        return false;
+    };
+    let Some(jti) = claims.get("jti").and_then(|v| v.as_str()) else {
+        return false;
+    };
+    Spi::connect_mut(|c| {
+        let plan = crate::spi::plan(c, REVOKE, &[PgBuiltInOids::TEXTOID], true);
+        spi(c.update(plan, None, &[jti.into()])).len() > 0
+    })
+}

@@ -1,0 +1,628 @@
+//! The gate: JWT, Odoo API keys, IP lists, rate limits, OAuth2 clients and `authenticate`.
+use api_gateway_tests::{Fixture, connect, connect_plain, fixture, key_cases, sqlstate};
+use postgres::Client;
+use serde_json::{Value, json};
+
+fn secret_of(db: &mut Client) -> String {
+    db.query_one("SELECT jwt_secret FROM api_gateway.settings", &[])
+        .unwrap()
+        .get(0)
+}
+
+fn verify_err(db: &mut Client, token: &str, secret: &str, alg: &str) -> String {
+    let err = db
+        .query_one(
+            "SELECT api_gateway.jwt_verify($1, $2, $3)",
+            &[&token, &secret, &alg],
+        )
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "28000", "{err:?}");
+    err.as_db_error().unwrap().message().to_string()
+}
+
+#[test]
+fn jwt_round_trip_in_sql_for_every_algorithm() {
+    let mut db = connect_plain();
+    for alg in ["HS256", "HS384", "HS512"] {
+        let token: String = db
+            .query_one(
+                "SELECT api_gateway.jwt_sign('{\"sub\":\"42\",\"n\":[1,2]}'::jsonb, 's3cr3t-s3cr3t-s3cr3t-s3cr3t!', $1)",
+                &[&alg],
+            )
+            .unwrap()
+            .get(0);
+        let claims: Value = db
+            .query_one(
+                "SELECT api_gateway.jwt_verify($1, 's3cr3t-s3cr3t-s3cr3t-s3cr3t!', $2)",
+                &[&token, &alg],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(claims, json!({"sub": "42", "n": [1, 2]}));
+    }
+}
+
+#[test]
+fn jwt_verify_rejects_each_bad_token_with_28000_and_a_reason() {
+    let mut db = connect_plain();
+    let sign = |db: &mut Client, claims: Value, alg: &str| -> String {
+        db.query_one("SELECT api_gateway.jwt_sign($1, 'k', $2)", &[&claims, &alg])
+            .unwrap()
+            .get(0)
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let good = sign(&mut db, json!({"sub": "1"}), "HS256");
+    assert!(verify_err(&mut db, &good, "other", "HS256").contains("signature"));
+    assert!(verify_err(&mut db, &good, "k", "HS512").contains("alg"));
+    let expired = sign(&mut db, json!({"exp": now - 100}), "HS256");
+    assert!(verify_err(&mut db, &expired, "k", "HS256").contains("expired"));
+    // Within the 30 s leeway an expired token still passes.
+    let just_expired = sign(&mut db, json!({"exp": now - 5}), "HS256");
+    db.query_one("SELECT api_gateway.jwt_verify($1, 'k')", &[&just_expired])
+        .unwrap();
+    let future = sign(&mut db, json!({"nbf": now + 3600}), "HS256");
+    assert!(verify_err(&mut db, &future, "k", "HS256").contains("not"));
+    let text_exp = sign(&mut db, json!({"exp": "tomorrow"}), "HS256");
+    assert!(verify_err(&mut db, &text_exp, "k", "HS256").contains("exp"));
+    // alg=none with an empty signature, as an attacker would send it.
+    let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiIxIn0.";
+    verify_err(&mut db, none, "k", "HS256");
+    for garbage in ["", "a.b", "a.b.c.d", "!!!.???.***", "eyJ.eyJ.eyJ"] {
+        verify_err(&mut db, garbage, "k", "HS256");
+    }
+    let huge = "a".repeat(1 << 20);
+    verify_err(&mut db, &huge, "k", "HS256");
+    let err = db
+        .query_one("SELECT api_gateway.jwt_verify($1, 'k', 'none')", &[&good])
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "22023");
+    let err = db
+        .query_one("SELECT api_gateway.jwt_verify(NULL, 'k')", &[])
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "28000");
+}
+
+#[test]
+fn api_keys_map_to_the_users_odoo_would_return() {
+    let mut db = connect();
+    let cases = key_cases();
+    assert!(cases.len() >= 8, "the fixture has the documented keys");
+    for case in &cases {
+        let uid: Option<i32> = db
+            .query_one(
+                "SELECT api_gateway.verify_api_key($1, $2)",
+                &[&case.key, &case.scope],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(uid, case.uid, "key {} for scope {}", case.label, case.scope);
+        // Second call goes through the cache and must agree.
+        let again: Option<i32> = db
+            .query_one(
+                "SELECT api_gateway.verify_api_key($1, $2)",
+                &[&case.key, &case.scope],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(again, case.uid, "cached key {}", case.label);
+    }
+    for bad in [
+        "",
+        "short",
+        "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+        &"f".repeat(1 << 20),
+    ] {
+        let uid: Option<i32> = db
+            .query_one("SELECT api_gateway.verify_api_key($1)", &[&bad])
+            .unwrap()
+            .get(0);
+        assert_eq!(uid, None);
+    }
+    let uid: Option<i32> = db
+        .query_one("SELECT api_gateway.verify_api_key(NULL)", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(uid, None);
+}
+
+#[test]
+fn deleting_expiring_or_archiving_takes_effect_on_the_next_call() {
+    let mut db = connect();
+    let case = key_cases()
+        .into_iter()
+        .find(|c| c.uid.is_some() && c.scope == "rpc")
+        .unwrap();
+    let uid = case.uid.unwrap();
+    let check = |db: &mut postgres::Transaction| -> Option<i32> {
+        db.query_one("SELECT api_gateway.verify_api_key($1)", &[&case.key])
+            .unwrap()
+            .get(0)
+    };
+    // Warm the cache, then change the world inside a transaction and roll it back.
+    let mut tx = db.transaction().unwrap();
+    assert_eq!(check(&mut tx), Some(uid));
+    tx.execute("UPDATE res_users SET active = false WHERE id = $1", &[&uid])
+        .unwrap();
+    assert_eq!(check(&mut tx), None, "archived user");
+    tx.rollback().unwrap();
+    let mut tx = db.transaction().unwrap();
+    assert_eq!(check(&mut tx), Some(uid));
+    tx.execute(
+        "UPDATE res_users_apikeys SET expiration_date = now() AT TIME ZONE 'utc' - interval '1 minute' \
+         WHERE index = left($1, 8)",
+        &[&case.key],
+    )
+    .unwrap();
+    assert_eq!(check(&mut tx), None, "expired key");
+    tx.rollback().unwrap();
+    let mut tx = db.transaction().unwrap();
+    assert_eq!(check(&mut tx), Some(uid));
+    tx.execute(
+        "DELETE FROM res_users_apikeys WHERE index = left($1, 8)",
+        &[&case.key],
+    )
+    .unwrap();
+    assert_eq!(check(&mut tx), None, "deleted key");
+    tx.rollback().unwrap();
+    let mut tx = db.transaction().unwrap();
+    assert_eq!(check(&mut tx), Some(uid));
+    // The same row given another key's hash: the cached verification must not survive it.
+    let other = api_gateway_core::apikey::hash_key(&"0".repeat(40), 6000, b"sixteen byte slt");
+    tx.execute(
+        "UPDATE res_users_apikeys SET key = $2 WHERE index = left($1, 8)",
+        &[&case.key, &other],
+    )
+    .unwrap();
+    assert_eq!(check(&mut tx), None, "changed key hash");
+    tx.rollback().unwrap();
+}
+
+#[test]
+fn verify_api_key_outside_odoo_names_the_missing_table() {
+    let mut db = connect_plain();
+    let err = db
+        .query_one(
+            "SELECT api_gateway.verify_api_key('e925e647b8f32ee3db87b5851c2a861d82e92548')",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "42P01");
+    assert!(
+        err.as_db_error().unwrap().message().contains("res_users"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn ip_allowed_handles_v4_v6_ranges_and_empty_lists() {
+    let mut db = connect_plain();
+    let cases: &[(&str, &str, Option<bool>)] = &[
+        ("10.1.2.3", "{10.0.0.0/8}", Some(true)),
+        ("11.1.2.3", "{10.0.0.0/8}", Some(false)),
+        ("192.168.1.7", "{192.168.1.7/32}", Some(true)),
+        ("2001:db8::1", "{2001:db8::/32}", Some(true)),
+        ("2001:db9::1", "{2001:db8::/32,10.0.0.0/8}", Some(false)),
+        ("1.2.3.4", "{}", Some(true)),
+    ];
+    for (ip, list, expect) in cases {
+        let got: Option<bool> = db
+            .query_one(
+                &format!("SELECT api_gateway.ip_allowed('{ip}'::inet, '{list}'::cidr[])"),
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(got, *expect, "{ip} in {list}");
+    }
+    let any: bool = db
+        .query_one("SELECT api_gateway.ip_allowed('1.2.3.4', NULL)", &[])
+        .unwrap()
+        .get(0);
+    assert!(any);
+    let unknown: bool = db
+        .query_one("SELECT api_gateway.ip_allowed(NULL, '{10.0.0.0/8}')", &[])
+        .unwrap()
+        .get(0);
+    assert!(!unknown, "an unknown address is refused by a list");
+    let err = db
+        .query_one(
+            "SELECT api_gateway.ip_allowed('1.2.3.4', '{10.0.0.0/33}')",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "22P02");
+}
+
+fn hit(db: &mut Client, subject: &str, max: i32, window: i32) -> (bool, i32, i32) {
+    let r = db
+        .query_one(
+            "SELECT * FROM api_gateway.rate_limit_hit($1, $2, $3)",
+            &[&subject, &max, &window],
+        )
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2))
+}
+
+#[test]
+fn rate_limit_counts_and_refuses_past_the_limit() {
+    let mut db = connect_plain();
+    let subject = format!("test:{}", std::process::id());
+    db.execute(
+        "DELETE FROM api_gateway.throttle WHERE subject = $1",
+        &[&subject],
+    )
+    .unwrap();
+    for i in 1..=3 {
+        let (allowed, remaining, reset) = hit(&mut db, &subject, 3, 3600);
+        assert!(allowed);
+        assert_eq!(remaining, 3 - i);
+        assert!((1..=3600).contains(&reset));
+    }
+    let (allowed, remaining, _) = hit(&mut db, &subject, 3, 3600);
+    assert!(!allowed);
+    assert_eq!(remaining, 0);
+    let view: i64 = db
+        .query_one(
+            "SELECT count(*) FROM api_gateway.active_throttles WHERE subject = $1 AND throttled",
+            &[&subject],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(view, 1);
+    for (max, window) in [(-1, 60), (10, 0), (10, -5)] {
+        let err = db
+            .query_one(
+                "SELECT * FROM api_gateway.rate_limit_hit('x', $1, $2)",
+                &[&max, &window],
+            )
+            .unwrap_err();
+        assert_eq!(sqlstate(&err), "22023");
+    }
+    let err = db
+        .query_one("SELECT * FROM api_gateway.rate_limit_hit(NULL, 1, 60)", &[])
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "22004");
+}
+
+#[test]
+fn rate_limit_is_exact_under_concurrency() {
+    let subject = format!("concurrent:{}", std::process::id());
+    connect_plain()
+        .execute(
+            "DELETE FROM api_gateway.throttle WHERE subject = $1",
+            &[&subject],
+        )
+        .unwrap();
+    let limit = 50;
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let subject = subject.clone();
+            std::thread::spawn(move || {
+                let mut db = connect_plain();
+                (0..25)
+                    .filter(|_| hit(&mut db, &subject, limit, 3600).0)
+                    .count()
+            })
+        })
+        .collect();
+    let allowed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(
+        allowed, limit as usize,
+        "200 calls, limit 50: exactly 50 pass"
+    );
+}
+
+fn admin_uid() -> i32 {
+    2
+}
+
+fn new_client(db: &mut Client, scopes: &str, ips: Option<&str>) -> (String, String) {
+    let r = db
+        .query_one(
+            "SELECT * FROM api_gateway.create_client('test client', $1, $2::text::text[], $3::text::cidr[])",
+            &[&admin_uid(), &scopes, &ips],
+        )
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+fn issue(
+    db: &mut Client,
+    id: &str,
+    secret: &str,
+    scope: Option<&str>,
+    ip: Option<&str>,
+) -> (i32, Value) {
+    let r = db
+        .query_one(
+            "SELECT * FROM api_gateway.issue_token($1, $2, $3, $4::text::inet)",
+            &[&id, &secret, &scope, &ip],
+        )
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+#[test]
+fn clients_get_tokens_by_the_rules_of_rfc_6749() {
+    let mut db = connect();
+    let (id, secret) = new_client(&mut db, "{read,write}", None);
+    assert!(id.starts_with("gw_") && id.len() == 15);
+    assert_eq!(secret.len(), 32);
+    let stored: String = db
+        .query_one(
+            "SELECT secret_hash FROM api_gateway.client WHERE client_id = $1",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    assert_ne!(stored, secret, "only a hash is stored");
+    let (status, body) = issue(&mut db, &id, &secret, None, None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["scope"], "read write");
+    assert_eq!(body["expires_in"], 3600);
+    let token = body["access_token"].as_str().unwrap().to_string();
+    let claims: Value = db
+        .query_one(
+            "SELECT api_gateway.jwt_verify($1, (SELECT jwt_secret FROM api_gateway.settings))",
+            &[&token],
+        )
+        .unwrap()
+        .get(0);
+    for claim in ["iss", "sub", "client_id", "scope", "iat", "exp", "jti"] {
+        assert!(claims.get(claim).is_some(), "claim {claim}");
+    }
+    assert_eq!(claims["sub"], admin_uid().to_string());
+    let (status, body) = issue(&mut db, &id, "wrong-secret", None, None);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    let (status, _) = issue(&mut db, "gw_000000000000", &secret, None, None);
+    assert_eq!(status, 401);
+    let (status, body) = issue(&mut db, &id, &secret, Some("read delete"), None);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+    let (status, body) = issue(&mut db, &id, &secret, Some("read"), None);
+    assert_eq!((status, body["scope"].as_str()), (200, Some("read")));
+    let (ip_id, ip_secret) = new_client(&mut db, "{read}", Some("{10.0.0.0/8}"));
+    assert_eq!(
+        issue(&mut db, &ip_id, &ip_secret, None, Some("10.9.9.9")).0,
+        200
+    );
+    let (status, body) = issue(&mut db, &ip_id, &ip_secret, None, Some("192.168.0.1")).clone();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("access_denied"))
+    );
+    for (scopes, user) in [("{}", 2), ("{root}", 2), ("{read}", 999_999)] {
+        let err = db
+            .query_one(
+                "SELECT * FROM api_gateway.create_client('x', $1, $2::text::text[])",
+                &[&user, &scopes],
+            )
+            .unwrap_err();
+        assert_eq!(sqlstate(&err), "22023", "{scopes} {user}");
+    }
+}
+
+fn authenticate(
+    db: &mut Client,
+    authorization: Option<&str>,
+    ip: &str,
+    method: &str,
+) -> postgres::Row {
+    db.query_one(
+        "SELECT * FROM api_gateway.authenticate($1, $2::text::inet, $3)",
+        &[&authorization, &ip, &method],
+    )
+    .unwrap()
+}
+
+#[test]
+fn authenticate_passes_jwts_and_refuses_revoked_ones_on_the_next_call() {
+    let mut db = connect();
+    let (id, secret) = new_client(&mut db, "{read}", None);
+    let token = issue(&mut db, &id, &secret, None, None).1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = format!("Bearer {token}");
+    let row = authenticate(&mut db, Some(&bearer), "127.0.0.1", "GET");
+    assert_eq!(
+        row.get::<_, i32>("status"),
+        200,
+        "{:?}",
+        row.get::<_, Option<String>>("detail")
+    );
+    assert_eq!(row.get::<_, Option<i32>>("uid"), Some(admin_uid()));
+    assert_eq!(row.get::<_, Option<String>>("client_id"), Some(id.clone()));
+    assert!(row.get::<_, Option<i32>>("remaining").is_some());
+    let row = authenticate(&mut db, Some(&bearer), "127.0.0.1", "DELETE");
+    assert_eq!(row.get::<_, i32>("status"), 403);
+    assert_eq!(
+        row.get::<_, Option<String>>("error").as_deref(),
+        Some("insufficient_scope")
+    );
+    let revoked: bool = db
+        .query_one("SELECT api_gateway.revoke_token($1)", &[&token])
+        .unwrap()
+        .get(0);
+    assert!(revoked);
+    let row = authenticate(&mut db, Some(&bearer), "127.0.0.1", "GET");
+    assert_eq!(row.get::<_, i32>("status"), 401);
+    assert!(
+        row.get::<_, Option<String>>("detail")
+            .unwrap()
+            .contains("revoked")
+    );
+    let again: bool = db
+        .query_one("SELECT api_gateway.revoke_token($1)", &[&token])
+        .unwrap()
+        .get(0);
+    assert!(!again, "already revoked");
+    let garbage: bool = db
+        .query_one("SELECT api_gateway.revoke_token('x.y.z')", &[])
+        .unwrap()
+        .get(0);
+    assert!(!garbage);
+}
+
+#[test]
+fn tokens_signed_before_a_key_rotation_keep_working() {
+    let mut db = connect();
+    let (id, secret) = new_client(&mut db, "{read}", None);
+    let old = issue(&mut db, &id, &secret, None, None).1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = secret_of(&mut db);
+    db.query_one("SELECT api_gateway.rotate_signing_key()", &[])
+        .unwrap();
+    assert_ne!(secret_of(&mut db), before);
+    let new = issue(&mut db, &id, &secret, None, None).1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for token in [&old, &new] {
+        let row = authenticate(
+            &mut db,
+            Some(&format!("Bearer {token}")),
+            "127.0.0.1",
+            "GET",
+        );
+        assert_eq!(row.get::<_, i32>("status"), 200);
+    }
+}
+
+#[test]
+fn authenticate_with_odoo_api_keys_and_bad_credentials() {
+    let mut db = connect();
+    for case in key_cases().iter().filter(|c| c.scope == "rpc") {
+        let row = authenticate(
+            &mut db,
+            Some(&format!("bearer   {}", case.key)),
+            "127.0.0.1",
+            "GET",
+        );
+        let status: i32 = row.get("status");
+        match case.uid {
+            Some(uid) => {
+                assert!(status == 200 || status == 429, "{}: {status}", case.label);
+                assert_eq!(
+                    row.get::<_, Option<i32>>("uid"),
+                    Some(uid),
+                    "{}",
+                    case.label
+                );
+            }
+            None => assert_eq!(status, 401, "{}", case.label),
+        }
+    }
+    let row = authenticate(&mut db, None, "127.0.0.1", "GET");
+    assert_eq!(row.get::<_, i32>("status"), 401);
+    assert_eq!(
+        row.get::<_, Option<String>>("error").as_deref(),
+        Some("missing_credentials")
+    );
+    for bad in [
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "Bearer a.b.c",
+        &format!("Bearer {}", "x".repeat(1 << 20)),
+    ] {
+        let row = authenticate(&mut db, Some(bad), "127.0.0.1", "GET");
+        assert_eq!(
+            row.get::<_, i32>("status"),
+            401,
+            "{}",
+            &bad[..bad.len().min(40)]
+        );
+        assert_eq!(row.get::<_, Option<i32>>("uid"), None);
+    }
+    let row = authenticate(&mut db, Some("Bearer whatever"), "127.0.0.1", "BREW");
+    assert_eq!(row.get::<_, i32>("status"), 405);
+}
+
+#[test]
+fn profiles_apply_ip_lists_deactivation_and_their_own_limit() {
+    let mut db = connect();
+    let case = key_cases()
+        .into_iter()
+        .find(|c| c.uid.is_some() && c.scope == "rpc")
+        .unwrap();
+    let uid = case.uid.unwrap();
+    let bearer = format!("Bearer {}", case.key);
+    let mut tx = db.transaction().unwrap();
+    tx.execute(
+        "INSERT INTO api_gateway.profile (user_id, rate_limit, rate_limit_window, allowed_ips) VALUES ($1, 2, 'hour', '{10.0.0.0/8}') \
+         ON CONFLICT (user_id) DO UPDATE SET rate_limit = 2, rate_limit_window = 'hour', allowed_ips = '{10.0.0.0/8}', active = true",
+        &[&uid],
+    )
+    .unwrap();
+    tx.execute(
+        "DELETE FROM api_gateway.throttle WHERE subject = $1",
+        &[&format!("user:{uid}")],
+    )
+    .unwrap();
+    let status = |tx: &mut postgres::Transaction, ip: &str| -> (i32, Option<String>) {
+        let r = tx
+            .query_one(
+                "SELECT status, error FROM api_gateway.authenticate($1, $2::text::inet, 'GET')",
+                &[&bearer, &ip],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(
+        status(&mut tx, "192.168.1.1"),
+        (403, Some("ip_not_allowed".into()))
+    );
+    assert_eq!(status(&mut tx, "10.1.1.1").0, 200);
+    assert_eq!(status(&mut tx, "10.1.1.1").0, 200);
+    let (code, error) = status(&mut tx, "10.1.1.1");
+    assert_eq!((code, error.as_deref()), (429, Some("rate_limited")));
+    tx.execute(
+        "UPDATE api_gateway.profile SET active = false WHERE user_id = $1",
+        &[&uid],
+    )
+    .unwrap();
+    assert_eq!(
+        status(&mut tx, "10.1.1.1"),
+        (403, Some("profile_inactive".into()))
+    );
+    tx.rollback().unwrap();
+}
+
+#[test]
+fn ordinary_roles_cannot_read_secrets_or_call_the_gate() {
+    let mut db = connect();
+    let mut tx = db.transaction().unwrap();
+    tx.batch_execute("CREATE ROLE agw_probe NOLOGIN; SET LOCAL ROLE agw_probe;")
+        .unwrap();
+    for sql in [
+        "SELECT secret_hash FROM api_gateway.client",
+        "SELECT secret FROM api_gateway.signing_key",
+        "SELECT * FROM api_gateway.authenticate('Bearer x', '127.0.0.1', 'GET')",
+        "SELECT api_gateway.verify_api_key('x')",
+        "SELECT * FROM api_gateway.create_client('x', 2)",
+    ] {
+        let mut sp = tx.transaction().unwrap();
+        let err = sp.query(sql, &[]).unwrap_err();
+        assert_eq!(sqlstate(&err), "42501", "{sql}");
+        sp.rollback().unwrap();
+    }
+    // The pure helpers stay usable by anyone.
+    let ok: bool = tx
+        .query_one("SELECT api_gateway.ip_allowed('1.2.3.4', NULL)", &[])
+        .unwrap()
+        .get(0);
+    assert!(ok);
+    tx.rollback().unwrap();
+    let _ = fixture() == Fixture::Mini;
+}
