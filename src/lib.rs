@@ -1,6 +1,7 @@
 //! The `api_gateway` PostgreSQL extension: pgrx glue only (type conversion, SPI, error mapping).
 //! The logic lives in the pure `api_gateway_core` crate.
 mod api;
+mod data;
 mod error;
 mod odoo;
 mod spi;
@@ -10,4 +11,5 @@ mod spi;
 // Tables, views and grants. `bootstrap` puts the tables first so that functions may name them.
 pgrx::extension_sql_file!("sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!("sql/gate.sql", name = "gate", requires = ["schema"]);
+pgrx::extension_sql_file!("sql/describe.sql", name = "describe", requires = ["gate"]);
 pgrx::extension_sql_file!("sql/finalize.sql", name = "finalize", finalize);

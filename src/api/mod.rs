@@ -1,6 +1,7 @@
 //! The SQL surface, one module per concern.
 pub mod api_key;
 pub mod authenticate;
+pub mod data;
 pub mod jwt;
 pub mod oauth;
 pub mod rate_limit;

@@ -254,3 +254,63 @@ fn revoke_token(token: Option<&str>) -> bool {
         spi(c.update(plan, None, &[jti.into()])).len() > 0
     })
 }
+
+const INTROSPECT: &str = "SELECT t.client_id, t.user_id, t.scopes, extract(epoch FROM t.issued_at)::bigint, \
+       extract(epoch FROM t.expires_at)::bigint, \
+       t.revoked_at IS NULL AND t.expires_at > now() AND c.active AND coalesce(u.active, false) \
+  FROM api_gateway.token t JOIN api_gateway.client c ON c.client_id = t.client_id \
+  LEFT JOIN public.res_users u ON u.id = t.user_id WHERE t.jti = $1";
+
+/// `api_gateway.introspect_token(token text) RETURNS jsonb`: RFC 7662 answer for one of our
+/// access tokens: `{"active": true, "scope", "client_id", "sub", "exp", "iat", "jti",
+/// "token_type", "iss"}` or just `{"active": false}` for anything else.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn introspect_token(token: Option<&str>) -> pgrx::JsonB {
+    let inactive = || pgrx::JsonB(json!({"active": false}));
+    let Some(token) = token else {
+        return inactive();
+    };
+    let Ok(header) = jwt::decode_header(token) else {
+        return inactive();
+    };
+    let Some(secret) = header.kid.as_deref().and_then(secret_for_kid) else {
+        return inactive();
+    };
+    let Ok(claims) = jwt::verify(
+        token,
+        secret.as_bytes(),
+        jwt::Algorithm::HS256,
+        now_unix(),
+        0,
+    ) else {
+        return inactive();
+    };
+    let Some(jti) = claims.get("jti").and_then(|v| v.as_str()) else {
+        return inactive();
+    };
+    let row = Spi::connect(|c| {
+        let plan = crate::spi::plan(c, INTROSPECT, &[PgBuiltInOids::TEXTOID], false);
+        let t = spi(c.select(plan, Some(1), &[jti.into()]));
+        if t.is_empty() {
+            return None;
+        }
+        let r = t.first();
+        Some((
+            spi(r.get::<String>(1)).unwrap_or_default(),
+            spi(r.get::<i32>(2)).unwrap_or_default(),
+            spi(r.get::<Vec<String>>(3)).unwrap_or_default(),
+            spi(r.get::<i64>(4)).unwrap_or_default(),
+            spi(r.get::<i64>(5)).unwrap_or_default(),
+            spi(r.get::<bool>(6)).unwrap_or(false),
+        ))
+    });
+    match row {
+        Some((client_id, uid, scopes, iat, exp, true)) => pgrx::JsonB(json!({
+            "active": true, "scope": scopes.join(" "), "client_id": client_id, "sub": uid.to_string(),
+            "exp": exp, "iat": iat, "jti": jti, "token_type": "Bearer",
+            "iss": claims.get("iss").cloned().unwrap_or(serde_json::Value::Null),
+        })),
+        _ => inactive(),
+    }
+}

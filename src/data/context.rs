@@ -1,0 +1,254 @@
+//! Who is asking: the Odoo user with groups (implied closure) and companies, the access rights
+//! (`ir.model.access`) and record rules (`ir.rule`) that apply, in one query per call.
+use crate::data::Operation;
+use crate::error::{raise, spi};
+use api_gateway_core::domain::{self, Domain, EvalContext, Value};
+use pgrx::prelude::*;
+use std::collections::HashMap;
+
+pub const SUPERUSER_ID: i32 = 1;
+
+/// `_inherits` delegations whose parent rules apply to the child (Odoo's `_compute_domain`):
+/// ir_model does not record them, so the well-known ones are listed here.
+pub const INHERITS: &[(&str, &str, &str)] = &[
+    ("res.users", "res.partner", "partner_id"),
+    ("product.product", "product.template", "product_tmpl_id"),
+];
+
+const CONTEXT: &str = "WITH RECURSIVE g(gid) AS ( \
+       SELECT r.gid FROM public.res_groups_users_rel r WHERE r.uid = $1 \
+       UNION SELECT i.hid FROM public.res_groups_implied_rel i JOIN g ON i.gid = g.gid) \
+SELECT u.active, u.company_id, u.partner_id, p.commercial_partner_id, p.lang, \
+       ARRAY(SELECT gid FROM g ORDER BY gid), \
+       ARRAY(SELECT r.cid FROM public.res_company_users_rel r JOIN public.res_company c ON c.id = r.cid \
+              WHERE r.user_id = $1 AND coalesce(c.active, true) ORDER BY r.cid), \
+       (SELECT coalesce(bool_or(CASE $3 WHEN 'read' THEN a.perm_read WHEN 'write' THEN a.perm_write \
+                                 WHEN 'create' THEN a.perm_create ELSE a.perm_unlink END), false) \
+          FROM public.ir_model_access a JOIN public.ir_model m ON m.id = a.model_id \
+         WHERE m.model = $2[1] AND a.active AND (a.group_id IS NULL OR a.group_id IN (SELECT gid FROM g))), \
+       (SELECT json_agg(json_build_array(m.model, r.id, r.name, coalesce(r.domain_force, ''), \
+                        NOT EXISTS (SELECT 1 FROM public.rule_group_rel x WHERE x.rule_group_id = r.id)) ORDER BY r.id) \
+          FROM public.ir_rule r JOIN public.ir_model m ON m.id = r.model_id \
+         WHERE m.model = ANY($2) AND r.active \
+           AND CASE $3 WHEN 'read' THEN r.perm_read WHEN 'write' THEN r.perm_write \
+                       WHEN 'create' THEN r.perm_create ELSE r.perm_unlink END \
+           AND (NOT EXISTS (SELECT 1 FROM public.rule_group_rel x WHERE x.rule_group_id = r.id) \
+                OR EXISTS (SELECT 1 FROM public.rule_group_rel x WHERE x.rule_group_id = r.id AND x.group_id IN (SELECT gid FROM g)))) \
+  FROM public.res_users u LEFT JOIN public.res_partner p ON p.id = u.partner_id WHERE u.id = $1";
+
+/// The environment of one call: `env.user`, `env.companies`, `env.company`, language.
+pub struct UserContext {
+    pub uid: i32,
+    pub superuser: bool,
+    pub company_id: i64,
+    pub company_ids: Vec<i64>,
+    pub partner_id: Option<i64>,
+    pub commercial_partner_id: Option<i64>,
+    pub lang: String,
+    pub groups: Vec<i64>,
+    /// ACL for the operation asked.
+    pub allowed: bool,
+    /// (model, rule id, rule name, domain_force, global) for the model and its `_inherits` parents.
+    pub rules: Vec<(String, i32, String, String, bool)>,
+}
+
+/// Load the user's context and what applies to `model` for `op`. An unknown or archived user
+/// (other than the superuser) is refused with 42501.
+pub fn load(uid: i32, model: &str, op: Operation) -> UserContext {
+    let mut models = vec![model.to_string()];
+    models.extend(
+        INHERITS
+            .iter()
+            .filter(|(m, _, _)| *m == model)
+            .map(|(_, p, _)| p.to_string()),
+    );
+    let row = Spi::connect(|c| {
+        let plan = crate::spi::plan(
+            c,
+            CONTEXT,
+            &[
+                PgBuiltInOids::INT4OID,
+                PgBuiltInOids::TEXTARRAYOID,
+                PgBuiltInOids::TEXTOID,
+            ],
+            false,
+        );
+        let t = spi(c.select(
+            plan,
+            Some(1),
+            &[uid.into(), models.clone().into(), op.as_str().into()],
+        ));
+        if t.is_empty() {
+            return None;
+        }
+        let r = t.first();
+        Some((
+            spi(r.get::<bool>(1)).unwrap_or(false),
+            spi(r.get::<i32>(2)).unwrap_or(0),
+            spi(r.get::<i32>(3)),
+            spi(r.get::<i32>(4)),
+            spi(r.get::<String>(5)),
+            spi(r.get::<Vec<i32>>(6)).unwrap_or_default(),
+            spi(r.get::<Vec<i32>>(7)).unwrap_or_default(),
+            spi(r.get::<bool>(8)).unwrap_or(false),
+            spi(r.get::<pgrx::Json>(9)),
+        ))
+    });
+    let superuser = uid == SUPERUSER_ID;
+    let Some((active, company_id, partner_id, commercial, lang, groups, companies, allowed, rules)) =
+        row
+    else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("Odoo user {uid} does not exist"),
+            None,
+        )
+    };
+    if !active && !superuser {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("Odoo user {uid} is archived"),
+            None,
+        );
+    }
+    let rules = rules
+        .and_then(|j| j.0.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap_or_default().to_string(),
+                r[1].as_i64().unwrap_or(0) as i32,
+                r[2].as_str().unwrap_or_default().to_string(),
+                r[3].as_str().unwrap_or_default().to_string(),
+                r[4].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    let company_ids: Vec<i64> = companies.into_iter().map(i64::from).collect();
+    // env.company: the user's company when it is among the allowed ones, else the first allowed.
+    let company = if company_ids.contains(&i64::from(company_id)) || company_ids.is_empty() {
+        i64::from(company_id)
+    } else {
+        company_ids[0]
+    };
+    UserContext {
+        uid,
+        superuser,
+        company_id: company,
+        company_ids,
+        partner_id: partner_id.map(i64::from),
+        commercial_partner_id: commercial.or(partner_id).map(i64::from),
+        lang: lang
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| "en_US".into()),
+        groups: groups.into_iter().map(i64::from).collect(),
+        allowed: allowed || superuser,
+        rules,
+    }
+}
+
+impl UserContext {
+    /// Refuse with 42501 when the ACL does not grant `op` on `model` (Odoo's AccessError).
+    pub fn require_access(&self, model: &str, op: Operation) {
+        if !self.allowed {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "user {} may not {} records of model {model} (no access right grants it)",
+                    self.uid,
+                    op.as_str()
+                ),
+                None,
+            );
+        }
+    }
+
+    fn eval_context(&self) -> HashMap<String, Value> {
+        let int = |v: Option<i64>| v.map(Value::Int).unwrap_or(Value::Bool(false));
+        let ints = |v: &[i64]| Value::List(v.iter().copied().map(Value::Int).collect());
+        let mut m = HashMap::new();
+        m.insert("user.id".into(), Value::Int(i64::from(self.uid)));
+        m.insert("user.ids".into(), ints(&[i64::from(self.uid)]));
+        for (name, v) in [
+            ("partner_id", self.partner_id),
+            ("commercial_partner_id", self.commercial_partner_id),
+        ] {
+            m.insert(format!("user.{name}.id"), int(v));
+            m.insert(
+                format!("user.{name}.ids"),
+                ints(&v.into_iter().collect::<Vec<_>>()),
+            );
+        }
+        m.insert("user.company_id.id".into(), Value::Int(self.company_id));
+        m.insert("user.company_ids.ids".into(), ints(&self.company_ids));
+        m.insert("user.all_group_ids.ids".into(), ints(&self.groups));
+        m.insert("company_ids".into(), ints(&self.company_ids));
+        m.insert("company_id".into(), Value::Int(self.company_id));
+        m
+    }
+
+    /// The record-rule domain for the loaded operation (Odoo's `_compute_domain`): global rules
+    /// ANDed, group rules ORed and ANDed with them; rules of `_inherits` parents applied through
+    /// the delegation field. None = no restriction. A rule that cannot be evaluated makes the
+    /// operation fail closed (42501 naming the rule).
+    pub fn rule_domain(&self, model: &str) -> Option<Domain> {
+        if self.superuser || self.rules.is_empty() {
+            return None;
+        }
+        let ctx = self.eval_context();
+        let mut globals = vec![];
+        let mut parents: HashMap<String, (Vec<Domain>, Vec<Domain>)> = HashMap::new();
+        let mut groups = vec![];
+        for (rule_model, id, name, text, global) in &self.rules {
+            let dom = domain::parse_rule(text, &ctx as &dyn EvalContext)
+                .unwrap_or_else(|e| fail_closed(model, *id, name, &e.to_string()));
+            if rule_model == model {
+                if *global {
+                    globals.push(dom)
+                } else {
+                    groups.push(dom)
+                }
+            } else {
+                let entry = parents.entry(rule_model.clone()).or_default();
+                if *global {
+                    entry.0.push(dom)
+                } else {
+                    entry.1.push(dom)
+                }
+            }
+        }
+        for (parent, (g, grp)) in parents {
+            let field = INHERITS
+                .iter()
+                .find(|(m, p, _)| *m == model && *p == parent)
+                .map(|x| x.2)
+                .unwrap_or("id");
+            let mut parts = g;
+            if !grp.is_empty() {
+                parts.push(domain::or(grp));
+            }
+            globals.push(Domain::Leaf(domain::Leaf {
+                path: field.to_string(),
+                op: domain::Operator::Any,
+                value: domain::LeafValue::Domain(Box::new(domain::and(parts))),
+            }));
+        }
+        if !groups.is_empty() {
+            globals.push(domain::or(groups));
+        }
+        Some(domain::and(globals))
+    }
+}
+
+pub fn fail_closed(model: &str, rule_id: i32, rule_name: &str, why: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!(
+            "record rule {rule_id} \"{rule_name}\" on {model} cannot be enforced by the gateway ({why}); access refused"
+        ),
+        Some(
+            "the rule uses a name or a field the gateway cannot evaluate in SQL; serve this model through Odoo",
+        ),
+    )
+}

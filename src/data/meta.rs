@@ -1,0 +1,307 @@
+//! Model metadata, read from `ir_model` and `ir_model_fields` (never guessed from table names
+//! alone) and cached per backend. Each use re-checks a cheap fingerprint of the model's
+//! `ir_model_fields` rows (row count and the sum of their xmin), so a module install or a
+//! changed field is seen on the next call.
+use crate::error::{raise, spi};
+use api_gateway_core::domain::{FieldInfo, ModelInfo};
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// What the gateway knows about one field beyond what the domain compiler needs.
+#[derive(Debug, Clone)]
+pub struct FieldMeta {
+    /// A column of the model's table holds it (false for x2many, attachments, non-stored).
+    pub has_column: bool,
+    pub readonly: bool,
+    pub required: bool,
+    /// Groups allowed to access it (`groups=` on the field); empty = everyone.
+    pub groups: Vec<i32>,
+}
+
+#[derive(Debug)]
+pub struct ModelMeta {
+    pub info: ModelInfo,
+    pub order: String,
+    pub fields: HashMap<String, FieldMeta>,
+    /// Display name of a record: `complete_name` when stored, else `_rec_name`, else none.
+    pub display_column: Option<String>,
+    pub display_translated: bool,
+    /// For `_inherits` children without a name of their own (res.users): the parent's table,
+    /// the delegation column and the parent's display column.
+    pub display_via: Option<(String, String, String)>,
+    pub fingerprint: (i64, i64),
+}
+
+thread_local! {
+    static CACHE: RefCell<HashMap<String, Rc<ModelMeta>>> = RefCell::new(HashMap::new());
+}
+
+const FINGERPRINT: &str = "SELECT count(*), coalesce(sum(xmin::text::bigint), 0)::bigint \
+  FROM public.ir_model_fields WHERE model = $1";
+
+const MODEL: &str = "SELECT m.id, coalesce(m.name->>'en_US', m.model), coalesce(m.\"order\", 'id'), \
+       coalesce(m.abstract, false), to_regclass('public.' || quote_ident(replace(m.model, '.', '_'))) IS NOT NULL \
+  FROM public.ir_model m WHERE m.model = $1";
+
+const FIELDS: &str = "SELECT f.id, f.name, f.ttype, coalesce(f.store, false), f.relation, f.relation_field, \
+       f.relation_table, f.column1, f.column2, coalesce(f.translate::text, '') NOT IN ('', 'false'), \
+       coalesce(f.company_dependent, false), coalesce(f.required, false), coalesce(f.readonly, false), \
+       a.attname IS NOT NULL, a.attnotnull IS TRUE, \
+       coalesce(f.field_description->>'en_US', f.name), \
+       GROUPS \
+  FROM public.ir_model_fields f \
+  LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = to_regclass('public.' || quote_ident($2)) \
+       AND a.attname = f.name AND a.attnum > 0 AND NOT a.attisdropped \
+ WHERE f.model = $1";
+
+/// Model names are lower-case dotted identifiers; anything else cannot name a model.
+fn valid_model_name(model: &str) -> bool {
+    !model.is_empty()
+        && model.len() <= 128
+        && model
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+        && !model.starts_with('.')
+        && !model.ends_with('.')
+}
+
+/// `[a-z_][a-z0-9_]*`, at most 63 bytes: the only field names spliced into SQL (quoted).
+pub fn plain_identifier(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    name.len() <= 63
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn fingerprint(model: &str) -> (i64, i64) {
+    Spi::connect(|c| {
+        let plan = crate::spi::plan(c, FINGERPRINT, &[PgBuiltInOids::TEXTOID], false);
+        let t = spi(c.select(plan, Some(1), &[model.into()]));
+        let r = t.first();
+        (
+            spi(r.get::<i64>(1)).unwrap_or(0),
+            spi(r.get::<i64>(2)).unwrap_or(0),
+        )
+    })
+}
+
+/// The metadata of `model`, fresh as of this call. Unknown or unservable models raise 42P01.
+pub fn model(model: &str) -> Rc<ModelMeta> {
+    match try_model(model) {
+        Ok(m) => m,
+        Err(why) => raise(PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE, why, None),
+    }
+}
+
+/// Like [`model`], but says why instead of raising (for comodels that may not be served).
+pub fn try_model(model: &str) -> Result<Rc<ModelMeta>, String> {
+    let shown: String = model.chars().take(64).collect();
+    let unknown = || format!("unknown model \"{shown}\": it has no row in ir_model");
+    if !valid_model_name(model) {
+        return Err(unknown());
+    }
+    let print = fingerprint(model);
+    if let Some(m) = CACHE.with(|c| c.borrow().get(model).cloned()) {
+        if m.fingerprint == print {
+            return Ok(m);
+        }
+    }
+    if print.0 == 0 {
+        return Err(unknown());
+    }
+    let loaded = Rc::new(load(model, print)?);
+    CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() > 512 {
+            cache.clear();
+        }
+        cache.insert(model.to_string(), loaded.clone());
+    });
+    Ok(loaded)
+}
+
+fn load(model: &str, fingerprint: (i64, i64)) -> Result<ModelMeta, String> {
+    let table = model.replace('.', "_");
+    let head = Spi::connect(|c| {
+        let t = spi(c.select(MODEL, Some(1), &[model.into()]));
+        if t.is_empty() {
+            return None;
+        }
+        let r = t.first();
+        Some((
+            spi(r.get::<i32>(1)).unwrap_or(0),
+            spi(r.get::<String>(2)).unwrap_or_default(),
+            spi(r.get::<String>(3)).unwrap_or_else(|| "id".into()),
+            spi(r.get::<bool>(4)).unwrap_or(false),
+            spi(r.get::<bool>(5)).unwrap_or(false),
+        ))
+    });
+    let Some((_, _, order, is_abstract, has_table)) = head else {
+        return Err(format!(
+            "unknown model \"{model}\": it has no row in ir_model"
+        ));
+    };
+    if is_abstract || !has_table {
+        return Err(format!(
+            "model \"{model}\" cannot be served: {}",
+            if is_abstract {
+                "it is abstract (no table)".to_string()
+            } else {
+                format!(
+                    "its table public.{table} does not exist (a custom _table is not supported)"
+                )
+            }
+        ));
+    }
+    let mut info = ModelInfo::new(model, &table);
+    let mut fields = HashMap::new();
+    // Field-level groups live in ir_model_fields_group_rel, absent from some databases.
+    let has_group_rel = Spi::connect(|c| {
+        spi(c
+            .select(
+                "SELECT to_regclass('public.ir_model_fields_group_rel') IS NOT NULL",
+                Some(1),
+                &[],
+            )
+            .and_then(|t| t.first().get::<bool>(1)))
+    })
+    .unwrap_or(false);
+    let groups = if has_group_rel {
+        "ARRAY(SELECT g.group_id FROM public.ir_model_fields_group_rel g WHERE g.field_id = f.id)"
+    } else {
+        "'{}'::int[]"
+    };
+    let fields_sql = FIELDS.replace("GROUPS", groups);
+    Spi::connect(|c| {
+        let rows = spi(c.select(
+            fields_sql.as_str(),
+            None,
+            &[model.into(), table.as_str().into()],
+        ));
+        for r in rows {
+            let text = |n: usize| spi(r.get::<String>(n));
+            let flag = |n: usize| spi(r.get::<bool>(n)).unwrap_or(false);
+            let name = text(2).unwrap_or_default();
+            if !plain_identifier(&name) {
+                continue; // cannot be named safely in SQL, so it is not served
+            }
+            let ttype = text(3).unwrap_or_default();
+            let has_column = flag(14);
+            let relational_x2many = ttype == "one2many" || ttype == "many2many";
+            let store = flag(4) && (has_column || relational_x2many);
+            info.fields.insert(
+                name.clone(),
+                FieldInfo {
+                    name: name.clone(),
+                    ttype: ttype.clone(),
+                    store,
+                    relation: text(5).filter(|s| !s.is_empty()),
+                    relation_field: text(6).filter(|s| !s.is_empty()),
+                    relation_table: text(7).filter(|s| !s.is_empty()),
+                    column1: text(8).filter(|s| !s.is_empty()),
+                    column2: text(9).filter(|s| !s.is_empty()),
+                    translate: flag(10),
+                    company_dependent: flag(11),
+                    // The compiler drops `IS NULL` branches only for real NOT NULL columns.
+                    required: flag(15),
+                },
+            );
+            fields.insert(
+                name,
+                FieldMeta {
+                    has_column,
+                    readonly: flag(13),
+                    required: flag(12),
+                    groups: spi(r.get::<Vec<i32>>(17)).unwrap_or_default(),
+                },
+            );
+        }
+    });
+    // `id` is always there, even where ir_model_fields lacks it.
+    info.fields.entry("id".into()).or_insert_with(|| FieldInfo {
+        required: true,
+        ..FieldInfo::new("id", "integer")
+    });
+    fields.entry("id".into()).or_insert(FieldMeta {
+        has_column: true,
+        readonly: true,
+        required: false,
+        groups: vec![],
+    });
+    let column = |n: &str| fields.get(n).is_some_and(|f| f.has_column);
+    info.has_active = column("active") || column("x_active");
+    if !column("active") && column("x_active") {
+        info.fields.remove("active");
+    }
+    info.rec_name = ["name", "x_name"]
+        .into_iter()
+        .find(|n| info.fields.contains_key(*n))
+        .unwrap_or("id")
+        .to_string();
+    let (display_column, display_translated) = if column("complete_name") {
+        (
+            Some("complete_name".to_string()),
+            info.fields["complete_name"].translate,
+        )
+    } else if column(&info.rec_name.clone()) && info.rec_name != "id" {
+        (
+            Some(info.rec_name.clone()),
+            info.fields[&info.rec_name].translate,
+        )
+    } else {
+        (None, false)
+    };
+    let display_via = if display_column.is_none() {
+        crate::data::context::INHERITS
+            .iter()
+            .find(|(child, _, _)| *child == model)
+            .and_then(|(_, parent, fk)| {
+                let parent = try_model(parent).ok()?;
+                let col = parent.display_column.clone()?;
+                Some((parent.table().to_string(), fk.to_string(), col))
+            })
+    } else {
+        None
+    };
+    Ok(ModelMeta {
+        info,
+        order,
+        fields,
+        display_column,
+        display_translated,
+        display_via,
+        fingerprint,
+    })
+}
+
+impl ModelMeta {
+    pub fn table(&self) -> &str {
+        &self.info.table
+    }
+
+    /// SQL for the display name of the record whose id is `id_sql` (an expression), with the
+    /// language in parameter `lang_param`.
+    pub fn display_name_sql(&self, id_sql: &str, lang_param: usize) -> String {
+        match &self.display_column {
+            Some(col) if self.display_translated => format!(
+                "(SELECT coalesce(d.\"{col}\"->>${lang_param}, d.\"{col}\"->>'en_US') FROM public.\"{t}\" d WHERE d.id = {id_sql})",
+                t = self.table()
+            ),
+            Some(col) => format!(
+                "(SELECT d.\"{col}\"::text FROM public.\"{t}\" d WHERE d.id = {id_sql})",
+                t = self.table()
+            ),
+            None => match &self.display_via {
+                Some((parent, fk, col)) => format!(
+                    "(SELECT p.\"{col}\"::text FROM public.\"{t}\" d JOIN public.\"{parent}\" p ON p.id = d.\"{fk}\" WHERE d.id = {id_sql})",
+                    t = self.table()
+                ),
+                None => format!("('{},' || {id_sql})", self.info.model),
+            },
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! search_read / search_count / read: the user's domain AND the record rules, compiled to one
+//! parameterised statement that returns the records as a JSON array shaped like Odoo's
+//! `search_read` (many2one as `[id, display_name]`, x2many as id lists, translations in the
+//! user's language with en_US fallback, False for empty values).
+use crate::data::context::{self, UserContext};
+use crate::data::meta::{self, ModelMeta};
+use crate::data::{Operation, bad_input, params};
+use crate::error::{raise, spi};
+use api_gateway_core::domain::{
+    self, CompileOptions, Domain, DomainError, ModelInfo, Param, Schema,
+};
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// The models a compilation may visit, loaded on demand, plus the user's read rules on them.
+pub struct Models<'u> {
+    user: &'u UserContext,
+    loaded: RefCell<HashMap<String, Rc<ModelMeta>>>,
+    /// Keeps every `Rc` alive while `self` lives, so references handed out stay valid.
+    keep: RefCell<Vec<Rc<ModelMeta>>>,
+}
+
+impl<'u> Models<'u> {
+    pub fn new(user: &'u UserContext) -> Self {
+        Models {
+            user,
+            loaded: RefCell::new(HashMap::new()),
+            keep: RefCell::new(vec![]),
+        }
+    }
+
+    /// A comodel if it can be served, else None (never raises).
+    pub fn try_get(&self, model: &str) -> Option<Rc<ModelMeta>> {
+        if let Some(m) = self.loaded.borrow().get(model) {
+            return Some(m.clone());
+        }
+        let m = meta::try_model(model).ok()?;
+        self.loaded
+            .borrow_mut()
+            .insert(model.to_string(), m.clone());
+        self.keep.borrow_mut().push(m.clone());
+        Some(m)
+    }
+
+    pub fn get(&self, model: &str) -> Rc<ModelMeta> {
+        if let Some(m) = self.loaded.borrow().get(model) {
+            return m.clone();
+        }
+        let m = meta::model(model);
+        self.loaded
+            .borrow_mut()
+            .insert(model.to_string(), m.clone());
+        self.keep.borrow_mut().push(m.clone());
+        m
+    }
+}
+
+impl Schema for Models<'_> {
+    fn model(&self, name: &str) -> Option<&ModelInfo> {
+        let rc = self.try_get(name)?;
+        let ptr: *const ModelMeta = Rc::as_ptr(&rc);
+        // SAFETY: `keep` holds a clone of this Rc for as long as `self` lives and is never
+        // shrunk, so the ModelMeta is neither moved nor freed while the reference is in use.
+        Some(unsafe { &(*ptr).info })
+    }
+
+    fn read_rule(&self, model: &str) -> Result<Option<Domain>, DomainError> {
+        if self.user.superuser {
+            return Ok(None);
+        }
+        let ctx = context::load(self.user.uid, model, Operation::Read);
+        Ok(ctx.rule_domain(model))
+    }
+}
+
+pub struct Query {
+    pub from_where: String,
+    pub params: Vec<Param>,
+}
+
+/// FROM + WHERE for the model's rows visible to the user for `op`, matching `domain`.
+pub fn visible_rows(
+    user: &UserContext,
+    models: &Models,
+    model: &ModelMeta,
+    domain: &Domain,
+    active_test: bool,
+) -> Query {
+    let rule = user.rule_domain(&model.info.model);
+    let opts = CompileOptions {
+        lang: &user.lang,
+        company_id: user.company_id,
+        active_test,
+    };
+    // The caller's domain alone first: its mistakes are bad input (22023)...
+    if let Err(e) = domain::compile(domain, &model.info, models, "t", 1, &opts) {
+        bad_input("domain", &e);
+    }
+    // ...so what fails once the rules are added is a rule the gateway cannot enforce: fail closed.
+    let sql = domain::compile_search(domain, rule.as_ref(), &model.info, models, "t", 1, &opts)
+        .unwrap_or_else(|e| {
+            context::fail_closed(&model.info.model, 0, "record rules", &e.to_string())
+        });
+    Query {
+        from_where: format!("FROM public.\"{}\" t WHERE {}", model.table(), sql.text),
+        params: sql.params,
+    }
+}
+
+/// Parse the caller's domain (Python-literal or JSON text).
+pub fn parse_domain(text: Option<&str>) -> Domain {
+    let text = text.unwrap_or("[]");
+    if text.len() > 256 * 1024 {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "invalid domain: longer than 256 KiB",
+            None,
+        );
+    }
+    domain::parse(text).unwrap_or_else(|e| bad_input("domain", &e))
+}
+
+/// The fields to return: the ones asked for (each checked), or every stored readable field.
+fn select_fields(
+    user: &UserContext,
+    model: &ModelMeta,
+    fields: Option<Vec<Option<String>>>,
+) -> Vec<String> {
+    let readable = |name: &str| -> bool {
+        model.fields.get(name).is_some_and(|f| {
+            f.groups.is_empty()
+                || user.superuser
+                || f.groups
+                    .iter()
+                    .any(|g| user.groups.contains(&i64::from(*g)))
+        })
+    };
+    match fields {
+        Some(list) if !list.is_empty() => {
+            let mut out: Vec<String> = vec![];
+            for name in list.into_iter().flatten() {
+                let info = model.info.fields.get(&name);
+                match info {
+                    None => raise(
+                        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                        format!(
+                            "invalid field list: unknown field {}.{}",
+                            model.info.model,
+                            truncate(&name)
+                        ),
+                        None,
+                    ),
+                    Some(f) if !f.store || f.ttype == "binary" => raise(
+                        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                        format!(
+                            "invalid field list: {}.{name} is not stored in the database",
+                            model.info.model
+                        ),
+                        Some("computed, related and attachment fields need Odoo itself"),
+                    ),
+                    Some(_) if !readable(&name) => raise(
+                        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        format!(
+                            "user {} may not read field {}.{name}",
+                            user.uid, model.info.model
+                        ),
+                        None,
+                    ),
+                    Some(_) => {
+                        if !out.contains(&name) {
+                            out.push(name)
+                        }
+                    }
+                }
+            }
+            if !out.iter().any(|f| f == "id") {
+                out.insert(0, "id".into());
+            }
+            out
+        }
+        _ => {
+            let mut names: Vec<String> = model
+                .info
+                .fields
+                .values()
+                .filter(|f| f.store && f.ttype != "binary" && readable(&f.name))
+                .map(|f| f.name.clone())
+                .collect();
+            names.sort_by(|a, b| (a != "id", a).cmp(&(b != "id", b)));
+            names
+        }
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// SQL producing one field's JSON value for row `t`, as Odoo's `read` shapes it.
+fn value_sql(
+    models: &Models,
+    model: &ModelMeta,
+    name: &str,
+    lang_param: usize,
+    company_param: usize,
+) -> String {
+    let f = &model.info.fields[name];
+    let col = format!("t.\"{name}\"");
+    match f.ttype.as_str() {
+        "many2one" => {
+            // A comodel the gateway cannot serve still gets a display value: "model,id".
+            let display = match f.relation.as_deref().map(|r| (r, models.try_get(r))) {
+                Some((_, Some(co))) => co.display_name_sql(&col, lang_param),
+                Some((rel, None)) => format!("('{}' || ',' || {col})", rel.replace('\'', "")),
+                None => format!("{col}::text"),
+            };
+            format!(
+                "CASE WHEN {col} IS NULL THEN 'false'::jsonb ELSE jsonb_build_array({col}, {display}) END"
+            )
+        }
+        "many2many" => {
+            let (Some(rel), Some(c1), Some(c2)) = (&f.relation_table, &f.column1, &f.column2)
+            else {
+                return "'[]'::jsonb".into();
+            };
+            format!(
+                "coalesce((SELECT jsonb_agg(r.\"{c2}\" ORDER BY r.\"{c2}\") FROM public.\"{rel}\" r WHERE r.\"{c1}\" = t.id), '[]'::jsonb)"
+            )
+        }
+        "one2many" => {
+            let (Some(rel), Some(inverse)) = (&f.relation, &f.relation_field) else {
+                return "'[]'::jsonb".into();
+            };
+            let Some(co) = models.try_get(rel) else {
+                return "'[]'::jsonb".into();
+            };
+            let active = if co.info.has_active {
+                " AND c.active IS TRUE"
+            } else {
+                ""
+            };
+            format!(
+                "coalesce((SELECT jsonb_agg(c.id ORDER BY c.id) FROM public.\"{}\" c WHERE c.\"{inverse}\" = t.id{active}), '[]'::jsonb)",
+                co.table()
+            )
+        }
+        _ if f.company_dependent => {
+            format!("coalesce({col}->(${company_param}::text), 'false'::jsonb)")
+        }
+        _ if f.translate => {
+            format!(
+                "coalesce(to_jsonb(coalesce({col}->>${lang_param}, {col}->>'en_US')), 'false'::jsonb)"
+            )
+        }
+        "integer" => format!("to_jsonb(coalesce({col}, 0))"),
+        "float" | "monetary" => format!("to_jsonb(coalesce({col}, 0))"),
+        "boolean" => format!("to_jsonb(coalesce({col}, false))"),
+        "date" => format!("coalesce(to_jsonb(to_char({col}, 'YYYY-MM-DD')), 'false'::jsonb)"),
+        "datetime" => {
+            format!("coalesce(to_jsonb(to_char({col}, 'YYYY-MM-DD HH24:MI:SS')), 'false'::jsonb)")
+        }
+        "json" | "properties" | "properties_definition" => {
+            format!("coalesce(to_jsonb({col}), 'false'::jsonb)")
+        }
+        _ => format!("coalesce(to_jsonb({col}), 'false'::jsonb)"),
+    }
+}
+
+/// `jsonb_build_object` takes at most 100 arguments: build in chunks and concatenate.
+fn object_sql(pairs: &[(String, String)]) -> String {
+    let chunks: Vec<String> = pairs
+        .chunks(40)
+        .map(|chunk| {
+            let args: Vec<String> = chunk.iter().map(|(k, v)| format!("'{k}', {v}")).collect();
+            format!("jsonb_build_object({})", args.join(", "))
+        })
+        .collect();
+    if chunks.is_empty() {
+        "'{}'::jsonb".into()
+    } else {
+        chunks.join(" || ")
+    }
+}
+
+/// ORDER BY for a validated `order` string (the model's `_order` by default), `id` last.
+fn order_sql(model: &ModelMeta, order: Option<&str>, lang_param: usize) -> String {
+    let parsed = match order.map(str::trim).filter(|o| !o.is_empty()) {
+        Some(o) => domain::parse_order(o, &model.info).unwrap_or_else(|e| bad_input("order", &e)),
+        // The model's own _order may name things we cannot sort on in SQL; fall back to id.
+        None => domain::parse_order(&model.order, &model.info).unwrap_or_default(),
+    };
+    let mut terms: Vec<String> = parsed
+        .iter()
+        .map(|(name, desc)| {
+            let f = &model.info.fields[name];
+            let expr = if f.translate {
+                format!("coalesce(t.\"{name}\"->>${lang_param}, t.\"{name}\"->>'en_US')")
+            } else {
+                format!("t.\"{name}\"")
+            };
+            format!("{expr} {}", if *desc { "DESC" } else { "ASC" })
+        })
+        .collect();
+    if !parsed.iter().any(|(n, _)| n == "id") {
+        terms.push("t.id ASC".into());
+    }
+    terms.join(", ")
+}
+
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+const LIMITS: &str = "SELECT default_limit, max_limit FROM api_gateway.settings";
+
+pub fn page(limit: Option<i32>, offset: Option<i32>) -> Page {
+    let (default, max) = Spi::connect(|c| {
+        let plan = crate::spi::plan(c, LIMITS, &[], false);
+        let t = spi(c.select(plan, Some(1), &[]));
+        let r = t.first();
+        (
+            spi(r.get::<i32>(1)).unwrap_or(80),
+            spi(r.get::<i32>(2)).unwrap_or(1000),
+        )
+    });
+    let limit = match limit {
+        None => default,
+        Some(l) if l < 0 => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid limit {l}: must be >= 0"),
+            None,
+        ),
+        Some(l) => l.min(max),
+    };
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid offset {offset}: must be >= 0"),
+            None,
+        );
+    }
+    Page {
+        limit: i64::from(limit),
+        offset: i64::from(offset),
+    }
+}
+
+pub struct Request<'a> {
+    pub uid: i32,
+    pub model: &'a str,
+    pub domain: Domain,
+    pub fields: Option<Vec<Option<String>>>,
+    pub page: Option<Page>,
+    pub order: Option<&'a str>,
+    pub active_test: bool,
+}
+
+/// The records as a JSON array.
+pub fn search_read(req: Request) -> pgrx::JsonB {
+    crate::odoo::require_odoo("search_read", crate::data::TABLES);
+    let user = context::load(req.uid, req.model, Operation::Read);
+    let models = Models::new(&user);
+    let model = models.get(req.model);
+    user.require_access(req.model, Operation::Read);
+    let q = visible_rows(&user, &models, &model, &req.domain, req.active_test);
+    let mut params = q.params;
+    params.push(Param::Text(user.lang.clone()));
+    let lang_param = params.len();
+    params.push(Param::Int(user.company_id));
+    let company_param = params.len();
+    let names = select_fields(&user, &model, req.fields);
+    let pairs: Vec<(String, String)> = names
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                value_sql(&models, &model, n, lang_param, company_param),
+            )
+        })
+        .collect();
+    let order = order_sql(&model, req.order, lang_param);
+    let mut page_sql = String::new();
+    if let Some(p) = &req.page {
+        params.push(Param::Int(p.limit));
+        params.push(Param::Int(p.offset));
+        page_sql = format!(
+            " LIMIT ${}::int8 OFFSET ${}::int8",
+            params.len() - 1,
+            params.len()
+        );
+    }
+    let sql = format!(
+        "SELECT coalesce(jsonb_agg({obj} ORDER BY t.\"__agw_n\"), '[]'::jsonb) FROM ( \
+           SELECT t.*, row_number() OVER (ORDER BY {order}) AS \"__agw_n\" {from_where} \
+            ORDER BY {order}{page_sql}) t",
+        obj = object_sql(&pairs),
+        from_where = q.from_where,
+    );
+    run_json(&sql, &params)
+}
+
+fn run_json(sql: &str, params: &[Param]) -> pgrx::JsonB {
+    let args = params::datums(params);
+    Spi::connect(|c| {
+        let t = spi(c.select(sql, Some(1), &args));
+        spi(t.first().get::<pgrx::JsonB>(1)).unwrap_or(pgrx::JsonB(serde_json::json!([])))
+    })
+}
+
+pub fn search_count(uid: i32, model_name: &str, domain: Domain) -> i64 {
+    crate::odoo::require_odoo("search_count", crate::data::TABLES);
+    let user = context::load(uid, model_name, Operation::Read);
+    let models = Models::new(&user);
+    let model = models.get(model_name);
+    user.require_access(model_name, Operation::Read);
+    let q = visible_rows(&user, &models, &model, &domain, true);
+    let sql = format!("SELECT count(*) {}", q.from_where);
+    let args = params::datums(&q.params);
+    Spi::connect(|c| {
+        spi(c
+            .select(sql.as_str(), Some(1), &args)
+            .and_then(|t| t.first().get::<i64>(1)))
+        .unwrap_or(0)
+    })
+}
+
+/// `(id, '=', id)` as a domain.
+pub fn id_domain(id: i32) -> Domain {
+    Domain::Leaf(domain::Leaf {
+        path: "id".into(),
+        op: domain::Operator::Eq,
+        value: domain::LeafValue::Value(domain::Value::Int(i64::from(id))),
+    })
+}

@@ -1,0 +1,402 @@
+//! create / write / unlink with Odoo's checks: the access right first, then the record rules
+//! (write/unlink: on the record before the change; create: on the new row after the insert,
+//! rolling back when it does not match). Values go through `jsonb_populate_record`, so
+//! PostgreSQL converts and validates every value; no value is ever spliced into SQL text.
+use crate::data::context::{self, UserContext};
+use crate::data::meta::ModelMeta;
+use crate::data::read::{Models, id_domain, visible_rows};
+use crate::data::{Operation, params};
+use crate::error::{raise, spi};
+use api_gateway_core::domain::Param;
+use pgrx::prelude::*;
+use serde_json::{Map, Value};
+
+const MAGIC: &[&str] = &["id", "create_uid", "create_date", "write_uid", "write_date"];
+
+fn invalid(msg: String) -> ! {
+    raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, msg, None)
+}
+
+/// Values split into plain columns (as a JSON object for `jsonb_populate_record`) and many2many
+/// commands to apply after the row exists.
+struct Values {
+    columns: Map<String, Value>,
+    many2many: Vec<(String, Vec<Command>)>,
+}
+
+enum Command {
+    /// `[6, 0, ids]`: replace the set.
+    Replace(Vec<i64>),
+    /// `[4, id]`: link.
+    Link(i64),
+    /// `[3, id]`: unlink (the relation only, as Odoo does).
+    Unlink(i64),
+    /// `[5]`: clear.
+    Clear,
+}
+
+fn ids(v: &Value, what: &str) -> Vec<i64> {
+    v.as_array()
+        .unwrap_or_else(|| invalid(format!("{what}: expected a list of ids")))
+        .iter()
+        .map(|x| {
+            x.as_i64()
+                .filter(|i| *i > 0)
+                .unwrap_or_else(|| invalid(format!("{what}: ids are positive integers")))
+        })
+        .collect()
+}
+
+fn commands(field: &str, v: &Value) -> Vec<Command> {
+    let list = v.as_array().unwrap_or_else(|| {
+        invalid(format!(
+            "{field}: many2many values are command lists like [[6, 0, [ids]]]"
+        ))
+    });
+    // A plain list of ids is accepted as "replace with these".
+    if list.iter().all(Value::is_i64) {
+        return vec![Command::Replace(ids(v, field))];
+    }
+    list.iter()
+        .map(|c| {
+            let c = c.as_array().unwrap_or_else(|| invalid(format!("{field}: each command is a list")));
+            let code = c.first().and_then(Value::as_i64).unwrap_or(-1);
+            let arg = |i: usize| c.get(i).and_then(Value::as_i64).filter(|x| *x > 0);
+            match code {
+                6 => Command::Replace(ids(c.get(2).unwrap_or(&Value::Null), field)),
+                4 => Command::Link(arg(1).unwrap_or_else(|| invalid(format!("{field}: [4, id] needs an id")))),
+                3 => Command::Unlink(arg(1).unwrap_or_else(|| invalid(format!("{field}: [3, id] needs an id")))),
+                5 => Command::Clear,
+                _ => invalid(format!(
+                    "{field}: unsupported many2many command {code}: use [6, 0, ids], [4, id], [3, id] or [5]"
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Check and shape the caller's values: only stored, writable fields of the model.
+fn values(user: &UserContext, model: &ModelMeta, vals: &Value) -> Values {
+    let obj = vals
+        .as_object()
+        .unwrap_or_else(|| invalid("vals must be a JSON object of field values".into()));
+    let mut out = Values {
+        columns: Map::new(),
+        many2many: vec![],
+    };
+    for (name, value) in obj {
+        let shown: String = name.chars().take(64).collect();
+        let (Some(info), Some(meta)) = (model.info.fields.get(name), model.fields.get(name)) else {
+            invalid(format!("unknown field {}.{shown}", model.info.model));
+        };
+        if MAGIC.contains(&name.as_str()) {
+            invalid(format!(
+                "field {}.{name} is set by the gateway, not by the caller",
+                model.info.model
+            ));
+        }
+        if !meta.groups.is_empty()
+            && !user.superuser
+            && !meta
+                .groups
+                .iter()
+                .any(|g| user.groups.contains(&i64::from(*g)))
+        {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "user {} may not write field {}.{name}",
+                    user.uid, model.info.model
+                ),
+                None,
+            );
+        }
+        if meta.readonly {
+            invalid(format!(
+                "field {}.{name} is read-only (computed or system-managed): it can only change through Odoo",
+                model.info.model
+            ));
+        }
+        match info.ttype.as_str() {
+            "many2many" => out.many2many.push((name.clone(), commands(name, value))),
+            "one2many" => invalid(format!(
+                "field {}.{name} is a one2many: write the inverse many2one on the other model instead",
+                model.info.model
+            )),
+            "binary" => invalid(format!(
+                "field {}.{name} is stored as an attachment: not writable here",
+                model.info.model
+            )),
+            _ if !meta.has_column => invalid(format!(
+                "field {}.{name} is not stored in the database",
+                model.info.model
+            )),
+            _ => {
+                // Odoo's False means "not set" for every type but boolean.
+                let v = match value {
+                    Value::Bool(false) if info.ttype != "boolean" => Value::Null,
+                    Value::Array(a) if info.ttype == "many2one" && !a.is_empty() => a[0].clone(),
+                    v => v.clone(),
+                };
+                let v = if info.translate {
+                    match v {
+                        Value::String(s) => {
+                            let mut t = Map::new();
+                            t.insert("en_US".into(), Value::String(s.clone()));
+                            t.insert(user.lang.clone(), Value::String(s));
+                            Value::Object(t)
+                        }
+                        Value::Null => Value::Null,
+                        other => invalid(format!(
+                            "field {}.{name} is translated: give a string (stored for en_US and {}) , got {other}",
+                            model.info.model, user.lang
+                        )),
+                    }
+                } else if info.company_dependent {
+                    let mut t = Map::new();
+                    t.insert(user.company_id.to_string(), v);
+                    Value::Object(t)
+                } else {
+                    v
+                };
+                out.columns.insert(name.clone(), v);
+            }
+        }
+    }
+    out
+}
+
+fn quoted(names: &[&String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn apply_many2many(model: &ModelMeta, id: i64, m2m: &[(String, Vec<Command>)]) {
+    for (field, cmds) in m2m {
+        let f = &model.info.fields[field];
+        let (Some(rel), Some(c1), Some(c2)) = (&f.relation_table, &f.column1, &f.column2) else {
+            invalid(format!(
+                "field {}.{field} has no relation table",
+                model.info.model
+            ));
+        };
+        for cmd in cmds {
+            let (sql, arg): (String, Option<Vec<i64>>) = match cmd {
+                Command::Replace(ids) => {
+                    exec(
+                        &format!("DELETE FROM public.\"{rel}\" WHERE \"{c1}\" = $1::int4"),
+                        &[Param::Int(id)],
+                    );
+                    (
+                        format!(
+                            "INSERT INTO public.\"{rel}\" (\"{c1}\", \"{c2}\") SELECT $1::int4, unnest($2::int4[]) ON CONFLICT DO NOTHING"
+                        ),
+                        Some(ids.clone()),
+                    )
+                }
+                Command::Link(x) => (
+                    format!(
+                        "INSERT INTO public.\"{rel}\" (\"{c1}\", \"{c2}\") VALUES ($1::int4, ($2::int8[])[1]) ON CONFLICT DO NOTHING"
+                    ),
+                    Some(vec![*x]),
+                ),
+                Command::Unlink(x) => (
+                    format!(
+                        "DELETE FROM public.\"{rel}\" WHERE \"{c1}\" = $1::int4 AND \"{c2}\" = ($2::int8[])[1]"
+                    ),
+                    Some(vec![*x]),
+                ),
+                Command::Clear => (
+                    format!("DELETE FROM public.\"{rel}\" WHERE \"{c1}\" = $1::int4"),
+                    None,
+                ),
+            };
+            let mut p = vec![Param::Int(id)];
+            if let Some(a) = arg {
+                p.push(Param::IntArray(a));
+            }
+            exec(&sql, &p);
+        }
+    }
+}
+
+fn exec(sql: &str, p: &[Param]) -> usize {
+    let args = params::datums(p);
+    Spi::connect_mut(|c| spi(c.update(sql, None, &args)).len())
+}
+
+/// Whether record `id` passes the user's rules for the operation the context was loaded for
+/// (archived records included, as Odoo's check uses `active_test=False`).
+fn record_matches(user: &UserContext, models: &Models, model: &ModelMeta, id: i64) -> bool {
+    let q = visible_rows(user, models, model, &id_domain(id as i32), false);
+    let sql = format!("SELECT EXISTS (SELECT 1 {})", q.from_where);
+    let args = params::datums(&q.params);
+    Spi::connect(|c| {
+        spi(c
+            .select(sql.as_str(), Some(1), &args)
+            .and_then(|t| t.first().get::<bool>(1)))
+        .unwrap_or(false)
+    })
+}
+
+fn refuse_rules(user: &UserContext, model: &str, op: Operation, id: i64) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!(
+            "user {} may not {} record {model}({id}): the record rules do not allow it",
+            user.uid,
+            op.as_str()
+        ),
+        None,
+    )
+}
+
+pub fn create(uid: i32, model_name: &str, vals: &Value) -> i32 {
+    crate::odoo::require_odoo("create", crate::data::TABLES);
+    let user = context::load(uid, model_name, Operation::Create);
+    let models = Models::new(&user);
+    let model = models.get(model_name);
+    user.require_access(model_name, Operation::Create);
+    let v = values(&user, &model, vals);
+    for (name, meta) in &model.fields {
+        if meta.required
+            && meta.has_column
+            && !MAGIC.contains(&name.as_str())
+            && v.columns.get(name).is_none_or(Value::is_null)
+        {
+            raise(
+                PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION,
+                format!("field {model_name}.{name} is required"),
+                None,
+            );
+        }
+    }
+    let mut names: Vec<&String> = v.columns.keys().collect();
+    names.sort();
+    let log = ["create_uid", "write_uid", "create_date", "write_date"]
+        .into_iter()
+        .filter(|n| model.fields.get(*n).is_some_and(|f| f.has_column))
+        .collect::<Vec<_>>();
+    let mut cols = quoted(&names);
+    let mut exprs = names
+        .iter()
+        .map(|n| format!("r.\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for n in &log {
+        let e = if n.ends_with("uid") {
+            "$2::int4"
+        } else {
+            "(now() AT TIME ZONE 'utc')"
+        };
+        if !cols.is_empty() {
+            cols.push_str(", ");
+            exprs.push_str(", ");
+        }
+        cols.push_str(&format!("\"{n}\""));
+        exprs.push_str(e);
+    }
+    let sql = if cols.is_empty() {
+        format!(
+            "INSERT INTO public.\"{}\" DEFAULT VALUES RETURNING id",
+            model.table()
+        )
+    } else {
+        format!(
+            "INSERT INTO public.\"{t}\" ({cols}) SELECT {exprs} FROM jsonb_populate_record(NULL::public.\"{t}\", $1::jsonb) r RETURNING id",
+            t = model.table()
+        )
+    };
+    let payload = pgrx::JsonB(Value::Object(v.columns));
+    let id: i64 = Spi::connect_mut(|c| {
+        let t = if cols.is_empty() {
+            spi(c.update(sql.as_str(), None, &[]))
+        } else {
+            spi(c.update(sql.as_str(), None, &[payload.into(), uid.into()]))
+        };
+        spi(t.first().get::<i32>(1)).map(i64::from).unwrap_or(0)
+    });
+    apply_many2many(&model, id, &v.many2many);
+    // Odoo checks the create rules on the new record after the insert; a failure here raises,
+    // which rolls back the insert with the rest of the statement.
+    if user.rule_domain(model_name).is_some() {
+        if !record_matches(&user, &models, &model, id) {
+            refuse_rules(&user, model_name, Operation::Create, id);
+        }
+    }
+    id as i32
+}
+
+/// Whether the user can see the record at all (read rules, archived included).
+fn visible(uid: i32, models: &Models, model: &ModelMeta, id: i64) -> bool {
+    let reader = context::load(uid, &model.info.model, Operation::Read);
+    record_matches(&reader, models, model, id)
+}
+
+pub fn write(uid: i32, model_name: &str, id: i32, vals: &Value) -> bool {
+    crate::odoo::require_odoo("write", crate::data::TABLES);
+    let user = context::load(uid, model_name, Operation::Write);
+    let models = Models::new(&user);
+    let model = models.get(model_name);
+    user.require_access(model_name, Operation::Write);
+    let v = values(&user, &model, vals);
+    if !visible(uid, &models, &model, i64::from(id)) {
+        return false;
+    }
+    if user.rule_domain(model_name).is_some() {
+        if !record_matches(&user, &models, &model, i64::from(id)) {
+            refuse_rules(&user, model_name, Operation::Write, i64::from(id));
+        }
+    }
+    let mut names: Vec<&String> = v.columns.keys().collect();
+    names.sort();
+    let mut sets: Vec<String> = names
+        .iter()
+        .map(|n| format!("\"{n}\" = r.\"{n}\""))
+        .collect();
+    if model.fields.get("write_uid").is_some_and(|f| f.has_column) {
+        sets.push("\"write_uid\" = $2::int4".into());
+    }
+    if model.fields.get("write_date").is_some_and(|f| f.has_column) {
+        sets.push("\"write_date\" = (now() AT TIME ZONE 'utc')".into());
+    }
+    if !sets.is_empty() {
+        let sql = format!(
+            "UPDATE public.\"{t}\" t SET {sets} FROM jsonb_populate_record(NULL::public.\"{t}\", $1::jsonb) r WHERE t.id = $3::int4",
+            t = model.table(),
+            sets = sets.join(", ")
+        );
+        let payload = pgrx::JsonB(Value::Object(v.columns));
+        Spi::connect_mut(|c| {
+            spi(c.update(sql.as_str(), None, &[payload.into(), uid.into(), id.into()]));
+        });
+    }
+    apply_many2many(&model, i64::from(id), &v.many2many);
+    true
+}
+
+pub fn unlink(uid: i32, model_name: &str, id: i32) -> bool {
+    crate::odoo::require_odoo("unlink", crate::data::TABLES);
+    let user = context::load(uid, model_name, Operation::Unlink);
+    let models = Models::new(&user);
+    let model = models.get(model_name);
+    user.require_access(model_name, Operation::Unlink);
+    if !visible(uid, &models, &model, i64::from(id)) {
+        return false;
+    }
+    if user.rule_domain(model_name).is_some() {
+        if !record_matches(&user, &models, &model, i64::from(id)) {
+            refuse_rules(&user, model_name, Operation::Unlink, i64::from(id));
+        }
+    }
+    exec(
+        &format!(
+            "DELETE FROM public.\"{}\" WHERE id = $1::int4",
+            model.table()
+        ),
+        &[Param::Int(i64::from(id))],
+    ) > 0
+}
