@@ -93,9 +93,10 @@ SELECT pg_catalog.pg_extension_config_dump('api_gateway.signing_key', '');
 
 -- `ip_allowed(ip, allowlist)`: NULL or empty list allows all; otherwise the address must lie in
 -- one of the ranges (IPv4 and IPv6, single addresses and CIDR). A NULL ip is refused by a list.
+-- No SET search_path (it is not SECURITY DEFINER and names only pg_catalog objects), so the
+-- planner can inline it into the caller's query.
 CREATE FUNCTION api_gateway.ip_allowed(ip inet, allowlist cidr[]) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 RETURN allowlist IS NULL OR cardinality(allowlist) = 0
        OR coalesce(EXISTS (SELECT 1 FROM unnest(allowlist) AS c(range) WHERE ip <<= c.range), false);
 
@@ -417,6 +418,11 @@ AS 'MODULE_PATHNAME', 'data_write_wrapper';
 REVOKE ALL ON ALL TABLES IN SCHEMA api_gateway FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA api_gateway FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION api_gateway.version() TO PUBLIC;
+-- The gate's statements are planned once per backend; their custom plans are no better than the
+-- generic one, and re-planning on every call would cost more than running them.
+ALTER FUNCTION api_gateway.authenticate(text, inet, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.verify_api_key(text, text) SET plan_cache_mode = force_generic_plan;
+
 -- Pure helpers that hold no secret: anyone may use them.
 GRANT EXECUTE ON FUNCTION api_gateway.jwt_sign(jsonb, text, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION api_gateway.jwt_verify(text, text, text, integer) TO PUBLIC;

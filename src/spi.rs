@@ -31,3 +31,23 @@ pub fn plan(
     PLANS.with(|m| m.borrow_mut().insert(sql, kept));
     kept
 }
+
+thread_local! {
+    static OWNED_PLANS: RefCell<HashMap<String, &'static OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+}
+
+/// Like [`plan`] for statement text built at run time (once per backend), always mutating.
+pub fn plan_owned(
+    client: &SpiClient<'_>,
+    sql: &str,
+    types: &[PgBuiltInOids],
+) -> &'static OwnedPreparedStatement {
+    if let Some(p) = OWNED_PLANS.with(|m| m.borrow().get(sql).copied()) {
+        return p;
+    }
+    let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
+    let kept: &'static OwnedPreparedStatement =
+        Box::leak(Box::new(spi(client.prepare_mut(sql, &oids)).keep()));
+    OWNED_PLANS.with(|m| m.borrow_mut().insert(sql.to_string(), kept));
+    kept
+}

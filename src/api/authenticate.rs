@@ -1,48 +1,137 @@
 //! `authenticate`: the one call the front makes per request. It identifies the caller (JWT of
 //! ours or Odoo API key), applies revocation, IP lists, the scope the method needs and the rate
 //! limit, and answers with a row. Denials are rows, not errors, so the counter write stays.
-use crate::api::api_key::{self, KeyOwner};
+//!
+//! Hot path: the credential is checked in Rust first (JWT signature with the cached key for its
+//! `kid`; API key against the backend's verification cache), then ONE statement re-reads every
+//! fact that may have changed (key still current, token not revoked, client and user active, IP
+//! lists, profile) and increments the counter only when all of them pass.
+use crate::api::api_key;
 use crate::api::jwt::now_unix;
-use crate::api::rate_limit;
+use crate::api::oauth::secret_for_kid;
 use crate::error::spi;
 use api_gateway_core::gate::{self, Credential, Scope};
 use api_gateway_core::jwt;
-use api_gateway_core::ratelimit::window_seconds;
+use api_gateway_core::ratelimit;
 use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
-/// Everything the JWT path needs in one read: the key for `kid`, the token row, its client, the
-/// client's Odoo user, the user's profile and the global limit.
-const JWT_FACTS: &str = "SELECT \
-       CASE WHEN s.jwt_kid = $1 THEN s.jwt_secret ELSE \
-         (SELECT k.secret FROM api_gateway.signing_key k WHERE k.kid = $1 AND k.valid_until > now()) END, \
-       s.jwt_issuer, s.rate_limit, s.rate_limit_window, \
-       t.jti IS NOT NULL, t.revoked_at IS NOT NULL, t.client_id, t.user_id, t.scopes, \
-       coalesce(c.active, false), api_gateway.ip_allowed($3::inet, c.allowed_ips), coalesce(u.active, false), \
-       p.user_id IS NOT NULL, coalesce(p.active, true), p.rate_limit, coalesce(p.rate_limit_window, 'minute'), \
-       api_gateway.ip_allowed($3::inet, p.allowed_ips) \
-  FROM api_gateway.settings s \
-  LEFT JOIN api_gateway.token t ON t.jti = $2 \
-  LEFT JOIN api_gateway.client c ON c.client_id = t.client_id \
-  LEFT JOIN public.res_users u ON u.id = t.user_id \
-  LEFT JOIN api_gateway.profile p ON p.user_id = t.user_id";
+/// The limit that applies: the profile's when it sets one, else the global one (seconds).
+const LIMIT_COLUMNS: &str = "CASE WHEN p.rate_limit IS NOT NULL THEN p.rate_limit ELSE s.rate_limit END AS lim, \
+       CASE CASE WHEN p.rate_limit IS NOT NULL THEN p.rate_limit_window ELSE s.rate_limit_window END \
+            WHEN 'hour' THEN 3600 WHEN 'day' THEN 86400 ELSE 60 END AS win";
 
-const GLOBAL_LIMIT: &str = "SELECT rate_limit, rate_limit_window FROM api_gateway.settings";
+/// Increment the counter of `f.uid` when `f.pass`; return the facts and the new count.
+const HIT_TAIL: &str = "hit AS ( \
+  INSERT INTO api_gateway.throttle AS th (subject, window_start, window_s, hits, max_requests) \
+  SELECT 'user:' || f.uid, to_timestamp(floor(NOW_PARAM / f.win) * f.win), f.win, 1, f.lim FROM f \
+   WHERE f.pass AND f.lim > 0 \
+  ON CONFLICT (subject) DO UPDATE SET \
+    hits = CASE WHEN th.window_start = EXCLUDED.window_start AND th.window_s = EXCLUDED.window_s \
+                THEN th.hits + 1 ELSE 1 END, \
+    window_start = EXCLUDED.window_start, window_s = EXCLUDED.window_s, max_requests = EXCLUDED.max_requests \
+  RETURNING hits) \
+SELECT f.*, hit.hits FROM f LEFT JOIN hit ON true";
+
+fn jwt_statement() -> String {
+    format!(
+        "WITH f0 AS ( \
+  SELECT ((s.jwt_kid = $1 AND s.jwt_secret = $2) OR EXISTS (SELECT 1 FROM api_gateway.signing_key k \
+            WHERE k.kid = $1 AND k.secret = $2 AND k.valid_until > now())) AS key_ok, \
+         t.jti IS NOT NULL AS known, t.revoked_at IS NOT NULL AS revoked, t.client_id, t.user_id AS uid, t.scopes, \
+         coalesce(c.active, false) AS client_active, \
+         (c.allowed_ips IS NULL OR cardinality(c.allowed_ips) = 0 OR coalesce($4::inet <<= ANY (c.allowed_ips), false)) AS client_ip_ok, \
+         coalesce(u.active, false) AS user_active, \
+         p.user_id IS NOT NULL AS has_profile, coalesce(p.active, true) AS profile_active, \
+         (p.allowed_ips IS NULL OR cardinality(p.allowed_ips) = 0 OR coalesce($4::inet <<= ANY (p.allowed_ips), false)) AS profile_ip_ok, \
+         coalesce(t.scopes && ARRAY[$5, 'admin'], false) AS scope_ok, \
+         {LIMIT_COLUMNS} \
+    FROM api_gateway.settings s \
+    LEFT JOIN api_gateway.token t ON t.jti = $3 \
+    LEFT JOIN api_gateway.client c ON c.client_id = t.client_id \
+    LEFT JOIN public.res_users u ON u.id = t.user_id \
+    LEFT JOIN api_gateway.profile p ON p.user_id = t.user_id), \
+f AS (SELECT f0.*, f0.key_ok AND f0.known AND NOT f0.revoked AND f0.client_active AND f0.user_active \
+        AND f0.client_ip_ok AND (NOT f0.has_profile OR (f0.profile_active AND f0.profile_ip_ok)) \
+        AND f0.scope_ok AS pass FROM f0), \
+{}",
+        HIT_TAIL.replace("NOW_PARAM", "$6")
+    )
+}
+
+fn api_key_statement() -> String {
+    format!(
+        "WITH f0 AS ( \
+  SELECT k.user_id AS uid, \
+         p.user_id IS NOT NULL AS has_profile, coalesce(p.active, true) AS profile_active, \
+         (p.allowed_ips IS NULL OR cardinality(p.allowed_ips) = 0 OR coalesce($3::inet <<= ANY (p.allowed_ips), false)) AS profile_ip_ok, \
+         ($6 IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = k.user_id AND r.gid = $6)) AS is_admin, \
+         {LIMIT_COLUMNS} \
+    FROM api_gateway.settings s \
+    JOIN public.res_users_apikeys k ON k.id = $1 AND k.key = $2 AND (k.scope IS NULL OR k.scope = 'rpc') \
+         AND (k.expiration_date IS NULL OR k.expiration_date >= (now() AT TIME ZONE 'utc')) \
+    JOIN public.res_users u ON u.id = k.user_id AND u.active \
+    LEFT JOIN api_gateway.profile p ON p.user_id = k.user_id), \
+f AS (SELECT f0.*, (NOT f0.has_profile OR (f0.profile_active AND f0.profile_ip_ok)) \
+        AND ($4 <> 'admin' OR f0.is_admin) AS pass FROM f0), \
+{}",
+        HIT_TAIL.replace("NOW_PARAM", "$5")
+    )
+}
+
+thread_local! {
+    static STATEMENTS: (String, String) = (jwt_statement(), api_key_statement());
+    /// kid -> signing secret, for checking signatures before the statement; the statement
+    /// re-confirms that the key is still current or within its validity.
+    static SIGNING_KEYS: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+    /// res.groups id of base.group_system (xmlids never change ids), None when absent.
+    static GROUP_SYSTEM: RefCell<Option<Option<i32>>> = const { RefCell::new(None) };
+}
+
+fn group_system_id() -> Option<i32> {
+    if let Some(id) = GROUP_SYSTEM.with(|g| *g.borrow()) {
+        return id;
+    }
+    let id = Spi::connect(|c| {
+        let has = spi(c
+            .select(
+                "SELECT to_regclass('public.ir_model_data') IS NOT NULL",
+                Some(1),
+                &[],
+            )
+            .and_then(|t| t.first().get::<bool>(1)))
+        .unwrap_or(false);
+        if !has {
+            return None;
+        }
+        spi(c
+            .select(
+                "SELECT res_id FROM public.ir_model_data WHERE module = 'base' AND name = 'group_system' AND model = 'res.groups'",
+                Some(1),
+                &[],
+            )
+            .and_then(|t| if t.is_empty() { Ok(None) } else { t.first().get::<i32>(1) }))
+    });
+    GROUP_SYSTEM.with(|g| *g.borrow_mut() = Some(id));
+    id
+}
 
 type Row = (
-    name!(status, i32),
-    name!(uid, Option<i32>),
-    name!(client_id, Option<String>),
-    name!(scopes, Option<Vec<String>>),
-    name!(error, Option<String>),
-    name!(rate_limit, Option<i32>),
-    name!(remaining, Option<i32>),
-    name!(reset_s, Option<i32>),
-    name!(detail, Option<String>),
+    i32,
+    Option<i32>,
+    Option<String>,
+    Option<Vec<String>>,
+    Option<String>,
+    Option<i32>,
+    Option<i32>,
+    Option<i32>,
+    Option<String>,
 );
 
 /// A denial: `error` is a stable code (RFC 6750 where one fits), `detail` says why.
-fn deny(status: i32, error: &str, detail: &str) -> TableIterator<'static, Row> {
-    TableIterator::once((
+fn deny(status: i32, error: &str, detail: &str) -> Row {
+    (
         status,
         None,
         None,
@@ -52,63 +141,156 @@ fn deny(status: i32, error: &str, detail: &str) -> TableIterator<'static, Row> {
         None,
         None,
         Some(detail.into()),
-    ))
+    )
 }
 
-/// Who the caller is, once the credential checked out.
-struct Caller {
+/// What the combined statement found, common to both credential kinds.
+struct Facts {
     uid: i32,
     client_id: Option<String>,
-    scopes: Vec<Scope>,
-    /// (limit, window) of the user's profile, else None for the global one.
-    profile_limit: Option<(Option<i32>, String)>,
+    scopes: Vec<String>,
+    limit: i32,
+    window_s: i32,
+    hits: Option<i32>,
 }
 
-fn jwt_caller(token: &str, ip: Option<&str>) -> Result<Caller, (i32, &'static str, String)> {
-    let invalid = |why: String| (401, "invalid_token", why);
-    let header = jwt::decode_header(token).map_err(|e| invalid(e.to_string()))?;
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The decision once the caller passed every check but the rate limit.
+fn decide(f: Facts, now_ms: i64) -> Row {
+    if f.limit <= 0 {
+        // 0 means unlimited: no counter was written.
+        return (
+            200,
+            Some(f.uid),
+            f.client_id,
+            Some(f.scopes),
+            None,
+            None,
+            None,
+            None,
+            None,
+        );
+    }
+    let window = ratelimit::window_for(now_ms, f.window_s);
+    let d = ratelimit::decide(i64::from(f.hits.unwrap_or(i32::MAX)), f.limit, &window);
+    let (status, error, detail) = if d.allowed {
+        (200, None, None)
+    } else {
+        let unit = match f.window_s {
+            3600 => "hour",
+            86400 => "day",
+            _ => "minute",
+        };
+        (
+            429,
+            Some("rate_limited".to_string()),
+            Some(format!(
+                "rate limit of {} requests per {unit} exceeded",
+                f.limit
+            )),
+        )
+    };
+    (
+        status,
+        Some(f.uid),
+        f.client_id,
+        Some(f.scopes),
+        error,
+        Some(f.limit),
+        Some(d.remaining),
+        Some(d.reset_s),
+        detail,
+    )
+}
+
+fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
+    let invalid = |why: &str| deny(401, "invalid_token", why);
+    let header = match jwt::decode_header(token) {
+        Ok(h) => h,
+        Err(e) => return invalid(&e.to_string()),
+    };
     let kid = header.kid.unwrap_or_default();
-    // The jti is read before the signature is checked only to fetch the facts in one query;
-    // nothing is trusted until `verify` below succeeds.
-    let jti = unverified_jti(token).unwrap_or_default();
-    let facts = Spi::connect(|c| {
-        let plan = crate::spi::plan(
+    let cached = SIGNING_KEYS.with(|k| k.borrow().get(&kid).cloned());
+    let secret = match cached.or_else(|| secret_for_kid(&kid)) {
+        Some(s) => s,
+        None => return invalid("unknown or retired signing key"),
+    };
+    let claims = match jwt::verify(
+        token,
+        secret.as_bytes(),
+        jwt::Algorithm::HS256,
+        now_unix(),
+        30,
+    ) {
+        Ok(c) => c,
+        Err(e) => return invalid(&e.to_string()),
+    };
+    SIGNING_KEYS.with(|k| {
+        let mut k = k.borrow_mut();
+        if k.len() > 16 {
+            k.clear();
+        }
+        k.insert(kid.clone(), secret.clone());
+    });
+    let Some(jti) = claims.get("jti").and_then(|v| v.as_str()) else {
+        return invalid("token was not issued by this gateway");
+    };
+    let now = now_ms();
+    let row = Spi::connect_mut(|c| {
+        let sql = STATEMENTS.with(|s| s.0.clone());
+        let plan = crate::spi::plan_owned(
             c,
-            JWT_FACTS,
+            &sql,
             &[
                 PgBuiltInOids::TEXTOID,
                 PgBuiltInOids::TEXTOID,
                 PgBuiltInOids::TEXTOID,
+                PgBuiltInOids::TEXTOID,
+                PgBuiltInOids::TEXTOID,
+                PgBuiltInOids::FLOAT8OID,
             ],
-            false,
         );
-        let t = spi(c.select(
+        let t = spi(c.update(
             plan,
-            Some(1),
-            &[kid.as_str().into(), jti.as_str().into(), ip.into()],
+            None,
+            &[
+                kid.as_str().into(),
+                secret.as_str().into(),
+                jti.into(),
+                ip.into(),
+                needed.as_str().into(),
+                ((now / 1000) as f64).into(),
+            ],
         ));
         let r = t.first();
+        let b = |n: &str| spi(r.get_by_name::<bool, _>(n)).unwrap_or(false);
         (
-            spi(r.get::<String>(1)),
-            spi(r.get::<String>(2)).unwrap_or_default(),
-            spi(r.get::<bool>(5)).unwrap_or(false),
-            spi(r.get::<bool>(6)).unwrap_or(false),
-            spi(r.get::<String>(7)),
-            spi(r.get::<i32>(8)),
-            spi(r.get::<Vec<String>>(9)).unwrap_or_default(),
-            spi(r.get::<bool>(10)).unwrap_or(false),
-            spi(r.get::<bool>(11)).unwrap_or(false),
-            spi(r.get::<bool>(12)).unwrap_or(false),
-            spi(r.get::<bool>(13)).unwrap_or(false),
-            spi(r.get::<bool>(14)).unwrap_or(true),
-            spi(r.get::<i32>(15)),
-            spi(r.get::<String>(16)).unwrap_or_else(|| "minute".into()),
-            spi(r.get::<bool>(17)).unwrap_or(false),
+            b("key_ok"),
+            b("known"),
+            b("revoked"),
+            spi(r.get_by_name::<String, _>("client_id")),
+            spi(r.get_by_name::<i32, _>("uid")),
+            spi(r.get_by_name::<Vec<String>, _>("scopes")).unwrap_or_default(),
+            b("client_active"),
+            b("client_ip_ok"),
+            b("user_active"),
+            b("has_profile"),
+            b("profile_active"),
+            b("profile_ip_ok"),
+            b("scope_ok"),
+            spi(r.get_by_name::<i32, _>("lim")).unwrap_or(0),
+            spi(r.get_by_name::<i32, _>("win")).unwrap_or(60),
+            spi(r.get_by_name::<i32, _>("hits")),
         )
     });
     let (
-        secret,
-        issuer,
+        key_ok,
         known,
         revoked,
         client_id,
@@ -119,114 +301,193 @@ fn jwt_caller(token: &str, ip: Option<&str>) -> Result<Caller, (i32, &'static st
         user_active,
         has_profile,
         profile_active,
-        p_limit,
-        p_window,
         profile_ip_ok,
-    ) = facts;
-    let secret = secret.ok_or_else(|| invalid("unknown or retired signing key".into()))?;
-    let claims = jwt::verify(
-        token,
-        secret.as_bytes(),
-        jwt::Algorithm::HS256,
-        now_unix(),
-        30,
-    )
-    .map_err(|e| invalid(e.to_string()))?;
-    if claims.get("iss").and_then(|v| v.as_str()) != Some(issuer.as_str()) {
-        return Err(invalid("token was not issued by this gateway".into()));
+        scope_ok,
+        limit,
+        window_s,
+        hits,
+    ) = row;
+    if !key_ok {
+        SIGNING_KEYS.with(|k| k.borrow_mut().remove(&kid));
+        return invalid("unknown or retired signing key");
     }
-    if !known {
-        return Err(invalid("token was not issued by this gateway".into()));
-    }
-    if revoked {
-        return Err(invalid("token has been revoked".into()));
-    }
-    let (Some(client_id), Some(uid)) = (client_id, uid) else {
-        return Err(invalid("token was not issued by this gateway".into()));
+    let (true, Some(client_id), Some(uid)) = (known, client_id, uid) else {
+        return invalid("token was not issued by this gateway");
     };
     if claims.get("client_id").and_then(|v| v.as_str()) != Some(client_id.as_str()) {
-        return Err(invalid("token does not match its client".into()));
+        return invalid("token does not match its client");
+    }
+    if revoked {
+        return invalid("token has been revoked");
     }
     if !client_active {
-        return Err(invalid("the client has been deactivated".into()));
+        return invalid("the client has been deactivated");
     }
     if !user_active {
-        return Err(invalid("the client's Odoo user is archived".into()));
+        return invalid("the client's Odoo user is archived");
     }
     if !client_ip_ok {
-        return Err((
+        return deny(
             403,
             "ip_not_allowed",
-            "the client is not allowed from this IP address".into(),
-        ));
+            "the client is not allowed from this IP address",
+        );
     }
     if has_profile && !profile_active {
-        return Err((
+        return deny(
             403,
             "profile_inactive",
-            "API access is disabled for this user".into(),
-        ));
+            "API access is disabled for this user",
+        );
     }
     if has_profile && !profile_ip_ok {
-        return Err((
+        return deny(
             403,
             "ip_not_allowed",
-            "the user is not allowed from this IP address".into(),
-        ));
+            "the user is not allowed from this IP address",
+        );
     }
-    Ok(Caller {
-        uid,
-        client_id: Some(client_id),
-        scopes: scopes.iter().filter_map(|s| s.parse().ok()).collect(),
-        profile_limit: has_profile.then_some((p_limit, p_window)),
-    })
+    if !scope_ok {
+        let mut row = deny(
+            403,
+            "insufficient_scope",
+            &format!("this request needs the \"{}\" scope", needed.as_str()),
+        );
+        row.1 = Some(uid);
+        row.2 = Some(client_id);
+        return row;
+    }
+    decide(
+        Facts {
+            uid,
+            client_id: Some(client_id),
+            scopes,
+            limit,
+            window_s,
+            hits,
+        },
+        now,
+    )
 }
 
-fn unverified_jti(token: &str) -> Option<String> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    value.get("jti")?.as_str().map(str::to_string)
-}
-
-fn api_key_caller(key: &str, ip: Option<&str>) -> Result<Caller, (i32, &'static str, String)> {
-    let Some(KeyOwner {
-        uid,
-        profile,
-        is_admin,
-    }) = api_key::verify(key, "rpc", ip)
-    else {
-        return Err((401, "invalid_token", "invalid API key".into()));
-    };
-    if let Some(p) = &profile {
-        if !p.active {
-            return Err((
+fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
+    let invalid = || deny(401, "invalid_token", "invalid API key");
+    let group_system = group_system_id();
+    // Cached verification first; if its row no longer matches, verify from scratch once.
+    let mut attempt = api_key::cached(key);
+    let mut fresh = false;
+    loop {
+        let verified = match attempt.take() {
+            Some(v) => v,
+            None if !fresh => {
+                fresh = true;
+                match api_key::verify_uncached(key, "rpc") {
+                    Some(v) => v,
+                    None => return invalid(),
+                }
+            }
+            None => return invalid(),
+        };
+        let now = now_ms();
+        let row = Spi::connect_mut(|c| {
+            let sql = STATEMENTS.with(|s| s.1.clone());
+            let plan = crate::spi::plan_owned(
+                c,
+                &sql,
+                &[
+                    PgBuiltInOids::INT4OID,
+                    PgBuiltInOids::TEXTOID,
+                    PgBuiltInOids::TEXTOID,
+                    PgBuiltInOids::TEXTOID,
+                    PgBuiltInOids::FLOAT8OID,
+                    PgBuiltInOids::INT4OID,
+                ],
+            );
+            let t = spi(c.update(
+                plan,
+                None,
+                &[
+                    verified.id.into(),
+                    verified.hash.as_str().into(),
+                    ip.into(),
+                    needed.as_str().into(),
+                    ((now / 1000) as f64).into(),
+                    group_system.into(),
+                ],
+            ));
+            if t.is_empty() {
+                return None;
+            }
+            let r = t.first();
+            let b = |n: &str| spi(r.get_by_name::<bool, _>(n)).unwrap_or(false);
+            Some((
+                spi(r.get_by_name::<i32, _>("uid")).unwrap_or(0),
+                b("has_profile"),
+                b("profile_active"),
+                b("profile_ip_ok"),
+                b("is_admin"),
+                spi(r.get_by_name::<i32, _>("lim")).unwrap_or(0),
+                spi(r.get_by_name::<i32, _>("win")).unwrap_or(60),
+                spi(r.get_by_name::<i32, _>("hits")),
+            ))
+        });
+        let Some((
+            uid,
+            has_profile,
+            profile_active,
+            profile_ip_ok,
+            is_admin,
+            limit,
+            window_s,
+            hits,
+        )) = row
+        else {
+            // The cached row changed or vanished: forget it and try a full verification.
+            api_key::forget(key);
+            continue;
+        };
+        if has_profile && !profile_active {
+            return deny(
                 403,
                 "profile_inactive",
-                "API access is disabled for this user".into(),
-            ));
+                "API access is disabled for this user",
+            );
         }
-        if !p.ip_ok {
-            return Err((
+        if has_profile && !profile_ip_ok {
+            return deny(
                 403,
                 "ip_not_allowed",
-                "the user is not allowed from this IP address".into(),
-            ));
+                "the user is not allowed from this IP address",
+            );
         }
+        let mut scopes: Vec<String> = [Scope::Read, Scope::Write, Scope::Delete]
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect();
+        if is_admin {
+            scopes.push(Scope::Admin.as_str().to_string());
+        }
+        if needed == Scope::Admin && !is_admin {
+            let mut row = deny(
+                403,
+                "insufficient_scope",
+                "this request needs the \"admin\" scope",
+            );
+            row.1 = Some(uid);
+            return row;
+        }
+        return decide(
+            Facts {
+                uid,
+                client_id: None,
+                scopes,
+                limit,
+                window_s,
+                hits,
+            },
+            now,
+        );
     }
-    let mut scopes = vec![Scope::Read, Scope::Write, Scope::Delete];
-    if is_admin {
-        scopes.push(Scope::Admin);
-    }
-    Ok(Caller {
-        uid,
-        client_id: None,
-        scopes,
-        profile_limit: profile.map(|p| (p.rate_limit, p.rate_limit_window)),
-    })
 }
 
 /// `api_gateway.authenticate(authorization text, client_ip inet, method text) RETURNS TABLE(status
@@ -253,91 +514,21 @@ fn authenticate(
     ),
 > {
     let ip = client_ip.as_ref().map(|i| i.0.as_str());
-    let Some(needed) = method.and_then(gate::required_scope) else {
-        return deny(405, "invalid_request", "unsupported HTTP method");
-    };
-    let credential = match gate::parse_authorization(authorization) {
-        Ok(c) => c,
-        Err(gate::AuthHeaderError::Missing) => {
-            return deny(
+    let row = match method.and_then(gate::required_scope) {
+        None => deny(405, "invalid_request", "unsupported HTTP method"),
+        Some(needed) => match gate::parse_authorization(authorization) {
+            Err(gate::AuthHeaderError::Missing) => deny(
                 401,
                 "missing_credentials",
                 "no credentials: send Authorization: Bearer <token or API key>",
-            );
-        }
-        Err(e) => return deny(401, "invalid_request", &e.to_string()),
+            ),
+            Err(e) => deny(401, "invalid_request", &e.to_string()),
+            Ok(Credential::Jwt(token)) => jwt_path(token, ip, needed),
+            Ok(Credential::ApiKey(key)) => {
+                crate::odoo::require_odoo("authenticate", api_key::TABLES);
+                api_key_path(key, ip, needed)
+            }
+        },
     };
-    let caller = match credential {
-        Credential::Jwt(token) => jwt_caller(token, ip),
-        Credential::ApiKey(key) => api_key_caller(key, ip),
-    };
-    let caller = match caller {
-        Ok(c) => c,
-        Err((status, error, detail)) => return deny(status, error, &detail),
-    };
-    if !gate::scopes_allow(&caller.scopes, needed) {
-        let detail = format!("this request needs the \"{}\" scope", needed.as_str());
-        let mut row = deny(403, "insufficient_scope", &detail);
-        return TableIterator::once({
-            let mut r = row.next().expect("one row");
-            r.1 = Some(caller.uid);
-            r.2 = caller.client_id;
-            r
-        });
-    }
-    let (limit, window) = match caller.profile_limit {
-        Some((Some(limit), window)) => (limit, window),
-        _ => Spi::connect(|c| {
-            let plan = crate::spi::plan(c, GLOBAL_LIMIT, &[], false);
-            let t = spi(c.select(plan, Some(1), &[]));
-            let r = t.first();
-            (
-                spi(r.get::<i32>(1)).unwrap_or(60),
-                spi(r.get::<String>(2)).unwrap_or_else(|| "minute".into()),
-            )
-        }),
-    };
-    let scopes: Vec<String> = caller
-        .scopes
-        .iter()
-        .map(|s| s.as_str().to_string())
-        .collect();
-    if limit == 0 {
-        // 0 means unlimited: no counter to write.
-        return TableIterator::once((
-            200,
-            Some(caller.uid),
-            caller.client_id,
-            Some(scopes),
-            None,
-            None,
-            None,
-            None,
-            None,
-        ));
-    }
-    let window_s = window_seconds(&window).unwrap_or(60);
-    let decision = rate_limit::hit(&format!("user:{}", caller.uid), limit, window_s);
-    let (status, error, detail) = if decision.allowed {
-        (200, None, None)
-    } else {
-        (
-            429,
-            Some("rate_limited".to_string()),
-            Some(format!(
-                "rate limit of {limit} requests per {window} exceeded"
-            )),
-        )
-    };
-    TableIterator::once((
-        status,
-        Some(caller.uid),
-        caller.client_id,
-        Some(scopes),
-        error,
-        Some(limit),
-        Some(decision.remaining),
-        Some(decision.reset_s),
-        detail,
-    ))
+    TableIterator::once(row)
 }

@@ -8,6 +8,11 @@ REVOKE ALL ON ALL TABLES IN SCHEMA api_gateway FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA api_gateway FROM PUBLIC;
 GRANT USAGE ON SCHEMA api_gateway TO PUBLIC;
 GRANT EXECUTE ON FUNCTION api_gateway.version() TO PUBLIC;
+-- The gate's statements are planned once per backend; their custom plans are no better than the
+-- generic one, and re-planning on every call would cost more than running them.
+ALTER FUNCTION api_gateway.authenticate(text, inet, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.verify_api_key(text, text) SET plan_cache_mode = force_generic_plan;
+
 -- Pure helpers that hold no secret: anyone may use them.
 GRANT EXECUTE ON FUNCTION api_gateway.jwt_sign(jsonb, text, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION api_gateway.jwt_verify(text, text, text, integer) TO PUBLIC;

@@ -1753,11 +1753,3 @@ fn api_domains_in_both_syntaxes() {
         assert_eq!(parse(&to_json(&a).to_string()).unwrap(), a, "{py}");
     }
 }
-#[test]
-fn tmp_print() {
-    let dates: Vec<String> = (1..=40).map(|k| format!("'2024-01-{:02}'", k % 28 + 1)).collect();
-    for t in ["[('child_ids','child_of',[3])]", &format!("[('date','in',[{}])]", dates.join(",")), "[('user_ids','ilike','adm')]", "[('company_id','child_of','Acme')]"] {
-        let s = c(t);
-        eprintln!("{t}\n=> {}\n{:?}\n", s.text, s.params.len());
-    }
-}

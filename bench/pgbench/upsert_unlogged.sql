@@ -1,0 +1,4 @@
+-- reference point: the same counter as a plain UPSERT on an UNLOGGED table
+\set s random(1, 10000)
+INSERT INTO bench.counter_unlogged AS c (subject, hits) VALUES ('bench:' || :s, 1)
+    ON CONFLICT (subject) DO UPDATE SET hits = c.hits + 1 RETURNING hits;
