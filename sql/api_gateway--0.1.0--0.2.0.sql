@@ -418,10 +418,13 @@ AS 'MODULE_PATHNAME', 'data_write_wrapper';
 REVOKE ALL ON ALL TABLES IN SCHEMA api_gateway FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA api_gateway FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION api_gateway.version() TO PUBLIC;
--- The gate's statements are planned once per backend; their custom plans are no better than the
--- generic one, and re-planning on every call would cost more than running them.
+-- The statements of the gate and of reads are planned once per backend (kept SPI plans); their
+-- custom plans are rarely better than the generic one, and re-planning each call costs more than running them.
 ALTER FUNCTION api_gateway.authenticate(text, inet, text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION api_gateway.verify_api_key(text, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.search_read(integer, text, text, text[], integer, integer, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.search_count(integer, text, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.read(integer, text, integer, text[]) SET plan_cache_mode = force_generic_plan;
 
 -- Pure helpers that hold no secret: anyone may use them.
 GRANT EXECUTE ON FUNCTION api_gateway.jwt_sign(jsonb, text, text) TO PUBLIC;

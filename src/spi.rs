@@ -51,3 +51,76 @@ pub fn plan_owned(
     OWNED_PLANS.with(|m| m.borrow_mut().insert(sql.to_string(), kept));
     kept
 }
+
+const DYNAMIC_CAPACITY: usize = 256;
+
+thread_local! {
+    /// Plans of statements generated per request (search_read & co), keyed by text and types.
+    /// The same domain shape gives the same text, so a repeated query is not planned again.
+    static DYNAMIC: RefCell<HashMap<(String, Vec<PgBuiltInOids>), std::rc::Rc<OwnedPreparedStatement>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// A kept plan for generated `sql`, bounded: the cache is emptied when full (plans are freed
+/// when their last user drops them).
+pub fn plan_cached(
+    client: &SpiClient<'_>,
+    sql: &str,
+    types: &[PgBuiltInOids],
+    mutating: bool,
+) -> std::rc::Rc<OwnedPreparedStatement> {
+    let key = (sql.to_string(), types.to_vec());
+    if let Some(p) = DYNAMIC.with(|m| m.borrow().get(&key).cloned()) {
+        return p;
+    }
+    let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
+    let prepared = if mutating {
+        spi(client.prepare_mut(sql, &oids))
+    } else {
+        spi(client.prepare(sql, &oids))
+    };
+    let kept = std::rc::Rc::new(prepared.keep());
+    DYNAMIC.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= DYNAMIC_CAPACITY {
+            m.clear();
+        }
+        m.insert(key, kept.clone());
+    });
+    kept
+}
+
+/// A jsonb value computed by an SPI query and returned to the SQL caller as is: converting it
+/// to serde_json and back would cost more than the query itself for a page of records.
+pub struct RawJsonb(pgrx::pg_sys::Datum);
+
+impl pgrx::IntoDatum for RawJsonb {
+    fn into_datum(self) -> Option<pgrx::pg_sys::Datum> {
+        Some(self.0)
+    }
+    fn type_oid() -> pgrx::pg_sys::Oid {
+        pgrx::pg_sys::JSONBOID
+    }
+}
+
+impl_sql_translatable!(RawJsonb, "jsonb");
+
+/// Column `ordinal` of the first row as a jsonb datum copied out of SPI's memory, or None.
+pub fn first_jsonb(table: pgrx::spi::SpiTupleTable<'_>) -> Option<RawJsonb> {
+    let datum = spi(table.first().get_datum_by_ordinal(1))?;
+    // SAFETY: a varlena datum of the result row; SPI_datumTransfer copies it into the memory
+    // context that was current before SPI_connect, which outlives this SPI connection.
+    Some(RawJsonb(unsafe {
+        pgrx::pg_sys::SPI_datumTransfer(datum, false, -1)
+    }))
+}
+
+// SAFETY: the datum is a valid jsonb varlena living in the function's caller memory context.
+unsafe impl pgrx::callconv::BoxRet for RawJsonb {
+    unsafe fn box_into<'fcx>(
+        self,
+        fcinfo: &mut pgrx::callconv::FcInfo<'fcx>,
+    ) -> pgrx::datum::Datum<'fcx> {
+        unsafe { fcinfo.return_raw_datum(self.0) }
+    }
+}

@@ -2,6 +2,7 @@
 //! `search_read`, `search_count`, `read`, `create`, `write`, `unlink`, `check_access`.
 use crate::data::{self, Operation, context, read};
 use crate::error::raise;
+use crate::spi::RawJsonb;
 use pgrx::prelude::*;
 
 fn required<T>(v: Option<T>, what: &str) -> T {
@@ -26,19 +27,26 @@ fn search_read(
     limit: default!(Option<i32>, "NULL"),
     offset: default!(Option<i32>, 0),
     order: default!(Option<&str>, "NULL"),
-) -> pgrx::JsonB {
+) -> RawJsonb {
     let uid = required(uid, "uid");
     let model = required(model, "model");
     let domain = read::parse_domain(domain);
-    let page = read::page(limit, offset);
     read::search_read(read::Request {
         uid,
         model,
         domain,
         fields,
-        page: Some(page),
+        page: Some((limit, offset)),
         order,
         active_test: true,
+        single: false,
+    })
+    .unwrap_or_else(|| {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "search_read returned no row",
+            None,
+        )
     })
 }
 
@@ -64,11 +72,11 @@ fn data_read(
     model: Option<&str>,
     id: Option<i32>,
     fields: default!(Option<Vec<Option<String>>>, "NULL"),
-) -> Option<pgrx::JsonB> {
+) -> Option<RawJsonb> {
     let uid = required(uid, "uid");
     let model = required(model, "model");
     let id = id?;
-    let records = read::search_read(read::Request {
+    read::search_read(read::Request {
         uid,
         model,
         domain: read::id_domain(id),
@@ -76,12 +84,8 @@ fn data_read(
         page: None,
         order: None,
         active_test: false,
-    });
-    records
-        .0
-        .as_array()
-        .and_then(|a| a.first().cloned())
-        .map(pgrx::JsonB)
+        single: true,
+    })
 }
 
 /// `api_gateway.create(uid, model, vals jsonb) RETURNS integer`: the new record's id.

@@ -33,8 +33,12 @@ SELECT u.active, u.company_id, u.partner_id, p.commercial_partner_id, p.lang, \
            AND CASE $3 WHEN 'read' THEN r.perm_read WHEN 'write' THEN r.perm_write \
                        WHEN 'create' THEN r.perm_create ELSE r.perm_unlink END \
            AND (NOT EXISTS (SELECT 1 FROM public.rule_group_rel x WHERE x.rule_group_id = r.id) \
-                OR EXISTS (SELECT 1 FROM public.rule_group_rel x WHERE x.rule_group_id = r.id AND x.group_id IN (SELECT gid FROM g)))) \
-  FROM public.res_users u LEFT JOIN public.res_partner p ON p.id = u.partner_id WHERE u.id = $1";
+                OR EXISTS (SELECT 1 FROM public.rule_group_rel x WHERE x.rule_group_id = r.id AND x.group_id IN (SELECT gid FROM g)))), \
+       fp.n, fp.s, st.default_limit, st.max_limit \
+  FROM public.res_users u \
+  CROSS JOIN (SELECT count(*) AS n, coalesce(sum(xmin::text::bigint), 0)::bigint AS s \
+                FROM public.ir_model_fields WHERE model = $2[1]) fp \
+  CROSS JOIN api_gateway.settings st LEFT JOIN public.res_partner p ON p.id = u.partner_id WHERE u.id = $1";
 
 /// The environment of one call: `env.user`, `env.companies`, `env.company`, language.
 pub struct UserContext {
@@ -50,6 +54,10 @@ pub struct UserContext {
     pub allowed: bool,
     /// (model, rule id, rule name, domain_force, global) for the model and its `_inherits` parents.
     pub rules: Vec<(String, i32, String, String, bool)>,
+    /// Fingerprint of the model's ir_model_fields rows, read in the same query.
+    pub fingerprint: (i64, i64),
+    /// settings.default_limit and max_limit.
+    pub limits: (i32, i32),
 }
 
 /// Load the user's context and what applies to `model` for `op`. An unknown or archived user
@@ -92,11 +100,30 @@ pub fn load(uid: i32, model: &str, op: Operation) -> UserContext {
             spi(r.get::<Vec<i32>>(7)).unwrap_or_default(),
             spi(r.get::<bool>(8)).unwrap_or(false),
             spi(r.get::<pgrx::Json>(9)),
+            (
+                spi(r.get::<i64>(10)).unwrap_or(0),
+                spi(r.get::<i64>(11)).unwrap_or(0),
+            ),
+            (
+                spi(r.get::<i32>(12)).unwrap_or(80),
+                spi(r.get::<i32>(13)).unwrap_or(1000),
+            ),
         ))
     });
     let superuser = uid == SUPERUSER_ID;
-    let Some((active, company_id, partner_id, commercial, lang, groups, companies, allowed, rules)) =
-        row
+    let Some((
+        active,
+        company_id,
+        partner_id,
+        commercial,
+        lang,
+        groups,
+        companies,
+        allowed,
+        rules,
+        fingerprint,
+        limits,
+    )) = row
     else {
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -145,6 +172,8 @@ pub fn load(uid: i32, model: &str, op: Operation) -> UserContext {
         groups: groups.into_iter().map(i64::from).collect(),
         allowed: allowed || superuser,
         rules,
+        fingerprint,
+        limits,
     }
 }
 

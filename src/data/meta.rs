@@ -99,12 +99,26 @@ pub fn model(model: &str) -> Rc<ModelMeta> {
 
 /// Like [`model`], but says why instead of raising (for comodels that may not be served).
 pub fn try_model(model: &str) -> Result<Rc<ModelMeta>, String> {
+    if !valid_model_name(model) {
+        return try_model_with(model, (0, 0));
+    }
+    try_model_with(model, fingerprint(model))
+}
+
+/// The metadata of `model` given its current fingerprint (read by the caller's own query).
+pub fn model_with(model: &str, print: (i64, i64)) -> Rc<ModelMeta> {
+    match try_model_with(model, print) {
+        Ok(m) => m,
+        Err(why) => raise(PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE, why, None),
+    }
+}
+
+fn try_model_with(model: &str, print: (i64, i64)) -> Result<Rc<ModelMeta>, String> {
     let shown: String = model.chars().take(64).collect();
     let unknown = || format!("unknown model \"{shown}\": it has no row in ir_model");
     if !valid_model_name(model) {
         return Err(unknown());
     }
-    let print = fingerprint(model);
     if let Some(m) = CACHE.with(|c| c.borrow().get(model).cloned()) {
         if m.fingerprint == print {
             return Ok(m);

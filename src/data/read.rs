@@ -6,6 +6,7 @@ use crate::data::context::{self, UserContext};
 use crate::data::meta::{self, ModelMeta};
 use crate::data::{Operation, bad_input, params};
 use crate::error::{raise, spi};
+use crate::spi::RawJsonb;
 use api_gateway_core::domain::{
     self, CompileOptions, Domain, DomainError, ModelInfo, Param, Schema,
 };
@@ -23,12 +24,20 @@ pub struct Models<'u> {
 }
 
 impl<'u> Models<'u> {
-    pub fn new(user: &'u UserContext) -> Self {
-        Models {
+    /// `model` is the model the user context was loaded for: its fingerprint came with it.
+    pub fn new(user: &'u UserContext, model: &str) -> Self {
+        let models = Models {
             user,
             loaded: RefCell::new(HashMap::new()),
             keep: RefCell::new(vec![]),
-        }
+        };
+        let m = meta::model_with(model, user.fingerprint);
+        models
+            .loaded
+            .borrow_mut()
+            .insert(model.to_string(), m.clone());
+        models.keep.borrow_mut().push(m);
+        models
     }
 
     /// A comodel if it can be served, else None (never raises).
@@ -314,18 +323,9 @@ pub struct Page {
     pub offset: i64,
 }
 
-const LIMITS: &str = "SELECT default_limit, max_limit FROM api_gateway.settings";
-
-pub fn page(limit: Option<i32>, offset: Option<i32>) -> Page {
-    let (default, max) = Spi::connect(|c| {
-        let plan = crate::spi::plan(c, LIMITS, &[], false);
-        let t = spi(c.select(plan, Some(1), &[]));
-        let r = t.first();
-        (
-            spi(r.get::<i32>(1)).unwrap_or(80),
-            spi(r.get::<i32>(2)).unwrap_or(1000),
-        )
-    });
+/// `limit` NULL: the settings' default; capped by the settings' maximum. Negative: 22023.
+pub fn page(user: &UserContext, limit: Option<i32>, offset: Option<i32>) -> Page {
+    let (default, max) = user.limits;
     let limit = match limit {
         None => default,
         Some(l) if l < 0 => raise(
@@ -354,18 +354,22 @@ pub struct Request<'a> {
     pub model: &'a str,
     pub domain: Domain,
     pub fields: Option<Vec<Option<String>>>,
-    pub page: Option<Page>,
+    /// (limit, offset) as given; None reads every match (used by `read`).
+    pub page: Option<(Option<i32>, Option<i32>)>,
     pub order: Option<&'a str>,
     pub active_test: bool,
+    /// Return the first record (or NULL) instead of the array.
+    pub single: bool,
 }
 
-/// The records as a JSON array.
-pub fn search_read(req: Request) -> pgrx::JsonB {
+/// The records as a JSON array (for `read`: the first record, or NULL).
+pub fn search_read(req: Request) -> Option<RawJsonb> {
     crate::odoo::require_odoo("search_read", crate::data::TABLES);
     let user = context::load(req.uid, req.model, Operation::Read);
-    let models = Models::new(&user);
+    let models = Models::new(&user, req.model);
     let model = models.get(req.model);
     user.require_access(req.model, Operation::Read);
+    let page = req.page.map(|(limit, offset)| page(&user, limit, offset));
     let q = visible_rows(&user, &models, &model, &req.domain, req.active_test);
     let mut params = q.params;
     params.push(Param::Text(user.lang.clone()));
@@ -384,7 +388,7 @@ pub fn search_read(req: Request) -> pgrx::JsonB {
         .collect();
     let order = order_sql(&model, req.order, lang_param);
     let mut page_sql = String::new();
-    if let Some(p) = &req.page {
+    if let Some(p) = &page {
         params.push(Param::Int(p.limit));
         params.push(Param::Int(p.offset));
         page_sql = format!(
@@ -400,21 +404,27 @@ pub fn search_read(req: Request) -> pgrx::JsonB {
         obj = object_sql(&pairs),
         from_where = q.from_where,
     );
+    let sql = if req.single {
+        format!("SELECT ({sql}) -> 0")
+    } else {
+        sql
+    };
     run_json(&sql, &params)
 }
 
-fn run_json(sql: &str, params: &[Param]) -> pgrx::JsonB {
+fn run_json(sql: &str, params: &[Param]) -> Option<RawJsonb> {
     let args = params::datums(params);
     Spi::connect(|c| {
-        let t = spi(c.select(sql, Some(1), &args));
-        spi(t.first().get::<pgrx::JsonB>(1)).unwrap_or(pgrx::JsonB(serde_json::json!([])))
+        let plan = crate::spi::plan_cached(c, sql, &params::types(params), false);
+        let t = spi(c.select(&*plan, Some(1), &args));
+        crate::spi::first_jsonb(t)
     })
 }
 
 pub fn search_count(uid: i32, model_name: &str, domain: Domain) -> i64 {
     crate::odoo::require_odoo("search_count", crate::data::TABLES);
     let user = context::load(uid, model_name, Operation::Read);
-    let models = Models::new(&user);
+    let models = Models::new(&user, model_name);
     let model = models.get(model_name);
     user.require_access(model_name, Operation::Read);
     let q = visible_rows(&user, &models, &model, &domain, true);

@@ -257,7 +257,7 @@ fn refuse_rules(user: &UserContext, model: &str, op: Operation, id: i64) -> ! {
 pub fn create(uid: i32, model_name: &str, vals: &Value) -> i32 {
     crate::odoo::require_odoo("create", crate::data::TABLES);
     let user = context::load(uid, model_name, Operation::Create);
-    let models = Models::new(&user);
+    let models = Models::new(&user, model_name);
     let model = models.get(model_name);
     user.require_access(model_name, Operation::Create);
     let v = values(&user, &model, vals);
@@ -339,7 +339,7 @@ fn visible(uid: i32, models: &Models, model: &ModelMeta, id: i64) -> bool {
 pub fn write(uid: i32, model_name: &str, id: i32, vals: &Value) -> bool {
     crate::odoo::require_odoo("write", crate::data::TABLES);
     let user = context::load(uid, model_name, Operation::Write);
-    let models = Models::new(&user);
+    let models = Models::new(&user, model_name);
     let model = models.get(model_name);
     user.require_access(model_name, Operation::Write);
     let v = values(&user, &model, vals);
@@ -381,7 +381,7 @@ pub fn write(uid: i32, model_name: &str, id: i32, vals: &Value) -> bool {
 pub fn unlink(uid: i32, model_name: &str, id: i32) -> bool {
     crate::odoo::require_odoo("unlink", crate::data::TABLES);
     let user = context::load(uid, model_name, Operation::Unlink);
-    let models = Models::new(&user);
+    let models = Models::new(&user, model_name);
     let model = models.get(model_name);
     user.require_access(model_name, Operation::Unlink);
     if !visible(uid, &models, &model, i64::from(id)) {
