@@ -2,7 +2,7 @@
 //! (`ir.model.access`) and record rules (`ir.rule`) that apply, in one query per call.
 use crate::data::Operation;
 use crate::error::{raise, spi};
-use api_gateway_core::domain::{self, Domain, EvalContext, Value};
+use api_gateway_core::domain::{self, Domain, DomainError, EvalContext, Value};
 use pgrx::prelude::*;
 use std::collections::HashMap;
 
@@ -267,6 +267,32 @@ impl UserContext {
             globals.push(domain::or(groups));
         }
         Some(domain::and(globals))
+    }
+}
+
+impl UserContext {
+    /// The first rule of `model` whose domain `check` refuses: (id, name, why). Used to name the
+    /// rule in a fail-closed error; (0, "record rules", None) when no single rule is at fault.
+    pub fn culprit_rule(
+        &self,
+        model: &str,
+        check: impl Fn(&Domain) -> Option<DomainError>,
+    ) -> (i32, String, Option<String>) {
+        let ctx = self.eval_context();
+        for (rule_model, id, name, text, _) in &self.rules {
+            if rule_model != model {
+                continue;
+            }
+            match domain::parse_rule(text, &ctx as &dyn EvalContext) {
+                Err(e) => return (*id, name.clone(), Some(e.to_string())),
+                Ok(d) => {
+                    if let Some(e) = check(&d) {
+                        return (*id, name.clone(), Some(e.to_string()));
+                    }
+                }
+            }
+        }
+        (0, "record rules".into(), None)
     }
 }
 

@@ -18,6 +18,8 @@ pub struct FieldMeta {
     pub required: bool,
     /// Groups allowed to access it (`groups=` on the field); empty = everyone.
     pub groups: Vec<i32>,
+    /// `ir_model_fields.related` of a non-stored related field (e.g. `partner_id.name`).
+    pub related: Option<String>,
 }
 
 #[derive(Debug)]
@@ -50,7 +52,7 @@ const FIELDS: &str = "SELECT f.id, f.name, f.ttype, coalesce(f.store, false), f.
        coalesce(f.company_dependent, false), coalesce(f.required, false), coalesce(f.readonly, false), \
        a.attname IS NOT NULL, a.attnotnull IS TRUE, \
        coalesce(f.field_description->>'en_US', f.name), \
-       GROUPS \
+       GROUPS, f.related \
   FROM public.ir_model_fields f \
   LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = to_regclass('public.' || quote_ident($2)) \
        AND a.attname = f.name AND a.attnum > 0 AND NOT a.attisdropped \
@@ -231,6 +233,7 @@ fn load(model: &str, fingerprint: (i64, i64)) -> Result<ModelMeta, String> {
                     readonly: flag(13),
                     required: flag(12),
                     groups: spi(r.get::<Vec<i32>>(17)).unwrap_or_default(),
+                    related: text(18).filter(|s| !s.is_empty() && !store),
                 },
             );
         }
@@ -245,6 +248,7 @@ fn load(model: &str, fingerprint: (i64, i64)) -> Result<ModelMeta, String> {
         readonly: true,
         required: false,
         groups: vec![],
+        related: None,
     });
     let column = |n: &str| fields.get(n).is_some_and(|f| f.has_column);
     info.has_active = column("active") || column("x_active");

@@ -75,6 +75,10 @@ impl Schema for Models<'_> {
         Some(unsafe { &(*ptr).info })
     }
 
+    fn related(&self, model: &str, field: &str) -> Option<String> {
+        self.try_get(model)?.fields.get(field)?.related.clone()
+    }
+
     fn read_rule(&self, model: &str) -> Result<Option<Domain>, DomainError> {
         if self.user.superuser {
             return Ok(None);
@@ -110,7 +114,16 @@ pub fn visible_rows(
     // ...so what fails once the rules are added is a rule the gateway cannot enforce: fail closed.
     let sql = domain::compile_search(domain, rule.as_ref(), &model.info, models, "t", 1, &opts)
         .unwrap_or_else(|e| {
-            context::fail_closed(&model.info.model, 0, "record rules", &e.to_string())
+            let (id, name, why) = user.culprit_rule(&model.info.model, |d| {
+                domain::compile_search(&Domain::True, Some(d), &model.info, models, "t", 1, &opts)
+                    .err()
+            });
+            context::fail_closed(
+                &model.info.model,
+                id,
+                &name,
+                &why.unwrap_or_else(|| e.to_string()),
+            )
         });
     Query {
         from_where: format!("FROM public.\"{}\" t WHERE {}", model.table(), sql.text),
