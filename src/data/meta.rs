@@ -3,7 +3,7 @@
 //! `ir_model_fields` rows (row count and the sum of their xmin), so a module install or a
 //! changed field is seen on the next call.
 use crate::error::{raise, spi};
-use api_gateway_core::domain::{FieldInfo, ModelInfo};
+use api_gateway_core::domain::{FieldInfo, ModelInfo, Value};
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -52,14 +52,17 @@ const FIELDS: &str = "SELECT f.id, f.name, f.ttype, coalesce(f.store, false), f.
        coalesce(f.company_dependent, false), coalesce(f.required, false), coalesce(f.readonly, false), \
        a.attname IS NOT NULL, a.attnotnull IS TRUE, \
        coalesce(f.field_description->>'en_US', f.name), \
-       GROUPS, f.related \
+       GROUPS, f.related, \
+       CASE WHEN f.ttype = 'one2many' AND f.relation_field = 'res_id' THEN \
+            (SELECT min(c.name) FROM public.ir_model_fields c \
+              WHERE c.model = f.relation AND c.name IN ('model', 'res_model') AND c.store) END \
   FROM public.ir_model_fields f \
   LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = to_regclass('public.' || quote_ident($2)) \
        AND a.attname = f.name AND a.attnum > 0 AND NOT a.attisdropped \
  WHERE f.model = $1";
 
 /// Model names are lower-case dotted identifiers; anything else cannot name a model.
-fn valid_model_name(model: &str) -> bool {
+pub fn valid_model_name(model: &str) -> bool {
     !model.is_empty()
         && model.len() <= 128
         && model
@@ -67,6 +70,20 @@ fn valid_model_name(model: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
         && !model.starts_with('.')
         && !model.ends_with('.')
+}
+
+/// Conditions of a one2many's own domain that Odoo keeps in Python, not in `ir_model_fields`:
+/// `res_id` lines (messages, attachments, followers) belong to this model only when their
+/// `model`/`res_model` column says so; a partner's `child_ids` are its active contacts.
+fn line_filter(model: &str, field: &str, model_column: Option<String>) -> Vec<(String, Value)> {
+    let mut out = vec![];
+    if let Some(column) = model_column {
+        out.push((column, Value::Str(model.to_string())));
+    }
+    if model == "res.partner" && field == "child_ids" {
+        out.push(("active".to_string(), Value::Bool(true)));
+    }
+    out
 }
 
 /// `[a-z_][a-z0-9_]*`, at most 63 bytes: the only field names spliced into SQL (quoted).
@@ -222,6 +239,7 @@ fn load(model: &str, fingerprint: (i64, i64)) -> Result<ModelMeta, String> {
                     column2: text(9).filter(|s| !s.is_empty()),
                     translate: flag(10),
                     company_dependent: flag(11),
+                    line_filter: line_filter(model, &name, text(19)),
                     // The compiler drops `IS NULL` branches only for real NOT NULL columns.
                     required: flag(15),
                 },

@@ -8,7 +8,7 @@ use crate::data::{Operation, bad_input, params};
 use crate::error::{raise, spi};
 use crate::spi::RawJsonb;
 use api_gateway_core::domain::{
-    self, CompileOptions, Domain, DomainError, ModelInfo, Param, Schema,
+    self, CompileOptions, Domain, DomainError, ModelInfo, Param, Schema, Value,
 };
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -21,6 +21,8 @@ pub struct Models<'u> {
     loaded: RefCell<HashMap<String, Rc<ModelMeta>>>,
     /// Keeps every `Rc` alive while `self` lives, so references handed out stay valid.
     keep: RefCell<Vec<Rc<ModelMeta>>>,
+    /// A comodel the caller's domain searched without read access.
+    denied: RefCell<Option<String>>,
 }
 
 impl<'u> Models<'u> {
@@ -30,6 +32,7 @@ impl<'u> Models<'u> {
             user,
             loaded: RefCell::new(HashMap::new()),
             keep: RefCell::new(vec![]),
+            denied: RefCell::new(None),
         };
         let m = meta::model_with(model, user.fingerprint);
         models
@@ -79,11 +82,19 @@ impl Schema for Models<'_> {
         self.try_get(model)?.fields.get(field)?.related.clone()
     }
 
+    /// The comodel's read rule; a comodel the user has no read right on makes the search fail
+    /// (Odoo raises AccessError there), remembered in `denied` so it becomes 42501.
     fn read_rule(&self, model: &str) -> Result<Option<Domain>, DomainError> {
         if self.user.superuser {
             return Ok(None);
         }
         let ctx = context::load(self.user.uid, model, Operation::Read);
+        if !ctx.allowed {
+            *self.denied.borrow_mut() = Some(model.to_string());
+            return Err(DomainError::InvalidValue(format!(
+                "no read access to {model}"
+            )));
+        }
         Ok(ctx.rule_domain(model))
     }
 }
@@ -109,6 +120,16 @@ pub fn visible_rows(
     };
     // The caller's domain alone first: its mistakes are bad input (22023)...
     if let Err(e) = domain::compile(domain, &model.info, models, "t", 1, &opts) {
+        if let Some(comodel) = models.denied.borrow().clone() {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "user {} may not read records of model {comodel} (searched through the domain)",
+                    user.uid
+                ),
+                None,
+            );
+        }
         bad_input("domain", &e);
     }
     // ...so what fails once the rules are added is a rule the gateway cannot enforce: fail closed.
@@ -147,9 +168,23 @@ pub fn parse_domain(text: Option<&str>) -> Domain {
 /// The fields to return: the ones asked for (each checked), or every stored readable field.
 fn select_fields(
     user: &UserContext,
+    models: &Models,
     model: &ModelMeta,
     fields: Option<Vec<Option<String>>>,
 ) -> Vec<String> {
+    // A one2many is read through its inverse column, which must exist on the comodel's table
+    // (not so for an inverse inherited through `_inherits`, e.g. product.document.res_id).
+    let servable = |f: &api_gateway_core::domain::FieldInfo| -> bool {
+        f.store
+            && f.ttype != "binary"
+            && (f.ttype != "one2many"
+                || match (&f.relation, &f.relation_field) {
+                    (Some(rel), Some(inverse)) => models
+                        .try_get(rel)
+                        .is_some_and(|co| co.fields.get(inverse).is_some_and(|i| i.has_column)),
+                    _ => false,
+                })
+    };
     let readable = |name: &str| -> bool {
         model.fields.get(name).is_some_and(|f| {
             f.groups.is_empty()
@@ -174,7 +209,7 @@ fn select_fields(
                         ),
                         None,
                     ),
-                    Some(f) if !f.store || f.ttype == "binary" => raise(
+                    Some(f) if !servable(f) => raise(
                         PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
                         format!(
                             "invalid field list: {}.{name} is not stored in the database",
@@ -207,7 +242,7 @@ fn select_fields(
                 .info
                 .fields
                 .values()
-                .filter(|f| f.store && f.ttype != "binary" && readable(&f.name))
+                .filter(|f| servable(f) && readable(&f.name))
                 .map(|f| f.name.clone())
                 .collect();
             names.sort_by(|a, b| (a != "id", a).cmp(&(b != "id", b)));
@@ -232,6 +267,12 @@ fn value_sql(
     let col = format!("t.\"{name}\"");
     match f.ttype.as_str() {
         "many2one" => {
+            // A company-dependent many2one stores {"<company_id>": id} in jsonb.
+            let col = if f.company_dependent {
+                format!("({col}->>(${company_param}::text))::int4")
+            } else {
+                col
+            };
             // A comodel the gateway cannot serve still gets a display value: "model,id".
             let display = match f.relation.as_deref().map(|r| (r, models.try_get(r))) {
                 Some((_, Some(co))) => co.display_name_sql(&col, lang_param),
@@ -258,13 +299,21 @@ fn value_sql(
             let Some(co) = models.try_get(rel) else {
                 return "'[]'::jsonb".into();
             };
-            let active = if co.info.has_active {
-                " AND c.active IS TRUE"
-            } else {
-                ""
-            };
+            let mut filter = String::new();
+            if co.info.has_active {
+                filter.push_str(" AND c.active IS TRUE");
+            }
+            for (column, value) in &f.line_filter {
+                // Values are the model's own name or a boolean, both known identifiers/literals.
+                let literal = match value {
+                    Value::Str(v) if meta::valid_model_name(v) => format!("'{v}'"),
+                    Value::Bool(b) => b.to_string(),
+                    _ => continue,
+                };
+                filter.push_str(&format!(" AND c.\"{column}\" = {literal}"));
+            }
             format!(
-                "coalesce((SELECT jsonb_agg(c.id ORDER BY c.id) FROM public.\"{}\" c WHERE c.\"{inverse}\" = t.id{active}), '[]'::jsonb)",
+                "coalesce((SELECT jsonb_agg(c.id ORDER BY c.id) FROM public.\"{}\" c WHERE c.\"{inverse}\" = t.id{filter}), '[]'::jsonb)",
                 co.table()
             )
         }
@@ -389,7 +438,7 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
     let lang_param = params.len();
     params.push(Param::Int(user.company_id));
     let company_param = params.len();
-    let names = select_fields(&user, &model, req.fields);
+    let names = select_fields(&user, &models, &model, req.fields);
     let pairs: Vec<(String, String)> = names
         .iter()
         .map(|n| {

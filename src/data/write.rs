@@ -166,6 +166,62 @@ fn values(user: &UserContext, model: &ModelMeta, vals: &Value) -> Values {
     out
 }
 
+/// Defaults Odoo's Python gives every new record that the database cannot know: `active` is
+/// true, and a new partner is a contact shared with no internal user (`partner_share`), which
+/// the multi-company record rule of res.partner depends on.
+fn orm_defaults(model: &ModelMeta, columns: &mut Map<String, Value>) {
+    let has = |f: &str| model.fields.get(f).is_some_and(|m| m.has_column);
+    if has("active") && !columns.contains_key("active") {
+        columns.insert("active".into(), Value::Bool(true));
+    }
+    if model.info.model == "res.partner" {
+        if has("partner_share") {
+            columns.insert("partner_share".into(), Value::Bool(true));
+        }
+        if has("type") && columns.get("type").is_none_or(Value::is_null) {
+            columns.insert("type".into(), Value::String("contact".into()));
+        }
+    }
+}
+
+/// Fields whose change makes [`recompute`] necessary.
+const RECOMPUTE_TRIGGERS: &[&str] = &["name", "parent_id", "is_company"];
+
+/// Stored fields of res.partner that Odoo computes in Python and that rules and display names
+/// depend on: commercial_partner_id, complete_name, commercial_company_name (as
+/// `_compute_commercial_partner`, `_compute_complete_name`, `_compute_commercial_company_name`).
+fn recompute(model: &ModelMeta, id: i64) {
+    if model.info.model != "res.partner" {
+        return;
+    }
+    let has = |f: &str| model.fields.get(f).is_some_and(|m| m.has_column);
+    if !(has("commercial_partner_id")
+        && has("complete_name")
+        && has("parent_id")
+        && has("is_company"))
+    {
+        return;
+    }
+    exec(
+        "UPDATE public.res_partner p SET \
+           commercial_partner_id = CASE WHEN coalesce(p.is_company, false) OR p.parent_id IS NULL THEN p.id \
+               ELSE coalesce((SELECT q.commercial_partner_id FROM public.res_partner q WHERE q.id = p.parent_id), p.parent_id) END, \
+           complete_name = CASE WHEN p.parent_id IS NOT NULL AND NOT coalesce(p.is_company, false) \
+               THEN btrim(coalesce((SELECT q.name FROM public.res_partner q WHERE q.id = p.parent_id), '') || ', ' || coalesce(p.name, '')) \
+               ELSE btrim(coalesce(p.name, '')) END \
+         WHERE p.id = $1::int4",
+        &[Param::Int(id)],
+    );
+    if has("commercial_company_name") {
+        exec(
+            "UPDATE public.res_partner p SET commercial_company_name = \
+               (SELECT c.name FROM public.res_partner c WHERE c.id = p.commercial_partner_id AND c.is_company) \
+             WHERE p.id = $1::int4",
+            &[Param::Int(id)],
+        );
+    }
+}
+
 fn quoted(names: &[&String]) -> String {
     names
         .iter()
@@ -260,7 +316,8 @@ pub fn create(uid: i32, model_name: &str, vals: &Value) -> i32 {
     let models = Models::new(&user, model_name);
     let model = models.get(model_name);
     user.require_access(model_name, Operation::Create);
-    let v = values(&user, &model, vals);
+    let mut v = values(&user, &model, vals);
+    orm_defaults(&model, &mut v.columns);
     for (name, meta) in &model.fields {
         if meta.required
             && meta.has_column
@@ -320,6 +377,7 @@ pub fn create(uid: i32, model_name: &str, vals: &Value) -> i32 {
         spi(t.first().get::<i32>(1)).map(i64::from).unwrap_or(0)
     });
     apply_many2many(&model, id, &v.many2many);
+    recompute(&model, id);
     // Odoo checks the create rules on the new record after the insert; a failure here raises,
     // which rolls back the insert with the rest of the statement.
     if user.rule_domain(model_name).is_some() {
@@ -343,6 +401,9 @@ pub fn write(uid: i32, model_name: &str, id: i32, vals: &Value) -> bool {
     let model = models.get(model_name);
     user.require_access(model_name, Operation::Write);
     let v = values(&user, &model, vals);
+    let needs_recompute = RECOMPUTE_TRIGGERS
+        .iter()
+        .any(|f| v.columns.contains_key(*f));
     if !visible(uid, &models, &model, i64::from(id)) {
         return false;
     }
@@ -375,6 +436,9 @@ pub fn write(uid: i32, model_name: &str, id: i32, vals: &Value) -> bool {
         });
     }
     apply_many2many(&model, i64::from(id), &v.many2many);
+    if needs_recompute {
+        recompute(&model, i64::from(id));
+    }
     true
 }
 

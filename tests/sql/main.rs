@@ -1,3 +1,4 @@
 //! SQL integration tests: the extension's functions called over a real connection.
+mod data;
 mod foundation;
 mod gate;

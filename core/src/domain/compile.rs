@@ -81,6 +81,10 @@ pub struct FieldInfo {
     pub company_dependent: bool,
     /// Required (a NOT NULL column): the `IS NULL` alternatives are dropped, as Odoo does.
     pub required: bool,
+    /// For a one2many: conditions `column = value` every line must meet, from the field's own
+    /// domain (`child_ids` only counts active children; `message_ids` only the model's own
+    /// messages through `res_id`). Odoo does not reflect these in `ir_model_fields`.
+    pub line_filter: Vec<(String, Value)>,
 }
 
 impl FieldInfo {
@@ -894,13 +898,13 @@ impl<'s> Compiler<'s> {
                 if simple && let Some(inv) = leaf.op.inverse() {
                     return self.leaf(&leaf.path, inv, &leaf.value, model, alias, ctx);
                 }
+                // not (a =? b) with b set is a != b; with b unset the generic path below still
+                // checks the field (so !d compiles exactly when d does) and gives FALSE.
                 if simple
                     && leaf.op == Operator::EqOpt
                     && let LeafValue::Value(v) = &leaf.value
+                    && v.is_truthy()
                 {
-                    if !v.is_truthy() {
-                        return Ok(Frag::False);
-                    }
                     return self.leaf(&leaf.path, Operator::Ne, &leaf.value, model, alias, ctx);
                 }
                 let f = self.leaf(&leaf.path, leaf.op, &leaf.value, model, alias, ctx)?;
@@ -1659,6 +1663,15 @@ impl<'s> Compiler<'s> {
                 ident(&line)?,
                 qualified(&line, inverse)?
             );
+            for (column, value) in &fr.f.line_filter {
+                let p = match value {
+                    Value::Bool(b) => self.param(Param::Bool(*b)),
+                    Value::Int(i) => self.param(Param::Int(*i)),
+                    Value::Str(t) => self.param(Param::Text(t.clone())),
+                    _ => return Err(not_searchable()),
+                };
+                let _ = write!(s, " AND {} = {p}", qualified(&line, column)?);
+            }
             if let Some(w) = extra {
                 let _ = write!(s, " AND {w}");
             }
