@@ -202,6 +202,405 @@ BEGIN
 END;
 $$;
 
+-- Traffic logs, their hourly rollups, statistics for the dashboard and the maintenance jobs.
+--
+-- request_log is partitioned by day: removing a day past the retention is a DROP of its
+-- partition (instant at any size) rather than a DELETE; a DEFAULT partition catches rows outside
+-- the prepared days, and its old rows are deleted in batches. Every INSERT also folds its rows
+-- into request_stats (hour x user x method x endpoint x status x latency bucket) and
+-- request_stats_ip (hour x address) through a statement-level trigger, so the statistics read a
+-- few thousand rollup rows whatever the number of log rows.
+
+CREATE SEQUENCE api_gateway.request_log_id_seq;
+
+CREATE TABLE api_gateway.request_log (
+    id             bigint NOT NULL DEFAULT nextval('api_gateway.request_log_id_seq'),
+    at             timestamptz NOT NULL DEFAULT now(),
+    method         text NOT NULL,
+    path           text NOT NULL,
+    model          text,
+    record_id      integer,
+    status         smallint NOT NULL,
+    latency_ms     real NOT NULL,
+    client_ip      inet,
+    uid            integer,
+    client_id      text,
+    user_agent     text,
+    request_bytes  integer,
+    response_bytes integer,
+    request_body   text,
+    response_body  text,
+    error          text,
+    error_chain    text
+) PARTITION BY RANGE (at);
+COMMENT ON TABLE api_gateway.request_log IS
+    'HTTP traffic written by api-gateway serve (level in settings.log_level); never holds a secret: Authorization is stored as "Bearer **********".';
+CREATE TABLE api_gateway.request_log_default PARTITION OF api_gateway.request_log DEFAULT;
+CREATE INDEX request_log_at_idx ON api_gateway.request_log (at);
+CREATE INDEX request_log_status_idx ON api_gateway.request_log (status, at) WHERE status >= 400;
+
+CREATE TABLE api_gateway.request_stats (
+    bucket         timestamptz NOT NULL,
+    uid            integer NOT NULL,
+    method         text NOT NULL,
+    endpoint       text NOT NULL,
+    status         smallint NOT NULL,
+    latency_bucket smallint NOT NULL,
+    requests       bigint NOT NULL,
+    latency_sum    double precision NOT NULL,
+    latency_max    real NOT NULL,
+    PRIMARY KEY (bucket, uid, method, endpoint, status, latency_bucket)
+);
+COMMENT ON TABLE api_gateway.request_stats IS
+    'Hourly rollup of request_log (uid 0 = anonymous); latency_bucket indexes api_gateway.latency_bounds().';
+
+CREATE TABLE api_gateway.request_stats_ip (
+    bucket    timestamptz NOT NULL,
+    client_ip inet NOT NULL,
+    requests  bigint NOT NULL,
+    errors    bigint NOT NULL,
+    PRIMARY KEY (bucket, client_ip)
+);
+
+-- Upper bounds (ms) of the latency buckets; the last bucket is everything above.
+CREATE FUNCTION api_gateway.latency_bounds() RETURNS real[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN '{1,2,5,10,20,50,100,200,500,1000,2000,5000}'::real[];
+
+-- "GET /api/v1/res.partner/42" -> "/api/v1/res.partner/{id}": endpoints without record ids.
+CREATE FUNCTION api_gateway.endpoint_of(path text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN left(regexp_replace(split_part(path, '?', 1), '/[0-9]+(?=/|$)', '/{id}', 'g'), 200);
+
+CREATE FUNCTION api_gateway._request_log_rollup() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO api_gateway.request_stats AS s
+           (bucket, uid, method, endpoint, status, latency_bucket, requests, latency_sum, latency_max)
+    SELECT date_trunc('hour', n.at), coalesce(n.uid, 0), n.method, api_gateway.endpoint_of(n.path), n.status,
+           width_bucket(n.latency_ms, api_gateway.latency_bounds()), count(*), sum(n.latency_ms), max(n.latency_ms)
+      FROM new_rows n
+     GROUP BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (bucket, uid, method, endpoint, status, latency_bucket) DO UPDATE
+       SET requests = s.requests + EXCLUDED.requests,
+           latency_sum = s.latency_sum + EXCLUDED.latency_sum,
+           latency_max = greatest(s.latency_max, EXCLUDED.latency_max);
+    INSERT INTO api_gateway.request_stats_ip AS s (bucket, client_ip, requests, errors)
+    SELECT date_trunc('hour', n.at), n.client_ip, count(*), count(*) FILTER (WHERE n.status >= 400)
+      FROM new_rows n WHERE n.client_ip IS NOT NULL
+     GROUP BY 1, 2
+    ON CONFLICT (bucket, client_ip) DO UPDATE
+       SET requests = s.requests + EXCLUDED.requests, errors = s.errors + EXCLUDED.errors;
+    PERFORM pg_notify('api_gateway_log', json_build_object(
+        'rows', (SELECT count(*) FROM new_rows),
+        'faults', (SELECT count(*) FROM new_rows WHERE status >= 400),
+        'max_id', (SELECT max(id) FROM new_rows))::text);
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER request_log_rollup AFTER INSERT ON api_gateway.request_log
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION api_gateway._request_log_rollup();
+
+-- `log_requests(rows jsonb)`: what the front calls with a batch of log records (a JSON array of
+-- objects with the request_log column names). Values over the size limits are cut.
+CREATE FUNCTION api_gateway.log_requests(rows jsonb) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n integer;
+BEGIN
+    IF rows IS NULL OR jsonb_typeof(rows) <> 'array' THEN
+        RAISE EXCEPTION 'log_requests expects a JSON array of log records' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO api_gateway.request_log (at, method, path, model, record_id, status, latency_ms, client_ip, uid,
+           client_id, user_agent, request_bytes, response_bytes, request_body, response_body, error, error_chain)
+    SELECT coalesce(r.at, now()), left(r.method, 16), left(r.path, 2000), left(r.model, 128), r.record_id, r.status,
+           greatest(r.latency_ms, 0), r.client_ip, r.uid, left(r.client_id, 64), left(r.user_agent, 512),
+           r.request_bytes, r.response_bytes, left(r.request_body, 65536), left(r.response_body, 65536),
+           left(r.error, 4000), left(r.error_chain, 16000)
+      FROM jsonb_populate_recordset(NULL::api_gateway.request_log, rows) r;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+
+-- Daily partitions for today and the next `days_ahead` days (idempotent).
+CREATE FUNCTION api_gateway.ensure_log_partitions(days_ahead integer DEFAULT 3) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    d date;
+    created integer := 0;
+    part text;
+BEGIN
+    FOR d IN SELECT generate_series(current_date, current_date + greatest(days_ahead, 0), interval '1 day')::date LOOP
+        part := 'request_log_' || to_char(d, 'YYYYMMDD');
+        IF to_regclass('api_gateway.' || part) IS NULL THEN
+            -- Rows already in the default partition for that day would block the new partition:
+            -- move them over first.
+            EXECUTE format('CREATE TABLE api_gateway.%I (LIKE api_gateway.request_log INCLUDING DEFAULTS)', part);
+            EXECUTE format('WITH moved AS (DELETE FROM api_gateway.request_log_default WHERE at >= %L AND at < %L RETURNING *) '
+                           'INSERT INTO api_gateway.%I SELECT * FROM moved', d, d + 1, part);
+            EXECUTE format('ALTER TABLE api_gateway.request_log ATTACH PARTITION api_gateway.%I FOR VALUES FROM (%L) TO (%L)',
+                           part, d::timestamptz, (d + 1)::timestamptz);
+            created := created + 1;
+        END IF;
+    END LOOP;
+    RETURN created;
+END;
+$$;
+
+-- Maintenance: each job takes a transaction-level advisory lock (so several fronts may run it
+-- at once: one works, the others skip) and records its last run.
+CREATE TABLE api_gateway.maintenance_run (
+    job         text PRIMARY KEY,
+    last_run_at timestamptz NOT NULL,
+    last_result jsonb NOT NULL,
+    runs        bigint NOT NULL DEFAULT 1
+);
+
+CREATE FUNCTION api_gateway._record_run(job text, result jsonb) RETURNS jsonb
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO api_gateway.maintenance_run AS m (job, last_run_at, last_result) VALUES ($1, now(), $2)
+    ON CONFLICT ON CONSTRAINT maintenance_run_pkey DO UPDATE
+       SET last_run_at = now(), last_result = EXCLUDED.last_result, runs = m.runs + 1
+    RETURNING last_result;
+$$;
+
+-- `run_maintenance(job)`: 'logs' (retention: drop old partitions, delete old default rows in
+-- batches, prepare the next partitions, trim rollups older than a year), 'webhook_jobs'
+-- (delivered/dead jobs past retention), 'secret_display' (one-time secret displays), 'tokens'
+-- (tokens expired more than 7 days ago), 'throttles' (ended rate-limit windows), or 'all'.
+CREATE FUNCTION api_gateway.run_maintenance(job text DEFAULT 'all') RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keep_days integer;
+    cutoff timestamptz;
+    part record;
+    n bigint;
+    dropped integer := 0;
+    result jsonb;
+BEGIN
+    IF job = 'all' THEN
+        RETURN jsonb_build_object(
+            'logs', api_gateway.run_maintenance('logs'),
+            'webhook_jobs', api_gateway.run_maintenance('webhook_jobs'),
+            'secret_display', api_gateway.run_maintenance('secret_display'),
+            'tokens', api_gateway.run_maintenance('tokens'),
+            'throttles', api_gateway.run_maintenance('throttles'));
+    END IF;
+    IF job NOT IN ('logs', 'webhook_jobs', 'secret_display', 'tokens', 'throttles') THEN
+        RAISE EXCEPTION 'unknown maintenance job "%": use logs, webhook_jobs, secret_display, tokens, throttles or all', job
+            USING ERRCODE = '22023';
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(hashtext('api_gateway.maintenance'), hashtext(job)) THEN
+        RETURN jsonb_build_object('skipped', 'another session is running this job');
+    END IF;
+    SELECT log_retention_days INTO keep_days FROM api_gateway.settings;
+    cutoff := now() - make_interval(days => keep_days);
+    IF job = 'logs' THEN
+        FOR part IN
+            SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'api_gateway.request_log'::regclass AND c.relname ~ '^request_log_[0-9]{8}$'
+               AND to_date(substr(c.relname, 13), 'YYYYMMDD') + 1 <= cutoff::date
+        LOOP
+            EXECUTE format('DROP TABLE api_gateway.%I', part.relname);
+            dropped := dropped + 1;
+        END LOOP;
+        n := 0;
+        LOOP
+            DELETE FROM api_gateway.request_log_default
+             WHERE ctid IN (SELECT ctid FROM api_gateway.request_log_default WHERE at < cutoff LIMIT 10000);
+            EXIT WHEN NOT FOUND;
+            n := n + 10000;
+        END LOOP;
+        DELETE FROM api_gateway.request_stats WHERE bucket < now() - interval '400 days';
+        DELETE FROM api_gateway.request_stats_ip WHERE bucket < now() - interval '400 days';
+        result := jsonb_build_object('partitions_dropped', dropped, 'default_rows_deleted_about', n,
+                                     'partitions_created', api_gateway.ensure_log_partitions());
+    ELSIF job = 'webhook_jobs' THEN
+        IF to_regprocedure('api_gateway.purge_webhook_jobs(interval)') IS NOT NULL THEN
+            EXECUTE 'SELECT to_jsonb(api_gateway.purge_webhook_jobs($1))' INTO result USING make_interval(days => keep_days);
+            result := jsonb_build_object('purged', result);
+        ELSE
+            result := jsonb_build_object('purged', 0);
+        END IF;
+    ELSIF job = 'secret_display' THEN
+        -- Client secrets are returned by create_client once and never stored in clear, so there
+        -- is no display to clear; webhook signing secrets must stay readable to sign.
+        result := jsonb_build_object('cleared', 0);
+    ELSIF job = 'tokens' THEN
+        DELETE FROM api_gateway.token WHERE expires_at < now() - interval '7 days';
+        GET DIAGNOSTICS n = ROW_COUNT;
+        DELETE FROM api_gateway.signing_key WHERE valid_until < now();
+        result := jsonb_build_object('tokens_deleted', n);
+    ELSE
+        DELETE FROM api_gateway.throttle WHERE window_start + make_interval(secs => window_s) < now();
+        GET DIAGNOSTICS n = ROW_COUNT;
+        result := jsonb_build_object('windows_deleted', n);
+    END IF;
+    RETURN api_gateway._record_run(job, result);
+END;
+$$;
+
+-- Statistics for DBAs and the dashboard, read from the hourly rollups (request_stats,
+-- request_stats_ip), so they cost the same on a million or a billion log rows. Common arguments:
+-- a time range [from_ts, to_ts), an optional Odoo user id, an optional status class
+-- ('2xx', '3xx', '4xx', '5xx', '429').
+
+CREATE FUNCTION api_gateway._status_matches(status smallint, class text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN class IS NULL
+    OR (class = '429' AND status = 429)
+    OR (class ~ '^[1-5]xx$' AND status / 100 = substr(class, 1, 1)::int);
+
+-- Traffic vs errors vs rate-limited per bucket ('hour', 'day', 'month'), empty buckets included.
+CREATE FUNCTION api_gateway.stats_traffic(from_ts timestamptz, to_ts timestamptz, bucket text DEFAULT 'hour',
+    user_id integer DEFAULT NULL, status_class text DEFAULT NULL)
+RETURNS TABLE (bucket_start timestamptz, requests bigint, errors bigint, rate_limited bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT g.b, coalesce(sum(s.requests), 0)::bigint,
+           coalesce(sum(s.requests) FILTER (WHERE s.status >= 400), 0)::bigint,
+           coalesce(sum(s.requests) FILTER (WHERE s.status = 429), 0)::bigint
+      FROM generate_series(date_trunc($3, $1), $2 - interval '1 microsecond', ('1 ' || $3)::interval) AS g(b)
+      LEFT JOIN api_gateway.request_stats s
+        ON date_trunc($3, s.bucket) = g.b AND s.bucket >= $1 AND s.bucket < $2
+       AND ($4 IS NULL OR s.uid = $4) AND api_gateway._status_matches(s.status, $5)
+     GROUP BY g.b ORDER BY g.b;
+$$;
+
+CREATE FUNCTION api_gateway.stats_top_endpoints(from_ts timestamptz, to_ts timestamptz, user_id integer DEFAULT NULL,
+    status_class text DEFAULT NULL, top integer DEFAULT 5)
+RETURNS TABLE (method text, endpoint text, requests bigint, errors bigint, avg_latency_ms double precision)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.method, s.endpoint, sum(s.requests)::bigint, (sum(s.requests) FILTER (WHERE s.status >= 400))::bigint,
+           sum(s.latency_sum) / sum(s.requests)
+      FROM api_gateway.request_stats s
+     WHERE s.bucket >= $1 AND s.bucket < $2 AND ($3 IS NULL OR s.uid = $3) AND api_gateway._status_matches(s.status, $4)
+     GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT greatest($5, 0);
+$$;
+
+CREATE FUNCTION api_gateway.stats_slowest_endpoints(from_ts timestamptz, to_ts timestamptz, user_id integer DEFAULT NULL,
+    top integer DEFAULT 5)
+RETURNS TABLE (method text, endpoint text, requests bigint, avg_latency_ms double precision, max_latency_ms real)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.method, s.endpoint, sum(s.requests)::bigint, sum(s.latency_sum) / sum(s.requests), max(s.latency_max)
+      FROM api_gateway.request_stats s
+     WHERE s.bucket >= $1 AND s.bucket < $2 AND ($3 IS NULL OR s.uid = $3)
+     GROUP BY 1, 2 ORDER BY 4 DESC, 1, 2 LIMIT greatest($4, 0);
+$$;
+
+CREATE FUNCTION api_gateway.stats_top_ips(from_ts timestamptz, to_ts timestamptz, top integer DEFAULT 5)
+RETURNS TABLE (client_ip inet, requests bigint, errors bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.client_ip, sum(s.requests)::bigint, sum(s.errors)::bigint
+      FROM api_gateway.request_stats_ip s WHERE s.bucket >= $1 AND s.bucket < $2
+     GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT greatest($3, 0);
+$$;
+
+-- The five dashboard buckets: <10, 10-50, 50-100, 100-500, >500 ms (bounds of latency_bounds()).
+CREATE FUNCTION api_gateway.stats_latency_histogram(from_ts timestamptz, to_ts timestamptz, user_id integer DEFAULT NULL,
+    status_class text DEFAULT NULL)
+RETURNS TABLE (range text, requests bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT r.label, coalesce(sum(s.requests), 0)::bigint
+      FROM (VALUES (1, '<10 ms', 0, 3), (2, '10-50 ms', 4, 5), (3, '50-100 ms', 6, 6), (4, '100-500 ms', 7, 8),
+                   (5, '>500 ms', 9, 99)) AS r(ord, label, lo, hi)
+      LEFT JOIN api_gateway.request_stats s
+        ON s.latency_bucket BETWEEN r.lo AND r.hi AND s.bucket >= $1 AND s.bucket < $2
+       AND ($3 IS NULL OR s.uid = $3) AND api_gateway._status_matches(s.status, $4)
+     GROUP BY r.ord, r.label ORDER BY r.ord;
+$$;
+
+CREATE FUNCTION api_gateway.stats_methods(from_ts timestamptz, to_ts timestamptz, user_id integer DEFAULT NULL,
+    status_class text DEFAULT NULL)
+RETURNS TABLE (method text, requests bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.method, sum(s.requests)::bigint FROM api_gateway.request_stats s
+     WHERE s.bucket >= $1 AND s.bucket < $2 AND ($3 IS NULL OR s.uid = $3) AND api_gateway._status_matches(s.status, $4)
+     GROUP BY 1 ORDER BY 2 DESC, 1;
+$$;
+
+CREATE FUNCTION api_gateway.stats_status(from_ts timestamptz, to_ts timestamptz, user_id integer DEFAULT NULL)
+RETURNS TABLE (class text, requests bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.class, coalesce(sum(s.requests), 0)::bigint
+      FROM (VALUES (1, '2xx'), (2, '4xx'), (3, '5xx'), (4, '429')) AS c(ord, class)
+      LEFT JOIN api_gateway.request_stats s
+        ON s.bucket >= $1 AND s.bucket < $2 AND ($3 IS NULL OR s.uid = $3)
+       AND CASE c.class WHEN '429' THEN s.status = 429 WHEN '4xx' THEN s.status / 100 = 4 AND s.status <> 429
+                        ELSE s.status / 100 = substr(c.class, 1, 1)::int END
+     GROUP BY c.ord, c.class ORDER BY c.ord;
+$$;
+
+-- Latency percentile from the rollup histogram: the upper bound of the bucket holding it
+-- (the largest observed latency for the open-ended last bucket).
+CREATE FUNCTION api_gateway._latency_percentile(from_ts timestamptz, to_ts timestamptz, user_id integer, p double precision)
+RETURNS double precision
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH h AS (
+        SELECT s.latency_bucket AS b, sum(s.requests) AS n, max(s.latency_max) AS mx
+          FROM api_gateway.request_stats s
+         WHERE s.bucket >= $1 AND s.bucket < $2 AND ($3 IS NULL OR s.uid = $3)
+         GROUP BY 1),
+    c AS (SELECT b, mx, sum(n) OVER (ORDER BY b) AS cum, sum(n) OVER () AS total FROM h)
+    SELECT CASE WHEN c.b < cardinality(api_gateway.latency_bounds()) THEN (api_gateway.latency_bounds())[c.b + 1]
+                ELSE c.mx END
+      FROM c WHERE c.cum >= $4 * c.total ORDER BY c.b LIMIT 1;
+$$;
+
+-- Health score 0-100: 100 x (1 - min(1, 5 x error_rate)) x latency factor, where error_rate
+-- counts 5xx fully and 4xx other than 429 at one half, and the latency factor is 1 when p95 <=
+-- 200 ms, falling linearly to 0.5 at p95 >= 2000 ms. No traffic scores 100.
+CREATE FUNCTION api_gateway.stats_health(from_ts timestamptz, to_ts timestamptz, user_id integer DEFAULT NULL)
+RETURNS TABLE (score integer, error_rate double precision, p95_ms double precision)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    WITH t AS (
+        SELECT coalesce(sum(requests), 0) AS n,
+               coalesce(sum(requests) FILTER (WHERE status >= 500), 0)
+                 + 0.5 * coalesce(sum(requests) FILTER (WHERE status >= 400 AND status < 500 AND status <> 429), 0) AS bad
+          FROM api_gateway.request_stats s
+         WHERE s.bucket >= $1 AND s.bucket < $2 AND ($3 IS NULL OR s.uid = $3)),
+    m AS (SELECT CASE WHEN t.n = 0 THEN 0 ELSE t.bad / t.n END AS er, t.n,
+                 coalesce(api_gateway._latency_percentile($1, $2, $3, 0.95), 0) AS p95 FROM t)
+    SELECT CASE WHEN m.n = 0 THEN 100 ELSE round(100 * (1 - least(1, 5 * m.er))
+                 * (1 - 0.5 * least(1, greatest(0, (m.p95 - 200) / 1800))))::int END,
+           m.er::double precision, m.p95::double precision
+      FROM m;
+$$;
+
+CREATE FUNCTION api_gateway.stats_kpis(from_ts timestamptz, to_ts timestamptz, user_id integer DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k jsonb;
+    webhooks jsonb := '{"delivered": 0, "failed": 0, "pending": 0, "dead": 0}';
+BEGIN
+    SELECT jsonb_build_object(
+        'total_requests', coalesce(sum(requests), 0),
+        'rps', round((coalesce(sum(requests), 0) / greatest(extract(epoch FROM to_ts - from_ts), 1))::numeric, 3),
+        'error_rate', round((coalesce(sum(requests) FILTER (WHERE status >= 400), 0)::numeric / greatest(coalesce(sum(requests), 0), 1)), 4),
+        'rate_limited', coalesce(sum(requests) FILTER (WHERE status = 429), 0),
+        'avg_latency_ms', round((sum(latency_sum) / nullif(sum(requests), 0))::numeric, 2),
+        'p50_latency_ms', api_gateway._latency_percentile(from_ts, to_ts, user_id, 0.5),
+        'p95_latency_ms', api_gateway._latency_percentile(from_ts, to_ts, user_id, 0.95),
+        'active_users', count(DISTINCT uid) FILTER (WHERE uid <> 0))
+      INTO k
+      FROM api_gateway.request_stats s
+     WHERE s.bucket >= from_ts AND s.bucket < to_ts AND (user_id IS NULL OR s.uid = user_id);
+    IF to_regclass('api_gateway.webhook_job') IS NOT NULL THEN
+        EXECUTE 'SELECT jsonb_build_object(''delivered'', count(*) FILTER (WHERE state = ''delivered''),
+                     ''failed'', count(*) FILTER (WHERE state = ''failed''), ''pending'', count(*) FILTER (WHERE state = ''pending''),
+                     ''dead'', count(*) FILTER (WHERE state = ''dead''))
+                   FROM api_gateway.webhook_job WHERE created_at >= $1 AND created_at < $2'
+           INTO webhooks USING from_ts, to_ts;
+    END IF;
+    RETURN k || jsonb_build_object(
+        'active_clients', (SELECT count(*) FROM api_gateway.client WHERE active),
+        'active_tokens', (SELECT count(*) FROM api_gateway.token WHERE revoked_at IS NULL AND expires_at > now()),
+        'throttled_subjects', (SELECT count(*) FROM api_gateway.active_throttles WHERE throttled),
+        'webhooks', webhooks);
+END;
+$$;
+
 -- Functions implemented in Rust (text as generated by pgrx).
 -- src/api/secrets.rs:4
 -- api_gateway::api::secrets::_new_client_id

@@ -2,3 +2,4 @@
 mod data;
 mod foundation;
 mod gate;
+mod observability;
