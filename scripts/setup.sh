@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 step "OS packages"
-pkgs=(postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config pgbouncer wrk)
+pkgs=(postgresql-15 postgresql-contrib postgresql-server-dev-15 libclang-dev clang pkg-config pgbouncer wrk chromium)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -43,7 +43,7 @@ echo "cluster $PG_MAJOR/main online, role $me is a superuser"
 
 step "Python test tools ($VENV)"
 if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
-"$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/tests/python/requirements.txt"
+"$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/tests/python/requirements.txt" -r "$ROOT/front/tests/python/requirements.txt"
 echo "ready"
 
 step "build and install the extension (release)"

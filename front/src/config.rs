@@ -1,4 +1,6 @@
-//! Command line and environment configuration.
+//! Command line and environment configuration. Every flag has an environment variable; both are
+//! listed by `api-gateway serve --help`.
+use crate::net::Cidr;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 
@@ -15,14 +17,22 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the REST API.
+    /// Serve the REST API, the OAuth2 endpoints, the OpenAPI document and the docs page.
+    #[command(after_help = SERVE_AFTER_HELP)]
     Serve(ServeArgs),
 }
+
+const SERVE_AFTER_HELP: &str = "\
+Routes: GET/POST /api/v1/<model>, GET/PUT/PATCH/DELETE /api/v1/<model>/<id>, GET /api/v1/ping,
+POST /api/oauth/token|revoke|introspect, GET /api/openapi.json, GET /api/docs, GET /health/live|ready.
+Lists (--trusted-proxies, --cors-origins, --expose-models) are comma-separated.
+Logging: RUST_LOG (default info). Full reference: docs/http.md.";
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// PostgreSQL connection URL of the Odoo database that has `CREATE EXTENSION api_gateway`
     /// (e.g. postgresql://gateway@127.0.0.1/odoo or postgresql:///odoo?host=/var/run/postgresql).
+    /// PgBouncer in transaction mode is supported.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
 
@@ -38,7 +48,8 @@ pub struct ServeArgs {
     #[arg(long, env = "API_GATEWAY_POOL_TIMEOUT_MS", default_value_t = 5000)]
     pub pool_timeout_ms: u64,
 
-    /// Server-side statement timeout applied to every request, in milliseconds.
+    /// Statement timeout applied to every request (SET LOCAL in the request's transaction), in
+    /// milliseconds; a request that runs longer gets 504. 0 disables it.
     #[arg(
         long,
         env = "API_GATEWAY_STATEMENT_TIMEOUT_MS",
@@ -46,7 +57,72 @@ pub struct ServeArgs {
     )]
     pub statement_timeout_ms: u64,
 
-    /// How long graceful shutdown waits for in-flight requests, in seconds.
+    /// After SIGTERM/SIGINT, how long in-flight requests may take to finish, in seconds; then the
+    /// server exits anyway.
     #[arg(long, env = "API_GATEWAY_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub shutdown_grace_s: u64,
+
+    /// Proxies whose X-Forwarded-For is believed (CIDR list, e.g. 10.0.0.0/8,127.0.0.1). The client
+    /// IP is the right-most X-Forwarded-For address that is not itself a trusted proxy. Empty: the
+    /// socket peer address is always the client IP.
+    #[arg(
+        long,
+        env = "API_GATEWAY_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_cidr
+    )]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// Origins allowed by CORS (comma-separated, `*` for any). Empty (the default): CORS is off and
+    /// browsers on other origins cannot call the API.
+    #[arg(long, env = "API_GATEWAY_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Largest accepted request body, in bytes; larger bodies get 413.
+    #[arg(long, env = "API_GATEWAY_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+
+    /// Models described in the OpenAPI document (comma-separated names; `prefix.*` patterns allowed).
+    /// Empty (the default): every model the OpenAPI user may read.
+    #[arg(long, env = "API_GATEWAY_EXPOSE_MODELS", value_delimiter = ',')]
+    pub expose_models: Vec<String>,
+
+    /// Odoo user (res_users.id) whose read access decides which models the OpenAPI document
+    /// describes.
+    #[arg(long, env = "API_GATEWAY_OPENAPI_UID", default_value_t = 2)]
+    pub openapi_uid: i32,
+
+    /// How often the model metadata is re-read to refresh the OpenAPI document, in seconds.
+    #[arg(long, env = "API_GATEWAY_OPENAPI_REFRESH_S", default_value_t = 60)]
+    pub openapi_refresh_s: u64,
+
+    /// Serve /api/openapi.json and the /api/docs page (true/false).
+    #[arg(long, env = "API_GATEWAY_DOCS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub docs: bool,
+
+    /// Run the gate and the data call as ONE statement (one round trip) instead of two short
+    /// transactions on one connection (gate, then data: two round trips). Saves a round trip, but
+    /// the caller's rate-limit counter row stays locked while the data call runs, so one user's
+    /// concurrent requests wait for each other, and a failing data call rolls the count back.
+    #[arg(long, env = "API_GATEWAY_SINGLE_STATEMENT", default_value_t = false, action = clap::ArgAction::Set)]
+    pub single_statement: bool,
+
+    /// Public base URL of the API as clients see it (e.g. https://api.example.com), written into
+    /// the OpenAPI `servers`. Empty: the document's own origin.
+    #[arg(long, env = "API_GATEWAY_PUBLIC_URL", default_value = "")]
+    pub public_url: String,
+}
+
+impl ServeArgs {
+    /// The defaults of every flag, with this database URL (for tests and embedding).
+    pub fn with_database_url(database_url: &str) -> Self {
+        let cli = Cli::parse_from(["api-gateway", "serve", "--database-url", database_url]);
+        match cli.command {
+            Command::Serve(args) => args,
+        }
+    }
+}
+
+fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    s.trim().parse()
 }

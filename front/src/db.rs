@@ -1,9 +1,15 @@
-//! The PostgreSQL pool. Every request takes one connection for one statement; no session state and
-//! no named prepared statements (`query_typed`), so transaction-mode PgBouncer works.
+//! The PostgreSQL pool and the one way handlers talk to the database.
+//!
+//! Every request is one transaction holding one statement (the gate call and the data call
+//! combined), sent pipelined with its `BEGIN; SET LOCAL statement_timeout` and `COMMIT`, so it
+//! costs one network round trip. No session state, no named prepared statements (`query_typed`
+//! uses the unnamed statement): transaction-mode PgBouncer works.
 use crate::config::ServeArgs;
+use crate::error::Problem;
 use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use std::time::Duration;
-use tokio_postgres::NoTls;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{NoTls, Row};
 
 pub fn pool(args: &ServeArgs) -> Result<Pool, String> {
     let mut pg: tokio_postgres::Config = args
@@ -11,11 +17,9 @@ pub fn pool(args: &ServeArgs) -> Result<Pool, String> {
         .parse()
         .map_err(|e| format!("invalid --database-url: {e}"))?;
     pg.application_name("api-gateway");
-    pg.options(format!(
-        "-c statement_timeout={}",
-        args.statement_timeout_ms
-    ));
-    pg.connect_timeout(Duration::from_secs(5));
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(Duration::from_secs(5));
+    }
     let manager = deadpool_postgres::Manager::from_config(
         pg,
         NoTls,
@@ -25,7 +29,7 @@ pub fn pool(args: &ServeArgs) -> Result<Pool, String> {
     );
     let wait = Duration::from_millis(args.pool_timeout_ms);
     Pool::builder(manager)
-        .max_size(args.pool_size)
+        .max_size(args.pool_size.max(1))
         .runtime(Runtime::Tokio1)
         .timeouts(Timeouts {
             wait: Some(wait),
@@ -34,4 +38,73 @@ pub fn pool(args: &ServeArgs) -> Result<Pool, String> {
         })
         .build()
         .map_err(|e| format!("cannot build the connection pool: {e}"))
+}
+
+pub type Params<'a> = [(&'a (dyn ToSql + Sync), Type)];
+
+/// Run one statement in its own transaction under the statement timeout, and return its rows.
+/// An error rolls the whole transaction back.
+pub async fn query(
+    pool: &Pool,
+    statement_timeout_ms: u64,
+    sql: &str,
+    params: &Params<'_>,
+) -> Result<Vec<Row>, Problem> {
+    let client = pool.get().await?;
+    query_on(&client, statement_timeout_ms, sql, params).await
+}
+
+/// `query` on a connection already taken from the pool.
+pub async fn query_on(
+    client: &deadpool_postgres::Client,
+    statement_timeout_ms: u64,
+    sql: &str,
+    params: &Params<'_>,
+) -> Result<Vec<Row>, Problem> {
+    if statement_timeout_ms == 0 {
+        return Ok(client.query_typed(sql, params).await?);
+    }
+    let begin = format!("BEGIN; SET LOCAL statement_timeout = {statement_timeout_ms}");
+    // The three requests are queued on the connection at the first poll, in this order, so they
+    // travel together; when the statement fails, COMMIT answers ROLLBACK.
+    let (began, rows, committed) = tokio::join!(
+        client.batch_execute(&begin),
+        client.query_typed(sql, params),
+        client.batch_execute("COMMIT"),
+    );
+    began?;
+    let rows = rows?;
+    committed?;
+    Ok(rows)
+}
+
+fn one(mut rows: Vec<Row>, sql: &str) -> Result<Row, Problem> {
+    if rows.len() != 1 {
+        tracing::error!("expected one row, got {}: {sql}", rows.len());
+        return Err(Problem::internal());
+    }
+    Ok(rows.remove(0))
+}
+
+/// Like `query`, for statements that always return exactly one row.
+pub async fn query_one(
+    pool: &Pool,
+    statement_timeout_ms: u64,
+    sql: &str,
+    params: &Params<'_>,
+) -> Result<Row, Problem> {
+    one(query(pool, statement_timeout_ms, sql, params).await?, sql)
+}
+
+/// Like `query_on`, for statements that always return exactly one row.
+pub async fn query_one_on(
+    client: &deadpool_postgres::Client,
+    statement_timeout_ms: u64,
+    sql: &str,
+    params: &Params<'_>,
+) -> Result<Row, Problem> {
+    one(
+        query_on(client, statement_timeout_ms, sql, params).await?,
+        sql,
+    )
 }

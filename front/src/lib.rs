@@ -1,26 +1,191 @@
 //! The HTTP companion of the `api_gateway` extension: routing, configuration, pool and shutdown.
+//! Handlers are thin: each request is the gate call and one data call, translated to HTTP.
+// Problems are the error responses themselves (built once per failed request), so their size
+// in `Result` does not matter.
+#![allow(clippy::result_large_err)]
+pub mod body;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod gate;
+pub mod net;
+pub mod openapi;
 pub mod routes;
 pub mod telemetry;
 
-use axum::{Router, routing::get};
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
 use config::{Cli, Command, ServeArgs};
+use error::{Problem, kind};
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
 use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Settings every handler reads.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub trusted_proxies: Vec<net::Cidr>,
+    pub body_limit: usize,
+    pub statement_timeout_ms: u64,
+    pub docs: bool,
+    pub openapi: openapi::Options,
+    pub cors_origins: Vec<String>,
+    pub single_statement: bool,
+}
+
+impl Settings {
+    pub fn from_args(args: &ServeArgs) -> Self {
+        Settings {
+            trusted_proxies: args.trusted_proxies.clone(),
+            body_limit: args.body_limit,
+            statement_timeout_ms: args.statement_timeout_ms,
+            docs: args.docs,
+            openapi: openapi::Options {
+                uid: args.openapi_uid,
+                expose: args
+                    .expose_models
+                    .iter()
+                    .map(|m| m.trim().to_string())
+                    .filter(|m| !m.is_empty())
+                    .collect(),
+                public_url: args.public_url.trim_end_matches('/').to_string(),
+                refresh: Duration::from_secs(args.openapi_refresh_s.max(1)),
+            },
+            cors_origins: args
+                .cors_origins
+                .iter()
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            single_statement: args.single_statement,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: deadpool_postgres::Pool,
+    pub config: Arc<Settings>,
+    pub openapi: Arc<openapi::Cache>,
+}
+
+impl AppState {
+    pub fn new(pool: deadpool_postgres::Pool, args: &ServeArgs) -> Self {
+        AppState {
+            pool,
+            config: Arc::new(Settings::from_args(args)),
+            openapi: Arc::new(openapi::Cache::default()),
+        }
+    }
 }
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/api/v1/ping", get(routes::ping::ping))
+        .route(
+            "/api/v1/{model}",
+            get(routes::records::list).post(routes::records::create),
+        )
+        .route(
+            "/api/v1/{model}/{id}",
+            get(routes::records::read)
+                .put(routes::records::write)
+                .patch(routes::records::write)
+                .delete(routes::records::unlink),
+        )
+        .route("/api/oauth/token", post(routes::oauth::token))
+        .route("/api/oauth/revoke", post(routes::oauth::revoke))
+        .route("/api/oauth/introspect", post(routes::oauth::introspect))
         .route("/health/live", get(routes::health::live))
-        .route("/health/ready", get(routes::health::ready))
-        .fallback(|| async { error::ApiError::NotFound })
+        .route("/health/ready", get(routes::health::ready));
+    if state.config.docs {
+        router = router
+            .route("/api/openapi.json", get(routes::docs::openapi_json))
+            .route("/api/docs", get(routes::docs::page))
+            .route("/api/docs/", get(routes::docs::page))
+            .route("/api/docs/{file}", get(routes::docs::asset));
+    }
+    let cors = cors_layer(&state.config.cors_origins);
+    let router = router
+        .fallback(|| async { Problem::not_found("no such route") })
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(middleware::from_fn(common_headers));
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, kind::METHOD_NOT_ALLOWED)
+        .detail("this route does not take this HTTP method; see the Allow header")
+}
+
+/// `nosniff` everywhere, `no-store` on API answers, and a request log line.
+async fn common_headers(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if (path.starts_with("/api/v1/") || path.starts_with("/api/oauth/"))
+        && !h.contains_key(header::CACHE_CONTROL)
+    {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    tracing::info!(
+        "{method} {} {} {}ms",
+        error::truncate(&path, 200),
+        response.status().as_u16(),
+        started.elapsed().as_millis()
+    );
+    response
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .expose_headers([
+                header::LOCATION,
+                header::RETRY_AFTER,
+                header::WWW_AUTHENTICATE,
+                header::HeaderName::from_static("ratelimit"),
+                header::HeaderName::from_static("ratelimit-policy"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 pub async fn run(cli: Cli) -> Result<(), String> {
@@ -29,8 +194,21 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-/// Bind, serve until SIGTERM/SIGINT, then let in-flight requests finish (bounded by the grace period).
+/// Bind and serve until SIGTERM/SIGINT.
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    serve_on(listener, args, shutdown_signal()).await
+}
+
+/// Serve on `listener` until `shutdown` completes; then stop accepting, let in-flight requests
+/// finish for at most the grace period, and return.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
     let pool = db::pool(&args)?;
     // Fail fast on a bad URL or a database without the extension.
     {
@@ -39,27 +217,50 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot connect to the database: {e}"))?;
         client
-            .query_one("SELECT api_gateway.version()", &[])
+            .query_typed("SELECT api_gateway.version()", &[])
             .await
             .map_err(|e| format!("the database has no usable api_gateway extension: {e}"))?;
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!("api-gateway listening on http://{addr}");
     let grace = Duration::from_secs(args.shutdown_grace_s);
-    let app = app(AppState { pool });
+    let state = AppState::new(pool, &args);
+    let refresher = state
+        .config
+        .docs
+        .then(|| tokio::spawn(openapi::refresh_loop(state.clone())));
+    tracing::info!("api-gateway listening on http://{addr}");
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal());
-    let server = tokio::spawn(async move { server.await });
-    // After the signal, in-flight requests get `grace` to finish.
-    let result = server.await.map_err(|e| e.to_string())?;
-    let _ = grace;
-    result.map_err(|e| e.to_string())
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!(
+            "shutdown requested: finishing in-flight requests (at most {}s)",
+            grace.as_secs()
+        );
+        let _ = stopping_tx.send(());
+    });
+    let server = server.into_future();
+    tokio::pin!(server);
+    let result = tokio::select! {
+        r = &mut server => r.map_err(|e| e.to_string()),
+        _ = async {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!("grace period over: closing the connections still open");
+            Ok(())
+        }
+    };
+    if let Some(r) = refresher {
+        r.abort();
+    }
+    result
 }
 
 async fn shutdown_signal() {
@@ -75,5 +276,4 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutdown requested: finishing in-flight requests");
 }

@@ -1,3 +1,7 @@
-//! Routes. Handlers are thin: one SQL call each, translated to HTTP.
+//! Routes. Handlers are thin: one SQL statement each (gate + data call), translated to HTTP.
+pub mod docs;
 pub mod health;
+pub mod oauth;
 pub mod ping;
+pub mod query;
+pub mod records;

@@ -1,19 +1,25 @@
-use crate::{AppState, error::ApiError};
-use axum::{Json, extract::State};
-use serde_json::{Value, json};
+use crate::gate::{self, Ctx};
+use crate::{AppState, error::ApiError, gated_sql};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::json;
 
-/// `GET /api/v1/ping`: answered by the database, so it proves the whole path works.
-pub async fn ping(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let client = state.pool.get().await?;
-    let row = client
-        .query_one(
-            "SELECT api_gateway.version(), to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
-            &[],
-        )
-        .await?;
-    let version: String = row.get(0);
-    let time: String = row.get(1);
-    Ok(Json(
-        json!({"pong": true, "version": version, "time": time}),
+const PING: crate::gate::GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.version() END, \
+     to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+);
+
+/// `GET /api/v1/ping`: authenticated (read scope), answered by the database, so it proves the
+/// whole path works: `{"pong": true, "user": <uid>, "time": ..., "version": ...}`.
+pub async fn ping(State(state): State<AppState>, ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.require_credentials()?;
+    let p = gate::run(&state, &ctx, PING, &[]).await?;
+    let version: Option<String> = p.col(0)?;
+    let time: String = p.col(1)?;
+    let g = &p.gate;
+    Ok(g.respond(
+        StatusCode::OK,
+        Some(json!({"pong": true, "user": g.uid, "time": time, "version": version})),
     ))
 }

@@ -1,0 +1,639 @@
+//! The OpenAPI 3.1 document: the generic routes plus, per exposed model, paths and schemas built
+//! from `api_gateway.describe_models(uid)` (Odoo's `ir_model_fields`: types, required, readonly,
+//! selection values, relations). Generated at start and regenerated when the metadata changes
+//! (checked every `--openapi-refresh-s` seconds).
+use crate::{AppState, db};
+use serde_json::{Map, Value, json};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio_postgres::types::Type;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Odoo user whose read access decides which models are described.
+    pub uid: i32,
+    /// Exposed models (exact names or `prefix.*`); empty = all the user may read.
+    pub expose: Vec<String>,
+    /// Public base URL for `servers`; empty = none (same origin).
+    pub public_url: String,
+    pub refresh: Duration,
+}
+
+/// The current document, serialized, and the fingerprint of the metadata it was built from.
+#[derive(Default)]
+pub struct Cache {
+    current: RwLock<Option<Arc<Document>>>,
+}
+
+pub struct Document {
+    pub json: Vec<u8>,
+    pub fingerprint: u64,
+    pub models: usize,
+}
+
+impl Cache {
+    pub fn get(&self) -> Option<Arc<Document>> {
+        self.current.read().ok()?.clone()
+    }
+    fn set(&self, doc: Document) {
+        if let Ok(mut w) = self.current.write() {
+            *w = Some(Arc::new(doc));
+        }
+    }
+}
+
+/// Re-read the metadata every `refresh`, regenerating the document when it changed.
+pub async fn refresh_loop(state: AppState) {
+    loop {
+        if let Err(e) = refresh(&state).await {
+            tracing::warn!("OpenAPI refresh failed: {e}");
+        }
+        tokio::time::sleep(state.config.openapi.refresh).await;
+    }
+}
+
+/// Read the metadata and regenerate the document if it changed. Returns the current document.
+pub async fn refresh(state: &AppState) -> Result<Arc<Document>, String> {
+    let opts = &state.config.openapi;
+    let timeout = state.config.statement_timeout_ms;
+    let sql = "SELECT api_gateway.version(), \
+               CASE WHEN to_regprocedure('api_gateway.describe_models(integer)') IS NOT NULL \
+                    THEN api_gateway.describe_models($1) END";
+    let row = db::query_one(&state.pool, timeout, sql, &[(&opts.uid, Type::INT4)])
+        .await
+        .map_err(|p| format!("{}: {}", p.title, p.detail.unwrap_or_default()))?;
+    let version: String = row.get(0);
+    let models: Option<Value> = row.get(1);
+    if models.is_none() {
+        tracing::warn!(
+            "api_gateway.describe_models is not installed: the OpenAPI document lists the generic routes only"
+        );
+    }
+    let models = filter_models(models.unwrap_or_else(|| json!({})), &opts.expose);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    version.hash(&mut hasher);
+    models.to_string().hash(&mut hasher);
+    let fingerprint = hasher.finish();
+    if let Some(doc) = state.openapi.get()
+        && doc.fingerprint == fingerprint
+    {
+        return Ok(doc);
+    }
+    let n = models.as_object().map_or(0, Map::len);
+    let spec = generate(&version, &models, &opts.public_url);
+    let json = serde_json::to_vec(&spec).map_err(|e| e.to_string())?;
+    tracing::info!(
+        "OpenAPI document generated: {n} models, {} bytes",
+        json.len()
+    );
+    state.openapi.set(Document {
+        json,
+        fingerprint,
+        models: n,
+    });
+    state.openapi.get().ok_or_else(|| "cache poisoned".into())
+}
+
+/// Whether `model` matches one of the patterns (exact, or `prefix*`).
+pub fn exposed(model: &str, patterns: &[String]) -> bool {
+    patterns.is_empty()
+        || patterns.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => model.starts_with(prefix),
+            None => p == model,
+        })
+}
+
+fn filter_models(models: Value, patterns: &[String]) -> Value {
+    match models {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(k, _)| crate::routes::query::valid_model(k) && exposed(k, patterns))
+                .collect(),
+        ),
+        _ => json!({}),
+    }
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// JSON Schema of one field's value as the API returns it. Empty values may be `null` or `false`
+/// (Odoo's convention), so every non-boolean type admits both.
+fn field_schema(field: &Value, for_input: bool) -> Value {
+    let ttype = field.get("type").and_then(Value::as_str).unwrap_or("");
+    let relation = field.get("relation").and_then(Value::as_str);
+    let mut base = match ttype {
+        "boolean" => json!({"type": "boolean"}),
+        "integer" => json!({"type": "integer"}),
+        "float" | "monetary" => json!({"type": "number"}),
+        "char" | "text" | "html" | "date" | "datetime" | "binary" | "reference" => {
+            json!({"type": "string"})
+        }
+        "selection" => {
+            let values: Vec<Value> = field
+                .get("selection")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.get(0).cloned())
+                        .filter(|v| v.is_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if values.is_empty() {
+                json!({"type": "string"})
+            } else {
+                json!({"type": "string", "enum": values})
+            }
+        }
+        "many2one" | "many2one_reference" => {
+            if for_input {
+                json!({"type": "integer"})
+            } else {
+                json!({"anyOf": [
+                    {"type": "integer"},
+                    {"type": "array", "minItems": 2, "maxItems": 2,
+                     "items": {"type": ["integer", "string"]},
+                     "description": "[id, display name]"}
+                ]})
+            }
+        }
+        "one2many" | "many2many" => {
+            if for_input {
+                json!({"type": "array"})
+            } else {
+                json!({"type": "array", "items": {"type": "integer"}})
+            }
+        }
+        _ => json!({}),
+    };
+    if ttype != "boolean" && base != json!({}) {
+        base = json!({"anyOf": [base, {"type": "null"}, {"const": false}]});
+    }
+    let obj = base.as_object_mut().expect("object");
+    let mut description = field
+        .get("string")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    description.push_str(&format!(" (Odoo {ttype}"));
+    if let Some(rel) = relation {
+        description.push_str(&format!(" → {rel}"));
+        obj.insert("x-odoo-relation".into(), json!(rel));
+    }
+    if field.get("required").and_then(Value::as_bool) == Some(true) {
+        description.push_str(", required");
+    }
+    if field.get("readonly").and_then(Value::as_bool) == Some(true) {
+        description.push_str(", read-only");
+        obj.insert("readOnly".into(), json!(true));
+    }
+    description.push(')');
+    if let Some(sel) = field.get("selection").and_then(Value::as_array)
+        && !sel.is_empty()
+    {
+        let labels: Vec<String> = sel
+            .iter()
+            .filter_map(|p| Some(format!("`{}` {}", p.get(0)?.as_str()?, p.get(1)?.as_str()?)))
+            .collect();
+        description.push_str(&format!(". Values: {}", labels.join(", ")));
+    }
+    obj.insert(
+        "title".into(),
+        json!(field.get("string").cloned().unwrap_or(json!(""))),
+    );
+    obj.insert("description".into(), json!(description.trim()));
+    obj.insert("x-odoo-type".into(), json!(ttype));
+    base
+}
+
+fn model_schemas(model: &str, meta: &Value) -> Vec<(String, Value)> {
+    let label = meta.get("name").and_then(Value::as_str).unwrap_or(model);
+    let fields = meta
+        .get("fields")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut record = Map::new();
+    let mut create = Map::new();
+    let mut required = Vec::new();
+    record.insert("id".into(), json!({"type": "integer", "readOnly": true}));
+    for (name, field) in &fields {
+        if name == "id" {
+            continue;
+        }
+        record.insert(name.clone(), field_schema(field, false));
+        if field.get("readonly").and_then(Value::as_bool) != Some(true) {
+            create.insert(name.clone(), field_schema(field, true));
+            if field.get("required").and_then(Value::as_bool) == Some(true) {
+                required.push(json!(name));
+            }
+        }
+    }
+    vec![
+        (
+            model.to_string(),
+            json!({"type": "object", "title": label,
+                   "description": format!("A {label} record ({model}) as read; only the requested fields are present."),
+                   "properties": record}),
+        ),
+        (
+            format!("{model}.create"),
+            json!({"type": "object", "title": format!("New {label}"),
+                   "description": format!("Field values for a new {label}. Fields marked required in Odoo must be given unless Odoo has a default."),
+                   "properties": create.clone(), "x-odoo-required": required}),
+        ),
+        (
+            format!("{model}.write"),
+            json!({"type": "object", "title": format!("{label} changes"), "minProperties": 1,
+                   "description": format!("The fields of the {label} to change."),
+                   "properties": create}),
+        ),
+    ]
+}
+
+fn security(scope: &str) -> Value {
+    json!([{"oauth2": [scope]}, {"bearer": []}])
+}
+
+fn gated_responses(ok: (&str, Value)) -> Value {
+    let mut r = json!({
+        "401": {"$ref": "#/components/responses/Unauthorized"},
+        "403": {"$ref": "#/components/responses/Forbidden"},
+        "404": {"$ref": "#/components/responses/NotFound"},
+        "429": {"$ref": "#/components/responses/TooManyRequests"},
+        "default": {"$ref": "#/components/responses/Problem"},
+    });
+    r[ok.0] = ok.1;
+    r
+}
+
+fn ok_json(description: &str, schema: Value) -> Value {
+    json!({"description": description, "headers": rate_headers(),
+           "content": {"application/json": {"schema": schema}}})
+}
+
+fn rate_headers() -> Value {
+    json!({
+        "RateLimit-Policy": {"$ref": "#/components/headers/RateLimit-Policy"},
+        "RateLimit": {"$ref": "#/components/headers/RateLimit"},
+    })
+}
+
+fn param(name: &str) -> Value {
+    json!({"$ref": format!("#/components/parameters/{name}")})
+}
+
+/// The operations of `/api/v1/<model>` and `/api/v1/<model>/<id>`; `model` None = generic.
+fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
+    let (record, create, write, tag, suffix, label) = match model {
+        Some((m, label)) => (
+            schema_ref(m),
+            schema_ref(&format!("{m}.create")),
+            schema_ref(&format!("{m}.write")),
+            m.to_string(),
+            format!("_{}", m.replace('.', "_")),
+            label.to_string(),
+        ),
+        None => (
+            schema_ref("Record"),
+            json!({"type": "object"}),
+            json!({"type": "object", "minProperties": 1}),
+            "any model".to_string(),
+            String::new(),
+            "records".to_string(),
+        ),
+    };
+    let mut common: Vec<Value> = Vec::new();
+    if model.is_none() {
+        common.push(param("model"));
+    }
+    let list_params: Vec<Value> = common
+        .iter()
+        .cloned()
+        .chain(["domain", "fields", "limit", "offset", "order", "count"].map(param))
+        .collect();
+    let collection = json!({
+        "get": {
+            "tags": [tag], "operationId": format!("search_read{suffix}"),
+            "summary": format!("Search and read {label}"),
+            "description": "Odoo `search_read`: the records matching `domain` that the user may see, with the requested fields.",
+            "parameters": list_params, "security": security("read"),
+            "responses": gated_responses(("200", ok_json("The matching records",
+                json!({"type": "object", "required": ["records"], "properties": {
+                    "records": {"type": "array", "items": record.clone()},
+                    "count": {"type": "integer", "description": "Total number of matching records (with count=true)"}}})))),
+        },
+        "post": {
+            "tags": [tag], "operationId": format!("create{suffix}"),
+            "summary": format!("Create a record ({label})"),
+            "parameters": common.clone(), "security": security("write"),
+            "requestBody": {"required": true, "content": {"application/json": {"schema": create}}},
+            "responses": gated_responses(("201", json!({
+                "description": "Created; Location points to the new record",
+                "headers": {
+                    "Location": {"schema": {"type": "string"}},
+                    "RateLimit-Policy": {"$ref": "#/components/headers/RateLimit-Policy"},
+                    "RateLimit": {"$ref": "#/components/headers/RateLimit"}},
+                "content": {"application/json": {"schema": schema_ref("Created")}}}))),
+        },
+    });
+    let id_params: Vec<Value> = common.iter().cloned().chain([param("id")]).collect();
+    let read_params: Vec<Value> = id_params.iter().cloned().chain([param("fields")]).collect();
+    let no_content = json!({"description": "Done", "headers": rate_headers()});
+    let item = json!({
+        "get": {
+            "tags": [tag], "operationId": format!("read{suffix}"),
+            "summary": format!("Read one record ({label})"),
+            "description": "404 when the record does not exist or the user may not see it.",
+            "parameters": read_params, "security": security("read"),
+            "responses": gated_responses(("200", ok_json("The record", record))),
+        },
+        "put": {
+            "tags": [tag], "operationId": format!("write{suffix}"),
+            "summary": format!("Update a record ({label})"),
+            "description": "Odoo `write`: only the given fields change (PUT and PATCH are the same).",
+            "parameters": id_params.clone(), "security": security("write"),
+            "requestBody": {"required": true, "content": {"application/json": {"schema": write.clone()}}},
+            "responses": gated_responses(("204", no_content.clone())),
+        },
+        "patch": {
+            "tags": [tag], "operationId": format!("patch{suffix}"),
+            "summary": format!("Update a record ({label})"),
+            "parameters": id_params.clone(), "security": security("write"),
+            "requestBody": {"required": true, "content": {"application/json": {"schema": write}}},
+            "responses": gated_responses(("204", no_content.clone())),
+        },
+        "delete": {
+            "tags": [tag], "operationId": format!("unlink{suffix}"),
+            "summary": format!("Delete a record ({label})"),
+            "parameters": id_params, "security": security("delete"),
+            "responses": gated_responses(("204", no_content)),
+        },
+    });
+    (collection, item)
+}
+
+/// The whole document.
+pub fn generate(version: &str, models: &Value, public_url: &str) -> Value {
+    let token_url = format!("{public_url}/api/oauth/token");
+    let mut paths = Map::new();
+    let mut schemas = base_schemas();
+    let mut tags = vec![
+        json!({"name": "system", "description": "Ping and health"}),
+        json!({"name": "oauth", "description": "OAuth2 client credentials (RFC 6749), revocation (RFC 7009), introspection (RFC 7662)"}),
+    ];
+    paths.insert("/api/v1/ping".into(), json!({"get": {
+        "tags": ["system"], "operationId": "ping", "summary": "Check credentials and the database",
+        "security": security("read"),
+        "responses": gated_responses(("200", ok_json("Authenticated", schema_ref("Pong")))),
+    }}));
+    if let Some(m) = models.as_object() {
+        for (model, meta) in m {
+            let label = meta.get("name").and_then(Value::as_str).unwrap_or(model);
+            tags.push(json!({"name": model, "description": label}));
+            let (collection, item) = record_paths(Some((model, label)));
+            paths.insert(format!("/api/v1/{model}"), collection);
+            paths.insert(format!("/api/v1/{model}/{{id}}"), item);
+            for (name, schema) in model_schemas(model, meta) {
+                schemas.insert(name, schema);
+            }
+        }
+    }
+    tags.push(
+        json!({"name": "any model", "description": "The same operations on any model by name"}),
+    );
+    let (collection, item) = record_paths(None);
+    paths.insert("/api/v1/{model}".into(), collection);
+    paths.insert("/api/v1/{model}/{id}".into(), item);
+    paths.extend(oauth_paths());
+    paths.insert(
+        "/health/live".into(),
+        json!({"get": {
+        "tags": ["system"], "operationId": "health_live", "summary": "Liveness", "security": [],
+        "responses": {"200": {"description": "The process runs",
+            "content": {"application/json": {"schema": schema_ref("Health")}}}}}}),
+    );
+    paths.insert("/health/ready".into(), json!({"get": {
+        "tags": ["system"], "operationId": "health_ready", "summary": "Readiness (the database answers)",
+        "security": [],
+        "responses": {"200": {"description": "Ready",
+            "content": {"application/json": {"schema": schema_ref("Health")}}},
+            "default": {"$ref": "#/components/responses/Problem"}}}}));
+    let mut doc = json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Odoo API gateway",
+            "version": version,
+            "description": "REST access to Odoo models with OAuth2 client credentials or Odoo API keys, served by `api-gateway serve` from the `api_gateway` PostgreSQL extension. Errors are RFC 9457 problem documents; every authenticated answer carries `RateLimit-Policy` and `RateLimit` headers. Authorize once (a client id and secret, or a bearer token: an access token or an Odoo API key), then try the operations.",
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "tags": tags,
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "oauth2": {"type": "oauth2", "description": "OAuth2 client credentials: a client made with api_gateway.create_client()",
+                    "flows": {"clientCredentials": {"tokenUrl": token_url, "scopes": {
+                        "read": "GET: search and read records", "write": "POST, PUT, PATCH: create and update records",
+                        "delete": "DELETE: delete records", "admin": "every operation"}}}},
+                "bearer": {"type": "http", "scheme": "bearer",
+                    "description": "An access token from /api/oauth/token, or an Odoo API key (scopes read, write, delete)"},
+                "clientBasic": {"type": "http", "scheme": "basic",
+                    "description": "OAuth2 client_secret_basic: client_id and client_secret"},
+            },
+            "schemas": schemas,
+            "parameters": parameters(),
+            "headers": {
+                "RateLimit-Policy": {"description": "Quota policy, e.g. `\"default\";q=60` (draft-ietf-httpapi-ratelimit-headers)",
+                    "schema": {"type": "string"}},
+                "RateLimit": {"description": "Remaining quota and seconds until it resets, e.g. `\"default\";r=59;t=60`",
+                    "schema": {"type": "string"}},
+                "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}},
+            },
+            "responses": {
+                "Unauthorized": problem_response("Missing, malformed, expired or revoked credentials (with WWW-Authenticate: Bearer)"),
+                "Forbidden": problem_response("Insufficient scope, IP address not allowed, API access disabled, or Odoo access rights"),
+                "NotFound": problem_response("No such record or model, or not visible to this user"),
+                "TooManyRequests": {"description": "Rate limit exceeded",
+                    "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"},
+                        "RateLimit-Policy": {"$ref": "#/components/headers/RateLimit-Policy"},
+                        "RateLimit": {"$ref": "#/components/headers/RateLimit"}},
+                    "content": {"application/problem+json": {"schema": schema_ref("Problem")}}},
+                "Problem": problem_response("An error (RFC 9457 problem document)"),
+                "OAuthError": {"description": "An RFC 6749 error",
+                    "content": {"application/json": {"schema": schema_ref("OAuthError")}}},
+            },
+        },
+    });
+    if !public_url.is_empty() {
+        doc["servers"] = json!([{"url": public_url}]);
+    }
+    doc
+}
+
+fn problem_response(description: &str) -> Value {
+    json!({"description": description,
+           "content": {"application/problem+json": {"schema": schema_ref("Problem")}}})
+}
+
+fn parameters() -> Value {
+    json!({
+        "model": {"name": "model", "in": "path", "required": true,
+            "description": "Technical model name, e.g. res.partner",
+            "schema": {"type": "string", "pattern": "^[a-z_][a-z0-9_]*(\\.[a-z0-9_]+)*$", "maxLength": 128},
+            "example": "res.partner"},
+        "id": {"name": "id", "in": "path", "required": true, "description": "Record id",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647}},
+        "domain": {"name": "domain", "in": "query", "required": false,
+            "description": "Odoo domain, as a Python literal or JSON, e.g. [('is_company','=',True)] or [[\"name\",\"ilike\",\"ada\"]]",
+            "schema": {"type": "string"}, "example": "[(\"is_company\", \"=\", True)]"},
+        "fields": {"name": "fields", "in": "query", "required": false,
+            "description": "Comma-separated field names (default: all readable fields)",
+            "schema": {"type": "string"}, "example": "name,email"},
+        "limit": {"name": "limit", "in": "query", "required": false,
+            "description": "Maximum number of records (default and maximum set in api_gateway.settings)",
+            "schema": {"type": "integer", "minimum": 0, "maximum": 2147483647}},
+        "offset": {"name": "offset", "in": "query", "required": false,
+            "schema": {"type": "integer", "minimum": 0, "maximum": 2147483647}},
+        "order": {"name": "order", "in": "query", "required": false,
+            "description": "Sort order, e.g. `name asc, id desc`", "schema": {"type": "string"}},
+        "count": {"name": "count", "in": "query", "required": false,
+            "description": "Also return the total number of matching records",
+            "schema": {"type": "boolean"}},
+    })
+}
+
+fn base_schemas() -> Map<String, Value> {
+    let v = json!({
+        "Problem": {"type": "object", "description": "RFC 9457 problem document",
+            "required": ["type", "title", "status"],
+            "properties": {
+                "type": {"type": "string", "description": "Stable URI of the kind of problem"},
+                "title": {"type": "string"}, "status": {"type": "integer"},
+                "detail": {"type": "string"}, "instance": {"type": "string"},
+                "sqlstate": {"type": "string", "description": "SQLSTATE, when the database raised the error"},
+                "error": {"type": "string", "description": "The gate's error code (RFC 6750 where one fits)"},
+                "parameter": {"type": "string"}, "line": {"type": "integer"}, "column": {"type": "integer"},
+                "limit": {"type": "integer"}}},
+        "OAuthError": {"type": "object", "required": ["error"], "properties": {
+            "error": {"type": "string", "enum": ["invalid_request", "invalid_client", "invalid_grant",
+                "unauthorized_client", "unsupported_grant_type", "invalid_scope", "access_denied",
+                "invalid_token", "rate_limited", "server_error", "temporarily_unavailable"]},
+            "error_description": {"type": "string"}}},
+        "Token": {"type": "object", "required": ["access_token", "token_type", "expires_in"], "properties": {
+            "access_token": {"type": "string"}, "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": {"type": "integer"}, "scope": {"type": "string"}}},
+        "TokenRequest": {"type": "object", "required": ["grant_type"], "properties": {
+            "grant_type": {"type": "string", "enum": ["client_credentials"]},
+            "scope": {"type": "string", "description": "Space-separated subset of the client's scopes"},
+            "client_id": {"type": "string", "description": "client_secret_post (else HTTP Basic)"},
+            "client_secret": {"type": "string"}}},
+        "TokenParam": {"type": "object", "required": ["token"], "properties": {
+            "token": {"type": "string"}, "token_type_hint": {"type": "string"},
+            "client_id": {"type": "string"}, "client_secret": {"type": "string"}}},
+        "Introspection": {"type": "object", "required": ["active"], "properties": {
+            "active": {"type": "boolean"}, "scope": {"type": "string"}, "client_id": {"type": "string"},
+            "sub": {"type": "string"}, "exp": {"type": "integer"}, "iat": {"type": "integer"},
+            "jti": {"type": "string"}, "token_type": {"type": "string"}, "iss": {"type": "string"}}},
+        "Pong": {"type": "object", "required": ["pong", "user", "time", "version"], "properties": {
+            "pong": {"const": true}, "user": {"type": "integer", "description": "The caller's Odoo user id"},
+            "time": {"type": "string", "description": "Database time, UTC"},
+            "version": {"type": "string", "description": "Extension version"}}},
+        "Created": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+        "Record": {"type": "object", "properties": {"id": {"type": "integer"}},
+            "additionalProperties": true},
+        "Health": {"type": "object", "required": ["status"], "properties": {
+            "status": {"type": "string"}, "extension": {"type": "string"}}},
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    }
+}
+
+fn oauth_paths() -> Map<String, Value> {
+    let form = |schema: &str| json!({"required": true, "content": {"application/x-www-form-urlencoded": {"schema": schema_ref(schema)}}});
+    let auth = json!([{"clientBasic": []}, {}]);
+    let v = json!({
+        "/api/oauth/token": {"post": {
+            "tags": ["oauth"], "operationId": "token", "summary": "Get an access token (client credentials)",
+            "description": "Client authentication with HTTP Basic (client_secret_basic) or client_id/client_secret in the body (client_secret_post).",
+            "security": auth, "requestBody": form("TokenRequest"),
+            "responses": {
+                "200": {"description": "Token issued", "content": {"application/json": {"schema": schema_ref("Token")}}},
+                "400": {"$ref": "#/components/responses/OAuthError"},
+                "401": {"$ref": "#/components/responses/OAuthError"},
+                "403": {"$ref": "#/components/responses/OAuthError"},
+                "default": {"$ref": "#/components/responses/OAuthError"}}}},
+        "/api/oauth/revoke": {"post": {
+            "tags": ["oauth"], "operationId": "revoke", "summary": "Revoke an access token (RFC 7009)",
+            "description": "200 whether or not the token was live. Client authentication is optional; when given, a client may revoke only its own tokens.",
+            "security": auth, "requestBody": form("TokenParam"),
+            "responses": {
+                "200": {"description": "Revoked (or already unusable)"},
+                "400": {"$ref": "#/components/responses/OAuthError"},
+                "401": {"$ref": "#/components/responses/OAuthError"},
+                "default": {"$ref": "#/components/responses/OAuthError"}}}},
+        "/api/oauth/introspect": {"post": {
+            "tags": ["oauth"], "operationId": "introspect", "summary": "Introspect a token (RFC 7662)",
+            "description": "The caller authenticates with client credentials or a bearer token of any scope.",
+            "security": [{"clientBasic": []}, {"bearer": []}, {"oauth2": []}], "requestBody": form("TokenParam"),
+            "responses": {
+                "200": {"description": "Token state", "content": {"application/json": {"schema": schema_ref("Introspection")}}},
+                "400": {"$ref": "#/components/responses/OAuthError"},
+                "401": {"$ref": "#/components/responses/OAuthError"},
+                "403": {"$ref": "#/components/responses/OAuthError"},
+                "429": {"$ref": "#/components/responses/OAuthError"},
+                "default": {"$ref": "#/components/responses/OAuthError"}}}},
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        assert!(exposed("res.partner", &[]));
+        let p = vec!["res.partner".to_string(), "product.*".to_string()];
+        assert!(exposed("res.partner", &p));
+        assert!(exposed("product.template", &p));
+        assert!(!exposed("res.users", &p));
+    }
+
+    #[test]
+    fn document_shape() {
+        let models = json!({"res.partner": {"name": "Contact", "fields": {
+            "name": {"type": "char", "string": "Name", "required": true, "readonly": false, "relation": null, "selection": null},
+            "type": {"type": "selection", "string": "Type", "required": false, "readonly": false, "relation": null,
+                     "selection": [["contact", "Contact"], ["invoice", "Invoice"]]},
+            "parent_id": {"type": "many2one", "string": "Parent", "required": false, "readonly": false, "relation": "res.partner", "selection": null},
+            "display_name": {"type": "char", "string": "Display Name", "required": false, "readonly": true, "relation": null, "selection": null}}}});
+        let doc = generate("0.3.0", &models, "");
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc["paths"]["/api/v1/res.partner"]["get"].is_object());
+        assert!(doc["paths"]["/api/v1/res.partner/{id}"]["delete"].is_object());
+        let s = &doc["components"]["schemas"];
+        assert_eq!(
+            s["res.partner"]["properties"]["type"]["anyOf"][0]["enum"],
+            json!(["contact", "invoice"])
+        );
+        assert_eq!(
+            s["res.partner"]["properties"]["display_name"]["readOnly"],
+            true
+        );
+        assert!(s["res.partner.create"]["properties"]["display_name"].is_null());
+        assert_eq!(s["res.partner.create"]["x-odoo-required"], json!(["name"]));
+        assert_eq!(
+            s["res.partner"]["properties"]["parent_id"]["x-odoo-relation"],
+            "res.partner"
+        );
+        assert!(doc.get("servers").is_none());
+    }
+}

@@ -1,0 +1,462 @@
+//! OAuth2 endpoints: `POST /api/oauth/token` (RFC 6749 §4.4 client credentials, HTTP Basic or
+//! body credentials), `/api/oauth/revoke` (RFC 7009) and `/api/oauth/introspect` (RFC 7662).
+//! Bodies are `application/x-www-form-urlencoded`; answers are RFC 6749 JSON with
+//! `Cache-Control: no-store`, never problem+json.
+use crate::error::oauth_description;
+use crate::gate::{Ctx, REALM};
+use crate::{AppState, body, db};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use percent_encoding::percent_decode;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use tokio_postgres::types::Type;
+
+const ISSUE: &str =
+    "SELECT status, body FROM api_gateway.issue_token($1::text, $2::text, $3::text, $4::inet)";
+const REVOKE: &str = "SELECT CASE WHEN $2::text IS NULL \
+       OR coalesce(api_gateway.introspect_token($1::text)->>'client_id', $2::text) = $2::text \
+     THEN api_gateway.revoke_token($1::text) END";
+/// Client authentication for introspection/revocation: an active client with this secret
+/// (stored as SHA-256 hex) allowed from this IP.
+const CLIENT_OK: &str = "EXISTS (SELECT 1 FROM api_gateway.client c WHERE c.client_id = $1::text AND c.active \
+       AND c.secret_hash = encode(sha256(convert_to($2::text, 'UTF8')), 'hex') \
+       AND api_gateway.ip_allowed($3::inet, c.allowed_ips))";
+const INTROSPECT_AS_CLIENT: &str = concat!(
+    "WITH c AS MATERIALIZED (SELECT ",
+    "EXISTS (SELECT 1 FROM api_gateway.client c WHERE c.client_id = $1::text AND c.active \
+       AND c.secret_hash = encode(sha256(convert_to($2::text, 'UTF8')), 'hex') \
+       AND api_gateway.ip_allowed($3::inet, c.allowed_ips))",
+    " AS ok) SELECT c.ok, CASE WHEN c.ok THEN api_gateway.introspect_token($4::text) END FROM c"
+);
+const INTROSPECT: &str = "SELECT api_gateway.introspect_token($1::text)";
+
+/// An OAuth2 JSON answer with the no-store headers.
+fn answer(status: StatusCode, body: Option<Value>) -> Response {
+    let mut r = match body {
+        Some(b) => (status, axum::Json(b)).into_response(),
+        None => status.into_response(),
+    };
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut r = answer(
+        status,
+        Some(json!({"error": error, "error_description": oauth_description(description)})),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_str(&format!("Basic realm=\"{REALM}\", charset=\"UTF-8\""))
+                .expect("static header"),
+        );
+    }
+    r
+}
+
+fn invalid_request(description: &str) -> Response {
+    oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
+}
+
+fn invalid_client() -> Response {
+    oauth_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "client authentication failed",
+    )
+}
+
+/// A parsed form body; repeated parameters are refused (RFC 6749 §3.1).
+async fn form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<BTreeMap<String, String>, Response> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let bytes = body::read_limited(headers, body, state.config.body_limit.min(64 * 1024))
+        .await
+        .map_err(|p| {
+            oauth_error(
+                p.status,
+                "invalid_request",
+                p.detail.as_deref().unwrap_or(""),
+            )
+        })?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| invalid_request("the body is not valid UTF-8"))?;
+    let mut out = BTreeMap::new();
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = form_decode(k).ok_or_else(|| invalid_request("bad percent-encoding"))?;
+        let v = form_decode(v).ok_or_else(|| invalid_request("bad percent-encoding"))?;
+        if out.insert(k.clone(), v).is_some() {
+            return Err(invalid_request(&format!(
+                "the parameter {k} is given more than once"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// `application/x-www-form-urlencoded` decoding of one name or value; NUL is refused.
+fn form_decode(s: &str) -> Option<String> {
+    let plus = s.replace('+', " ");
+    let v = percent_decode(plus.as_bytes()).decode_utf8().ok()?;
+    (!v.contains('\0')).then(|| v.into_owned())
+}
+
+/// Client credentials from HTTP Basic (client_secret_basic) or the body (client_secret_post).
+enum ClientAuth {
+    None,
+    Basic(String, String),
+    Body(String, String),
+}
+
+fn client_auth(
+    headers: &HeaderMap,
+    form: &BTreeMap<String, String>,
+) -> Result<ClientAuth, Response> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let in_body = form.contains_key("client_id") || form.contains_key("client_secret");
+    let basic = header.and_then(|h| {
+        let (scheme, rest) = h.trim().split_once(' ').unwrap_or((h.trim(), ""));
+        scheme.eq_ignore_ascii_case("basic").then_some(rest)
+    });
+    match basic {
+        Some(rest) => {
+            if in_body {
+                return Err(invalid_request(
+                    "use one client authentication method: HTTP Basic or the body, not both",
+                ));
+            }
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok());
+            let Some((id, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
+                return Err(invalid_client());
+            };
+            match (form_decode(id), form_decode(secret)) {
+                (Some(id), Some(secret)) => Ok(ClientAuth::Basic(id, secret)),
+                _ => Err(invalid_client()),
+            }
+        }
+        None if in_body => Ok(ClientAuth::Body(
+            form.get("client_id").cloned().unwrap_or_default(),
+            form.get("client_secret").cloned().unwrap_or_default(),
+        )),
+        None => Ok(ClientAuth::None),
+    }
+}
+
+fn plausible(id: &str, secret: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && !secret.is_empty() && secret.len() <= 256
+}
+
+/// `POST /api/oauth/token`: `grant_type=client_credentials[&scope=read write]`.
+pub async fn token(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let form = match form(&state, &headers, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let auth = match client_auth(&headers, &form) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    match form.get("grant_type").map(String::as_str) {
+        None | Some("") => return invalid_request("grant_type is required"),
+        Some("client_credentials") => {}
+        Some(_) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "only grant_type=client_credentials is supported",
+            );
+        }
+    }
+    let (id, secret) = match auth {
+        ClientAuth::Basic(id, secret) | ClientAuth::Body(id, secret) => (id, secret),
+        ClientAuth::None => return invalid_client(),
+    };
+    if !plausible(&id, &secret) {
+        return invalid_client();
+    }
+    let scope = form
+        .get("scope")
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let row = db::query_one(
+        &state.pool,
+        state.config.statement_timeout_ms,
+        ISSUE,
+        &[
+            (&id, Type::TEXT),
+            (&secret, Type::TEXT),
+            (&scope, Type::TEXT),
+            (&ctx.ip, Type::INET),
+        ],
+    )
+    .await;
+    match row {
+        Ok(row) => {
+            let status: i32 = row.get(0);
+            let body: Value = row.get(1);
+            let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut r = answer(status, Some(body));
+            if status == StatusCode::UNAUTHORIZED {
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_str(&format!("Basic realm=\"{REALM}\", charset=\"UTF-8\""))
+                        .expect("static header"),
+                );
+            }
+            r
+        }
+        Err(p) => server_error(p),
+    }
+}
+
+/// A database failure on an OAuth endpoint: RFC 6749 `server_error`/`temporarily_unavailable`.
+fn server_error(p: crate::error::Problem) -> Response {
+    if p.status == StatusCode::SERVICE_UNAVAILABLE || p.status == StatusCode::GATEWAY_TIMEOUT {
+        oauth_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the authorization server is unavailable; retry later",
+        )
+    } else if p.status.is_client_error() {
+        invalid_request(p.detail.as_deref().unwrap_or("invalid request"))
+    } else {
+        oauth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the authorization server failed",
+        )
+    }
+}
+
+/// `POST /api/oauth/revoke` (RFC 7009): `token=...`; 200 whether or not the token was live.
+/// Client authentication is optional (holding a token is enough to revoke it); when given it
+/// must be valid, and a client may only revoke its own tokens.
+pub async fn revoke(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let form = match form(&state, &headers, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let auth = match client_auth(&headers, &form) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Some(token) = form.get("token").filter(|t| !t.is_empty()) else {
+        return invalid_request("token is required");
+    };
+    let client: Option<String> = match auth {
+        ClientAuth::None => None,
+        ClientAuth::Basic(id, secret) | ClientAuth::Body(id, secret) => {
+            if !plausible(&id, &secret) {
+                return invalid_client();
+            }
+            let sql = format!("SELECT {CLIENT_OK}");
+            match db::query_one(
+                &state.pool,
+                state.config.statement_timeout_ms,
+                &sql,
+                &[
+                    (&id, Type::TEXT),
+                    (&secret, Type::TEXT),
+                    (&ctx.ip, Type::INET),
+                ],
+            )
+            .await
+            {
+                Ok(row) if row.get::<_, bool>(0) => Some(id),
+                Ok(_) => return invalid_client(),
+                Err(p) => return server_error(p),
+            }
+        }
+    };
+    if token.len() > 8192 {
+        return answer(StatusCode::OK, None);
+    }
+    match db::query_one(
+        &state.pool,
+        state.config.statement_timeout_ms,
+        REVOKE,
+        &[(token, Type::TEXT), (&client, Type::TEXT)],
+    )
+    .await
+    {
+        Ok(row) => match row.get::<_, Option<bool>>(0) {
+            Some(_) => answer(StatusCode::OK, None),
+            None => oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "the token was issued to another client",
+            ),
+        },
+        Err(p) => server_error(p),
+    }
+}
+
+/// `POST /api/oauth/introspect` (RFC 7662): `token=...`. The caller authenticates with client
+/// credentials (Basic or body) or a bearer token of any scope.
+pub async fn introspect(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let form = match form(&state, &headers, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let auth = match client_auth(&headers, &form) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let token = form.get("token").cloned().unwrap_or_default();
+    if token.is_empty() {
+        return invalid_request("token is required");
+    }
+    let token = if token.len() > 8192 {
+        String::new()
+    } else {
+        token
+    };
+    match auth {
+        ClientAuth::Basic(id, secret) | ClientAuth::Body(id, secret) => {
+            if !plausible(&id, &secret) {
+                return invalid_client();
+            }
+            let row = db::query_one(
+                &state.pool,
+                state.config.statement_timeout_ms,
+                INTROSPECT_AS_CLIENT,
+                &[
+                    (&id, Type::TEXT),
+                    (&secret, Type::TEXT),
+                    (&ctx.ip, Type::INET),
+                    (&token, Type::TEXT),
+                ],
+            )
+            .await;
+            match row {
+                Ok(row) if row.get::<_, bool>(0) => {
+                    let body: Option<Value> = row.get(1);
+                    answer(
+                        StatusCode::OK,
+                        Some(body.unwrap_or(json!({"active": false}))),
+                    )
+                }
+                Ok(_) => invalid_client(),
+                Err(p) => server_error(p),
+            }
+        }
+        ClientAuth::None => {
+            let bearer = ctx.authorization.as_deref().is_some_and(|a| {
+                a.trim().len() > 7 && a.trim()[..7].eq_ignore_ascii_case("bearer ")
+            });
+            if !bearer {
+                let mut r = oauth_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "authenticate with client credentials or a bearer token",
+                );
+                r.headers_mut().append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_str(&format!("Bearer realm=\"{REALM}\"")).expect("static"),
+                );
+                return r;
+            }
+            let timeout = state.config.statement_timeout_ms;
+            let client = match state.pool.get().await {
+                Ok(c) => c,
+                Err(e) => return server_error(e.into()),
+            };
+            // Any scope will do: authenticate as for a read, and accept insufficient_scope.
+            let mut as_read = ctx.clone();
+            as_read.method = axum::http::Method::GET;
+            let gate = match crate::gate::authenticate_on(&client, timeout, &as_read).await {
+                Ok(g) => g,
+                Err(p) => return server_error(p),
+            };
+            let authenticated =
+                gate.passed() || gate.error.as_deref() == Some("insufficient_scope");
+            let mut body = None;
+            if authenticated {
+                match db::query_one_on(&client, timeout, INTROSPECT, &[(&token, Type::TEXT)]).await
+                {
+                    Ok(row) => body = row.get::<_, Option<Value>>(0),
+                    Err(p) => return server_error(p),
+                }
+            }
+            let mut r = match (gate.status, gate.error.as_deref()) {
+                (200, _) | (403, Some("insufficient_scope")) => answer(
+                    StatusCode::OK,
+                    Some(body.unwrap_or(json!({"active": false}))),
+                ),
+                (429, _) => {
+                    let mut r = oauth_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limited",
+                        gate.detail.as_deref().unwrap_or("rate limit exceeded"),
+                    );
+                    let retry = gate.reset_s.unwrap_or(1).max(1).to_string();
+                    if let Ok(v) = HeaderValue::from_str(&retry) {
+                        r.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
+                    r
+                }
+                (status, error) => {
+                    let p = gate.denial("GET");
+                    let code = match error {
+                        Some("invalid_request") => "invalid_request",
+                        Some("ip_not_allowed") | Some("profile_inactive") => "access_denied",
+                        _ => "invalid_token",
+                    };
+                    let status =
+                        StatusCode::from_u16(status as u16).unwrap_or(StatusCode::UNAUTHORIZED);
+                    let mut r = answer(
+                        status,
+                        Some(json!({"error": code, "error_description":
+                            oauth_description(gate.detail.as_deref().unwrap_or(""))})),
+                    );
+                    if let Some(v) = p.headers.get(header::WWW_AUTHENTICATE) {
+                        r.headers_mut().insert(header::WWW_AUTHENTICATE, v.clone());
+                    }
+                    r
+                }
+            };
+            r.headers_mut().extend(gate.rate_headers());
+            r
+        }
+    }
+}

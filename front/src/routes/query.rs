@@ -1,0 +1,190 @@
+//! Strict query-string and path parsing: unknown or repeated parameters, bad percent-encoding,
+//! invalid UTF-8 and NUL bytes are 400s; bad model names and ids are 404s.
+use crate::error::Problem;
+use percent_encoding::percent_decode;
+use std::collections::BTreeMap;
+
+/// Decode `a=1&b=2` (`+` is a space), refusing parameters outside `allowed` and repeats.
+pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<BTreeMap<String, String>, Problem> {
+    let mut out = BTreeMap::new();
+    let Some(raw) = raw else { return Ok(out) };
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = decode(k).map_err(|e| Problem::invalid_parameter(k, e))?;
+        let v = decode(v).map_err(|e| Problem::invalid_parameter(&k, e))?;
+        if !allowed.contains(&k.as_str()) {
+            return Err(Problem::invalid_parameter(
+                &k,
+                format!(
+                    "unknown query parameter {:?}; this route takes: {}",
+                    crate::error::truncate(&k, 40),
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        if out.insert(k.clone(), v).is_some() {
+            return Err(Problem::invalid_parameter(
+                &k,
+                format!("the query parameter {k:?} is given more than once"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn decode(s: &str) -> Result<String, String> {
+    let plus = s.replace('+', " ");
+    let v = percent_decode(plus.as_bytes())
+        .decode_utf8()
+        .map_err(|_| "the query string is not valid UTF-8 once percent-decoded".to_string())?;
+    if v.contains('\0') {
+        return Err("NUL characters are not allowed".into());
+    }
+    Ok(v.into_owned())
+}
+
+/// `^[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*$`, at most 128 characters.
+pub fn valid_model(name: &str) -> bool {
+    if name.is_empty() || name.len() > 128 {
+        return false;
+    }
+    let mut segments = name.split('.');
+    let first = segments.next().unwrap_or("");
+    let word = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    let starts_ok = first
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
+    starts_ok && word(first) && segments.all(word)
+}
+
+/// A model path segment, or 404.
+pub fn model(name: &str) -> Result<String, Problem> {
+    if valid_model(name) {
+        Ok(name.to_string())
+    } else {
+        Err(Problem::unknown_model(name))
+    }
+}
+
+/// A record id path segment (1..=2^31-1), or 404.
+pub fn record_id(s: &str) -> Result<i32, Problem> {
+    match s.parse::<i32>() {
+        Ok(id) if id > 0 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
+        _ => Err(Problem::not_found(format!(
+            "{:?} is not a record id (a positive integer)",
+            crate::error::truncate(s, 40)
+        ))),
+    }
+}
+
+/// `fields=a,b,c`: None when absent or empty (all fields).
+pub fn fields(q: &BTreeMap<String, String>) -> Result<Option<Vec<String>>, Problem> {
+    let Some(raw) = q.get("fields") else {
+        return Ok(None);
+    };
+    let list: Vec<String> = raw
+        .split(',')
+        .map(|f| f.trim().to_string())
+        .filter(|f| !f.is_empty())
+        .collect();
+    if list.len() > 1000 {
+        return Err(Problem::invalid_parameter("fields", "at most 1000 fields"));
+    }
+    Ok((!list.is_empty()).then_some(list))
+}
+
+/// A non-negative integer parameter.
+pub fn non_negative(q: &BTreeMap<String, String>, name: &str) -> Result<Option<i32>, Problem> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<i32>() {
+            Ok(n) if n >= 0 => Ok(Some(n)),
+            _ => Err(Problem::invalid_parameter(
+                name,
+                format!("{name} must be an integer between 0 and 2147483647"),
+            )),
+        },
+    }
+}
+
+/// `true`/`false`/`1`/`0`.
+pub fn boolean(q: &BTreeMap<String, String>, name: &str) -> Result<bool, Problem> {
+    match q
+        .get(name)
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(_) => Err(Problem::invalid_parameter(
+            name,
+            format!("{name} must be true or false"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names() {
+        for ok in [
+            "res.partner",
+            "product.template",
+            "_x",
+            "x_custom.model_2",
+            "a.b.c",
+        ] {
+            assert!(valid_model(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "..",
+            ".",
+            "res..partner",
+            "Res.partner",
+            "res.partner.",
+            "1res",
+            "res/partner",
+            "res.partner;drop",
+            "../etc/passwd",
+            "res partner",
+            "rés.partner",
+            "res.-x",
+        ] {
+            assert!(!valid_model(bad), "{bad}");
+        }
+        assert!(!valid_model(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn ids() {
+        assert_eq!(record_id("42").unwrap(), 42);
+        for bad in ["0", "-1", "+1", "1.0", "abc", "2147483648", "", " 1"] {
+            assert!(record_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_strings() {
+        let q = parse(
+            Some("limit=5&domain=%5B%5D&fields=a,+b"),
+            &["limit", "domain", "fields"],
+        )
+        .unwrap();
+        assert_eq!(q["domain"], "[]");
+        assert_eq!(fields(&q).unwrap().unwrap(), vec!["a", "b"]);
+        assert!(parse(Some("limit=1&limit=2"), &["limit"]).is_err());
+        assert!(parse(Some("nope=1"), &["limit"]).is_err());
+        assert!(parse(Some("limit=%ff"), &["limit"]).is_err());
+        assert!(parse(Some("limit=%00"), &["limit"]).is_err());
+        let q = parse(Some("limit=-1"), &["limit"]).unwrap();
+        assert!(non_negative(&q, "limit").is_err());
+    }
+}

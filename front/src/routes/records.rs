@@ -1,0 +1,212 @@
+//! `/api/v1/<model>` and `/api/v1/<model>/<id>`: search_read, read, create, write, unlink. Each is
+//! one statement: the gate and, on a pass, the data function.
+use super::query;
+use crate::error::{ApiError, Problem};
+use crate::gate::{self, Ctx, GatedSql};
+use crate::{AppState, body, gated_sql};
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio_postgres::types::Type;
+
+const SEARCH_READ: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.search_read(g.uid, $4, $5, $6, $7, $8, $9) END, \
+     CASE WHEN g.status = 200 AND $10 THEN api_gateway.search_count(g.uid, $4, $5) END"
+);
+const READ: GatedSql =
+    gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.\"read\"(g.uid, $4, $5, $6) END");
+const CREATE: GatedSql =
+    gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.\"create\"(g.uid, $4, $5) END");
+const WRITE: GatedSql =
+    gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.\"write\"(g.uid, $4, $5, $6) END");
+const UNLINK: GatedSql =
+    gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.unlink(g.uid, $4, $5) END");
+
+fn path_problem(e: PathRejection) -> Problem {
+    Problem::not_found(format!("bad path: {}", e.body_text()))
+}
+
+fn missing(model: &str, id: i32) -> Problem {
+    Problem::not_found(format!(
+        "{model} {id} does not exist or is not visible to this user"
+    ))
+}
+
+/// `GET /api/v1/<model>?domain=&fields=&limit=&offset=&order=&count=`
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    ctx.require_credentials()?;
+    let Path(model) = path.map_err(path_problem)?;
+    let model = query::model(&model)?;
+    let q = query::parse(
+        raw.as_deref(),
+        &["domain", "fields", "limit", "offset", "order", "count"],
+    )?;
+    let domain = q
+        .get("domain")
+        .map(|d| d.trim().to_string())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "[]".to_string());
+    let fields = query::fields(&q)?;
+    let limit = query::non_negative(&q, "limit")?;
+    let offset = query::non_negative(&q, "offset")?.unwrap_or(0);
+    let order = q
+        .get("order")
+        .map(|o| o.trim().to_string())
+        .filter(|o| !o.is_empty());
+    let count = query::boolean(&q, "count")?;
+    let p = gate::run(
+        &state,
+        &ctx,
+        SEARCH_READ,
+        &[
+            (&model, Type::TEXT),
+            (&domain, Type::TEXT),
+            (&fields, Type::TEXT_ARRAY),
+            (&limit, Type::INT4),
+            (&offset, Type::INT4),
+            (&order, Type::TEXT),
+            (&count, Type::BOOL),
+        ],
+    )
+    .await?;
+    let records: Option<Value> = p.col(0)?;
+    let total: Option<i64> = p.col(1)?;
+    let g = &p.gate;
+    let mut body = json!({"records": records.unwrap_or_else(|| json!([]))});
+    if count {
+        body["count"] = json!(total.unwrap_or(0));
+    }
+    Ok(g.respond(StatusCode::OK, Some(body)))
+}
+
+/// `GET /api/v1/<model>/<id>?fields=`
+pub async fn read(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    ctx.require_credentials()?;
+    let Path((model, id)) = path.map_err(path_problem)?;
+    let model = query::model(&model)?;
+    let id = query::record_id(&id)?;
+    let q = query::parse(raw.as_deref(), &["fields"])?;
+    let fields = query::fields(&q)?;
+    let p = gate::run(
+        &state,
+        &ctx,
+        READ,
+        &[
+            (&model, Type::TEXT),
+            (&id, Type::INT4),
+            (&fields, Type::TEXT_ARRAY),
+        ],
+    )
+    .await?;
+    let g = &p.gate;
+    match p.col::<Option<Value>>(0)? {
+        Some(record) if !record.is_null() => Ok(g.respond(StatusCode::OK, Some(record))),
+        _ => Err(g.with_headers(missing(&model, id))),
+    }
+}
+
+/// `POST /api/v1/<model>` with a JSON object: 201, `{"id": N}` and `Location`.
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    ctx.require_credentials()?;
+    let Path(model) = path.map_err(path_problem)?;
+    let model = query::model(&model)?;
+    query::parse(raw.as_deref(), &[])?;
+    let vals = body::json_object(&headers, body, state.config.body_limit).await?;
+    let p = gate::run(
+        &state,
+        &ctx,
+        CREATE,
+        &[(&model, Type::TEXT), (&vals, Type::JSONB)],
+    )
+    .await?;
+    let g = &p.gate;
+    let id: Option<i32> = p.col(0)?;
+    let Some(id) = id else {
+        tracing::error!("{model}: create returned NULL");
+        return Err(g.with_headers(Problem::internal()));
+    };
+    let mut response = g.respond(StatusCode::CREATED, Some(json!({"id": id})));
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/{model}/{id}")) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// `PUT`/`PATCH /api/v1/<model>/<id>` with a JSON object of the fields to change: 204.
+pub async fn write(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    ctx.require_credentials()?;
+    let Path((model, id)) = path.map_err(path_problem)?;
+    let model = query::model(&model)?;
+    let id = query::record_id(&id)?;
+    query::parse(raw.as_deref(), &[])?;
+    let vals = body::json_object(&headers, body, state.config.body_limit).await?;
+    let p = gate::run(
+        &state,
+        &ctx,
+        WRITE,
+        &[
+            (&model, Type::TEXT),
+            (&id, Type::INT4),
+            (&vals, Type::JSONB),
+        ],
+    )
+    .await?;
+    let g = &p.gate;
+    match p.col::<Option<bool>>(0)? {
+        Some(true) => Ok(g.respond(StatusCode::NO_CONTENT, None)),
+        _ => Err(g.with_headers(missing(&model, id))),
+    }
+}
+
+/// `DELETE /api/v1/<model>/<id>`: 204.
+pub async fn unlink(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    ctx.require_credentials()?;
+    let Path((model, id)) = path.map_err(path_problem)?;
+    let model = query::model(&model)?;
+    let id = query::record_id(&id)?;
+    query::parse(raw.as_deref(), &[])?;
+    let p = gate::run(
+        &state,
+        &ctx,
+        UNLINK,
+        &[(&model, Type::TEXT), (&id, Type::INT4)],
+    )
+    .await?;
+    let g = &p.gate;
+    match p.col::<Option<bool>>(0)? {
+        Some(true) => Ok(g.respond(StatusCode::NO_CONTENT, None)),
+        _ => Err(g.with_headers(missing(&model, id))),
+    }
+}

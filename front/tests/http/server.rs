@@ -1,0 +1,468 @@
+//! Server behaviour: CORS, statement timeout, graceful shutdown, OpenAPI, the docs page, --help.
+use crate::common::*;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn cors_is_off_by_default_and_configurable() {
+    let s = start().await;
+    let c = http();
+    let r = send(
+        c.get(s.url("/health/live"))
+            .header("origin", "https://app.example"),
+    )
+    .await;
+    assert!(r.header("access-control-allow-origin").is_none());
+
+    let s = start_with(|a| a.cors_origins = vec!["https://app.example".into()]).await;
+    let r = send(
+        c.request(reqwest::Method::OPTIONS, s.url("/api/v1/res.partner"))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert!(
+        r.header("access-control-allow-headers")
+            .unwrap()
+            .contains("authorization")
+    );
+    let t = token(2, &["read"]).await;
+    let r = send(
+        c.get(s.url("/api/v1/ping"))
+            .header("origin", "https://app.example")
+            .header("authorization", bearer(&t)),
+    )
+    .await;
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert!(
+        r.header("access-control-expose-headers")
+            .unwrap()
+            .to_lowercase()
+            .contains("ratelimit")
+    );
+    let r = send(
+        c.get(s.url("/api/v1/ping"))
+            .header("origin", "https://evil.example")
+            .header("authorization", bearer(&t)),
+    )
+    .await;
+    assert!(r.header("access-control-allow-origin").is_none());
+}
+
+/// Hold a row lock on a new partner in another session, so that a write to it blocks.
+async fn locked_partner(name: &str) -> (i32, tokio_postgres::Client) {
+    let c = db().await;
+    let id: i32 = c
+        .query_one(
+            "INSERT INTO res_partner (name, type, active, company_id) VALUES ($1, 'contact', true, 1) RETURNING id",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    c.batch_execute(&format!(
+        "BEGIN; SELECT 1 FROM res_partner WHERE id = {id} FOR UPDATE"
+    ))
+    .await
+    .unwrap();
+    (id, c)
+}
+
+async fn drop_partner(id: i32) {
+    db().await
+        .execute("DELETE FROM res_partner WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_statement_timeout_gives_504_and_the_pool_recovers() {
+    let s = start_with(|a| {
+        a.statement_timeout_ms = 400;
+        a.pool_size = 1;
+    })
+    .await;
+    let (id, lock) = locked_partner("it-timeout").await;
+    let t = token(2, &["read", "write"]).await;
+    let c = http();
+    let started = Instant::now();
+    let r = send(
+        c.patch(s.url(&format!("/api/v1/res.partner/{id}")))
+            .header("authorization", bearer(&t))
+            .json(&json!({"name": "it-timeout-2"})),
+    )
+    .await;
+    assert_problem(&r, 504);
+    assert_eq!(r.body["sqlstate"], "57014");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    lock.batch_execute("ROLLBACK").await.unwrap();
+    // The one pooled connection is usable again (not left inside a transaction).
+    let r = send(
+        c.get(s.url("/api/v1/ping"))
+            .header("authorization", bearer(&t)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = send(
+        c.patch(s.url(&format!("/api/v1/res.partner/{id}")))
+            .header("authorization", bearer(&t))
+            .json(&json!({"name": "it-timeout-3"})),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    drop_partner(id).await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let mut s = start().await;
+    let (id, lock) = locked_partner("it-shutdown").await;
+    let t = token(2, &["read", "write"]).await;
+    let url = s.url(&format!("/api/v1/res.partner/{id}"));
+    let in_flight = tokio::spawn(async move {
+        send(
+            http()
+                .patch(url)
+                .header("authorization", bearer(&t))
+                .json(&json!({"name": "it-shutdown-done"})),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.signal_stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New connections are refused while the old request is still running.
+    assert!(tokio::net::TcpStream::connect(s.addr).await.is_err());
+    lock.batch_execute("ROLLBACK").await.unwrap();
+    let r = in_flight.await.unwrap();
+    assert_eq!(r.status, 204, "{}", r.text);
+    let ended = tokio::time::timeout(Duration::from_secs(5), s.handle.take().unwrap())
+        .await
+        .expect("server ends once the request is done");
+    assert!(ended.unwrap().is_ok());
+    let name: String = db()
+        .await
+        .query_one("SELECT name FROM res_partner WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "it-shutdown-done");
+    drop_partner(id).await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_gives_up_after_the_grace_period() {
+    let mut s = start_with(|a| a.shutdown_grace_s = 1).await;
+    let (id, lock) = locked_partner("it-grace").await;
+    let t = token(2, &["read", "write"]).await;
+    let url = s.url(&format!("/api/v1/res.partner/{id}"));
+    let _stuck = tokio::spawn(async move {
+        http()
+            .patch(url)
+            .header("authorization", bearer(&t))
+            .json(&json!({"name": "it-grace-2"}))
+            .send()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    s.signal_stop();
+    let ended = tokio::time::timeout(Duration::from_secs(4), s.handle.take().unwrap()).await;
+    assert!(ended.is_ok(), "server did not stop after the grace period");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    lock.batch_execute("ROLLBACK").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop_partner(id).await;
+}
+
+#[tokio::test]
+async fn openapi_document_describes_the_models() {
+    let s = start().await;
+    let r = send(http().get(s.url("/api/openapi.json"))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let doc = r.body;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/api/v1/ping",
+        "/api/v1/{model}",
+        "/api/v1/{model}/{id}",
+        "/api/oauth/token",
+        "/api/oauth/revoke",
+        "/api/oauth/introspect",
+        "/health/live",
+        "/health/ready",
+    ] {
+        assert!(paths.contains_key(p), "{p}");
+    }
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(
+        schemes["oauth2"]["flows"]["clientCredentials"]["tokenUrl"],
+        "/api/oauth/token"
+    );
+    let scopes = schemes["oauth2"]["flows"]["clientCredentials"]["scopes"]
+        .as_object()
+        .unwrap();
+    assert_eq!(scopes.len(), 4);
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+    if mini() {
+        assert!(paths.contains_key("/api/v1/res.partner"));
+        assert!(paths.contains_key("/api/v1/res.partner/{id}"));
+        let partner = &doc["components"]["schemas"]["res.partner"]["properties"];
+        let type_enum = &partner["type"]["anyOf"][0]["enum"];
+        assert!(
+            type_enum.as_array().unwrap().contains(&json!("invoice")),
+            "{type_enum}"
+        );
+        assert_eq!(partner["parent_id"]["x-odoo-relation"], "res.partner");
+        assert_eq!(partner["create_date"]["readOnly"], true);
+        let create = &doc["components"]["schemas"]["res.partner.create"]["properties"];
+        assert!(create.get("create_date").is_none());
+        assert!(create.get("name").is_some());
+    }
+}
+
+#[tokio::test]
+async fn openapi_exposed_models_are_configurable_and_refreshed() {
+    if !mini() {
+        return;
+    }
+    let s = start_with(|a| {
+        a.expose_models = vec!["res.partner".into(), "product.*".into()];
+        a.openapi_refresh_s = 1;
+    })
+    .await;
+    let get = || async { send(http().get(s.url("/api/openapi.json"))).await.body };
+    let doc = get().await;
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert!(paths.iter().any(|p| *p == "/api/v1/res.partner"));
+    assert!(paths.iter().any(|p| *p == "/api/v1/product.template"));
+    assert!(
+        !paths.iter().any(|p| *p == "/api/v1/res.users"),
+        "{paths:?}"
+    );
+
+    // A label changes in ir_model_fields: the document follows within the refresh period.
+    let c = db().await;
+    let marker = format!("Reference it-{}", std::process::id());
+    c.execute(
+        "UPDATE ir_model_fields SET field_description = jsonb_set(field_description, '{en_US}', to_jsonb($1::text)) \
+         WHERE model = 'res.partner' AND name = 'ref'",
+        &[&marker],
+    )
+    .await
+    .unwrap();
+    let mut seen = false;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let doc: Value = get().await;
+        if doc["components"]["schemas"]["res.partner"]["properties"]["ref"]["title"]
+            == marker.as_str()
+        {
+            seen = true;
+            break;
+        }
+    }
+    c.execute(
+        "UPDATE ir_model_fields SET field_description = jsonb_set(field_description, '{en_US}', '\"Reference\"') \
+         WHERE model = 'res.partner' AND name = 'ref'",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(seen, "the OpenAPI document was not refreshed");
+}
+
+#[tokio::test]
+async fn the_docs_page_and_its_assets_are_served() {
+    let s = start().await;
+    let c = http();
+    let page = c.get(s.url("/api/docs")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.headers().contains_key("content-security-policy"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("/api/docs/swagger-ui-bundle.js"));
+    let js = c
+        .get(s.url("/api/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(js.bytes().await.unwrap().len() > 500_000);
+    for f in ["swagger-ui.css", "init.js", "LICENSE"] {
+        let r = c
+            .get(s.url(&format!("/api/docs/{f}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{f}");
+    }
+    let r = send(c.get(s.url("/api/docs/..%2f..%2fCargo.toml"))).await;
+    assert_problem(&r, 404);
+
+    let off = start_with(|a| a.docs = false).await;
+    let r = send(c.get(off.url("/api/docs"))).await;
+    assert_problem(&r, 404);
+    let r = send(c.get(off.url("/api/openapi.json"))).await;
+    assert_problem(&r, 404);
+}
+
+#[test]
+fn help_documents_every_flag_and_variable() {
+    use clap::CommandFactory;
+    let mut cmd = api_gateway_front::config::Cli::command();
+    let serve = cmd.find_subcommand_mut("serve").unwrap();
+    let help = serve.render_long_help().to_string();
+    for flag in [
+        "--database-url",
+        "--listen",
+        "--pool-size",
+        "--pool-timeout-ms",
+        "--statement-timeout-ms",
+        "--shutdown-grace-s",
+        "--trusted-proxies",
+        "--cors-origins",
+        "--body-limit",
+        "--expose-models",
+        "--openapi-uid",
+        "--openapi-refresh-s",
+        "--docs",
+        "--public-url",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    for var in [
+        "DATABASE_URL",
+        "API_GATEWAY_LISTEN",
+        "API_GATEWAY_POOL_SIZE",
+        "API_GATEWAY_POOL_TIMEOUT_MS",
+        "API_GATEWAY_STATEMENT_TIMEOUT_MS",
+        "API_GATEWAY_SHUTDOWN_GRACE_S",
+        "API_GATEWAY_TRUSTED_PROXIES",
+        "API_GATEWAY_CORS_ORIGINS",
+        "API_GATEWAY_BODY_LIMIT",
+        "API_GATEWAY_EXPOSE_MODELS",
+        "API_GATEWAY_OPENAPI_UID",
+        "API_GATEWAY_OPENAPI_REFRESH_S",
+        "API_GATEWAY_DOCS",
+        "API_GATEWAY_PUBLIC_URL",
+    ] {
+        assert!(help.contains(var), "{var} missing from --help");
+    }
+}
+
+#[tokio::test]
+async fn a_slow_request_does_not_hold_up_the_same_users_other_requests() {
+    let s = start().await;
+    let (id, lock) = locked_partner("it-concurrency").await;
+    let t = token(2, &["read", "write"]).await;
+    let url = s.url(&format!("/api/v1/res.partner/{id}"));
+    let t2 = t.clone();
+    let blocked = tokio::spawn(async move {
+        send(
+            http()
+                .patch(url)
+                .header("authorization", bearer(&t2))
+                .json(&json!({"name": "it-concurrency-2"})),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let r = send(
+        http()
+            .get(s.url("/api/v1/ping"))
+            .header("authorization", bearer(&t)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "ping waited {:?} behind the same user's blocked request",
+        started.elapsed()
+    );
+    lock.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(blocked.await.unwrap().status, 204);
+    drop_partner(id).await;
+}
+
+#[tokio::test]
+async fn the_single_statement_mode_serves_the_same_answers() {
+    let s = start_with(|a| a.single_statement = true).await;
+    let t = token(2, &["read", "write", "delete"]).await;
+    let auth = bearer(&t);
+    let c = http();
+    let r = send(c.get(s.url("/api/v1/ping")).header("authorization", &auth)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["user"], 2);
+    assert!(r.header("ratelimit").is_some());
+    let r = send(
+        c.get(s.url("/api/v1/res.partner?limit=2&count=true&fields=name"))
+            .header("authorization", &auth),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["records"].as_array().unwrap().len(), 2);
+    let r = send(
+        c.post(s.url("/api/v1/res.partner"))
+            .header("authorization", &auth)
+            .json(&json!({"name": "it-single"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_i64().unwrap();
+    let r = send(
+        c.patch(s.url(&format!("/api/v1/res.partner/{id}")))
+            .header("authorization", &auth)
+            .json(&json!({"name": "it-single-2"})),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = send(
+        c.get(s.url(&format!("/api/v1/res.partner/{id}?fields=name")))
+            .header("authorization", &auth),
+    )
+    .await;
+    assert_eq!(r.body["name"], "it-single-2");
+    let r = send(
+        c.delete(s.url(&format!("/api/v1/res.partner/{id}")))
+            .header("authorization", &auth),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = send(
+        c.get(s.url("/api/v1/no.such.model"))
+            .header("authorization", &auth),
+    )
+    .await;
+    assert_problem(&r, 404);
+    let r = send(
+        c.delete(s.url("/api/v1/res.partner/3"))
+            .header("authorization", bearer(&token(2, &["read"]).await)),
+    )
+    .await;
+    assert_problem(&r, 403);
+}

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The front through PgBouncer in transaction mode: two `api-gateway serve` processes share one
+# PgBouncer (pool_mode = transaction, fewer server connections than clients) pointed at the
+# fixture database, and real requests go through them: token, ping, search_read, create, write,
+# unlink, introspection, errors, and bursts of concurrent requests. Nothing may fail, and
+# PgBouncer's log must show no error (a named prepared statement or session state would).
+#
+# Usage: front/tests/pgbouncer.sh [DBNAME]   (default: $AGW_TEST_DB, else agw_test_mini)
+# Environment: API_GATEWAY_BIN (default target/debug/api-gateway, built when missing),
+#              PGBOUNCER_PORT (default 6432), PGHOST (default /var/run/postgresql).
+# PgBouncer listens on 127.0.0.1 only with auth_type = trust, runs as the `postgres` OS user and
+# reaches PostgreSQL over the Unix socket (peer authentication as role postgres).
+# Ends with one line "N passed, N failed"; exits non-zero on any failure.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+DB=${1:-${AGW_TEST_DB:-agw_test_mini}}
+PORT=${PGBOUNCER_PORT:-6432}
+PGHOST=${PGHOST:-/var/run/postgresql}
+export PGHOST
+BIN=${API_GATEWAY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/api-gateway}
+if [ ! -x "$BIN" ]; then
+    (cd "$ROOT" && cargo build -q -p api_gateway_front) || { echo "cannot build api-gateway"; exit 1; }
+fi
+command -v pgbouncer >/dev/null || { echo "pgbouncer is not installed (apt-get install pgbouncer)"; echo "0 passed, 1 failed"; exit 1; }
+
+WORK=$(mktemp -d /tmp/agw-pgbouncer.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    if [ -f "$WORK/pgbouncer.pid" ]; then kill "$(cat "$WORK/pgbouncer.pid")" 2>/dev/null; fi
+    sleep 0.3
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+passed=0; failed=0
+check() { # check NAME CONDITION-COMMAND...
+    local name=$1; shift
+    if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
+}
+
+cat > "$WORK/pgbouncer.ini" <<EOF
+[databases]
+$DB = host=$PGHOST dbname=$DB user=postgres
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $WORK/userlist.txt
+pool_mode = transaction
+default_pool_size = 2
+max_client_conn = 200
+server_reset_query =
+ignore_startup_parameters = extra_float_digits
+logfile = $WORK/pgbouncer.log
+pidfile = $WORK/pgbouncer.pid
+EOF
+echo '"agw_front" ""' > "$WORK/userlist.txt"
+touch "$WORK/pgbouncer.log"
+chown -R postgres "$WORK"
+pgbouncer -d -u postgres "$WORK/pgbouncer.ini" || { echo "pgbouncer did not start"; echo "0 passed, 1 failed"; exit 1; }
+for _ in $(seq 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break
+    sleep 0.1
+done
+
+URL="postgresql://agw_front@127.0.0.1:$PORT/$DB"
+start_front() { # start_front PORT
+    "$BIN" serve --database-url "$URL" --listen "127.0.0.1:$1" --pool-size 4 \
+        --statement-timeout-ms 5000 --openapi-refresh-s 3600 >"$WORK/front-$1.log" 2>&1 &
+    PIDS+=($!)
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+P1=$(free_port); start_front "$P1"
+P2=$(free_port); start_front "$P2"
+for p in "$P1" "$P2"; do
+    for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$p/health/ready" >/dev/null && break
+        sleep 0.1
+    done
+done
+check "front 1 ready through pgbouncer" curl -sf "http://127.0.0.1:$P1/health/ready" -o /dev/null
+check "front 2 ready through pgbouncer" curl -sf "http://127.0.0.1:$P2/health/ready" -o /dev/null
+
+# A client for the admin (uid 2), made with SQL directly; a generous quota for the bursts.
+psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -c "INSERT INTO api_gateway.profile (user_id, rate_limit) VALUES (2, 1000000) \
+  ON CONFLICT (user_id) DO UPDATE SET rate_limit = 1000000, active = true, allowed_ips = NULL" >/dev/null
+read -r CID SECRET < <(psql -X -At -F ' ' -d "$DB" -c "SELECT client_id, client_secret FROM api_gateway.create_client('pgbouncer test', 2, '{read,write,delete}')")
+
+status() { curl -s -o "$WORK/body" -w '%{http_code}' "$@"; }
+body_has() { grep -q -- "$1" "$WORK/body"; }
+
+code=$(status -u "$CID:$SECRET" -d grant_type=client_credentials "http://127.0.0.1:$P1/api/oauth/token")
+check "token (front 1)" [ "$code" = 200 ]
+TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["access_token"])' "$WORK/body" 2>/dev/null)
+AUTH="Authorization: Bearer $TOKEN"
+
+code=$(status -H "$AUTH" "http://127.0.0.1:$P2/api/v1/ping")
+check "ping with that token (front 2)" [ "$code" = 200 ]
+check "ping answers the user" body_has '"user":2'
+code=$(status -H "$AUTH" "http://127.0.0.1:$P1/api/v1/res.partner?limit=5&fields=name,email&count=true")
+check "search_read" [ "$code" = 200 ]
+check "search_read has records and a count" body_has '"count":'
+code=$(status -H "$AUTH" -H 'Content-Type: application/json' -d '{"name":"pgbouncer-it"}' "http://127.0.0.1:$P2/api/v1/res.partner")
+check "create" [ "$code" = 201 ]
+ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/body" 2>/dev/null)
+code=$(status -X PATCH -H "$AUTH" -H 'Content-Type: application/json' -d '{"email":"pgb@example.com"}' "http://127.0.0.1:$P1/api/v1/res.partner/$ID")
+check "write" [ "$code" = 204 ]
+code=$(status -H "$AUTH" "http://127.0.0.1:$P2/api/v1/res.partner/$ID?fields=email")
+check "read back" [ "$code" = 200 ]
+check "read back sees the write" body_has 'pgb@example.com'
+code=$(status -X DELETE -H "$AUTH" "http://127.0.0.1:$P1/api/v1/res.partner/$ID")
+check "unlink" [ "$code" = 204 ]
+code=$(status -H "$AUTH" "http://127.0.0.1:$P2/api/v1/res.partner/$ID")
+check "gone: 404" [ "$code" = 404 ]
+code=$(status -H "$AUTH" "http://127.0.0.1:$P1/api/v1/no.such.model")
+check "database error through pgbouncer: 404 problem" [ "$code" = 404 ]
+check "  with its sqlstate" body_has '"sqlstate":"42P01"'
+code=$(status -u "$CID:$SECRET" --data-urlencode "token=$TOKEN" "http://127.0.0.1:$P2/api/oauth/introspect")
+check "introspect" [ "$code" = 200 ]
+check "  active" body_has '"active":true'
+code=$(status "http://127.0.0.1:$P1/api/openapi.json")
+check "openapi.json" [ "$code" = 200 ]
+
+# Bursts: 200 requests, 16 at a time, spread over both fronts (8 front connections share 2
+# server connections): every one must succeed.
+seq 200 | xargs -P 16 -I{} sh -c '
+    p=$(( {} % 2 == 0 ? '"$P1"' : '"$P2"' ))
+    curl -s -o /dev/null -w "%{http_code}\n" -H "'"$AUTH"'" "http://127.0.0.1:$p/api/v1/res.partner?limit=3&fields=name"
+' > "$WORK/burst"
+ok=$(grep -c '^200$' "$WORK/burst")
+check "burst of 200 concurrent requests all 200 (got $ok)" [ "$ok" = 200 ]
+
+code=$(status -X POST -u "$CID:$SECRET" --data-urlencode "token=$TOKEN" "http://127.0.0.1:$P1/api/oauth/revoke")
+check "revoke" [ "$code" = 200 ]
+code=$(status -H "$AUTH" "http://127.0.0.1:$P2/api/v1/ping")
+check "revoked token refused on the other front" [ "$code" = 401 ]
+
+if grep -Ei 'prepared statement|ERROR|FATAL|unsupported' "$WORK/pgbouncer.log" | grep -v 'LOG'; then
+    check "no errors in the pgbouncer log" false
+else
+    check "no errors in the pgbouncer log" true
+fi
+if grep -Ei 'error|panic' "$WORK"/front-*.log | grep -vi 'warn'; then
+    check "no errors in the fronts' logs" false
+else
+    check "no errors in the fronts' logs" true
+fi
+
+echo
+echo "pgbouncer: $passed passed, $failed failed"
+[ "$failed" = 0 ]
