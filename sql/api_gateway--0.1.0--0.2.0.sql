@@ -631,7 +631,8 @@ CREATE  FUNCTION "authenticate"(
 	"rate_limit" INT,  /* Option < i32 > */
 	"remaining" INT,  /* Option < i32 > */
 	"reset_s" INT,  /* Option < i32 > */
-	"detail" TEXT  /* Option < String > */
+	"detail" TEXT,  /* Option < String > */
+	"window_s" INT  /* Option < i32 > */
 )
 VOLATILE SECURITY DEFINER
 SET search_path TO pg_catalog, pg_temp

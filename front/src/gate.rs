@@ -39,7 +39,7 @@ macro_rules! gated_sql {
         $crate::gate::GatedSql {
             combined: concat!(
                 "WITH g AS MATERIALIZED (SELECT * FROM api_gateway.authenticate($1::text, $2::inet, $3::text)) \
-                 SELECT g.status, g.uid, g.client_id, g.scopes, g.error, g.rate_limit, g.remaining, g.reset_s, g.detail, ",
+                 SELECT g.status, g.uid, g.client_id, g.scopes, g.error, g.rate_limit, g.remaining, g.reset_s, g.detail, g.window_s, ",
                 $data,
                 " FROM g"
             ),
@@ -53,11 +53,11 @@ macro_rules! gated_sql {
 }
 
 /// The gate alone.
-pub const AUTHENTICATE: &str = "SELECT status, uid, client_id, scopes, error, rate_limit, remaining, reset_s, detail \
+pub const AUTHENTICATE: &str = "SELECT status, uid, client_id, scopes, error, rate_limit, remaining, reset_s, detail, window_s \
      FROM api_gateway.authenticate($1::text, $2::inet, $3::text)";
 
 /// Number of gate columns before the data columns in the combined form.
-pub const GATE_COLUMNS: usize = 9;
+pub const GATE_COLUMNS: usize = 10;
 
 /// What the request brings to the gate: its Authorization header, client IP and method.
 #[derive(Debug, Clone)]
@@ -169,6 +169,8 @@ pub struct Gate {
     pub remaining: Option<i32>,
     pub reset_s: Option<i32>,
     pub detail: Option<String>,
+    /// Length of the rate-limit window in seconds, when a limit applies.
+    pub window_s: Option<i32>,
 }
 
 impl Gate {
@@ -184,6 +186,7 @@ impl Gate {
                 remaining: row.try_get(6)?,
                 reset_s: row.try_get(7)?,
                 detail: row.try_get(8)?,
+                window_s: row.try_get(9)?,
             })
         };
         get().map_err(|e| {
@@ -207,7 +210,11 @@ impl Gate {
                     h.insert(HeaderName::from_static(name), v);
                 }
             };
-            put(&mut h, "ratelimit-policy", format!("\"default\";q={limit}"));
+            let policy = match self.window_s {
+                Some(w) => format!("\"default\";q={limit};w={w}"),
+                None => format!("\"default\";q={limit}"),
+            };
+            put(&mut h, "ratelimit-policy", policy);
             put(
                 &mut h,
                 "ratelimit",

@@ -127,6 +127,7 @@ type Row = (
     Option<i32>,
     Option<i32>,
     Option<String>,
+    Option<i32>,
 );
 
 /// A denial: `error` is a stable code (RFC 6750 where one fits), `detail` says why.
@@ -141,6 +142,7 @@ fn deny(status: i32, error: &str, detail: &str) -> Row {
         None,
         None,
         Some(detail.into()),
+        None,
     )
 }
 
@@ -170,6 +172,7 @@ fn decide(f: Facts, now_ms: i64) -> Row {
             Some(f.uid),
             f.client_id,
             Some(f.scopes),
+            None,
             None,
             None,
             None,
@@ -206,6 +209,7 @@ fn decide(f: Facts, now_ms: i64) -> Row {
         Some(d.remaining),
         Some(d.reset_s),
         detail,
+        Some(f.window_s),
     )
 }
 
@@ -492,7 +496,8 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
 
 /// `api_gateway.authenticate(authorization text, client_ip inet, method text) RETURNS TABLE(status
 /// integer, uid integer, client_id text, scopes text[], error text, rate_limit integer,
-/// remaining integer, reset_s integer, detail text)`. Status 200 means pass.
+/// remaining integer, reset_s integer, detail text, window_s integer)`. Status 200 means pass;
+/// `window_s` is the length of the rate-limit window when a limit applies.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn authenticate(
@@ -511,6 +516,7 @@ fn authenticate(
         name!(remaining, Option<i32>),
         name!(reset_s, Option<i32>),
         name!(detail, Option<String>),
+        name!(window_s, Option<i32>),
     ),
 > {
     let ip = client_ip.as_ref().map(|i| i.0.as_str());

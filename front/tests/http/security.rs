@@ -568,7 +568,7 @@ async fn rate_limit_gives_429_with_retry_after() {
         )
         .await;
         statuses.push(r.status);
-        assert_eq!(r.header("ratelimit-policy"), Some("\"default\";q=3"));
+        assert_eq!(r.header("ratelimit-policy"), Some("\"default\";q=3;w=60"));
         last = Some(r);
     }
     assert_eq!(statuses, vec![200, 200, 200, 429]);
