@@ -30,11 +30,31 @@ echo $! > "$RUN/api-gateway.pid"
 for _ in $(seq 1 50); do curl -fsS "http://$LISTEN/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fsS "http://$LISTEN/health/ready" >/dev/null || { cat "$RUN/api-gateway.log"; exit 1; }
 
+# A demo OAuth2 client, created once; its secret is kept (mode 600) next to the demo's log.
+if [ ! -s "$RUN/client.env" ] || ! psql -X -qAt -d "$DB" -c "SELECT 1 FROM api_gateway.client WHERE client_id = '$(sed -n 's/^CLIENT_ID=//p' "$RUN/client.env")'" | grep -q 1; then
+    umask 077
+    psql -X -qAt -F ' ' -d "$DB" -c "SELECT * FROM api_gateway.create_client('demo client', 2, '{read,write,delete}')" |
+        awk '{print "CLIENT_ID=" $1; print "CLIENT_SECRET=" $2}' > "$RUN/client.env"
+fi
+source "$RUN/client.env"
+KEY=$(python3 -c "import json; print(json.load(open('$ROOT/tests/fixtures/odoo19_mini.keys.json'))['admin']['key'])")
+URL="http://$LISTEN"
+TOKEN=$(curl -fsS -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials "$URL/api/oauth/token" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+curl -fsS -H "Authorization: Bearer $TOKEN" "$URL/api/v1/res.partner?limit=1&fields=name" >/dev/null ||
+    { echo "the demo API does not answer; see $RUN/api-gateway.log"; exit 1; }
+
 cat <<MSG
 
-api_gateway is running: http://$LISTEN   (pid $(cat "$RUN/api-gateway.pid"), log $RUN/api-gateway.log)
-Try it:
-  curl -s http://$LISTEN/api/v1/ping
+api_gateway is running: $URL   (pid $(cat "$RUN/api-gateway.pid"), log $RUN/api-gateway.log)
+API docs: $URL/api/docs
+
+Get a token (demo OAuth2 client acting as Odoo user 2, credentials in $RUN/client.env):
+  TOKEN=\$(curl -s -u $CLIENT_ID:$CLIENT_SECRET -d grant_type=client_credentials $URL/api/oauth/token | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+List partners with a domain:
+  curl -s -H "Authorization: Bearer \$TOKEN" "$URL/api/v1/res.partner?fields=name,email&domain=%5B%5B%22is_company%22,%22=%22,true%5D%5D"
+Or with the fixture's Odoo API key of user admin:
+  curl -s -H "Authorization: Bearer $KEY" "$URL/api/v1/res.partner?limit=3&fields=name"
 SQL console:
   psql $DB
 Stop it:

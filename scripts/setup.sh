@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 step "OS packages"
-pkgs=(postgresql-15 postgresql-contrib postgresql-server-dev-15 libclang-dev clang pkg-config pgbouncer wrk chromium)
+pkgs=(curl postgresql-15 postgresql-contrib postgresql-server-dev-15 libclang-dev clang pkg-config pgbouncer wrk chromium)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
