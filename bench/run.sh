@@ -23,6 +23,7 @@ run "Data access" data.sh
 run "Traffic statistics" stats.sh
 run "Webhooks" webhooks.sh
 run "HTTP front" http.sh
+run "Traffic log cost (HTTP front)" http_logging.sh
 {
     echo "# Benchmarks"
     echo

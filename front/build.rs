@@ -1,11 +1,17 @@
-//! Checks the vendored OpenAPI viewer (front/assets/swagger-ui, from the npm package
-//! swagger-ui-dist, refreshed by front/assets/update.sh) against its SHA256SUMS before it is
-//! embedded with include_bytes!: a corrupted or hand-edited bundle fails the build.
+//! Checks the vendored browser assets (front/assets/swagger-ui from the npm package
+//! swagger-ui-dist, front/assets/chartjs from chart.js; both refreshed by front/assets/update.sh)
+//! against their SHA256SUMS before they are embedded with include_bytes!: a corrupted or
+//! hand-edited bundle fails the build.
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/swagger-ui");
+    for dir in ["assets/swagger-ui", "assets/chartjs"] {
+        check(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir));
+    }
+}
+
+fn check(dir: &Path) {
     let sums_path = dir.join("SHA256SUMS");
     println!("cargo:rerun-if-changed={}", sums_path.display());
     let sums = std::fs::read_to_string(&sums_path)

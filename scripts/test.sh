@@ -50,6 +50,8 @@ for fx in "${fixtures[@]}"; do
 done
 run http env DATABASE_URL="postgresql:///agw_test_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
     cargo test -q -p api_gateway_front --test http
+run observability env DATABASE_URL="postgresql:///agw_test_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
+    cargo test -q -p api_gateway_front --test observability
 cargo build -q -p api_gateway_front
 run front-python env DATABASE_URL="postgresql:///agw_test_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
     API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/front/tests/python"

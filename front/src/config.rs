@@ -25,6 +25,7 @@ pub enum Command {
 const SERVE_AFTER_HELP: &str = "\
 Routes: GET/POST /api/v1/<model>, GET/PUT/PATCH/DELETE /api/v1/<model>/<id>, GET /api/v1/ping,
 POST /api/oauth/token|revoke|introspect, GET /api/openapi.json, GET /api/docs, GET /health/live|ready.
+GET /metrics, GET /api/gateway/dashboard, GET /api/gateway/stats/... (admin).
 Lists (--trusted-proxies, --cors-origins, --expose-models) are comma-separated.
 Logging: RUST_LOG (default info). Full reference: docs/http.md.";
 
@@ -111,6 +112,59 @@ pub struct ServeArgs {
     /// the OpenAPI `servers`. Empty: the document's own origin.
     #[arg(long, env = "API_GATEWAY_PUBLIC_URL", default_value = "")]
     pub public_url: String,
+
+    /// Traffic log level of this front, overriding `api_gateway.settings.log_level`: errors
+    /// (status >= 400 only), metadata (every request, no bodies) or payloads (bodies too).
+    /// Unset (the default): the settings' level, read again every --log-level-refresh-s.
+    #[arg(long, env = "API_GATEWAY_LOG_LEVEL", value_parser = ["errors", "metadata", "payloads"])]
+    pub log_level: Option<String>,
+
+    /// How often `settings.log_level` is read again, in seconds.
+    #[arg(long, env = "API_GATEWAY_LOG_LEVEL_REFRESH_S", default_value_t = 5)]
+    pub log_level_refresh_s: u64,
+
+    /// Traffic log batching: a batch is written this many milliseconds after its first record
+    /// was queued, or earlier when it reaches --log-batch-rows.
+    #[arg(long, env = "API_GATEWAY_LOG_BATCH_MS", default_value_t = 250)]
+    pub log_batch_ms: u64,
+
+    /// Largest traffic log batch: one `api_gateway.log_requests` call writes at most this many rows.
+    #[arg(long, env = "API_GATEWAY_LOG_BATCH_ROWS", default_value_t = 500)]
+    pub log_batch_rows: usize,
+
+    /// Capacity of the in-memory traffic log queue; when it is full, records are dropped and
+    /// counted (api_gateway_log_queue_dropped_total) rather than making a request wait.
+    #[arg(long, env = "API_GATEWAY_LOG_QUEUE", default_value_t = 10000)]
+    pub log_queue: usize,
+
+    /// At the payloads level, request and response bodies are stored up to this many bytes.
+    #[arg(long, env = "API_GATEWAY_LOG_BODY_BYTES", default_value_t = 8192)]
+    pub log_body_bytes: usize,
+
+    /// How often this front runs `api_gateway.run_maintenance('all')` (log retention, webhook
+    /// jobs, expired tokens, throttle windows), in seconds; 0 disables it (e.g. with pg_cron).
+    /// Safe with several fronts: each job runs once at a time (advisory lock).
+    #[arg(
+        long,
+        env = "API_GATEWAY_MAINTENANCE_INTERVAL_S",
+        default_value_t = 300
+    )]
+    pub maintenance_interval_s: u64,
+
+    /// Serve /metrics without authentication (for a Prometheus scraper on a private network).
+    /// Default: /metrics needs an admin credential, like the dashboard.
+    #[arg(long, env = "API_GATEWAY_METRICS_PUBLIC", default_value_t = false, action = clap::ArgAction::Set)]
+    pub metrics_public: bool,
+
+    /// Serve the dashboard (/api/gateway/dashboard) and its JSON statistics (/api/gateway/stats/...).
+    #[arg(long, env = "API_GATEWAY_DASHBOARD", default_value_t = true, action = clap::ArgAction::Set)]
+    pub dashboard: bool,
+
+    /// Connection URL of the dashboard's LISTEN connection (one per front, opened while a
+    /// dashboard is connected). Must reach PostgreSQL directly: PgBouncer in transaction mode
+    /// does not carry notifications. Default: --database-url.
+    #[arg(long, env = "API_GATEWAY_LIVE_DATABASE_URL", hide_env_values = true)]
+    pub live_database_url: Option<String>,
 }
 
 impl ServeArgs {

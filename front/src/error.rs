@@ -119,6 +119,7 @@ impl Problem {
         let mut p = Problem::new(status, k);
         if status.is_server_error() {
             tracing::error!(sqlstate = code, "database error: {message}");
+            crate::obs::note_error_chain(format!("database error {code}: {message}"));
             if status == StatusCode::SERVICE_UNAVAILABLE {
                 p = p
                     .detail("the database is unavailable right now; retry later")
@@ -182,6 +183,7 @@ pub fn status_for_sqlstate(code: &str) -> (StatusCode, (&'static str, &'static s
 impl From<deadpool_postgres::PoolError> for Problem {
     fn from(err: deadpool_postgres::PoolError) -> Self {
         tracing::warn!("pool: {err}");
+        crate::obs::note_error_chain(format!("connection pool: {}", error_chain(&err)));
         Problem::unavailable()
     }
 }
@@ -189,13 +191,37 @@ impl From<deadpool_postgres::PoolError> for Problem {
 impl From<tokio_postgres::Error> for Problem {
     fn from(err: tokio_postgres::Error) -> Self {
         match err.as_db_error() {
-            Some(db) => Problem::from_sqlstate(db.code().code(), db.message()),
+            Some(db) => {
+                if status_for_sqlstate(db.code().code()).0.is_server_error() {
+                    // The traffic log's error chain: everything the database said.
+                    let mut chain = format!(
+                        "database error {} ({}): {}",
+                        db.code().code(),
+                        db.severity(),
+                        db.message()
+                    );
+                    for (label, part) in [
+                        ("detail", db.detail()),
+                        ("hint", db.hint()),
+                        ("context", db.where_()),
+                        ("routine", db.routine()),
+                    ] {
+                        if let Some(p) = part {
+                            chain.push_str(&format!("\n{label}: {p}"));
+                        }
+                    }
+                    crate::obs::note_error_chain(chain);
+                }
+                Problem::from_sqlstate(db.code().code(), db.message())
+            }
             None if err.is_closed() || err.to_string().contains("connection") => {
                 tracing::warn!("database connection: {err}");
+                crate::obs::note_error_chain(format!("database connection: {}", error_chain(&err)));
                 Problem::unavailable()
             }
             None => {
                 tracing::error!("database client: {err}");
+                crate::obs::note_error_chain(format!("database client: {}", error_chain(&err)));
                 Problem::internal()
             }
         }
@@ -216,6 +242,17 @@ impl IntoResponse for Problem {
         }
         response
     }
+}
+
+/// An error and its sources, one per line (`caused by: ...`).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(&format!("\ncaused by: {e}"));
+        source = e.source();
+    }
+    out
 }
 
 /// At most `max` characters of `s`.

@@ -189,10 +189,17 @@ impl Gate {
                 window_s: row.try_get(9)?,
             })
         };
-        get().map_err(|e| {
+        let gate = get().map_err(|e| {
             tracing::error!("unexpected authenticate row: {e}");
             Problem::internal()
-        })
+        })?;
+        crate::obs::note_gate(
+            gate.status,
+            gate.error.as_deref(),
+            gate.uid,
+            gate.client_id.as_deref(),
+        );
+        Ok(gate)
     }
 
     pub fn passed(&self) -> bool {

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod gate;
 pub mod net;
+pub mod obs;
 pub mod openapi;
 pub mod routes;
 pub mod telemetry;
@@ -36,6 +37,7 @@ pub struct Settings {
     pub openapi: openapi::Options,
     pub cors_origins: Vec<String>,
     pub single_statement: bool,
+    pub dashboard: bool,
 }
 
 impl Settings {
@@ -63,6 +65,7 @@ impl Settings {
                 .filter(|o| !o.is_empty())
                 .collect(),
             single_statement: args.single_statement,
+            dashboard: args.dashboard,
         }
     }
 }
@@ -72,6 +75,8 @@ pub struct AppState {
     pub pool: deadpool_postgres::Pool,
     pub config: Arc<Settings>,
     pub openapi: Arc<openapi::Cache>,
+    /// Traffic log, metrics, live feed (src/obs/).
+    pub obs: Arc<obs::Obs>,
 }
 
 impl AppState {
@@ -80,6 +85,7 @@ impl AppState {
             pool,
             config: Arc::new(Settings::from_args(args)),
             openapi: Arc::new(openapi::Cache::default()),
+            obs: Arc::new(obs::Obs::new(obs::Options::from_args(args))),
         }
     }
 }
@@ -102,7 +108,21 @@ pub fn app(state: AppState) -> Router {
         .route("/api/oauth/revoke", post(routes::oauth::revoke))
         .route("/api/oauth/introspect", post(routes::oauth::introspect))
         .route("/health/live", get(routes::health::live))
-        .route("/health/ready", get(routes::health::ready));
+        .route("/health/ready", get(routes::health::ready))
+        .route("/metrics", get(routes::metrics::metrics));
+    if state.config.dashboard {
+        use routes::{dashboard, stats};
+        router = router
+            .route("/api/gateway/dashboard", get(dashboard::page))
+            .route("/api/gateway/dashboard/", get(dashboard::page))
+            .route("/api/gateway/dashboard/{file}", get(dashboard::asset))
+            .route("/api/gateway/stats/overview", get(stats::overview))
+            .route("/api/gateway/stats/users", get(stats::users))
+            .route("/api/gateway/stats/stream", get(stats::stream))
+            .route("/api/gateway/stats/faults.csv", get(stats::faults_csv))
+            .route("/api/gateway/stats/log/{id}", get(stats::record))
+            .route("/api/gateway/stats/{name}", get(stats::one));
+    }
     if state.config.docs {
         router = router
             .route("/api/openapi.json", get(routes::docs::openapi_json))
@@ -114,6 +134,10 @@ pub fn app(state: AppState) -> Router {
     let router = router
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            obs::capture::middleware,
+        ))
         .with_state(state)
         .layer(middleware::from_fn(common_headers));
     match cors {
@@ -228,8 +252,10 @@ pub async fn serve_on(
         .config
         .docs
         .then(|| tokio::spawn(openapi::refresh_loop(state.clone())));
+    let observability = obs::start(&state).await;
     tracing::info!("api-gateway listening on http://{addr}");
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let stopping_obs = state.obs.clone();
     let server = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -240,6 +266,7 @@ pub async fn serve_on(
             "shutdown requested: finishing in-flight requests (at most {}s)",
             grace.as_secs()
         );
+        stopping_obs.begin_shutdown();
         let _ = stopping_tx.send(());
     });
     let server = server.into_future();
@@ -260,6 +287,7 @@ pub async fn serve_on(
     if let Some(r) = refresher {
         r.abort();
     }
+    observability.finish().await;
     result
 }
 

@@ -1,7 +1,10 @@
 //! Routes. Handlers are thin: one SQL statement each (gate + data call), translated to HTTP.
+pub mod dashboard;
 pub mod docs;
 pub mod health;
+pub mod metrics;
 pub mod oauth;
 pub mod ping;
 pub mod query;
 pub mod records;
+pub mod stats;

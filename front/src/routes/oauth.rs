@@ -204,6 +204,7 @@ pub async fn token(
     if !plausible(&id, &secret) {
         return invalid_client();
     }
+    crate::obs::note_client(&id);
     let scope = form
         .get("scope")
         .map(|s| s.trim().to_string())

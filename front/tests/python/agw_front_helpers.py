@@ -1,10 +1,17 @@
 """Helpers of the front's Python checks (a module name of its own, so that it never collides
 with another suite's conftest when several run in one pytest session)."""
+import itertools
+import json
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
+import time
 from pathlib import Path
+
+import pytest
+import requests
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -68,3 +75,127 @@ def chromium():
         if path:
             return path
     return None
+
+
+FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
+    "--window-size=1400,1100",
+]
+
+
+class Browser:
+    """A minimal DevTools-protocol client for one page (headless Chromium, Debian's package)."""
+
+    def __init__(self):
+        import websocket  # websocket-client, only needed by the browser checks
+
+        exe = chromium()
+        if exe is None:
+            pytest.skip("chromium is not installed (apt-get install chromium)")
+        self.profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
+        self.proc = subprocess.Popen(
+            [exe, *FLAGS, f"--user-data-dir={self.profile.name}", "--remote-debugging-port=0",
+             "--remote-allow-origins=*", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        port_file = Path(self.profile.name) / "DevToolsActivePort"
+        deadline = time.time() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if time.time() > deadline:
+                raise RuntimeError("chromium did not start")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        pages = []
+        while not pages:
+            pages = [t for t in requests.get(f"http://127.0.0.1:{port}/json", timeout=5).json() if t["type"] == "page"]
+        self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
+        self.ids = itertools.count(1)
+        self.call("Page.enable")
+        self.call("Runtime.enable")
+
+    def call(self, method, **params):
+        msg_id = next(self.ids)
+        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == msg_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+
+    def js(self, expression):
+        r = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in r:
+            raise RuntimeError(f"{expression}: {r['exceptionDetails']}")
+        return r["result"].get("value")
+
+    def wait_for(self, expression, timeout=30, what=None):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            value = self.js(expression)
+            if value:
+                return value
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what or expression}")
+
+    def type_into(self, selector, text):
+        self.js(f"document.querySelector({json.dumps(selector)}).focus()")
+        self.call("Input.insertText", text=text)
+
+    def click(self, selector):
+        found = self.js(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return false; e.scrollIntoView(); e.click(); return true; }})()"
+        )
+        assert found, f"nothing matches {selector}"
+
+    def close(self):
+        try:
+            self.ws.close()
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.profile.cleanup()
+
+
+class ServerProcess:
+    """`api-gateway serve` on a free port with extra environment (flags), until stop()."""
+
+    def __init__(self, **env_overrides):
+        import signal  # noqa: F401  (used in stop)
+
+        self.port = free_port()
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=database_url(),
+            API_GATEWAY_LISTEN=f"127.0.0.1:{self.port}",
+            RUST_LOG=os.environ.get("RUST_LOG", "warn"),
+        )
+        env.update({k: str(v) for k, v in env_overrides.items()})
+        self.proc = subprocess.Popen([str(binary()), "serve"], env=env)
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                if requests.get(f"{self.base}/health/ready", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.proc.kill()
+                raise RuntimeError("api-gateway serve did not become ready")
+            time.sleep(0.2)
+
+    def stop(self):
+        import signal
+
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return None

@@ -3,101 +3,14 @@ it renders the operations, the token is entered once in Authorize, and a try-it-
 GET /api/v1/ping succeeds. A screenshot is written to $AGW_DOCS_SCREENSHOT (default: a temporary
 file; docs/images/api-docs.png in the repository was made this way)."""
 import base64
-import itertools
-import json
 import os
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
-import requests
-import websocket
 
-from agw_front_helpers import chromium
-
-FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
-    "--window-size=1400,1100",
-]
-
-
-class Browser:
-    """A minimal DevTools-protocol client for one page."""
-
-    def __init__(self):
-        exe = chromium()
-        if exe is None:
-            pytest.skip("chromium is not installed (apt-get install chromium)")
-        self.profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
-        self.proc = subprocess.Popen(
-            [exe, *FLAGS, f"--user-data-dir={self.profile.name}", "--remote-debugging-port=0",
-             "--remote-allow-origins=*", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        port_file = Path(self.profile.name) / "DevToolsActivePort"
-        deadline = time.time() + 30
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if time.time() > deadline:
-                raise RuntimeError("chromium did not start")
-            time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        pages = []
-        while not pages:
-            pages = [t for t in requests.get(f"http://127.0.0.1:{port}/json", timeout=5).json() if t["type"] == "page"]
-        self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
-        self.ids = itertools.count(1)
-        self.call("Page.enable")
-        self.call("Runtime.enable")
-
-    def call(self, method, **params):
-        msg_id = next(self.ids)
-        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv())
-            if msg.get("id") == msg_id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-
-    def js(self, expression):
-        r = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        if "exceptionDetails" in r:
-            raise RuntimeError(f"{expression}: {r['exceptionDetails']}")
-        return r["result"].get("value")
-
-    def wait_for(self, expression, timeout=30, what=None):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            value = self.js(expression)
-            if value:
-                return value
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what or expression}")
-
-    def type_into(self, selector, text):
-        self.js(f"document.querySelector({json.dumps(selector)}).focus()")
-        self.call("Input.insertText", text=text)
-
-    def click(self, selector):
-        found = self.js(
-            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return false; e.scrollIntoView(); e.click(); return true; }})()"
-        )
-        assert found, f"nothing matches {selector}"
-
-    def close(self):
-        try:
-            self.ws.close()
-        finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.profile.cleanup()
+from agw_front_helpers import FLAGS, Browser, chromium
 
 
 @pytest.fixture
