@@ -42,6 +42,8 @@ fi
 psql -q -X -d postgres -c "DROP DATABASE IF EXISTS agw_test_plain WITH (FORCE)" -c "CREATE DATABASE agw_test_plain" >/dev/null
 psql -q -X -v ON_ERROR_STOP=1 -d agw_test_plain -c "CREATE EXTENSION api_gateway" >/dev/null
 
+cargo build -q -p api_gateway_front --bins --examples
+export API_GATEWAY_BIN="$ROOT/target/debug/api-gateway"
 for fx in "${fixtures[@]}"; do
     run "sql-$fx" env AGW_TEST_FIXTURE="$fx" AGW_TEST_DB="agw_test_$fx" AGW_SHARED="$SHARED" \
         cargo test -q -p api_gateway_tests --test sql
@@ -50,9 +52,10 @@ for fx in "${fixtures[@]}"; do
 done
 run http env DATABASE_URL="postgresql:///agw_test_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
     cargo test -q -p api_gateway_front --test http
+run webhooks env DATABASE_URL="postgresql:///agw_test_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
+    cargo test -q -p api_gateway_front --test webhooks
 run observability env DATABASE_URL="postgresql:///agw_test_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
     cargo test -q -p api_gateway_front --test observability
-cargo build -q -p api_gateway_front
 run front-python env DATABASE_URL="postgresql:///agw_test_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
     API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/front/tests/python"
 run pgbouncer env API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$ROOT/front/tests/pgbouncer.sh" agw_test_mini

@@ -11,7 +11,16 @@ mod spi;
 // Tables, views and grants. `bootstrap` puts the tables first so that functions may name them.
 pgrx::extension_sql_file!("sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!("sql/gate.sql", name = "gate", requires = ["schema"]);
-pgrx::extension_sql_file!("sql/observability.sql", name = "observability", requires = ["gate"]);
-pgrx::extension_sql_file!("sql/stats.sql", name = "stats", requires = ["observability"]);
+pgrx::extension_sql_file!(
+    "sql/observability.sql",
+    name = "observability",
+    requires = ["gate"]
+);
+pgrx::extension_sql_file!(
+    "sql/stats.sql",
+    name = "stats",
+    requires = ["observability"]
+);
+pgrx::extension_sql_file!("sql/webhooks.sql", name = "webhooks", requires = ["gate"]);
 pgrx::extension_sql_file!("sql/describe.sql", name = "describe", requires = ["gate"]);
 pgrx::extension_sql_file!("sql/finalize.sql", name = "finalize", finalize);

@@ -121,10 +121,16 @@ pub fn backoff_schedule() -> &'static [u64] {
 /// `jitter_unit` in `[0, 1]` (clamped; NaN counts as 0.5) spreads the delay by ±10 %, so that
 /// endpoints that failed together do not all retry in the same second.
 pub fn next_delay(attempt: u32, jitter_unit: f64) -> Option<u64> {
+    retry_delay(&BACKOFF, attempt, jitter_unit)
+}
+
+/// [`next_delay`] over another schedule (seconds to wait after failure 1, 2, ...), for
+/// deployments and tests that shorten it. Total attempts are `schedule.len() + 1`.
+pub fn retry_delay(schedule: &[u64], attempt: u32, jitter_unit: f64) -> Option<u64> {
     if attempt == 0 {
         return Some(0);
     }
-    let base = *BACKOFF.get(usize::try_from(attempt - 1).ok()?)?;
+    let base = *schedule.get(usize::try_from(attempt - 1).ok()?)?;
     let j = if jitter_unit.is_nan() {
         0.5
     } else {
@@ -132,6 +138,201 @@ pub fn next_delay(attempt: u32, jitter_unit: f64) -> Option<u64> {
     };
     let factor = 0.9 + 0.2 * j;
     Some((base as f64 * factor).round() as u64)
+}
+
+/// Where a webhook may be delivered, by the address its host resolves to (SSRF policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetClass {
+    /// Never: link-local, cloud metadata, unspecified, multicast, broadcast, reserved.
+    Forbidden(&'static str),
+    /// Loopback, private (RFC 1918, unique-local, CGNAT), benchmarking: only when allowed.
+    Private(&'static str),
+    Public,
+}
+
+/// The class of one resolved address. IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible and
+/// NAT64 (`64:ff9b::/96`) IPv6 addresses are judged by the IPv4 address they carry.
+pub fn classify_target(ip: std::net::IpAddr) -> TargetClass {
+    use std::net::{IpAddr, Ipv4Addr};
+    match ip {
+        IpAddr::V4(v4) => classify_v4(v4),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return classify_v4(v4);
+            }
+            // NAT64 well-known prefix and the deprecated IPv4-compatible form (::a.b.c.d).
+            if (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0])
+                || (s[..6] == [0, 0, 0, 0, 0, 0] && (s[6] != 0 || s[7] > 1))
+            {
+                let v4 =
+                    Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+                return classify_v4(v4);
+            }
+            if v6.is_unspecified() {
+                return TargetClass::Forbidden("unspecified address");
+            }
+            if v6 == std::net::Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254) {
+                return TargetClass::Forbidden("cloud metadata address");
+            }
+            if s[0] & 0xffc0 == 0xfe80 {
+                return TargetClass::Forbidden("link-local address");
+            }
+            if s[0] & 0xff00 == 0xff00 {
+                return TargetClass::Forbidden("multicast address");
+            }
+            if s[0] & 0xffc0 == 0xfec0 {
+                return TargetClass::Forbidden("site-local address (deprecated)");
+            }
+            if v6.is_loopback() {
+                return TargetClass::Private("loopback address");
+            }
+            if s[0] & 0xfe00 == 0xfc00 {
+                return TargetClass::Private("unique-local address");
+            }
+            if s[0] == 0x2001 && s[1] == 0x0db8 {
+                return TargetClass::Forbidden("documentation address");
+            }
+            TargetClass::Public
+        }
+    }
+}
+
+fn classify_v4(ip: std::net::Ipv4Addr) -> TargetClass {
+    let o = ip.octets();
+    if o == [100, 100, 100, 200] || o == [169, 254, 169, 254] || o == [169, 254, 170, 2] {
+        return TargetClass::Forbidden("cloud metadata address");
+    }
+    if o[0] == 169 && o[1] == 254 {
+        return TargetClass::Forbidden("link-local address");
+    }
+    if o[0] == 0 {
+        return TargetClass::Forbidden("unspecified address (0.0.0.0/8)");
+    }
+    if o[0] >= 224 {
+        return TargetClass::Forbidden("multicast, reserved or broadcast address");
+    }
+    if o[0] == 192 && o[1] == 0 && o[2] == 0 {
+        return TargetClass::Forbidden("IETF protocol assignment (192.0.0.0/24)");
+    }
+    if o[0] == 127 {
+        return TargetClass::Private("loopback address");
+    }
+    if o[0] == 10 || (o[0] == 172 && (16..32).contains(&o[1])) || (o[0] == 192 && o[1] == 168) {
+        return TargetClass::Private("private address (RFC 1918)");
+    }
+    if o[0] == 100 && (64..128).contains(&o[1]) {
+        return TargetClass::Private("shared address space (100.64.0.0/10)");
+    }
+    if o[0] == 198 && (o[1] == 18 || o[1] == 19) {
+        return TargetClass::Private("benchmarking address (198.18.0.0/15)");
+    }
+    TargetClass::Public
+}
+
+/// Why a compiled condition could not be turned into plain SQL text.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum InlineError {
+    #[error("placeholder ${0} has no parameter")]
+    MissingParam(usize),
+    #[error("a text value contains a NUL character")]
+    Nul,
+}
+
+/// A SQL string literal for `s`, exactly as PostgreSQL's `quote_literal` writes it: quotes
+/// doubled, and when there is a backslash the `E'...'` form with backslashes doubled, so the
+/// result means the same whatever `standard_conforming_strings` is.
+pub fn quote_literal(s: &str) -> Result<String, InlineError> {
+    if s.contains('\0') {
+        return Err(InlineError::Nul);
+    }
+    let body = s.replace('\'', "''");
+    Ok(if s.contains('\\') {
+        format!("E'{}'", body.replace('\\', "\\\\"))
+    } else {
+        format!("'{body}'")
+    })
+}
+
+fn literal(p: &crate::domain::Param) -> Result<String, InlineError> {
+    use crate::domain::Param;
+    let float = |f: f64| {
+        if f.is_nan() {
+            "'NaN'".to_string()
+        } else if f.is_infinite() {
+            if f > 0.0 { "'Infinity'" } else { "'-Infinity'" }.to_string()
+        } else {
+            format!("{f:?}")
+        }
+    };
+    Ok(match p {
+        Param::Int(i) => i.to_string(),
+        Param::Float(f) => float(*f),
+        Param::Text(s) => quote_literal(s)?,
+        Param::Bool(b) => b.to_string(),
+        Param::IntArray(v) if v.is_empty() => "'{}'".into(),
+        Param::IntArray(v) => format!(
+            "ARRAY[{}]",
+            v.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+        ),
+        Param::TextArray(v) if v.is_empty() => "'{}'".into(),
+        Param::TextArray(v) => format!(
+            "ARRAY[{}]",
+            v.iter()
+                .map(|s| quote_literal(s))
+                .collect::<Result<Vec<_>, _>>()?
+                .join(",")
+        ),
+    })
+}
+
+/// Replace the `$n` placeholders of a compiled domain condition by parenthesised literals
+/// (their `::type` casts stay), so the condition can be stored and run later without
+/// parameters. Text inside quotes (`'...'` literals, `"..."` identifiers) is left untouched.
+pub fn inline_params(sql: &str, params: &[crate::domain::Param]) -> Result<String, InlineError> {
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len() + 16 * params.len());
+    let mut i = 0;
+    let mut start = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'\'' | b'"') => {
+                // skip to the closing quote; a doubled quote is an escaped one
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == q {
+                        if bytes.get(i + 1) == Some(&q) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'$' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                let mut j = i + 1;
+                while j < bytes.len() && bytes[j].is_ascii_digit() {
+                    j += 1;
+                }
+                let n: usize = sql[i + 1..j].parse().unwrap_or(0);
+                let p = n
+                    .checked_sub(1)
+                    .and_then(|k| params.get(k))
+                    .ok_or(InlineError::MissingParam(n))?;
+                out.push_str(&sql[start..i]);
+                out.push('(');
+                out.push_str(&literal(p)?);
+                out.push(')');
+                i = j;
+                start = j;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&sql[start..]);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -286,7 +487,127 @@ mod tests {
         assert_eq!(next_delay(2, f64::INFINITY), Some(330));
     }
 
+    #[test]
+    fn custom_schedule() {
+        assert_eq!(retry_delay(&[1, 2], 0, 0.5), Some(0));
+        assert_eq!(retry_delay(&[1, 2], 1, 0.5), Some(1));
+        assert_eq!(retry_delay(&[1, 2], 2, 0.5), Some(2));
+        assert_eq!(retry_delay(&[1, 2], 3, 0.5), None);
+        assert_eq!(retry_delay(&[], 1, 0.5), None);
+        assert_eq!(retry_delay(&[100], 1, 1.0), Some(110));
+    }
+
+    #[test]
+    fn targets() {
+        use std::net::IpAddr;
+        let class = |s: &str| classify_target(s.parse::<IpAddr>().unwrap());
+        for forbidden in [
+            "169.254.169.254",
+            "169.254.0.1",
+            "100.100.100.200",
+            "0.0.0.0",
+            "0.1.2.3",
+            "224.0.0.1",
+            "255.255.255.255",
+            "fe80::1",
+            "febf::1",
+            "fd00:ec2::254",
+            "::",
+            "ff02::1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "::169.254.169.254",
+        ] {
+            assert!(
+                matches!(class(forbidden), TargetClass::Forbidden(_)),
+                "{forbidden}"
+            );
+        }
+        for private in [
+            "127.0.0.1",
+            "127.5.5.5",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "100.64.0.1",
+            "::1",
+            "fd12::1",
+            "fc00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.1.2.3",
+        ] {
+            assert!(
+                matches!(class(private), TargetClass::Private(_)),
+                "{private}"
+            );
+        }
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert_eq!(class(public), TargetClass::Public, "{public}");
+        }
+    }
+
+    #[test]
+    fn inlining() {
+        use crate::domain::Param;
+        let p = vec![
+            Param::Text("it's".into()),
+            Param::Int(-5),
+            Param::Float(1.5),
+            Param::Bool(true),
+            Param::IntArray(vec![1, 2]),
+            Param::TextArray(vec!["a'b".into(), "c\\d".into()]),
+            Param::IntArray(vec![]),
+            Param::Float(f64::NAN),
+        ];
+        let sql = "\"t\".\"name\" = $1::text AND x = $2::int8 AND y = $3::float8 AND z = $4::bool \
+                   AND w = ANY($5::int8[]) AND v = ANY($6::text[]) AND u = ANY($7::int8[]) AND f = $8::float8 \
+                   AND l->>'$1' = '$2''$3' AND \"$4\" = $10::text";
+        let err = inline_params(sql, &p).unwrap_err();
+        assert_eq!(err, InlineError::MissingParam(10));
+        let sql = sql.replace("$10", "$1");
+        let out = inline_params(&sql, &p).unwrap();
+        assert_eq!(
+            out,
+            "\"t\".\"name\" = ('it''s')::text AND x = (-5)::int8 AND y = (1.5)::float8 AND z = (true)::bool \
+                   AND w = ANY((ARRAY[1,2])::int8[]) AND v = ANY((ARRAY['a''b',E'c\\\\d'])::text[]) AND u = ANY(('{}')::int8[]) AND f = ('NaN')::float8 \
+                   AND l->>'$1' = '$2''$3' AND \"$4\" = ('it''s')::text"
+        );
+        assert_eq!(inline_params("$0", &p), Err(InlineError::MissingParam(0)));
+        assert_eq!(
+            inline_params("$1", &[Param::Text("a\0b".into())]),
+            Err(InlineError::Nul)
+        );
+        assert_eq!(quote_literal("plain").unwrap(), "'plain'");
+        assert_eq!(quote_literal("a\\'b").unwrap(), "E'a\\\\''b'");
+    }
+
     proptest! {
+        #[test]
+        fn inlined_text_never_escapes_its_quotes(s in "[^\\x00]{0,40}") {
+            use crate::domain::Param;
+            let out = inline_params("x = $1::text", &[Param::Text(s.clone())]).unwrap();
+            // the literal ends exactly where it should: the remainder after it is the cast
+            prop_assert!(out.ends_with(")::text"));
+            let lit = &out[5..out.len() - 7];
+            let (body, backslashes) = match lit.strip_prefix('E') {
+                Some(rest) => (rest, true),
+                None => (lit, false),
+            };
+            prop_assert!(body.starts_with('\'') && body.ends_with('\''));
+            let mut inner = body[1..body.len() - 1].replace("''", "");
+            if backslashes { inner = inner.replace("\\\\", ""); }
+            prop_assert!(!inner.contains('\''));
+            if backslashes { prop_assert!(!inner.contains('\\')); }
+        }
+
         #[test]
         fn sign_verify_round_trip(
             key in prop::collection::vec(any::<u8>(), 1..64),

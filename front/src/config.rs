@@ -20,6 +20,59 @@ pub enum Command {
     /// Serve the REST API, the OAuth2 endpoints, the OpenAPI document and the docs page.
     #[command(after_help = SERVE_AFTER_HELP)]
     Serve(ServeArgs),
+    /// Deliver webhooks (api_gateway.webhook_job) until SIGTERM/SIGINT, without serving HTTP.
+    Worker(WorkerArgs),
+}
+
+/// Webhook delivery settings, shared by `serve` (which delivers too unless --webhooks false)
+/// and `worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Requests in flight per webhook endpoint at most.
+    #[arg(long, env = "API_GATEWAY_WEBHOOK_CONCURRENCY", default_value_t = 8)]
+    pub webhook_concurrency: usize,
+    /// Fallback poll when no notification arrives, in seconds.
+    #[arg(long, env = "API_GATEWAY_WEBHOOK_SWEEP_S", default_value_t = 5)]
+    pub webhook_sweep_s: u64,
+    /// Direct URL for LISTEN (PgBouncer in transaction mode does not carry notifications);
+    /// default --database-url; "off" = no LISTEN (the sweep alone finds new jobs).
+    #[arg(long, env = "API_GATEWAY_WEBHOOK_LISTEN_URL", hide_env_values = true)]
+    pub webhook_listen_url: Option<String>,
+}
+
+impl WebhookArgs {
+    pub fn worker_config(
+        &self,
+        database_url: &str,
+        grace: std::time::Duration,
+    ) -> crate::webhooks::WorkerConfig {
+        let listen = self
+            .webhook_listen_url
+            .clone()
+            .unwrap_or_else(|| database_url.to_string());
+        crate::webhooks::WorkerConfig {
+            listen_url: (listen != "off").then_some(listen),
+            per_endpoint: self.webhook_concurrency.max(1),
+            sweep_interval: std::time::Duration::from_secs(self.webhook_sweep_s.max(1)),
+            shutdown_grace: grace,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// PostgreSQL connection URL of the Odoo database that has the extension.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Maximum number of PostgreSQL connections in the pool.
+    #[arg(long, env = "API_GATEWAY_WORKER_POOL_SIZE", default_value_t = 4)]
+    pub pool_size: usize,
+    /// How long in-flight deliveries may take to finish after SIGTERM, in seconds.
+    #[arg(long, env = "API_GATEWAY_SHUTDOWN_GRACE_S", default_value_t = 30)]
+    pub shutdown_grace_s: u64,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
 }
 
 const SERVE_AFTER_HELP: &str = "\
@@ -165,6 +218,14 @@ pub struct ServeArgs {
     /// does not carry notifications. Default: --database-url.
     #[arg(long, env = "API_GATEWAY_LIVE_DATABASE_URL", hide_env_values = true)]
     pub live_database_url: Option<String>,
+
+    /// Deliver webhooks from this process too (`--webhooks false` when a separate
+    /// `api-gateway worker` does it).
+    #[arg(long, env = "API_GATEWAY_WEBHOOKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub webhooks: bool,
+
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
 }
 
 impl ServeArgs {
@@ -173,6 +234,7 @@ impl ServeArgs {
         let cli = Cli::parse_from(["api-gateway", "serve", "--database-url", database_url]);
         match cli.command {
             Command::Serve(args) => args,
+            Command::Worker(_) => unreachable!("parsed as serve"),
         }
     }
 }

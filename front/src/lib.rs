@@ -13,6 +13,7 @@ pub mod obs;
 pub mod openapi;
 pub mod routes;
 pub mod telemetry;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::Request;
@@ -215,7 +216,20 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
 pub async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Worker(args) => worker(args).await,
     }
+}
+
+/// `api-gateway worker`: webhook delivery only, until SIGTERM/SIGINT.
+pub async fn worker(args: config::WorkerArgs) -> Result<(), String> {
+    let mut serve_like = ServeArgs::with_database_url(&args.database_url);
+    serve_like.pool_size = args.pool_size;
+    let pool = db::pool(&serve_like)?;
+    let cfg = args.webhooks.worker_config(
+        &args.database_url,
+        Duration::from_secs(args.shutdown_grace_s),
+    );
+    webhooks::run(pool, cfg, shutdown_signal()).await
 }
 
 /// Bind and serve until SIGTERM/SIGINT.
@@ -253,6 +267,13 @@ pub async fn serve_on(
         .docs
         .then(|| tokio::spawn(openapi::refresh_loop(state.clone())));
     let observability = obs::start(&state).await;
+    let (webhooks_stop, webhooks_stopped) = tokio::sync::oneshot::channel::<()>();
+    let delivery = args.webhooks.then(|| {
+        let cfg = args.webhook.worker_config(&args.database_url, grace);
+        tokio::spawn(webhooks::run(state.pool.clone(), cfg, async move {
+            let _ = webhooks_stopped.await;
+        }))
+    });
     tracing::info!("api-gateway listening on http://{addr}");
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let stopping_obs = state.obs.clone();
@@ -267,6 +288,7 @@ pub async fn serve_on(
             grace.as_secs()
         );
         stopping_obs.begin_shutdown();
+        let _ = webhooks_stop.send(());
         let _ = stopping_tx.send(());
     });
     let server = server.into_future();
@@ -288,6 +310,11 @@ pub async fn serve_on(
         r.abort();
     }
     observability.finish().await;
+    if let Some(d) = delivery {
+        if let Ok(Ok(Err(e))) = tokio::time::timeout(grace + Duration::from_secs(5), d).await {
+            tracing::error!("webhook worker: {e}");
+        }
+    }
     result
 }
 

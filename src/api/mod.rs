@@ -7,3 +7,4 @@ pub mod oauth;
 pub mod rate_limit;
 pub mod secrets;
 pub mod settings;
+pub mod webhooks;

@@ -22,3 +22,9 @@ GRANT EXECUTE ON FUNCTION api_gateway.jwt_verify(text, text, text, integer) TO P
 GRANT EXECUTE ON FUNCTION api_gateway.ip_allowed(inet, cidr[]) TO PUBLIC;
 -- Everything else (authenticate, issue_token, revoke_token, verify_api_key, rate_limit_hit,
 -- create_client, rotate_signing_key) is granted by the DBA to the front's role; see docs/sql.md.
+-- Webhooks: nothing is PUBLIC. The delivery worker's role needs EXECUTE on
+-- webhook_worker_settings(), webhook_claim(text, integer, integer[], integer[]),
+-- webhook_complete(bigint[], integer[], text[], integer[], text[], double precision[]) and
+-- webhook_next_due(); see docs/webhooks.md.
+-- The capture trigger function runs as the extension owner (SECURITY DEFINER), so Odoo's role
+-- needs no right on the schema.

@@ -1746,13 +1746,27 @@ fn data_every_model_of_the_real_database_is_served_or_refused_cleanly() {
 #[test]
 fn out_of_range_numbers_are_refused_cleanly() {
     let mut db = api_gateway_tests::connect();
-    let writer = if api_gateway_tests::fixture() == api_gateway_tests::Fixture::Demo { 2 } else { 8 };
-    for vals in [r#"{"name": "x", "color": 1.7976931348623157e308}"#, r#"{"name": "x", "color": 99999999999999999999}"#] {
+    let writer = if api_gateway_tests::fixture() == api_gateway_tests::Fixture::Demo {
+        2
+    } else {
+        8
+    };
+    for vals in [
+        r#"{"name": "x", "color": 1.7976931348623157e308}"#,
+        r#"{"name": "x", "color": 99999999999999999999}"#,
+    ] {
         let mut tx = db.transaction().unwrap();
         let err = tx
-            .query_one("SELECT api_gateway.create($1, 'res.partner', $2::text::jsonb)", &[&writer, &vals])
+            .query_one(
+                "SELECT api_gateway.create($1, 'res.partner', $2::text::jsonb)",
+                &[&writer, &vals],
+            )
             .unwrap_err();
-        assert_eq!(api_gateway_tests::sqlstate(&err), "22003", "{vals}: {err:?}");
+        assert_eq!(
+            api_gateway_tests::sqlstate(&err),
+            "22003",
+            "{vals}: {err:?}"
+        );
         tx.rollback().unwrap();
     }
 }

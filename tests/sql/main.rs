@@ -3,3 +3,4 @@ mod data;
 mod foundation;
 mod gate;
 mod observability;
+mod webhooks;

@@ -23,6 +23,7 @@ pub fn mini() -> bool {
 
 pub fn args() -> ServeArgs {
     let mut a = ServeArgs::with_database_url(&database_url());
+    a.webhooks = false;
     a.listen = "127.0.0.1:0".parse().unwrap();
     a.pool_size = 4;
     a.pool_timeout_ms = 3000;

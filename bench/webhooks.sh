@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Benchmark of webhooks (issue 6), on a scratch database made from the mini fixture:
+#
+#  A. capture cost: pgbench single-row INSERTs into res_partner with no webhook vs one active
+#     webhook, interleaved rounds in the same run (the machine is shared and noisy: medians and
+#     their ratio are reported, nothing is asserted). A session holds the "worker awake" lock
+#     meanwhile, as a busy delivery worker does, so capture does not NOTIFY.
+#  B. the same with the delivery worker really running and POSTing every event to a local
+#     receiver on this machine (they take CPU from PostgreSQL: the realistic single-box case).
+#  C. a pgbench run without any worker (every commit NOTIFYs), for comparison.
+#  D. delivery: 20,000 queued events drained by the worker into a local receiver (events/s),
+#     then single-row commits at a steady rate with the median commit-to-receipt latency.
+#
+#   bench/webhooks.sh                       # about 3 minutes
+#   BENCH_SECONDS=10 BENCH_ROUNDS=7 bench/webhooks.sh
+#
+# Knobs: BENCH_DB (agw_bench_wh), BENCH_SECONDS (5 per pgbench run), BENCH_ROUNDS (5),
+# BENCH_CLIENTS (4), BENCH_EVENTS (20000), BENCH_RATE (200 commits/s), BENCH_LATENCY_S (10),
+# BENCH_KEEP=1 (keep the database), PGBENCH. Builds the webhook_bench example (release) unless
+# WEBHOOK_BENCH points at a binary. Output: Markdown on stdout and in target/bench/webhooks.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_BIN=/usr/lib/postgresql/15/bin
+PGBENCH=${PGBENCH:-$PG_BIN/pgbench}
+DB=${BENCH_DB:-agw_bench_wh}
+SECS=${BENCH_SECONDS:-5}
+ROUNDS=${BENCH_ROUNDS:-5}
+CLIENTS=${BENCH_CLIENTS:-4}
+EVENTS=${BENCH_EVENTS:-20000}
+RATE=${BENCH_RATE:-200}
+LAT_S=${BENCH_LATENCY_S:-10}
+KEEP=${BENCH_KEEP:-0}
+FIXTURE=$ROOT/tests/fixtures/odoo19_mini.sql
+OUT_DIR=$ROOT/target/bench
+export PGHOST=${PGHOST:-/var/run/postgresql}
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
+URL="postgresql:///$DB?host=$PGHOST"
+AWAKE_LOCK="1634170728, 1"
+
+die() { echo "webhooks.sh: error: $*" >&2; exit 1; }
+say() { echo "webhooks.sh: $*" >&2; }
+
+[[ $SECS =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS must be a positive integer"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer"
+[[ $DB =~ ^[a-z_][a-z0-9_]*$ ]] || die "BENCH_DB must be a plain lowercase identifier"
+[ -x "$PGBENCH" ] || die "pgbench not found at $PGBENCH"
+psql -X -q -d postgres -c 'SELECT 1' >/dev/null 2>&1 || die "cannot connect to PostgreSQL at $PGHOST"
+
+if [ -n "${WEBHOOK_BENCH:-}" ]; then
+    BIN=$WEBHOOK_BENCH
+else
+    say "building the webhook_bench example (release)"
+    (cd "$ROOT" && cargo build -q --release -p api_gateway_front --example webhook_bench) ||
+        die "cargo build of the webhook_bench example failed"
+    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/webhook_bench
+fi
+[ -x "$BIN" ] || die "no webhook_bench binary at $BIN"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/agw-bench-wh.XXXXXX")
+PIDS=()
+cleanup() {
+    local rc=$?
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    psql -X -q -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'agw_bench_awake'" >/dev/null 2>&1 || true
+    wait 2>/dev/null || true
+    if [ "$KEEP" != 1 ]; then
+        psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$WORK"
+    exit $rc
+}
+trap cleanup EXIT
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+
+say "creating database $DB from $(basename "$FIXTURE")"
+psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
+q -f "$FIXTURE" >/dev/null
+q -c 'CREATE EXTENSION api_gateway' >/dev/null
+q -c "UPDATE api_gateway.webhook_settings SET allow_private_targets = true, ddl_lock_timeout = '30s'" >/dev/null
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+cat >"$WORK/insert.sql" <<'EOF'
+INSERT INTO res_partner (name, type, active, email, is_company) VALUES ('pgbench ' || :client_id, 'contact', true, 'bench@example.com', false);
+EOF
+
+# tps of one pgbench run.
+tps() {
+    local log=$WORK/pgbench.log
+    "$PGBENCH" -n -T "$SECS" -c "$CLIENTS" -j "$(( CLIENTS < $(nproc) ? CLIENTS : $(nproc) ))" \
+        -f "$WORK/insert.sql" "$DB" >"$log" 2>&1 || { cat "$log" >&2; die "pgbench failed"; }
+    grep -q aborted "$log" && { cat "$log" >&2; die "pgbench clients aborted"; }
+    sed -nE 's/^tps = ([0-9.]+) .*/\1/p' "$log" | head -1
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b/a}'; }
+reset_rows() { q -c "DELETE FROM res_partner WHERE name LIKE 'pgbench %'" -c "TRUNCATE api_gateway.webhook_job" >/dev/null; }
+
+# ---------------------------------------------------------------- A: capture cost
+say "A: $ROUNDS rounds of ${SECS}s, $CLIENTS clients: no webhook vs one webhook (worker awake lock held)"
+# (killing psql would not end its backend, asleep in pg_sleep: it is terminated below)
+PGAPPNAME=agw_bench_awake psql -X -q -d "$DB" -c "SELECT pg_advisory_lock($AWAKE_LOCK), pg_sleep(86400)" >/dev/null 2>&1 &
+LOCKER=$!; PIDS+=("$LOCKER"); sleep 0.5
+A_NONE=(); A_HOOK=()
+for r in $(seq "$ROUNDS"); do
+    q -c "DELETE FROM api_gateway.webhook WHERE name = 'pgbench'" >/dev/null
+    A_NONE+=("$(tps)")
+    q -c "INSERT INTO api_gateway.webhook (name, model, url) VALUES ('pgbench', 'res.partner', 'https://hooks.example.com/pgbench')" >/dev/null
+    A_HOOK+=("$(tps)")
+    reset_rows
+done
+q -c "DELETE FROM api_gateway.webhook WHERE name = 'pgbench'" >/dev/null
+q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'agw_bench_awake'" >/dev/null
+wait "$LOCKER" 2>/dev/null || true
+say "A: none ${A_NONE[*]} | webhook ${A_HOOK[*]}"
+
+# ---------------------------------------------------------------- C: no worker at all
+say "C: one webhook, no worker (every commit NOTIFYs)"
+q -c "INSERT INTO api_gateway.webhook (name, model, url) VALUES ('pgbench', 'res.partner', 'https://hooks.example.com/pgbench')" >/dev/null
+C_HOOK=("$(tps)"); reset_rows
+q -c "DELETE FROM api_gateway.webhook WHERE name = 'pgbench'" >/dev/null
+C_NONE=("$(tps)"); reset_rows
+
+# ---------------------------------------------------------------- B: with deliveries
+say "B: $ROUNDS rounds: no webhook vs one webhook delivered by the worker to a local receiver"
+DATABASE_URL=$URL BENCH_WEBHOOK=serve "$BIN" serve >"$WORK/serve.out" 2>"$WORK/serve.err" &
+SERVER=$!; PIDS+=("$SERVER")
+for _ in $(seq 100); do [ -s "$WORK/serve.out" ] && break; sleep 0.1; done
+[ -s "$WORK/serve.out" ] || { cat "$WORK/serve.err" >&2; die "webhook_bench serve did not start"; }
+B_NONE=(); B_HOOK=(); B_BACKLOG=()
+for r in $(seq "$ROUNDS"); do
+    q -c "UPDATE api_gateway.webhook SET active = false WHERE name = 'serve'" >/dev/null
+    B_NONE+=("$(tps)")
+    q -c "UPDATE api_gateway.webhook SET active = true WHERE name = 'serve'" >/dev/null
+    B_HOOK+=("$(tps)")
+    B_BACKLOG+=("$(q -c "SELECT count(*) FROM api_gateway.webhook_job WHERE state <> 'delivered'")")
+    for _ in $(seq 300); do
+        [ "$(q -c "SELECT count(*) FROM api_gateway.webhook_job WHERE state <> 'delivered'")" = 0 ] && break
+        sleep 0.1
+    done
+    reset_rows
+done
+kill -TERM "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true
+say "B: none ${B_NONE[*]} | webhook ${B_HOOK[*]} | backlog at the end of each run ${B_BACKLOG[*]}"
+
+# ---------------------------------------------------------------- D: delivery
+say "D: draining $EVENTS queued events"
+DRAIN=$(DATABASE_URL=$URL BENCH_EVENTS=$EVENTS "$BIN" drain) || die "drain failed"
+say "D: $DRAIN"
+say "D: latency at $RATE commits/s for ${LAT_S}s"
+LAT=$(DATABASE_URL=$URL BENCH_RATE=$RATE BENCH_SECONDS=$LAT_S "$BIN" latency) || die "latency run failed"
+say "D: $LAT"
+LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+j() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+mkdir -p "$OUT_DIR"
+{
+    echo "## Webhooks benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load $LOADAVG_START -> $LOADAVG_END)"
+    echo
+    echo "pgbench: single-row INSERT into res_partner, simple protocol, $CLIENTS clients, ${SECS}s runs, $ROUNDS interleaved rounds; medians."
+    echo
+    echo "| case | no webhook (tps) | one webhook (tps) | ratio |"
+    echo "|---|---|---|---|"
+    a0=$(median "${A_NONE[@]}"); a1=$(median "${A_HOOK[@]}")
+    echo "| A. capture (worker awake, not delivering) | $a0 | $a1 | $(ratio "$a0" "$a1") |"
+    b0=$(median "${B_NONE[@]}"); b1=$(median "${B_HOOK[@]}")
+    echo "| B. capture + worker delivering to a local receiver | $b0 | $b1 | $(ratio "$b0" "$b1") |"
+    echo "| C. capture, no worker (NOTIFY on every commit), 1 run | ${C_NONE[0]} | ${C_HOOK[0]} | $(ratio "${C_NONE[0]}" "${C_HOOK[0]}") |"
+    echo
+    echo "Runs: A none ${A_NONE[*]}; A webhook ${A_HOOK[*]}; B none ${B_NONE[*]}; B webhook ${B_HOOK[*]} (backlog after each: ${B_BACKLOG[*]})."
+    echo
+    echo "| delivery | result |"
+    echo "|---|---|"
+    echo "| drain $EVENTS queued events to a local receiver | $(j "$DRAIN" events_per_s) events/s ($(j "$DRAIN" recorded_s) s) |"
+    echo "| commit-to-receipt latency at $RATE commits/s | median $(j "$LAT" median_ms) ms, p95 $(j "$LAT" p95_ms) ms, p99 $(j "$LAT" p99_ms) ms, max $(j "$LAT" max_ms) ms |"
+} | tee "$OUT_DIR/webhooks.md"

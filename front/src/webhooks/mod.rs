@@ -1,0 +1,330 @@
+//! The webhook delivery worker: takes the events the extension's capture triggers wrote into
+//! `api_gateway.webhook_job`, signs them (Standard Webhooks) and POSTs them, at least once.
+//!
+//! * Woken by `LISTEN api_gateway_webhook` (the capture trigger notifies at commit), with a
+//!   periodic sweep as a fallback and a timer for the next scheduled retry.
+//! * Claims with `api_gateway.webhook_claim` (`FOR UPDATE SKIP LOCKED`): each claimed job is
+//!   leased (its `next_attempt_at` moves to the end of the lease), so a worker killed with
+//!   SIGKILL loses nothing: its jobs are claimed again when their lease is over.
+//! * At most `per_endpoint` requests in flight per webhook; each request has the webhook's
+//!   timeout.
+//! * Results are written back in batches with `api_gateway.webhook_complete`: 2xx delivered,
+//!   410 deactivates the webhook, anything else is retried with the core's backoff (or the
+//!   `Retry-After` the endpoint asked for) until the last attempt, then `dead`.
+//! * SSRF: targets resolving to link-local or metadata addresses are always refused, private
+//!   and loopback ones unless `webhook_settings.allow_private_targets`.
+mod deliver;
+mod store;
+
+pub use deliver::{Outcome, SsrfPolicy, check_target, classify_response, parse_retry_after};
+
+use deadpool_postgres::Pool;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+
+/// The LISTEN channel the capture trigger notifies.
+pub const CHANNEL: &str = "api_gateway_webhook";
+
+/// How often `webhook_settings` is read again.
+const SETTINGS_EVERY: Duration = Duration::from_secs(1);
+
+/// How the worker runs. `Default` gives the documented defaults with no LISTEN connection.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Connection URL for the LISTEN connection (a direct one: PgBouncer in transaction mode
+    /// does not carry notifications). None: no LISTEN, the sweep alone finds new jobs.
+    pub listen_url: Option<String>,
+    /// Name recorded in `webhook_job.leased_by` (default: host name and process id).
+    pub worker_id: String,
+    /// Requests in flight per webhook at most.
+    pub per_endpoint: usize,
+    /// Fallback poll when no notification arrives.
+    pub sweep_interval: Duration,
+    /// Largest batch of results written back in one statement.
+    pub record_batch: usize,
+    /// After shutdown is requested, how long in-flight deliveries may take to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            listen_url: None,
+            worker_id: default_worker_id(),
+            per_endpoint: 8,
+            sweep_interval: Duration::from_secs(5),
+            record_batch: 500,
+            shutdown_grace: Duration::from_secs(15),
+        }
+    }
+}
+
+/// `<hostname>:<pid>`.
+pub fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// A claimed job, as `webhook_claim` returns it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub event_id: String,
+    pub webhook_id: i32,
+    /// This attempt's number (1 for the first).
+    pub attempt: i32,
+    pub url: String,
+    pub headers: serde_json::Value,
+    pub secret: String,
+    pub timeout: Duration,
+    pub payload: String,
+}
+
+/// What one attempt gave, to be written back.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub job_id: i64,
+    pub attempt: i32,
+    pub outcome: &'static str,
+    pub status: Option<i32>,
+    pub error: Option<String>,
+    pub delay_s: f64,
+}
+
+/// Delivery settings read from `api_gateway.webhook_settings` on every cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub allow_private: bool,
+    /// Seconds before retry 1, 2, ...: the table's schedule or the core's default.
+    pub schedule: Vec<u64>,
+}
+
+impl Settings {
+    pub fn max_attempts(&self) -> i32 {
+        i32::try_from(self.schedule.len() + 1).unwrap_or(i32::MAX)
+    }
+}
+
+struct Shared {
+    in_flight: Mutex<HashMap<i32, usize>>,
+    wake: Notify,
+}
+
+/// Run the worker until `shutdown` completes, then let in-flight deliveries finish (at most
+/// `shutdown_grace`) and write their results. Errors only for a configuration that cannot
+/// work (bad listen URL, no extension); database outages are retried.
+pub async fn run(
+    pool: Pool,
+    cfg: WorkerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), String> {
+    let per_endpoint = cfg.per_endpoint.max(1);
+    // Fail fast on a database without the webhook functions.
+    let mut settings = store::settings(&pool)
+        .await
+        .map_err(|e| format!("the database has no usable api_gateway webhooks: {e}"))?;
+    let shared = Arc::new(Shared {
+        in_flight: Mutex::new(HashMap::new()),
+        wake: Notify::new(),
+    });
+    let conn = Arc::new(store::ListenConn::default());
+    let listener = cfg
+        .listen_url
+        .clone()
+        .map(|url| tokio::spawn(store::listen(url, conn.clone(), shared_waker(&shared))));
+    let (tx, rx) = mpsc::unbounded_channel::<Completion>();
+    let recorder = tokio::spawn(store::record(pool.clone(), rx, cfg.record_batch.max(1)));
+    let mut client = deliver::client(settings.allow_private, per_endpoint)?;
+    tracing::info!(
+        "webhook worker {} started ({} in flight per endpoint, sweep every {}s, {})",
+        cfg.worker_id,
+        per_endpoint,
+        cfg.sweep_interval.as_secs_f64(),
+        if cfg.listen_url.is_some() {
+            "LISTEN on"
+        } else {
+            "no LISTEN"
+        }
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    let mut db_backoff = Duration::from_millis(200);
+    let mut settings_read = tokio::time::Instant::now();
+    loop {
+        // Reap finished delivery tasks (their results are already on the channel).
+        while tasks.try_join_next().is_some() {}
+        if settings_read.elapsed() >= SETTINGS_EVERY {
+            settings_read = tokio::time::Instant::now();
+            match store::settings(&pool).await {
+                Ok(s) => {
+                    if s.allow_private != settings.allow_private {
+                        client = deliver::client(s.allow_private, per_endpoint)?;
+                    }
+                    settings = s;
+                }
+                Err(e) => tracing::warn!("webhook worker: cannot read settings: {e}"),
+            }
+        }
+        // Awake: hold the lock that tells capture not to NOTIFY (this loop claims by itself).
+        conn.set_awake(true).await;
+        let claimed = match claim_and_spawn(
+            &pool,
+            &cfg,
+            per_endpoint,
+            &shared,
+            &client,
+            &settings,
+            &tx,
+            &mut tasks,
+        )
+        .await
+        {
+            Ok(n) => {
+                db_backoff = Duration::from_millis(200);
+                n
+            }
+            Err(e) => {
+                tracing::warn!("webhook worker: claim failed: {e}");
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(db_backoff) => {}
+                }
+                db_backoff = (db_backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
+        if claimed > 0 {
+            // More may be due: claim again at once (capacity permitting).
+            if tokio::time::timeout(Duration::ZERO, &mut shutdown)
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            continue;
+        }
+        if tasks.is_empty() {
+            // Idle: release the lock (capture notifies again), then claim once more for the
+            // changes committed by writers that still saw this worker awake.
+            conn.set_awake(false).await;
+            match claim_and_spawn(
+                &pool,
+                &cfg,
+                per_endpoint,
+                &shared,
+                &client,
+                &settings,
+                &tx,
+                &mut tasks,
+            )
+            .await
+            {
+                Ok(0) => {}
+                Ok(_) => continue,
+                Err(e) => tracing::warn!("webhook worker: claim failed: {e}"),
+            }
+        }
+        // Nothing claimable now: sleep until a notification, a freed slot, the next scheduled
+        // retry or the sweep, whichever comes first. With deliveries in flight the worker
+        // stays awake: each completion wakes it.
+        let cap = if tasks.is_empty() {
+            cfg.sweep_interval
+        } else {
+            cfg.sweep_interval.min(Duration::from_secs(1))
+        };
+        let wait = match store::next_due_in(&pool).await {
+            Ok(Some(secs)) if secs > 0.0 => Duration::from_secs_f64(secs.min(cap.as_secs_f64())),
+            // Due now but not claimable: every endpoint with due jobs is at capacity (wait for
+            // a slot) or another worker holds them for an instant.
+            Ok(Some(_)) => Duration::from_millis(250).min(cap),
+            Ok(None) => cap,
+            Err(e) => {
+                tracing::warn!("webhook worker: cannot read the next due time: {e}");
+                cap.min(Duration::from_secs(1))
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    tracing::info!(
+        "webhook worker {}: stopping, {} deliveries in flight",
+        cfg.worker_id,
+        tasks.len()
+    );
+    let _ = tokio::time::timeout(cfg.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
+    drop(tx);
+    // The recorder ends once every sender is gone and the last batch is written.
+    let _ = tokio::time::timeout(Duration::from_secs(10), recorder).await;
+    conn.set_awake(false).await;
+    if let Some(l) = listener {
+        l.abort();
+    }
+    Ok(())
+}
+
+/// Claim what the free capacity allows and start one task per job. Returns how many.
+#[allow(clippy::too_many_arguments)]
+async fn claim_and_spawn(
+    pool: &Pool,
+    cfg: &WorkerConfig,
+    per_endpoint: usize,
+    shared: &Arc<Shared>,
+    client: &reqwest::Client,
+    settings: &Settings,
+    tx: &mpsc::UnboundedSender<Completion>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<usize, String> {
+    let busy: Vec<(i32, i32)> = {
+        let map = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .map(|(w, n)| (*w, per_endpoint.saturating_sub(*n) as i32))
+            .collect()
+    };
+    let claimed = store::claim(pool, &cfg.worker_id, per_endpoint as i32, &busy).await?;
+    let n = claimed.len();
+    for job in claimed {
+        {
+            let mut map = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            *map.entry(job.webhook_id).or_insert(0) += 1;
+        }
+        let client = client.clone();
+        let settings = settings.clone();
+        let tx = tx.clone();
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let webhook_id = job.webhook_id;
+            let completion = deliver::deliver(&client, &settings, job).await;
+            let _ = tx.send(completion);
+            {
+                let mut map = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(n) = map.get_mut(&webhook_id) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        map.remove(&webhook_id);
+                    }
+                }
+            }
+            shared.wake.notify_one();
+        });
+    }
+    Ok(n)
+}
+
+fn shared_waker(shared: &Arc<Shared>) -> impl Fn() + Send + Sync + 'static {
+    let shared = shared.clone();
+    move || shared.wake.notify_one()
+}
