@@ -219,9 +219,9 @@ pub struct ServeArgs {
     #[arg(long, env = "API_GATEWAY_LIVE_DATABASE_URL", hide_env_values = true)]
     pub live_database_url: Option<String>,
 
-    /// Deliver webhooks from this process too (`--webhooks false` when a separate
-    /// `api-gateway worker` does it).
-    #[arg(long, env = "API_GATEWAY_WEBHOOKS", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Deliver webhooks from this process too (`--webhooks true`); by default a separate
+    /// `api-gateway worker` process does it.
+    #[arg(long, env = "API_GATEWAY_WEBHOOKS", default_value_t = false, action = clap::ArgAction::Set)]
     pub webhooks: bool,
 
     #[command(flatten)]
