@@ -32,32 +32,13 @@ pub fn plan(
     kept
 }
 
-thread_local! {
-    static OWNED_PLANS: RefCell<HashMap<String, &'static OwnedPreparedStatement>> = RefCell::new(HashMap::new());
-}
-
-/// Like [`plan`] for statement text built at run time (once per backend), always mutating.
-pub fn plan_owned(
-    client: &SpiClient<'_>,
-    sql: &str,
-    types: &[PgBuiltInOids],
-) -> &'static OwnedPreparedStatement {
-    if let Some(p) = OWNED_PLANS.with(|m| m.borrow().get(sql).copied()) {
-        return p;
-    }
-    let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
-    let kept: &'static OwnedPreparedStatement =
-        Box::leak(Box::new(spi(client.prepare_mut(sql, &oids)).keep()));
-    OWNED_PLANS.with(|m| m.borrow_mut().insert(sql.to_string(), kept));
-    kept
-}
-
 const DYNAMIC_CAPACITY: usize = 256;
 
 thread_local! {
-    /// Plans of statements generated per request (search_read & co), keyed by text and types.
-    /// The same domain shape gives the same text, so a repeated query is not planned again.
-    static DYNAMIC: RefCell<HashMap<(String, Vec<PgBuiltInOids>), std::rc::Rc<OwnedPreparedStatement>>> =
+    /// Plans of statements generated per request (search_read & co), keyed by their text: every
+    /// placeholder carries its type cast, so the text determines the parameter types. The same
+    /// domain shape gives the same text, so a repeated query is not planned again.
+    static DYNAMIC: RefCell<HashMap<String, std::rc::Rc<OwnedPreparedStatement>>> =
         RefCell::new(HashMap::new());
 }
 
@@ -69,8 +50,7 @@ pub fn plan_cached(
     types: &[PgBuiltInOids],
     mutating: bool,
 ) -> std::rc::Rc<OwnedPreparedStatement> {
-    let key = (sql.to_string(), types.to_vec());
-    if let Some(p) = DYNAMIC.with(|m| m.borrow().get(&key).cloned()) {
+    if let Some(p) = DYNAMIC.with(|m| m.borrow().get(sql).cloned()) {
         return p;
     }
     let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
@@ -85,7 +65,7 @@ pub fn plan_cached(
         if m.len() >= DYNAMIC_CAPACITY {
             m.clear();
         }
-        m.insert(key, kept.clone());
+        m.insert(sql.to_string(), kept.clone());
     });
     kept
 }

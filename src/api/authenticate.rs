@@ -16,6 +16,11 @@ use api_gateway_core::ratelimit;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// The two per-request statements, built once per process; plans are kept per backend.
+static JWT_STATEMENT: LazyLock<String> = LazyLock::new(jwt_statement);
+static API_KEY_STATEMENT: LazyLock<String> = LazyLock::new(api_key_statement);
 
 /// The limit that applies: the profile's when it sets one, else the global one (seconds).
 const LIMIT_COLUMNS: &str = "CASE WHEN p.rate_limit IS NOT NULL THEN p.rate_limit ELSE s.rate_limit END AS lim, \
@@ -81,7 +86,6 @@ f AS (SELECT f0.*, (NOT f0.has_profile OR (f0.profile_active AND f0.profile_ip_o
 }
 
 thread_local! {
-    static STATEMENTS: (String, String) = (jwt_statement(), api_key_statement());
     /// kid -> signing secret, for checking signatures before the statement; the statement
     /// re-confirms that the key is still current or within its validity.
     static SIGNING_KEYS: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
@@ -247,10 +251,9 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
     };
     let now = now_ms();
     let row = Spi::connect_mut(|c| {
-        let sql = STATEMENTS.with(|s| s.0.clone());
-        let plan = crate::spi::plan_owned(
+        let plan = crate::spi::plan(
             c,
-            &sql,
+            JWT_STATEMENT.as_str(),
             &[
                 PgBuiltInOids::TEXTOID,
                 PgBuiltInOids::TEXTOID,
@@ -259,6 +262,7 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
                 PgBuiltInOids::TEXTOID,
                 PgBuiltInOids::FLOAT8OID,
             ],
+            true,
         );
         let t = spi(c.update(
             plan,
@@ -394,10 +398,9 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
         };
         let now = now_ms();
         let row = Spi::connect_mut(|c| {
-            let sql = STATEMENTS.with(|s| s.1.clone());
-            let plan = crate::spi::plan_owned(
+            let plan = crate::spi::plan(
                 c,
-                &sql,
+                API_KEY_STATEMENT.as_str(),
                 &[
                     PgBuiltInOids::INT4OID,
                     PgBuiltInOids::TEXTOID,
@@ -406,6 +409,7 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
                     PgBuiltInOids::FLOAT8OID,
                     PgBuiltInOids::INT4OID,
                 ],
+                true,
             );
             let t = spi(c.update(
                 plan,
