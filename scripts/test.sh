@@ -7,6 +7,8 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 started=$(date +%s)
 "$ROOT/scripts/setup.sh" || { echo "set-up failed"; exit 1; }
+# Database names start with $AGW_DB_PREFIX so two checkouts can test on one cluster side by side.
+DBP=${AGW_DB_PREFIX:-agw_test}
 cd "$ROOT"
 LOGS=$ROOT/target/test-logs
 rm -rf "$LOGS"; mkdir -p "$LOGS"
@@ -23,42 +25,42 @@ run unit-front cargo test -q -p api_gateway_front --lib
 
 step "fixtures"
 fixtures=(mini)
-load_fixture_db agw_test_mini "$ROOT/tests/fixtures/odoo19_mini.sql"
-echo "project fixture tests/fixtures/odoo19_mini.sql -> database agw_test_mini"
+load_fixture_db ${DBP}_mini "$ROOT/tests/fixtures/odoo19_mini.sql"
+echo "project fixture tests/fixtures/odoo19_mini.sql -> database ${DBP}_mini"
 if [ -f "$SHARED/fixtures/odoo19_base.sql" ]; then
-    load_fixture_db agw_test_base "$SHARED/fixtures/odoo19_base.sql"
+    load_fixture_db ${DBP}_base "$SHARED/fixtures/odoo19_base.sql"
     fixtures+=(base)
-    echo "shared fixture $SHARED/fixtures/odoo19_base.sql -> database agw_test_base"
+    echo "shared fixture $SHARED/fixtures/odoo19_base.sql -> database ${DBP}_base"
 else
     echo "shared fixture odoo19_base.sql NOT FOUND at $SHARED/fixtures: the suite runs on the project fixture only"
 fi
 if [ -f "$SHARED/fixtures/odoo19_demo.sql.gz" ]; then
-    load_fixture_db agw_test_demo "$SHARED/fixtures/odoo19_demo.sql.gz"
+    load_fixture_db ${DBP}_demo "$SHARED/fixtures/odoo19_demo.sql.gz"
     fixtures+=(demo)
-    echo "shared real Odoo database $SHARED/fixtures/odoo19_demo.sql.gz -> database agw_test_demo"
+    echo "shared real Odoo database $SHARED/fixtures/odoo19_demo.sql.gz -> database ${DBP}_demo"
 else
     echo "shared fixture odoo19_demo.sql.gz NOT FOUND at $SHARED/fixtures: skipping the real-Odoo runs"
 fi
-psql -q -X -d postgres -c "DROP DATABASE IF EXISTS agw_test_plain WITH (FORCE)" -c "CREATE DATABASE agw_test_plain" >/dev/null
-psql -q -X -v ON_ERROR_STOP=1 -d agw_test_plain -c "CREATE EXTENSION api_gateway" >/dev/null
+psql -q -X -d postgres -c "DROP DATABASE IF EXISTS ${DBP}_plain WITH (FORCE)" -c "CREATE DATABASE ${DBP}_plain" >/dev/null
+psql -q -X -v ON_ERROR_STOP=1 -d ${DBP}_plain -c "CREATE EXTENSION api_gateway" >/dev/null
 
 cargo build -q -p api_gateway_front --bins --examples
 export API_GATEWAY_BIN="$ROOT/target/debug/api-gateway"
 for fx in "${fixtures[@]}"; do
-    run "sql-$fx" env AGW_TEST_FIXTURE="$fx" AGW_TEST_DB="agw_test_$fx" AGW_SHARED="$SHARED" \
+    run "sql-$fx" env AGW_TEST_FIXTURE="$fx" AGW_TEST_DB="${DBP}_$fx" AGW_SHARED="$SHARED" \
         cargo test -q -p api_gateway_tests --test sql
-    run "python-$fx" env AGW_TEST_FIXTURE="$fx" AGW_TEST_DB="agw_test_$fx" AGW_SHARED="$SHARED" \
+    run "python-$fx" env AGW_TEST_FIXTURE="$fx" AGW_TEST_DB="${DBP}_$fx" AGW_SHARED="$SHARED" \
         "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/python"
 done
-run http env DATABASE_URL="postgresql:///agw_test_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
+run http env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
     cargo test -q -p api_gateway_front --test http
-run webhooks env DATABASE_URL="postgresql:///agw_test_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
+run webhooks env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
     cargo test -q -p api_gateway_front --test webhooks
-run observability env DATABASE_URL="postgresql:///agw_test_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
+run observability env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
     cargo test -q -p api_gateway_front --test observability
-run front-python env DATABASE_URL="postgresql:///agw_test_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
+run front-python env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini AGW_TEST_DB=${DBP}_mini \
     API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/front/tests/python"
-run pgbouncer env API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$ROOT/front/tests/pgbouncer.sh" agw_test_mini
+run pgbouncer env API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$ROOT/front/tests/pgbouncer.sh" ${DBP}_mini
 run upgrade "$ROOT/tests/upgrade/check.sh"
 
 # One closing line for the whole run, summed over every runner's own summary lines.

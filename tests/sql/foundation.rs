@@ -107,7 +107,7 @@ fn ordinary_roles_cannot_read_the_signing_secret() {
 
 #[test]
 fn drop_extension_leaves_odoo_tables_alone() {
-    let db_name = "agw_test_drop";
+    let db_name = &api_gateway_tests::scratch_db("drop");
     let mut admin = api_gateway_tests::connect_to("postgres");
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
@@ -146,7 +146,10 @@ fn drop_extension_leaves_odoo_tables_alone() {
 #[test]
 fn pg_dump_and_restore_keep_the_gateway_configuration() {
     use std::process::Command;
-    let (src, dst) = ("agw_test_dump_src", "agw_test_dump_dst");
+    let (src, dst) = (
+        &api_gateway_tests::scratch_db("dump_src"),
+        &api_gateway_tests::scratch_db("dump_dst"),
+    );
     let mut admin = api_gateway_tests::connect_to("postgres");
     for db in [src, dst] {
         admin

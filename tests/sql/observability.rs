@@ -145,7 +145,7 @@ fn log_requests_refuses_what_is_not_a_list_of_records() {
 
 #[test]
 fn maintenance_applies_retention_and_records_its_runs() {
-    let db_name = "agw_test_maintenance";
+    let db_name = &api_gateway_tests::scratch_db("maintenance");
     let mut admin = connect_to("postgres");
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))

@@ -23,7 +23,14 @@ pub fn fixture() -> Fixture {
 }
 
 pub fn database() -> String {
-    std::env::var("AGW_TEST_DB").unwrap_or_else(|_| "agw_test_mini".into())
+    std::env::var("AGW_TEST_DB").unwrap_or_else(|_| scratch_db("mini"))
+}
+
+/// The name of a test's own database: `$AGW_DB_PREFIX` (default `agw_test`) + `_` + suffix, so two
+/// checkouts can run their suites on one cluster side by side.
+pub fn scratch_db(suffix: &str) -> String {
+    let prefix = std::env::var("AGW_DB_PREFIX").unwrap_or_else(|_| "agw_test".into());
+    format!("{prefix}_{suffix}")
 }
 
 pub fn connect_to(db: &str) -> Client {
@@ -46,7 +53,7 @@ pub fn connect() -> Client {
 
 /// A database with the extension but without any Odoo table.
 pub fn connect_plain() -> Client {
-    connect_to("agw_test_plain")
+    connect_to(&scratch_db("plain"))
 }
 
 fn root() -> PathBuf {

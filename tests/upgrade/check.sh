@@ -9,11 +9,12 @@ mkdir -p "$ROOT/target"
 extdir=$($PG_CONFIG --sharedir)/extension
 passed=0; failed=0
 fingerprint() { psql -X -qAt -v ON_ERROR_STOP=1 -d "$1" -f "$ROOT/tests/upgrade/fingerprint.sql"; }
+UP=${AGW_DB_PREFIX:-agw}_upgrade
 recreate() { psql -q -X -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" >/dev/null; }
 
-recreate agw_upgrade_fresh
-psql -q -X -v ON_ERROR_STOP=1 -d agw_upgrade_fresh -c "CREATE EXTENSION api_gateway" >/dev/null
-fingerprint agw_upgrade_fresh > "$ROOT/target/fingerprint-fresh.txt" || { echo "upgrade: 0 passed, 1 failed"; exit 1; }
+recreate ${UP}_fresh
+psql -q -X -v ON_ERROR_STOP=1 -d ${UP}_fresh -c "CREATE EXTENSION api_gateway" >/dev/null
+fingerprint ${UP}_fresh > "$ROOT/target/fingerprint-fresh.txt" || { echo "upgrade: 0 passed, 1 failed"; exit 1; }
 echo "fresh install of $current: $(wc -l < "$ROOT/target/fingerprint-fresh.txt") schema facts"
 
 shopt -s nullglob
@@ -25,10 +26,10 @@ for script in "${released[@]}"; do
     old=$(basename "$script" .sql); old=${old#api_gateway--}
     [ "$old" = "$current" ] && continue
     as_root install -m 644 "$script" "$extdir/"
-    recreate agw_upgrade_old
-    if psql -q -X -v ON_ERROR_STOP=1 -d agw_upgrade_old -c "CREATE EXTENSION api_gateway VERSION '$old'" \
+    recreate ${UP}_old
+    if psql -q -X -v ON_ERROR_STOP=1 -d ${UP}_old -c "CREATE EXTENSION api_gateway VERSION '$old'" \
         -c "ALTER EXTENSION api_gateway UPDATE" >/dev/null; then
-        if fingerprint agw_upgrade_old > "$ROOT/target/fingerprint-from-$old.txt" &&
+        if fingerprint ${UP}_old > "$ROOT/target/fingerprint-from-$old.txt" &&
             diff -u "$ROOT/target/fingerprint-fresh.txt" "$ROOT/target/fingerprint-from-$old.txt"; then
             echo "upgrade $old -> $current equals a fresh install"; passed=$((passed + 1))
         else
@@ -38,6 +39,6 @@ for script in "${released[@]}"; do
         echo "upgrade $old -> $current failed to run"; failed=$((failed + 1))
     fi
 done
-psql -q -X -d postgres -c "DROP DATABASE IF EXISTS agw_upgrade_old WITH (FORCE)" -c "DROP DATABASE IF EXISTS agw_upgrade_fresh WITH (FORCE)" >/dev/null
+psql -q -X -d postgres -c "DROP DATABASE IF EXISTS ${UP}_old WITH (FORCE)" -c "DROP DATABASE IF EXISTS ${UP}_fresh WITH (FORCE)" >/dev/null
 echo "upgrade: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
