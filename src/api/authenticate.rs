@@ -6,6 +6,13 @@
 //! `kid`; API key against the backend's verification cache), then ONE statement re-reads every
 //! fact that may have changed (key still current, token not revoked, client and user active, IP
 //! lists, profile) and increments the counter only when all of them pass.
+//!
+//! Faster still: the facts of a credential that passed are kept per backend, keyed by token (or
+//! user) and client IP, together with the gate epoch they were read under (`gate_epoch`, bumped by
+//! triggers in the same transaction as any change to them). The next request then runs a slim
+//! statement that checks the epoch is unchanged, re-reads what lives in Odoo's tables (user
+//! active; for API keys the key row and the admin group) and counts. Any mismatch falls back to the
+//! full statement, so a change is seen on the very next request.
 use crate::api::api_key;
 use crate::api::jwt::now_unix;
 use crate::api::oauth::secret_for_kid;
@@ -18,9 +25,19 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-/// The two per-request statements, built once per process; plans are kept per backend.
-static JWT_STATEMENT: LazyLock<String> = LazyLock::new(jwt_statement);
-static API_KEY_STATEMENT: LazyLock<String> = LazyLock::new(api_key_statement);
+/// The per-request statements, built once per process; plans are kept per backend. The full
+/// statements exist in two forms: reading the gate epoch, and without it for a database whose
+/// extension has not yet been updated to a version with `gate_epoch` (no caching there).
+static JWT_STATEMENT: LazyLock<String> = LazyLock::new(|| jwt_statement(EPOCH_COLUMN));
+static JWT_STATEMENT_NO_EPOCH: LazyLock<String> = LazyLock::new(|| jwt_statement(NO_EPOCH_COLUMN));
+static API_KEY_STATEMENT: LazyLock<String> = LazyLock::new(|| api_key_statement(EPOCH_COLUMN));
+static API_KEY_STATEMENT_NO_EPOCH: LazyLock<String> =
+    LazyLock::new(|| api_key_statement(NO_EPOCH_COLUMN));
+static JWT_CACHED_STATEMENT: LazyLock<String> = LazyLock::new(jwt_cached_statement);
+static API_KEY_CACHED_STATEMENT: LazyLock<String> = LazyLock::new(api_key_cached_statement);
+
+const EPOCH_COLUMN: &str = "(SELECT e.epoch FROM api_gateway.gate_epoch e) AS epoch";
+const NO_EPOCH_COLUMN: &str = "NULL::bigint AS epoch";
 
 /// The limit that applies: the profile's when it sets one, else the global one (seconds).
 const LIMIT_COLUMNS: &str = "CASE WHEN p.rate_limit IS NOT NULL THEN p.rate_limit ELSE s.rate_limit END AS lim, \
@@ -39,10 +56,49 @@ const HIT_TAIL: &str = "hit AS ( \
   RETURNING hits) \
 SELECT f.*, hit.hits FROM f LEFT JOIN hit ON true";
 
-fn jwt_statement() -> String {
+/// The counter increment of the cached paths: `$2` uid, `$3` limit, `$4` window, `$5` now, and
+/// `g.pass` computed by the statement's first CTE.
+const CACHED_HIT: &str = "hit AS ( \
+  INSERT INTO api_gateway.throttle AS th (subject, window_start, window_s, hits, max_requests) \
+  SELECT 'user:' || $2, to_timestamp(floor($5 / $4) * $4), $4, 1, $3 FROM g WHERE g.pass AND $3 > 0 \
+  ON CONFLICT (subject) DO UPDATE SET \
+    hits = CASE WHEN th.window_start = EXCLUDED.window_start AND th.window_s = EXCLUDED.window_s \
+                THEN th.hits + 1 ELSE 1 END, \
+    window_start = EXCLUDED.window_start, window_s = EXCLUDED.window_s, max_requests = EXCLUDED.max_requests \
+  RETURNING hits)";
+
+/// Cached JWT facts still hold when the epoch is unchanged and the Odoo user is still active.
+fn jwt_cached_statement() -> String {
+    format!(
+        "WITH g AS (SELECT e.epoch = $1 AND EXISTS (SELECT 1 FROM public.res_users u WHERE u.id = $2 AND u.active) AS pass \
+    FROM api_gateway.gate_epoch e), \
+{CACHED_HIT} \
+SELECT g.pass, (SELECT hits FROM hit) FROM g"
+    )
+}
+
+/// Cached API-key facts still hold when the epoch is unchanged and the key row (same id, hash
+/// and user, still valid) and its active user are still there; the admin group is re-read.
+fn api_key_cached_statement() -> String {
+    format!(
+        "WITH g AS (SELECT e.epoch = $1 AND EXISTS (SELECT 1 FROM public.res_users_apikeys k \
+            JOIN public.res_users u ON u.id = k.user_id AND u.active \
+           WHERE k.id = $6 AND k.key = $7 AND k.user_id = $2 AND (k.scope IS NULL OR k.scope = 'rpc') \
+             AND (k.expiration_date IS NULL OR k.expiration_date >= (now() AT TIME ZONE 'utc'))) \
+         AND ($9 <> 'admin' OR $8 IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r \
+              WHERE r.uid = $2 AND r.gid = $8)) AS pass, \
+         ($8 IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = $2 AND r.gid = $8)) AS is_admin \
+    FROM api_gateway.gate_epoch e), \
+{CACHED_HIT} \
+SELECT g.pass, g.is_admin, (SELECT hits FROM hit) FROM g"
+    )
+}
+
+fn jwt_statement(epoch_column: &str) -> String {
     format!(
         "WITH f0 AS ( \
-  SELECT ((s.jwt_kid = $1 AND s.jwt_secret = $2) OR EXISTS (SELECT 1 FROM api_gateway.signing_key k \
+  SELECT (s.jwt_kid = $1 AND s.jwt_secret = $2) AS key_current, {epoch_column}, \
+         ((s.jwt_kid = $1 AND s.jwt_secret = $2) OR EXISTS (SELECT 1 FROM api_gateway.signing_key k \
             WHERE k.kid = $1 AND k.secret = $2 AND k.valid_until > now())) AS key_ok, \
          t.jti IS NOT NULL AS known, t.revoked_at IS NOT NULL AS revoked, t.client_id, t.user_id AS uid, t.scopes, \
          coalesce(c.active, false) AS client_active, \
@@ -65,10 +121,10 @@ f AS (SELECT f0.*, f0.key_ok AND f0.known AND NOT f0.revoked AND f0.client_activ
     )
 }
 
-fn api_key_statement() -> String {
+fn api_key_statement(epoch_column: &str) -> String {
     format!(
         "WITH f0 AS ( \
-  SELECT k.user_id AS uid, \
+  SELECT k.user_id AS uid, {epoch_column}, \
          p.user_id IS NOT NULL AS has_profile, coalesce(p.active, true) AS profile_active, \
          (p.allowed_ips IS NULL OR cardinality(p.allowed_ips) = 0 OR coalesce($3::inet <<= ANY (p.allowed_ips), false)) AS profile_ip_ok, \
          ($6 IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = k.user_id AND r.gid = $6)) AS is_admin, \
@@ -217,6 +273,107 @@ fn decide(f: Facts, now_ms: i64) -> Row {
     )
 }
 
+/// Facts of a token that passed every check but the scope, read under `epoch`.
+#[derive(Clone)]
+struct TokenFacts {
+    epoch: i64,
+    kid: String,
+    client_id: String,
+    uid: i32,
+    scopes: Vec<String>,
+    limit: i32,
+    window_s: i32,
+}
+
+/// Facts of a user (API key) that passed the profile's checks, read under `epoch`.
+#[derive(Clone, Copy)]
+struct UserFacts {
+    epoch: i64,
+    limit: i32,
+    window_s: i32,
+}
+
+/// Bound on each per-backend fact cache; emptied when full (a refill costs one full statement).
+const FACTS_CAPACITY: usize = 4096;
+
+thread_local! {
+    /// (jti, client IP) -> facts. The IP is part of the key because the IP-list checks are the
+    /// database's (`inet <<= cidr`), answered for that address only.
+    static TOKEN_FACTS: RefCell<HashMap<(String, String), TokenFacts>> = RefCell::new(HashMap::new());
+    /// (user id, client IP) -> facts of the profile and limits.
+    static USER_FACTS: RefCell<HashMap<(i32, String), UserFacts>> = RefCell::new(HashMap::new());
+    /// Whether this database has `gate_epoch` (an extension updated to 0.3.0 or later).
+    static HAS_EPOCH: RefCell<Option<bool>> = const { RefCell::new(None) };
+}
+
+fn has_epoch() -> bool {
+    if let Some(v) = HAS_EPOCH.with(|h| *h.borrow()) {
+        return v;
+    }
+    let v = spi(Spi::get_one::<bool>(
+        "SELECT to_regclass('api_gateway.gate_epoch') IS NOT NULL",
+    ))
+    .unwrap_or(false);
+    HAS_EPOCH.with(|h| *h.borrow_mut() = Some(v));
+    v
+}
+
+fn remember<K: std::hash::Hash + Eq, V>(
+    cache: &'static std::thread::LocalKey<RefCell<HashMap<K, V>>>,
+    key: K,
+    value: V,
+) {
+    cache.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= FACTS_CAPACITY {
+            c.clear();
+        }
+        c.insert(key, value);
+    });
+}
+
+fn scope_granted(scopes: &[String], needed: Scope) -> bool {
+    scopes
+        .iter()
+        .any(|s| s == needed.as_str() || s == Scope::Admin.as_str())
+}
+
+/// The cached path of a JWT: `Some(hits)` when the facts still hold (counted if a limit
+/// applies), `None` when they must be read again.
+fn jwt_cached_hit(f: &TokenFacts, now: i64) -> Option<Option<i32>> {
+    Spi::connect_mut(|c| {
+        let plan = crate::spi::plan(
+            c,
+            JWT_CACHED_STATEMENT.as_str(),
+            &[
+                PgBuiltInOids::INT8OID,
+                PgBuiltInOids::INT4OID,
+                PgBuiltInOids::INT4OID,
+                PgBuiltInOids::INT4OID,
+                PgBuiltInOids::FLOAT8OID,
+            ],
+            true,
+        );
+        let t = spi(c.update(
+            plan,
+            None,
+            &[
+                f.epoch.into(),
+                f.uid.into(),
+                f.limit.into(),
+                f.window_s.into(),
+                ((now / 1000) as f64).into(),
+            ],
+        ));
+        let r = t.first();
+        if spi(r.get::<bool>(1)).unwrap_or(false) {
+            Some(spi(r.get::<i32>(2)))
+        } else {
+            None
+        }
+    })
+}
+
 fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
     let invalid = |why: &str| deny(401, "invalid_token", why);
     let header = match jwt::decode_header(token) {
@@ -249,11 +406,42 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
     let Some(jti) = claims.get("jti").and_then(|v| v.as_str()) else {
         return invalid("token was not issued by this gateway");
     };
+    let claimed_client = claims.get("client_id").and_then(|v| v.as_str());
     let now = now_ms();
+    let cache_key = (jti.to_string(), ip.unwrap_or_default().to_string());
+
+    // Cached facts that grant the scope: only the epoch, the user and the counter are read.
+    if let Some(f) = TOKEN_FACTS.with(|c| c.borrow().get(&cache_key).cloned()) {
+        if f.kid == kid
+            && claimed_client == Some(f.client_id.as_str())
+            && scope_granted(&f.scopes, needed)
+        {
+            if let Some(hits) = jwt_cached_hit(&f, now) {
+                return decide(
+                    Facts {
+                        uid: f.uid,
+                        client_id: Some(f.client_id),
+                        scopes: f.scopes,
+                        limit: f.limit,
+                        window_s: f.window_s,
+                        hits,
+                    },
+                    now,
+                );
+            }
+        }
+        TOKEN_FACTS.with(|c| c.borrow_mut().remove(&cache_key));
+    }
+
+    let statement = if has_epoch() {
+        JWT_STATEMENT.as_str()
+    } else {
+        JWT_STATEMENT_NO_EPOCH.as_str()
+    };
     let row = Spi::connect_mut(|c| {
         let plan = crate::spi::plan(
             c,
-            JWT_STATEMENT.as_str(),
+            statement,
             &[
                 PgBuiltInOids::TEXTOID,
                 PgBuiltInOids::TEXTOID,
@@ -279,6 +467,7 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
         let r = t.first();
         let b = |n: &str| spi(r.get_by_name::<bool, _>(n)).unwrap_or(false);
         (
+            (b("key_current"), spi(r.get_by_name::<i64, _>("epoch"))),
             b("key_ok"),
             b("known"),
             b("revoked"),
@@ -298,6 +487,7 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
         )
     });
     let (
+        (key_current, epoch),
         key_ok,
         known,
         revoked,
@@ -322,7 +512,7 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
     let (true, Some(client_id), Some(uid)) = (known, client_id, uid) else {
         return invalid("token was not issued by this gateway");
     };
-    if claims.get("client_id").and_then(|v| v.as_str()) != Some(client_id.as_str()) {
+    if claimed_client != Some(client_id.as_str()) {
         return invalid("token does not match its client");
     }
     if revoked {
@@ -355,6 +545,23 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
             "the user is not allowed from this IP address",
         );
     }
+    // Every fact but the scope passed: keep them (tokens signed with a retired key are not
+    // kept, their key's validity runs out by time).
+    if let (true, Some(epoch)) = (key_current, epoch) {
+        remember(
+            &TOKEN_FACTS,
+            cache_key,
+            TokenFacts {
+                epoch,
+                kid: kid.clone(),
+                client_id: client_id.clone(),
+                uid,
+                scopes: scopes.clone(),
+                limit,
+                window_s,
+            },
+        );
+    }
     if !scope_ok {
         let mut row = deny(
             403,
@@ -378,6 +585,67 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
     )
 }
 
+/// The scopes an Odoo API key grants: all but admin, and admin for Odoo administrators.
+fn api_key_scopes(is_admin: bool) -> Vec<String> {
+    let mut scopes: Vec<String> = [Scope::Read, Scope::Write, Scope::Delete]
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    if is_admin {
+        scopes.push(Scope::Admin.as_str().to_string());
+    }
+    scopes
+}
+
+/// The cached path of an API key: `Some((is_admin, hits))` when the facts still hold.
+fn api_key_cached_hit(
+    f: &UserFacts,
+    verified: &api_key::VerifiedKey,
+    group_system: Option<i32>,
+    needed: Scope,
+    now: i64,
+) -> Option<(bool, Option<i32>)> {
+    Spi::connect_mut(|c| {
+        let plan = crate::spi::plan(
+            c,
+            API_KEY_CACHED_STATEMENT.as_str(),
+            &[
+                PgBuiltInOids::INT8OID,
+                PgBuiltInOids::INT4OID,
+                PgBuiltInOids::INT4OID,
+                PgBuiltInOids::INT4OID,
+                PgBuiltInOids::FLOAT8OID,
+                PgBuiltInOids::INT4OID,
+                PgBuiltInOids::TEXTOID,
+                PgBuiltInOids::INT4OID,
+                PgBuiltInOids::TEXTOID,
+            ],
+            true,
+        );
+        let t = spi(c.update(
+            plan,
+            None,
+            &[
+                f.epoch.into(),
+                verified.uid.into(),
+                f.limit.into(),
+                f.window_s.into(),
+                ((now / 1000) as f64).into(),
+                verified.id.into(),
+                verified.hash.as_str().into(),
+                group_system.into(),
+                needed.as_str().into(),
+            ],
+        ));
+        let r = t.first();
+        if spi(r.get::<bool>(1)).unwrap_or(false) {
+            Some((spi(r.get::<bool>(2)).unwrap_or(false), spi(r.get::<i32>(3))))
+        } else {
+            None
+        }
+    })
+}
+
 fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
     let invalid = || deny(401, "invalid_token", "invalid API key");
     let group_system = group_system_id();
@@ -397,10 +665,34 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
             None => return invalid(),
         };
         let now = now_ms();
+        let cache_key = (verified.uid, ip.unwrap_or_default().to_string());
+        if let Some(f) = USER_FACTS.with(|c| c.borrow().get(&cache_key).copied()) {
+            if let Some((is_admin, hits)) =
+                api_key_cached_hit(&f, &verified, group_system, needed, now)
+            {
+                return decide(
+                    Facts {
+                        uid: verified.uid,
+                        client_id: None,
+                        scopes: api_key_scopes(is_admin),
+                        limit: f.limit,
+                        window_s: f.window_s,
+                        hits,
+                    },
+                    now,
+                );
+            }
+            USER_FACTS.with(|c| c.borrow_mut().remove(&cache_key));
+        }
+        let statement = if has_epoch() {
+            API_KEY_STATEMENT.as_str()
+        } else {
+            API_KEY_STATEMENT_NO_EPOCH.as_str()
+        };
         let row = Spi::connect_mut(|c| {
             let plan = crate::spi::plan(
                 c,
-                API_KEY_STATEMENT.as_str(),
+                statement,
                 &[
                     PgBuiltInOids::INT4OID,
                     PgBuiltInOids::TEXTOID,
@@ -430,6 +722,7 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
             let b = |n: &str| spi(r.get_by_name::<bool, _>(n)).unwrap_or(false);
             Some((
                 spi(r.get_by_name::<i32, _>("uid")).unwrap_or(0),
+                spi(r.get_by_name::<i64, _>("epoch")),
                 b("has_profile"),
                 b("profile_active"),
                 b("profile_ip_ok"),
@@ -441,6 +734,7 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
         });
         let Some((
             uid,
+            epoch,
             has_profile,
             profile_active,
             profile_ip_ok,
@@ -468,12 +762,16 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
                 "the user is not allowed from this IP address",
             );
         }
-        let mut scopes: Vec<String> = [Scope::Read, Scope::Write, Scope::Delete]
-            .iter()
-            .map(|s| s.as_str().to_string())
-            .collect();
-        if is_admin {
-            scopes.push(Scope::Admin.as_str().to_string());
+        if let Some(epoch) = epoch {
+            remember(
+                &USER_FACTS,
+                (uid, ip.unwrap_or_default().to_string()),
+                UserFacts {
+                    epoch,
+                    limit,
+                    window_s,
+                },
+            );
         }
         if needed == Scope::Admin && !is_admin {
             let mut row = deny(
@@ -488,7 +786,7 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
             Facts {
                 uid,
                 client_id: None,
-                scopes,
+                scopes: api_key_scopes(is_admin),
                 limit,
                 window_s,
                 hits,

@@ -625,3 +625,262 @@ fn ordinary_roles_cannot_read_secrets_or_call_the_gate() {
     assert!(ok);
     tx.rollback().unwrap();
 }
+
+/// `authenticate` keeps the facts of a credential that passed, per backend, under the gate epoch.
+/// Every change to those facts must be seen by the very next call: made by another backend and
+/// committed, or made in the caller's own transaction; and facts seen only inside a transaction
+/// that rolled back must not survive it (epochs are never reused).
+#[test]
+fn cached_gate_facts_follow_every_change_on_the_next_call() {
+    let mut db = connect();
+    let mut other = connect();
+    let status = |db: &mut Client, bearer: &str, method: &str| -> (i32, Option<String>) {
+        let r = authenticate(db, Some(bearer), "127.0.0.1", method);
+        (r.get("status"), r.get("error"))
+    };
+    let ok = |s: (i32, Option<String>)| s.0 == 200 || s.0 == 429;
+
+    // JWT, changes committed by another backend.
+    let (id, secret) = new_client(&mut db, "{read}", None);
+    let token = issue(&mut db, &id, &secret, None, None).1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = format!("Bearer {token}");
+    for _ in 0..3 {
+        assert!(ok(status(&mut db, &bearer, "GET")), "warm, then cached");
+    }
+    other
+        .execute(
+            "UPDATE api_gateway.client SET allowed_ips = '{10.0.0.0/8}' WHERE client_id = $1",
+            &[&id],
+        )
+        .unwrap();
+    assert_eq!(
+        status(&mut db, &bearer, "GET"),
+        (403, Some("ip_not_allowed".into())),
+        "client IP list"
+    );
+    other
+        .execute(
+            "UPDATE api_gateway.client SET allowed_ips = NULL WHERE client_id = $1",
+            &[&id],
+        )
+        .unwrap();
+    assert!(ok(status(&mut db, &bearer, "GET")));
+    assert!(ok(status(&mut db, &bearer, "GET")));
+    other
+        .execute(
+            "UPDATE api_gateway.client SET active = false WHERE client_id = $1",
+            &[&id],
+        )
+        .unwrap();
+    assert_eq!(status(&mut db, &bearer, "GET").0, 401, "deactivated client");
+    other
+        .execute(
+            "UPDATE api_gateway.client SET active = true WHERE client_id = $1",
+            &[&id],
+        )
+        .unwrap();
+    assert!(ok(status(&mut db, &bearer, "GET")));
+    assert!(ok(status(&mut db, &bearer, "GET")));
+    assert_eq!(
+        status(&mut db, &bearer, "DELETE"),
+        (403, Some("insufficient_scope".into())),
+        "the cached scopes are the token's"
+    );
+    let revoked: bool = other
+        .query_one("SELECT api_gateway.revoke_token($1)", &[&token])
+        .unwrap()
+        .get(0);
+    assert!(revoked);
+    assert_eq!(status(&mut db, &bearer, "GET").0, 401, "revoked token");
+
+    // JWT, changes inside the caller's transaction, and a rollback.
+    let token = issue(&mut db, &id, &secret, None, None).1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = format!("Bearer {token}");
+    assert!(ok(status(&mut db, &bearer, "GET")));
+    assert!(ok(status(&mut db, &bearer, "GET")));
+    let mut tx = db.transaction().unwrap();
+    tx.execute(
+        "UPDATE res_users SET active = false WHERE id = $1",
+        &[&admin_uid()],
+    )
+    .unwrap();
+    let r = tx
+        .query_one(
+            "SELECT status FROM api_gateway.authenticate($1, '127.0.0.1', 'GET')",
+            &[&bearer],
+        )
+        .unwrap();
+    assert_eq!(r.get::<_, i32>(0), 401, "archived Odoo user");
+    tx.rollback().unwrap();
+    assert!(ok(status(&mut db, &bearer, "GET")));
+    let mut tx = db.transaction().unwrap();
+    tx.execute(
+        "UPDATE api_gateway.settings SET rate_limit = 1, rate_limit_window = 'day'",
+        &[],
+    )
+    .unwrap();
+    tx.execute(
+        "DELETE FROM api_gateway.throttle WHERE subject = $1",
+        &[&format!("user:{}", admin_uid())],
+    )
+    .unwrap();
+    tx.execute(
+        "DELETE FROM api_gateway.profile WHERE user_id = $1",
+        &[&admin_uid()],
+    )
+    .unwrap();
+    let limited = |tx: &mut postgres::Transaction| -> (i32, Option<i32>) {
+        let r = tx
+            .query_one(
+                "SELECT status, rate_limit FROM api_gateway.authenticate($1, '127.0.0.1', 'GET')",
+                &[&bearer],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(limited(&mut tx), (200, Some(1)), "the new global limit");
+    assert_eq!(limited(&mut tx), (429, Some(1)), "counted under it");
+    tx.rollback().unwrap();
+    let (code, _) = status(&mut db, &bearer, "GET");
+    let limit: Option<i32> =
+        authenticate(&mut db, Some(&bearer), "127.0.0.1", "GET").get("rate_limit");
+    assert!(code == 200 || code == 429);
+    assert_ne!(
+        limit,
+        Some(1),
+        "facts read in a rolled-back transaction are gone"
+    );
+
+    // The rolled-back epoch must not come back: cache facts inside a transaction, roll it back,
+    // let another backend commit a change, and the facts must not be taken for current.
+    let mut tx = db.transaction().unwrap();
+    tx.execute(
+        "UPDATE api_gateway.client SET allowed_ips = '{127.0.0.0/8}' WHERE client_id = $1",
+        &[&id],
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let r = tx
+            .query_one(
+                "SELECT status FROM api_gateway.authenticate($1, '127.0.0.1', 'GET')",
+                &[&bearer],
+            )
+            .unwrap();
+        assert_eq!(r.get::<_, i32>(0), 200);
+    }
+    tx.rollback().unwrap();
+    other
+        .execute(
+            "UPDATE api_gateway.client SET allowed_ips = '{10.0.0.0/8}' WHERE client_id = $1",
+            &[&id],
+        )
+        .unwrap();
+    assert_eq!(
+        status(&mut db, &bearer, "GET"),
+        (403, Some("ip_not_allowed".into())),
+        "a rolled-back epoch was reused"
+    );
+    other
+        .execute(
+            "DELETE FROM api_gateway.client WHERE client_id = $1",
+            &[&id],
+        )
+        .unwrap();
+    assert_eq!(status(&mut db, &bearer, "GET").0, 401, "deleted client");
+
+    // Odoo API key: profile, admin group and key row, each seen on the next call.
+    let case = key_cases()
+        .into_iter()
+        .find(|c| c.uid.is_some() && c.scope == "rpc")
+        .unwrap();
+    let uid = case.uid.unwrap();
+    let bearer = format!("Bearer {}", case.key);
+    assert!(ok(status(&mut db, &bearer, "GET")));
+    assert!(ok(status(&mut db, &bearer, "GET")));
+    let mut tx = db.transaction().unwrap();
+    tx.execute(
+        "INSERT INTO api_gateway.profile (user_id, active) VALUES ($1, false) \
+         ON CONFLICT (user_id) DO UPDATE SET active = false",
+        &[&uid],
+    )
+    .unwrap();
+    let r = tx
+        .query_one(
+            "SELECT status, error FROM api_gateway.authenticate($1, '127.0.0.1', 'GET')",
+            &[&bearer],
+        )
+        .unwrap();
+    assert_eq!(
+        (r.get::<_, i32>(0), r.get::<_, Option<String>>(1)),
+        (403, Some("profile_inactive".into()))
+    );
+    tx.rollback().unwrap();
+    assert!(ok(status(&mut db, &bearer, "GET")));
+    assert!(ok(status(&mut db, &bearer, "GET")));
+    let mut tx = db.transaction().unwrap();
+    tx.execute(
+        "DELETE FROM res_users_apikeys WHERE index = left($1, 8)",
+        &[&case.key],
+    )
+    .unwrap();
+    let r = tx
+        .query_one(
+            "SELECT status FROM api_gateway.authenticate($1, '127.0.0.1', 'GET')",
+            &[&bearer],
+        )
+        .unwrap();
+    assert_eq!(r.get::<_, i32>(0), 401, "deleted key");
+    tx.rollback().unwrap();
+    let admin_before = status(&mut db, &bearer, "GET");
+    assert!(ok(admin_before));
+    let is_admin: bool = db
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM res_groups_users_rel r JOIN ir_model_data d ON d.res_id = r.gid \
+              AND d.module = 'base' AND d.name = 'group_system' AND d.model = 'res.groups' WHERE r.uid = $1)",
+            &[&uid],
+        )
+        .unwrap()
+        .get(0);
+    if is_admin {
+        let admin_call = |tx: &mut postgres::Transaction| -> i32 {
+            tx.query_one(
+                "SELECT status FROM api_gateway.authenticate($1, '127.0.0.1', 'GET') ",
+                &[&bearer],
+            )
+            .unwrap();
+            // The admin scope is what the console and the stats need.
+            let r = tx
+                .query_one(
+                    "SELECT status, scopes FROM api_gateway.authenticate($1, '127.0.0.1', 'GET')",
+                    &[&bearer],
+                )
+                .unwrap();
+            let scopes: Vec<String> = r.get(1);
+            if scopes.iter().any(|s| s == "admin") {
+                1
+            } else {
+                0
+            }
+        };
+        let mut tx = db.transaction().unwrap();
+        assert_eq!(
+            admin_call(&mut tx),
+            1,
+            "an administrator's key grants admin"
+        );
+        tx.execute(
+            "DELETE FROM res_groups_users_rel r USING ir_model_data d WHERE d.res_id = r.gid \
+              AND d.module = 'base' AND d.name = 'group_system' AND d.model = 'res.groups' AND r.uid = $1",
+            &[&uid],
+        )
+        .unwrap();
+        assert_eq!(admin_call(&mut tx), 0, "admin group removed");
+        tx.rollback().unwrap();
+    }
+}

@@ -39,6 +39,34 @@ for script in "${released[@]}"; do
         echo "upgrade $old -> $current failed to run"; failed=$((failed + 1))
     fi
 done
+
+# The library is replaced before ALTER EXTENSION UPDATE runs: the gate must keep answering with
+# the previous version's SQL objects (authenticate without the 0.3.0 gate epoch), then with them.
+gate_answers() { # DB -> "200 200" when a JWT of a fresh client passes twice
+    psql -X -qAt -v ON_ERROR_STOP=1 -d "$1" <<'SQL' 2>&1 | tr '\n' ' ' | sed 's/ $//'
+CREATE TABLE IF NOT EXISTS public.res_users (id integer PRIMARY KEY, active boolean);
+INSERT INTO public.res_users VALUES (2, true) ON CONFLICT DO NOTHING;
+SELECT c.client_id, c.client_secret FROM api_gateway.create_client('upgrade check', 2) c \gset
+SELECT body->>'access_token' AS tok FROM api_gateway.issue_token(:'client_id', :'client_secret') \gset
+SELECT status FROM api_gateway.authenticate('Bearer ' || :'tok', '127.0.0.1', 'GET');
+SELECT status FROM api_gateway.authenticate('Bearer ' || :'tok', '127.0.0.1', 'GET');
+SQL
+}
+for script in "${released[@]}"; do
+    old=$(basename "$script" .sql); old=${old#api_gateway--}
+    [ "$old" = "$current" ] && continue
+    case "$old" in 0.1.*) continue ;; esac  # 0.1.0 had no Odoo-free gate to call
+    recreate ${UP}_old
+    psql -q -X -v ON_ERROR_STOP=1 -d ${UP}_old -c "CREATE EXTENSION api_gateway VERSION '$old'" >/dev/null
+    before=$(gate_answers ${UP}_old)
+    psql -q -X -v ON_ERROR_STOP=1 -d ${UP}_old -c "ALTER EXTENSION api_gateway UPDATE" >/dev/null
+    after=$(gate_answers ${UP}_old)
+    if [ "$before" = "200 200" ] && [ "$after" = "200 200" ]; then
+        echo "the $current library serves a $old database before and after ALTER EXTENSION UPDATE"; passed=$((passed + 1))
+    else
+        echo "the $current library with a $old database: before update '$before', after '$after'"; failed=$((failed + 1))
+    fi
+done
 psql -q -X -d postgres -c "DROP DATABASE IF EXISTS ${UP}_old WITH (FORCE)" -c "DROP DATABASE IF EXISTS ${UP}_fresh WITH (FORCE)" >/dev/null
 echo "upgrade: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,5 +1,6 @@
 """Helpers of the front's Python checks (a module name of its own, so that it never collides
 with another suite's conftest when several run in one pytest session)."""
+import collections
 import itertools
 import json
 import os
@@ -112,6 +113,7 @@ class Browser:
             pages = [t for t in requests.get(f"http://127.0.0.1:{port}/json", timeout=5).json() if t["type"] == "page"]
         self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
         self.ids = itertools.count(1)
+        self.events = collections.deque(maxlen=500)  # DevTools events, for failure reports
         self.call("Page.enable")
         self.call("Runtime.enable")
 
@@ -120,6 +122,8 @@ class Browser:
         self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
         while True:
             msg = json.loads(self.ws.recv())
+            if "method" in msg:
+                self.events.append(msg)
             if msg.get("id") == msg_id:
                 if "error" in msg:
                     raise RuntimeError(f"{method}: {msg['error']}")
