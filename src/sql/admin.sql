@@ -759,7 +759,7 @@ BEGIN
     END IF;
     PERFORM api_gateway._audit(actor_uid, actor_client, 'webhook.test_event', 'webhook:' || webhook_id,
                                jsonb_build_object('event_id', eid, 'url', w.url));
-    event_id := 'msg_' || replace(eid::text, '-', '');
+    event_id := eid::text;
     url := w.url;
     headers := w.headers;
     secret := w.secret;
