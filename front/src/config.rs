@@ -209,7 +209,8 @@ pub struct ServeArgs {
     #[arg(long, env = "API_GATEWAY_METRICS_PUBLIC", default_value_t = false, action = clap::ArgAction::Set)]
     pub metrics_public: bool,
 
-    /// Serve the dashboard (/api/gateway/dashboard) and its JSON statistics (/api/gateway/stats/...).
+    /// Serve the dashboard (/api/gateway/dashboard), its JSON statistics (/api/gateway/stats/...)
+    /// and the admin console (/api/gateway/admin/, its API under /api/gateway/admin/api/...).
     #[arg(long, env = "API_GATEWAY_DASHBOARD", default_value_t = true, action = clap::ArgAction::Set)]
     pub dashboard: bool,
 

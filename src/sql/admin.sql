@@ -741,11 +741,13 @@ $$;
 
 -- `admin_webhook_test_event(actor_uid, actor_client, webhook_id)`: what the front POSTs as a
 -- test event (action "test", a record with only an id of 0), with what it needs to sign and
--- send it: url, headers, secret, timeout_ms. Audited; nothing is queued: the front delivers it
+-- send it: url, headers, secret, timeout_ms, allow_private (webhook_settings.allow_private_targets,
+-- for the SSRF guard). Audited; nothing is queued: the front delivers it
 -- at once and shows the receiver's answer. Works on an inactive webhook too (to test it before
 -- turning it on).
 CREATE FUNCTION api_gateway.admin_webhook_test_event(actor_uid integer, actor_client text, webhook_id integer)
-RETURNS TABLE (event_id text, url text, headers jsonb, secret text, timeout_ms integer, payload text)
+RETURNS TABLE (event_id text, url text, headers jsonb, secret text, timeout_ms integer, payload text,
+               allow_private boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -768,6 +770,7 @@ BEGIN
                                   'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                                   'action', 'test', 'model', w.model, 'record', jsonb_build_object('id', 0),
                                   'test', true)::text;
+    allow_private := coalesce((SELECT s.allow_private_targets FROM api_gateway.webhook_settings s), false);
     RETURN NEXT;
 END;
 $$;
