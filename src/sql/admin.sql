@@ -197,7 +197,9 @@ RETURN (SELECT to_jsonb(s) - 'jwt_secret' - 'singleton'
                       'retired_keys', coalesce((SELECT jsonb_agg(jsonb_build_object('kid', k.kid, 'retired_at', k.retired_at,
                                                                                     'valid_until', k.valid_until) ORDER BY k.retired_at DESC)
                                                   FROM api_gateway.signing_key k WHERE k.valid_until > now()), '[]'::jsonb),
-                      'webhooks', (SELECT to_jsonb(w) - 'singleton' FROM api_gateway.webhook_settings w))
+                      'webhooks', (SELECT to_jsonb(w) - 'singleton'
+                                          || jsonb_build_object('retention_days', floor(extract(epoch FROM w.retention) / 86400)::integer)
+                                     FROM api_gateway.webhook_settings w))
           FROM api_gateway.settings s);
 
 -- `admin_update_settings(actor_uid, actor_client, changes)`: change some of default_limit,
@@ -237,6 +239,44 @@ BEGIN
         token_lifetime_s = coalesce(api_gateway._admin_int(changes, 'token_lifetime_s', 60, 2592000), cur.token_lifetime_s),
         jwt_issuer = issuer;
     PERFORM api_gateway._audit(actor_uid, actor_client, 'settings.update', 'settings', changes);
+    RETURN api_gateway.admin_settings();
+END;
+$$;
+
+-- `admin_update_webhook_settings(actor_uid, actor_client, changes)`: change some of the
+-- delivery settings: allow_private_targets (true/false), retry_schedule_s (seconds before each
+-- retry, 1 to 30 steps of 0 to 604800; null = the built-in schedule), retention_days (how long
+-- delivered and dead jobs are kept, 0 to 3650). Returns admin_settings().
+CREATE FUNCTION api_gateway.admin_update_webhook_settings(actor_uid integer, actor_client text, changes jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    schedule integer[];
+BEGIN
+    PERFORM api_gateway._admin_unknown_keys(changes, ARRAY['allow_private_targets', 'retry_schedule_s', 'retention_days']);
+    IF changes ? 'allow_private_targets' AND jsonb_typeof(changes -> 'allow_private_targets') <> 'boolean' THEN
+        RAISE EXCEPTION 'allow_private_targets must be true or false' USING ERRCODE = '22023', COLUMN = 'allow_private_targets';
+    END IF;
+    IF jsonb_typeof(changes -> 'retry_schedule_s') = 'array' THEN
+        IF jsonb_array_length(changes -> 'retry_schedule_s') NOT BETWEEN 1 AND 30 OR EXISTS (
+               SELECT 1 FROM jsonb_array_elements(changes -> 'retry_schedule_s') e
+                WHERE jsonb_typeof(e) <> 'number' OR (e #>> '{}')::numeric <> trunc((e #>> '{}')::numeric)
+                   OR (e #>> '{}')::numeric NOT BETWEEN 0 AND 604800) THEN
+            RAISE EXCEPTION 'retry_schedule_s must be 1 to 30 whole numbers of seconds between 0 and 604800'
+                USING ERRCODE = '22023', COLUMN = 'retry_schedule_s';
+        END IF;
+        schedule := ARRAY(SELECT (e #>> '{}')::integer FROM jsonb_array_elements(changes -> 'retry_schedule_s') e);
+    ELSIF changes ? 'retry_schedule_s' AND jsonb_typeof(changes -> 'retry_schedule_s') <> 'null' THEN
+        RAISE EXCEPTION 'retry_schedule_s must be a list of seconds, or null for the built-in schedule'
+            USING ERRCODE = '22023', COLUMN = 'retry_schedule_s';
+    END IF;
+    UPDATE api_gateway.webhook_settings w SET
+        allow_private_targets = coalesce((changes ->> 'allow_private_targets')::boolean, w.allow_private_targets),
+        retry_schedule_s = CASE WHEN changes ? 'retry_schedule_s' THEN schedule ELSE w.retry_schedule_s END,
+        retention = coalesce(make_interval(days => api_gateway._admin_int(changes, 'retention_days', 0, 3650)), w.retention);
+    PERFORM api_gateway._audit(actor_uid, actor_client, 'webhook_settings.update', 'webhook_settings', changes);
     RETURN api_gateway.admin_settings();
 END;
 $$;

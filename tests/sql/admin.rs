@@ -331,7 +331,22 @@ fn a_client_secret_is_shown_once_rotation_replaces_it_and_revocation_is_immediat
             .iter()
             .all(|t| t["state"] == json!("live"))
     );
-    let jti = tokens[1]["jti"].as_str().unwrap().to_string();
+    // Both were issued in this transaction (same issued_at): pick the first one by its claim.
+    let jti: String = tx
+        .query_one(
+            "SELECT convert_from(decode(rpad(translate(p, '-_', '+/'), (length(p) + 3) / 4 * 4, '='), 'base64'), 'UTF8')::jsonb ->> 'jti' \
+               FROM split_part($1, '.', 2) AS p",
+            &[&token],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["jti"] == json!(jti))
+    );
     let revoked: bool = tx
         .query_one(
             "SELECT api_gateway.admin_revoke_token(2, NULL, $1)",

@@ -359,7 +359,44 @@
         if (!confirmAction("Sign new tokens with a new key? Existing tokens keep working until they expire.")) return;
         act("Signing key rotated", () => post("settings/rotate-key"));
       }, "danger")));
-    return [head("Settings", `Last changed ${fmtTime(s.updated_at)}.`), form, keys];
+    const w = s.webhooks;
+    const hooks = el("form", { class: "card section settings-form", novalidate: true, id: "webhook-settings-form" },
+      el("h3", {}, "Webhook delivery"),
+      el("div", { class: "fields" },
+        el("label", { for: "w-private" }, "Private targets"),
+        el("div", { class: "control" }, el("input", { id: "w-private", type: "checkbox", checked: w.allow_private_targets }),
+          el("span", { class: "help" }, "Deliver to loopback and private addresses (10/8, 192.168/16, ...). Link-local and cloud metadata addresses are always refused.")),
+        el("label", { for: "w-schedule" }, "Retry schedule (s)"),
+        el("div", { class: "control" }, el("input", { id: "w-schedule", type: "text", value: (w.retry_schedule_s || []).join(", "), "aria-describedby": "w-schedule-error" }),
+          el("span", { class: "help" }, "Seconds before retry 1, 2, ...; empty = 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h."),
+          el("span", { class: "field-error", id: "w-schedule-error" })),
+        el("label", { for: "w-retention" }, "Keep delivered and dead jobs (days)"),
+        el("div", { class: "control" }, el("input", { id: "w-retention", type: "number", min: 0, max: 3650, value: w.retention_days, "aria-describedby": "w-retention-error" }),
+          el("span", { class: "field-error", id: "w-retention-error" }))),
+      el("p", { class: "error", role: "alert", id: "w-error" }),
+      el("div", { class: "actions" }, el("button", { type: "submit", class: "primary" }, "Save delivery settings")));
+    hooks.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      for (const id of ["w-schedule-error", "w-retention-error", "w-error"]) $(id).textContent = "";
+      const schedule = splitList($("w-schedule").value);
+      const retention = $("w-retention").value.trim();
+      const changes = {
+        allow_private_targets: $("w-private").checked,
+        retry_schedule_s: schedule.length ? schedule.map((x) => (/^\d+$/.test(x) ? Number(x) : x)) : null,
+        retention_days: /^\d+$/.test(retention) ? Number(retention) : retention,
+      };
+      try {
+        await post("settings/webhooks", changes);
+        st.actions += 1;
+        toast("Delivery settings saved", "", "info");
+        await render();
+      } catch (e) {
+        if (e instanceof AuthError) return signIn(e.message);
+        const target = { retry_schedule_s: "w-schedule-error", retention_days: "w-retention-error" }[e.problem && e.problem.field] || "w-error";
+        $(target).textContent = e.message;
+      }
+    });
+    return [head("Settings", `Last changed ${fmtTime(s.updated_at)}.`), form, keys, hooks];
   };
 
   let usersCache = null;

@@ -172,6 +172,7 @@ fn read_of(path: &str) -> Option<Read> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
     UpdateSettings,
+    UpdateWebhookSettings,
     RotateSigningKey,
     SaveProfile,
     SetProfileActive(i32, bool),
@@ -191,8 +192,9 @@ enum Action {
 }
 
 /// Every POST of the API with example ids (the HTTP tests walk this list).
-pub const ACTIONS: [&str; 17] = [
+pub const ACTIONS: [&str; 18] = [
     "settings",
+    "settings/webhooks",
     "settings/rotate-key",
     "profiles",
     "profiles/2/activate",
@@ -216,6 +218,7 @@ fn action_of(path: &str) -> Option<Action> {
     let int = |s: &str| s.parse::<i32>().ok().filter(|n| *n > 0);
     Some(match parts.as_slice() {
         ["settings"] => Action::UpdateSettings,
+        ["settings", "webhooks"] => Action::UpdateWebhookSettings,
         ["settings", "rotate-key"] => Action::RotateSigningKey,
         ["profiles"] => Action::SaveProfile,
         ["profiles", uid, "activate"] => Action::SetProfileActive(int(uid)?, true),
@@ -244,6 +247,7 @@ impl Action {
         matches!(
             self,
             Action::UpdateSettings
+                | Action::UpdateWebhookSettings
                 | Action::SaveProfile
                 | Action::CreateClient
                 | Action::UpdateClient(_)
@@ -540,6 +544,21 @@ pub async fn post_api(
                 &state,
                 &client,
                 "SELECT api_gateway.admin_update_settings($1::int, $2::text, $3::jsonb)",
+                &[
+                    (&uid, Type::INT4),
+                    (&actor_client, Type::TEXT),
+                    (&args, Type::JSONB),
+                ],
+            )
+            .await
+            .map_err(with)?;
+            (StatusCode::OK, row.get::<_, Value>(0))
+        }
+        Action::UpdateWebhookSettings => {
+            let row = one_row(
+                &state,
+                &client,
+                "SELECT api_gateway.admin_update_webhook_settings($1::int, $2::text, $3::jsonb)",
                 &[
                     (&uid, Type::INT4),
                     (&actor_client, Type::TEXT),

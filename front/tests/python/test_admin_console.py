@@ -173,7 +173,14 @@ def test_console_runs_the_gateway_from_the_browser(console, db, browser):
     assert refused.headers["content-type"] == "application/problem+json"
 
     # ---- Webhook: created (secret once), test event to a local receiver, signature checked.
-    db.execute("UPDATE api_gateway.webhook_settings SET allow_private_targets = true")
+    # The receiver is on loopback: private targets are allowed from the Settings page.
+    db.execute("UPDATE api_gateway.webhook_settings SET allow_private_targets = false")
+    open_page(browser, console, "settings")
+    browser.js("document.getElementById('w-private').checked = true")
+    before = loads(browser)
+    browser.click("#webhook-settings-form button[type=submit]")
+    browser.wait_for(f"window.agwAdmin.loads > {before}", what="the settings after saving")
+    assert db.execute("SELECT allow_private_targets FROM api_gateway.webhook_settings").fetchone()[0] is True
     receiver = Receiver()
     try:
         open_page(browser, console, "webhooks")
