@@ -78,7 +78,8 @@ pub struct WorkerArgs {
 const SERVE_AFTER_HELP: &str = "\
 Routes: GET/POST /api/v1/<model>, GET/PUT/PATCH/DELETE /api/v1/<model>/<id>, GET /api/v1/ping,
 POST /api/oauth/token|revoke|introspect, GET /api/openapi.json, GET /api/docs, GET /health/live|ready.
-GET /metrics, GET /api/gateway/dashboard, GET /api/gateway/stats/... (admin).
+GET /metrics, GET /api/gateway/dashboard, GET /api/gateway/stats/..., the admin console
+/api/gateway/admin/ and its API /api/gateway/admin/api/... (admin).
 Lists (--trusted-proxies, --cors-origins, --expose-models) are comma-separated.
 Logging: RUST_LOG (default info). Full reference: docs/http.md.";
 
