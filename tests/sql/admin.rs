@@ -535,6 +535,70 @@ fn webhooks_are_saved_with_their_checks_tested_and_their_dead_jobs_replayed() {
 }
 
 #[test]
+fn a_throttle_window_is_listed_with_its_reset_and_can_be_reset() {
+    let mut db = connect();
+    let mut tx = db.transaction().unwrap();
+    let subject = format!("admin-test:{}", std::process::id());
+    for _ in 0..3 {
+        tx.execute(
+            "SELECT api_gateway.rate_limit_hit($1, 2, 3600)",
+            &[&subject],
+        )
+        .unwrap();
+    }
+    let listed = json_of(&mut tx, "SELECT api_gateway.admin_throttles()");
+    let mine = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["subject"] == json!(subject))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            &mine["count"],
+            &mine["limit"],
+            &mine["remaining"],
+            &mine["throttled"]
+        ),
+        (&json!(3), &json!(2), &json!(0), &json!(true))
+    );
+    let reset_s = mine["reset_s"].as_i64().unwrap();
+    assert!(
+        (0..=3600).contains(&reset_s),
+        "windows are aligned to the epoch: {mine}"
+    );
+    let before = last_audit_id(&mut tx);
+    let reset: bool = tx
+        .query_one(
+            "SELECT api_gateway.admin_reset_throttle(2, NULL, $1)",
+            &[&subject],
+        )
+        .unwrap()
+        .get(0);
+    assert!(reset);
+    let (allowed, remaining): (bool, i32) = tx
+        .query_one(
+            "SELECT allowed, remaining FROM api_gateway.rate_limit_hit($1, 2, 3600)",
+            &[&subject],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!((allowed, remaining), (true, 1), "a new window starts");
+    let audit = audit_since(&mut tx, before);
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (audit[0].0.as_str(), audit[0].1.as_str(), &audit[0].2),
+        (
+            "throttle.reset",
+            format!("throttle:{subject}").as_str(),
+            &json!({"hits": 3})
+        )
+    );
+    tx.rollback().unwrap();
+}
+
+#[test]
 fn traffic_logs_filter_and_group_with_checked_parameters() {
     let mut db = connect();
     let mut tx = db.transaction().unwrap();
