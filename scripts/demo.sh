@@ -29,6 +29,13 @@ DATABASE_URL="postgresql:///$DB?host=$PGHOST" API_GATEWAY_LISTEN="$LISTEN" \
 echo $! > "$RUN/api-gateway.pid"
 for _ in $(seq 1 50); do curl -fsS "http://$LISTEN/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fsS "http://$LISTEN/health/ready" >/dev/null || { cat "$RUN/api-gateway.log"; exit 1; }
+# The webhook worker, so that webhooks made in the admin console are delivered.
+if [ -f "$RUN/worker.pid" ] && kill -0 "$(cat "$RUN/worker.pid")" 2>/dev/null; then
+    kill "$(cat "$RUN/worker.pid")"; sleep 1
+fi
+DATABASE_URL="postgresql:///$DB?host=$PGHOST" \
+    nohup "$ROOT/target/release/api-gateway" worker >"$RUN/worker.log" 2>&1 &
+echo $! > "$RUN/worker.pid"
 
 # A demo OAuth2 client, created once; its secret is kept (mode 600) next to the demo's log.
 if [ ! -s "$RUN/client.env" ] || ! psql -X -qAt -d "$DB" -c "SELECT 1 FROM api_gateway.client WHERE client_id = '$(sed -n 's/^CLIENT_ID=//p' "$RUN/client.env")'" | grep -q 1; then
@@ -48,15 +55,17 @@ cat <<MSG
 
 api_gateway is running: $URL   (pid $(cat "$RUN/api-gateway.pid"), log $RUN/api-gateway.log)
 API docs: $URL/api/docs
+Admin console: $URL/api/gateway/admin/   (sign in with the admin API key below; dashboard: $URL/api/gateway/dashboard)
+Webhook worker: pid $(cat "$RUN/worker.pid"), log $RUN/worker.log
 
 Get a token (demo OAuth2 client acting as Odoo user 2, credentials in $RUN/client.env):
   TOKEN=\$(curl -s -u $CLIENT_ID:$CLIENT_SECRET -d grant_type=client_credentials $URL/api/oauth/token | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 List partners with a domain:
   curl -s -H "Authorization: Bearer \$TOKEN" "$URL/api/v1/res.partner?fields=name,email&domain=%5B%5B%22is_company%22,%22=%22,true%5D%5D"
-Or with the fixture's Odoo API key of user admin:
+Or with the fixture's Odoo API key of user admin (also the admin console's credential):
   curl -s -H "Authorization: Bearer $KEY" "$URL/api/v1/res.partner?limit=3&fields=name"
 SQL console:
   psql $DB
 Stop it:
-  kill \$(cat $RUN/api-gateway.pid)
+  kill \$(cat $RUN/api-gateway.pid) \$(cat $RUN/worker.pid)
 MSG

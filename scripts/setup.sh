@@ -48,4 +48,17 @@ echo "ready"
 
 step "build and install the extension (release)"
 cd "$ROOT"
-cargo pgrx install -p api_gateway --release --pg-config "$PG_CONFIG" 2>&1 | grep -vE '^\s+(Compiling|Checking)' || { echo "extension build failed"; exit 1; }
+# `cargo pgrx package` builds into target/release/api_gateway-pg$PG_MAJOR/; each file is then put
+# in place by rename, and only when it changed. Rewriting the loaded library in place (as
+# `cargo pgrx install` does) kills every backend that has it mapped with SIGBUS, and with it
+# the whole cluster's sessions (crash recovery).
+cargo pgrx package -p api_gateway --pg-config "$PG_CONFIG" 2>&1 | grep -vE '^\s+(Compiling|Checking)' || { echo "extension build failed"; exit 1; }
+staged="$ROOT/target/release/api_gateway-pg$PG_MAJOR"
+put() { # put SRC DIR MODE: install SRC as DIR/<name> atomically unless identical
+    local src=$1 dir=$2 name; name=$(basename "$1")
+    cmp -s "$src" "$dir/$name" && return 0
+    as_root install -m "$3" "$src" "$dir/.$name.new" && as_root mv -f "$dir/.$name.new" "$dir/$name"
+}
+for f in "$staged$($PG_CONFIG --sharedir)"/extension/*; do put "$f" "$($PG_CONFIG --sharedir)/extension" 644; done
+put "$staged$($PG_CONFIG --pkglibdir)/api_gateway.so" "$($PG_CONFIG --pkglibdir)" 755
+echo "installed $(sed -nE "s/^default_version = '(.*)'/\1/p" "$($PG_CONFIG --sharedir)/extension/api_gateway.control")"

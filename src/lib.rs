@@ -23,4 +23,9 @@ pgrx::extension_sql_file!(
 );
 pgrx::extension_sql_file!("sql/webhooks.sql", name = "webhooks", requires = ["gate"]);
 pgrx::extension_sql_file!("sql/describe.sql", name = "describe", requires = ["gate"]);
+pgrx::extension_sql_file!(
+    "sql/admin.sql",
+    name = "admin",
+    requires = ["gate", "webhooks", "stats"]
+);
 pgrx::extension_sql_file!("sql/finalize.sql", name = "finalize", finalize);

@@ -78,7 +78,8 @@ pub struct WorkerArgs {
 const SERVE_AFTER_HELP: &str = "\
 Routes: GET/POST /api/v1/<model>, GET/PUT/PATCH/DELETE /api/v1/<model>/<id>, GET /api/v1/ping,
 POST /api/oauth/token|revoke|introspect, GET /api/openapi.json, GET /api/docs, GET /health/live|ready.
-GET /metrics, GET /api/gateway/dashboard, GET /api/gateway/stats/... (admin).
+GET /metrics, GET /api/gateway/dashboard, GET /api/gateway/stats/..., the admin console
+/api/gateway/admin/ and its API /api/gateway/admin/api/... (admin).
 Lists (--trusted-proxies, --cors-origins, --expose-models) are comma-separated.
 Logging: RUST_LOG (default info). Full reference: docs/http.md.";
 
@@ -209,7 +210,8 @@ pub struct ServeArgs {
     #[arg(long, env = "API_GATEWAY_METRICS_PUBLIC", default_value_t = false, action = clap::ArgAction::Set)]
     pub metrics_public: bool,
 
-    /// Serve the dashboard (/api/gateway/dashboard) and its JSON statistics (/api/gateway/stats/...).
+    /// Serve the dashboard (/api/gateway/dashboard), its JSON statistics (/api/gateway/stats/...)
+    /// and the admin console (/api/gateway/admin/, its API under /api/gateway/admin/api/...).
     #[arg(long, env = "API_GATEWAY_DASHBOARD", default_value_t = true, action = clap::ArgAction::Set)]
     pub dashboard: bool,
 

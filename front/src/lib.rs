@@ -112,8 +112,16 @@ pub fn app(state: AppState) -> Router {
         .route("/health/ready", get(routes::health::ready))
         .route("/metrics", get(routes::metrics::metrics));
     if state.config.dashboard {
-        use routes::{dashboard, stats};
+        use routes::{admin, dashboard, stats};
         router = router
+            .route("/api/gateway/admin", get(admin::home))
+            .route("/api/gateway/admin/", get(admin::home))
+            .route("/api/gateway/admin/{page}", get(admin::page))
+            .route("/api/gateway/admin/assets/{file}", get(admin::asset))
+            .route(
+                "/api/gateway/admin/api/{*rest}",
+                get(admin::get_api).post(admin::post_api),
+            )
             .route("/api/gateway/dashboard", get(dashboard::page))
             .route("/api/gateway/dashboard/", get(dashboard::page))
             .route("/api/gateway/dashboard/{file}", get(dashboard::asset))

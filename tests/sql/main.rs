@@ -1,4 +1,5 @@
 //! SQL integration tests: the extension's functions called over a real connection.
+mod admin;
 mod data;
 mod foundation;
 mod gate;

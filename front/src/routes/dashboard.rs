@@ -18,7 +18,12 @@ const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'se
                    script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
                    form-action 'none'";
 
-fn bytes(content_type: &'static str, body: &'static [u8], cache: &'static str) -> Response {
+/// A static asset with its content type and caching policy (also the console's).
+pub fn static_bytes(
+    content_type: &'static str,
+    body: &'static [u8],
+    cache: &'static str,
+) -> Response {
     let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -28,7 +33,7 @@ fn bytes(content_type: &'static str, body: &'static [u8], cache: &'static str) -
 
 /// `GET /api/gateway/dashboard`
 pub async fn page() -> Response {
-    let mut r = bytes("text/html; charset=utf-8", PAGE, "no-cache");
+    let mut r = static_bytes("text/html; charset=utf-8", PAGE, "no-cache");
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -45,14 +50,14 @@ pub async fn page() -> Response {
 /// `GET /api/gateway/dashboard/<file>`
 pub async fn asset(Path(file): Path<String>) -> Response {
     match file.as_str() {
-        "dashboard.js" => bytes("text/javascript; charset=utf-8", SCRIPT, "no-cache"),
-        "dashboard.css" => bytes("text/css; charset=utf-8", STYLE, "no-cache"),
-        "chart.umd.min.js" => bytes(
+        "dashboard.js" => static_bytes("text/javascript; charset=utf-8", SCRIPT, "no-cache"),
+        "dashboard.css" => static_bytes("text/css; charset=utf-8", STYLE, "no-cache"),
+        "chart.umd.min.js" => static_bytes(
             "text/javascript; charset=utf-8",
             CHART,
             "public, max-age=86400",
         ),
-        "chart.js-LICENSE.md" => bytes(
+        "chart.js-LICENSE.md" => static_bytes(
             "text/plain; charset=utf-8",
             CHART_LICENSE,
             "public, max-age=86400",

@@ -1,4 +1,5 @@
 //! Routes. Handlers are thin: one SQL statement each (gate + data call), translated to HTTP.
+pub mod admin;
 pub mod dashboard;
 pub mod docs;
 pub mod health;

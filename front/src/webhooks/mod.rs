@@ -18,6 +18,27 @@ mod store;
 
 pub use deliver::{Outcome, SsrfPolicy, check_target, classify_response, parse_retry_after};
 
+/// One attempt outside the queue (the admin console's test event): the same SSRF checks,
+/// signature and timeout as a worker's delivery; the outcome is `delivered` or `dead` (nothing
+/// is retried or written back).
+pub async fn send_once(job: Job, allow_private: bool) -> Completion {
+    let settings = Settings {
+        allow_private,
+        schedule: Vec::new(),
+    };
+    match deliver::client(allow_private, 1) {
+        Ok(client) => deliver::deliver(&client, &settings, job).await,
+        Err(e) => Completion {
+            job_id: job.id,
+            attempt: job.attempt,
+            outcome: "dead",
+            status: None,
+            error: Some(e),
+            delay_s: 0.0,
+        },
+    }
+}
+
 use deadpool_postgres::Pool;
 use std::collections::HashMap;
 use std::future::Future;
