@@ -379,12 +379,13 @@ def scenario_restart():
     front = start_front("restart-front", port, "--webhooks", "true", "--webhook-sweep-s", "1",
                         "--pool-timeout-ms", "2000", "--statement-timeout-ms", "5000")
     token = token_for_admin(port)
-    probes = []  # (time, answer)
+    probes, live = [], []  # (time, answer) of /health/ready and /health/live
     probing = threading.Event()
 
     def probe():
         while not probing.is_set():
             probes.append((time.time(), request("GET", port, "/health/ready", timeout=30)))
+            live.append((time.time(), request("GET", port, "/health/live", timeout=30)))
             time.sleep(0.2)
 
     prober = threading.Thread(target=probe, daemon=True)
@@ -414,6 +415,9 @@ def scenario_restart():
     check("restart: readiness fails with a 503 problem body while the database is away",
           away and all(is_problem(a, 503) for a in away),
           f"{len(away)} probes: {sorted(set(a[0] for a in away), key=str)}")
+    live_away = [a for t, a in live if down_at + 0.5 < t and t + a[3] < up_cmd_at]
+    check("restart: liveness stays 200 while the database is away (the process is fine)",
+          live_away and all(a[0] == 200 for a in live_away), f"{len(live_away)} probes")
     during = [a for name, a, t in results if down_at + 0.5 < t and t + a[3] < up_cmd_at]
     statuses = sorted({a[0] for a in during}, key=str)
     check("restart: requests while the database is away get a 503 problem body",
