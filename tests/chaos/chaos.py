@@ -379,8 +379,11 @@ def scenario_restart():
     wid = add_webhook("chaos-restart", receiver.url, prefix)
     port = free_port()
     # A short pool wait so that requests during the outage answer quickly.
-    front = start_front("restart-front", port, "--webhooks", "true", "--webhook-sweep-s", "1",
-                        "--pool-timeout-ms", "2000", "--statement-timeout-ms", "5000")
+    front = start_front("restart-front", port, "--pool-timeout-ms", "2000", "--statement-timeout-ms", "5000")
+    # Deliveries by a separate worker, which is paused (SIGSTOP) for the last second before the
+    # crash so that committed events are still waiting in the outbox when PostgreSQL goes down,
+    # and resumed (SIGCONT) once it is back.
+    worker = Proc("restart-worker", ["worker", "--database-url", DATABASE_URL, "--webhook-sweep-s", "1"])
     token = token_for_admin(port)
     probes, live = [], []  # (time, answer) of /health/ready and /health/live
     probing = threading.Event()
@@ -394,14 +397,19 @@ def scenario_restart():
     prober = threading.Thread(target=probe, daemon=True)
     prober.start()
     loader = Loader(port, token, prefix)
-    time.sleep(3)
+    time.sleep(2)
+    worker.p.send_signal(signal.SIGSTOP)
+    time.sleep(1)
     committed_before = sql("SELECT count(*) FROM res_partner WHERE name LIKE %s", (prefix + "%",))[0][0]
+    waiting_before = sql("SELECT array_agg(event_id::text) FROM api_gateway.webhook_job "
+                         "WHERE webhook_id = %s AND state <> 'delivered'", (wid,))[0][0] or []
     down_at = time.time()
     pg_ctl("stop", "-m", "immediate", "-w")
     time.sleep(4)  # the database is away for 4 s
     up_cmd_at = time.time()
     pg_ctl("start", "-w", "-t", "60", "-l", os.path.join(WORK, "pg.log"), "-o", PG_OPTS)
     started_at = time.time()
+    worker.p.send_signal(signal.SIGCONT)
     ready_at = wait_until(30, lambda: next((t for t, a in reversed(probes[-3:]) if a[0] == 200 and t > started_at), None),
                           every=0.05)
     recovery = (ready_at - started_at) if ready_at else None
@@ -442,7 +450,13 @@ def scenario_restart():
           f"{sum(1 for a in after if a[0] == 201)}/{len(after)} created")
     check("restart: records were committed before the restart", committed_before > 0, f"{committed_before}")
     check("restart: the front process survived", front.alive())
+    check("restart: the webhook worker survived", worker.alive())
     check_no_half_applied("restart", prefix, results, wid, receiver)
+    received = set(receiver.ids())
+    check("restart: events committed but not yet delivered when PostgreSQL went down were delivered after",
+          waiting_before and all(e in received for e in waiting_before),
+          f"{sum(1 for e in waiting_before if e in received)}/{len(waiting_before)}")
+    worker.stop()
     front.stop()
     receiver.close()
     sql("DELETE FROM api_gateway.webhook WHERE id = %s", (wid,))
