@@ -4,7 +4,8 @@ receivers, drives real HTTP traffic at them, injects one fault and checks what t
 
 * restart   PostgreSQL stopped (immediate shutdown: a crash, WAL recovery at start) under load,
             away for a few seconds, started again: 503 problem bodies and a failing readiness
-            while it is away, recovery without help, no committed webhook event lost.
+            while it is away, recovery without help, no committed webhook event lost (the
+            worker is paused just before the crash so that events wait in the outbox through it).
 * sigkill   the front (which delivers webhooks too) killed with SIGKILL under load and started
             again: every 201 is a complete row, every row has exactly its one outbox event, every
             event is delivered, nothing is delivered for what did not commit.
@@ -12,7 +13,8 @@ receivers, drives real HTTP traffic at them, injects one fault and checks what t
             connection, and a healthy one that must not wait for the others.
 * pool      more clients than connections: they wait up to --pool-timeout-ms, then 503; never hang.
 * flood     valid clients measured alone, then during a flood of invalid bearer tokens from one
-            IP; the slowdown factor is printed and bounded (generously: a shared 2-core machine).
+            IP, without and with --auth-failure-limit; the slowdown factors are printed and
+            bounded (generously: a shared 2-core machine).
 
 Every wait is bounded; bounds are generous because this runs on a small, shared, noisy machine,
 and each one is written next to the check that uses it. Prints "ok"/"FAIL" per check and ends with
