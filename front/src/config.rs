@@ -116,6 +116,12 @@ pub struct ServeArgs {
     #[arg(long, env = "API_GATEWAY_AUTH_FAILURE_WINDOW_S", default_value_t = 10)]
     pub auth_failure_window_s: u64,
 
+    /// A throttled IP's request that fails authentication again keeps its turn this much longer
+    /// (without a database connection) before its 401 is sent: such an address gets at most
+    /// --auth-failure-concurrency failed gate calls per delay, in milliseconds.
+    #[arg(long, env = "API_GATEWAY_AUTH_FAILURE_DELAY_MS", default_value_t = 100)]
+    pub auth_failure_delay_ms: u64,
+
     /// Requests of a throttled IP (--auth-failure-limit) in the gate at a time.
     #[arg(
         long,

@@ -6,9 +6,12 @@
 //! Once one IP has had `limit` failed authentications (401 from the gate) within a window (this
 //! one or the previous one), at most `concurrency` of its requests are in the gate at a time;
 //! the others wait their turn, at most `wait` (the pool timeout), and then get 429 without any
-//! database call. Waiting rather than refusing at once keeps a flooding client from spinning on
-//! cheap refusals (each one would still be parsed, answered and logged). Valid requests from
-//! that IP still pass, one at a time. Counts are per front process, in memory.
+//! database call. A turn that fails authentication again is kept `delay` longer (without its
+//! database connection) before the 401 goes out, so the address gets at most `concurrency`
+//! failed gate calls per `delay` however many connections it opens. Waiting rather than
+//! refusing at once keeps a flooding client from spinning on cheap refusals (each one would
+//! still be parsed, answered and logged). Valid requests from that IP still pass, in turn.
+//! Counts are per front process, in memory.
 use crate::error::{Problem, kind};
 use axum::http::{StatusCode, header};
 use std::collections::HashMap;
@@ -59,22 +62,37 @@ pub struct AuthGuard {
     window: Duration,
     concurrency: usize,
     wait: Duration,
+    /// How long a throttled IP's failed turn is kept before its 401 is sent.
+    pub delay: Duration,
     ips: Mutex<HashMap<IpAddr, Entry>>,
 }
 
 impl AuthGuard {
-    pub fn new(limit: u32, window: Duration, concurrency: usize, wait: Duration) -> Self {
+    pub fn new(
+        limit: u32,
+        window: Duration,
+        concurrency: usize,
+        wait: Duration,
+        delay: Duration,
+    ) -> Self {
         AuthGuard {
             limit,
             window: window.max(Duration::from_secs(1)),
             concurrency: concurrency.max(1),
             wait,
+            delay,
             ips: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn off() -> Self {
-        AuthGuard::new(0, Duration::from_secs(10), 1, Duration::ZERO)
+        AuthGuard::new(
+            0,
+            Duration::from_secs(10),
+            1,
+            Duration::ZERO,
+            Duration::ZERO,
+        )
     }
 
     /// The right to call the gate for a request from `ip`: immediate (None) unless the IP is
@@ -146,7 +164,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_ip_becomes_suspect_after_the_limit_and_is_serialised() {
-        let g = AuthGuard::new(3, Duration::from_secs(10), 1, Duration::from_millis(500));
+        let g = AuthGuard::new(
+            3,
+            Duration::from_secs(10),
+            1,
+            Duration::from_millis(500),
+            Duration::ZERO,
+        );
         let bad = ip("203.0.113.66");
         for _ in 0..2 {
             g.failed(bad);
@@ -174,7 +198,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn suspicion_lasts_one_more_window_then_ends() {
-        let g = AuthGuard::new(2, Duration::from_secs(10), 1, Duration::ZERO);
+        let g = AuthGuard::new(
+            2,
+            Duration::from_secs(10),
+            1,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
         let bad = ip("2001:db8::1");
         g.failed(bad);
         g.failed(bad);

@@ -95,6 +95,7 @@ impl AppState {
                 Duration::from_secs(args.auth_failure_window_s),
                 args.auth_failure_concurrency,
                 Duration::from_millis(args.pool_timeout_ms),
+                Duration::from_millis(args.auth_failure_delay_ms),
             )),
         }
     }

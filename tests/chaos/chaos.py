@@ -44,6 +44,7 @@ WORK = os.environ["AGW_CHAOS_WORK"]
 PGDATA = os.environ["AGW_CHAOS_PGDATA"]
 PG_CTL = os.environ["AGW_CHAOS_PG_CTL"]
 PG_OPTS = os.environ["AGW_CHAOS_PG_OPTS"]
+PG_LOG = os.environ["AGW_CHAOS_PG_LOG"]
 ONLY = [s for s in os.environ.get("AGW_CHAOS_ONLY", "").split(",") if s]
 DATABASE_URL = f"postgresql://{getpass.getuser()}@/{DB}?host={SOCK}&port={PGPORT}"
 CONNINFO = f"host={SOCK} port={PGPORT} dbname={DB}"
@@ -71,8 +72,9 @@ def sql(query, params=None):
 
 
 def pg_ctl(*args):
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else ["sudo", "-u", "postgres"]
     subprocess.run(
-        ["runuser", "-u", "postgres", "--", PG_CTL, "-D", PGDATA, *args],
+        [*as_postgres, PG_CTL, "-D", PGDATA, *args],
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -409,7 +411,7 @@ def scenario_restart():
     pg_ctl("stop", "-m", "immediate", "-w")
     time.sleep(4)  # the database is away for 4 s
     up_cmd_at = time.time()
-    pg_ctl("start", "-w", "-t", "60", "-l", os.path.join(WORK, "pg.log"), "-o", PG_OPTS)
+    pg_ctl("start", "-w", "-t", "60", "-l", PG_LOG, "-o", PG_OPTS)
     started_at = time.time()
     worker.p.send_signal(signal.SIGCONT)
     ready_at = wait_until(30, lambda: next((t for t, a in reversed(probes[-3:]) if a[0] == 200 and t > started_at), None),
@@ -715,8 +717,9 @@ def scenario_flood():
     factor = flood_phase("guard off", port, token)
     check("flood (guard off): valid clients' median latency at most 15x slower", factor <= 15, f"{factor:.1f}x")
     front.stop()
-    # With --auth-failure-limit the flooding address gets one gate call at a time; measured
-    # 1-2x. Bound (docs/deployment.md): 4x.
+    # With --auth-failure-limit the flooding address gets one gate call at a time, and each
+    # failure keeps its turn 100 ms longer: about ten gate calls a second; measured 1.1x. Bound
+    # (docs/deployment.md): 4x, for the noise between two 5 s samples on a shared machine.
     port = free_port()
     front = start_front("flood-guard-front", port, "--pool-size", "8", "--trusted-proxies", "127.0.0.1/32",
                         "--auth-failure-limit", "20")

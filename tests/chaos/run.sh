@@ -25,12 +25,15 @@ fi
 PY=$VENV/bin/python
 [ -x "$PY" ] || PY=python3
 
+# $WORK (this user): the fronts' logs and pids. $WORK/pg (the postgres user): the cluster's
+# data directory, its socket directory and its log.
 WORK=$(mktemp -d /tmp/agw-chaos.XXXXXX)
-SOCK=$WORK/sock
-PGDATA=$WORK/data
+SOCK=$WORK/pg/sock
+PGDATA=$WORK/pg/data
+PGLOG=$WORK/pg/pg.log
 mkdir -p "$SOCK"
-chmod 755 "$WORK"
-chown -R postgres "$WORK"
+chmod 755 "$WORK" "$WORK/pg" "$SOCK"
+as_root chown -R postgres "$WORK/pg"
 pg_ctl_() { as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" "$@"; }
 cleanup() {
     # Fronts and workers are the Python driver's children: it kills them itself; this is for a
@@ -39,12 +42,12 @@ cleanup() {
         while read -r pid; do kill -9 "$pid" 2>/dev/null; done < "$WORK/pids"
     fi
     if [ -f "$PGDATA/postmaster.pid" ]; then pg_ctl_ stop -m immediate -w >/dev/null 2>&1; fi
-    rm -rf "$WORK"
+    as_root rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-fail_setup() { echo "FAIL chaos set-up: $*"; [ -f "$WORK/pg.log" ] && tail -20 "$WORK/pg.log"; echo "chaos: 0 passed, 1 failed"; exit 1; }
+fail_setup() { echo "FAIL chaos set-up: $*"; [ -f "$PGLOG" ] && tail -20 "$PGLOG"; echo "chaos: 0 passed, 1 failed"; exit 1; }
 
 step "chaos: throwaway PostgreSQL cluster in $PGDATA (port $PORT, socket $SOCK)"
 as_postgres "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$WORK/initdb.log" 2>&1 \
@@ -53,9 +56,10 @@ as_postgres "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --loc
 # committed transaction survives an immediate shutdown anyway (its WAL is in the page cache);
 # the crash-recovery path that replays it is the one a real crash takes.
 PGOPTS="-p $PORT -k $SOCK -c listen_addresses='' -c max_connections=60 -c fsync=off -c shared_buffers=32MB"
-pg_ctl_ start -w -t 60 -l "$WORK/pg.log" -o "$PGOPTS" >/dev/null || fail_setup "pg_ctl start"
+pg_ctl_ start -w -t 60 -l "$PGLOG" -o "$PGOPTS" >/dev/null || fail_setup "pg_ctl start"
 export PGHOST=$SOCK PGPORT=$PORT
 DB=agw_chaos
+# A superuser role for this OS user (the fronts and the driver connect as it over the socket).
 as_postgres psql -q -X -h "$SOCK" -p "$PORT" -d postgres -c "CREATE ROLE \"$(id -un)\" SUPERUSER LOGIN" >/dev/null 2>&1 || true
 psql -q -X -d postgres -c "CREATE DATABASE $DB" >/dev/null || fail_setup "CREATE DATABASE"
 psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -f "$ROOT/tests/fixtures/odoo19_mini.sql" >/dev/null || fail_setup "fixture"
@@ -64,7 +68,7 @@ echo "cluster ready: extension $(psql -X -At -d "$DB" -c 'SELECT api_gateway.ver
 
 export AGW_CHAOS_BIN=$BIN AGW_CHAOS_DB=$DB AGW_CHAOS_SOCK=$SOCK AGW_CHAOS_PORT=$PORT \
     AGW_CHAOS_WORK=$WORK AGW_CHAOS_PGDATA=$PGDATA AGW_CHAOS_PG_CTL="$PG_BIN/pg_ctl" \
-    AGW_CHAOS_PG_OPTS="$PGOPTS"
+    AGW_CHAOS_PG_OPTS="$PGOPTS" AGW_CHAOS_PG_LOG=$PGLOG
 timeout --kill-after=10 420 "$PY" -u "$ROOT/tests/chaos/chaos.py"
 rc=$?
 if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then

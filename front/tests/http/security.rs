@@ -637,7 +637,8 @@ async fn methods_and_routes_that_do_not_exist() {
 /// `--auth-failure-limit`: once an address has failed authentication `limit` times, its requests
 /// take turns (one in the gate at a time); one that cannot get its turn within the wait gets a
 /// 429 problem without a database call, while other addresses are untouched. The test holds the
-/// address's only turn itself, so nothing here depends on timing.
+/// address's only turn itself, so no outcome depends on timing (durations are only checked to
+/// be at least the configured waits).
 #[tokio::test]
 async fn an_address_that_keeps_failing_authentication_takes_turns() {
     use api_gateway_front::guard::AuthGuard;
@@ -649,7 +650,8 @@ async fn an_address_that_keeps_failing_authentication_takes_turns() {
     let pool = api_gateway_front::db::pool(&args).unwrap();
     let mut state = api_gateway_front::AppState::new(pool, &args);
     let wait = Duration::from_millis(300);
-    let guard = Arc::new(AuthGuard::new(3, Duration::from_secs(60), 1, wait));
+    let delay = Duration::from_millis(200);
+    let guard = Arc::new(AuthGuard::new(3, Duration::from_secs(60), 1, wait, delay));
     state.auth_guard = guard.clone();
     let app = api_gateway_front::app(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -694,8 +696,11 @@ async fn an_address_that_keeps_failing_authentication_takes_turns() {
     assert_eq!(send(get("198.51.100.1", &valid)).await.status, 200);
     assert_problem(&send(get("198.51.100.1", "not-a-token")).await, 401);
     // Once the turn is free, the throttled address is served again, one request at a time:
-    // a valid client behind it gets through.
+    // a valid client behind it gets through, and a failure keeps the turn `delay` longer
+    // before its 401 goes out.
     drop(turn);
     assert_eq!(send(get(flooding, &valid)).await.status, 200);
+    let started = std::time::Instant::now();
     assert_problem(&send(get(flooding, "not-a-token")).await, 401);
+    assert!(started.elapsed() >= delay, "a throttled failure is delayed");
 }
