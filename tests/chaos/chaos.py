@@ -20,6 +20,7 @@ Every wait is bounded; bounds are generous because this runs on a small, shared,
 and each one is written next to the check that uses it. Prints "ok"/"FAIL" per check and ends with
 "chaos: N passed, N failed".
 """
+import base64
 import getpass
 import http.client
 import http.server
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 
 import psycopg
@@ -184,7 +186,6 @@ def token_for_admin(port):
         "ON CONFLICT (user_id) DO UPDATE SET rate_limit = 0, active = true, allowed_ips = NULL")
     (cid, secret), = sql("SELECT client_id, client_secret FROM api_gateway.create_client("
                          "'chaos', 2, '{read,write,delete}')")
-    import base64
     basic = base64.b64encode(f"{cid}:{secret}".encode()).decode()
     a = request("POST", port, "/api/oauth/token",
                 {"Authorization": f"Basic {basic}",
@@ -338,9 +339,8 @@ class Loader:
 
 
 def partners(prefix):
-    """{name: (id, email, phone)} of the committed records with this name prefix."""
-    rows = sql("SELECT name, id, email, phone FROM res_partner WHERE name LIKE %s", (prefix + "%",))
-    return rows
+    """[(name, id, email, phone)] of the committed records with this name prefix."""
+    return sql("SELECT name, id, email, phone FROM res_partner WHERE name LIKE %s", (prefix + "%",))
 
 
 def check_no_half_applied(label, prefix, results, wid, receiver):
@@ -743,7 +743,6 @@ def main():
         try:
             fn()
         except Exception as e:  # a scenario that breaks is a failure, and the next one still runs
-            import traceback
             traceback.print_exc()
             check(f"{name}: the scenario ran to its end", False, f"{type(e).__name__}: {e}")
         print(f"({name}: {time.monotonic() - t0:.0f} s)", flush=True)
