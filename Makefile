@@ -1,5 +1,5 @@
 # The project's commands. Each one installs what it needs first (see scripts/setup.sh).
-.PHONY: demo test bench fmt
+.PHONY: demo test bench fmt chaos
 
 demo:
 	@scripts/demo.sh
@@ -9,6 +9,10 @@ test:
 
 bench:
 	@bench/run.sh
+
+# Fault tests on a throwaway PostgreSQL cluster (docs/deployment.md#failure-behaviour).
+chaos:
+	@tests/chaos/run.sh
 
 fmt:
 	cargo fmt --all

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: set up what is missing, then run every test: unit (core, front), SQL integration
 # against a real cluster on every fixture available, HTTP over real sockets, interop with
-# independent Python libraries, and the upgrade-equals-fresh-install check.
+# independent Python libraries, the upgrade-equals-fresh-install check, and the fault tests
+# (`make chaos`, on a throwaway cluster of their own).
 # Exits non-zero on any failure and ends with one line "N passed, N failed".
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -62,10 +63,12 @@ run front-python env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_T
     API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/front/tests/python"
 run pgbouncer env API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$ROOT/front/tests/pgbouncer.sh" ${DBP}_mini
 run upgrade "$ROOT/tests/upgrade/check.sh"
+# Fault tests (PostgreSQL restart, SIGKILL, bad receivers, pool, flood) on a throwaway cluster.
+run chaos env API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$ROOT/tests/chaos/run.sh"
 
 # One closing line for the whole run, summed over every runner's own summary lines.
-passed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p; s/^=* ?([0-9]+) passed.*/\1/p; s/^upgrade: ([0-9]+) passed.*/\1/p' | awk '{s+=$1} END {print s+0}')
-failed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. [0-9]+ passed; ([0-9]+) failed.*/\1/p; s/^=* ?[0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^=* ?([0-9]+) failed.*/\1/p; s/^upgrade: [0-9]+ passed, ([0-9]+) failed.*/\1/p' | awk '{s+=$1} END {print s+0}')
+passed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p; s/^=* ?([0-9]+) passed.*/\1/p; s/^upgrade: ([0-9]+) passed.*/\1/p; s/^chaos: ([0-9]+) passed.*/\1/p; s/^pgbouncer: ([0-9]+) passed.*/\1/p' | awk '{s+=$1} END {print s+0}')
+failed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. [0-9]+ passed; ([0-9]+) failed.*/\1/p; s/^=* ?[0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^=* ?([0-9]+) failed.*/\1/p; s/^upgrade: [0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^chaos: [0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^pgbouncer: [0-9]+ passed, ([0-9]+) failed.*/\1/p' | awk '{s+=$1} END {print s+0}')
 passed=${passed:-0}; failed=${failed:-0}
 if [ ${#failures[@]} -gt 0 ] && [ "$failed" = 0 ]; then failed=${#failures[@]}; fi
 echo

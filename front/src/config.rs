@@ -103,6 +103,34 @@ pub struct ServeArgs {
     #[arg(long, env = "API_GATEWAY_POOL_TIMEOUT_MS", default_value_t = 5000)]
     pub pool_timeout_ms: u64,
 
+    /// Failed authentications (401 from the gate) one client IP may have within
+    /// --auth-failure-window-s before it is throttled: then at most --auth-failure-concurrency
+    /// of its requests reach the database at a time, the others wait their turn (at most
+    /// --pool-timeout-ms) and then get 429. Bounds what a flood of invalid tokens from one
+    /// address costs the other clients. 0 (the default) disables it. Needs the real client IP:
+    /// behind a load balancer, set --trusted-proxies, or every client shares its address.
+    #[arg(long, env = "API_GATEWAY_AUTH_FAILURE_LIMIT", default_value_t = 0)]
+    pub auth_failure_limit: u32,
+
+    /// The window of --auth-failure-limit, in seconds (an IP stays throttled for the window
+    /// after the one in which it reached the limit).
+    #[arg(long, env = "API_GATEWAY_AUTH_FAILURE_WINDOW_S", default_value_t = 10)]
+    pub auth_failure_window_s: u64,
+
+    /// A throttled IP's request that fails authentication again keeps its turn this much longer
+    /// (without a database connection) before its 401 is sent: such an address gets at most
+    /// --auth-failure-concurrency failed gate calls per delay, in milliseconds.
+    #[arg(long, env = "API_GATEWAY_AUTH_FAILURE_DELAY_MS", default_value_t = 100)]
+    pub auth_failure_delay_ms: u64,
+
+    /// Requests of a throttled IP (--auth-failure-limit) in the gate at a time.
+    #[arg(
+        long,
+        env = "API_GATEWAY_AUTH_FAILURE_CONCURRENCY",
+        default_value_t = 1
+    )]
+    pub auth_failure_concurrency: usize,
+
     /// Statement timeout applied to every request (SET LOCAL in the request's transaction), in
     /// milliseconds; a request that runs longer gets 504. 0 disables it.
     #[arg(

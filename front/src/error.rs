@@ -21,6 +21,8 @@ pub mod kind {
     pub const IP_NOT_ALLOWED: (&str, &str) = ("ip-not-allowed", "Client IP address not allowed");
     pub const PROFILE_INACTIVE: (&str, &str) = ("profile-inactive", "API access disabled");
     pub const RATE_LIMITED: (&str, &str) = ("quota-exceeded", "Too Many Requests");
+    pub const AUTH_FAILURES: (&str, &str) =
+        ("too-many-auth-failures", "Too many failed authentications");
     pub const FORBIDDEN: (&str, &str) = ("forbidden", "Access denied");
     pub const NOT_FOUND: (&str, &str) = ("not-found", "Not Found");
     pub const UNKNOWN_MODEL: (&str, &str) = ("unknown-model", "Unknown model");

@@ -349,6 +349,8 @@ pub async fn run(
     use tokio_postgres::types::{ToSql, Type};
     let method = ctx.method_name();
     let timeout = state.config.statement_timeout_ms;
+    // Held until the request's database work is over: a throttled IP's turn.
+    let turn = state.auth_guard.admit(ctx.ip).await?;
     let client = state.pool.get().await?;
     if state.config.single_statement {
         let mut params: Vec<(&(dyn ToSql + Sync), Type)> = vec![
@@ -360,6 +362,8 @@ pub async fn run(
         let row = crate::db::query_one_on(&client, timeout, sql.combined, &params).await?;
         let gate = Gate::from_row(&row)?;
         if !gate.passed() {
+            drop(client);
+            note_failure(state, ctx, &gate, turn.is_some()).await;
             return Err(gate.denial(method));
         }
         return Ok(Passed {
@@ -370,6 +374,8 @@ pub async fn run(
     }
     let gate = authenticate_on(&client, timeout, ctx).await?;
     if !gate.passed() {
+        drop(client);
+        note_failure(state, ctx, &gate, turn.is_some()).await;
         return Err(gate.denial(method));
     }
     let none: Option<String> = None;
@@ -388,6 +394,19 @@ pub async fn run(
         row,
         offset: 0,
     })
+}
+
+/// A 401 (credentials the gate could not accept) counts against the client IP
+/// (`--auth-failure-limit`); other denials (scope, IP list, quota) do not: the caller is known.
+/// A throttled IP (one that had to take a turn) keeps its turn `delay` longer, its database
+/// connection already back in the pool.
+async fn note_failure(state: &AppState, ctx: &Ctx, gate: &Gate, throttled: bool) {
+    if gate.status == 401 {
+        state.auth_guard.failed(ctx.ip);
+        if throttled {
+            tokio::time::sleep(state.auth_guard.delay).await;
+        }
+    }
 }
 
 /// The gate call alone, in its own transaction (the rate-limit count commits at once).

@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod gate;
+pub mod guard;
 pub mod net;
 pub mod obs;
 pub mod openapi;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub openapi: Arc<openapi::Cache>,
     /// Traffic log, metrics, live feed (src/obs/).
     pub obs: Arc<obs::Obs>,
+    /// Throttling of IPs that keep failing authentication (src/guard.rs).
+    pub auth_guard: Arc<guard::AuthGuard>,
 }
 
 impl AppState {
@@ -87,6 +90,13 @@ impl AppState {
             config: Arc::new(Settings::from_args(args)),
             openapi: Arc::new(openapi::Cache::default()),
             obs: Arc::new(obs::Obs::new(obs::Options::from_args(args))),
+            auth_guard: Arc::new(guard::AuthGuard::new(
+                args.auth_failure_limit,
+                Duration::from_secs(args.auth_failure_window_s),
+                args.auth_failure_concurrency,
+                Duration::from_millis(args.pool_timeout_ms),
+                Duration::from_millis(args.auth_failure_delay_ms),
+            )),
         }
     }
 }

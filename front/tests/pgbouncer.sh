@@ -2,7 +2,8 @@
 # The front through PgBouncer in transaction mode: two `api-gateway serve` processes share one
 # PgBouncer (pool_mode = transaction, fewer server connections than clients) pointed at the
 # fixture database, and real requests go through them: token, ping, search_read, create, write,
-# unlink, introspection, errors, and bursts of concurrent requests. Nothing may fail, and
+# unlink, introspection, errors, and bursts of concurrent requests; one rate limit across both;
+# both deliver webhooks, and each event reaches the receiver exactly once. Nothing may fail, and
 # PgBouncer's log must show no error (a named prepared statement or session state would).
 #
 # Usage: front/tests/pgbouncer.sh [DBNAME]   (default: $AGW_TEST_DB, else agw_test_mini)
@@ -68,9 +69,13 @@ for _ in $(seq 50); do
 done
 
 URL="postgresql://agw_front@127.0.0.1:$PORT/$DB"
+# Both fronts deliver webhooks too, as in production without a separate worker: claims go
+# through PgBouncer, LISTEN over a direct connection (transaction mode does not carry it).
+DIRECT_URL="postgresql:///$DB?host=$PGHOST"
 start_front() { # start_front PORT
     "$BIN" serve --database-url "$URL" --listen "127.0.0.1:$1" --pool-size 4 \
-        --statement-timeout-ms 5000 --openapi-refresh-s 3600 >"$WORK/front-$1.log" 2>&1 &
+        --statement-timeout-ms 5000 --openapi-refresh-s 3600 \
+        --webhooks true --webhook-listen-url "$DIRECT_URL" --webhook-sweep-s 1 >"$WORK/front-$1.log" 2>&1 &
     PIDS+=($!)
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -149,6 +154,65 @@ seq 30 | xargs -P 8 -I{} sh -c '
 ok=$(grep -c '^200$' "$WORK/limited"); limited=$(grep -c '^429$' "$WORK/limited")
 check "one limit across two fronts: exactly 10 of 30 pass (got $ok, $limited refused with 429)" test "$ok" = 10 -a "$limited" = 20
 psql -q -X -d "$DB" -c "DELETE FROM api_gateway.profile WHERE user_id = 8" -c "DELETE FROM api_gateway.throttle WHERE subject = 'user:8'" >/dev/null
+
+# One webhook delivery per event with both fronts delivering: a receiver on 127.0.0.1 counts
+# every request by webhook-id; 60 records created through the API alternating between the
+# fronts (three at a time, so both workers race for the same jobs) must give 60 events, each
+# received exactly once (at least once is the promise; twice would mean both fronts delivered
+# the same job, which SKIP LOCKED and the lease rule out while nothing crashes).
+cat > "$WORK/receiver.py" <<'PY'
+import http.server, sys, threading
+out = open(sys.argv[1], "a", buffering=1)
+lock = threading.Lock()
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        with lock:
+            out.write(self.headers.get("webhook-id", "-") + "\n")
+        self.send_response(204); self.end_headers()
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PY
+touch "$WORK/receipts"
+python3 "$WORK/receiver.py" "$WORK/receipts" > "$WORK/receiver.port" 2>"$WORK/receiver.log" &
+PIDS+=($!)
+for _ in $(seq 50); do [ -s "$WORK/receiver.port" ] && break; sleep 0.1; done
+RPORT=$(cat "$WORK/receiver.port")
+WH_PREFIX="pgb-wh-$$-"
+psql -q -X -v ON_ERROR_STOP=1 -d "$DB" \
+  -c "UPDATE api_gateway.webhook_settings SET allow_private_targets = true" \
+  -c "DELETE FROM api_gateway.webhook WHERE name = 'pgbouncer two fronts'" \
+  -c "INSERT INTO api_gateway.webhook (name, model, url, fields, domain, on_write, on_unlink) VALUES \
+      ('pgbouncer two fronts', 'res.partner', 'http://127.0.0.1:$RPORT/hook', '{name}', \
+       \$\$[('name', '=like', '$WH_PREFIX%')]\$\$, false, false)" >/dev/null
+WHID=$(psql -X -At -d "$DB" -c "SELECT id FROM api_gateway.webhook WHERE name = 'pgbouncer two fronts'")
+seq 60 | xargs -P 3 -I{} sh -c '
+    p=$(( {} % 2 == 0 ? '"$P1"' : '"$P2"' ))
+    curl -s -o /dev/null -w "%{http_code}\n" -H "'"$AUTH"'" -H "Content-Type: application/json" \
+        -d "{\"name\":\"'"$WH_PREFIX"'{}\"}" "http://127.0.0.1:$p/api/v1/res.partner"
+' > "$WORK/wh-creates"
+check "60 creates alternating between the fronts" [ "$(grep -c '^201$' "$WORK/wh-creates")" = 60 ]
+# Bound: 30 s for 60 deliveries to a local receiver (they take well under a second).
+for _ in $(seq 150); do
+    left=$(psql -X -At -d "$DB" -c "SELECT count(*) FROM api_gateway.webhook_job WHERE webhook_id = $WHID AND state <> 'delivered'")
+    [ "$left" = 0 ] && break
+    sleep 0.2
+done
+sleep 1.5  # room for a duplicate to arrive, were there one
+events=$(psql -X -At -d "$DB" -c "SELECT count(*) FROM api_gateway.webhook_job WHERE webhook_id = $WHID")
+psql -X -At -d "$DB" -c "SELECT event_id FROM api_gateway.webhook_job WHERE webhook_id = $WHID ORDER BY 1" > "$WORK/wh-events"
+sort "$WORK/receipts" > "$WORK/wh-received"
+dups=$(uniq -d "$WORK/wh-received" | wc -l)
+check "one event per create (got $events)" [ "$events" = 60 ]
+check "every event delivered, none twice, nothing else ($(wc -l < "$WORK/wh-received") requests, $dups ids twice)" \
+    cmp -s "$WORK/wh-events" "$WORK/wh-received"
+check "both fronts ran a webhook worker" \
+    test "$(grep -l 'webhook worker .* started' "$WORK"/front-*.log | wc -l)" = 2
+psql -q -X -d "$DB" -c "DELETE FROM api_gateway.webhook WHERE id = $WHID" \
+  -c "UPDATE api_gateway.webhook_settings SET allow_private_targets = false" \
+  -c "DELETE FROM res_partner WHERE name LIKE '$WH_PREFIX%'" >/dev/null
 
 code=$(status -X POST -u "$CID:$SECRET" --data-urlencode "token=$TOKEN" "http://127.0.0.1:$P1/api/oauth/revoke")
 check "revoke" [ "$code" = 200 ]

@@ -52,6 +52,12 @@ pub const CHANNEL: &str = "api_gateway_webhook";
 /// How often `webhook_settings` is read again.
 const SETTINGS_EVERY: Duration = Duration::from_secs(1);
 
+/// While deliveries are in flight the worker holds the awake lock, so capture does not notify
+/// it: it looks for new jobs at least this often (besides every completion), so that an
+/// endpoint that hangs until its timeout does not delay the other endpoints' new events by
+/// more than this.
+const BUSY_POLL: Duration = Duration::from_millis(250);
+
 /// How the worker runs. `Default` gives the documented defaults with no LISTEN connection.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -254,11 +260,11 @@ pub async fn run(
         }
         // Nothing claimable now: sleep until a notification, a freed slot, the next scheduled
         // retry or the sweep, whichever comes first. With deliveries in flight the worker
-        // stays awake: each completion wakes it.
+        // stays awake: each completion wakes it, and it looks again every BUSY_POLL.
         let cap = if tasks.is_empty() {
             cfg.sweep_interval
         } else {
-            cfg.sweep_interval.min(Duration::from_secs(1))
+            cfg.sweep_interval.min(BUSY_POLL)
         };
         let wait = match store::next_due_in(&pool).await {
             Ok(Some(secs)) if secs > 0.0 => Duration::from_secs_f64(secs.min(cap.as_secs_f64())),

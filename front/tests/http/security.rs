@@ -633,3 +633,74 @@ async fn methods_and_routes_that_do_not_exist() {
     let r = send(c.get(s.url("/api/oauth/token"))).await;
     assert_problem(&r, 405);
 }
+
+/// `--auth-failure-limit`: once an address has failed authentication `limit` times, its requests
+/// take turns (one in the gate at a time); one that cannot get its turn within the wait gets a
+/// 429 problem without a database call, while other addresses are untouched. The test holds the
+/// address's only turn itself, so no outcome depends on timing (durations are only checked to
+/// be at least the configured waits).
+#[tokio::test]
+async fn an_address_that_keeps_failing_authentication_takes_turns() {
+    use api_gateway_front::guard::AuthGuard;
+    use std::sync::Arc;
+    use std::time::Duration;
+    prepare().await;
+    let mut args = args();
+    args.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let pool = api_gateway_front::db::pool(&args).unwrap();
+    let mut state = api_gateway_front::AppState::new(pool, &args);
+    let wait = Duration::from_millis(300);
+    let delay = Duration::from_millis(200);
+    let guard = Arc::new(AuthGuard::new(3, Duration::from_secs(60), 1, wait, delay));
+    state.auth_guard = guard.clone();
+    let app = api_gateway_front::app(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let flooding = "203.0.113.9";
+    let get = |from: &str, credential: &str| {
+        http()
+            .get(format!("http://{addr}/api/v1/ping"))
+            .header("x-forwarded-for", from)
+            .header("authorization", format!("Bearer {credential}"))
+    };
+    for _ in 0..3 {
+        let r = send(get(flooding, "not-a-token")).await;
+        assert_problem(&r, 401);
+        assert_eq!(kind(&r), "invalid-token");
+    }
+    // Its only turn is taken (as by a request still in the gate): the next one waits, then 429.
+    let turn = guard
+        .admit(Some(flooding.parse().unwrap()))
+        .await
+        .unwrap()
+        .expect("the address is throttled after 3 failures");
+    let started = std::time::Instant::now();
+    let r = send(get(flooding, "not-a-token")).await;
+    assert_problem(&r, 429);
+    assert_eq!(kind(&r), "too-many-auth-failures");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(
+        started.elapsed() >= wait,
+        "refused only after waiting for its turn"
+    );
+    // Another address is not affected, valid or not.
+    let valid = token(2, &["read"]).await;
+    assert_eq!(send(get("198.51.100.1", &valid)).await.status, 200);
+    assert_problem(&send(get("198.51.100.1", "not-a-token")).await, 401);
+    // Once the turn is free, the throttled address is served again, one request at a time:
+    // a valid client behind it gets through, and a failure keeps the turn `delay` longer
+    // before its 401 goes out.
+    drop(turn);
+    assert_eq!(send(get(flooding, &valid)).await.status, 200);
+    let started = std::time::Instant::now();
+    assert_problem(&send(get(flooding, "not-a-token")).await, 401);
+    assert!(started.elapsed() >= delay, "a throttled failure is delayed");
+}
