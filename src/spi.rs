@@ -74,6 +74,29 @@ pub fn plan_cached(
 /// to serde_json and back would cost more than the query itself for a page of records.
 pub struct RawJsonb(pgrx::pg_sys::Datum);
 
+impl RawJsonb {
+    /// jsonb parsed by PostgreSQL (jsonb_in) from JSON text already checked by serde_json (so it
+    /// holds no NUL byte); jsonb_in's own refusals (e.g. `\u0000`) raise its usual errors.
+    pub fn from_json_text(text: Vec<u8>) -> RawJsonb {
+        let text = std::ffi::CString::new(text).unwrap_or_else(|_| {
+            crate::error::raise(
+                PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                "JSON text contains a NUL byte",
+                None,
+            )
+        });
+        // SAFETY: jsonb_in takes a NUL-terminated C string and returns a jsonb varlena allocated
+        // in the current memory context; errors are raised through pgrx's guarded call.
+        RawJsonb(unsafe {
+            pgrx::fcinfo::direct_function_call_as_datum(
+                pgrx::pg_sys::jsonb_in,
+                &[Some(pgrx::pg_sys::Datum::from(text.as_ptr()))],
+            )
+            .expect("jsonb_in returns a value")
+        })
+    }
+}
+
 impl pgrx::IntoDatum for RawJsonb {
     fn into_datum(self) -> Option<pgrx::pg_sys::Datum> {
         Some(self.0)

@@ -177,6 +177,76 @@ pub fn verify(
     now_unix: i64,
     leeway_s: i64,
 ) -> Result<Map<String, Value>, JwtError> {
+    let payload = signed_payload(token, secret, alg)?;
+    let claims = match serde_json::from_slice::<Value>(&payload) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(JwtError::ClaimsNotObject),
+        Err(_) => return Err(malformed("payload is not valid JSON")),
+    };
+    check_dates(
+        [claims.get("exp"), claims.get("nbf"), claims.get("iat")],
+        now_unix,
+        leeway_s,
+    )?;
+    Ok(claims)
+}
+
+/// The date claims, read without building the claims object (every other member is only
+/// lexed). A duplicated date claim is refused, as RFC 7519 §4 allows.
+#[derive(serde::Deserialize)]
+struct DateClaims {
+    #[serde(default, deserialize_with = "present")]
+    exp: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    nbf: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    iat: Option<Value>,
+}
+
+/// A member that is there, even as `null` (which is then refused as not a NumericDate).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// As [`verify`], returning the verified payload: the JSON text of the claims object, exactly
+/// as signed, for callers that hand it on as JSON (`jwt_verify` makes it jsonb) without
+/// needing its members.
+pub fn verify_payload(
+    token: &str,
+    secret: &[u8],
+    alg: Algorithm,
+    now_unix: i64,
+    leeway_s: i64,
+) -> Result<Vec<u8>, JwtError> {
+    let payload = signed_payload(token, secret, alg)?;
+    // serde would also read a JSON array into the struct (by position): only an object is claims.
+    let is_object = payload
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    let dates = match serde_json::from_slice::<DateClaims>(&payload) {
+        Ok(d) if is_object => d,
+        _ => {
+            return Err(match serde_json::from_slice::<Value>(&payload) {
+                Ok(Value::Object(_)) => {
+                    JwtError::InvalidClaim("a date claim (exp, nbf, iat) appears twice".to_owned())
+                }
+                Ok(_) => JwtError::ClaimsNotObject,
+                Err(_) => malformed("payload is not valid JSON"),
+            });
+        }
+    };
+    check_dates(
+        [dates.exp.as_ref(), dates.nbf.as_ref(), dates.iat.as_ref()],
+        now_unix,
+        leeway_s,
+    )?;
+    Ok(payload)
+}
+
+/// The header's `alg` must be `alg`, the signature must match (checked in constant time before
+/// the payload is even decoded); returns the decoded payload bytes.
+fn signed_payload(token: &str, secret: &[u8], alg: Algorithm) -> Result<Vec<u8>, JwtError> {
     if secret.is_empty() {
         return Err(JwtError::EmptySecret);
     }
@@ -203,23 +273,23 @@ pub fn verify(
     if !mac_verify(alg, secret, signing_input.as_bytes(), &signature) {
         return Err(JwtError::BadSignature);
     }
-
-    // Only now, with the signature good, look at the claims.
-    let payload = URL_SAFE_NO_PAD
+    URL_SAFE_NO_PAD
         .decode(payload_b64)
-        .map_err(|_| malformed("payload is not valid base64url"))?;
-    let claims = match serde_json::from_slice::<Value>(&payload) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => return Err(JwtError::ClaimsNotObject),
-        Err(_) => return Err(malformed("payload is not valid JSON")),
-    };
+        .map_err(|_| malformed("payload is not valid base64url"))
+}
 
+/// `exp`, `nbf` and `iat` (in that order), when present, must be finite numbers; the token is
+/// expired when `now >= exp + leeway` and not yet valid when `now + leeway < nbf`.
+fn check_dates(
+    [exp, nbf, iat]: [Option<&Value>; 3],
+    now_unix: i64,
+    leeway_s: i64,
+) -> Result<(), JwtError> {
     let leeway = i128::from(leeway_s.max(0));
     let now = i128::from(now_unix);
-    let exp = numeric_date(&claims, "exp")?;
-    let nbf = numeric_date(&claims, "nbf")?;
-    numeric_date(&claims, "iat")?;
-
+    let exp = numeric_date(exp, "exp")?;
+    let nbf = numeric_date(nbf, "nbf")?;
+    numeric_date(iat, "iat")?;
     if let Some(exp) = exp {
         // now >= exp + leeway  <=>  now - leeway >= exp
         if exp.le(now - leeway) {
@@ -232,7 +302,7 @@ pub fn verify(
             return Err(JwtError::NotYetValid);
         }
     }
-    Ok(claims)
+    Ok(())
 }
 
 fn malformed(why: &str) -> JwtError {
@@ -312,8 +382,8 @@ impl NumericDate {
     }
 }
 
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<NumericDate>, JwtError> {
-    match claims.get(name) {
+fn numeric_date(claim: Option<&Value>, name: &str) -> Result<Option<NumericDate>, JwtError> {
+    match claim {
         None => Ok(None),
         Some(Value::Number(n)) => number_to_date(n)
             .map(Some)
@@ -769,6 +839,61 @@ mod tests {
     }
 
     #[test]
+    fn verify_payload_returns_the_signed_text_and_refuses_as_verify_does() {
+        let text = r#"{"sub":"1", "exp":1700000100,"x":[1,{"y":null}]}"#;
+        let t = hs256(text);
+        assert_eq!(
+            verify_payload(&t, b"k", Algorithm::HS256, NOW, 0).unwrap(),
+            text.as_bytes()
+        );
+        for p in [
+            "[]",
+            "[1,2,3]",
+            " [1700000000]",
+            "1",
+            "\"s\"",
+            "null",
+            "true",
+        ] {
+            assert_eq!(
+                verify_payload(&hs256(p), b"k", Algorithm::HS256, NOW, 0),
+                Err(JwtError::ClaimsNotObject),
+                "{p}"
+            );
+        }
+        for p in ["{", "{} x", "{\"a\":}"] {
+            assert_eq!(
+                verify_payload(&hs256(p), b"k", Algorithm::HS256, NOW, 0),
+                Err(JwtError::Malformed("payload is not valid JSON".into())),
+                "{p}"
+            );
+        }
+        for name in ["exp", "nbf", "iat"] {
+            let t = hs256(&format!(r#"{{"{name}":null}}"#));
+            assert_eq!(
+                verify_payload(&t, b"k", Algorithm::HS256, NOW, 0),
+                Err(JwtError::InvalidClaim(format!(
+                    "{name:?} is not a NumericDate"
+                )))
+            );
+        }
+        // A second exp cannot hide behind a first one.
+        let t = hs256(r#"{"exp":1800000000,"exp":1}"#);
+        assert!(matches!(
+            verify_payload(&t, b"k", Algorithm::HS256, NOW, 0),
+            Err(JwtError::InvalidClaim(_))
+        ));
+        assert_eq!(
+            verify_payload(&hs256(r#"{"exp":1}"#), b"k", Algorithm::HS256, NOW, 0),
+            Err(JwtError::Expired)
+        );
+        assert_eq!(
+            verify_payload(&t, b"wrong", Algorithm::HS256, NOW, 0),
+            Err(JwtError::BadSignature)
+        );
+    }
+
+    #[test]
     fn time_claims_must_be_numbers() {
         for name in ["exp", "nbf", "iat"] {
             for v in ["\"1700000000\"", "null", "true", "[1]", "{}"] {
@@ -945,6 +1070,28 @@ mod tests {
             let t = format!("{h}.{p}.{s}");
             let _ = verify(&t, b"k", Algorithm::HS256, now, leeway);
             let _ = decode_header(&t);
+        }
+
+        #[test]
+        fn verify_payload_agrees_with_verify(
+            payload in prop_oneof![
+                ".{0,60}",
+                "\\{(\"(exp|nbf|iat|sub)\":(-?[0-9]{1,12}(\\.[0-9])?|null|\"x\"|\\[\\]),?){0,4}\\}",
+            ],
+            now in 1_600_000_000i64..1_800_000_000, leeway in 0i64..100,
+        ) {
+            let t = raw_token(r#"{"alg":"HS256"}"#, &payload, Algorithm::HS256, b"k");
+            let full = verify(&t, b"k", Algorithm::HS256, now, leeway);
+            let raw = verify_payload(&t, b"k", Algorithm::HS256, now, leeway);
+            match (&full, &raw) {
+                (Ok(claims), Ok(bytes)) => {
+                    prop_assert_eq!(&serde_json::from_slice::<Value>(bytes).unwrap(), &Value::Object(claims.clone()));
+                }
+                // verify keeps the last of duplicated members; verify_payload refuses them.
+                (_, Err(JwtError::InvalidClaim(why))) if why.contains("twice") => {}
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                _ => prop_assert!(false, "{:?} vs {:?}", full, raw),
+            }
         }
 
         #[test]

@@ -61,13 +61,15 @@ fn jwt_sign(
 
 /// `api_gateway.jwt_verify(token text, secret text, alg text DEFAULT 'HS256', leeway_s integer DEFAULT 30) RETURNS jsonb`
 /// Every rejection raises SQLSTATE 28000 naming the reason. Only `alg` is trusted, never the header.
+/// The claims go to jsonb straight from the signed payload text (jsonb_in): no object is built
+/// in Rust and serialised again.
 #[pg_extern(stable, parallel_safe)]
 fn jwt_verify(
     token: Option<&str>,
     secret: Option<&str>,
     alg: default!(Option<&str>, "'HS256'"),
     leeway_s: default!(Option<i32>, 30),
-) -> pgrx::JsonB {
+) -> crate::spi::RawJsonb {
     let alg = algorithm(require(alg, "alg"));
     let secret = require(secret, "secret");
     let token = token.unwrap_or_else(|| {
@@ -78,8 +80,8 @@ fn jwt_verify(
         )
     });
     let leeway = i64::from(leeway_s.unwrap_or(30).max(0));
-    match jwt::verify(token, secret.as_bytes(), alg, now_unix(), leeway) {
-        Ok(claims) => pgrx::JsonB(serde_json::Value::Object(claims)),
+    match jwt::verify_payload(token, secret.as_bytes(), alg, now_unix(), leeway) {
+        Ok(payload) => crate::spi::RawJsonb::from_json_text(payload),
         Err(e) => raise(
             PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             format!("invalid token: {e}"),
