@@ -4,31 +4,29 @@
 # gives ratios and never asserts a timing. Uses the extension as installed (no build here).
 #
 #   bench/gate.sh                   # about 3 minutes
-#   BENCH_SECONDS=5 bench/gate.sh   # length of each pgbench run (default 10)
+#   BENCH_QUICK=1 bench/gate.sh     # about a minute: shorter runs, fewer keys and calls
+#   BENCH_SECONDS=5 bench/gate.sh   # length of each pgbench run (default 10, quick 3)
 #   BENCH_KEEP=1 bench/gate.sh      # keep the agw_bench database afterwards
 #
 # Other knobs: BENCH_DB (agw_bench), BENCH_KEYS (200 keys for the uncached verify_api_key run),
 # BENCH_LOOP (10000 calls per jwt_verify loop), PGBENCH (path of pgbench).
-# Output: a Markdown table on stdout and in target/bench/gate.md; progress goes to stderr.
+# Output: JSON lines in target/bench/gate.jsonl (see bench/lib.sh; bench/report.py turns them
+# into docs/benchmarks.md); progress goes to stderr.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH=$ROOT/bench
-PG_BIN=/usr/lib/postgresql/15/bin
-PGBENCH=${PGBENCH:-$PG_BIN/pgbench}
-SECS=${BENCH_SECONDS:-10}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ROOT=$BENCH_ROOT
+BENCH=$BENCH_DIR
+SECS=${BENCH_SECONDS:-$(quick_or 3 10)}
 DB=${BENCH_DB:-agw_bench}
 KEEP=${BENCH_KEEP:-0}
-NKEYS=${BENCH_KEYS:-200}
-LOOP_N=${BENCH_LOOP:-10000}
+NKEYS=${BENCH_KEYS:-$(quick_or 40 200)}
+LOOP_N=${BENCH_LOOP:-$(quick_or 2000 10000)}
 LOOP_REPS=5          # timed repetitions of each loop (after one warm-up); the median is used
 KEY_TRIALS=3         # fresh backends for the uncached verify_api_key run; the median is used
 FIXTURE=$ROOT/tests/fixtures/odoo19_mini.sql
 KEYS_JSON=$ROOT/tests/fixtures/odoo19_mini.keys.json
-OUT_DIR=$ROOT/target/bench
 JWT_SECRET='bench-hs256-secret-0123456789abcdef0123456789abcdef'
-export PGHOST=${PGHOST:-/var/run/postgresql}
-export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 
 die() { echo "gate.sh: error: $*" >&2; exit 1; }
 say() { echo "gate.sh: $*" >&2; }
@@ -46,7 +44,7 @@ command -v psql >/dev/null || die "psql not found"
 command -v python3 >/dev/null || die "python3 not found"
 [ -f "$FIXTURE" ] || die "fixture $FIXTURE not found"
 [ -f "$KEYS_JSON" ] || die "fixture keys $KEYS_JSON not found"
-psql -X -q -d postgres -c 'SELECT 1' >/dev/null 2>&1 ||
+wait_for_postgres ||
     die "cannot connect to PostgreSQL at $PGHOST as $(id -un) (run scripts/setup.sh first)"
 avail() { psql -X -At -d postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = '$1'"; }
 [ -n "$(avail api_gateway)" ] || die "extension api_gateway is not installed (run scripts/setup.sh first)"
@@ -68,11 +66,8 @@ else
 fi
 
 NPROC=$(nproc)
-LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
-mkdir -p "$OUT_DIR"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/agw-bench.XXXXXX")
-RESULTS=$WORK/results.tsv
-: >"$RESULTS"
+results_open gate
 
 cleanup() {
     local rc=$?
@@ -90,7 +85,14 @@ trap cleanup EXIT
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 # qv SQL [psql options]: SQL read from stdin, so that psql interpolates :'variables' (-c does not).
 qv() { local sql=$1; shift; printf '%s\n' "$sql" | q "$@"; }
-record() { printf '%s\t%s\n' "$1" "$2" >>"$RESULTS"; }
+# record NAME VALUE: the unit follows from the name (tps, µs or a count).
+record() {
+    case $1 in
+        *_us) result "$1" "$2" us ;;
+        loop_n | nkeys) result "$1" "$2" count ;;
+        *) result "$1" "$2" tps ;;
+    esac
+}
 # Fails unless the value ($2) is what the sanity check ($1) expects ($3).
 expect() { [ "$2" = "$3" ] || die "sanity check failed: $1: got '$2', expected '$3'"; }
 
@@ -226,21 +228,4 @@ pgbench_run select1_c4_last 4 select1.sql
 expect "authenticate still 200 after the runs" \
     "$(qv "SELECT status FROM api_gateway.authenticate('Bearer ' || :'t', '127.0.0.1', 'GET')" -v t="$AUTH_JWT")" 200
 
-# ---------------------------------------------------------------------------------------------
-# Report
-# ---------------------------------------------------------------------------------------------
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ "$commit" != unknown ] && [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-    commit="$commit (working tree modified)"
-fi
-BENCH_NPROC=$NPROC \
-BENCH_LOAD="$LOADAVG_START at start, $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?') at end" \
-BENCH_CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown) \
-BENCH_PG=$(q -c 'SHOW server_version') \
-BENCH_COMMIT=$commit \
-BENCH_EXT=$EXT_VERSION \
-BENCH_SECONDS=$SECS \
-BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC') \
-    "$PY" "$BENCH/report.py" "$RESULTS" "$OUT_DIR/gate.md"
-cp "$RESULTS" "$OUT_DIR/gate.tsv"
-say "report written to ${OUT_DIR#"$ROOT"/}/gate.md"
+say "results in ${BENCH_RESULTS#"$ROOT"/}"
