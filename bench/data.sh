@@ -20,16 +20,7 @@ say "database $DB: the mini fixture and 2,000 more partners"
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
 q -f "$BENCH_ROOT/tests/fixtures/odoo19_mini.sql" >/dev/null
 q -c 'CREATE EXTENSION api_gateway' >/dev/null
-# 2,000 more partners over both companies and none, a tenth archived, some sharing partners
-# (about 1,350 of them visible to the demo user, so 1,000 rows is a real page).
-q >/dev/null <<'SQL'
-INSERT INTO res_partner (name, complete_name, email, phone, city, is_company, active, company_id, partner_share, type, commercial_partner_id)
-SELECT 'Bench ' || g, 'Bench ' || g, CASE WHEN g % 7 = 0 THEN NULL ELSE 'b' || g || '@bench.example' END,
-       '+1 555 ' || g, 'City ' || (g % 50), g % 5 = 0, g % 10 <> 0,
-       CASE g % 3 WHEN 0 THEN 1 WHEN 1 THEN 2 ELSE NULL END, g % 4 <> 0, 'contact', NULL
-  FROM generate_series(1, 2000) g;
-ANALYZE;
-SQL
+q -f "$BENCH_DIR/sql/partners.sql" >/dev/null
 
 OURS=$BENCH_DIR/pgbench/search_read.sql
 HANDWRITTEN=$BENCH_DIR/pgbench/search_read_handwritten.sql
