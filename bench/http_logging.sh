@@ -91,7 +91,9 @@ declare -A PATHS=([ping]="/api/v1/ping" [list]="/api/v1/res.partner?limit=5&fiel
 LEVELS=(errors metadata payloads)
 : >"$work/results"
 for round in $(seq 1 "$ROUNDS"); do
-    for level in "${LEVELS[@]}"; do
+    # Each round starts at the next level, so that no level is always the first after a restart.
+    for i in 0 1 2; do
+        level=${LEVELS[$(( (round - 1 + i) % 3 ))]}
         start "$level"
         for w in ping list; do
             wrk -t1 -c2 -d1s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT${PATHS[$w]}" >/dev/null # warm-up
