@@ -46,6 +46,12 @@ export API_GATEWAY_BIN=$TARGET/release/api-gateway
 export WEBHOOK_BENCH=$TARGET/release/examples/webhook_bench
 
 rm -f "$BENCH_OUT"/*.jsonl "$BENCH_OUT"/*.status
+# Facts of the start, for the report (the machine and the installed extension are shared).
+{
+    echo "quick=$BENCH_QUICK"
+    echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "extension_start=$(psql -X -At -d postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = 'api_gateway'")"
+} >"$BENCH_OUT/run.env"
 failed=()
 for name in "${SCRIPTS[@]}"; do
     script=$ROOT/bench/$name.sh
