@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # api_gateway.search_read against the hand-written SQL that returns the same JSON (same rows,
-# record rules, order and fields), at 10, 80 and 1,000 rows: pgbench, 4 clients, the hand-written
-# query run before and after ours (its baseline is the mean). Uses the extension as installed.
-#   BENCH_SECONDS (10, quick 3), BENCH_ROWS ("10 80 1000"), BENCH_DB (agw_bench_data),
-#   BENCH_KEEP=1 keeps the database. Output: target/bench/data.jsonl (see bench/lib.sh).
+# record rules, order and fields), at 10, 80 and 1,000 rows: pgbench, 4 clients, in rounds that
+# alternate which of the two runs first (hand-written then ours, then ours then hand-written...),
+# each round giving one ratio. Uses the extension as installed.
+#   BENCH_SECONDS (5, quick 3), BENCH_ROUNDS (3, quick 1), BENCH_ROWS ("10 80 1000"),
+#   BENCH_DB (agw_bench_data), BENCH_KEEP=1 keeps the database.
+#   Output: target/bench/data.jsonl (see bench/lib.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-SECS=${BENCH_SECONDS:-$(quick_or 3 10)}
+SECS=${BENCH_SECONDS:-$(quick_or 3 5)}
+ROUNDS=${BENCH_ROUNDS:-$(quick_or 1 3)}
 SIZES=(${BENCH_ROWS:-10 80 1000})
 DB=${BENCH_DB:-agw_bench_data}
 say() { echo "data.sh: $*" >&2; }
@@ -34,12 +37,19 @@ SELECT (($(statement "$OURS"))::jsonb = ($(statement "$HANDWRITTEN"))::jsonb)
 SQL
 )
     [ "$check" = "true $n" ] || die "at $n rows: the two queries disagree or return another count ($check)"
-    say "$n rows: hand-written, search_read, hand-written again; 4 clients, ${SECS}s each"
-    first=$(pgbench_tps "$DB" 4 "$SECS" prepared "$HANDWRITTEN" -D limit="$n")
-    ours=$(pgbench_tps "$DB" 4 "$SECS" prepared "$OURS" -D limit="$n")
-    last=$(pgbench_tps "$DB" 4 "$SECS" prepared "$HANDWRITTEN" -D limit="$n")
-    result "search_read_r$n" "$ours" tps
-    result "handwritten_r$n" "$(awk -v a="$first" -v b="$last" 'BEGIN { printf "%.3f", (a + b) / 2 }')" tps
-    say "  ours $ours tps, hand-written $first / $last tps"
+    ours=() handwritten=()
+    for round in $(seq 1 "$ROUNDS"); do
+        say "$n rows, round $round of $ROUNDS: search_read and the hand-written SQL, 4 clients, ${SECS}s each"
+        if [ $((round % 2)) = 1 ]; then
+            handwritten+=("$(pgbench_tps "$DB" 4 "$SECS" prepared "$HANDWRITTEN" -D limit="$n")")
+            ours+=("$(pgbench_tps "$DB" 4 "$SECS" prepared "$OURS" -D limit="$n")")
+        else
+            ours+=("$(pgbench_tps "$DB" 4 "$SECS" prepared "$OURS" -D limit="$n")")
+            handwritten+=("$(pgbench_tps "$DB" 4 "$SECS" prepared "$HANDWRITTEN" -D limit="$n")")
+        fi
+        say "  ours ${ours[-1]} tps, hand-written ${handwritten[-1]} tps"
+    done
+    result_rounds "search_read_r$n" tps "${ours[@]}"
+    result_rounds "handwritten_r$n" tps "${handwritten[@]}"
 done
 say "results in ${BENCH_RESULTS#"$BENCH_ROOT"/}"

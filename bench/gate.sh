@@ -3,9 +3,10 @@
 # against baselines measured in the same run: the machine is shared and noisy, so the report
 # gives ratios and never asserts a timing. Uses the extension as installed (no build here).
 #
-#   bench/gate.sh                   # about 3 minutes
+#   bench/gate.sh                   # about 4 minutes
 #   BENCH_QUICK=1 bench/gate.sh     # about a minute: shorter runs, fewer keys and calls
-#   BENCH_SECONDS=5 bench/gate.sh   # length of each pgbench run (default 10, quick 3)
+#   BENCH_SECONDS=5 bench/gate.sh   # length of each pgbench run (default 5, quick 3)
+#   BENCH_ROUNDS=3 bench/gate.sh    # interleaved rounds of the pgbench runs (default 3, quick 1)
 #   BENCH_KEEP=1 bench/gate.sh      # keep the agw_bench database afterwards
 #
 # Other knobs: BENCH_DB (agw_bench), BENCH_KEYS (200 keys for the uncached verify_api_key run),
@@ -17,7 +18,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROOT=$BENCH_ROOT
 BENCH=$BENCH_DIR
-SECS=${BENCH_SECONDS:-$(quick_or 3 10)}
+SECS=${BENCH_SECONDS:-$(quick_or 3 5)}
+ROUNDS=${BENCH_ROUNDS:-$(quick_or 1 3)}
 DB=${BENCH_DB:-agw_bench}
 KEEP=${BENCH_KEEP:-0}
 NKEYS=${BENCH_KEYS:-$(quick_or 40 200)}
@@ -65,7 +67,6 @@ else
     PY=$venv/bin/python
 fi
 
-NPROC=$(nproc)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/agw-bench.XXXXXX")
 results_open gate
 
@@ -125,25 +126,17 @@ expect "rate_limit_hit" "$(q -c "SELECT allowed FROM api_gateway.rate_limit_hit(
 # ---------------------------------------------------------------------------------------------
 # pgbench runs
 # ---------------------------------------------------------------------------------------------
-# pgbench NAME CLIENTS SCRIPT [pgbench options...]: records NAME_tps.
+# pgbench_run NAME CLIENTS SCRIPT [pgbench options...]: one run, its tps added to NAME's rounds.
+declare -A ROUND_TPS
 pgbench_run() {
     local name=$1 clients=$2 script=$3
     shift 3
-    local jobs=$((clients < NPROC ? clients : NPROC)) log=$WORK/$name.log
     say "pgbench $name: $clients clients, ${SECS}s"
-    if ! "$PGBENCH" -n -M prepared -T "$SECS" -c "$clients" -j "$jobs" \
-        -f "$BENCH/pgbench/$script" "$@" "$DB" >"$log" 2>&1; then
-        cat "$log" >&2
-        die "pgbench $name failed"
-    fi
-    if grep -q 'aborted' "$log"; then
-        cat "$log" >&2
-        die "pgbench $name: some clients aborted"
-    fi
     local tps
-    tps=$(awk '/^tps = / { print $3; exit }' "$log")
-    [ -n "$tps" ] || { cat "$log" >&2; die "pgbench $name: no tps in its output"; }
-    record "$name" "$tps"
+    tps=$(pgbench_tps "$DB" "$clients" "$SECS" prepared "$BENCH/pgbench/$script" "$@") ||
+        die "pgbench $name failed"
+    [ -n "$tps" ] || die "pgbench $name: no tps in its output"
+    ROUND_TPS[$name]+=" $tps"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -209,20 +202,35 @@ record nkeys "$NKEYS"
 q -c "DELETE FROM public.res_users_apikeys WHERE name = 'bench-gate'" -c 'TRUNCATE bench.keys' >/dev/null
 
 # ---------------------------------------------------------------------------------------------
-# pgbench workloads (SELECT 1 at 4 clients first and last: the baseline is their mean)
+# pgbench workloads, in ROUNDS rounds; in each, SELECT 1 at 4 clients runs first and last and
+# that round's baseline is their mean; each workload is compared with its round's baseline.
 # ---------------------------------------------------------------------------------------------
-pgbench_run select1_c4_first 4 select1.sql
-pgbench_run jwt_verify_tps 4 jwt_verify.sql -D tok="$LOOP_TOKEN" -D secret="$JWT_SECRET"
-pgbench_run rl10k_tps 4 rate_limit_10k.sql
-pgbench_run upsert_unlogged_tps 4 upsert_unlogged.sql
-pgbench_run upsert_logged_tps 4 upsert_logged.sql
-pgbench_run select1_c16 16 select1.sql
-pgbench_run rl_hot16_tps 16 rate_limit_one.sql
-pgbench_run rl_one4_tps 4 rate_limit_one.sql
-pgbench_run auth_jwt_tps 4 authenticate_jwt.sql -D tok="$AUTH_JWT"
-pgbench_run auth_key_tps 4 authenticate_key.sql -D key="$DEMO_KEY"
-pgbench_run apikey_cached_tps 4 verify_api_key_cached.sql -D key="$DEMO_KEY"
-pgbench_run select1_c4_last 4 select1.sql
+for round in $(seq 1 "$ROUNDS"); do
+    say "pgbench round $round of $ROUNDS"
+    pgbench_run select1_c4_first 4 select1.sql
+    pgbench_run jwt_verify_tps 4 jwt_verify.sql -D tok="$LOOP_TOKEN" -D secret="$JWT_SECRET"
+    pgbench_run rl10k_tps 4 rate_limit_10k.sql
+    pgbench_run upsert_unlogged_tps 4 upsert_unlogged.sql
+    pgbench_run upsert_logged_tps 4 upsert_logged.sql
+    pgbench_run select1_c16 16 select1.sql
+    pgbench_run rl_hot16_tps 16 rate_limit_one.sql
+    pgbench_run rl_one4_tps 4 rate_limit_one.sql
+    pgbench_run auth_jwt_tps 4 authenticate_jwt.sql -D tok="$AUTH_JWT"
+    pgbench_run auth_key_tps 4 authenticate_key.sql -D key="$DEMO_KEY"
+    pgbench_run apikey_cached_tps 4 verify_api_key_cached.sql -D key="$DEMO_KEY"
+    pgbench_run select1_c4_last 4 select1.sql
+done
+for name in "${!ROUND_TPS[@]}"; do
+    result_rounds "$name" tps ${ROUND_TPS[$name]}
+done
+read -ra firsts <<<"${ROUND_TPS[select1_c4_first]}"
+read -ra lasts <<<"${ROUND_TPS[select1_c4_last]}"
+means=()
+for i in "${!firsts[@]}"; do
+    means+=("$(awk -v a="${firsts[$i]}" -v b="${lasts[$i]}" 'BEGIN { printf "%.3f", (a + b) / 2 }')")
+done
+result_rounds select1_c4 tps "${means[@]}"
+result rounds "$ROUNDS" count
 
 # Nobody was throttled: the profiles' limits were out of reach.
 expect "authenticate still 200 after the runs" \

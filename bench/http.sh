@@ -6,17 +6,18 @@
 # (bench/pgbench/http_search_read.sql), the same number of connections. The ratio is what the
 # HTTP layer (parsing, pool, JSON, response) costs on top of the database.
 #
-#   bench/http.sh                  # about 2 minutes (+ a release build if missing)
+#   bench/http.sh                  # about 3 minutes (+ a release build if missing)
 #   BENCH_QUICK=1 bench/http.sh    # about 30 s
 #
-# Knobs: BENCH_SECONDS (10, quick 3), BENCH_ROUNDS (2, quick 1; interleaved, medians kept),
+# Knobs: BENCH_SECONDS (6, quick 3), BENCH_ROUNDS (3, quick 1; interleaved: each round's HTTP run
+# is compared with that round's pgbench run and the median of those ratios is reported),
 # BENCH_CONNECTIONS (8: wrk connections = pgbench clients = the front's pool size),
 # BENCH_DB (agw_bench_http), BENCH_KEEP=1, API_GATEWAY_BIN (a release binary; default: built with
 # cargo). Output: JSON lines in target/bench/http.jsonl (see bench/lib.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-SECS=${BENCH_SECONDS:-$(quick_or 3 10)}
-ROUNDS=${BENCH_ROUNDS:-$(quick_or 1 2)}
+SECS=${BENCH_SECONDS:-$(quick_or 3 6)}
+ROUNDS=${BENCH_ROUNDS:-$(quick_or 1 3)}
 CONNS=${BENCH_CONNECTIONS:-8}
 DB=${BENCH_DB:-agw_bench_http}
 KEEP=${BENCH_KEEP:-0}
@@ -120,10 +121,10 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 for kind in jwt key; do
-    result "http_${kind}_rps" "$(median ${RPS[$kind]})" req/s
+    result_rounds "http_${kind}_rps" req/s ${RPS[$kind]}
     result "http_${kind}_p50_ms" "$(median ${P50[$kind]})" ms
     result "http_${kind}_p99_ms" "$(median ${P99[$kind]})" ms
-    result "sql_${kind}_tps" "$(median ${SQLTPS[$kind]})" tps
+    result_rounds "sql_${kind}_tps" tps ${SQLTPS[$kind]}
 done
 result http_connections "$CONNS" count
 say "results in ${BENCH_RESULTS#"$BENCH_ROOT"/}"

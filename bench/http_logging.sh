@@ -121,6 +121,9 @@ for level, w, rps, logged, dropped in rows:
 def out(id, value, unit):
     print(json.dumps({"id": id, "value": value, "unit": unit}))
 for (level, w), runs in sorted(res.items()):
+    # each round's figure (id@round) and their median, as bench/lib.sh's result_rounds
+    for k, r in enumerate(runs, 1):
+        out(f"logging_{level}_{w}_rps@{k}", r[0], "req/s")
     out(f"logging_{level}_{w}_rps", statistics.median(r[0] for r in runs), "req/s")
     out(f"logging_{level}_{w}_rows_per_request",
         round(sum(r[1] for r in runs) / max(1, sum(r[0] * secs for r in runs)), 3), "count")

@@ -37,6 +37,21 @@ result() {
     printf '{"id": "%s", "value": %s, "unit": "%s"}\n' "$id" "$value" "$unit" >>"$BENCH_RESULTS"
 }
 
+# result_rounds ID UNIT V1 V2 ...: one figure measured in several interleaved rounds: each round's
+# value as ID@1, ID@2, ... and their median as ID. bench/report.py divides two such figures round
+# by round and takes the median of those ratios: a workload is compared with the baseline run
+# next to it, so the load of the shared machine drifting between rounds cancels out.
+result_rounds() {
+    local id=$1 unit=$2
+    shift 2
+    local k=0 v
+    for v in "$@"; do
+        k=$((k + 1))
+        result "$id@$k" "$v" "$unit"
+    done
+    result "$id" "$(median "$@")" "$unit"
+}
+
 # free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -10,19 +10,21 @@
 #    redis-benchmark with the same number of clients, no pipelining.
 #
 # Both servers are reached over a Unix socket (pgbench's default here), so the transport is the
-# same; one extra Redis run over TCP 127.0.0.1 at 16 clients shows what a loopback TCP hop adds.
+# same; one extra Redis run over TCP 127.0.0.1 at 16 clients (next to another rate_limit_hit run)
+# shows what a loopback TCP hop adds.
 # Redis runs with persistence off: our counters are an UNLOGGED table (not crash-safe either), so
 # neither side pays for durability. Redis is started by this script on a free port in a temporary
-# directory and shut down at the end. Runs are interleaved per client count.
+# directory and shut down at the end. Every client count runs once per round (interleaved).
 #
 #   bench/rate_limit.sh                 # about 3 minutes
 #   BENCH_QUICK=1 bench/rate_limit.sh   # about 1 minute
 #
-# Knobs: BENCH_SECONDS (10, quick 3), BENCH_CLIENTS ("1 16 64"), BENCH_DB (agw_bench_rl),
+# Knobs: BENCH_SECONDS (4, quick 3), BENCH_ROUNDS (3, quick 1), BENCH_CLIENTS ("1 16 64"), BENCH_DB (agw_bench_rl),
 # BENCH_KEEP=1. Output: JSON lines in target/bench/rate_limit.jsonl (see bench/lib.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-SECS=${BENCH_SECONDS:-$(quick_or 3 10)}
+SECS=${BENCH_SECONDS:-$(quick_or 3 4)}
+ROUNDS=${BENCH_ROUNDS:-$(quick_or 1 3)}
 CLIENT_COUNTS=(${BENCH_CLIENTS:-1 16 64})
 DB=${BENCH_DB:-agw_bench_rl}
 KEEP=${BENCH_KEEP:-0}
@@ -86,24 +88,30 @@ HOT_SQL=$BENCH_DIR/pgbench/rate_limit_one.sql
 RANDOM_SQL=$BENCH_DIR/pgbench/rate_limit_10k.sql
 SELECT1_SQL=$BENCH_DIR/pgbench/select1.sql
 
-# redis_rps CLIENTS KEY [TRANSPORT...]: calls per second of the script at CLIENTS connections for
-# about SECS seconds. redis-benchmark counts requests, not time: a short run estimates the rate
-# first. KEY may contain __rand_int__ (-r picks one of SUBJECTS values per call).
+# redis_rps CLIENTS KEY [TRANSPORT...]: sets REDIS_RPS to the calls per second of the script at
+# CLIENTS connections for about SECS seconds (default transport: the Unix socket).
+# redis-benchmark counts requests, not time: the first run of a workload estimates its rate with
+# a short run, later rounds reuse the last rate measured. KEY may contain __rand_int__ (-r picks
+# one of SUBJECTS values per call). No subshell, so that the estimates are remembered.
+declare -A REDIS_RATE
 redis_rps() {
     local clients=$1 key=$2
     shift 2
     local transport=(-s "$SOCK")
     [ $# -eq 0 ] || transport=("$@")
     local threads=$((clients < $(nproc) ? clients : $(nproc)))
+    local slot="$clients $key ${transport[*]}"
     redis_run() { # redis_run N -> requests per second
         redis-benchmark "${transport[@]}" -c "$clients" --threads "$threads" -n "$1" -r "$SUBJECTS" --csv \
             evalsha "$SHA" 1 "$key" 1000000000 60 | awk -F'"' 'NR == 2 { print $4 }'
     }
-    local estimate n
-    estimate=$(redis_run $((clients * 500 > 5000 ? clients * 500 : 5000)))
-    [ -n "$estimate" ] || die "redis-benchmark gave no result"
-    n=$(awk -v r="$estimate" -v s="$SECS" 'BEGIN { printf "%d", r * s }')
-    redis_run "$n"
+    if [ -z "${REDIS_RATE[$slot]:-}" ]; then
+        REDIS_RATE[$slot]=$(redis_run $((clients * 500 > 5000 ? clients * 500 : 5000)))
+        [ -n "${REDIS_RATE[$slot]}" ] || die "redis-benchmark gave no result"
+    fi
+    REDIS_RPS=$(redis_run "$(awk -v r="${REDIS_RATE[$slot]}" -v s="$SECS" 'BEGIN { printf "%d", r * s }')")
+    [ -n "$REDIS_RPS" ] || die "redis-benchmark gave no result"
+    REDIS_RATE[$slot]=$REDIS_RPS
 }
 
 # 64 clients need 64 connections of the shared cluster: check there is room for them first.
@@ -112,23 +120,35 @@ free_slots() {
         - current_setting('superuser_reserved_connections')::int - count(*) FROM pg_stat_activity"
 }
 
-for c in "${CLIENT_COUNTS[@]}"; do
-    if [ "$(free_slots)" -lt $((c + 4)) ]; then
-        say "skipping $c clients: only $(free_slots) free connections on the cluster"
-        continue
-    fi
-    before=$(wc -l <"$BENCH_RESULTS")
-    say "$c clients: SELECT 1, rate_limit_hit (random, hot), Redis (random, hot), ${SECS}s each"
-    result "select1_c$c" "$(pgbench_tps "$DB" "$c" "$SECS" prepared "$SELECT1_SQL")" tps
-    result "rl_random_c$c" "$(pgbench_tps "$DB" "$c" "$SECS" prepared "$RANDOM_SQL")" tps
-    result "rl_hot_c$c" "$(pgbench_tps "$DB" "$c" "$SECS" prepared "$HOT_SQL")" tps
-    result "redis_random_c$c" "$(redis_rps "$c" 'rl:__rand_int__')" tps
-    result "redis_hot_c$c" "$(redis_rps "$c" 'rl:hot')" tps
-    if [ "$c" = 16 ]; then
-        result "redis_random_tcp_c$c" "$(redis_rps "$c" 'rl:__rand_int__' -h 127.0.0.1 -p "$PORT")" tps
-    fi
-    tail -n +$((before + 1)) "$BENCH_RESULTS" | sed 's/^/rate_limit.sh:   /' >&2
+# Rounds: every workload at every client count once per round, so that each is compared with the
+# SELECT 1 (and the Redis run) of its own round.
+declare -A ROUND_TPS
+add() { ROUND_TPS[$1]+=" $2"; say "  $1: $2"; }
+for round in $(seq 1 "$ROUNDS"); do
+    for c in "${CLIENT_COUNTS[@]}"; do
+        if [ "$(free_slots)" -lt $((c + 4)) ]; then
+            say "round $round: skipping $c clients: only $(free_slots) free connections on the cluster"
+            continue
+        fi
+        say "round $round, $c clients: SELECT 1, rate_limit_hit (random, hot), Redis (random, hot), ${SECS}s each"
+        add "select1_c$c" "$(pgbench_tps "$DB" "$c" "$SECS" prepared "$SELECT1_SQL")"
+        add "rl_random_c$c" "$(pgbench_tps "$DB" "$c" "$SECS" prepared "$RANDOM_SQL")"
+        add "rl_hot_c$c" "$(pgbench_tps "$DB" "$c" "$SECS" prepared "$HOT_SQL")"
+        redis_rps "$c" 'rl:__rand_int__'
+        add "redis_random_c$c" "$REDIS_RPS"
+        redis_rps "$c" 'rl:hot'
+        add "redis_hot_c$c" "$REDIS_RPS"
+        if [ "$c" = 16 ]; then
+            redis_rps "$c" 'rl:__rand_int__' -h 127.0.0.1 -p "$PORT"
+            add "redis_random_tcp_c$c" "$REDIS_RPS"
+            add "rl_random_for_tcp_c$c" "$(pgbench_tps "$DB" "$c" "$SECS" prepared "$RANDOM_SQL")"
+        fi
+    done
 done
+for name in "${!ROUND_TPS[@]}"; do
+    result_rounds "$name" tps ${ROUND_TPS[$name]}
+done
+result rounds "$ROUNDS" count
 # Nothing was refused: the limits were out of reach, so both sides counted every call.
 [ "$(redis-cli -s "$SOCK" get rl:hot)" -gt 0 ] || die "Redis counted nothing on the hot key"
 say "results in ${BENCH_RESULTS#"$BENCH_ROOT"/}"

@@ -143,10 +143,10 @@ say "B: none ${B_NONE[*]} | webhook ${B_HOOK[*]} | backlog at the end of each ru
 
 # ---------------------------------------------------------------- D: delivery
 j() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
-result capture_none_a "$(median "${A_NONE[@]}")" tps
-result capture_hook_a "$(median "${A_HOOK[@]}")" tps
-result capture_none_b "$(median "${B_NONE[@]}")" tps
-result capture_hook_b "$(median "${B_HOOK[@]}")" tps
+result_rounds capture_none_a tps "${A_NONE[@]}"
+result_rounds capture_hook_a tps "${A_HOOK[@]}"
+result_rounds capture_none_b tps "${B_NONE[@]}"
+result_rounds capture_hook_b tps "${B_HOOK[@]}"
 result capture_none_c "${C_NONE[0]}" tps
 result capture_hook_c "${C_HOOK[0]}" tps
 for e in "${ENDPOINT_COUNTS[@]}"; do
