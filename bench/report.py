@@ -463,7 +463,8 @@ def machine_facts(r: Results) -> list[str]:
     except OSError:
         pass
     commit = sh("git", "rev-parse", "--short", "HEAD") or "unknown"
-    if sh("git", "status", "--porcelain", "--untracked-files=no"):
+    # (this page itself is rewritten by the run, so it does not count as a change)
+    if sh("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs/benchmarks.md"):
         commit += " (with uncommitted changes)"
     pg = sh("psql", "-X", "-At", "-d", "postgres", "-c", "SHOW server_version") or "unknown"
     ext = sh("psql", "-X", "-At", "-d", "postgres", "-c",
@@ -473,12 +474,12 @@ def machine_facts(r: Results) -> list[str]:
     run = {}
     if (r.dir / "run.env").exists():
         run = dict(line.split("=", 1) for line in (r.dir / "run.env").read_text().splitlines() if "=" in line)
-    # The whole `make bench` when run.sh passes it, else the scripts' own time.
-    total = float(os.environ.get("BENCH_ELAPSED_S") or sum(s for _, s in r.status.values()))
+    # The whole `make bench` as run.sh recorded it, else the scripts' own time.
+    total = float(run.get("elapsed_s") or sum(s for _, s in r.status.values()))
     quick = run.get("quick", os.environ.get("BENCH_QUICK", "0")) == "1"
     facts = [
-        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
-        + (f", {total / 60:.0f} minutes for the whole run" if total else ""),
+        f"- date: {run.get('started') or f'{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC'}"
+        + (f", {total / 60:.0f} minutes for the whole `make bench`" if total else ""),
         f"- machine: {os.cpu_count()} cores ({cpu}), {mem} RAM, shared with other work "
         f"(load average {run.get('loadavg_start', '?')} at the start, "
         f"{' '.join(open('/proc/loadavg').read().split()[:3])} at the end)",

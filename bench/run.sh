@@ -48,6 +48,7 @@ export WEBHOOK_BENCH=$TARGET/release/examples/webhook_bench
 rm -f "$BENCH_OUT"/*.jsonl "$BENCH_OUT"/*.status
 # Facts of the start, for the report (the machine and the installed extension are shared).
 {
+    echo "started=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "quick=$BENCH_QUICK"
     echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "extension_start=$(psql -X -At -d postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = 'api_gateway'")"
@@ -67,7 +68,8 @@ for name in "${SCRIPTS[@]}"; do
 done
 
 step "report"
-BENCH_ELAPSED_S=$((SECONDS - started)) python3 "$ROOT/bench/report.py" "$BENCH_OUT" "$ROOT/docs/benchmarks.md"
+echo "elapsed_s=$((SECONDS - started))" >>"$BENCH_OUT/run.env"
+python3 "$ROOT/bench/report.py" "$BENCH_OUT" "$ROOT/docs/benchmarks.md"
 echo "make bench: $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s in all" >&2
 if [ ${#failed[@]} -gt 0 ]; then
     echo "make bench: failed: ${failed[*]} (see target/bench/<name>.log)" >&2
