@@ -502,7 +502,10 @@ def main(results_dir: Path, out: Path) -> None:
         "Written by `make bench` (bench/run.sh, then bench/report.py); do not edit by hand, run it again.",
         "Each workload is next to a baseline measured in the same run on this machine, and the ratio is "
         "what this page promises: absolute figures depend on the machine and its load of the moment. "
-        "Targets come from the project's issues; a missed one says **no**.",
+        "Targets come from the project's issues; a missed one says **no**. Where a comparison ran in "
+        "several interleaved rounds, \"ours\" and \"baseline\" are the medians of the rounds and the ratio "
+        "is the median of the rounds' own ratios, so it can differ from ours ÷ baseline: each round's "
+        "workload is compared with the baseline run next to it.",
         "",
     ] + machine_facts(r)
     for title, script, build in SECTIONS:
