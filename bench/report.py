@@ -449,6 +449,10 @@ def sh(*cmd: str) -> str:
 
 
 def machine_facts(r: Results) -> list[str]:
+    # Facts run.sh recorded while it ran (bench/run.sh: target/bench/run.env), when there are any.
+    run = {}
+    if (r.dir / "run.env").exists():
+        run = dict(line.split("=", 1) for line in (r.dir / "run.env").read_text().splitlines() if "=" in line)
     cpu = "unknown"
     mem = "unknown"
     try:
@@ -462,18 +466,16 @@ def machine_facts(r: Results) -> list[str]:
                 break
     except OSError:
         pass
-    commit = sh("git", "rev-parse", "--short", "HEAD") or "unknown"
+    commit = run.get("commit") or sh("git", "rev-parse", "--short", "HEAD") or "unknown"
     # (this page itself is rewritten by the run, so it does not count as a change)
-    if sh("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs/benchmarks.md"):
+    if "commit" not in run and sh("git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                  ":!docs/benchmarks.md"):
         commit += " (with uncommitted changes)"
     pg = sh("psql", "-X", "-At", "-d", "postgres", "-c", "SHOW server_version") or "unknown"
     ext = sh("psql", "-X", "-At", "-d", "postgres", "-c",
              "SELECT default_version FROM pg_available_extensions WHERE name = 'api_gateway'") or "unknown"
     redis = sh("redis-server", "--version").split(" v=")[-1].split()[0] if sh("redis-server", "--version") else "not installed"
     wrk = sh("sh", "-c", "wrk -v 2>&1 | head -1").split(" [")[0] or "not installed"
-    run = {}
-    if (r.dir / "run.env").exists():
-        run = dict(line.split("=", 1) for line in (r.dir / "run.env").read_text().splitlines() if "=" in line)
     # The whole `make bench` as run.sh recorded it, else the scripts' own time.
     total = float(run.get("elapsed_s") or sum(s for _, s in r.status.values()))
     quick = run.get("quick", os.environ.get("BENCH_QUICK", "0")) == "1"
@@ -482,7 +484,7 @@ def machine_facts(r: Results) -> list[str]:
         + (f", {total / 60:.0f} minutes for the whole `make bench`" if total else ""),
         f"- machine: {os.cpu_count()} cores ({cpu}), {mem} RAM, shared with other work "
         f"(load average {run.get('loadavg_start', '?')} at the start, "
-        f"{' '.join(open('/proc/loadavg').read().split()[:3])} at the end)",
+        f"{run.get('loadavg_end') or ' '.join(open('/proc/loadavg').read().split()[:3])} at the end)",
         f"- PostgreSQL {pg}; api_gateway {ext} (the installed build"
         + (f"; it was {run['extension_start']} when the run started: someone installed another build meanwhile"
            if run.get("extension_start", ext) != ext else "") + f"); commit {commit}",

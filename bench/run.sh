@@ -49,6 +49,11 @@ rm -f "$BENCH_OUT"/*.jsonl "$BENCH_OUT"/*.status
 # Facts of the start, for the report (the machine and the installed extension are shared).
 {
     echo "started=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    # the code that ran (the report may be rendered again later from the same results)
+    commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    [ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no -- . ':!docs/benchmarks.md' 2>/dev/null)" ] ||
+        commit="$commit (with uncommitted changes)"
+    echo "commit=$commit"
     echo "quick=$BENCH_QUICK"
     echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "extension_start=$(psql -X -At -d postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = 'api_gateway'")"
@@ -68,7 +73,10 @@ for name in "${SCRIPTS[@]}"; do
 done
 
 step "report"
-echo "elapsed_s=$((SECONDS - started))" >>"$BENCH_OUT/run.env"
+{
+    echo "elapsed_s=$((SECONDS - started))"
+    echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)"
+} >>"$BENCH_OUT/run.env"
 python3 "$ROOT/bench/report.py" "$BENCH_OUT" "$ROOT/docs/benchmarks.md"
 echo "make bench: $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s in all" >&2
 if [ ${#failed[@]} -gt 0 ]; then
