@@ -1,44 +1,55 @@
 #!/usr/bin/env bash
-# Benchmark of api_gateway.search_read against the hand-written SQL that returns the same JSON
-# (same rows, rules, order and fields), pgbench, same run, 4 clients. Prints a Markdown table and
-# writes target/bench/data.md. Uses the extension as installed.
-#   BENCH_SECONDS (default 10), BENCH_DB (agw_bench_data), BENCH_KEEP=1 keeps the database.
+# api_gateway.search_read against the hand-written SQL that returns the same JSON (same rows,
+# record rules, order and fields), at 10, 80 and 1,000 rows: pgbench, 4 clients, in rounds that
+# alternate which of the two runs first (hand-written then ours, then ours then hand-written...),
+# each round giving one ratio. Uses the extension as installed.
+#   BENCH_SECONDS (5, quick 3), BENCH_ROUNDS (3, quick 1), BENCH_ROWS ("10 80 1000"),
+#   BENCH_DB (agw_bench_data), BENCH_KEEP=1 keeps the database.
+#   Output: target/bench/data.jsonl (see bench/lib.sh).
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PGBENCH=${PGBENCH:-/usr/lib/postgresql/15/bin/pgbench}
-SECS=${BENCH_SECONDS:-10}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+SECS=${BENCH_SECONDS:-$(quick_or 3 5)}
+ROUNDS=${BENCH_ROUNDS:-$(quick_or 1 3)}
+SIZES=(${BENCH_ROWS:-10 80 1000})
 DB=${BENCH_DB:-agw_bench_data}
-export PGHOST=${PGHOST:-/var/run/postgresql}
-export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
-OUT=$ROOT/target/bench; mkdir -p "$OUT"
+say() { echo "data.sh: $*" >&2; }
+die() { say "error: $*"; exit 1; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 cleanup() { [ "${BENCH_KEEP:-0}" = 1 ] || psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1; }
 trap cleanup EXIT
+results_open data
 
+say "database $DB: the mini fixture and 2,000 more partners"
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
-q -f "$ROOT/tests/fixtures/odoo19_mini.sql" >/dev/null
+q -f "$BENCH_ROOT/tests/fixtures/odoo19_mini.sql" >/dev/null
 q -c 'CREATE EXTENSION api_gateway' >/dev/null
-# 2,000 more partners over both companies and none, a tenth archived, some sharing partners.
-q >/dev/null <<'SQL'
-INSERT INTO res_partner (name, complete_name, email, phone, city, is_company, active, company_id, partner_share, type, commercial_partner_id)
-SELECT 'Bench ' || g, 'Bench ' || g, CASE WHEN g % 7 = 0 THEN NULL ELSE 'b' || g || '@bench.example' END,
-       '+1 555 ' || g, 'City ' || (g % 50), g % 5 = 0, g % 10 <> 0,
-       CASE g % 3 WHEN 0 THEN 1 WHEN 1 THEN 2 ELSE NULL END, g % 4 <> 0, 'contact', NULL
-  FROM generate_series(1, 2000) g;
-ANALYZE;
-SQL
-ours=$(q -c "SELECT api_gateway.search_read(5, 'res.partner', '[]', '{name,email,phone,city,is_company}', 80)")
-theirs=$(q -f "$ROOT/bench/pgbench/search_read_handwritten.sql")
-[ "$(q -c "SELECT '$ours'::jsonb = '$theirs'::jsonb")" = t ] || { echo "data.sh: the two queries disagree" >&2; exit 1; }
-[ "$(q -c "SELECT jsonb_array_length('$ours'::jsonb)")" = 80 ] || { echo "data.sh: expected 80 records" >&2; exit 1; }
+q -f "$BENCH_DIR/sql/partners.sql" >/dev/null
 
-tps() { "$PGBENCH" -n -M prepared -T "$SECS" -c 4 -j 2 -f "$ROOT/bench/pgbench/$1" "$DB" 2>&1 | sed -nE 's/^tps = ([0-9.]+).*/\1/p'; }
-a=$(tps search_read_handwritten.sql); b=$(tps search_read.sql); a2=$(tps search_read_handwritten.sql)
-base=$(python3 -c "print(($a + $a2) / 2)")
-ratio=$(python3 -c "print(f'{$b / $base:.2f}')")
-met=$(python3 -c "print('yes' if $b / $base >= 0.7 else '**NO**')")
-{
-    echo "| workload | ours | baseline | ratio | target | met? |"
-    echo "|---|---|---|---|---|---|"
-    printf '| search_read, 80 partners x 5 fields, demo user (record rules), 4 clients vs hand-written SQL | %.0f tps | %.0f tps | %sx | >= 0.7x | %s |\n' "$b" "$base" "$ratio" "$met"
-} | tee "$OUT/data.md"
+OURS=$BENCH_DIR/pgbench/search_read.sql
+HANDWRITTEN=$BENCH_DIR/pgbench/search_read_handwritten.sql
+# One statement of a pgbench file (comments and the final semicolon dropped), for psql.
+statement() { sed -e 's/--.*$//' "$1" | tr '\n' ' ' | sed -E 's/;[[:space:]]*$//'; }
+for n in "${SIZES[@]}"; do
+    # Both answer the identical JSON, with n records, before either is timed.
+    check=$(q -v limit="$n" <<SQL
+SELECT (($(statement "$OURS"))::jsonb = ($(statement "$HANDWRITTEN"))::jsonb)
+       || ' ' || jsonb_array_length(($(statement "$HANDWRITTEN"))::jsonb);
+SQL
+)
+    [ "$check" = "true $n" ] || die "at $n rows: the two queries disagree or return another count ($check)"
+    ours=() handwritten=()
+    for round in $(seq 1 "$ROUNDS"); do
+        say "$n rows, round $round of $ROUNDS: search_read and the hand-written SQL, 4 clients, ${SECS}s each"
+        if [ $((round % 2)) = 1 ]; then
+            handwritten+=("$(pgbench_tps "$DB" 4 "$SECS" prepared "$HANDWRITTEN" -D limit="$n")")
+            ours+=("$(pgbench_tps "$DB" 4 "$SECS" prepared "$OURS" -D limit="$n")")
+        else
+            ours+=("$(pgbench_tps "$DB" 4 "$SECS" prepared "$OURS" -D limit="$n")")
+            handwritten+=("$(pgbench_tps "$DB" 4 "$SECS" prepared "$HANDWRITTEN" -D limit="$n")")
+        fi
+        say "  ours ${ours[-1]} tps, hand-written ${handwritten[-1]} tps"
+    done
+    result_rounds "search_read_r$n" tps "${ours[@]}"
+    result_rounds "handwritten_r$n" tps "${handwritten[@]}"
+done
+say "results in ${BENCH_RESULTS#"$BENCH_ROOT"/}"

@@ -3,32 +3,32 @@
 # against baselines measured in the same run: the machine is shared and noisy, so the report
 # gives ratios and never asserts a timing. Uses the extension as installed (no build here).
 #
-#   bench/gate.sh                   # about 3 minutes
-#   BENCH_SECONDS=5 bench/gate.sh   # length of each pgbench run (default 10)
+#   bench/gate.sh                   # about 4 minutes
+#   BENCH_QUICK=1 bench/gate.sh     # about a minute: shorter runs, fewer keys and calls
+#   BENCH_SECONDS=5 bench/gate.sh   # length of each pgbench run (default 5, quick 3)
+#   BENCH_ROUNDS=3 bench/gate.sh    # interleaved rounds of the pgbench runs (default 3, quick 1)
 #   BENCH_KEEP=1 bench/gate.sh      # keep the agw_bench database afterwards
 #
 # Other knobs: BENCH_DB (agw_bench), BENCH_KEYS (200 keys for the uncached verify_api_key run),
 # BENCH_LOOP (10000 calls per jwt_verify loop), PGBENCH (path of pgbench).
-# Output: a Markdown table on stdout and in target/bench/gate.md; progress goes to stderr.
+# Output: JSON lines in target/bench/gate.jsonl (see bench/lib.sh; bench/report.py turns them
+# into docs/benchmarks.md); progress goes to stderr.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH=$ROOT/bench
-PG_BIN=/usr/lib/postgresql/15/bin
-PGBENCH=${PGBENCH:-$PG_BIN/pgbench}
-SECS=${BENCH_SECONDS:-10}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ROOT=$BENCH_ROOT
+BENCH=$BENCH_DIR
+SECS=${BENCH_SECONDS:-$(quick_or 3 5)}
+ROUNDS=${BENCH_ROUNDS:-$(quick_or 1 3)}
 DB=${BENCH_DB:-agw_bench}
 KEEP=${BENCH_KEEP:-0}
-NKEYS=${BENCH_KEYS:-200}
-LOOP_N=${BENCH_LOOP:-10000}
+NKEYS=${BENCH_KEYS:-$(quick_or 40 200)}
+LOOP_N=${BENCH_LOOP:-$(quick_or 2000 10000)}
 LOOP_REPS=5          # timed repetitions of each loop (after one warm-up); the median is used
 KEY_TRIALS=3         # fresh backends for the uncached verify_api_key run; the median is used
 FIXTURE=$ROOT/tests/fixtures/odoo19_mini.sql
 KEYS_JSON=$ROOT/tests/fixtures/odoo19_mini.keys.json
-OUT_DIR=$ROOT/target/bench
 JWT_SECRET='bench-hs256-secret-0123456789abcdef0123456789abcdef'
-export PGHOST=${PGHOST:-/var/run/postgresql}
-export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 
 die() { echo "gate.sh: error: $*" >&2; exit 1; }
 say() { echo "gate.sh: $*" >&2; }
@@ -46,7 +46,7 @@ command -v psql >/dev/null || die "psql not found"
 command -v python3 >/dev/null || die "python3 not found"
 [ -f "$FIXTURE" ] || die "fixture $FIXTURE not found"
 [ -f "$KEYS_JSON" ] || die "fixture keys $KEYS_JSON not found"
-psql -X -q -d postgres -c 'SELECT 1' >/dev/null 2>&1 ||
+wait_for_postgres ||
     die "cannot connect to PostgreSQL at $PGHOST as $(id -un) (run scripts/setup.sh first)"
 avail() { psql -X -At -d postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = '$1'"; }
 [ -n "$(avail api_gateway)" ] || die "extension api_gateway is not installed (run scripts/setup.sh first)"
@@ -67,12 +67,8 @@ else
     PY=$venv/bin/python
 fi
 
-NPROC=$(nproc)
-LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
-mkdir -p "$OUT_DIR"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/agw-bench.XXXXXX")
-RESULTS=$WORK/results.tsv
-: >"$RESULTS"
+results_open gate
 
 cleanup() {
     local rc=$?
@@ -90,7 +86,14 @@ trap cleanup EXIT
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 # qv SQL [psql options]: SQL read from stdin, so that psql interpolates :'variables' (-c does not).
 qv() { local sql=$1; shift; printf '%s\n' "$sql" | q "$@"; }
-record() { printf '%s\t%s\n' "$1" "$2" >>"$RESULTS"; }
+# record NAME VALUE: the unit follows from the name (tps, µs or a count).
+record() {
+    case $1 in
+        *_us) result "$1" "$2" us ;;
+        loop_n | nkeys) result "$1" "$2" count ;;
+        *) result "$1" "$2" tps ;;
+    esac
+}
 # Fails unless the value ($2) is what the sanity check ($1) expects ($3).
 expect() { [ "$2" = "$3" ] || die "sanity check failed: $1: got '$2', expected '$3'"; }
 
@@ -123,25 +126,17 @@ expect "rate_limit_hit" "$(q -c "SELECT allowed FROM api_gateway.rate_limit_hit(
 # ---------------------------------------------------------------------------------------------
 # pgbench runs
 # ---------------------------------------------------------------------------------------------
-# pgbench NAME CLIENTS SCRIPT [pgbench options...]: records NAME_tps.
+# pgbench_run NAME CLIENTS SCRIPT [pgbench options...]: one run, its tps added to NAME's rounds.
+declare -A ROUND_TPS
 pgbench_run() {
     local name=$1 clients=$2 script=$3
     shift 3
-    local jobs=$((clients < NPROC ? clients : NPROC)) log=$WORK/$name.log
     say "pgbench $name: $clients clients, ${SECS}s"
-    if ! "$PGBENCH" -n -M prepared -T "$SECS" -c "$clients" -j "$jobs" \
-        -f "$BENCH/pgbench/$script" "$@" "$DB" >"$log" 2>&1; then
-        cat "$log" >&2
-        die "pgbench $name failed"
-    fi
-    if grep -q 'aborted' "$log"; then
-        cat "$log" >&2
-        die "pgbench $name: some clients aborted"
-    fi
     local tps
-    tps=$(awk '/^tps = / { print $3; exit }' "$log")
-    [ -n "$tps" ] || { cat "$log" >&2; die "pgbench $name: no tps in its output"; }
-    record "$name" "$tps"
+    tps=$(pgbench_tps "$DB" "$clients" "$SECS" prepared "$BENCH/pgbench/$script" "$@") ||
+        die "pgbench $name failed"
+    [ -n "$tps" ] || die "pgbench $name: no tps in its output"
+    ROUND_TPS[$name]+=" $tps"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -207,40 +202,38 @@ record nkeys "$NKEYS"
 q -c "DELETE FROM public.res_users_apikeys WHERE name = 'bench-gate'" -c 'TRUNCATE bench.keys' >/dev/null
 
 # ---------------------------------------------------------------------------------------------
-# pgbench workloads (SELECT 1 at 4 clients first and last: the baseline is their mean)
+# pgbench workloads, in ROUNDS rounds; in each, SELECT 1 at 4 clients runs first and last and
+# that round's baseline is their mean; each workload is compared with its round's baseline.
 # ---------------------------------------------------------------------------------------------
-pgbench_run select1_c4_first 4 select1.sql
-pgbench_run jwt_verify_tps 4 jwt_verify.sql -D tok="$LOOP_TOKEN" -D secret="$JWT_SECRET"
-pgbench_run rl10k_tps 4 rate_limit_10k.sql
-pgbench_run upsert_unlogged_tps 4 upsert_unlogged.sql
-pgbench_run upsert_logged_tps 4 upsert_logged.sql
-pgbench_run select1_c16 16 select1.sql
-pgbench_run rl_hot16_tps 16 rate_limit_one.sql
-pgbench_run rl_one4_tps 4 rate_limit_one.sql
-pgbench_run auth_jwt_tps 4 authenticate_jwt.sql -D tok="$AUTH_JWT"
-pgbench_run auth_key_tps 4 authenticate_key.sql -D key="$DEMO_KEY"
-pgbench_run apikey_cached_tps 4 verify_api_key_cached.sql -D key="$DEMO_KEY"
-pgbench_run select1_c4_last 4 select1.sql
+for round in $(seq 1 "$ROUNDS"); do
+    say "pgbench round $round of $ROUNDS"
+    pgbench_run select1_c4_first 4 select1.sql
+    pgbench_run jwt_verify_tps 4 jwt_verify.sql -D tok="$LOOP_TOKEN" -D secret="$JWT_SECRET"
+    pgbench_run rl10k_tps 4 rate_limit_10k.sql
+    pgbench_run upsert_unlogged_tps 4 upsert_unlogged.sql
+    pgbench_run upsert_logged_tps 4 upsert_logged.sql
+    pgbench_run select1_c16 16 select1.sql
+    pgbench_run rl_hot16_tps 16 rate_limit_one.sql
+    pgbench_run rl_one4_tps 4 rate_limit_one.sql
+    pgbench_run auth_jwt_tps 4 authenticate_jwt.sql -D tok="$AUTH_JWT"
+    pgbench_run auth_key_tps 4 authenticate_key.sql -D key="$DEMO_KEY"
+    pgbench_run apikey_cached_tps 4 verify_api_key_cached.sql -D key="$DEMO_KEY"
+    pgbench_run select1_c4_last 4 select1.sql
+done
+for name in "${!ROUND_TPS[@]}"; do
+    result_rounds "$name" tps ${ROUND_TPS[$name]}
+done
+read -ra firsts <<<"${ROUND_TPS[select1_c4_first]}"
+read -ra lasts <<<"${ROUND_TPS[select1_c4_last]}"
+means=()
+for i in "${!firsts[@]}"; do
+    means+=("$(awk -v a="${firsts[$i]}" -v b="${lasts[$i]}" 'BEGIN { printf "%.3f", (a + b) / 2 }')")
+done
+result_rounds select1_c4 tps "${means[@]}"
+result rounds "$ROUNDS" count
 
 # Nobody was throttled: the profiles' limits were out of reach.
 expect "authenticate still 200 after the runs" \
     "$(qv "SELECT status FROM api_gateway.authenticate('Bearer ' || :'t', '127.0.0.1', 'GET')" -v t="$AUTH_JWT")" 200
 
-# ---------------------------------------------------------------------------------------------
-# Report
-# ---------------------------------------------------------------------------------------------
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ "$commit" != unknown ] && [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-    commit="$commit (working tree modified)"
-fi
-BENCH_NPROC=$NPROC \
-BENCH_LOAD="$LOADAVG_START at start, $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?') at end" \
-BENCH_CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown) \
-BENCH_PG=$(q -c 'SHOW server_version') \
-BENCH_COMMIT=$commit \
-BENCH_EXT=$EXT_VERSION \
-BENCH_SECONDS=$SECS \
-BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC') \
-    "$PY" "$BENCH/report.py" "$RESULTS" "$OUT_DIR/gate.md"
-cp "$RESULTS" "$OUT_DIR/gate.tsv"
-say "report written to ${OUT_DIR#"$ROOT"/}/gate.md"
+say "results in ${BENCH_RESULTS#"$ROOT"/}"

@@ -7,25 +7,24 @@
 # report gives ratios to the `errors` level of the same run (the machine is shared and noisy).
 #
 #   bench/http_logging.sh                    # about 4 minutes (+ a release build if missing)
+#   BENCH_QUICK=1 bench/http_logging.sh      # about a minute
 #   BENCH_SECONDS=5 BENCH_ROUNDS=1 bench/http_logging.sh
 #
-# Knobs: BENCH_SECONDS (10 per run), BENCH_ROUNDS (3), BENCH_CONNECTIONS (16), BENCH_THREADS (2),
-# BENCH_DB (agw_bench_logging), BENCH_KEEP=1 (keep the database), API_GATEWAY_BIN (a release
-# binary; default: built with cargo under $CARGO_TARGET_DIR or target/).
-# Output: a Markdown table on stdout and in target/bench/http_logging.md; progress on stderr.
+# Knobs: BENCH_SECONDS (10 per run, quick 3), BENCH_ROUNDS (3, quick 1), BENCH_CONNECTIONS (16),
+# BENCH_THREADS (2), BENCH_DB (agw_bench_logging), BENCH_KEEP=1 (keep the database),
+# API_GATEWAY_BIN (a release binary; default: built with cargo under $CARGO_TARGET_DIR or target/).
+# Output: JSON lines in target/bench/http_logging.jsonl (see bench/lib.sh); progress on stderr.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SECS=${BENCH_SECONDS:-10}
-ROUNDS=${BENCH_ROUNDS:-3}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ROOT=$BENCH_ROOT
+SECS=${BENCH_SECONDS:-$(quick_or 3 10)}
+ROUNDS=${BENCH_ROUNDS:-$(quick_or 1 3)}
 CONNS=${BENCH_CONNECTIONS:-16}
 THREADS=${BENCH_THREADS:-2}
 DB=${BENCH_DB:-agw_bench_logging}
 KEEP=${BENCH_KEEP:-0}
 FIXTURE=$ROOT/tests/fixtures/odoo19_mini.sql
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-OUT_DIR=$ROOT/target/bench
-export PGHOST=${PGHOST:-/var/run/postgresql}
-export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 say() { echo "http_logging.sh: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
@@ -34,7 +33,7 @@ die() { say "error: $*"; exit 1; }
 [[ $DB =~ ^[a-z_][a-z0-9_]*$ ]] || die "BENCH_DB must be a plain lowercase identifier"
 command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 command -v curl >/dev/null || die "curl not found"
-psql -X -q -d postgres -c 'SELECT 1' >/dev/null 2>&1 || die "cannot connect to PostgreSQL at $PGHOST"
+wait_for_postgres || die "cannot connect to PostgreSQL at $PGHOST"
 
 BIN=${API_GATEWAY_BIN:-$TARGET/release/api-gateway}
 if [ -z "${API_GATEWAY_BIN:-}" ]; then
@@ -92,7 +91,9 @@ declare -A PATHS=([ping]="/api/v1/ping" [list]="/api/v1/res.partner?limit=5&fiel
 LEVELS=(errors metadata payloads)
 : >"$work/results"
 for round in $(seq 1 "$ROUNDS"); do
-    for level in "${LEVELS[@]}"; do
+    # Each round starts at the next level, so that no level is always the first after a restart.
+    for i in 0 1 2; do
+        level=${LEVELS[$(( (round - 1 + i) % 3 ))]}
         start "$level"
         for w in ping list; do
             wrk -t1 -c2 -d1s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT${PATHS[$w]}" >/dev/null # warm-up
@@ -109,25 +110,24 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 
-mkdir -p "$OUT_DIR"
-python3 - "$work/results" "$SECS" "$ROUNDS" <<'PY' | tee "$OUT_DIR/http_logging.md"
-import statistics, sys
+results_open http_logging
+python3 - "$work/results" "$SECS" >>"$BENCH_RESULTS" <<'PY'
+import json, statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-secs, rounds = int(sys.argv[2]), int(sys.argv[3])
+secs = int(sys.argv[2])
 res = {}
 for level, w, rps, logged, dropped in rows:
     res.setdefault((level, w), []).append((float(rps), int(logged), int(float(dropped))))
-names = {"ping": "GET /api/v1/ping", "list": "GET /api/v1/res.partner (5 records)"}
-print("| workload | log level | requests/s (median) | vs `errors` | log rows written per request | dropped |")
-print("|---|---|---|---|---|---|")
-for w in ("ping", "list"):
-    base = statistics.median(r[0] for r in res[("errors", w)])
-    for level in ("errors", "metadata", "payloads"):
-        runs = res[(level, w)]
-        rps = statistics.median(r[0] for r in runs)
-        per_req = sum(r[1] for r in runs) / max(1, sum(r[0] * secs for r in runs))
-        dropped = max(r[2] for r in runs)
-        print(f"| {names[w]} | `{level}` | {rps:,.0f} | {rps / base:.2f}x | {per_req:.2f} | {dropped} |")
-print()
-print(f"wrk, {secs} s per run, median of {rounds} interleaved round(s); `errors` logs none of these successful requests, so it is the no-logging baseline.")
+def out(id, value, unit):
+    print(json.dumps({"id": id, "value": value, "unit": unit}))
+for (level, w), runs in sorted(res.items()):
+    # each round's figure (id@round) and their median, as bench/lib.sh's result_rounds
+    for k, r in enumerate(runs, 1):
+        out(f"logging_{level}_{w}_rps@{k}", r[0], "req/s")
+    out(f"logging_{level}_{w}_rps", statistics.median(r[0] for r in runs), "req/s")
+    out(f"logging_{level}_{w}_rows_per_request",
+        round(sum(r[1] for r in runs) / max(1, sum(r[0] * secs for r in runs)), 3), "count")
+    out(f"logging_{level}_{w}_dropped", max(r[2] for r in runs), "count")
+out("logging_rounds", len(next(iter(res.values()))), "count")
 PY
+say "results in ${BENCH_RESULTS#"$ROOT"/}"

@@ -1,36 +1,85 @@
 #!/usr/bin/env bash
 # `make bench`: set up what is missing, run every benchmark of the project with its baseline in
-# the same run, and write docs/benchmarks.md (tables of ours / baseline / ratio, machine facts).
-# Ratios, not absolute times, are what the document promises: the machine is shared and noisy.
+# the same run, and write docs/benchmarks.md from their results (bench/report.py): tables of
+# workload / ours / baseline / ratio / target, growth tables, machine facts. Ratios, not absolute
+# times, are what the document promises: the machine may be shared and noisy.
+#
+#   make bench                         # about 20 minutes
+#   BENCH_QUICK=1 make bench           # about 6 minutes, short runs (for working on the scripts)
+#   BENCH_ONLY="gate data" make bench  # some scripts only (the others' sections say not measured)
+#   SETUP_SKIP_EXTENSION=1 make bench  # measure the extension already installed (no build+install)
+#
+# Each script's output goes to target/bench/<script>.log, its results to <script>.jsonl and its
+# exit status and duration to <script>.status. Exits non-zero when a script failed, after writing
+# the document (whose section for that script says so).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-"$ROOT/scripts/setup.sh" >/dev/null
-OUT=$ROOT/target/bench; mkdir -p "$OUT"
-DOC=$ROOT/docs/benchmarks.md
-sections=()
-run() { # run TITLE SCRIPT: the script prints a Markdown table on stdout
-    local title=$1 script=$2
-    [ -x "$ROOT/bench/$script" ] || return 0
-    echo "==> $title ($script)" >&2
-    if "$ROOT/bench/$script" >"$OUT/${script%.sh}.section.md"; then
-        sections+=("## $title"$'\n\n'"$(cat "$OUT/${script%.sh}.section.md")")
-    else
-        sections+=("## $title"$'\n\n'"(failed: see the output of bench/$script)")
-    fi
-}
-run "The gate" gate.sh
-run "Data access" data.sh
-run "Traffic statistics" stats.sh
-run "Webhooks" webhooks.sh
-run "HTTP front" http.sh
-run "Traffic log cost (HTTP front)" http_logging.sh
+source "$ROOT/bench/lib.sh"
+SCRIPTS=(${BENCH_ONLY:-gate rate_limit data http webhooks stats http_logging})
+started=$SECONDS
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "set-up (scripts/setup.sh)"
+"$ROOT/scripts/setup.sh" >"$BENCH_OUT/setup.log" 2>&1 || { cat "$BENCH_OUT/setup.log" >&2; exit 1; }
+tail -n 1 "$BENCH_OUT/setup.log" >&2
+
+# What only the benchmarks need: Redis, the baseline of rate limiting (scripts/setup.sh's style:
+# install what is missing, once).
+step "bench packages"
+pkgs=(redis-server redis-tools wrk python3-venv)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+    echo "all present" >&2
+fi
+
+step "release build of the front and the webhook benchmark"
+(cd "$ROOT" && cargo build -q --release -p api_gateway_front --bin api-gateway --example webhook_bench) >&2
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+export API_GATEWAY_BIN=$TARGET/release/api-gateway
+export WEBHOOK_BENCH=$TARGET/release/examples/webhook_bench
+
+rm -f "$BENCH_OUT"/*.jsonl "$BENCH_OUT"/*.status
+# Facts of the start, for the report (the machine and the installed extension are shared).
 {
-    echo "# Benchmarks"
-    echo
-    echo "Produced by \`make bench\` ($(date -u '+%Y-%m-%d %H:%M UTC')) on $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo),"
-    echo "PostgreSQL $(psql -XAt -d postgres -c 'SHOW server_version'), commit $(git -C "$ROOT" rev-parse --short HEAD)."
-    echo "Every figure is compared with a baseline measured in the same run; the machine is shared,"
-    echo "so only the ratios are meaningful. Each section says how its numbers are computed."
-    for s in "${sections[@]}"; do echo; echo "$s"; done
-} >"$DOC"
-echo "wrote ${DOC#"$ROOT"/}" >&2
+    echo "started=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    # the code that ran (the report may be rendered again later from the same results)
+    commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    [ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no -- . ':!docs/benchmarks.md' 2>/dev/null)" ] ||
+        commit="$commit (with uncommitted changes)"
+    echo "commit=$commit"
+    echo "quick=$BENCH_QUICK"
+    echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "extension_start=$(psql -X -At -d postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = 'api_gateway'")"
+} >"$BENCH_OUT/run.env"
+failed=()
+for name in "${SCRIPTS[@]}"; do
+    script=$ROOT/bench/$name.sh
+    [ -x "$script" ] || { echo "bench: no script $script" >&2; exit 2; }
+    step "$name ($(date -u +%H:%M:%S) UTC)"
+    t0=$SECONDS
+    set +e
+    "$script" 2>&1 | tee "$BENCH_OUT/$name.log" | sed -u 's/^/    /' >&2
+    rc=${PIPESTATUS[0]}
+    set -e
+    echo "$rc $((SECONDS - t0))" >"$BENCH_OUT/$name.status"
+    [ "$rc" = 0 ] || failed+=("$name")
+done
+
+step "report"
+{
+    echo "elapsed_s=$((SECONDS - started))"
+    echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)"
+} >>"$BENCH_OUT/run.env"
+python3 "$ROOT/bench/report.py" "$BENCH_OUT" "$ROOT/docs/benchmarks.md"
+echo "make bench: $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s in all" >&2
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "make bench: failed: ${failed[*]} (see target/bench/<name>.log)" >&2
+    exit 1
+fi

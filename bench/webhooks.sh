@@ -8,33 +8,33 @@
 #  B. the same with the delivery worker really running and POSTing every event to a local
 #     receiver on this machine (they take CPU from PostgreSQL: the realistic single-box case).
 #  C. a pgbench run without any worker (every commit NOTIFYs), for comparison.
-#  D. delivery: 20,000 queued events drained by the worker into a local receiver (events/s),
-#     then single-row commits at a steady rate with the median commit-to-receipt latency.
+#  D. delivery at 1, 10 and 100 endpoints (webhooks on res.partner, each its own URL on the
+#     local receiver): BENCH_EVENTS queued events drained by the worker (events/s), then
+#     single-row commits at a steady BENCH_RATE events/s in all (so BENCH_RATE / endpoints rows
+#     per second) with the commit-to-receipt latency of every event.
 #
-#   bench/webhooks.sh                       # about 3 minutes
+#   bench/webhooks.sh                       # about 4 minutes
+#   BENCH_QUICK=1 bench/webhooks.sh         # about a minute
 #   BENCH_SECONDS=10 BENCH_ROUNDS=7 bench/webhooks.sh
 #
-# Knobs: BENCH_DB (agw_bench_wh), BENCH_SECONDS (5 per pgbench run), BENCH_ROUNDS (5),
-# BENCH_CLIENTS (4), BENCH_EVENTS (20000), BENCH_RATE (200 commits/s), BENCH_LATENCY_S (10),
-# BENCH_KEEP=1 (keep the database), PGBENCH. Builds the webhook_bench example (release) unless
-# WEBHOOK_BENCH points at a binary. Output: Markdown on stdout and in target/bench/webhooks.md.
+# Knobs: BENCH_DB (agw_bench_wh), BENCH_SECONDS (5 per pgbench run, quick 2), BENCH_ROUNDS (5,
+# quick 1), BENCH_CLIENTS (4), BENCH_EVENTS (20000, quick 3000), BENCH_RATE (200 events/s),
+# BENCH_LATENCY_S (10, quick 3), BENCH_ENDPOINTS ("1 10 100"), BENCH_KEEP=1 (keep the database),
+# PGBENCH. Builds the webhook_bench example (release) unless WEBHOOK_BENCH points at a binary.
+# Output: JSON lines in target/bench/webhooks.jsonl (see bench/lib.sh).
 set -euo pipefail
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_BIN=/usr/lib/postgresql/15/bin
-PGBENCH=${PGBENCH:-$PG_BIN/pgbench}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ROOT=$BENCH_ROOT
 DB=${BENCH_DB:-agw_bench_wh}
-SECS=${BENCH_SECONDS:-5}
-ROUNDS=${BENCH_ROUNDS:-5}
+SECS=${BENCH_SECONDS:-$(quick_or 2 5)}
+ROUNDS=${BENCH_ROUNDS:-$(quick_or 1 5)}
 CLIENTS=${BENCH_CLIENTS:-4}
-EVENTS=${BENCH_EVENTS:-20000}
+EVENTS=${BENCH_EVENTS:-$(quick_or 3000 20000)}
 RATE=${BENCH_RATE:-200}
-LAT_S=${BENCH_LATENCY_S:-10}
+LAT_S=${BENCH_LATENCY_S:-$(quick_or 3 10)}
+ENDPOINT_COUNTS=(${BENCH_ENDPOINTS:-1 10 100})
 KEEP=${BENCH_KEEP:-0}
 FIXTURE=$ROOT/tests/fixtures/odoo19_mini.sql
-OUT_DIR=$ROOT/target/bench
-export PGHOST=${PGHOST:-/var/run/postgresql}
-export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 URL="postgresql:///$DB?host=$PGHOST"
 AWAKE_LOCK="1634170728, 1"
 
@@ -45,7 +45,7 @@ say() { echo "webhooks.sh: $*" >&2; }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer"
 [[ $DB =~ ^[a-z_][a-z0-9_]*$ ]] || die "BENCH_DB must be a plain lowercase identifier"
 [ -x "$PGBENCH" ] || die "pgbench not found at $PGBENCH"
-psql -X -q -d postgres -c 'SELECT 1' >/dev/null 2>&1 || die "cannot connect to PostgreSQL at $PGHOST"
+wait_for_postgres || die "cannot connect to PostgreSQL at $PGHOST"
 
 if [ -n "${WEBHOOK_BENCH:-}" ]; then
     BIN=$WEBHOOK_BENCH
@@ -71,6 +71,7 @@ cleanup() {
     exit $rc
 }
 trap cleanup EXIT
+results_open webhooks
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 
 say "creating database $DB from $(basename "$FIXTURE")"
@@ -78,7 +79,6 @@ psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $DB WITH (
 q -f "$FIXTURE" >/dev/null
 q -c 'CREATE EXTENSION api_gateway' >/dev/null
 q -c "UPDATE api_gateway.webhook_settings SET allow_private_targets = true, ddl_lock_timeout = '30s'" >/dev/null
-LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cat >"$WORK/insert.sql" <<'EOF'
 INSERT INTO res_partner (name, type, active, email, is_company) VALUES ('pgbench ' || :client_id, 'contact', true, 'bench@example.com', false);
@@ -92,8 +92,6 @@ tps() {
     grep -q aborted "$log" && { cat "$log" >&2; die "pgbench clients aborted"; }
     sed -nE 's/^tps = ([0-9.]+) .*/\1/p' "$log" | head -1
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b/a}'; }
 reset_rows() { q -c "DELETE FROM res_partner WHERE name LIKE 'pgbench %'" -c "TRUNCATE api_gateway.webhook_job" >/dev/null; }
 
 # ---------------------------------------------------------------- A: capture cost
@@ -144,33 +142,30 @@ kill -TERM "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true
 say "B: none ${B_NONE[*]} | webhook ${B_HOOK[*]} | backlog at the end of each run ${B_BACKLOG[*]}"
 
 # ---------------------------------------------------------------- D: delivery
-say "D: draining $EVENTS queued events"
-DRAIN=$(DATABASE_URL=$URL BENCH_EVENTS=$EVENTS "$BIN" drain) || die "drain failed"
-say "D: $DRAIN"
-say "D: latency at $RATE commits/s for ${LAT_S}s"
-LAT=$(DATABASE_URL=$URL BENCH_RATE=$RATE BENCH_SECONDS=$LAT_S "$BIN" latency) || die "latency run failed"
-say "D: $LAT"
-LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg)
-
 j() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
-mkdir -p "$OUT_DIR"
-{
-    echo "## Webhooks benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load $LOADAVG_START -> $LOADAVG_END)"
-    echo
-    echo "pgbench: single-row INSERT into res_partner, simple protocol, $CLIENTS clients, ${SECS}s runs, $ROUNDS interleaved rounds; medians."
-    echo
-    echo "| case | no webhook (tps) | one webhook (tps) | ratio |"
-    echo "|---|---|---|---|"
-    a0=$(median "${A_NONE[@]}"); a1=$(median "${A_HOOK[@]}")
-    echo "| A. capture (worker awake, not delivering) | $a0 | $a1 | $(ratio "$a0" "$a1") |"
-    b0=$(median "${B_NONE[@]}"); b1=$(median "${B_HOOK[@]}")
-    echo "| B. capture + worker delivering to a local receiver | $b0 | $b1 | $(ratio "$b0" "$b1") |"
-    echo "| C. capture, no worker (NOTIFY on every commit), 1 run | ${C_NONE[0]} | ${C_HOOK[0]} | $(ratio "${C_NONE[0]}" "${C_HOOK[0]}") |"
-    echo
-    echo "Runs: A none ${A_NONE[*]}; A webhook ${A_HOOK[*]}; B none ${B_NONE[*]}; B webhook ${B_HOOK[*]} (backlog after each: ${B_BACKLOG[*]})."
-    echo
-    echo "| delivery | result |"
-    echo "|---|---|"
-    echo "| drain $EVENTS queued events to a local receiver | $(j "$DRAIN" events_per_s) events/s ($(j "$DRAIN" recorded_s) s) |"
-    echo "| commit-to-receipt latency at $RATE commits/s | median $(j "$LAT" median_ms) ms, p95 $(j "$LAT" p95_ms) ms, p99 $(j "$LAT" p99_ms) ms, max $(j "$LAT" max_ms) ms |"
-} | tee "$OUT_DIR/webhooks.md"
+result_rounds capture_none_a tps "${A_NONE[@]}"
+result_rounds capture_hook_a tps "${A_HOOK[@]}"
+result_rounds capture_none_b tps "${B_NONE[@]}"
+result_rounds capture_hook_b tps "${B_HOOK[@]}"
+result capture_none_c "${C_NONE[0]}" tps
+result capture_hook_c "${C_HOOK[0]}" tps
+for e in "${ENDPOINT_COUNTS[@]}"; do
+    say "D: $e endpoint(s): draining $EVENTS queued events"
+    DRAIN=$(DATABASE_URL=$URL BENCH_ENDPOINTS=$e BENCH_EVENTS=$EVENTS "$BIN" drain) || die "drain failed"
+    say "D: $DRAIN"
+    say "D: $e endpoint(s): latency at $RATE events/s for ${LAT_S}s"
+    LAT=$(DATABASE_URL=$URL BENCH_ENDPOINTS=$e BENCH_RATE=$RATE BENCH_SECONDS=$LAT_S "$BIN" latency) ||
+        die "latency run failed"
+    say "D: $LAT"
+    [ "$(j "$LAT" received)" = "$(j "$LAT" events)" ] || die "latency run: not every event arrived: $LAT"
+    result "drain_events_e$e" "$(j "$DRAIN" events)" count
+    result "drain_events_per_s_e$e" "$(j "$DRAIN" events_per_s)" events/s
+    result "latency_events_e$e" "$(j "$LAT" events)" count
+    for p in median p95 p99 max; do
+        result "latency_${p}_ms_e$e" "$(j "$LAT" "${p}_ms")" ms
+    done
+    reset_rows
+done
+result latency_rate "$RATE" events/s
+result capture_rounds "$ROUNDS" count
+say "results in ${BENCH_RESULTS#"$ROOT"/}"

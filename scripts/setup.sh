@@ -46,6 +46,12 @@ if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
 "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/tests/python/requirements.txt" -r "$ROOT/front/tests/python/requirements.txt"
 echo "ready"
 
+# SETUP_SKIP_EXTENSION=1 keeps the extension already installed (e.g. `make bench` measuring a
+# build someone else installed on a shared machine).
+if [ "${SETUP_SKIP_EXTENSION:-0}" = 1 ]; then
+    step "extension: keeping the installed build (SETUP_SKIP_EXTENSION=1)"
+    exit 0
+fi
 step "build and install the extension (release)"
 cd "$ROOT"
 # `cargo pgrx package` builds into target/release/api_gateway-pg$PG_MAJOR/; each file is then put
