@@ -252,13 +252,12 @@ fn signed_payload(token: &str, secret: &[u8], alg: Algorithm) -> Result<Vec<u8>,
     }
     let (header_b64, payload_b64, signature_b64) = split_token(token)?;
 
-    let header = decode_header_object(header_b64)?;
-    match header.get("alg") {
+    match header_alg(header_b64)? {
         Some(Value::String(found)) if found == alg.as_str() => {}
         Some(Value::String(found)) => {
             return Err(JwtError::AlgorithmMismatch {
                 expected: alg.as_str().to_owned(),
-                found: quote_limited(found),
+                found: quote_limited(&found),
             });
         }
         Some(_) => return Err(malformed("header \"alg\" is not a string")),
@@ -334,6 +333,30 @@ fn split_token(token: &str) -> Result<(&str, &str, &str), JwtError> {
             "expected 3 dot-separated segments, found {}",
             token.split('.').count()
         ))),
+    }
+}
+
+/// The header's `alg` member (None when absent), read without building the header object; the
+/// header must be a JSON object, and a duplicated `alg` is refused.
+fn header_alg(header_b64: &str) -> Result<Option<Value>, JwtError> {
+    #[derive(serde::Deserialize)]
+    struct AlgOnly {
+        #[serde(default, deserialize_with = "present")]
+        alg: Option<Value>,
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| malformed("header is not valid base64url"))?;
+    let is_object = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    match serde_json::from_slice::<AlgOnly>(&bytes) {
+        Ok(h) if is_object => Ok(h.alg),
+        _ => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(_)) => Err(malformed("header has \"alg\" twice")),
+            _ => Err(malformed("header is not a JSON object")),
+        },
     }
 }
 
@@ -709,6 +732,18 @@ mod tests {
         );
         // kid is not our business in verify.
         assert!(verify(&num_kid, k, Algorithm::HS256, NOW, 0).is_ok());
+        // serde could read an array into the header struct by position: refused as not an object.
+        let arr = format!("{}.{}.{}", b64(r#"["HS256"]"#), b64("{}"), "AAAA");
+        assert_eq!(
+            verify(&arr, k, Algorithm::HS256, NOW, 0),
+            Err(JwtError::Malformed("header is not a JSON object".into()))
+        );
+        // A second alg cannot override the first (or the other way round).
+        let twice = raw_token(r#"{"alg":"none","alg":"HS256"}"#, "{}", Algorithm::HS256, k);
+        assert_eq!(
+            verify(&twice, k, Algorithm::HS256, NOW, 0),
+            Err(JwtError::Malformed("header has \"alg\" twice".into()))
+        );
     }
 
     #[test]
