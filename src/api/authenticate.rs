@@ -78,17 +78,17 @@ SELECT g.pass, (SELECT hits FROM hit) FROM g"
 }
 
 /// Cached API-key facts still hold when the epoch is unchanged and the key row (same id, hash
-/// and user, still valid) and its active user are still there; the admin group is re-read.
+/// and user, still valid) and its active user are still there; the admin group is re-read, and
+/// a request that needs admin passes only with it.
 fn api_key_cached_statement() -> String {
     format!(
-        "WITH g AS (SELECT e.epoch = $1 AND EXISTS (SELECT 1 FROM public.res_users_apikeys k \
-            JOIN public.res_users u ON u.id = k.user_id AND u.active \
-           WHERE k.id = $6 AND k.key = $7 AND k.user_id = $2 AND (k.scope IS NULL OR k.scope = 'rpc') \
-             AND (k.expiration_date IS NULL OR k.expiration_date >= (now() AT TIME ZONE 'utc'))) \
-         AND ($9 <> 'admin' OR $8 IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r \
-              WHERE r.uid = $2 AND r.gid = $8)) AS pass, \
-         ($8 IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = $2 AND r.gid = $8)) AS is_admin \
-    FROM api_gateway.gate_epoch e), \
+        "WITH g AS (SELECT x.key_ok AND ($9 <> 'admin' OR x.is_admin) AS pass, x.is_admin FROM ( \
+    SELECT e.epoch = $1 AND EXISTS (SELECT 1 FROM public.res_users_apikeys k \
+             JOIN public.res_users u ON u.id = k.user_id AND u.active \
+            WHERE k.id = $6 AND k.key = $7 AND k.user_id = $2 AND (k.scope IS NULL OR k.scope = 'rpc') \
+              AND (k.expiration_date IS NULL OR k.expiration_date >= (now() AT TIME ZONE 'utc'))) AS key_ok, \
+           ($8 IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = $2 AND r.gid = $8)) AS is_admin \
+      FROM api_gateway.gate_epoch e) x), \
 {CACHED_HIT} \
 SELECT g.pass, g.is_admin, (SELECT hits FROM hit) FROM g"
     )
@@ -382,6 +382,7 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
     };
     let kid = header.kid.unwrap_or_default();
     let cached = SIGNING_KEYS.with(|k| k.borrow().get(&kid).cloned());
+    let was_cached = cached.is_some();
     let secret = match cached.or_else(|| secret_for_kid(&kid)) {
         Some(s) => s,
         None => return invalid("unknown or retired signing key"),
@@ -396,13 +397,16 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
         Ok(c) => c,
         Err(e) => return invalid(&e.to_string()),
     };
-    SIGNING_KEYS.with(|k| {
-        let mut k = k.borrow_mut();
-        if k.len() > 16 {
-            k.clear();
-        }
-        k.insert(kid.clone(), secret.clone());
-    });
+    // Kept once it has verified a signature (a key read but never used is not kept).
+    if !was_cached {
+        SIGNING_KEYS.with(|k| {
+            let mut k = k.borrow_mut();
+            if k.len() > 16 {
+                k.clear();
+            }
+            k.insert(kid.clone(), secret.clone());
+        });
+    }
     let Some(jti) = claims.get("jti").and_then(|v| v.as_str()) else {
         return invalid("token was not issued by this gateway");
     };
