@@ -1,7 +1,7 @@
 # Shared settings for the project's scripts (sourced, not run).
 PG_MAJOR=15
 PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PG_CONFIG=$PG_BIN/pg_config
+PG_CONFIG=${PG_CONFIG:-$PG_BIN/pg_config}
 PGRX_VERSION=0.18.1
 PGHOST=${PGHOST:-/var/run/postgresql}
 export PGHOST
