@@ -2,6 +2,7 @@
 
 pub mod apikey;
 pub mod domain;
+pub mod field_values;
 pub mod gate;
 pub mod jwt;
 pub mod ratelimit;

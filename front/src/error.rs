@@ -33,6 +33,7 @@ pub mod kind {
     pub const UNSUPPORTED_MEDIA_TYPE: (&str, &str) =
         ("unsupported-media-type", "Unsupported Media Type");
     pub const PAYLOAD_TOO_LARGE: (&str, &str) = ("payload-too-large", "Content Too Large");
+    pub const REQUEST_TIMEOUT: (&str, &str) = ("request-timeout", "Request Timeout");
     pub const INVALID_INPUT: (&str, &str) = ("invalid-input", "Invalid input");
     pub const CONFLICT: (&str, &str) = ("conflict", "Conflict");
     pub const CONSTRAINT_VIOLATION: (&str, &str) = ("constraint-violation", "Constraint violated");
