@@ -176,6 +176,9 @@ pub fn status_for_sqlstate(code: &str) -> (StatusCode, (&'static str, &'static s
         "42703" | "42601" | "0A000" | "P0001" => (S::BAD_REQUEST, kind::INVALID_INPUT),
         c if c.starts_with("23") => (S::CONFLICT, kind::CONFLICT),
         c if c.starts_with("22") => (S::BAD_REQUEST, kind::INVALID_INPUT),
+        // program limits a request's own values exceeded (a 900 KB value in an indexed column,
+        // a statement too complex): the request is at fault, not the server
+        c if c.starts_with("54") => (S::BAD_REQUEST, kind::INVALID_INPUT),
         c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57") => {
             (S::SERVICE_UNAVAILABLE, kind::UNAVAILABLE)
         }
@@ -247,6 +250,15 @@ impl IntoResponse for Problem {
     }
 }
 
+/// What a background task logs of a failed statement: `SQLSTATE <code>: <message>` for an
+/// error the database raised (tokio-postgres alone prints just "db error"), else the chain.
+pub fn db_error_text(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("SQLSTATE {}: {}", db.code().code(), db.message()),
+        None => error_chain(err),
+    }
+}
+
 /// An error and its sources, one per line (`caused by: ...`).
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
@@ -301,6 +313,8 @@ mod tests {
         assert_eq!(s("08006"), 503);
         assert_eq!(s("53300"), 503);
         assert_eq!(s("57P01"), 503);
+        assert_eq!(s("54000"), 400);
+        assert_eq!(s("54001"), 400);
         assert_eq!(s("XX000"), 500);
         assert_eq!(s("42883"), 500);
     }

@@ -187,6 +187,7 @@ async fn connection(
         inner: stream,
         started,
         last: activity.clone(),
+        pending: None,
     });
     let body_timeout = limits.body_timeout;
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
@@ -244,11 +245,67 @@ async fn connection(
     }
 }
 
-/// A socket that notes when a byte last moved (milliseconds since `started`).
+/// A socket that notes when a byte last moved (milliseconds since `started`), and gives
+/// hyper's own bodiless error answers (400, 414, 431 for a request it could not parse) an
+/// RFC 9457 problem body like every other answer.
 struct Watched {
     inner: TcpStream,
     started: Instant,
     last: Arc<AtomicU64>,
+    /// A replacement answer being written, and how much of it is written.
+    pending: Option<(Vec<u8>, usize)>,
+}
+
+/// The problem answer replacing `head` when it is one of hyper's automatic error answers
+/// (status line, `content-length: 0`, nothing else to follow).
+fn automatic_problem(head: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(head).ok()?;
+    let rest = text.strip_prefix("HTTP/1.1 ")?;
+    let (status, title, detail) = match rest.get(..4)? {
+        "400 " => (
+            400,
+            "Bad Request",
+            "the request line or a header is malformed",
+        ),
+        "414 " => (
+            414,
+            "URI Too Long",
+            "the request target is too long; send a long domain in fewer bytes",
+        ),
+        "431 " => (
+            431,
+            "Request Header Fields Too Large",
+            "the request's headers are too large or too many",
+        ),
+        _ => return None,
+    };
+    if !text.ends_with("\r\n\r\n")
+        || !text
+            .to_ascii_lowercase()
+            .contains("\r\ncontent-length: 0\r\n")
+    {
+        return None;
+    }
+    let kind = match status {
+        400 => "invalid-request",
+        414 => "uri-too-long",
+        _ => "headers-too-large",
+    };
+    let body = serde_json::json!({
+        "type": format!("{}{kind}", crate::error::PROBLEM_BASE),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    })
+    .to_string();
+    Some(
+        format!(
+            "HTTP/1.1 {status} {title}\r\ncontent-type: application/problem+json\r\n\
+             x-content-type-options: nosniff\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
 }
 
 impl Watched {
@@ -279,6 +336,26 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.pending.is_none()
+            && let Some(answer) = automatic_problem(data)
+        {
+            this.pending = Some((answer, 0));
+        }
+        if let Some((answer, written)) = &mut this.pending {
+            while *written < answer.len() {
+                match Pin::new(&mut this.inner).poll_write(cx, &answer[*written..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => *written += n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            this.pending = None;
+            this.touch();
+            // hyper's bytes count as written: the answer replaced them
+            return Poll::Ready(Ok(data.len()));
+        }
         let r = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.touch();
@@ -286,20 +363,9 @@ impl AsyncWrite for Watched {
         r
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        r
-    }
-
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        // one flat buffer per write, so that an automatic answer is seen whole
+        false
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -329,5 +395,36 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["status"], 503);
         assert!(head.starts_with("HTTP/1.1 503 "));
+    }
+
+    #[test]
+    fn hypers_bodiless_error_answers_get_problem_bodies() {
+        for (code, kind) in [
+            (414, "uri-too-long"),
+            (431, "headers-too-large"),
+            (400, "invalid-request"),
+        ] {
+            let head = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\ndate: now\r\n\r\n");
+            let answer = String::from_utf8(automatic_problem(head.as_bytes()).unwrap()).unwrap();
+            let (h, body) = answer.split_once("\r\n\r\n").unwrap();
+            assert!(h.starts_with(&format!("HTTP/1.1 {code} ")), "{h}");
+            assert!(h.contains("application/problem+json"), "{h}");
+            let len: usize = h
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(len, body.len());
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(v["status"], code);
+            assert!(v["type"].as_str().unwrap().ends_with(kind));
+        }
+        // the application's own answers (with a body) and other statuses are left alone
+        assert!(
+            automatic_problem(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 12\r\n\r\n").is_none()
+        );
+        assert!(automatic_problem(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_none());
+        assert!(automatic_problem(b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\n").is_none());
     }
 }

@@ -79,10 +79,15 @@ fn check_targets(model: &ModelMeta, targets: &[(String, String, i64)]) {
             .unwrap_or(false)
         });
         if !found {
-            invalid(format!(
-                "field {}.{field}: there is no {comodel} record with id {id}",
-                model.info.model
-            ));
+            // the SQLSTATE of the foreign key it stands for, with a message naming the field
+            raise(
+                PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
+                format!(
+                    "field {}.{field}: there is no {comodel} record with id {id}",
+                    model.info.model
+                ),
+                None,
+            );
         }
     }
 }

@@ -6,5 +6,6 @@ mod admin;
 mod common;
 mod oauth;
 mod records;
+mod review;
 mod security;
 mod server;
