@@ -1338,3 +1338,162 @@ async fn the_dashboard_page_and_its_assets_are_served() {
     );
     stop(s).await;
 }
+
+/// Issue 19 (security review): secrets the log was not told about, percent-encoded secrets,
+/// `?t=`, any parameter of the OAuth routes, and JSON members named `pass_word`, `bearer`,
+/// `session` are masked in the traffic log at the payloads level.
+#[tokio::test]
+async fn masking_gaps_of_the_security_review_are_closed() {
+    let ua = unique("obs-review");
+    let s = logging_server("payloads", |a| a.log_body_bytes = 4096).await;
+    let c = reqwest::Client::builder()
+        .user_agent(&ua)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let (client_id, secret) = new_client(2, &["read", "write"], None).await;
+    let tok = token_for(&client_id, &secret).await;
+    let other_tok = token_for(&client_id, &secret).await;
+    let key = admin_key();
+    let other_key = api_key("admin_other_scope");
+    // a key pasted into the path (authorized with something else)
+    send(
+        c.get(s.url(&format!("/api/v1/{other_key}")))
+            .header("authorization", bearer(&tok)),
+    )
+    .await;
+    // this request's own key, every byte percent-encoded inside ?domain=
+    let encoded: String = key.bytes().map(|b| format!("%{b:02X}")).collect();
+    send(
+        c.get(s.url(&format!(
+            "/api/v1/res.partner?domain=%5B%28%27ref%27%2C%27%3D%27%2C%27{encoded}%27%29%5D"
+        )))
+        .header("authorization", bearer(&key)),
+    )
+    .await;
+    // another token in ?t=
+    send(
+        c.get(s.url(&format!("/api/v1/ping?t={other_tok}")))
+            .header("authorization", bearer(&tok)),
+    )
+    .await;
+    // a client secret in any parameter of the token route
+    send(
+        c.post(s.url(&format!("/api/oauth/token?x={secret}")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials"),
+    )
+    .await;
+    // members whose names only look like secrets once separators go
+    let pw = unique("pass-word-never-logged");
+    let session = unique("session-never-logged");
+    let bearer_value = unique("bearer-never-logged");
+    send(
+        c.put(s.url("/api/v1/res.partner/987654318"))
+            .header("authorization", bearer(&tok))
+            .json(&json!({"comment": "obs-review", "pass_word": pw, "session": session, "bearer": bearer_value})),
+    )
+    .await;
+    stop(s).await;
+    let rows = rows(&ua).await;
+    assert!(rows.len() >= 5, "{rows:#?}");
+    let put = rows
+        .iter()
+        .find(|r| r["path"] == "/api/v1/res.partner/987654318")
+        .expect("the PUT is logged");
+    let sent: Value = serde_json::from_str(put["request_body"].as_str().unwrap()).unwrap();
+    assert_eq!(sent["comment"], "obs-review");
+    for member in ["pass_word", "session", "bearer"] {
+        assert_eq!(sent[member], "**********", "{member}: {sent}");
+    }
+    assert!(
+        rows.iter().any(|r| r["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/api/v1/**********")),
+        "{rows:#?}"
+    );
+    assert_no_secret(&[
+        other_key,
+        key,
+        encoded,
+        other_tok,
+        secret,
+        pw,
+        session,
+        bearer_value,
+    ])
+    .await;
+}
+
+/// Issue 19: the front's own process log (one line per request) never prints a key that was
+/// pasted into a URL path, even percent-encoded.
+#[test]
+fn the_process_log_masks_keys_in_paths() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let key = api_key("admin_rpc_scope");
+    let encoded: String = key.bytes().map(|b| format!("%{b:02X}")).collect();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_api-gateway"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--webhooks",
+            "false",
+            "--maintenance-interval-s",
+            "0",
+            "--pool-size",
+            "2",
+        ])
+        .env("DATABASE_URL", database_url())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the api-gateway binary starts");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let addr = loop {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("the front exited before listening: {seen}{err}");
+        }
+        seen.push_str(&line);
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect::<String>();
+        }
+    };
+    for path in [format!("/api/v1/{key}"), format!("/api/v1/{encoded}")] {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+    }
+    // the request lines are written when the answers are; read until both are there
+    let mut masked = 0;
+    while masked < 2 {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.contains("GET /api/v1/**********") {
+            masked += 1;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(masked, 2, "{seen}");
+    assert!(!seen.contains(&key) && !seen.contains(&encoded), "{seen}");
+}
