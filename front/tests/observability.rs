@@ -1452,16 +1452,28 @@ fn the_process_log_masks_keys_in_paths() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the api-gateway binary starts");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    // lines through a channel, so that every wait is bounded
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || lines.recv_timeout(Duration::from_secs(30)).ok();
     let mut seen = String::new();
     let addr = loop {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
+        let Some(line) = next() else {
+            let _ = child.kill();
             let mut err = String::new();
             let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("the front exited before listening: {seen}{err}");
-        }
+            panic!("the front did not say where it listens: {seen}{err}");
+        };
         seen.push_str(&line);
+        seen.push('\n');
         if let Some(rest) = line.split("listening on http://").nth(1) {
             break rest
                 .chars()
@@ -1471,6 +1483,7 @@ fn the_process_log_masks_keys_in_paths() {
     };
     for path in [format!("/api/v1/{key}"), format!("/api/v1/{encoded}")] {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         write!(
             s,
             "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
@@ -1480,16 +1493,18 @@ fn the_process_log_masks_keys_in_paths() {
         s.read_to_string(&mut answer).unwrap();
         assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
     }
-    // the request lines are written when the answers are; read until both are there
+    // the request lines are written when the answers are: wait for both
+    let mut requests = 0;
     let mut masked = 0;
-    while masked < 2 {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
+    while requests < 2 {
+        let Some(line) = next() else { break };
         seen.push_str(&line);
-        if line.contains("GET /api/v1/**********") {
-            masked += 1;
+        seen.push('\n');
+        if line.contains("GET /api/v1/") {
+            requests += 1;
+            if line.contains("GET /api/v1/**********") {
+                masked += 1;
+            }
         }
     }
     let _ = child.kill();
