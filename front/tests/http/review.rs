@@ -235,3 +235,32 @@ async fn an_unknown_parameter_on_create_says_the_route_takes_none() {
         "{detail}"
     );
 }
+
+#[tokio::test]
+async fn a_900_kb_name_is_a_4xx_problem_never_500() {
+    let s = start().await;
+    // letters that do not compress, so the btree index on name cannot take them
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let name: String = (0..900 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    let r = send(
+        http()
+            .post(s.url("/api/v1/res.partner"))
+            .header("authorization", bearer(&api_key("admin")))
+            .json(&serde_json::json!({ "name": format!("sec-{name}") })),
+    )
+    .await;
+    assert!(
+        (400..500).contains(&r.status),
+        "{} {}",
+        r.status,
+        r.text.chars().take(300).collect::<String>()
+    );
+    assert_problem(&r, r.status);
+}
