@@ -385,6 +385,13 @@ trap 'env -0 > "$AGW_DOCS_STATE"' EXIT
 set -eo pipefail
 """
 
+# Commands that install into the system, or run the suites (and so this runner) again: a block
+# that has one is never run; it must carry a skip marker (docs/README.md).
+NEVER_RUN = re.compile(
+    r"\bmake\s+(demo|test|bench|chaos)\b|\bcargo\s+pgrx\s+(install|init|package)\b|\bcargo\s+install\b"
+    r"|scripts/(setup|demo|test)\.sh|\bapt(-get)?\s+install\b|\bsudo\b|\bpip\s+install\b|\bcargo\s+test\b"
+)
+
 SKIP_ENV = {"PWD", "OLDPWD", "SHLVL", "_", "AGW_DOCS_STATE"}
 
 
@@ -459,17 +466,20 @@ def run_sh(ctx: PageContext, block: Block, background: bool) -> tuple[int | None
         ctx.front_started = True
         err = wait_live(ctx, proc)
         return (None if err is None else 1), "", err or ""
+    p = subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=ctx.workdir / "checkout",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
-        p = subprocess.run(
-            ["bash", "-c", script],
-            cwd=ctx.workdir / "checkout",
-            env=env,
-            capture_output=True,
-            timeout=BLOCK_TIMEOUT_S,
-            start_new_session=True,
-        )
-    except subprocess.TimeoutExpired as e:
-        return 124, (e.stdout or b"").decode(errors="replace"), f"timed out after {BLOCK_TIMEOUT_S} s"
+        stdout, stderr = p.communicate(timeout=BLOCK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)  # the whole block, not only bash
+        stdout, _ = p.communicate()
+        return 124, stdout.decode(errors="replace"), f"timed out after {BLOCK_TIMEOUT_S} s"
     if state.exists():
         new_env = {}
         for item in state.read_bytes().split(b"\0"):
@@ -479,7 +489,7 @@ def run_sh(ctx: PageContext, block: Block, background: bool) -> tuple[int | None
                 if k not in SKIP_ENV and not k.startswith("BASH_FUNC_"):
                     new_env[k] = v.decode(errors="replace")
         ctx.env = new_env
-    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    return p.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")
 
 
 def stop_all(ctx: PageContext):
@@ -608,7 +618,12 @@ def main() -> int:
                         problems = session.run_block(b)
                     else:
                         background = b.marker == "background"
-                        if not background and not has_background and not ctx.front_started and needs_front(b.code):
+                        if m := NEVER_RUN.search(b.code):
+                            problems.append(
+                                f"not run: `{m.group(0)}` installs into the system or runs the suites; "
+                                "mark the block <!-- docs-test: skip: reason -->"
+                            )
+                        elif not background and not has_background and not ctx.front_started and needs_front(b.code):
                             err = start_front(ctx, binary)
                             if err:
                                 problems.append(f"could not start the front: {err} (log: {workdir}/front.log)")
