@@ -367,8 +367,10 @@ def substitutions(code: str, ctx: "PageContext") -> str:
     """The documented rewrites of environment-specific strings (docs/README.md)."""
     code = rename_role(code, ctx.role)
     code = code.replace("127.0.0.1:8070", f"127.0.0.1:{ctx.port}")
-    code = code.replace("target/release/", "target/debug/")
-    code = re.sub(r"cargo build --release\b", "cargo build", code)
+    # the checkout's own debug build, by absolute paths (cargo run from the scratch directory
+    # would see other paths and rebuild everything)
+    code = re.sub(r"(?<![\w/])target/(release|debug)/", f"{ROOT}/target/debug/", code)
+    code = re.sub(r"\bcargo build( --release)?\b", f"cargo build --manifest-path {ROOT}/Cargo.toml", code)
     code = re.sub(r"(?<=-d )odoo\b", ctx.db, code)
     code = re.sub(r"(?<=/)odoo(?=[?\s'\"]|$)", ctx.db, code, flags=re.M)
     code = code.replace("host=/var/run/postgresql", f"host={ctx.pghost}")
