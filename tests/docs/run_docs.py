@@ -66,7 +66,7 @@ def parse_page(path: Path) -> list[Block]:
     """Fenced blocks of a Markdown page, with their markers and output blocks attached."""
     lines = path.read_text(encoding="utf-8").splitlines()
     rel = str(path.relative_to(ROOT))
-    blocks: list[tuple[Block, int]] = []  # (block, line index after its closing fence)
+    blocks: list[tuple[Block, int, int]] = []  # (block, its opening line, the line after it)
     i = 0
     while i < len(lines):
         m = FENCE.match(lines[i])
@@ -88,29 +88,23 @@ def parse_page(path: Path) -> list[Block]:
             j -= 1
         if j >= 0 and (mk := MARKER.match(lines[j])):
             block.marker, block.reason = mk.group(1), mk.group(2) or ""
-        blocks.append((block, start))
+        blocks.append((block, start, i))
     out: list[Block] = []
-    prev_end = None
-    prev: Block | None = None
-    for block, start in blocks:
-        between = lines[prev_end:start] if prev_end is not None else ["x"]
+    prev: Block | None = None  # the previous block when it is runnable
+    prev_end = 0
+    for block, start, end in blocks:
         if (
             prev is not None
-            and prev.lang in RUNNABLE
             and block.lang in OUTPUT_LANGS
             and block.marker is None
-            and all(not s.strip() for s in between)
+            and all(not ln.strip() for ln in lines[prev_end:start])
         ):
             prev.expected, prev.expected_lang = block.code, block.lang
+            prev = None
         else:
             out.append(block)
-        prev = block if block.lang in RUNNABLE else None
-        # find where this block ended
-        k = start + 1
-        fence = FENCE.match(lines[start]).group(2)
-        while k < len(lines) and not lines[k].strip().startswith(fence):
-            k += 1
-        prev_end = k + 1
+            prev = block if block.lang in RUNNABLE else None
+        prev_end = end
     return out
 
 
@@ -254,13 +248,6 @@ def split_sql(code: str) -> list[tuple[str, bool, str]]:
     return result
 
 
-def strip_leading_comments(stmt: str) -> str:
-    lines = stmt.split("\n")
-    while lines and (not lines[0].strip() or lines[0].strip().startswith("--")):
-        lines.pop(0)
-    return "\n".join(lines)
-
-
 def expected_of(trailer: str) -> str | None:
     exp = [m.group(1) for m in re.finditer(r"--\s*=>[ \t]?([^\n]*)", trailer)]
     return "\n".join(exp) if exp else None
@@ -309,7 +296,7 @@ class SqlSession:
         """Problems found in the block (empty: it passed)."""
         problems = []
         for stmt, gset, trailer in split_sql(rename_role(block.code, self.role)):
-            sql = interpolate(strip_leading_comments(stmt), self.variables)
+            sql = interpolate(stmt, self.variables)
             if not sql.strip():
                 continue
             expected = expected_of(trailer)
