@@ -15,7 +15,9 @@ docs/README.md, "Examples that run"; keep the two in step. In short:
 * in expected text `…` and `...` match anything; whitespace outside JSON strings is ignored;
 * `<!-- docs-test: skip: <reason> -->` before a block: illustrative, not run (listed as such);
   `<!-- docs-test: background -->` before a sh block: it starts a server; it runs in the
-  background until the page ends, and the next block waits for `$API/health/live`.
+  background until the page ends, and the next block waits for `$API/health/live`;
+* a sh block that installs into the system or runs the suites (`make demo`, `cargo pgrx install`,
+  `cargo test`, ...) is never run: unmarked, it fails.
 
 Each page runs on a fresh database cloned from the fixture, with its own front when a sh block
 needs `$API`. Prints one line per block and ends with `docs: N passed, N failed`.
