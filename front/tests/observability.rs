@@ -1512,3 +1512,32 @@ fn the_process_log_masks_keys_in_paths() {
     assert_eq!(masked, 2, "{seen}");
     assert!(!seen.contains(&key) && !seen.contains(&encoded), "{seen}");
 }
+
+/// Issue 19: a failed maintenance run is reported with its SQLSTATE and message, not as
+/// tokio-postgres's bare "db error".
+#[tokio::test]
+async fn maintenance_failures_say_the_sqlstate_and_the_message() {
+    let c = db().await;
+    let role = unique("agw_maint").replace('-', "_");
+    c.batch_execute(&format!(
+        "CREATE ROLE {role} LOGIN; REVOKE ALL ON SCHEMA api_gateway FROM {role}"
+    ))
+    .await
+    .unwrap();
+    // the same database as a role without any grant: run_maintenance is refused
+    let mut url = database_url();
+    url.push_str(if url.contains('?') { "&" } else { "?" });
+    url.push_str(&format!("user={role}"));
+    let args = api_gateway_front::config::ServeArgs::with_database_url(&url);
+    let pool = api_gateway_front::db::pool(&args).unwrap();
+    let obs = api_gateway_front::obs::Obs::new(api_gateway_front::obs::Options::from_args(&args));
+    let err = api_gateway_front::obs::maintenance::run_once(&obs, &pool)
+        .await
+        .unwrap_err();
+    drop(pool);
+    c.batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await
+        .unwrap();
+    assert!(err.starts_with("SQLSTATE 42501: "), "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+}
