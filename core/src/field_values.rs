@@ -102,6 +102,14 @@ impl FieldSpec<'_> {
     }
 
     fn int32(&self, v: &Value) -> Result<i64, ValueError> {
+        // a number in a string, as Odoo's int() takes it
+        if let Value::String(s) = v {
+            return match s.trim().parse::<i64>() {
+                Ok(i) if i32::try_from(i).is_ok() => Ok(i),
+                Ok(_) => Err(self.out_of_range(v)),
+                Err(_) => Err(self.invalid("an integer", v)),
+            };
+        }
         if let Some(i) = v.as_i64() {
             return if i32::try_from(i).is_ok() {
                 Ok(i)
@@ -160,9 +168,17 @@ pub fn column_value(spec: &FieldSpec, value: &Value) -> Result<Value, ValueError
             Ok(v)
         }
         "integer" | "many2one_reference" => spec.int32(value).map(Value::from),
-        "float" | "monetary" => match value.as_f64() {
-            Some(f) if value.is_number() && f.is_finite() => Ok(value.clone()),
-            Some(_) if value.is_number() => Err(spec.out_of_range(value)),
+        "float" | "monetary" => match value {
+            Value::Number(_) => match value.as_f64() {
+                Some(f) if f.is_finite() => Ok(value.clone()),
+                _ => Err(spec.out_of_range(value)),
+            },
+            // a number in a string, as Odoo's float() takes it
+            Value::String(s) => match s.trim().parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(Value::from(f)),
+                Ok(_) => Err(spec.out_of_range(value)),
+                Err(_) => Err(spec.invalid("a number", value)),
+            },
             _ => Err(spec.invalid("a number", value)),
         },
         "date" => match value {
@@ -394,7 +410,26 @@ mod tests {
     fn floats_dates_and_references() {
         assert_eq!(column_value(&spec("float"), &json!(1.5)), Ok(json!(1.5)));
         assert_eq!(column_value(&spec("monetary"), &json!(3)), Ok(json!(3)));
-        invalid(column_value(&spec("float"), &json!("1.5")));
+        // numbers in strings, as Odoo's int()/float() take them
+        assert_eq!(column_value(&spec("float"), &json!("1.5")), Ok(json!(1.5)));
+        assert_eq!(
+            column_value(&spec("integer"), &json!(" 42 ")),
+            Ok(json!(42))
+        );
+        invalid(column_value(&spec("float"), &json!("1,5")));
+        invalid(column_value(&spec("float"), &json!(true)));
+        assert_eq!(
+            column_value(&spec("float"), &json!("inf"))
+                .unwrap_err()
+                .sqlstate(),
+            "22003"
+        );
+        assert_eq!(
+            column_value(&spec("integer"), &json!("99999999999"))
+                .unwrap_err()
+                .sqlstate(),
+            "22003"
+        );
         assert_eq!(
             column_value(&spec("date"), &json!("2024-02-29")),
             Ok(json!("2024-02-29"))
