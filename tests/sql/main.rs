@@ -3,5 +3,6 @@ mod admin;
 mod data;
 mod foundation;
 mod gate;
+mod least_privilege;
 mod observability;
 mod webhooks;
