@@ -90,7 +90,10 @@ impl Write for Capture {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend_from_slice(b);
-        std::io::stderr().write_all(b)?;
+        // Shown as well when asked for (the test harness does not capture other threads).
+        if std::env::var_os("RUST_LOG").is_some() {
+            std::io::stderr().write_all(b)?;
+        }
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
