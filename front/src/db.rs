@@ -19,10 +19,10 @@ pub fn pg_config(url: &str) -> Result<tokio_postgres::Config, String> {
 
 fn pg_config_with(url: &str, pgpassword: Option<String>) -> Result<tokio_postgres::Config, String> {
     let mut pg: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
-    if pg.get_password().is_none() {
-        if let Some(p) = pgpassword.filter(|p| !p.is_empty()) {
-            pg.password(p);
-        }
+    if pg.get_password().is_none()
+        && let Some(p) = pgpassword.filter(|p| !p.is_empty())
+    {
+        pg.password(p);
     }
     Ok(pg)
 }

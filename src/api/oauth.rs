@@ -343,7 +343,7 @@ fn revoke_token_as_client(token: Option<&str>, client_id: Option<&str>) -> Optio
     }
     Some(Spi::connect_mut(|c| {
         let plan = crate::spi::plan(c, REVOKE, &[PgBuiltInOids::TEXTOID], true);
-        spi(c.update(plan, None, &[jti.as_str().into()])).len() > 0
+        !spi(c.update(plan, None, &[jti.as_str().into()])).is_empty()
     }))
 }
 
