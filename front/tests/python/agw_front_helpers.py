@@ -52,6 +52,8 @@ def ensure_front_role(db):
                 f"CREATE ROLE {FRONT_ROLE} NOSUPERUSER NOCREATEDB NOCREATEROLE LOGIN PASSWORD '{FRONT_PASSWORD}'; "
                 "END IF; END $$"
             )
+            # Whatever an earlier run left: an ordinary role with this password.
+            db.execute(f"ALTER ROLE {FRONT_ROLE} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS LOGIN PASSWORD '{FRONT_PASSWORD}'")
             with db.transaction():
                 db.execute("SELECT pg_advisory_xact_lock(hashtext('agw test grants'))")
                 db.execute(f"SELECT api_gateway.grant_front('{FRONT_ROLE}'), api_gateway.grant_worker('{FRONT_ROLE}')")

@@ -47,6 +47,7 @@ pub async fn ensure_role(superuser_url: &str) {
                        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}') THEN \
                          CREATE ROLE {ROLE} NOSUPERUSER NOCREATEDB NOCREATEROLE LOGIN PASSWORD '{PASSWORD}'; \
                        END IF; END $$; \
+                     ALTER ROLE {ROLE} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS LOGIN PASSWORD '{PASSWORD}'; \
                      BEGIN; SELECT pg_advisory_xact_lock(hashtext('agw test grants')); \
                      SELECT api_gateway.grant_front('{ROLE}'), api_gateway.grant_worker('{ROLE}'); COMMIT;"
                 ))
