@@ -47,6 +47,10 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     system_gid integer;
 BEGIN
+    -- An update that leaves scopes and user alone grants nothing new (deactivating, renaming).
+    IF TG_OP = 'UPDATE' AND NEW.scopes = OLD.scopes AND NEW.user_id = OLD.user_id THEN
+        RETURN NEW;
+    END IF;
     IF to_regclass('public.ir_model_data') IS NULL OR to_regclass('public.res_groups_users_rel') IS NULL THEN
         RETURN NEW;
     END IF;

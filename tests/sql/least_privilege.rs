@@ -463,6 +463,11 @@ fn the_admin_scope_needs_an_odoo_settings_administrator() {
             .get(0);
         s
     };
+    // Renaming or deactivating such a client is allowed (it grants nothing new).
+    tx.batch_execute(&format!(
+        r#"SELECT api_gateway.admin_update_client(2, NULL, '{pc}', '{{"name": "renamed", "active": true}}')"#
+    ))
+    .unwrap();
     let portal_token = token(&mut tx, &pc, &secret);
     let (status, error, _, scopes) = gate(&mut tx, &format!("Bearer {portal_token}"), "GET");
     assert_eq!(
