@@ -4,4 +4,5 @@ mod data;
 mod foundation;
 mod gate;
 mod observability;
+mod read_fidelity;
 mod webhooks;
