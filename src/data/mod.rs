@@ -6,6 +6,7 @@ pub mod context;
 pub mod meta;
 pub mod params;
 pub mod read;
+pub mod values;
 pub mod write;
 
 use crate::error::raise;

@@ -1,0 +1,433 @@
+//! The SQL of each value `read` returns, shaped as Odoo 19's `read()`: fields reached through
+//! `_inherits` and related paths, `display_name` (Odoo's default or the model's rule from
+//! `api_gateway_core::display`), many2one as `[id, display_name]`, x2many filtered by the
+//! field's own domain, the comodel's record rules and `active`, in the comodel's `_order`.
+use crate::data::context;
+use crate::data::meta::ModelMeta;
+use crate::data::read::Models;
+use crate::data::{Operation, context::UserContext};
+use crate::error::raise;
+use api_gateway_core::display::{self, Piece};
+use api_gateway_core::domain::{self, CompileOptions, Domain, FieldInfo, Param};
+use pgrx::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+/// How deep related paths and display names may nest (Odoo's own paths are short).
+const MAX_DEPTH: usize = 6;
+
+/// Where a record's columns are read from: a row alias in scope, or an id expression.
+#[derive(Clone)]
+enum Row {
+    Alias(String),
+    Id(String),
+}
+
+/// A field reached from a row: the model that stores it, its metadata, the SQL of its raw column
+/// and of the id of the row holding it; `hops` > 0 when reached through a related path.
+struct Resolved {
+    model: Rc<ModelMeta>,
+    field: FieldInfo,
+    raw: String,
+    row_id: String,
+    hops: usize,
+}
+
+pub struct Shaper<'a, 'u> {
+    pub models: &'a Models<'u>,
+    pub user: &'u UserContext,
+    pub lang_param: usize,
+    pub company_param: usize,
+    /// Parameters added by x2many rule domains; numbered after the caller's ones.
+    pub params: RefCell<Vec<Param>>,
+    next_alias: Cell<usize>,
+}
+
+impl<'a, 'u> Shaper<'a, 'u> {
+    pub fn new(
+        models: &'a Models<'u>,
+        user: &'u UserContext,
+        params: Vec<Param>,
+        lang_param: usize,
+        company_param: usize,
+    ) -> Self {
+        Shaper {
+            models,
+            user,
+            lang_param,
+            company_param,
+            params: RefCell::new(params),
+            next_alias: Cell::new(0),
+        }
+    }
+
+    fn alias(&self, prefix: &str) -> String {
+        let n = self.next_alias.get() + 1;
+        self.next_alias.set(n);
+        format!("{prefix}{n}")
+    }
+
+    fn column(&self, model: &ModelMeta, row: &Row, name: &str) -> String {
+        match row {
+            Row::Alias(a) => format!("{a}.\"{name}\""),
+            Row::Id(e) => {
+                let x = self.alias("v");
+                format!(
+                    "(SELECT {x}.\"{name}\" FROM public.\"{}\" {x} WHERE {x}.id = {e})",
+                    model.table()
+                )
+            }
+        }
+    }
+
+    fn row_id(row: &Row) -> String {
+        match row {
+            Row::Alias(a) => format!("{a}.id"),
+            Row::Id(e) => e.clone(),
+        }
+    }
+
+    /// The id a many2one holds (company-dependent ones hold `{"<company>": id}`).
+    fn m2o_id(&self, r: &Resolved) -> String {
+        if r.field.company_dependent {
+            format!("({}->>(${}::text))::int4", r.raw, self.company_param)
+        } else {
+            r.raw.clone()
+        }
+    }
+
+    /// Follow `path` (`name`, `partner_id.country_id.code`) from `row` of `model`, expanding
+    /// related and `_inherits` fields. Err says why the path cannot be read in SQL.
+    fn resolve(
+        &self,
+        model: &Rc<ModelMeta>,
+        row: &Row,
+        path: &str,
+        depth: usize,
+    ) -> Result<Resolved, String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("the related path {path} nests too deep"));
+        }
+        let (head, rest) = match path.split_once('.') {
+            Some((h, r)) => (h, Some(r)),
+            None => (path, None),
+        };
+        let Some(info) = model.info.fields.get(head) else {
+            return Err(format!("{}.{head} does not exist", model.info.model));
+        };
+        let meta = model.fields.get(head);
+        let first = if info.store && meta.is_some_and(|m| m.has_column)
+            || (info.store && matches!(info.ttype.as_str(), "one2many" | "many2many"))
+        {
+            Resolved {
+                model: model.clone(),
+                field: info.clone(),
+                raw: if matches!(info.ttype.as_str(), "one2many" | "many2many") {
+                    String::new()
+                } else {
+                    self.column(model, row, head)
+                },
+                row_id: Self::row_id(row),
+                hops: 0,
+            }
+        } else if let Some(related) = meta.and_then(|m| m.related.clone()) {
+            let mut r = self.resolve(model, row, &related, depth + 1)?;
+            r.hops += 1;
+            r
+        } else {
+            return Err(format!(
+                "{}.{head} is not stored in the database",
+                model.info.model
+            ));
+        };
+        let Some(rest) = rest else { return Ok(first) };
+        if first.field.ttype != "many2one" {
+            return Err(format!(
+                "{}.{head} is not a many2one",
+                first.model.info.model
+            ));
+        }
+        let Some(comodel) = first
+            .field
+            .relation
+            .as_deref()
+            .and_then(|r| self.models.try_get(r))
+        else {
+            return Err(format!("the comodel of {}.{head} cannot be served", model.info.model));
+        };
+        let next = Row::Id(self.m2o_id(&first));
+        let mut r = self.resolve(&comodel, &next, rest, depth + 1)?;
+        r.hops += 1;
+        Ok(r)
+    }
+
+    /// Text of a resolved field, NULL when empty or False (display-name templates' `{f:...}`).
+    fn text(&self, r: &Resolved, depth: usize) -> String {
+        let lang = self.lang_param;
+        match r.field.ttype.as_str() {
+            "many2one" => {
+                let id = self.m2o_id(r);
+                match r
+                    .field
+                    .relation
+                    .as_deref()
+                    .and_then(|rel| self.models.try_get(rel))
+                {
+                    Some(co) => self.display(&co, &Row::Id(id), depth + 1),
+                    None => "NULL::text".into(),
+                }
+            }
+            _ if r.field.company_dependent => {
+                format!("nullif({}->>(${}::text), '')", r.raw, self.company_param)
+            }
+            _ if r.field.translate => format!(
+                "nullif(coalesce({raw}->>${lang}, {raw}->>'en_US'), '')",
+                raw = r.raw
+            ),
+            "boolean" => format!("CASE WHEN {} THEN 'True' END", r.raw),
+            _ => format!("nullif({}::text, '')", r.raw),
+        }
+    }
+
+    /// SQL text of the display name of `row` of `model` (NULL when Odoo has False).
+    fn display(&self, model: &Rc<ModelMeta>, row: &Row, depth: usize) -> String {
+        if depth > MAX_DEPTH {
+            return format!("('{},' || {})", model.info.model, Self::row_id(row));
+        }
+        let x = match row {
+            Row::Alias(a) => a.clone(),
+            Row::Id(_) => self.alias("d"),
+        };
+        let here = Row::Alias(x.clone());
+        let rendered = match display::rule(&model.info.model) {
+            Some(template) => display::render(template, |p| match p {
+                Piece::Row => Some(x.clone()),
+                Piece::Lang => Some(format!("${}::text", self.lang_param)),
+                Piece::Field(path) => self
+                    .resolve(model, &here, path, depth)
+                    .ok()
+                    .map(|r| self.text(&r, depth)),
+                Piece::Display(path) => self
+                    .resolve(model, &here, path, depth)
+                    .ok()
+                    .filter(|r| r.field.ttype == "many2one")
+                    .map(|r| self.text(&r, depth)),
+                Piece::Sql(s) => Some(s.to_string()),
+            }),
+            None => None,
+        };
+        let expr = rendered.unwrap_or_else(|| self.default_display(model, &here, depth));
+        match row {
+            Row::Alias(_) => expr,
+            Row::Id(e) => format!(
+                "(SELECT {expr} FROM public.\"{}\" {x} WHERE {x}.id = {e})",
+                model.table()
+            ),
+        }
+    }
+
+    /// Odoo's default: the `_rec_name` field's value in the user's language, else "model,id".
+    fn default_display(&self, model: &Rc<ModelMeta>, row: &Row, depth: usize) -> String {
+        let rec = if model.fields.get("complete_name").is_some_and(|f| f.has_column) {
+            "complete_name"
+        } else {
+            model.info.rec_name.as_str()
+        };
+        if rec != "id" {
+            if let Ok(r) = self.resolve(model, row, rec, depth) {
+                if r.field.ttype != "many2one" {
+                    return self.text(&r, depth);
+                }
+            }
+        }
+        format!("('{},' || {})", model.info.model, Self::row_id(row))
+    }
+
+    /// Whether `name` can be read in SQL on `model` (stored, related through stored fields, or
+    /// `display_name`); Err names why not.
+    pub fn servable(&self, model: &Rc<ModelMeta>, name: &str) -> Result<(), String> {
+        if name == "display_name" {
+            return Ok(());
+        }
+        let r = self.resolve(model, &Row::Alias("t".into()), name, 0)?;
+        match r.field.ttype.as_str() {
+            "binary" => Err(format!("{}.{name} is a binary field", model.info.model)),
+            "one2many" if r.hops == 0 => match (&r.field.relation, &r.field.relation_field) {
+                (Some(rel), Some(inverse))
+                    if self
+                        .models
+                        .try_get(rel)
+                        .is_some_and(|co| co.fields.get(inverse).is_some_and(|i| i.has_column)) =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "{}.{name} cannot be read: its inverse is not a column",
+                    model.info.model
+                )),
+            },
+            "one2many" | "many2many" if r.hops > 0 => Err(format!(
+                "{}.{name} is an x2many reached through a related path",
+                model.info.model
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The JSON value of field `name` for the row `t` of `model`.
+    pub fn value(&self, model: &Rc<ModelMeta>, name: &str) -> String {
+        if name == "display_name" {
+            let d = self.display(model, &Row::Alias("t".into()), 0);
+            return format!("coalesce(to_jsonb({d}), 'false'::jsonb)");
+        }
+        let r = match self.resolve(model, &Row::Alias("t".into()), name, 0) {
+            Ok(r) => r,
+            Err(why) => raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("invalid field list: {why}"),
+                None,
+            ),
+        };
+        let col = r.raw.clone();
+        let f = &r.field;
+        let lang = self.lang_param;
+        match f.ttype.as_str() {
+            "many2one" => {
+                let id = self.m2o_id(&r);
+                let display = match f.relation.as_deref().map(|rel| (rel, self.models.try_get(rel))) {
+                    Some((_, Some(co))) => self.display(&co, &Row::Id(id.clone()), 1),
+                    Some((rel, None)) => format!("('{}' || ',' || {id})", rel.replace('\'', "")),
+                    None => format!("{id}::text"),
+                };
+                format!(
+                    "CASE WHEN {id} IS NULL THEN 'false'::jsonb \
+                     ELSE jsonb_build_array({id}, coalesce(to_jsonb({display}), 'false'::jsonb)) END"
+                )
+            }
+            "many2many" | "one2many" => self.x2many(&r),
+            _ if f.company_dependent => {
+                format!("coalesce({col}->(${}::text), 'false'::jsonb)", self.company_param)
+            }
+            _ if f.translate => format!(
+                "coalesce(to_jsonb(coalesce({col}->>${lang}, {col}->>'en_US')), 'false'::jsonb)"
+            ),
+            "integer" | "float" | "monetary" => format!("to_jsonb(coalesce({col}, 0))"),
+            "boolean" => format!("to_jsonb(coalesce({col}, false))"),
+            "date" => format!("coalesce(to_jsonb(to_char({col}, 'YYYY-MM-DD')), 'false'::jsonb)"),
+            "datetime" => format!(
+                "coalesce(to_jsonb(to_char({col}, 'YYYY-MM-DD HH24:MI:SS')), 'false'::jsonb)"
+            ),
+            _ => format!("coalesce(to_jsonb({col}), 'false'::jsonb)"),
+        }
+    }
+
+    /// x2many ids as Odoo's `read` gives them: the field's own domain, the comodel's read rules
+    /// (the user must be allowed to read the comodel at all), active lines only, comodel order.
+    fn x2many(&self, r: &Resolved) -> String {
+        let f = &r.field;
+        let Some(co) = f.relation.as_deref().and_then(|rel| self.models.try_get(rel)) else {
+            return "'[]'::jsonb".into();
+        };
+        let c = self.alias("c");
+        let mut filter = String::new();
+        if co.info.has_active {
+            filter.push_str(&format!(" AND {c}.active IS TRUE"));
+        }
+        for (column, value) in &f.line_filter {
+            let literal = match value {
+                domain::Value::Str(v) if crate::data::meta::valid_model_name(v) => format!("'{v}'"),
+                domain::Value::Bool(b) => b.to_string(),
+                _ => continue,
+            };
+            filter.push_str(&format!(" AND {c}.\"{column}\" = {literal}"));
+        }
+        // Related x2many values are computed as superuser in Odoo: no rules then.
+        let rule = if self.user.superuser || r.hops > 0 {
+            None
+        } else {
+            let ctx = context::load(self.user.uid, &co.info.model, Operation::Read);
+            if !ctx.allowed {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!(
+                        "user {} may not read field {}.{} (no read access to {})",
+                        self.user.uid, r.model.info.model, f.name, co.info.model
+                    ),
+                    None,
+                );
+            }
+            ctx.rule_domain(&co.info.model)
+        };
+        let own = api_gateway_core::fields::x2many_domain(&r.model.info.model, &f.name)
+            .and_then(|d| domain::parse(d).ok())
+            .unwrap_or(Domain::True);
+        if rule.is_some() || own != Domain::True {
+            let opts = CompileOptions {
+                lang: &self.user.lang,
+                company_id: self.user.company_id,
+                active_test: false,
+            };
+            let first = self.params.borrow().len() + 1;
+            match domain::compile_search(&own, rule.as_ref(), &co.info, self.models, &c, first, &opts)
+            {
+                Ok(sql) => {
+                    filter.push_str(&format!(" AND ({})", sql.text));
+                    self.params.borrow_mut().extend(sql.params);
+                }
+                Err(e) => context::fail_closed(&co.info.model, 0, "record rules", &e.to_string()),
+            }
+        }
+        let order = order_terms(&co, &c, self.lang_param);
+        let from = match f.ttype.as_str() {
+            "many2many" => {
+                let (Some(rel), Some(c1), Some(c2)) = (&f.relation_table, &f.column1, &f.column2)
+                else {
+                    return "'[]'::jsonb".into();
+                };
+                let rr = self.alias("r");
+                format!(
+                    "FROM public.\"{rel}\" {rr} JOIN public.\"{t}\" {c} ON {c}.id = {rr}.\"{c2}\" WHERE {rr}.\"{c1}\" = {id}",
+                    t = co.table(),
+                    id = r.row_id
+                )
+            }
+            _ => {
+                let Some(inverse) = &f.relation_field else {
+                    return "'[]'::jsonb".into();
+                };
+                format!(
+                    "FROM public.\"{t}\" {c} WHERE {c}.\"{inverse}\" = {id}",
+                    t = co.table(),
+                    id = r.row_id
+                )
+            }
+        };
+        format!("coalesce((SELECT jsonb_agg({c}.id ORDER BY {order}) {from}{filter}), '[]'::jsonb)")
+    }
+
+    pub fn into_params(self) -> Vec<Param> {
+        self.params.into_inner()
+    }
+}
+
+/// ORDER BY terms of the model's `_order` on alias `a` (unsortable orders fall back to id).
+pub fn order_terms(model: &ModelMeta, a: &str, lang_param: usize) -> String {
+    let parsed = domain::parse_order(&model.order, &model.info).unwrap_or_default();
+    let mut terms: Vec<String> = parsed
+        .iter()
+        .filter(|(name, _)| model.fields.get(name).is_some_and(|f| f.has_column))
+        .map(|(name, desc)| {
+            let f = &model.info.fields[name];
+            let expr = if f.translate {
+                format!("coalesce({a}.\"{name}\"->>${lang_param}, {a}.\"{name}\"->>'en_US')")
+            } else {
+                format!("{a}.\"{name}\"")
+            };
+            format!("{expr} {}", if *desc { "DESC" } else { "ASC" })
+        })
+        .collect();
+    if !parsed.iter().any(|(n, _)| n == "id") {
+        terms.push(format!("{a}.id ASC"));
+    }
+    terms.join(", ")
+}
