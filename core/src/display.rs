@@ -106,6 +106,23 @@ pub const DEFAULT_CHECKED: &[&str] = &[
     "res.company",      // no override: `name`
 ];
 
+/// The tables a template reads by name (`public.<table>`), which must exist for it to be used.
+pub fn tables(template: &str) -> Vec<&str> {
+    let mut out: Vec<&str> = template
+        .match_indices("public.")
+        .map(|(i, _)| {
+            let rest = &template[i + 7..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// The rule of `model`, if Odoo overrides its display name.
 pub fn rule(model: &str) -> Option<&'static str> {
     RULES.iter().find(|(m, _)| *m == model).map(|(_, r)| *r)
@@ -127,7 +144,8 @@ pub fn plain_path(path: &str) -> bool {
         && path.split('.').all(|seg| {
             let mut b = seg.bytes();
             seg.len() <= 63
-                && b.next().is_some_and(|c| c.is_ascii_lowercase() || c == b'_')
+                && b.next()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c == b'_')
                 && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
         })
 }
@@ -164,10 +182,7 @@ pub fn parse(template: &str) -> Result<Vec<Piece<'_>>, String> {
 
 /// Fill a template: `resolve` gives the SQL of each placeholder, or None when it cannot (then
 /// the whole template cannot be used).
-pub fn render(
-    template: &str,
-    mut resolve: impl FnMut(&Piece) -> Option<String>,
-) -> Option<String> {
+pub fn render(template: &str, mut resolve: impl FnMut(&Piece) -> Option<String>) -> Option<String> {
     let pieces = parse(template).ok()?;
     let mut sql = String::with_capacity(template.len() * 2);
     for p in &pieces {
@@ -187,7 +202,12 @@ mod tests {
     fn every_rule_parses_and_names_plain_paths_only() {
         for (model, template) in RULES {
             let pieces = parse(template).unwrap_or_else(|e| panic!("{model}: {e}"));
-            assert!(pieces.iter().any(|p| matches!(p, Piece::Row | Piece::Field(_))), "{model}");
+            assert!(
+                pieces
+                    .iter()
+                    .any(|p| matches!(p, Piece::Row | Piece::Field(_))),
+                "{model}"
+            );
             for p in pieces {
                 if let Piece::Sql(s) = p {
                     assert!(!s.contains('$') && !s.contains(';'), "{model}: {s}");
@@ -202,6 +222,21 @@ mod tests {
             assert!(!DEFAULT_CHECKED.contains(m), "{m}");
             assert!(RULES[i + 1..].iter().all(|(n, _)| n != m), "{m} twice");
         }
+    }
+
+    #[test]
+    fn tables_named_by_a_rule_are_found() {
+        assert_eq!(
+            tables(rule("product.product").unwrap()),
+            vec![
+                "product_attribute",
+                "product_attribute_value",
+                "product_template_attribute_line",
+                "product_template_attribute_value",
+                "product_variant_combination"
+            ]
+        );
+        assert!(tables(rule("res.country.state").unwrap()).is_empty());
     }
 
     #[test]
@@ -221,6 +256,9 @@ mod tests {
         assert!(parse("{x:a}").is_err());
         assert!(parse("{f:a").is_err());
         assert_eq!(render("{d:a}", |_| None), None);
-        assert_eq!(parse("{t}.id").unwrap(), vec![Piece::Row, Piece::Sql(".id")]);
+        assert_eq!(
+            parse("{t}.id").unwrap(),
+            vec![Piece::Row, Piece::Sql(".id")]
+        );
     }
 }

@@ -250,6 +250,29 @@ fn load(model: &str, fingerprint: (i64, i64)) -> Result<ModelMeta, String> {
             );
         }
     });
+    // Field-level groups Odoo keeps in Python, resolved to group ids (an xml id that does not
+    // resolve names a group nobody is in).
+    let listed: Vec<(&str, Vec<&str>)> = api_gateway_core::fields::field_groups(model).collect();
+    if !listed.is_empty() {
+        Spi::connect(|c| {
+            for (field, xmlids) in listed {
+                let Some(meta) = fields.get_mut(field) else {
+                    continue;
+                };
+                let ids: Vec<String> = xmlids.iter().map(|x| x.to_string()).collect();
+                let found = spi(c.select(
+                    "SELECT coalesce(array_agg(res_id::int4), '{}') FROM public.ir_model_data \
+                      WHERE model = 'res.groups' AND module || '.' || name = ANY($1)",
+                    Some(1),
+                    &[ids.into()],
+                ))
+                .first()
+                .get::<Vec<i32>>(1);
+                let found = spi(found).unwrap_or_default();
+                meta.groups = if found.is_empty() { vec![-1] } else { found };
+            }
+        });
+    }
     // `id` is always there, even where ir_model_fields lacks it.
     info.fields.entry("id".into()).or_insert_with(|| FieldInfo {
         required: true,
@@ -284,5 +307,4 @@ impl ModelMeta {
     pub fn table(&self) -> &str {
         &self.info.table
     }
-
 }

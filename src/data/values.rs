@@ -41,6 +41,9 @@ pub struct Shaper<'a, 'u> {
     /// Parameters added by x2many rule domains; numbered after the caller's ones.
     pub params: RefCell<Vec<Param>>,
     next_alias: Cell<usize>,
+    /// Tables already checked for existence (rules and fallbacks read them by name; the
+    /// project's small fixtures lack some).
+    tables: RefCell<std::collections::HashMap<String, bool>>,
 }
 
 impl<'a, 'u> Shaper<'a, 'u> {
@@ -58,7 +61,23 @@ impl<'a, 'u> Shaper<'a, 'u> {
             company_param,
             params: RefCell::new(params),
             next_alias: Cell::new(0),
+            tables: RefCell::new(Default::default()),
         }
+    }
+
+    fn table_exists(&self, table: &str) -> bool {
+        if let Some(known) = self.tables.borrow().get(table) {
+            return *known;
+        }
+        let exists = Spi::get_one_with_args::<bool>(
+            "SELECT to_regclass('public.' || quote_ident($1)) IS NOT NULL",
+            &[table.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        self.tables.borrow_mut().insert(table.to_string(), exists);
+        exists
     }
 
     fn alias(&self, prefix: &str) -> String {
@@ -87,13 +106,37 @@ impl<'a, 'u> Shaper<'a, 'u> {
         }
     }
 
-    /// The id a many2one holds (company-dependent ones hold `{"<company>": id}`).
+    /// The id a many2one holds (company-dependent ones hold `{"<company>": id}`, else the
+    /// fallback default).
     fn m2o_id(&self, r: &Resolved) -> String {
         if r.field.company_dependent {
-            format!("({}->>(${}::text))::int4", r.raw, self.company_param)
+            format!(
+                "coalesce((nullif({}->(${}::text), 'null'::jsonb))#>>'{{}}', {}#>>'{{}}')::int4",
+                r.raw,
+                self.company_param,
+                self.company_fallback(r)
+            )
         } else {
             r.raw.clone()
         }
+    }
+
+    /// Odoo's fallback for a company-dependent field without a value for `env.company`: the
+    /// `ir.default` of the field (the superuser's, company-specific first), as jsonb or NULL.
+    fn company_fallback(&self, r: &Resolved) -> String {
+        if !self.table_exists("ir_default") {
+            return "NULL::jsonb".into();
+        }
+        // Model and field names are validated identifiers (meta.rs), safe as literals.
+        format!(
+            "(SELECT d.json_value::jsonb FROM public.ir_default d \
+               JOIN public.ir_model_fields f ON f.id = d.field_id \
+              WHERE f.model = '{}' AND f.name = '{}' AND d.condition IS NULL \
+                AND (d.user_id IS NULL OR d.user_id = 1) \
+                AND (d.company_id IS NULL OR d.company_id = ${}::int4) \
+              ORDER BY d.user_id, d.company_id, d.id LIMIT 1)",
+            r.model.info.model, r.field.name, self.company_param
+        )
     }
 
     /// Follow `path` (`name`, `partner_id.country_id.code`) from `row` of `model`, expanding
@@ -153,7 +196,10 @@ impl<'a, 'u> Shaper<'a, 'u> {
             .as_deref()
             .and_then(|r| self.models.try_get(r))
         else {
-            return Err(format!("the comodel of {}.{head} cannot be served", model.info.model));
+            return Err(format!(
+                "the comodel of {}.{head} cannot be served",
+                model.info.model
+            ));
         };
         let next = Row::Id(self.m2o_id(&first));
         let mut r = self.resolve(&comodel, &next, rest, depth + 1)?;
@@ -177,9 +223,12 @@ impl<'a, 'u> Shaper<'a, 'u> {
                     None => "NULL::text".into(),
                 }
             }
-            _ if r.field.company_dependent => {
-                format!("nullif({}->>(${}::text), '')", r.raw, self.company_param)
-            }
+            _ if r.field.company_dependent => format!(
+                "nullif(coalesce({}->>(${}::text), {}#>>'{{}}'), '')",
+                r.raw,
+                self.company_param,
+                self.company_fallback(r)
+            ),
             _ if r.field.translate => format!(
                 "nullif(coalesce({raw}->>${lang}, {raw}->>'en_US'), '')",
                 raw = r.raw
@@ -200,21 +249,27 @@ impl<'a, 'u> Shaper<'a, 'u> {
         };
         let here = Row::Alias(x.clone());
         let rendered = match display::rule(&model.info.model) {
-            Some(template) => display::render(template, |p| match p {
-                Piece::Row => Some(x.clone()),
-                Piece::Lang => Some(format!("${}::text", self.lang_param)),
-                Piece::Field(path) => self
-                    .resolve(model, &here, path, depth)
-                    .ok()
-                    .map(|r| self.text(&r, depth)),
-                Piece::Display(path) => self
-                    .resolve(model, &here, path, depth)
-                    .ok()
-                    .filter(|r| r.field.ttype == "many2one")
-                    .map(|r| self.text(&r, depth)),
-                Piece::Sql(s) => Some(s.to_string()),
-            }),
-            None => None,
+            Some(template)
+                if display::tables(template)
+                    .iter()
+                    .all(|t| self.table_exists(t)) =>
+            {
+                display::render(template, |p| match p {
+                    Piece::Row => Some(x.clone()),
+                    Piece::Lang => Some(format!("${}::text", self.lang_param)),
+                    Piece::Field(path) => self
+                        .resolve(model, &here, path, depth)
+                        .ok()
+                        .map(|r| self.text(&r, depth)),
+                    Piece::Display(path) => self
+                        .resolve(model, &here, path, depth)
+                        .ok()
+                        .filter(|r| r.field.ttype == "many2one")
+                        .map(|r| self.text(&r, depth)),
+                    Piece::Sql(s) => Some(s.to_string()),
+                })
+            }
+            _ => None,
         };
         let expr = rendered.unwrap_or_else(|| self.default_display(model, &here, depth));
         match row {
@@ -228,7 +283,11 @@ impl<'a, 'u> Shaper<'a, 'u> {
 
     /// Odoo's default: the `_rec_name` field's value in the user's language, else "model,id".
     fn default_display(&self, model: &Rc<ModelMeta>, row: &Row, depth: usize) -> String {
-        let rec = if model.fields.get("complete_name").is_some_and(|f| f.has_column) {
+        let rec = if model
+            .fields
+            .get("complete_name")
+            .is_some_and(|f| f.has_column)
+        {
             "complete_name"
         } else {
             model.info.rec_name.as_str()
@@ -252,7 +311,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
         let r = self.resolve(model, &Row::Alias("t".into()), name, 0)?;
         match r.field.ttype.as_str() {
             "binary" => Err(format!("{}.{name} is a binary field", model.info.model)),
-            "one2many" if r.hops == 0 => match (&r.field.relation, &r.field.relation_field) {
+            "one2many" => match (&r.field.relation, &r.field.relation_field) {
                 (Some(rel), Some(inverse))
                     if self
                         .models
@@ -266,10 +325,6 @@ impl<'a, 'u> Shaper<'a, 'u> {
                     model.info.model
                 )),
             },
-            "one2many" | "many2many" if r.hops > 0 => Err(format!(
-                "{}.{name} is an x2many reached through a related path",
-                model.info.model
-            )),
             _ => Ok(()),
         }
     }
@@ -294,7 +349,11 @@ impl<'a, 'u> Shaper<'a, 'u> {
         match f.ttype.as_str() {
             "many2one" => {
                 let id = self.m2o_id(&r);
-                let display = match f.relation.as_deref().map(|rel| (rel, self.models.try_get(rel))) {
+                let display = match f
+                    .relation
+                    .as_deref()
+                    .map(|rel| (rel, self.models.try_get(rel)))
+                {
                     Some((_, Some(co))) => self.display(&co, &Row::Id(id.clone()), 1),
                     Some((rel, None)) => format!("('{}' || ',' || {id})", rel.replace('\'', "")),
                     None => format!("{id}::text"),
@@ -306,7 +365,15 @@ impl<'a, 'u> Shaper<'a, 'u> {
             }
             "many2many" | "one2many" => self.x2many(&r),
             _ if f.company_dependent => {
-                format!("coalesce({col}->(${}::text), 'false'::jsonb)", self.company_param)
+                let empty = match f.ttype.as_str() {
+                    "integer" | "float" | "monetary" => "'0'::jsonb",
+                    _ => "'false'::jsonb",
+                };
+                format!(
+                    "coalesce(nullif({col}->(${}::text), 'null'::jsonb), {}, {empty})",
+                    self.company_param,
+                    self.company_fallback(&r)
+                )
             }
             _ if f.translate => format!(
                 "coalesce(to_jsonb(coalesce({col}->>${lang}, {col}->>'en_US')), 'false'::jsonb)"
@@ -325,7 +392,11 @@ impl<'a, 'u> Shaper<'a, 'u> {
     /// (the user must be allowed to read the comodel at all), active lines only, comodel order.
     fn x2many(&self, r: &Resolved) -> String {
         let f = &r.field;
-        let Some(co) = f.relation.as_deref().and_then(|rel| self.models.try_get(rel)) else {
+        let Some(co) = f
+            .relation
+            .as_deref()
+            .and_then(|rel| self.models.try_get(rel))
+        else {
             return "'[]'::jsonb".into();
         };
         let c = self.alias("c");
@@ -368,8 +439,15 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 active_test: false,
             };
             let first = self.params.borrow().len() + 1;
-            match domain::compile_search(&own, rule.as_ref(), &co.info, self.models, &c, first, &opts)
-            {
+            match domain::compile_search(
+                &own,
+                rule.as_ref(),
+                &co.info,
+                self.models,
+                &c,
+                first,
+                &opts,
+            ) {
                 Ok(sql) => {
                     filter.push_str(&format!(" AND ({})", sql.text));
                     self.params.borrow_mut().extend(sql.params);
@@ -377,7 +455,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 Err(e) => context::fail_closed(&co.info.model, 0, "record rules", &e.to_string()),
             }
         }
-        let order = order_terms(&co, &c, self.lang_param);
+        let order = self.order_sql(&co, &c);
         let from = match f.ttype.as_str() {
             "many2many" => {
                 let (Some(rel), Some(c1), Some(c2)) = (&f.relation_table, &f.column1, &f.column2)
@@ -405,29 +483,78 @@ impl<'a, 'u> Shaper<'a, 'u> {
         format!("coalesce((SELECT jsonb_agg({c}.id ORDER BY {order}) {from}{filter}), '[]'::jsonb)")
     }
 
+    /// ORDER BY of `model`'s `_order` on row alias `a`, as Odoo sorts: a many2one by its
+    /// comodel's `_order` (reversed by `desc`), related fields through their path, `id` last.
+    fn order_sql(&self, model: &Rc<ModelMeta>, a: &str) -> String {
+        let mut terms: Vec<String> = self
+            .order_terms(model, &Row::Alias(a.to_string()), 0)
+            .into_iter()
+            .map(|(e, desc)| format!("{e} {}", if desc { "DESC" } else { "ASC" }))
+            .collect();
+        terms.push(format!("{a}.id ASC"));
+        terms.join(", ")
+    }
+
+    fn order_terms(&self, model: &Rc<ModelMeta>, row: &Row, depth: usize) -> Vec<(String, bool)> {
+        // `_order` may name related fields, which the caller-facing `order` parser refuses.
+        let parsed: Vec<(String, bool)> = model
+            .order
+            .split(',')
+            .filter_map(|item| {
+                let mut words = item.split_whitespace();
+                let name = words.next()?.to_string();
+                let desc = words.next().is_some_and(|d| d.eq_ignore_ascii_case("desc"));
+                crate::data::meta::plain_identifier(&name).then_some((name, desc))
+            })
+            .collect();
+        let mut out = vec![];
+        for (name, desc) in parsed {
+            let Ok(r) = self.resolve(model, row, &name, depth) else {
+                continue;
+            };
+            match r.field.ttype.as_str() {
+                "one2many" | "many2many" => {}
+                "many2one" => {
+                    let id = self.m2o_id(&r);
+                    let Some(co) = r
+                        .field
+                        .relation
+                        .as_deref()
+                        .and_then(|c| self.models.try_get(c))
+                    else {
+                        continue;
+                    };
+                    if depth >= 2 || co.order.trim() == "id" {
+                        out.push((id, desc));
+                        continue;
+                    }
+                    let x = self.alias("o");
+                    for (e, d) in self.order_terms(&co, &Row::Alias(x.clone()), depth + 1) {
+                        out.push((
+                            format!(
+                                "(SELECT {e} FROM public.\"{}\" {x} WHERE {x}.id = {id})",
+                                co.table()
+                            ),
+                            d != desc,
+                        ));
+                    }
+                    out.push((id, desc));
+                }
+                _ if r.field.translate => out.push((
+                    format!(
+                        "coalesce({raw}->>${l}, {raw}->>'en_US')",
+                        raw = r.raw,
+                        l = self.lang_param
+                    ),
+                    desc,
+                )),
+                _ => out.push((r.raw.clone(), desc)),
+            }
+        }
+        out
+    }
+
     pub fn into_params(self) -> Vec<Param> {
         self.params.into_inner()
     }
-}
-
-/// ORDER BY terms of the model's `_order` on alias `a` (unsortable orders fall back to id).
-pub fn order_terms(model: &ModelMeta, a: &str, lang_param: usize) -> String {
-    let parsed = domain::parse_order(&model.order, &model.info).unwrap_or_default();
-    let mut terms: Vec<String> = parsed
-        .iter()
-        .filter(|(name, _)| model.fields.get(name).is_some_and(|f| f.has_column))
-        .map(|(name, desc)| {
-            let f = &model.info.fields[name];
-            let expr = if f.translate {
-                format!("coalesce({a}.\"{name}\"->>${lang_param}, {a}.\"{name}\"->>'en_US')")
-            } else {
-                format!("{a}.\"{name}\"")
-            };
-            format!("{expr} {}", if *desc { "DESC" } else { "ASC" })
-        })
-        .collect();
-    if !parsed.iter().any(|(n, _)| n == "id") {
-        terms.push(format!("{a}.id ASC"));
-    }
-    terms.join(", ")
 }

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 const KNOWN: &[(&str, &str, &str)] = &[];
 
 fn answers() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/read_fidelity/odoo19_demo.json");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/read_fidelity/odoo19_demo.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("read fidelity answers are JSON")
@@ -68,7 +68,10 @@ impl Tally {
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
             (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
         }
         (Value::Array(x), Value::Array(y)) => {
@@ -117,9 +120,17 @@ fn replay(keep: impl Fn(&str, &str) -> bool) -> Tally {
     let mut db = connect();
     let mut tally = Tally::default();
     for case in data["cases"].as_array().expect("cases") {
-        let (label, model) = (case["user"].as_str().unwrap(), case["model"].as_str().unwrap());
+        let (label, model) = (
+            case["user"].as_str().unwrap(),
+            case["model"].as_str().unwrap(),
+        );
         let uid = users[label]["uid"].as_i64().unwrap();
-        let ids: Vec<i64> = case["ids"].as_array().unwrap().iter().filter_map(Value::as_i64).collect();
+        let ids: Vec<i64> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_i64)
+            .collect();
         let fields: Vec<String> = case["fields"]
             .as_array()
             .unwrap()
@@ -133,16 +144,29 @@ fn replay(keep: impl Fn(&str, &str) -> bool) -> Tally {
                 Ok(rows) => Value::Array(rows.clone()),
             };
             if keep(model, "(refusal)") {
-                tally.check(label, model, 0, "(refusal)", &Value::String("42501".into()), &gw);
+                tally.check(
+                    label,
+                    model,
+                    0,
+                    "(refusal)",
+                    &Value::String("42501".into()),
+                    &gw,
+                );
             }
             continue;
         }
         let odoo: Vec<Value> = case["records"].as_array().unwrap().clone();
         let mut rows: BTreeMap<i64, Value> = match &got {
-            Ok(rows) => rows.iter().map(|r| (r["id"].as_i64().unwrap_or(0), r.clone())).collect(),
+            Ok(rows) => rows
+                .iter()
+                .map(|r| (r["id"].as_i64().unwrap_or(0), r.clone()))
+                .collect(),
             Err(_) => BTreeMap::new(),
         };
-        let mut failure = got.as_ref().err().map(|(c, m)| Value::String(format!("{c}: {m}")));
+        let mut failure = got
+            .as_ref()
+            .err()
+            .map(|(c, m)| Value::String(format!("{c}: {m}")));
         // Bad input (one field the gateway cannot read): each value is still judged on its own,
         // read field by field; the failing fields then carry the error as their value.
         if matches!(&got, Err((code, _)) if code != "42501") {
@@ -152,13 +176,17 @@ fn replay(keep: impl Fn(&str, &str) -> bool) -> Tally {
                     Ok(part) => {
                         for r in part {
                             let id = r["id"].as_i64().unwrap_or(0);
-                            let row = rows.entry(id).or_insert_with(|| serde_json::json!({"id": id}));
+                            let row = rows
+                                .entry(id)
+                                .or_insert_with(|| serde_json::json!({"id": id}));
                             row[f.as_str()] = r[f.as_str()].clone();
                         }
                     }
                     Err((code, msg)) => {
                         for id in &ids {
-                            let row = rows.entry(*id).or_insert_with(|| serde_json::json!({"id": id}));
+                            let row = rows
+                                .entry(*id)
+                                .or_insert_with(|| serde_json::json!({"id": id}));
                             row[f.as_str()] = Value::String(format!("{code}: {msg}"));
                         }
                     }
@@ -168,9 +196,11 @@ fn replay(keep: impl Fn(&str, &str) -> bool) -> Tally {
             let seen: BTreeSet<i64> = ids.iter().copied().collect();
             rows.retain(|id, row| {
                 !seen.contains(id)
-                    || row
-                        .as_object()
-                        .is_some_and(|o| o.iter().any(|(k, v)| k != "id" && !v.as_str().is_some_and(|s| s.contains(": "))))
+                    || row.as_object().is_some_and(|o| {
+                        o.iter().any(|(k, v)| {
+                            k != "id" && !v.as_str().is_some_and(|s| s.contains(": "))
+                        })
+                    })
                     || odoo.iter().any(|r| r["id"].as_i64() == Some(*id))
             });
         }
@@ -194,13 +224,23 @@ fn replay(keep: impl Fn(&str, &str) -> bool) -> Tally {
             for f in &fields {
                 if keep(model, f) {
                     let gw = row.get(f).cloned().unwrap_or(Value::Null);
-                    tally.check(label, model, *id, f, &Value::String("(hidden by Odoo)".into()), &gw);
+                    tally.check(
+                        label,
+                        model,
+                        *id,
+                        f,
+                        &Value::String("(hidden by Odoo)".into()),
+                        &gw,
+                    );
                 }
             }
         }
     }
     for refusal in data["field_refusals"].as_array().expect("field refusals") {
-        let (label, model) = (refusal["user"].as_str().unwrap(), refusal["model"].as_str().unwrap());
+        let (label, model) = (
+            refusal["user"].as_str().unwrap(),
+            refusal["model"].as_str().unwrap(),
+        );
         let field = refusal["field"].as_str().unwrap();
         if refusal.get("refusal").is_none() || !keep(model, field) {
             continue;
@@ -212,7 +252,14 @@ fn replay(keep: impl Fn(&str, &str) -> bool) -> Tally {
             Err((code, msg)) => Value::String(format!("{code}: {msg}")),
             Ok(rows) => Value::Array(rows),
         };
-        tally.check(label, model, 0, &format!("{field} (groups)"), &Value::String("42501".into()), &gw);
+        tally.check(
+            label,
+            model,
+            0,
+            &format!("{field} (groups)"),
+            &Value::String("42501".into()),
+            &gw,
+        );
     }
     tally
 }
@@ -223,12 +270,21 @@ fn refusal_ids(data: &Value, label: &str, model: &str) -> Vec<i64> {
         .unwrap()
         .iter()
         .find(|c| c["user"] == label && c["model"] == model)
-        .map(|c| c["ids"].as_array().unwrap().iter().filter_map(Value::as_i64).collect())
+        .map(|c| {
+            c["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_i64)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn known(d: &Diff) -> bool {
-    KNOWN.iter().any(|(m, f, _)| *m == d.model && (*f == d.field || *f == "*"))
+    KNOWN
+        .iter()
+        .any(|(m, f, _)| *m == d.model && (*f == d.field || *f == "*"))
 }
 
 fn show(diffs: &[&Diff], n: usize) -> String {
@@ -262,13 +318,17 @@ fn short(v: &Value) -> String {
 #[test]
 fn read_fidelity_values_equal_odoo() {
     if fixture() != Fixture::Demo {
-        println!("read fidelity: Odoo's answers are those of the demo database; nothing to compare here");
+        println!(
+            "read fidelity: Odoo's answers are those of the demo database; nothing to compare here"
+        );
         return;
     }
     let tally = replay(|_, _| true);
     let mut per_field: BTreeMap<(String, String), usize> = BTreeMap::new();
     for d in &tally.diffs {
-        *per_field.entry((d.model.clone(), d.field.clone())).or_default() += 1;
+        *per_field
+            .entry((d.model.clone(), d.field.clone()))
+            .or_default() += 1;
     }
     println!(
         "read fidelity: {} of {} values agree with Odoo ({:.1} %)",
@@ -292,7 +352,9 @@ fn read_fidelity_values_equal_odoo() {
 /// display_name of the model and the display part of every many2one pointing to it.
 fn display_names_of(model: &str) {
     if fixture() != Fixture::Demo {
-        println!("read fidelity: Odoo's answers are those of the demo database; nothing to compare here");
+        println!(
+            "read fidelity: Odoo's answers are those of the demo database; nothing to compare here"
+        );
         return;
     }
     let mut db = connect();
@@ -314,7 +376,11 @@ fn display_names_of(model: &str) {
         "display names of {model}: {} of {} agree",
         tally.agree, tally.total
     );
-    assert!(diffs.is_empty(), "display names of {model} differ:\n{}", show(&diffs, 30));
+    assert!(
+        diffs.is_empty(),
+        "display names of {model} differ:\n{}",
+        show(&diffs, 30)
+    );
 }
 
 macro_rules! display_name_tests {
