@@ -246,6 +246,7 @@ fn select_fields(
                         && f.ttype != "binary"
                         && readable(&f.name)
                         && shaper.servable(model, &f.name).is_ok()
+                        && shaper.x2many_readable(model, &f.name)
                 })
                 .map(|f| f.name.clone())
                 .collect();

@@ -44,6 +44,13 @@ pub struct Shaper<'a, 'u> {
     /// Tables already checked for existence (rules and fallbacks read them by name; the
     /// project's small fixtures lack some).
     tables: RefCell<std::collections::HashMap<String, bool>>,
+    /// (read allowed, read rule) per comodel of the x2many read.
+    comodel_rules: RefCell<std::collections::HashMap<String, (bool, Option<Domain>)>>,
+}
+
+enum X2manyRefusal {
+    Denied,
+    Unenforceable(String),
 }
 
 impl<'a, 'u> Shaper<'a, 'u> {
@@ -62,6 +69,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
             params: RefCell::new(params),
             next_alias: Cell::new(0),
             tables: RefCell::new(Default::default()),
+            comodel_rules: RefCell::new(Default::default()),
         }
     }
 
@@ -412,47 +420,18 @@ impl<'a, 'u> Shaper<'a, 'u> {
             };
             filter.push_str(&format!(" AND {c}.\"{column}\" = {literal}"));
         }
-        // Related x2many values are computed as superuser in Odoo: no rules then.
-        let rule = if self.user.superuser || r.hops > 0 {
-            None
-        } else {
-            let ctx = context::load(self.user.uid, &co.info.model, Operation::Read);
-            if !ctx.allowed {
-                raise(
-                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                    format!(
-                        "user {} may not read field {}.{} (no read access to {})",
-                        self.user.uid, r.model.info.model, f.name, co.info.model
-                    ),
-                    None,
-                );
-            }
-            ctx.rule_domain(&co.info.model)
-        };
-        let own = api_gateway_core::fields::x2many_domain(&r.model.info.model, &f.name)
-            .and_then(|d| domain::parse(d).ok())
-            .unwrap_or(Domain::True);
-        if rule.is_some() || own != Domain::True {
-            let opts = CompileOptions {
-                lang: &self.user.lang,
-                company_id: self.user.company_id,
-                active_test: false,
-            };
-            let first = self.params.borrow().len() + 1;
-            match domain::compile_search(
-                &own,
-                rule.as_ref(),
-                &co.info,
-                self.models,
-                &c,
-                first,
-                &opts,
-            ) {
-                Ok(sql) => {
-                    filter.push_str(&format!(" AND ({})", sql.text));
-                    self.params.borrow_mut().extend(sql.params);
-                }
-                Err(e) => context::fail_closed(&co.info.model, 0, "record rules", &e.to_string()),
+        match self.x2many_where(r, &co, &c, true) {
+            Ok(w) => filter.push_str(&w),
+            Err(X2manyRefusal::Denied) => raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "user {} may not read field {}.{} (no read access to {})",
+                    self.user.uid, r.model.info.model, f.name, co.info.model
+                ),
+                None,
+            ),
+            Err(X2manyRefusal::Unenforceable(why)) => {
+                context::fail_closed(&co.info.model, 0, "record rules", &why)
             }
         }
         let order = self.order_sql(&co, &c);
@@ -552,6 +531,75 @@ impl<'a, 'u> Shaper<'a, 'u> {
             }
         }
         out
+    }
+
+    /// The field's own domain and the comodel's read rules on alias `c`, as SQL to AND (empty
+    /// when none). Related x2many are computed as the superuser in Odoo: no rules then. With
+    /// `keep` false nothing is added to the parameters (a trial).
+    fn x2many_where(
+        &self,
+        r: &Resolved,
+        co: &Rc<ModelMeta>,
+        c: &str,
+        keep: bool,
+    ) -> Result<String, X2manyRefusal> {
+        let rule = if self.user.superuser || r.hops > 0 {
+            None
+        } else {
+            let model = co.info.model.clone();
+            let cached = self.comodel_rules.borrow().get(&model).cloned();
+            let (allowed, rule) = cached.unwrap_or_else(|| {
+                let ctx = context::load(self.user.uid, &model, Operation::Read);
+                let loaded = (ctx.allowed, ctx.rule_domain(&model));
+                self.comodel_rules
+                    .borrow_mut()
+                    .insert(model, loaded.clone());
+                loaded
+            });
+            if !allowed {
+                return Err(X2manyRefusal::Denied);
+            }
+            rule
+        };
+        let own = api_gateway_core::fields::x2many_domain(&r.model.info.model, &r.field.name)
+            .and_then(|d| domain::parse(d).ok())
+            .unwrap_or(Domain::True);
+        if rule.is_none() && own == Domain::True {
+            return Ok(String::new());
+        }
+        let opts = CompileOptions {
+            lang: &self.user.lang,
+            company_id: self.user.company_id,
+            active_test: false,
+        };
+        let first = self.params.borrow().len() + 1;
+        let sql =
+            domain::compile_search(&own, rule.as_ref(), &co.info, self.models, c, first, &opts)
+                .map_err(|e| X2manyRefusal::Unenforceable(e.to_string()))?;
+        if keep {
+            self.params.borrow_mut().extend(sql.params);
+        }
+        Ok(format!(" AND ({})", sql.text))
+    }
+
+    /// Whether the x2many `name` can be read by this user (comodel readable, rules enforceable):
+    /// the default field list leaves out the ones that cannot.
+    pub fn x2many_readable(&self, model: &Rc<ModelMeta>, name: &str) -> bool {
+        let Ok(r) = self.resolve(model, &Row::Alias("t".into()), name, 0) else {
+            return false;
+        };
+        if !matches!(r.field.ttype.as_str(), "one2many" | "many2many") {
+            return true;
+        }
+        let Some(co) = r
+            .field
+            .relation
+            .as_deref()
+            .and_then(|c| self.models.try_get(c))
+        else {
+            return false;
+        };
+        self.x2many_where(&r, &co, "c0", false).is_ok()
     }
 
     pub fn into_params(self) -> Vec<Param> {

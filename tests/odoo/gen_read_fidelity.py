@@ -99,6 +99,16 @@ PICKS = {
 }
 
 
+# Searches whose count depends on defaults a model's `_search` adds (ir.attachment hides the
+# attachments of binary fields unless the domain names res_field or id).
+SEARCHES = [
+    ("ir.attachment", []),
+    ("ir.attachment", [["res_field", "!=", False]]),
+    ("ir.attachment", [["res_model", "=", "res.partner"]]),
+    ("ir.attachment", [["id", ">", 0]]),
+]
+
+
 class Odoo:
     def __init__(self, url, db, keys):
         self.url, self.db, self.keys = url.rstrip("/"), db, keys
@@ -186,6 +196,12 @@ def main():
                     "domain": [["id", "in", ids]], "fields": [f], "context": ctx})
                 field_refusals.append({"user": label, "model": model, "field": f,
                                        **({"refusal": refusal(st, body)} if st != 200 else {"records": body})})
+    searches = []
+    for model, domain in SEARCHES:
+        for label, user in users.items():
+            st, n = odoo.call(user["uid"], model, "search_count", {"domain": domain})
+            searches.append({"user": label, "model": model, "domain": domain,
+                             **({"count": n} if st == 200 else {"refusal": refusal(st, n)})})
     st, version = odoo.call(2, "ir.module.module", "search_read", {
         "domain": [["name", "=", "base"]], "fields": ["latest_version"]})
     out = {
@@ -194,6 +210,7 @@ def main():
         "users": users,
         "cases": cases,
         "field_refusals": field_refusals,
+        "searches": searches,
     }
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps(out, ensure_ascii=False, indent=None, separators=(",", ":")) + "\n")
