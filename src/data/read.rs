@@ -156,9 +156,16 @@ pub fn visible_rows(
                 &why.unwrap_or_else(|| e.to_string()),
             )
         });
+    let (mut text, mut params) = (sql.text, sql.params);
+    // ir.attachment: Odoo's own access check (the attached record's) on top of ACL and rules.
+    if model.info.model == "ir.attachment" && !user.superuser {
+        let (cond, extra) = crate::data::attachment::access(user, models, params.len() + 1);
+        text = format!("({text}) AND {cond}");
+        params.extend(extra);
+    }
     Query {
-        from_where: format!("FROM public.\"{}\" t WHERE {}", model.table(), sql.text),
-        params: sql.params,
+        from_where: format!("FROM public.\"{}\" t WHERE {}", model.table(), text),
+        params,
     }
 }
 
