@@ -167,13 +167,12 @@ impl<'a, 'u> Shaper<'a, 'u> {
             return Err(format!("{}.{head} does not exist", model.info.model));
         };
         let meta = model.fields.get(head);
-        let first = if info.store && meta.is_some_and(|m| m.has_column)
-            || (info.store && matches!(info.ttype.as_str(), "one2many" | "many2many"))
-        {
+        let x2many = matches!(info.ttype.as_str(), "one2many" | "many2many");
+        let first = if info.store && (x2many || meta.is_some_and(|m| m.has_column)) {
             Resolved {
                 model: model.clone(),
                 field: info.clone(),
-                raw: if matches!(info.ttype.as_str(), "one2many" | "many2many") {
+                raw: if x2many {
                     String::new()
                 } else {
                     self.column(model, row, head)
@@ -300,12 +299,11 @@ impl<'a, 'u> Shaper<'a, 'u> {
         } else {
             model.info.rec_name.as_str()
         };
-        if rec != "id" {
-            if let Ok(r) = self.resolve(model, row, rec, depth) {
-                if r.field.ttype != "many2one" {
-                    return self.text(&r, depth);
-                }
-            }
+        if rec != "id"
+            && let Ok(r) = self.resolve(model, row, rec, depth)
+            && r.field.ttype != "many2one"
+        {
+            return self.text(&r, depth);
         }
         format!("('{},' || {})", model.info.model, Self::row_id(row))
     }
