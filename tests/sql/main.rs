@@ -5,4 +5,5 @@ mod foundation;
 mod gate;
 mod least_privilege;
 mod observability;
+mod read_fidelity;
 mod webhooks;
