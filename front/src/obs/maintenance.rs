@@ -18,7 +18,7 @@ pub async fn ensure_partitions(pool: &Pool) {
         client
             .query_typed("SELECT api_gateway.ensure_log_partitions(3)", &[])
             .await
-            .map_err(|e| crate::error::db_error_text(&e))
+            .map_err(|e| crate::db::describe_error(&e))
     }
     .await;
     match result {
@@ -62,7 +62,7 @@ pub async fn run_once(obs: &Obs, pool: &Pool) -> Result<Value, String> {
                 .maintenance_runs
                 .with_label_values(&["all", "error"])
                 .inc();
-            Err(crate::error::db_error_text(&e))
+            Err(crate::db::describe_error(&e))
         }
     }
 }
