@@ -4,4 +4,5 @@ mod data;
 mod foundation;
 mod gate;
 mod observability;
+mod rate_limit;
 mod webhooks;
