@@ -26,9 +26,11 @@ CREATE FUNCTION api_gateway."rate_limit_hit"(
 	"reset_s" INT
 )
 VOLATILE SECURITY DEFINER
-SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'rate_limit_hit_cost_wrapper';
+-- Both forms pin the search path around the statements they run (src/counter.rs), not for the
+-- whole call: a hit counted in shared memory runs none.
+ALTER FUNCTION api_gateway.rate_limit_hit(text, integer, integer) RESET search_path;
 
 CREATE FUNCTION api_gateway."_shared_counters"() RETURNS TABLE (
 	"subject" TEXT,

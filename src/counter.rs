@@ -502,19 +502,59 @@ fn table_hit(
     })
 }
 
+/// Runs `f` (which runs SQL) with `search_path = pg_catalog, pg_temp`, restored afterwards (and
+/// by the abort path on ERROR), as `SET search_path` on a SECURITY DEFINER function would, but
+/// paid only when SQL runs: `rate_limit_hit` is SECURITY DEFINER without a SET clause, so that a
+/// hit counted in shared memory, which runs no SQL, does not pay for the GUC save and restore.
+fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
+    unsafe {
+        let nest = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        let r = f();
+        pg_sys::AtEOXact_GUC(true, nest);
+        r
+    }
+}
+
 /// Counts one hit of `cost` on `subject` against `limit` per `window_s`, wherever the subject's
-/// counter lives. `limit` must not be 0 (no limit: callers count nothing).
+/// counter lives. `limit` must not be 0 (no limit: callers count nothing). Safe to call from a
+/// SECURITY DEFINER function without a pinned search_path: every statement it runs is run
+/// under one.
 pub fn hit(subject: &str, limit: i32, window_s: i32, cost: i32, algorithm: Algorithm) -> Outcome {
     let now = now_ms();
+    if shared_memory_on() {
+        let key = key_of(subject);
+        if let Some(SharedOutcome::Counted(o)) =
+            shared_hit(&key, subject, false, now, algorithm, window_s, limit, cost)
+        {
+            return o;
+        }
+    }
+    with_pinned_search_path(|| hit_with_sql(subject, now, limit, window_s, cost, algorithm))
+}
+
+/// The rest of [`hit`]: the table, or a subject new to shared memory.
+fn hit_with_sql(
+    subject: &str,
+    now: i64,
+    limit: i32,
+    window_s: i32,
+    cost: i32,
+    algorithm: Algorithm,
+) -> Outcome {
     if !shared_memory_on() {
         return table_hit(subject, now, algorithm, window_s, limit, cost);
     }
     let key = key_of(subject);
-    if let Some(SharedOutcome::Counted(o)) =
-        shared_hit(&key, subject, false, now, algorithm, window_s, limit, cost)
-    {
-        return o;
-    }
     // Not in shared memory: a row that still counts keeps the subject in the table.
     let live_row = Spi::connect_mut(|c| read_row(c, subject, false)).is_some_and(|r| !r.idle(now));
     if live_row {

@@ -61,8 +61,10 @@ fn hit(
 
 /// `api_gateway.rate_limit_hit(subject text, max_requests integer, window_s integer)
 ///   RETURNS TABLE(allowed boolean, remaining integer, reset_s integer)`: cost 1, sliding window.
+/// SECURITY DEFINER without a SET search_path clause: it runs SQL only through
+/// `crate::counter`, which pins the search path around every statement (a hit counted in shared
+/// memory runs none and skips that cost).
 #[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
 fn rate_limit_hit(
     subject: Option<&str>,
     max_requests: Option<i32>,
@@ -88,7 +90,6 @@ fn rate_limit_hit(
 ///   cost integer, algorithm text DEFAULT 'sliding')`: charges `cost` (at least 1). A separate
 /// overload, so the released 3-argument function keeps its symbol.
 #[pg_extern(volatile, security_definer, name = "rate_limit_hit")]
-#[search_path(pg_catalog, pg_temp)]
 fn rate_limit_hit_cost(
     subject: Option<&str>,
     max_requests: Option<i32>,
