@@ -375,3 +375,48 @@ fn authenticate_and_rate_limit_hit_share_one_counter() {
     )
     .unwrap();
 }
+
+/// The algorithm is a setting of profiles and of the global limit, validated like the others.
+#[test]
+fn profiles_and_settings_choose_their_algorithm() {
+    let mut db = connect();
+    let mut tx = db.transaction().unwrap();
+    let uid = api_gateway_tests::key_cases()
+        .into_iter()
+        .find_map(|c| c.uid)
+        .unwrap();
+    let saved: serde_json::Value = tx
+        .query_one(
+            "SELECT api_gateway.admin_save_profile(NULL, NULL, jsonb_build_object('user_id', $1::int, 'rate_limit', 5))",
+            &[&uid],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(saved["rate_limit_algorithm"], "sliding", "the default");
+    let saved: serde_json::Value = tx
+        .query_one(
+            "SELECT api_gateway.admin_save_profile(NULL, NULL, jsonb_build_object('user_id', $1::int, 'rate_limit', 5, 'rate_limit_algorithm', 'fixed'))",
+            &[&uid],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(saved["rate_limit_algorithm"], "fixed");
+    let settings: serde_json::Value = tx
+        .query_one(
+            "SELECT api_gateway.admin_update_settings(NULL, NULL, '{\"rate_limit_algorithm\": \"fixed\"}')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(settings["rate_limit_algorithm"], "fixed");
+    for sql in [
+        "SELECT api_gateway.admin_update_settings(NULL, NULL, '{\"rate_limit_algorithm\": \"gcra\"}')",
+        "SELECT api_gateway.admin_save_profile(NULL, NULL, '{\"user_id\": 2, \"rate_limit_algorithm\": \"leaky\"}')",
+    ] {
+        let mut sp = tx.transaction().unwrap();
+        let err = sp.query_one(sql, &[]).unwrap_err();
+        assert_eq!(sqlstate(&err), "22023", "{sql}");
+        sp.rollback().unwrap();
+    }
+    tx.rollback().unwrap();
+}
