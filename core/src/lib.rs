@@ -2,7 +2,9 @@
 
 pub mod apikey;
 pub mod counter;
+pub mod display;
 pub mod domain;
+pub mod fields;
 pub mod gate;
 pub mod jwt;
 pub mod ratelimit;

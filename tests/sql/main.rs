@@ -3,6 +3,8 @@ mod admin;
 mod data;
 mod foundation;
 mod gate;
+mod least_privilege;
 mod observability;
 mod rate_limit;
+mod read_fidelity;
 mod webhooks;
