@@ -261,17 +261,25 @@ enum SharedOutcome {
     Full,
 }
 
-/// Counts in the subject's slot; `insert`: take a free slot when it has none (else `None`).
-fn shared_hit(
-    key: &[u64; 2],
-    subject: &str,
-    insert: bool,
+/// One hit to count: when, under which algorithm, window and limit, and what it costs.
+#[derive(Clone, Copy)]
+struct Ask {
     now: i64,
     algorithm: Algorithm,
     window_s: i32,
     limit: i32,
     cost: i32,
-) -> Option<SharedOutcome> {
+}
+
+/// Counts in the subject's slot; `insert`: take a free slot when it has none (else `None`).
+fn shared_hit(key: &[u64; 2], subject: &str, insert: bool, ask: Ask) -> Option<SharedOutcome> {
+    let Ask {
+        now,
+        algorithm,
+        window_s,
+        limit,
+        cost,
+    } = ask;
     let mut scratch = Counter::empty(algorithm, window_s);
     scratch.state.counts.reserve(SUB_BUCKETS + 1);
     let mut part = Partition::lock(key);
@@ -533,9 +541,18 @@ pub fn hit(subject: &str, limit: i32, window_s: i32, cost: i32, algorithm: Algor
     let now = now_ms();
     if shared_memory_on() {
         let key = key_of(subject);
-        if let Some(SharedOutcome::Counted(o)) =
-            shared_hit(&key, subject, false, now, algorithm, window_s, limit, cost)
-        {
+        if let Some(SharedOutcome::Counted(o)) = shared_hit(
+            &key,
+            subject,
+            false,
+            Ask {
+                now,
+                algorithm,
+                window_s,
+                limit,
+                cost,
+            },
+        ) {
             return o;
         }
     }
@@ -560,7 +577,18 @@ fn hit_with_sql(
     if live_row {
         return table_hit(subject, now, algorithm, window_s, limit, cost);
     }
-    match shared_hit(&key, subject, true, now, algorithm, window_s, limit, cost) {
+    match shared_hit(
+        &key,
+        subject,
+        true,
+        Ask {
+            now,
+            algorithm,
+            window_s,
+            limit,
+            cost,
+        },
+    ) {
         Some(SharedOutcome::Counted(o)) => o,
         _ => table_hit(subject, now, algorithm, window_s, limit, cost),
     }

@@ -54,10 +54,10 @@ const FACTS_TAIL: &str = "SELECT f.* FROM f";
 
 /// Cached JWT facts still hold when the epoch is unchanged and the Odoo user is still active.
 fn jwt_cached_statement() -> String {
-    format!(
+    String::from(
         "WITH g AS (SELECT e.epoch = $1 AND EXISTS (SELECT 1 FROM public.res_users u WHERE u.id = $2 AND u.active) AS pass \
     FROM api_gateway.gate_epoch e) \
-SELECT g.pass FROM g"
+SELECT g.pass FROM g",
     )
 }
 
@@ -65,7 +65,7 @@ SELECT g.pass FROM g"
 /// and user, still valid) and its active user are still there; the admin group is re-read, and
 /// a request that needs admin passes only with it.
 fn api_key_cached_statement() -> String {
-    format!(
+    String::from(
         "WITH g AS (SELECT x.key_ok AND ($9 <> 'admin' OR x.is_admin) AS pass, x.is_admin FROM ( \
     SELECT e.epoch = $1 AND EXISTS (SELECT 1 FROM public.res_users_apikeys k \
              JOIN public.res_users u ON u.id = k.user_id AND u.active \
@@ -73,7 +73,7 @@ fn api_key_cached_statement() -> String {
               AND (k.expiration_date IS NULL OR k.expiration_date >= (now() AT TIME ZONE 'utc'))) AS key_ok, \
            ($8 IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = $2 AND r.gid = $8)) AS is_admin \
       FROM api_gateway.gate_epoch e) x) \
-SELECT g.pass, g.is_admin FROM g"
+SELECT g.pass, g.is_admin FROM g",
     )
 }
 
@@ -441,17 +441,16 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
         if f.kid == kid
             && claimed_client == Some(f.client_id.as_str())
             && scope_granted(&scopes, needed)
+            && jwt_cached_hit(&f, now)
         {
-            if jwt_cached_hit(&f, now) {
-                return decide(Facts {
-                    uid: f.uid,
-                    client_id: Some(f.client_id),
-                    scopes,
-                    limit: f.limit,
-                    window_s: f.window_s,
-                    algorithm: f.algorithm,
-                });
-            }
+            return decide(Facts {
+                uid: f.uid,
+                client_id: Some(f.client_id),
+                scopes,
+                limit: f.limit,
+                window_s: f.window_s,
+                algorithm: f.algorithm,
+            });
         }
         TOKEN_FACTS.with(|c| c.borrow_mut().remove(&cache_key));
     }

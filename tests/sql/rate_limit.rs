@@ -73,7 +73,7 @@ fn costs_count_and_a_refusal_costs_nothing_in_both_storages() {
         let mut db = session(storage);
         let s = subject("cost", storage);
         reset_counter(&mut db, &s);
-        assert_eq!(hit(&mut db, &s, 10, 3600, 4).0, true);
+        assert!(hit(&mut db, &s, 10, 3600, 4).0);
         let (allowed, remaining, reset) = hit(&mut db, &s, 10, 3600, 5);
         assert!(allowed);
         assert_eq!(remaining, 1);
