@@ -7,4 +7,5 @@ mod least_privilege;
 mod observability;
 mod rate_limit;
 mod read_fidelity;
+mod review;
 mod webhooks;
