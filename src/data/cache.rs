@@ -37,10 +37,21 @@ const CAPACITY: usize = 4096;
 /// itself changed those tables; what is read then must not outlive it (it may roll back), so no
 /// snapshot is kept and the next call reads everything again. The current snapshot and
 /// transaction id come with the answer, for when the cache is read again.
-const PROBE: &str = "SELECT c.own, c.stale, pg_catalog.pg_current_snapshot()::text, \
+/// The facts an optimistic data statement compares with those its call used.
+macro_rules! facts_key {
+    () => {
+        "format('%s|%s|%s|%s|%s|%s', u.company_id, u.partner_id, p.commercial_partner_id, p.lang, \
+                st.default_limit, st.max_limit)"
+    };
+}
+
+const PROBE: &str = concat!(
+    "SELECT c.own, c.stale, pg_catalog.pg_current_snapshot()::text, \
        pg_catalog.pg_current_xact_id_if_assigned()::text, \
        u.id IS NOT NULL, coalesce(u.active, false), u.company_id, u.partner_id, p.commercial_partner_id, p.lang, \
-       st.default_limit, st.max_limit \
+       st.default_limit, st.max_limit, ",
+    facts_key!(),
+    " \
   FROM (SELECT EXISTS (SELECT 1 FROM api_gateway.odoo_security_change o \
                         WHERE o.xact = pg_catalog.pg_current_xact_id_if_assigned()) AS own, \
                EXISTS (SELECT 1 FROM api_gateway.odoo_security_change o \
@@ -49,7 +60,8 @@ const PROBE: &str = "SELECT c.own, c.stale, pg_catalog.pg_current_snapshot()::te
             OR EXISTS (SELECT 1 FROM api_gateway.odoo_security_change o WHERE o.xact = $3::xid8) AS stale) c \
   CROSS JOIN api_gateway.settings st \
   LEFT JOIN public.res_users u ON u.id = $1 \
-  LEFT JOIN public.res_partner p ON p.id = u.partner_id";
+  LEFT JOIN public.res_partner p ON p.id = u.partner_id"
+);
 
 /// A user's groups (implied closure) and active companies.
 const USER: &str = "WITH RECURSIVE g(gid) AS ( \
@@ -84,6 +96,8 @@ pub struct Facts {
     pub commercial_partner_id: Option<i32>,
     pub lang: Option<String>,
     pub limits: (i32, i32),
+    /// The same facts as the probe formats them, for an optimistic data statement to compare.
+    pub key: String,
 }
 
 /// A user's groups and companies.
@@ -129,6 +143,12 @@ struct State {
     /// probed in it per user (uid 0: the check alone).
     statement: (u32, i64),
     probed: HashMap<i32, Option<Facts>>,
+    /// The facts each user had at its last probe, for calls run optimistically.
+    last: HashMap<i32, Facts>,
+    /// Inside `optimistic`: cached state may be used without a probe; `check` then holds what
+    /// the data statement must re-check (the user whose facts were used, and those facts).
+    optimistic: bool,
+    check: Option<(i32, Option<Facts>)>,
     users: HashMap<i32, Rc<UserSecurity>>,
     access: HashMap<(String, Operation, Rc<[i32]>), Rc<Access>>,
     domains: HashMap<DomainKey, Option<Domain>>,
@@ -141,6 +161,9 @@ thread_local! {
         generation: 0,
         statement: (0, 0),
         probed: HashMap::new(),
+        last: HashMap::new(),
+        optimistic: false,
+        check: None,
         users: HashMap::new(),
         access: HashMap::new(),
         domains: HashMap::new(),
@@ -215,6 +238,28 @@ fn validate(uid: i32) -> (u64, Option<Facts>) {
     if let Some(hit) = known {
         return hit;
     }
+    // Optimistic: the cache and the user's last facts, re-checked by the data statement itself.
+    let unverified = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if !s.optimistic || !s.base.as_ref().is_some_and(|b| b.2.elapsed() < MAX_AGE) {
+            return None;
+        }
+        let facts = if uid == 0 {
+            None
+        } else {
+            Some(s.last.get(&uid)?.clone())
+        };
+        match &s.check {
+            None | Some((0, _)) => s.check = Some((uid, facts.clone())),
+            Some((u, _)) if uid == 0 || *u == uid => {}
+            // A second user in one call: that one is probed.
+            Some(_) => return None,
+        }
+        Some((s.generation, facts))
+    });
+    if let Some(hit) = unverified {
+        return hit;
+    }
     let base = STATE.with(|s| {
         s.borrow()
             .base
@@ -251,6 +296,7 @@ fn validate(uid: i32) -> (u64, Option<Facts>) {
                 spi(r.get::<i32>(11)).unwrap_or(80),
                 spi(r.get::<i32>(12)).unwrap_or(1000),
             ),
+            key: spi(r.get::<String>(13)).unwrap_or_default(),
         });
         (
             spi(r.get::<bool>(2)).unwrap_or(true),
@@ -277,6 +323,9 @@ fn validate(uid: i32) -> (u64, Option<Facts>) {
             s.domains.clear();
         }
         s.probed.insert(uid, facts.clone());
+        if let Some(f) = &facts {
+            bounded(&mut s.last, uid, f.clone());
+        }
         (s.generation, facts)
     })
 }
@@ -399,4 +448,98 @@ pub fn company_ancestors(ids: &[i64]) -> Vec<i64> {
         let t = spi(c.select(plan, Some(1), &[ids.to_vec().into()]));
         spi(t.first().get::<Vec<i64>>(1)).unwrap_or_default()
     })
+}
+
+/// What an optimistic data statement re-checks, with its parameters from `$N`: nothing noted
+/// since the cache's snapshot (as the probe asks: `$N`, `$N+1`), and the user (`$N+2`, 0: none)
+/// still active with the facts the call used (`$N+3`, as the probe formats them).
+const CHECK: &str = concat!(
+    "SELECT NOT EXISTS (SELECT 1 FROM api_gateway.odoo_security_change o \
+                      WHERE o.xact = pg_catalog.pg_current_xact_id_if_assigned()) \
+   AND NOT EXISTS (SELECT 1 FROM api_gateway.odoo_security_change o \
+                    WHERE o.xact >= pg_catalog.pg_snapshot_xmin($S::text::pg_snapshot) \
+                      AND NOT pg_catalog.pg_visible_in_snapshot(o.xact, $S::text::pg_snapshot)) \
+   AND NOT EXISTS (SELECT 1 FROM api_gateway.odoo_security_change o WHERE o.xact = $X::text::xid8) \
+   AND ($U::int8 = 0 OR EXISTS (SELECT 1 FROM api_gateway.settings st, public.res_users u \
+                 LEFT JOIN public.res_partner p ON p.id = u.partner_id \
+                WHERE u.id = $U::int8 AND (u.active IS TRUE OR u.id = 1) AND ",
+    facts_key!(),
+    " = $F::text))"
+);
+
+/// A data statement run optimistically found the cache stale: the call is run again, verified.
+struct Stale;
+
+/// For the data statement of a call run optimistically: the statement wrapped so that it
+/// answers only when the cache still holds (`SELECT CASE WHEN ok THEN (<sql>) END, ok`), and
+/// the parameters to append from `$first`. None: the call was verified by a probe; run `sql`.
+pub fn wrap_check(
+    sql: &str,
+    first: usize,
+) -> Option<(String, Vec<api_gateway_core::domain::Param>)> {
+    use api_gateway_core::domain::Param;
+    let (check, base) = STATE.with(|s| {
+        let s = s.borrow();
+        (s.check.clone(), s.base.clone())
+    });
+    let (uid, facts) = check?;
+    let (snapshot, xact, _) = base?;
+    let mut text = CHECK.to_string();
+    for (i, name) in ["$S", "$X", "$U", "$F"].iter().enumerate() {
+        text = text.replace(name, &format!("${}", first + i));
+    }
+    let params = vec![
+        Param::Text(snapshot),
+        // No transaction id: one that no transaction has (xid8 0 is never assigned).
+        Param::Text(xact.unwrap_or_else(|| "0".into())),
+        Param::Int(i64::from(uid)),
+        Param::Text(facts.map(|f| f.key).unwrap_or_default()),
+    ];
+    Some((
+        // OFFSET 0 keeps `k` a subquery evaluated once (pulled up, its expression would be
+        // copied into both output columns and run twice).
+        format!("SELECT CASE WHEN k.ok THEN ({sql}) END, k.ok FROM ({text} AS ok OFFSET 0) k"),
+        params,
+    ))
+}
+
+/// The answer of a wrapped data statement: when the check failed, the call starts again.
+pub fn checked(ok: bool) {
+    if !ok {
+        std::panic::panic_any(Stale);
+    }
+}
+
+/// Run a read optimistically: with the cached state and the user's last facts, no probe, the
+/// data statement checking them itself (`wrap_check`). When that check fails, or the call fails
+/// on our own error while it used unchecked state, it runs again verified (probe first). A
+/// PostgreSQL error is not retried (its state cannot be resumed), but the next call is verified.
+pub fn optimistic<T>(f: impl Fn() -> T) -> T {
+    if !enabled() {
+        return f();
+    }
+    let set = |on: bool| {
+        STATE.with(|s| {
+            let mut s = s.borrow_mut();
+            s.optimistic = on;
+            s.check = None;
+        })
+    };
+    set(true);
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&f));
+    let used = STATE.with(|s| s.borrow().check.is_some());
+    set(false);
+    match attempt {
+        Ok(v) => v,
+        Err(e) if !used => std::panic::resume_unwind(e),
+        Err(e) => {
+            let ours = e.is::<Stale>() || e.is::<pgrx::pg_sys::panic::ErrorReportWithLevel>();
+            if !ours {
+                // A PostgreSQL error: re-raised as is; the next call starts with a probe.
+                STATE.with(|s| s.borrow_mut().base = None);
+                std::panic::resume_unwind(e);
+            }
+            f()
+        }
+    }
 }

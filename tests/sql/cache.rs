@@ -153,14 +153,26 @@ impl Scratch {
         id
     }
 
-    /// search_count as the demo user: the count, or the SQLSTATE.
+    /// The records the demo user sees: the count, or the SQLSTATE. Asked through search_read
+    /// (which runs on the cache without a probe, its statement re-checking it) and then
+    /// search_count (probe first); both must agree.
     fn count<C: GenericClient>(&self, db: &mut C) -> Result<i64, String> {
-        db.query_one(
-            "SELECT api_gateway.search_count($1, $2, '[]')",
-            &[&self.demo, &self.model],
-        )
-        .map(|r| r.get(0))
-        .map_err(|e| sqlstate(&e))
+        let read = db
+            .query_one(
+                "SELECT jsonb_array_length(api_gateway.search_read($1, $2, '[]', '{name}'))::int8",
+                &[&self.demo, &self.model],
+            )
+            .map(|r| r.get::<_, i64>(0))
+            .map_err(|e| sqlstate(&e));
+        let count = db
+            .query_one(
+                "SELECT api_gateway.search_count($1, $2, '[]')",
+                &[&self.demo, &self.model],
+            )
+            .map(|r| r.get(0))
+            .map_err(|e| sqlstate(&e));
+        assert_eq!(read, count, "search_read and search_count agree");
+        count
     }
 
     fn cleanup(self, db: &mut Client) {
