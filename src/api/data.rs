@@ -30,17 +30,29 @@ fn search_read(
 ) -> RawJsonb {
     let uid = required(uid, "uid");
     let model = required(model, "model");
-    let domain = read::parse_domain(domain);
+    let key = (
+        uid,
+        model.to_string(),
+        domain.map(str::to_string),
+        fields.clone(),
+        limit,
+        offset,
+        order.map(str::to_string),
+        false,
+    );
+    let parsed = read::parse_domain(domain);
     data::cache::optimistic(|| {
-        read::search_read(read::Request {
-            uid,
-            model,
-            domain: domain.clone(),
-            fields: fields.clone(),
-            page: Some((limit, offset)),
-            order,
-            active_test: true,
-            single: false,
+        data::cache::remembered(key.clone(), || {
+            read::search_read(read::Request {
+                uid,
+                model,
+                domain: parsed.clone(),
+                fields: fields.clone(),
+                page: Some((limit, offset)),
+                order,
+                active_test: true,
+                single: false,
+            })
         })
     })
     .unwrap_or_else(|| {

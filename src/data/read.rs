@@ -522,7 +522,8 @@ fn projection(texts: &[&str]) -> String {
         .join(", ")
 }
 
-fn run_json(sql: &str, params: &[Param]) -> Option<RawJsonb> {
+pub fn run_json(sql: &str, params: &[Param]) -> Option<RawJsonb> {
+    crate::data::cache::capture(sql, params);
     // A call run on the cache without a probe: the statement re-checks it (crate::data::cache).
     if let Some((sql, extra)) = crate::data::cache::wrap_check(sql, params.len() + 1) {
         let params = [params, &extra[..]].concat();
