@@ -480,8 +480,9 @@ const CHECK: &str = concat!(
 struct Stale;
 
 /// For the data statement of a call run optimistically: the statement wrapped so that it
-/// answers only when the cache still holds (`SELECT CASE WHEN ok THEN (<sql>) END, ok`), and
-/// the parameters to append from `$first`. None: the call was verified by a probe; run `sql`.
+/// answers only when the cache still holds (`SELECT CASE WHEN ok THEN (<sql>) END, ok`; the
+/// second column NULL when a NULL answer itself says the check failed), and the parameters to
+/// append from `$first`. None: the call was verified by a probe; run `sql`.
 pub fn wrap_check(
     sql: &str,
     first: usize,
@@ -512,12 +513,17 @@ pub fn wrap_check(
         Param::Int(i64::from(uid)),
         Param::Text(facts.map(|f| f.key).unwrap_or_default()),
     ];
-    Some((
-        // OFFSET 0 keeps `k` a subquery evaluated once (pulled up, its expression would be
-        // copied into both output columns and run twice).
-        format!("SELECT CASE WHEN k.ok THEN ({sql}) END, k.ok FROM ({text} AS ok OFFSET 0) k"),
-        params,
-    ))
+    let wrapped = if sql.ends_with(") -> 0") {
+        // `read`: its answer may be NULL, so the check is a column of its own. OFFSET 0 keeps
+        // `k` a subquery evaluated once (pulled up, its expression would be copied into both
+        // output columns and run twice).
+        format!("SELECT CASE WHEN k.ok THEN ({sql}) END, k.ok FROM ({text} AS ok OFFSET 0) k")
+    } else {
+        // An array is never NULL: NULL says the check failed (fewer nodes to start per call).
+        let check = text.strip_prefix("SELECT ").unwrap_or(&text);
+        format!("SELECT CASE WHEN {check} THEN ({sql}) END, NULL::boolean")
+    };
+    Some((wrapped, params))
 }
 
 /// The answer of a wrapped data statement: when the check failed, the call starts again.

@@ -531,8 +531,10 @@ pub fn run_json(sql: &str, params: &[Param]) -> Option<RawJsonb> {
         let (json, ok) = Spi::connect(|c| {
             let plan = crate::spi::plan_cached(c, &sql, &params::types(&params), false);
             let t = spi(c.select(&*plan, Some(1), &args)).first();
-            let ok = spi(t.get::<bool>(2)).unwrap_or(false);
-            (crate::spi::first_jsonb(t), ok)
+            let ok = spi(t.get::<bool>(2));
+            let json = crate::spi::first_jsonb(t);
+            let ok = ok.unwrap_or(json.is_some());
+            (json, ok)
         });
         crate::data::cache::checked(ok);
         return json;
