@@ -4,5 +4,7 @@ mod cache;
 mod data;
 mod foundation;
 mod gate;
+mod least_privilege;
 mod observability;
+mod read_fidelity;
 mod webhooks;

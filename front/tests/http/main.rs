@@ -5,6 +5,7 @@
 mod admin;
 mod common;
 mod oauth;
+mod privileges;
 mod records;
 mod security;
 mod server;
