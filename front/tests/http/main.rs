@@ -7,5 +7,6 @@ mod common;
 mod oauth;
 mod privileges;
 mod records;
+mod review;
 mod security;
 mod server;
