@@ -286,6 +286,26 @@ def section_data(r: Results) -> list[str]:
         pass
     lines = t.markdown()
     lines += ["", "The hand-written query returns the identical JSON at each size (checked before timing)."]
+    real = r.values.get("data", {})
+    if any(k.startswith("real_sr_") for k in real):
+        t = Table(baseline="hand-written SQL")
+        users = {"admin": "admin (uid 2)", "demo": "demo (uid 5)", "portal": "portal (uid 6, portal rule)",
+                 "jeff": "jeff (uid 7, second company)"}
+        for rows, what in ((10, '`[("is_company", "=", True)]`, 10 rows x name, email'),
+                           (1000, "`[]`, 1,000 rows x name, email (2,000 more partners)")):
+            for login, label in users.items():
+                id = f"{login}_r{rows}"
+                if f"real_sr_{id}" not in real:
+                    continue
+                t.add(f"`search_read` res.partner {what}, {label}, 4 clients",
+                      lambda id=id: (tps(g(f"real_sr_{id}")), tps(g(f"real_hw_{id}")),
+                                     r.ratio("data", f"real_sr_{id}", f"real_hw_{id}")),
+                      target=0.6 if rows == 10 else 0.85,
+                      short=f"real database: search_read {rows} rows, {login}, vs hand-written SQL")
+        lines += ["", "**On the real Odoo database** (`../shared/fixtures/odoo19_demo.sql.gz`: 59 modules, "
+                  "6,856 `ir_model_fields` rows, 157 record rules), same run:", ""] + t.markdown()
+        if "real_select1" in real:
+            lines += ["", f"`SELECT 1` on that database, same clients: {tps(g('real_select1'))}."]
     return lines
 
 
@@ -435,7 +455,12 @@ does the same with short runs, for working on the scripts.
   `search_read(5, 'res.partner', '[]', 5 fields, N)` vs `bench/pgbench/search_read_handwritten.sql`
   with `LIMIT N` (record rule, active filter, the model's order, Odoo's `false` for empty values),
   which returns the identical JSON (checked); 4 clients, prepared, three rounds of 5 s runs
-  alternating which of the two runs first.
+  alternating which of the two runs first. Then, when `../shared` has it, the real Odoo database
+  (`odoo19_demo.sql.gz`): `search_read(uid, 'res.partner', '[["is_company", "=", true]]',
+  '{name,email}', 10)` for admin, demo, portal and jeff (second company) against
+  `bench/pgbench/real_handwritten.sql` (`real_handwritten_portal.sql` for the portal user: the
+  portal rule's `child_of` as a recursive query), each checked to return the identical JSON; then
+  1,000 rows (`[]`, 2,000 more partners loaded) for the internal users; and `SELECT 1`.
 - `bench/http.sh`: `api-gateway serve` (release build, pool of 8, log level `errors`) under `wrk`
   (2 threads, 8 connections, after a warm-up that fills the pool and the key cache) vs pgbench with
   8 clients running `bench/pgbench/http_search_read.sql`: the very statements the front sends
