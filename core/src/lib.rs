@@ -7,3 +7,4 @@ pub mod jwt;
 pub mod ratelimit;
 pub mod secrets;
 pub mod webhook;
+pub mod webhook_merge;

@@ -58,6 +58,7 @@ fn worker_config(per_endpoint: usize) -> WorkerConfig {
         worker_id: format!("test:{}", std::process::id()),
         per_endpoint,
         sweep_interval: Duration::from_secs(1),
+        poll_interval: Duration::from_millis(25),
         record_batch: 200,
         shutdown_grace: Duration::from_secs(5),
     }

@@ -416,3 +416,48 @@ fn _webhook_write_json(
     out.push_str("}}");
     Some(out)
 }
+
+// ------------------------------------------------------ one event per record and transaction
+
+/// `api_gateway._webhook_own(xmin)`: whether a row version was written by the current
+/// transaction (or one of its live subtransactions). The capture trigger merges a change into
+/// the pending event of the same record only when that event is its own transaction's.
+#[pg_extern(stable, parallel_safe, strict)]
+fn _webhook_own(xmin: pg_sys::TransactionId) -> bool {
+    unsafe { pg_sys::TransactionIdIsCurrentTransactionId(xmin) }
+}
+
+/// `api_gateway._webhook_merge(prev_action, prev_data, new_write, new_row, rel)`: the data of
+/// the pending create or write of a record once a later UPDATE of the same transaction is
+/// merged into it (see `api_gateway_core::webhook_merge`); NULL when the merged write changes
+/// nothing any more. `rel` is the table, for the column order of `changed`.
+#[pg_extern(stable, parallel_safe)]
+fn _webhook_merge(
+    prev_action: &str,
+    prev_data: &str,
+    new_write: Option<&str>,
+    new_row: Option<&str>,
+    rel: pg_sys::Oid,
+) -> Option<String> {
+    let position = |name: &str| -> i32 {
+        let Ok(c) = std::ffi::CString::new(name) else {
+            return i32::MAX;
+        };
+        let n = unsafe { pg_sys::get_attnum(rel, c.as_ptr()) };
+        if n <= 0 { i32::MAX } else { i32::from(n) }
+    };
+    api_gateway_core::webhook_merge::merge_write(
+        prev_action,
+        prev_data,
+        new_write,
+        new_row,
+        &position,
+    )
+    .unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("cannot merge webhook events: {e}"),
+            None,
+        )
+    })
+}
