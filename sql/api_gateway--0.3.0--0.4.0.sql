@@ -565,7 +565,7 @@ DO $$
 DECLARE
     g text;
 BEGIN
-    FOREACH g IN ARRAY string_to_array(nullif(current_setting('api_gateway_upgrade.webhook_grants', true), ''), ',') LOOP
+    FOREACH g IN ARRAY coalesce(string_to_array(nullif(current_setting('api_gateway_upgrade.webhook_grants', true), ''), ','), '{}') LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s',
                        CASE split_part(g, ' ', 1) WHEN 'webhook_claim' THEN 'api_gateway.webhook_claim(text, integer, integer[], integer[])'
                             ELSE 'api_gateway.admin_rotate_webhook_secret(integer, text, integer, interval)' END,
