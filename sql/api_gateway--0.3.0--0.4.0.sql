@@ -23,6 +23,14 @@ CREATE FUNCTION api_gateway."_webhook_merge"(
 STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_webhook_merge_wrapper';
+CREATE FUNCTION api_gateway."_webhook_mark_queued"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_webhook_mark_queued_wrapper';
+CREATE FUNCTION api_gateway."_webhook_queued"() RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_webhook_queued_wrapper';
 CREATE FUNCTION api_gateway."_webhook_own"(
 	"xmin" xid /* pg_sys :: TransactionId */
 ) RETURNS bool /* bool */
@@ -37,32 +45,28 @@ AS $$
 DECLARE
     _w record;
     _ts timestamptz := clock_timestamp();
-    -- The lowest job id this transaction queued (NULL: none yet, nothing to merge into).
-    _first bigint := nullif(current_setting('api_gateway_webhook.first_job', true), '')::bigint;
-    _min bigint;
-    _m bigint;
+    -- Whether this transaction queued an event already (else there is nothing to merge into).
+    _queued boolean := api_gateway._webhook_queued();
+    _n bigint := 0;
+    _total bigint := 0;
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        WITH ins AS (
-            INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
-            SELECT gen_random_uuid(), w.id, 'create', t.id, api_gateway._webhook_row_json(t, w.payload_attnums), _ts
-              FROM (SELECT h.id, h.payload_attnums FROM api_gateway.webhook h
-                     WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.on_create AND h.condition IS NULL) w
-             CROSS JOIN agw_new t
-            RETURNING id)
-        SELECT min(id) INTO _min FROM ins;
-    ELSIF TG_OP = 'UPDATE' AND _first IS NULL THEN
-        WITH ins AS (
-            INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
-            SELECT gen_random_uuid(), c.wid, 'write', c.id, c.d, _ts
-              FROM (SELECT w.id AS wid, t.id, api_gateway._webhook_write_json(t, o, w.payload_attnums, w.watched_attnums) AS d
-                      FROM (SELECT h.id, h.payload_attnums, h.watched_attnums FROM api_gateway.webhook h
-                             WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.on_write AND h.condition IS NULL) w
-                     CROSS JOIN agw_new t
-                      JOIN agw_old o ON o.id = t.id) c
-             WHERE c.d IS NOT NULL
-            RETURNING id)
-        SELECT min(id) INTO _min FROM ins;
+        INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
+        SELECT gen_random_uuid(), w.id, 'create', t.id, api_gateway._webhook_row_json(t, w.payload_attnums), _ts
+          FROM (SELECT h.id, h.payload_attnums FROM api_gateway.webhook h
+                 WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.on_create AND h.condition IS NULL) w
+         CROSS JOIN agw_new t;
+        GET DIAGNOSTICS _total = ROW_COUNT;
+    ELSIF TG_OP = 'UPDATE' AND NOT _queued THEN
+        INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
+        SELECT gen_random_uuid(), c.wid, 'write', c.id, c.d, _ts
+          FROM (SELECT w.id AS wid, t.id, api_gateway._webhook_write_json(t, o, w.payload_attnums, w.watched_attnums) AS d
+                  FROM (SELECT h.id, h.payload_attnums, h.watched_attnums FROM api_gateway.webhook h
+                         WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.on_write AND h.condition IS NULL) w
+                 CROSS JOIN agw_new t
+                  JOIN agw_old o ON o.id = t.id) c
+         WHERE c.d IS NOT NULL;
+        GET DIAGNOSTICS _total = ROW_COUNT;
     ELSIF TG_OP = 'UPDATE' THEN
         MERGE INTO api_gateway.webhook_job j
         USING (SELECT s.wid, s.id, s.d, s.wants, p.id AS pid,
@@ -80,7 +84,7 @@ BEGIN
                  LEFT JOIN LATERAL (
                       SELECT q.id, q.action, q.data FROM api_gateway.webhook_job q
                        WHERE q.webhook_id = s.wid AND q.record_id = s.id AND q.state IN ('pending', 'failed')
-                         AND q.id >= _first AND q.action <> 'unlink' AND api_gateway._webhook_own(q.xmin)
+                         AND q.action <> 'unlink' AND api_gateway._webhook_own(q.xmin)
                        ORDER BY q.id DESC LIMIT 1) p ON true) x
            ON j.id = x.pid
         WHEN MATCHED AND x.m IS NULL THEN DELETE
@@ -88,15 +92,13 @@ BEGIN
         WHEN NOT MATCHED AND x.d IS NOT NULL THEN
             INSERT (event_id, webhook_id, action, record_id, data, created_at)
             VALUES (gen_random_uuid(), x.wid, 'write', x.id, x.d, _ts);
-    ELSIF _first IS NULL THEN
-        WITH ins AS (
-            INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
-            SELECT gen_random_uuid(), w.id, 'unlink', t.id, NULL, _ts
-              FROM (SELECT h.id FROM api_gateway.webhook h
-                     WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.on_unlink AND h.condition IS NULL) w
-             CROSS JOIN agw_old t
-            RETURNING id)
-        SELECT min(id) INTO _min FROM ins;
+    ELSIF NOT _queued THEN
+        INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
+        SELECT gen_random_uuid(), w.id, 'unlink', t.id, NULL, _ts
+          FROM (SELECT h.id FROM api_gateway.webhook h
+                 WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.on_unlink AND h.condition IS NULL) w
+         CROSS JOIN agw_old t;
+        GET DIAGNOSTICS _total = ROW_COUNT;
     ELSE
         MERGE INTO api_gateway.webhook_job j
         USING (SELECT w.id AS wid, w.on_unlink AS wants, t.id, p.id AS pid, p.action AS pact
@@ -106,7 +108,7 @@ BEGIN
                  LEFT JOIN LATERAL (
                       SELECT q.id, q.action FROM api_gateway.webhook_job q
                        WHERE q.webhook_id = w.id AND q.record_id = t.id AND q.state IN ('pending', 'failed')
-                         AND q.id >= _first AND q.action <> 'unlink' AND api_gateway._webhook_own(q.xmin)
+                         AND q.action <> 'unlink' AND api_gateway._webhook_own(q.xmin)
                        ORDER BY q.id DESC LIMIT 1) p ON true) x
            ON j.id = x.pid
         WHEN MATCHED AND x.pact = 'create' THEN DELETE
@@ -122,30 +124,23 @@ BEGIN
               FROM api_gateway.webhook h
              WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.condition IS NOT NULL
                AND CASE TG_OP WHEN 'INSERT' THEN h.on_create
-                              WHEN 'UPDATE' THEN h.on_write OR (h.on_create AND _first IS NOT NULL)
-                              ELSE h.on_unlink OR _first IS NOT NULL END
+                              WHEN 'UPDATE' THEN h.on_write OR (h.on_create AND _queued)
+                              ELSE h.on_unlink OR _queued END
         LOOP
-            _m := NULL;
             IF TG_OP = 'INSERT' THEN
                 EXECUTE format(
-                    'WITH ins AS (
-                         INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
-                         SELECT gen_random_uuid(), $1, ''create'', t.id, api_gateway._webhook_row_json(t, $2), $3
-                           FROM agw_new t WHERE %s
-                         RETURNING id)
-                     SELECT min(id) FROM ins', _w.condition)
-                  INTO _m USING _w.id, _w.payload_attnums, _ts;
-            ELSIF TG_OP = 'UPDATE' AND _first IS NULL THEN
+                    'INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
+                     SELECT gen_random_uuid(), $1, ''create'', t.id, api_gateway._webhook_row_json(t, $2), $3
+                       FROM agw_new t WHERE %s', _w.condition)
+                  USING _w.id, _w.payload_attnums, _ts;
+            ELSIF TG_OP = 'UPDATE' AND NOT _queued THEN
                 EXECUTE format(
-                    'WITH ins AS (
-                         INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
-                         SELECT gen_random_uuid(), $1, ''write'', c.id, c.d, $3
-                           FROM (SELECT t.id, api_gateway._webhook_write_json(t, o, $2, $4) AS d
-                                   FROM agw_new t JOIN agw_old o ON o.id = t.id WHERE %s) c
-                          WHERE c.d IS NOT NULL
-                         RETURNING id)
-                     SELECT min(id) FROM ins', _w.condition)
-                  INTO _m USING _w.id, _w.payload_attnums, _ts, _w.watched_attnums;
+                    'INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
+                     SELECT gen_random_uuid(), $1, ''write'', c.id, c.d, $3
+                       FROM (SELECT t.id, api_gateway._webhook_write_json(t, o, $2, $4) AS d
+                               FROM agw_new t JOIN agw_old o ON o.id = t.id WHERE %s) c
+                      WHERE c.d IS NOT NULL', _w.condition)
+                  USING _w.id, _w.payload_attnums, _ts, _w.watched_attnums;
             ELSIF TG_OP = 'UPDATE' THEN
                 -- Rows the domain matches now, and rows with a pending event of this transaction.
                 EXECUTE format(
@@ -153,16 +148,16 @@ BEGIN
                      USING (SELECT s.id, s.d, s.hit, p.id AS pid,
                                    CASE WHEN p.id IS NOT NULL THEN
                                         api_gateway._webhook_merge(p.action, p.data, s.d,
-                                            CASE WHEN s.d IS NULL THEN api_gateway._webhook_row_json(s.t, $2) END, $6)
+                                            CASE WHEN s.d IS NULL THEN api_gateway._webhook_row_json(s.t, $2) END, $5)
                                    END AS m
                               FROM (SELECT t.id, t, h.hit,
-                                           CASE WHEN $7 AND h.hit THEN api_gateway._webhook_write_json(t, o, $2, $4) END AS d
+                                           CASE WHEN $6 AND h.hit THEN api_gateway._webhook_write_json(t, o, $2, $4) END AS d
                                       FROM agw_new t JOIN agw_old o ON o.id = t.id
                                      CROSS JOIN LATERAL (SELECT coalesce(%s, false) AS hit) h) s
                               LEFT JOIN LATERAL (
                                    SELECT q.id, q.action, q.data FROM api_gateway.webhook_job q
                                     WHERE q.webhook_id = $1 AND q.record_id = s.id AND q.state IN (''pending'', ''failed'')
-                                      AND q.id >= $5 AND q.action <> ''unlink'' AND api_gateway._webhook_own(q.xmin)
+                                      AND q.action <> ''unlink'' AND api_gateway._webhook_own(q.xmin)
                                     ORDER BY q.id DESC LIMIT 1) p ON true
                              WHERE s.hit OR p.id IS NOT NULL) x
                         ON j.id = x.pid
@@ -171,16 +166,13 @@ BEGIN
                      WHEN NOT MATCHED AND x.d IS NOT NULL THEN
                          INSERT (event_id, webhook_id, action, record_id, data, created_at)
                          VALUES (gen_random_uuid(), $1, ''write'', x.id, x.d, $3)', _w.condition)
-                  USING _w.id, _w.payload_attnums, _ts, _w.watched_attnums, _first, TG_RELID, _w.on_write;
-            ELSIF _first IS NULL THEN
+                  USING _w.id, _w.payload_attnums, _ts, _w.watched_attnums, TG_RELID, _w.on_write;
+            ELSIF NOT _queued THEN
                 EXECUTE format(
-                    'WITH ins AS (
-                         INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
-                         SELECT gen_random_uuid(), $1, ''unlink'', t.id, NULL, $2
-                           FROM agw_old t WHERE %s
-                         RETURNING id)
-                     SELECT min(id) FROM ins', _w.condition)
-                  INTO _m USING _w.id, _ts;
+                    'INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
+                     SELECT gen_random_uuid(), $1, ''unlink'', t.id, NULL, $2
+                       FROM agw_old t WHERE %s', _w.condition)
+                  USING _w.id, _ts;
             ELSE
                 EXECUTE format(
                     'MERGE INTO api_gateway.webhook_job j
@@ -190,25 +182,24 @@ BEGIN
                               LEFT JOIN LATERAL (
                                    SELECT q.id, q.action FROM api_gateway.webhook_job q
                                     WHERE q.webhook_id = $1 AND q.record_id = t.id AND q.state IN (''pending'', ''failed'')
-                                      AND q.id >= $3 AND q.action <> ''unlink'' AND api_gateway._webhook_own(q.xmin)
+                                      AND q.action <> ''unlink'' AND api_gateway._webhook_own(q.xmin)
                                     ORDER BY q.id DESC LIMIT 1) p ON true
                              WHERE h.hit OR p.id IS NOT NULL) x
                         ON j.id = x.pid
                      WHEN MATCHED AND x.pact = ''create'' THEN DELETE
-                     WHEN MATCHED AND $4 THEN UPDATE SET action = ''unlink'', data = NULL, created_at = $2, updated_at = now()
-                     WHEN NOT MATCHED AND $4 AND x.hit THEN
+                     WHEN MATCHED AND $3 THEN UPDATE SET action = ''unlink'', data = NULL, created_at = $2, updated_at = now()
+                     WHEN NOT MATCHED AND $3 AND x.hit THEN
                          INSERT (event_id, webhook_id, action, record_id, data, created_at)
                          VALUES (gen_random_uuid(), $1, ''unlink'', x.id, NULL, $2)', _w.condition)
-                  USING _w.id, _ts, _first, _w.on_unlink;
+                  USING _w.id, _ts, _w.on_unlink;
             END IF;
-            IF _m IS NOT NULL THEN
-                _min := least(_min, _m);
-            END IF;
+            GET DIAGNOSTICS _n = ROW_COUNT;
+            _total := _total + _n;
         END LOOP;
     END IF;
-    IF _first IS NULL AND _min IS NOT NULL THEN
+    IF _total > 0 AND NOT _queued THEN
         -- Later statements of this transaction merge into what this one queued.
-        PERFORM set_config('api_gateway_webhook.first_job', _min::text, true);
+        PERFORM api_gateway._webhook_mark_queued();
     END IF;
     RETURN NULL;
 END;
@@ -560,7 +551,8 @@ $$;
 REVOKE ALL ON FUNCTION api_gateway.webhook_claim(text, integer, integer[], integer[]),
     api_gateway.admin_rotate_webhook_secret(integer, text, integer, interval),
     api_gateway.rotate_webhook_secret(integer, interval),
-    api_gateway._webhook_merge(text, text, text, text, oid), api_gateway._webhook_own(xid) FROM PUBLIC;
+    api_gateway._webhook_merge(text, text, text, text, oid), api_gateway._webhook_own(xid),
+    api_gateway._webhook_queued(), api_gateway._webhook_mark_queued() FROM PUBLIC;
 DO $$
 DECLARE
     g text;

@@ -461,3 +461,26 @@ fn _webhook_merge(
         )
     })
 }
+
+thread_local! {
+    /// The transaction that last queued a webhook event in this backend (see `_webhook_queued`).
+    static QUEUED_IN: std::cell::Cell<pg_sys::FullTransactionId> =
+        const { std::cell::Cell::new(pg_sys::FullTransactionId { value: 0 }) };
+}
+
+/// `api_gateway._webhook_queued()`: whether the current transaction may have queued a webhook
+/// event already (so that a later UPDATE or DELETE must look for it to merge into). A hint
+/// only: after a rollback to a savepoint it may say true when nothing is left, which costs a
+/// lookup that finds nothing; it never says false when an event of this transaction exists.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _webhook_queued() -> bool {
+    let current = unsafe { pg_sys::GetTopFullTransactionIdIfAny() };
+    current.value != 0 && QUEUED_IN.with(|q| q.get().value == current.value)
+}
+
+/// `api_gateway._webhook_mark_queued()`: the current transaction queued a webhook event.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _webhook_mark_queued() {
+    let current = unsafe { pg_sys::GetTopFullTransactionIdIfAny() };
+    QUEUED_IN.with(|q| q.set(current));
+}
