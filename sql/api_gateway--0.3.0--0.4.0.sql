@@ -522,7 +522,9 @@ AS $$
            leased_backend_start = (SELECT me.backend_start FROM me),
            updated_at = now()
       FROM c
-     WHERE j.id = c.id
+     -- (the array makes the planner fetch the few claimed rows by primary key, whatever it
+     -- estimates for LIMIT w.n, instead of scanning the whole outbox)
+     WHERE j.id = c.id AND j.id = ANY (ARRAY(SELECT c2.id FROM c c2))
     RETURNING j.id, j.event_id, j.webhook_id, j.attempts, c.url, c.headers, c.secret,
               (extract(epoch FROM c.timeout) * 1000)::integer,
               api_gateway._webhook_payload(j.event_id, j.created_at, j.action, c.model, j.record_id, j.data, c.payload_fields)::text,
