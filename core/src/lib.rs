@@ -1,10 +1,14 @@
 //! Pure-Rust logic of api_gateway. No pgrx here: everything is unit-tested with plain `cargo test`.
 
 pub mod apikey;
+pub mod display;
 pub mod domain;
+pub mod field_values;
+pub mod fields;
 pub mod gate;
 pub mod jwt;
 pub mod ratelimit;
 pub mod secrets;
+pub mod sliding_window;
 pub mod webhook;
 pub mod webhook_merge;

@@ -33,6 +33,7 @@ pub mod kind {
     pub const UNSUPPORTED_MEDIA_TYPE: (&str, &str) =
         ("unsupported-media-type", "Unsupported Media Type");
     pub const PAYLOAD_TOO_LARGE: (&str, &str) = ("payload-too-large", "Content Too Large");
+    pub const REQUEST_TIMEOUT: (&str, &str) = ("request-timeout", "Request Timeout");
     pub const INVALID_INPUT: (&str, &str) = ("invalid-input", "Invalid input");
     pub const CONFLICT: (&str, &str) = ("conflict", "Conflict");
     pub const CONSTRAINT_VIOLATION: (&str, &str) = ("constraint-violation", "Constraint violated");
@@ -117,6 +118,18 @@ impl Problem {
     /// A problem for an error the database raised: status and kind from the SQLSTATE table; the
     /// database's message is the detail only for 4xx (messages the extension wrote for clients).
     pub fn from_sqlstate(code: &str, message: &str) -> Self {
+        // PostgreSQL's own privilege error (the extension never words its 42501 this way): the
+        // front's role lacks a grant, a deployment fault, not the caller's.
+        if code == "42501" && message.starts_with("permission denied for ") {
+            tracing::error!(
+                sqlstate = code,
+                "database error: {message} (the front's database role needs api_gateway.grant_front(role), and grant_worker(role) for webhooks)"
+            );
+            crate::obs::note_error_chain(format!("database error {code}: {message}"));
+            let mut p = Self::internal();
+            p.sqlstate = Some(code.to_string());
+            return p;
+        }
         let (status, k) = status_for_sqlstate(code);
         let mut p = Problem::new(status, k);
         if status.is_server_error() {
@@ -175,6 +188,9 @@ pub fn status_for_sqlstate(code: &str) -> (StatusCode, (&'static str, &'static s
         "42703" | "42601" | "0A000" | "P0001" => (S::BAD_REQUEST, kind::INVALID_INPUT),
         c if c.starts_with("23") => (S::CONFLICT, kind::CONFLICT),
         c if c.starts_with("22") => (S::BAD_REQUEST, kind::INVALID_INPUT),
+        // program limits a request's own values exceeded (a 900 KB value in an indexed column,
+        // a statement too complex): the request is at fault, not the server
+        c if c.starts_with("54") => (S::BAD_REQUEST, kind::INVALID_INPUT),
         c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57") => {
             (S::SERVICE_UNAVAILABLE, kind::UNAVAILABLE)
         }
@@ -300,12 +316,19 @@ mod tests {
         assert_eq!(s("08006"), 503);
         assert_eq!(s("53300"), 503);
         assert_eq!(s("57P01"), 503);
+        assert_eq!(s("54000"), 400);
+        assert_eq!(s("54001"), 400);
         assert_eq!(s("XX000"), 500);
         assert_eq!(s("42883"), 500);
     }
 
     #[test]
     fn server_errors_do_not_leak_the_message() {
+        let p = Problem::from_sqlstate("42501", "permission denied for table client");
+        assert_eq!(p.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!p.body().to_string().contains("client"));
+        let p = Problem::from_sqlstate("42501", "user 6 may not read res.partner");
+        assert_eq!(p.status, StatusCode::FORBIDDEN);
         let p = Problem::from_sqlstate("XX000", "SELECT secret FROM t failed");
         let body = p.body().to_string();
         assert!(!body.contains("SELECT"));

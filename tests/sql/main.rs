@@ -3,5 +3,8 @@ mod admin;
 mod data;
 mod foundation;
 mod gate;
+mod least_privilege;
 mod observability;
+mod read_fidelity;
+mod review;
 mod webhooks;

@@ -153,7 +153,14 @@ pub async fn record(pool: Pool, mut rx: mpsc::UnboundedReceiver<Completion>, max
 pub async fn listen(url: String, wake: impl Fn() + Send + Sync + 'static) {
     let mut backoff = Duration::from_millis(500);
     loop {
-        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        let connected = match crate::db::pg_config(&url) {
+            Ok(config) => config.connect(tokio_postgres::NoTls).await,
+            Err(e) => {
+                tracing::error!("webhook worker: invalid LISTEN URL: {e}");
+                return;
+            }
+        };
+        match connected {
             Ok((client, mut connection)) => {
                 let (ntx, mut nrx) = mpsc::unbounded_channel::<()>();
                 let driver = tokio::spawn(async move {

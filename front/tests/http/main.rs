@@ -5,6 +5,8 @@
 mod admin;
 mod common;
 mod oauth;
+mod privileges;
 mod records;
+mod review;
 mod security;
 mod server;
