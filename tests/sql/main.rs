@@ -5,6 +5,7 @@ mod foundation;
 mod gate;
 mod least_privilege;
 mod observability;
+mod rate_limit;
 mod read_fidelity;
 mod review;
 mod webhooks;
