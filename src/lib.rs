@@ -22,6 +22,7 @@ pgrx::extension_sql_file!(
     requires = ["observability"]
 );
 pgrx::extension_sql_file!("sql/webhooks.sql", name = "webhooks", requires = ["gate"]);
+pgrx::extension_sql_file!("sql/forward.sql", name = "forward", requires = ["gate"]);
 pgrx::extension_sql_file!("sql/describe.sql", name = "describe", requires = ["gate"]);
 pgrx::extension_sql_file!(
     "sql/admin.sql",
