@@ -1,6 +1,7 @@
 //! SQL integration tests: the extension's functions called over a real connection.
 mod admin;
 mod data;
+mod forward;
 mod foundation;
 mod gate;
 mod observability;
