@@ -231,13 +231,19 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
                 Method::PATCH,
                 Method::DELETE,
             ])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                header::HeaderName::from_static("idempotency-key"),
+            ])
             .expose_headers([
                 header::LOCATION,
                 header::RETRY_AFTER,
                 header::WWW_AUTHENTICATE,
                 header::HeaderName::from_static("ratelimit"),
                 header::HeaderName::from_static("ratelimit-policy"),
+                header::HeaderName::from_static("idempotent-replayed"),
             ])
             .max_age(Duration::from_secs(600)),
     )
@@ -295,7 +301,10 @@ pub async fn serve_on(
     if let Some(url) = args.odoo_url.as_deref().filter(|u| !u.trim().is_empty()) {
         let upstream =
             odoo::Upstream::new(url, args.odoo_database.as_deref(), args.odoo_timeout_ms)?;
-        tracing::info!("writes and method calls are forwarded to Odoo at {}", url.trim());
+        tracing::info!(
+            "writes and method calls are forwarded to Odoo at {}",
+            url.trim()
+        );
         state.odoo = Some(Arc::new(upstream));
     }
     let refresher = state

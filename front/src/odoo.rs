@@ -102,11 +102,17 @@ impl Upstream {
                     crate::obs::note_error_chain(format!(
                         "Odoo {model}.{method}: {status} with a body that is not JSON"
                     ));
-                    Err((bad_gateway("Odoo answered with a body that is not JSON"), None))
+                    Err((
+                        bad_gateway("Odoo answered with a body that is not JSON"),
+                        None,
+                    ))
                 }
             };
         }
-        Err((odoo_problem(status.as_u16(), parsed.as_ref(), model, method), None))
+        Err((
+            odoo_problem(status.as_u16(), parsed.as_ref(), model, method),
+            None,
+        ))
     }
 }
 
@@ -183,7 +189,10 @@ pub fn odoo_problem(status: u16, body: Option<&Value>, model: &str, method: &str
 }
 
 /// Status and problem kind for Odoo's JSON-2 error (HTTP status and exception class).
-pub fn status_for_odoo_error(status: u16, name: &str) -> (StatusCode, (&'static str, &'static str)) {
+pub fn status_for_odoo_error(
+    status: u16,
+    name: &str,
+) -> (StatusCode, (&'static str, &'static str)) {
     use StatusCode as S;
     let class = name.rsplit('.').next().unwrap_or(name);
     match class {
@@ -255,7 +264,10 @@ mod tests {
         let body = json!({"name": "builtins.KeyError", "message": "'secret_column'", "debug": "Traceback"});
         let p = odoo_problem(500, Some(&body), "sale.order", "create");
         let text = p.body().to_string();
-        assert!(!text.contains("secret_column") && !text.contains("Traceback"), "{text}");
+        assert!(
+            !text.contains("secret_column") && !text.contains("Traceback"),
+            "{text}"
+        );
         assert_eq!(p.status, StatusCode::BAD_GATEWAY);
     }
 

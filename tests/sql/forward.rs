@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 fn err_of(tx: &mut Transaction, sql: &str) -> (String, String) {
     let mut sp = tx.transaction().unwrap();
     let e = sp.query_one(sql, &[]).expect_err(sql);
-    let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+    let msg = e
+        .as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_default();
     let code = sqlstate(&e);
     sp.rollback().unwrap();
     (code, msg)
@@ -18,22 +21,34 @@ fn err_of(tx: &mut Transaction, sql: &str) -> (String, String) {
 fn forward_sql_writes_are_opt_in_per_model() {
     let mut db = connect();
     let mut tx = db.transaction().unwrap();
-    tx.batch_execute("UPDATE api_gateway.settings SET sql_write_models = '{}'").unwrap();
+    tx.batch_execute("UPDATE api_gateway.settings SET sql_write_models = '{}'")
+        .unwrap();
     let partner: i32 = tx
         .query_one("SELECT min(id) FROM public.res_partner", &[])
         .unwrap()
         .get(0);
-    let before: i64 = tx.query_one("SELECT count(*) FROM public.res_partner", &[]).unwrap().get(0);
+    let before: i64 = tx
+        .query_one("SELECT count(*) FROM public.res_partner", &[])
+        .unwrap()
+        .get(0);
     for sql in [
         "SELECT api_gateway.\"create\"(2, 'res.partner', '{\"name\": \"agw opt-in\"}')".to_string(),
-        format!("SELECT api_gateway.\"write\"(2, 'res.partner', {partner}, '{{\"comment\": \"x\"}}')"),
+        format!(
+            "SELECT api_gateway.\"write\"(2, 'res.partner', {partner}, '{{\"comment\": \"x\"}}')"
+        ),
         format!("SELECT api_gateway.unlink(2, 'res.partner', {partner})"),
     ] {
         let (code, msg) = err_of(&mut tx, &sql);
         assert_eq!(code, "0A000", "{sql}: {msg}");
-        assert!(msg.contains("res.partner") && msg.contains("through Odoo"), "{msg}");
+        assert!(
+            msg.contains("res.partner") && msg.contains("through Odoo"),
+            "{msg}"
+        );
     }
-    let after: i64 = tx.query_one("SELECT count(*) FROM public.res_partner", &[]).unwrap().get(0);
+    let after: i64 = tx
+        .query_one("SELECT count(*) FROM public.res_partner", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(before, after);
     // Default of a fresh install: no model at all.
     let default: String = tx
@@ -47,7 +62,8 @@ fn forward_sql_writes_are_opt_in_per_model() {
     assert_eq!(default, "'{}'::text[]");
     // Listed: the write runs with the usual checks (on the real database it then meets the
     // required fields Odoo fills in Python, e.g. autopost_bills: 23502, not 0A000).
-    tx.batch_execute("UPDATE api_gateway.settings SET sql_write_models = '{res.partner}'").unwrap();
+    tx.batch_execute("UPDATE api_gateway.settings SET sql_write_models = '{res.partner}'")
+        .unwrap();
     let mut sp = tx.transaction().unwrap();
     match sp.query_one(
         "SELECT api_gateway.\"create\"(2, 'res.partner', '{\"name\": \"agw opt-in\"}')",
@@ -183,8 +199,11 @@ fn forward_upstream_keys_are_odoo_keys_removed_with_the_client() {
     // Deleted: gone too.
     let third = upstream_key(&mut tx, &client);
     assert_eq!(odoo_rows(&mut tx, &client).len(), 1);
-    tx.execute("DELETE FROM api_gateway.client WHERE client_id = $1", &[&client])
-        .unwrap();
+    tx.execute(
+        "DELETE FROM api_gateway.client WHERE client_id = $1",
+        &[&client],
+    )
+    .unwrap();
     assert!(odoo_rows(&mut tx, &client).is_empty());
     assert_eq!(verifies(&mut tx, &third), None);
     // Removed from Odoo behind the gateway's back (the user deleted it): made again.
@@ -257,7 +276,12 @@ fn forward_upstream_keys_are_renewed_by_maintenance_before_they_expire() {
     tx.rollback().unwrap();
 }
 
-fn begin(tx: &mut Transaction, caller: &str, key: &str, print: &str) -> (String, Option<i32>, Option<Value>) {
+fn begin(
+    tx: &mut Transaction,
+    caller: &str,
+    key: &str,
+    print: &str,
+) -> (String, Option<i32>, Option<Value>) {
     let r = tx
         .query_one(
             "SELECT outcome, status, body FROM api_gateway.idempotency_begin($1, $2, $3, 60)",
@@ -293,13 +317,19 @@ fn forward_idempotency_keys_replay_refuse_and_expire() {
     assert_eq!(begin(&mut tx, "user:2", "k1", &b).0, "mismatch");
     // A completed key cannot be released; a held one can (nothing was written).
     let released: bool = tx
-        .query_one("SELECT api_gateway.idempotency_release('user:2', 'k1', $1)", &[&a])
+        .query_one(
+            "SELECT api_gateway.idempotency_release('user:2', 'k1', $1)",
+            &[&a],
+        )
         .unwrap()
         .get(0);
     assert!(!released);
     assert_eq!(begin(&mut tx, "user:2", "k2", &a).0, "new");
     let released: bool = tx
-        .query_one("SELECT api_gateway.idempotency_release('user:2', 'k2', $1)", &[&a])
+        .query_one(
+            "SELECT api_gateway.idempotency_release('user:2', 'k2', $1)",
+            &[&a],
+        )
         .unwrap()
         .get(0);
     assert!(released);
@@ -316,10 +346,8 @@ fn forward_idempotency_keys_replay_refuse_and_expire() {
     )
     .unwrap();
     assert_eq!(begin(&mut tx, "user:2", "k1", &b).0, "new");
-    tx.batch_execute(
-        "UPDATE api_gateway.idempotency SET started_at = now() - interval '25 hours'",
-    )
-    .unwrap();
+    tx.batch_execute("UPDATE api_gateway.idempotency SET started_at = now() - interval '25 hours'")
+        .unwrap();
     let r: Value = tx
         .query_one("SELECT api_gateway.run_maintenance('idempotency')", &[])
         .unwrap()
@@ -329,9 +357,7 @@ fn forward_idempotency_keys_replay_refuse_and_expire() {
     for bad in ["", "a b", &"x".repeat(256)] {
         let (code, _) = err_of(
             &mut tx,
-            &format!(
-                "SELECT * FROM api_gateway.idempotency_begin('user:2', '{bad}', '{a}', 60)"
-            ),
+            &format!("SELECT * FROM api_gateway.idempotency_begin('user:2', '{bad}', '{a}', 60)"),
         );
         assert_eq!(code, "22023", "{bad:?}");
     }

@@ -84,9 +84,15 @@ impl Answer {
 
     fn from_stored(status: i32, headers: Option<Value>, body: Option<Value>) -> Answer {
         let headers = headers.unwrap_or(Value::Null);
-        let get = |name: &str| headers.get(name).and_then(Value::as_str).map(str::to_string);
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         Answer {
-            status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            status: StatusCode::from_u16(status as u16)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body: body.filter(|b| !b.is_null()),
             problem: get("content-type").is_some_and(|c| c == "application/problem+json"),
             location: get("location"),
@@ -146,7 +152,11 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
         .trim();
     let key = match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
         Some(inner) if !inner.contains(['"', '\\']) => inner,
-        Some(_) => return Err(bad("the Idempotency-Key string has an escape or a quote inside")),
+        Some(_) => {
+            return Err(bad(
+                "the Idempotency-Key string has an escape or a quote inside",
+            ));
+        }
         None => raw,
     };
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
@@ -339,11 +349,17 @@ async fn release(
         conn,
         state.config.statement_timeout_ms,
         "SELECT api_gateway.idempotency_release($1::text, $2::text, $3::text)",
-        &[(&caller, Type::TEXT), (&key, Type::TEXT), (&print, Type::TEXT)],
+        &[
+            (&caller, Type::TEXT),
+            (&key, Type::TEXT),
+            (&print, Type::TEXT),
+        ],
     )
     .await;
     if released.is_err() {
-        tracing::warn!("an idempotency key of {caller} could not be released; it is freed when its lease ends");
+        tracing::warn!(
+            "an idempotency key of {caller} could not be released; it is freed when its lease ends"
+        );
     }
 }
 
@@ -358,7 +374,11 @@ fn shape(call: &Call, value: Value) -> Answer {
     };
     match &call.shape {
         Shape::Created { model } => {
-            match value.as_array().and_then(|a| a.first()).and_then(Value::as_i64) {
+            match value
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(Value::as_i64)
+            {
                 Some(id) => Answer {
                     location: Some(format!("/api/v1/{model}/{id}")),
                     ..ok(StatusCode::CREATED, Some(json!({"id": id})))
@@ -428,7 +448,10 @@ mod tests {
             idempotency_key(&h(&["\"abc-1\""])).unwrap().as_deref(),
             Some("abc-1")
         );
-        assert_eq!(idempotency_key(&h(&["abc-1"])).unwrap().as_deref(), Some("abc-1"));
+        assert_eq!(
+            idempotency_key(&h(&["abc-1"])).unwrap().as_deref(),
+            Some("abc-1")
+        );
         for bad in ["\"\"", "a b", "\"a\\\"b\""] {
             assert!(idempotency_key(&h(&[bad])).is_err(), "{bad}");
         }

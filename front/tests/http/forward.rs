@@ -85,9 +85,11 @@ async fn json2(
             axum::Json(json!([1])).into_response()
         }
         ("err.user", _) => odoo_error(422, "odoo.exceptions.UserError", "You cannot do that."),
-        ("err.validation", _) => {
-            odoo_error(422, "odoo.exceptions.ValidationError", "The dates are wrong.")
-        }
+        ("err.validation", _) => odoo_error(
+            422,
+            "odoo.exceptions.ValidationError",
+            "The dates are wrong.",
+        ),
         ("err.access", _) => odoo_error(
             403,
             "odoo.exceptions.AccessError",
@@ -143,7 +145,12 @@ async fn gateway(odoo: &StandIn) -> Server {
 }
 
 fn no_traceback(r: &Resp) {
-    for leak in ["Traceback", "SECRET_TRACEBACK_LINE", "debug", "secret_internal_column"] {
+    for leak in [
+        "Traceback",
+        "SECRET_TRACEBACK_LINE",
+        "debug",
+        "secret_internal_column",
+    ] {
         assert!(!r.text.contains(leak), "{leak} leaked: {}", r.text);
     }
 }
@@ -209,7 +216,10 @@ async fn forwarded_writes_keep_todays_shapes_and_send_json2_calls() {
     );
     for call in &seen {
         // The caller's own Odoo API key, as the scheme Odoo parses; the database header.
-        assert_eq!(call.authorization.as_deref(), Some(format!("bearer {key}").as_str()));
+        assert_eq!(
+            call.authorization.as_deref(),
+            Some(format!("bearer {key}").as_str())
+        );
         assert_eq!(call.database.as_deref(), Some("odoo19"));
     }
 }
@@ -220,11 +230,18 @@ async fn the_gate_runs_before_anything_reaches_odoo() {
     let s = gateway(&odoo).await;
     let c = http();
     // No credentials, bad credentials, read-only scope: Odoo never sees the call.
-    let r = send(c.post(s.url("/api/v1/res.partner")).json(&json!({"name": "x"}))).await;
+    let r = send(
+        c.post(s.url("/api/v1/res.partner"))
+            .json(&json!({"name": "x"})),
+    )
+    .await;
     assert_problem(&r, 401);
     let r = send(
         c.post(s.url("/api/v1/res.partner"))
-            .header("authorization", bearer("0123456789abcdef0123456789abcdef01234567"))
+            .header(
+                "authorization",
+                bearer("0123456789abcdef0123456789abcdef01234567"),
+            )
             .json(&json!({"name": "x"})),
     )
     .await;
@@ -332,7 +349,12 @@ async fn odoo_errors_become_problems_with_odoos_message_and_no_traceback() {
     let t = token(2, &["read", "write", "delete"]).await;
     for (model, status, kind_, detail) in [
         ("err.user", 422, "odoo-refused", Some("You cannot do that.")),
-        ("err.validation", 422, "odoo-refused", Some("The dates are wrong.")),
+        (
+            "err.validation",
+            422,
+            "odoo-refused",
+            Some("The dates are wrong."),
+        ),
         (
             "err.access",
             403,
@@ -345,7 +367,12 @@ async fn odoo_errors_become_problems_with_odoos_message_and_no_traceback() {
             "not-found",
             Some("Record does not exist or has been deleted."),
         ),
-        ("err.lock", 409, "conflict", Some("Cannot lock the record, retry later.")),
+        (
+            "err.lock",
+            409,
+            "conflict",
+            Some("Cannot lock the record, retry later."),
+        ),
         (
             "err.args",
             400,
@@ -354,7 +381,12 @@ async fn odoo_errors_become_problems_with_odoos_message_and_no_traceback() {
         ),
         ("err.crash", 502, "upstream-error", None),
         ("err.html", 502, "upstream-error", None),
-        ("no.such.model", 404, "not-found", Some("the model 'no.such.model' does not exist")),
+        (
+            "no.such.model",
+            404,
+            "not-found",
+            Some("the model 'no.such.model' does not exist"),
+        ),
     ] {
         let r = send(
             http()
@@ -369,7 +401,10 @@ async fn odoo_errors_become_problems_with_odoos_message_and_no_traceback() {
             assert_eq!(r.body["detail"], d, "{model}");
         }
         no_traceback(&r);
-        assert!(r.header("ratelimit").is_some(), "{model}: the gate's headers");
+        assert!(
+            r.header("ratelimit").is_some(),
+            "{model}: the gate's headers"
+        );
     }
 }
 
@@ -455,7 +490,11 @@ async fn business_methods_on_records_and_models() {
     // Refused before Odoo: ids in the body, a context that is not an object, a bad name.
     for (path, body, status) in [
         ("/api/v1/res.partner/call/echo", json!({"ids": [1]}), 400),
-        ("/api/v1/res.partner/call/echo", json!({"context": [1]}), 400),
+        (
+            "/api/v1/res.partner/call/echo",
+            json!({"context": [1]}),
+            400,
+        ),
         ("/api/v1/res.partner/call/echo", json!([1]), 400),
         ("/api/v1/res.partner/call/a.b", json!({}), 404),
         ("/api/v1/res.partner/call/a%2Fb", json!({}), 404),
