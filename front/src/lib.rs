@@ -60,6 +60,10 @@ impl Settings {
                     .collect(),
                 public_url: args.public_url.trim_end_matches('/').to_string(),
                 refresh: Duration::from_secs(args.openapi_refresh_s.max(1)),
+                methods: args
+                    .odoo_url
+                    .as_deref()
+                    .is_some_and(|u| !u.trim().is_empty()),
             },
             cors_origins: args
                 .cors_origins

@@ -18,6 +18,9 @@ pub struct Options {
     /// Public base URL for `servers`; empty = none (same origin).
     pub public_url: String,
     pub refresh: Duration,
+    /// Whether writes and method calls are forwarded to Odoo (`--odoo-url`): the method routes
+    /// are described only then (without it they answer 501).
+    pub methods: bool,
 }
 
 /// The current document, serialized, and the fingerprint of the metadata it was built from.
@@ -81,7 +84,7 @@ pub async fn refresh(state: &AppState) -> Result<Arc<Document>, String> {
         return Ok(doc);
     }
     let n = models.as_object().map_or(0, Map::len);
-    let spec = generate(&version, &models, &opts.public_url);
+    let spec = generate(&version, &models, &opts.public_url, opts.methods);
     let json = serde_json::to_vec(&spec).map_err(|e| e.to_string())?;
     tracing::info!(
         "OpenAPI document generated: {n} models, {} bytes",
@@ -413,7 +416,7 @@ fn method_paths() -> (Value, Value) {
 }
 
 /// The whole document.
-pub fn generate(version: &str, models: &Value, public_url: &str) -> Value {
+pub fn generate(version: &str, models: &Value, public_url: &str, methods: bool) -> Value {
     let token_url = format!("{public_url}/api/oauth/token");
     let mut paths = Map::new();
     let mut schemas = base_schemas();
@@ -444,9 +447,11 @@ pub fn generate(version: &str, models: &Value, public_url: &str) -> Value {
     let (collection, item) = record_paths(None);
     paths.insert("/api/v1/{model}".into(), collection);
     paths.insert("/api/v1/{model}/{id}".into(), item);
-    let (model_call, record_call) = method_paths();
-    paths.insert("/api/v1/{model}/call/{method}".into(), model_call);
-    paths.insert("/api/v1/{model}/{id}/call/{method}".into(), record_call);
+    if methods {
+        let (model_call, record_call) = method_paths();
+        paths.insert("/api/v1/{model}/call/{method}".into(), model_call);
+        paths.insert("/api/v1/{model}/{id}/call/{method}".into(), record_call);
+    }
     paths.extend(oauth_paths());
     paths.insert(
         "/health/live".into(),
@@ -666,7 +671,7 @@ mod tests {
                      "selection": [["contact", "Contact"], ["invoice", "Invoice"]]},
             "parent_id": {"type": "many2one", "string": "Parent", "required": false, "readonly": false, "relation": "res.partner", "selection": null},
             "display_name": {"type": "char", "string": "Display Name", "required": false, "readonly": true, "relation": null, "selection": null}}}});
-        let doc = generate("0.3.0", &models, "");
+        let doc = generate("0.3.0", &models, "", true);
         assert_eq!(doc["openapi"], "3.1.0");
         assert!(doc["paths"]["/api/v1/res.partner"]["get"].is_object());
         assert!(doc["paths"]["/api/v1/res.partner/{id}"]["delete"].is_object());
@@ -694,5 +699,7 @@ mod tests {
         );
         assert!(doc["paths"]["/api/v1/{model}/call/{method}"]["post"].is_object());
         assert!(doc["components"]["parameters"]["method"].is_object());
+        let without = generate("0.3.0", &models, "", false);
+        assert!(without["paths"]["/api/v1/{model}/call/{method}"].is_null());
     }
 }
