@@ -62,13 +62,17 @@ run observability env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_
 run front-python env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini AGW_TEST_DB=${DBP}_mini \
     API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/front/tests/python"
 run pgbouncer env API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$ROOT/front/tests/pgbouncer.sh" ${DBP}_mini
+# Every SQL and shell example of README.md and docs/*.md, run as written on the project's fixture
+# (conventions: docs/README.md).
+run docs env API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" AGW_DOCS_DB_PREFIX=${DBP}_docs \
+    "$VENV/bin/python" "$ROOT/tests/docs/run_docs.py"
 run upgrade "$ROOT/tests/upgrade/check.sh"
 # Fault tests (PostgreSQL restart, SIGKILL, bad receivers, pool, flood) on a throwaway cluster.
 run chaos env API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$ROOT/tests/chaos/run.sh"
 
 # One closing line for the whole run, summed over every runner's own summary lines.
-passed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p; s/^=* ?([0-9]+) passed.*/\1/p; s/^upgrade: ([0-9]+) passed.*/\1/p; s/^chaos: ([0-9]+) passed.*/\1/p; s/^pgbouncer: ([0-9]+) passed.*/\1/p' | awk '{s+=$1} END {print s+0}')
-failed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. [0-9]+ passed; ([0-9]+) failed.*/\1/p; s/^=* ?[0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^=* ?([0-9]+) failed.*/\1/p; s/^upgrade: [0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^chaos: [0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^pgbouncer: [0-9]+ passed, ([0-9]+) failed.*/\1/p' | awk '{s+=$1} END {print s+0}')
+passed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p; s/^=* ?([0-9]+) passed.*/\1/p; s/^upgrade: ([0-9]+) passed.*/\1/p; s/^chaos: ([0-9]+) passed.*/\1/p; s/^docs: ([0-9]+) passed.*/\1/p; s/^pgbouncer: ([0-9]+) passed.*/\1/p' | awk '{s+=$1} END {print s+0}')
+failed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. [0-9]+ passed; ([0-9]+) failed.*/\1/p; s/^=* ?[0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^=* ?([0-9]+) failed.*/\1/p; s/^upgrade: [0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^chaos: [0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^docs: [0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^pgbouncer: [0-9]+ passed, ([0-9]+) failed.*/\1/p' | awk '{s+=$1} END {print s+0}')
 passed=${passed:-0}; failed=${failed:-0}
 if [ ${#failures[@]} -gt 0 ] && [ "$failed" = 0 ]; then failed=${#failures[@]}; fi
 echo

@@ -6,4 +6,5 @@ pub mod gate;
 pub mod jwt;
 pub mod ratelimit;
 pub mod secrets;
+pub mod sliding_window;
 pub mod webhook;

@@ -16,6 +16,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up; boxing buys nothing
 pub enum Command {
     /// Serve the REST API, the OAuth2 endpoints, the OpenAPI document and the docs page.
     #[command(after_help = SERVE_AFTER_HELP)]

@@ -359,10 +359,10 @@ pub async fn serve_on(
         r.abort();
     }
     observability.finish().await;
-    if let Some(d) = delivery {
-        if let Ok(Ok(Err(e))) = tokio::time::timeout(grace + Duration::from_secs(5), d).await {
-            tracing::error!("webhook worker: {e}");
-        }
+    if let Some(d) = delivery
+        && let Ok(Ok(Err(e))) = tokio::time::timeout(grace + Duration::from_secs(5), d).await
+    {
+        tracing::error!("webhook worker: {e}");
     }
     result
 }

@@ -1,58 +1,35 @@
 //! Client IP: the socket peer, or the X-Forwarded-For chain when (and only as far as) the peers are
 //! configured trusted proxies.
 use axum::http::HeaderMap;
+use ipnet::IpNet;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-/// An IPv4 or IPv6 range, `addr/prefix` or a single address.
+/// An IPv4 or IPv6 range, `addr/prefix` or a single address (a host route), matched by `ipnet`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 impl FromStr for Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("not an IP address or CIDR range: {s:?}");
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-                p.parse::<u8>().map_err(|_| bad())?
+        let net = match s.parse::<IpNet>() {
+            Ok(net) => net,
+            Err(_) if !s.contains('/') => {
+                s.parse::<IpAddr>().map(IpNet::from).map_err(|_| bad(s))?
             }
-            Some(_) => return Err(bad()),
-            None => max,
+            Err(_) => return Err(bad(s)),
         };
-        if prefix > max {
-            return Err(bad());
-        }
-        Ok(Cidr { addr, prefix })
+        Ok(Cidr(net))
     }
+}
+
+fn bad(s: &str) -> String {
+    format!("not an IP address or CIDR range: {s:?}")
 }
 
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&canonical(ip))
     }
 }
 
