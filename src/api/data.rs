@@ -94,7 +94,11 @@ fn data_read(
 fn require_sql_writes(model: &str) {
     let listed: Option<bool> = spi(Spi::connect(|c| {
         c.select(
-            "SELECT $1 = ANY (s.sql_write_models) FROM api_gateway.settings s",
+            // Read through to_jsonb: between the library's replacement and ALTER EXTENSION
+            // UPDATE to 0.4.0 the column does not exist yet, and writes keep working as before.
+            "SELECT CASE WHEN to_jsonb(s) ? 'sql_write_models' \
+                         THEN (to_jsonb(s) -> 'sql_write_models') ? $1 ELSE true END \
+               FROM api_gateway.settings s",
             Some(1),
             &[model.into()],
         )?
