@@ -12,7 +12,7 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ODOO_URL=${ODOO_URL:-}
-if [ -z "$ODOO_URL" ] || ! curl -fsS -m 5 -o /dev/null "${ODOO_URL%/}/web/version"; then
+if [ -z "$ODOO_URL" ] || ! curl -fs -m 5 -o /dev/null "${ODOO_URL%/}/web/version"; then
     echo "################################################################################"
     echo "# SKIPPED: no Odoo 19 answers at ODOO_URL='${ODOO_URL}' (GET /web/version)."
     echo "# The real-Odoo suite of issue 15 did NOT run. Start Odoo 19 on the demo database"
