@@ -221,19 +221,21 @@ def main():
         def median(xs):
             xs = sorted(xs)
             return xs[len(xs) // 2]
-        res = {}
-        for label, fn in [
+        # Interleaved (direct, gateway, direct, gateway...), so that load changes on a shared
+        # machine hit both sides alike; medians.
+        calls = [
             ("create direct", lambda i: json2("res.partner", "create", {"vals_list": [{"name": f"agw t {i}"}]})),
             ("create gateway", lambda i: gw("POST", "/api/v1/res.partner", KEY, {"name": f"agw t {i}"})),
             ("write direct", lambda i: json2("res.partner", "write", {"ids": [partner], "vals": {"comment": f"t{i}"}})),
             ("write gateway", lambda i: gw("PATCH", f"/api/v1/res.partner/{partner}", KEY, {"comment": f"g{i}"})),
-        ]:
-            times = []
-            for i in range(n):
+        ]
+        times = {label: [] for label, _ in calls}
+        for i in range(n):
+            for label, fn in calls:
                 t0 = time.perf_counter()
                 fn(i)
-                times.append((time.perf_counter() - t0) * 1000)
-            res[label] = median(times)
+                times[label].append((time.perf_counter() - t0) * 1000)
+        res = {label: median(t) for label, t in times.items()}
         for op in ("create", "write"):
             d, g = res[f"{op} direct"], res[f"{op} gateway"]
             print(f"timing {op}: JSON-2 direct median {d:.1f} ms, through the gateway {g:.1f} ms (+{(g / d - 1) * 100:.0f} %), n={n}")
