@@ -37,7 +37,9 @@ CREATE TABLE api_gateway.upstream_key (
 COMMENT ON TABLE api_gateway.upstream_key IS
     'Odoo API keys (res_users_apikeys.id) the gateway holds for its OAuth2 clients, to call Odoo''s JSON-2 as the client''s user. key is the plaintext of the current key (NULL once superseded); owner only.';
 CREATE INDEX upstream_key_client_id_idx ON api_gateway.upstream_key (client_id);
-SELECT pg_catalog.pg_extension_config_dump('api_gateway.upstream_key', '');
+-- Not in pg_dump (no pg_extension_config_dump): a dump of the database never carries the
+-- plaintexts. After a restore the clients get new keys on first use, and maintenance removes
+-- the gateway's keys that no row here knows any more.
 
 -- A row removed (client deleted, deactivated, secret rotated, user changed, key expired):
 -- its key is removed from Odoo in the same transaction.
@@ -224,6 +226,7 @@ DECLARE
     cutoff timestamptz;
     part record;
     n bigint;
+    orphans bigint := 0;
     dropped integer := 0;
     result jsonb;
 BEGIN
@@ -285,6 +288,13 @@ BEGIN
     ELSIF job = 'upstream_keys' THEN
         DELETE FROM api_gateway.upstream_key u WHERE u.expires_at < now();
         GET DIAGNOSTICS n = ROW_COUNT;
+        -- The gateway's keys no row knows (after a restore: the plaintexts are not dumped).
+        IF to_regclass('public.res_users_apikeys') IS NOT NULL THEN
+            EXECUTE 'DELETE FROM public.res_users_apikeys k
+                      WHERE k.name LIKE ''api\_gateway: OAuth2 client gw\_%''
+                        AND NOT EXISTS (SELECT 1 FROM api_gateway.upstream_key u WHERE u.apikey_id = k.id)';
+            GET DIAGNOSTICS orphans = ROW_COUNT;
+        END IF;
         dropped := 0;
         FOR part IN
             SELECT DISTINCT u.client_id FROM api_gateway.upstream_key u
@@ -294,7 +304,7 @@ BEGIN
             PERFORM api_gateway._renew_upstream_key(part.client_id);
             dropped := dropped + 1;
         END LOOP;
-        result := jsonb_build_object('expired_removed', n, 'renewed', dropped);
+        result := jsonb_build_object('expired_removed', n, 'orphans_removed', orphans, 'renewed', dropped);
     ELSIF job = 'idempotency' THEN
         DELETE FROM api_gateway.idempotency i WHERE i.started_at < now() - interval '24 hours';
         GET DIAGNOSTICS n = ROW_COUNT;

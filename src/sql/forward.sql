@@ -20,7 +20,9 @@ CREATE TABLE api_gateway.upstream_key (
 COMMENT ON TABLE api_gateway.upstream_key IS
     'Odoo API keys (res_users_apikeys.id) the gateway holds for its OAuth2 clients, to call Odoo''s JSON-2 as the client''s user. key is the plaintext of the current key (NULL once superseded); owner only.';
 CREATE INDEX upstream_key_client_id_idx ON api_gateway.upstream_key (client_id);
-SELECT pg_catalog.pg_extension_config_dump('api_gateway.upstream_key', '');
+-- Not in pg_dump (no pg_extension_config_dump): a dump of the database never carries the
+-- plaintexts. After a restore the clients get new keys on first use, and maintenance removes
+-- the gateway's keys that no row here knows any more.
 
 -- A row removed (client deleted, deactivated, secret rotated, user changed, key expired):
 -- its key is removed from Odoo in the same transaction.

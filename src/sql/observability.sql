@@ -174,6 +174,7 @@ DECLARE
     cutoff timestamptz;
     part record;
     n bigint;
+    orphans bigint := 0;
     dropped integer := 0;
     result jsonb;
 BEGIN
@@ -235,6 +236,13 @@ BEGIN
     ELSIF job = 'upstream_keys' THEN
         DELETE FROM api_gateway.upstream_key u WHERE u.expires_at < now();
         GET DIAGNOSTICS n = ROW_COUNT;
+        -- The gateway's keys no row knows (after a restore: the plaintexts are not dumped).
+        IF to_regclass('public.res_users_apikeys') IS NOT NULL THEN
+            EXECUTE 'DELETE FROM public.res_users_apikeys k
+                      WHERE k.name LIKE ''api\_gateway: OAuth2 client gw\_%''
+                        AND NOT EXISTS (SELECT 1 FROM api_gateway.upstream_key u WHERE u.apikey_id = k.id)';
+            GET DIAGNOSTICS orphans = ROW_COUNT;
+        END IF;
         dropped := 0;
         FOR part IN
             SELECT DISTINCT u.client_id FROM api_gateway.upstream_key u
@@ -244,7 +252,7 @@ BEGIN
             PERFORM api_gateway._renew_upstream_key(part.client_id);
             dropped := dropped + 1;
         END LOOP;
-        result := jsonb_build_object('expired_removed', n, 'renewed', dropped);
+        result := jsonb_build_object('expired_removed', n, 'orphans_removed', orphans, 'renewed', dropped);
     ELSIF job = 'idempotency' THEN
         DELETE FROM api_gateway.idempotency i WHERE i.started_at < now() - interval '24 hours';
         GET DIAGNOSTICS n = ROW_COUNT;

@@ -273,6 +273,33 @@ fn forward_upstream_keys_are_renewed_by_maintenance_before_they_expire() {
     assert_eq!(odoo_rows(&mut tx, &client).len(), 1);
     assert_eq!(verifies(&mut tx, &old), None);
     assert_eq!(verifies(&mut tx, &new), Some(2));
+    // A restored database has the Odoo keys but not the rows (never dumped: no plaintext in a
+    // dump): maintenance removes those orphans, and the client gets a new key on first use.
+    let dumped: bool = tx
+        .query_one(
+            "SELECT 'api_gateway.upstream_key'::regclass = ANY (e.extconfig) FROM pg_extension e WHERE e.extname = 'api_gateway'",
+            &[],
+        )
+        .unwrap()
+        .get::<_, Option<bool>>(0)
+        .unwrap_or(false);
+    assert!(!dumped, "upstream_key must not be in pg_dump");
+    tx.batch_execute("ALTER TABLE api_gateway.upstream_key DISABLE TRIGGER upstream_key_removed")
+        .unwrap();
+    tx.execute("DELETE FROM api_gateway.upstream_key WHERE client_id = $1", &[&client])
+        .unwrap();
+    tx.batch_execute("ALTER TABLE api_gateway.upstream_key ENABLE TRIGGER upstream_key_removed")
+        .unwrap();
+    assert_eq!(odoo_rows(&mut tx, &client).len(), 1);
+    let r: Value = tx
+        .query_one("SELECT api_gateway.run_maintenance('upstream_keys')", &[])
+        .unwrap()
+        .get(0);
+    assert!(r["orphans_removed"].as_i64().unwrap_or(0) >= 1, "{r}");
+    assert!(odoo_rows(&mut tx, &client).is_empty());
+    assert_eq!(verifies(&mut tx, &new), None);
+    let fresh = upstream_key(&mut tx, &client);
+    assert_eq!(verifies(&mut tx, &fresh), Some(2));
     tx.rollback().unwrap();
 }
 
