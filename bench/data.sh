@@ -53,4 +53,21 @@ SQL
     result_rounds "search_read_r$n" tps "${ours[@]}"
     result_rounds "handwritten_r$n" tps "${handwritten[@]}"
 done
+# The cost of display names (issue 20): the same 80 rows with display_name and two many2one
+# fields, against search_read.sql without them, in alternating rounds.
+DISPLAY=$BENCH_DIR/pgbench/search_read_display.sql
+plain=() display=()
+for round in $(seq 1 "$ROUNDS"); do
+    say "80 rows, round $round of $ROUNDS: without and with display_name + 2 many2one, 4 clients, ${SECS}s each"
+    if [ $((round % 2)) = 1 ]; then
+        plain+=("$(pgbench_tps "$DB" 4 "$SECS" prepared "$OURS" -D limit=80)")
+        display+=("$(pgbench_tps "$DB" 4 "$SECS" prepared "$DISPLAY" -D limit=80)")
+    else
+        display+=("$(pgbench_tps "$DB" 4 "$SECS" prepared "$DISPLAY" -D limit=80)")
+        plain+=("$(pgbench_tps "$DB" 4 "$SECS" prepared "$OURS" -D limit=80)")
+    fi
+    say "  without ${plain[-1]} tps, with ${display[-1]} tps"
+done
+result_rounds "search_read_plain_r80" tps "${plain[@]}"
+result_rounds "search_read_display_r80" tps "${display[@]}"
 say "results in ${BENCH_RESULTS#"$BENCH_ROOT"/}"

@@ -1,7 +1,8 @@
 # Shared settings for the project's scripts (sourced, not run).
 PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PG_CONFIG=${PG_CONFIG:-$PG_BIN/pg_config}
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
+# The binaries next to that pg_config (initdb, pg_ctl of the chaos cluster).
+PG_BIN=$(dirname "$PG_CONFIG")
 PGRX_VERSION=0.18.1
 PGHOST=${PGHOST:-/var/run/postgresql}
 export PGHOST

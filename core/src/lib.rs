@@ -1,7 +1,9 @@
 //! Pure-Rust logic of api_gateway. No pgrx here: everything is unit-tested with plain `cargo test`.
 
 pub mod apikey;
+pub mod display;
 pub mod domain;
+pub mod fields;
 pub mod gate;
 pub mod jwt;
 pub mod ratelimit;

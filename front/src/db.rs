@@ -11,11 +11,33 @@ use std::time::Duration;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 
+/// A connection URL (or key=value string) as a configuration; without a password in it, the
+/// password is taken from `PGPASSWORD` as libpq does.
+pub fn pg_config(url: &str) -> Result<tokio_postgres::Config, String> {
+    pg_config_with(url, std::env::var("PGPASSWORD").ok())
+}
+
+fn pg_config_with(url: &str, pgpassword: Option<String>) -> Result<tokio_postgres::Config, String> {
+    let mut pg: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
+    if pg.get_password().is_none()
+        && let Some(p) = pgpassword.filter(|p| !p.is_empty())
+    {
+        pg.password(p);
+    }
+    Ok(pg)
+}
+
+/// A database error for the log: SQLSTATE and message when the server sent one.
+pub fn describe_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
 pub fn pool(args: &ServeArgs) -> Result<Pool, String> {
-    let mut pg: tokio_postgres::Config = args
-        .database_url
-        .parse()
-        .map_err(|e| format!("invalid --database-url: {e}"))?;
+    let mut pg =
+        pg_config(&args.database_url).map_err(|e| format!("invalid --database-url: {e}"))?;
     pg.application_name("api-gateway");
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(Duration::from_secs(5));
@@ -107,4 +129,28 @@ pub async fn query_one_on(
         query_on(client, statement_timeout_ms, sql, params).await?,
         sql,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pg_config_with;
+
+    #[test]
+    fn the_password_comes_from_the_url_else_pgpassword() {
+        let c =
+            pg_config_with("postgresql://gateway@127.0.0.1/odoo", Some("s3cret".into())).unwrap();
+        assert_eq!(c.get_password(), Some(&b"s3cret"[..]));
+        assert_eq!(c.get_user(), Some("gateway"));
+        let c = pg_config_with(
+            "postgresql://gateway:inurl@127.0.0.1/odoo",
+            Some("env".into()),
+        )
+        .unwrap();
+        assert_eq!(c.get_password(), Some(&b"inurl"[..]));
+        let c = pg_config_with("postgresql://gateway@127.0.0.1/odoo", None).unwrap();
+        assert_eq!(c.get_password(), None);
+        let c = pg_config_with("postgresql://gateway@127.0.0.1/odoo", Some(String::new())).unwrap();
+        assert_eq!(c.get_password(), None);
+        assert!(pg_config_with("postgresql://[bad", None).is_err());
+    }
 }

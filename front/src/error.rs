@@ -135,6 +135,18 @@ impl Problem {
     /// A problem for an error the database raised: status and kind from the SQLSTATE table; the
     /// database's message is the detail only for 4xx (messages the extension wrote for clients).
     pub fn from_sqlstate(code: &str, message: &str) -> Self {
+        // PostgreSQL's own privilege error (the extension never words its 42501 this way): the
+        // front's role lacks a grant, a deployment fault, not the caller's.
+        if code == "42501" && message.starts_with("permission denied for ") {
+            tracing::error!(
+                sqlstate = code,
+                "database error: {message} (the front's database role needs api_gateway.grant_front(role), and grant_worker(role) for webhooks)"
+            );
+            crate::obs::note_error_chain(format!("database error {code}: {message}"));
+            let mut p = Self::internal();
+            p.sqlstate = Some(code.to_string());
+            return p;
+        }
         let (status, k) = status_for_sqlstate(code);
         let mut p = Problem::new(status, k);
         if status.is_server_error() {
@@ -324,6 +336,11 @@ mod tests {
 
     #[test]
     fn server_errors_do_not_leak_the_message() {
+        let p = Problem::from_sqlstate("42501", "permission denied for table client");
+        assert_eq!(p.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!p.body().to_string().contains("client"));
+        let p = Problem::from_sqlstate("42501", "user 6 may not read res.partner");
+        assert_eq!(p.status, StatusCode::FORBIDDEN);
         let p = Problem::from_sqlstate("XX000", "SELECT secret FROM t failed");
         let body = p.body().to_string();
         assert!(!body.contains("SELECT"));

@@ -10,7 +10,9 @@
 # Environment: API_GATEWAY_BIN (default target/debug/api-gateway, built when missing),
 #              PGBOUNCER_PORT (default 6432), PGHOST (default /var/run/postgresql).
 # PgBouncer listens on 127.0.0.1 only with auth_type = trust, runs as the `postgres` OS user and
-# reaches PostgreSQL over the Unix socket (peer authentication as role postgres).
+# reaches PostgreSQL over TCP on 127.0.0.1 (PGPORT) as the role `agw_front`: NOSUPERUSER, given
+# only api_gateway.grant_front and grant_worker (created here when missing). Superuser psql
+# (Unix socket) is for set-up and assertions only. The fronts' logs must never say "permission denied".
 # Ends with one line "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,6 +25,18 @@ if [ ! -x "$BIN" ]; then
     (cd "$ROOT" && cargo build -q -p api_gateway_front) || { echo "cannot build api-gateway"; exit 1; }
 fi
 command -v pgbouncer >/dev/null || { echo "pgbouncer is not installed (apt-get install pgbouncer)"; echo "0 passed, 1 failed"; exit 1; }
+
+PGPORT=${PGPORT:-5432}
+FRONT_ROLE=agw_front FRONT_PASSWORD=agw_front_pw
+psql -q -X -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<SQL || { echo "cannot set up the role $FRONT_ROLE"; echo "0 passed, 1 failed"; exit 1; }
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$FRONT_ROLE') THEN
+    CREATE ROLE $FRONT_ROLE NOSUPERUSER NOCREATEDB NOCREATEROLE LOGIN PASSWORD '$FRONT_PASSWORD';
+  END IF;
+END \$\$;
+ALTER ROLE $FRONT_ROLE NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS LOGIN PASSWORD '$FRONT_PASSWORD';
+SELECT api_gateway.grant_front('$FRONT_ROLE'), api_gateway.grant_worker('$FRONT_ROLE');
+SQL
 
 WORK=$(mktemp -d /tmp/agw-pgbouncer.XXXXXX)
 chmod 755 "$WORK"
@@ -43,7 +57,7 @@ check() { # check NAME CONDITION-COMMAND...
 
 cat > "$WORK/pgbouncer.ini" <<EOF
 [databases]
-$DB = host=$PGHOST dbname=$DB user=postgres
+$DB = host=127.0.0.1 port=$PGPORT dbname=$DB user=$FRONT_ROLE password=$FRONT_PASSWORD
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -71,7 +85,7 @@ done
 URL="postgresql://agw_front@127.0.0.1:$PORT/$DB"
 # Both fronts deliver webhooks too, as in production without a separate worker: claims go
 # through PgBouncer, LISTEN over a direct connection (transaction mode does not carry it).
-DIRECT_URL="postgresql:///$DB?host=$PGHOST"
+DIRECT_URL="postgresql://$FRONT_ROLE:$FRONT_PASSWORD@127.0.0.1:$PGPORT/$DB"
 start_front() { # start_front PORT
     "$BIN" serve --database-url "$URL" --listen "127.0.0.1:$1" --pool-size 4 \
         --statement-timeout-ms 5000 --openapi-refresh-s 3600 \
@@ -223,6 +237,11 @@ if grep -Ei 'prepared statement|ERROR|FATAL|unsupported' "$WORK/pgbouncer.log" |
     check "no errors in the pgbouncer log" false
 else
     check "no errors in the pgbouncer log" true
+fi
+if grep -i 'permission denied' "$WORK"/front-*.log; then
+    check "no permission denied in the fronts' logs (grant_front/grant_worker suffice)" false
+else
+    check "no permission denied in the fronts' logs (grant_front/grant_worker suffice)" true
 fi
 if grep -Ei 'error|panic' "$WORK"/front-*.log | grep -vi 'warn'; then
     check "no errors in the fronts' logs" false

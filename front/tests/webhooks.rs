@@ -21,6 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+#[path = "support/least_privilege.rs"]
+mod least_privilege;
+
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn database_url() -> String {
@@ -28,7 +31,11 @@ fn database_url() -> String {
         .unwrap_or_else(|_| "postgresql:///agw_wh_test?host=/var/run/postgresql".into())
 }
 
+/// A superuser connection for set-up and assertions (the worker runs as the least-privileged
+/// role, made here on first use).
 async fn db() -> tokio_postgres::Client {
+    least_privilege::capture_log();
+    least_privilege::ensure_role(&database_url()).await;
     let (client, conn) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
         .await
         .expect("connect to DATABASE_URL");
@@ -36,8 +43,9 @@ async fn db() -> tokio_postgres::Client {
     client
 }
 
+/// The worker's pool, as the role given only grant_worker (and grant_front).
 fn pool() -> deadpool_postgres::Pool {
-    let pg: tokio_postgres::Config = database_url().parse().unwrap();
+    let pg: tokio_postgres::Config = least_privilege::front_url(&database_url()).parse().unwrap();
     let manager = deadpool_postgres::Manager::from_config(
         pg,
         tokio_postgres::NoTls,
@@ -54,7 +62,7 @@ fn pool() -> deadpool_postgres::Pool {
 
 fn worker_config(per_endpoint: usize) -> WorkerConfig {
     WorkerConfig {
-        listen_url: Some(database_url()),
+        listen_url: Some(least_privilege::front_url(&database_url())),
         worker_id: format!("test:{}", std::process::id()),
         per_endpoint,
         sweep_interval: Duration::from_secs(1),
@@ -98,6 +106,9 @@ impl Drop for Worker {
     fn drop(&mut self) {
         if let Some(h) = &self.handle {
             h.abort();
+        }
+        if !std::thread::panicking() {
+            least_privilege::assert_no_permission_denied();
         }
     }
 }

@@ -26,6 +26,14 @@ const STILL_VALID: &str = "SELECT k.user_id \
  WHERE k.id = $1 AND k.key = $2 AND (k.scope IS NULL OR k.scope = $3) \
    AND (k.expiration_date IS NULL OR k.expiration_date >= (now() AT TIME ZONE 'utc'))";
 
+/// Keys of this index whose expiration date has passed (active user, right scope).
+const EXPIRED_CANDIDATES: &str = "SELECT k.key::text \
+  FROM public.res_users_apikeys k \
+  JOIN public.res_users u ON u.id = k.user_id AND u.active \
+ WHERE k.index = $1 AND (k.scope IS NULL OR k.scope = $2) \
+   AND k.expiration_date < (now() AT TIME ZONE 'utc') \
+ ORDER BY k.id";
+
 pub const TABLES: &[&str] = &["res_users", "res_users_apikeys"];
 
 /// A verified key row: its id and stored hash (what the cache holds) and its owner.
@@ -88,6 +96,30 @@ pub fn verify_uncached(key: &str, scope: &str) -> Option<VerifiedKey> {
         cache.insert(digest, found.clone());
     });
     Some(found)
+}
+
+/// Whether `key` failed only because it expired: it matches the hash of a key row of its index
+/// whose expiration date has passed. Called on the failure path only (PBKDF2 per expired
+/// candidate of the same 8-character index, usually none).
+pub fn expired(key: &str, scope: &str) -> bool {
+    if key.len() > apikey::MAX_KEY_BYTES {
+        return false;
+    }
+    let Some(index) = apikey::key_index(key) else {
+        return false;
+    };
+    let hashes: Vec<String> = Spi::connect(|c| {
+        let plan = crate::spi::plan(
+            c,
+            EXPIRED_CANDIDATES,
+            &[PgBuiltInOids::TEXTOID, PgBuiltInOids::TEXTOID],
+            false,
+        );
+        spi(c.select(plan, None, &[index.into(), scope.into()]))
+            .map(|r| spi(r.get::<String>(1)).unwrap_or_default())
+            .collect()
+    });
+    hashes.iter().any(|h| apikey::verify_key(key, h))
 }
 
 /// The owner of `key` for `scope`, or None, with Odoo's exact rules.

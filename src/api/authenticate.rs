@@ -332,6 +332,39 @@ fn remember<K: std::hash::Hash + Eq, V>(
     });
 }
 
+/// Whether Odoo user `uid` is in the settings group (`base.group_system`) now.
+fn is_settings_admin(uid: i32) -> bool {
+    let Some(gid) = group_system_id() else {
+        return false;
+    };
+    Spi::connect(|c| {
+        let plan = crate::spi::plan(
+            c,
+            IS_SETTINGS_ADMIN,
+            &[PgBuiltInOids::INT4OID, PgBuiltInOids::INT4OID],
+            false,
+        );
+        spi(c
+            .select(plan, Some(1), &[uid.into(), gid.into()])
+            .and_then(|t| t.first().get::<bool>(1)))
+        .unwrap_or(false)
+    })
+}
+
+const IS_SETTINGS_ADMIN: &str =
+    "SELECT EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = $1 AND r.gid = $2)";
+
+/// A token's scopes as they apply now: `admin` only while the client's Odoo user is in the
+/// settings group, as for API keys (read again on every call: Odoo's group table bumps no epoch).
+fn effective_token_scopes(scopes: Vec<String>, uid: i32) -> Vec<String> {
+    let admin = Scope::Admin.as_str();
+    if scopes.iter().any(|s| s == admin) && !is_settings_admin(uid) {
+        scopes.into_iter().filter(|s| s != admin).collect()
+    } else {
+        scopes
+    }
+}
+
 fn scope_granted(scopes: &[String], needed: Scope) -> bool {
     scopes
         .iter()
@@ -416,16 +449,17 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
 
     // Cached facts that grant the scope: only the epoch, the user and the counter are read.
     if let Some(f) = TOKEN_FACTS.with(|c| c.borrow().get(&cache_key).cloned()) {
+        let scopes = effective_token_scopes(f.scopes.clone(), f.uid);
         if f.kid == kid
             && claimed_client == Some(f.client_id.as_str())
-            && scope_granted(&f.scopes, needed)
+            && scope_granted(&scopes, needed)
         {
             if let Some(hits) = jwt_cached_hit(&f, now) {
                 return decide(
                     Facts {
                         uid: f.uid,
                         client_id: Some(f.client_id),
-                        scopes: f.scopes,
+                        scopes,
                         limit: f.limit,
                         window_s: f.window_s,
                         hits,
@@ -566,7 +600,10 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
             },
         );
     }
-    if !scope_ok {
+    // The statement's scope check counts `admin` as every scope; it holds only while the user
+    // is a settings administrator.
+    let scopes = effective_token_scopes(scopes, uid);
+    if !(scope_ok && scope_granted(&scopes, needed)) {
         let mut row = deny(
             403,
             "insufficient_scope",
@@ -663,6 +700,10 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
                 fresh = true;
                 match api_key::verify_uncached(key, "rpc") {
                     Some(v) => v,
+                    // Odoo knows an expired key from a wrong one: say so.
+                    None if api_key::expired(key, "rpc") => {
+                        return deny(401, "invalid_token", "the API key has expired");
+                    }
                     None => return invalid(),
                 }
             }

@@ -55,6 +55,58 @@ fn new_jti() -> String {
     )
 }
 
+/// The one client-secret check (token endpoint, introspection, revocation): the SHA-256 of the
+/// presented secret against the stored hash in constant time, against a dummy hash for unknown
+/// clients too, so timing does not tell them apart.
+fn client_secret_matches(stored_hash: Option<&str>, presented: &str) -> bool {
+    let presented = secrets::sha256_hex(presented);
+    let stored =
+        stored_hash.unwrap_or("0000000000000000000000000000000000000000000000000000000000000000");
+    secrets::constant_time_eq(presented.as_bytes(), stored.as_bytes()) && stored_hash.is_some()
+}
+
+/// The client's row as CLIENT reads it: (secret hash, active, allowed from this IP).
+fn client_row(client_id: &str, ip: Option<&str>) -> (Option<String>, bool, bool) {
+    Spi::connect(|c| {
+        let plan = crate::spi::plan(
+            c,
+            CLIENT,
+            &[PgBuiltInOids::TEXTOID, PgBuiltInOids::TEXTOID],
+            false,
+        );
+        let t = spi(c.select(plan, Some(1), &[client_id.into(), ip.into()]));
+        let r = t.first();
+        (
+            spi(r.get::<String>(1)),
+            spi(r.get::<bool>(4)).unwrap_or(false),
+            spi(r.get::<bool>(6)).unwrap_or(false),
+        )
+    })
+}
+
+/// `api_gateway.oauth_client_check(client_id text, client_secret text, client_ip inet DEFAULT
+/// NULL) RETURNS boolean`: client authentication for introspection and revocation (RFC 7662
+/// §2.1, RFC 7009 §2.1): an active client, this secret (the token endpoint's check), allowed
+/// from this address. The front's role needs no right on the client table.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn oauth_client_check(
+    client_id: Option<&str>,
+    client_secret: Option<&str>,
+    client_ip: default!(Option<pgrx::Inet>, "NULL"),
+) -> bool {
+    crate::odoo::require_odoo("oauth_client_check", &["res_users"]);
+    let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else {
+        return false;
+    };
+    if client_id.len() > 64 || client_secret.len() > 256 {
+        return false;
+    }
+    let ip = client_ip.as_ref().map(|i| i.0.as_str());
+    let (hash, active, ip_ok) = client_row(client_id, ip);
+    client_secret_matches(hash.as_deref(), client_secret) && active && ip_ok
+}
+
 /// `api_gateway.issue_token(client_id text, client_secret text, scope text DEFAULT NULL,
 ///   client_ip inet DEFAULT NULL) RETURNS TABLE(status integer, body jsonb)`
 #[pg_extern(volatile, security_definer)]
@@ -108,14 +160,11 @@ fn issue_token(
         issuer,
         lifetime,
     ) = row;
-    // Compare against a dummy hash for unknown clients too, so timing does not tell them apart.
-    let presented = secrets::sha256_hex(client_secret);
-    let stored = hash.clone().unwrap_or_else(|| "0".repeat(64));
-    let secret_ok = secrets::constant_time_eq(presented.as_bytes(), stored.as_bytes());
+    let secret_ok = client_secret_matches(hash.as_deref(), client_secret);
     let (Some(uid), Some(client_scopes)) = (uid, client_scopes) else {
         return bad_client();
     };
-    if hash.is_none() || !secret_ok || !active {
+    if !secret_ok || !active {
         return bad_client();
     }
     if !user_active {
@@ -253,6 +302,49 @@ fn revoke_token(token: Option<&str>) -> bool {
         let plan = crate::spi::plan(c, REVOKE, &[PgBuiltInOids::TEXTOID], true);
         spi(c.update(plan, None, &[jti.into()])).len() > 0
     })
+}
+
+/// The jti and client of a token whose signature verifies (expired or not), else None.
+fn signed_token_ids(token: &str) -> Option<(String, Option<String>)> {
+    let header = jwt::decode_header(token).ok()?;
+    let secret = header.kid.as_deref().and_then(secret_for_kid)?;
+    // Ten years of leeway: only the signature matters for revocation, not the expiry.
+    let claims = jwt::verify(
+        token,
+        secret.as_bytes(),
+        jwt::Algorithm::HS256,
+        now_unix(),
+        315_360_000,
+    )
+    .ok()?;
+    let jti = claims.get("jti").and_then(|v| v.as_str())?.to_string();
+    let client = claims
+        .get("client_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    Some((jti, client))
+}
+
+/// `api_gateway.revoke_token_as_client(token text, client_id text) RETURNS boolean`: RFC 7009
+/// revocation by an authenticated client (`oauth_client_check` first): true when a live token
+/// was revoked now, false when there was nothing to revoke, NULL when the token was issued to
+/// another client (which must not revoke it).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn revoke_token_as_client(token: Option<&str>, client_id: Option<&str>) -> Option<bool> {
+    let (Some(token), Some(client_id)) = (token, client_id) else {
+        return Some(false);
+    };
+    let Some((jti, owner)) = signed_token_ids(token) else {
+        return Some(false);
+    };
+    if owner.as_deref() != Some(client_id) {
+        return None;
+    }
+    Some(Spi::connect_mut(|c| {
+        let plan = crate::spi::plan(c, REVOKE, &[PgBuiltInOids::TEXTOID], true);
+        !spi(c.update(plan, None, &[jti.as_str().into()])).is_empty()
+    }))
 }
 
 const INTROSPECT: &str = "SELECT t.client_id, t.user_id, t.scopes, extract(epoch FROM t.issued_at)::bigint, \

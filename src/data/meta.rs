@@ -27,12 +27,6 @@ pub struct ModelMeta {
     pub info: ModelInfo,
     pub order: String,
     pub fields: HashMap<String, FieldMeta>,
-    /// Display name of a record: `complete_name` when stored, else `_rec_name`, else none.
-    pub display_column: Option<String>,
-    pub display_translated: bool,
-    /// For `_inherits` children without a name of their own (res.users): the parent's table,
-    /// the delegation column and the parent's display column.
-    pub display_via: Option<(String, String, String)>,
     pub fingerprint: (i64, i64),
 }
 
@@ -256,6 +250,29 @@ fn load(model: &str, fingerprint: (i64, i64)) -> Result<ModelMeta, String> {
             );
         }
     });
+    // Field-level groups Odoo keeps in Python, resolved to group ids (an xml id that does not
+    // resolve names a group nobody is in).
+    let listed: Vec<(&str, Vec<&str>)> = api_gateway_core::fields::field_groups(model).collect();
+    if !listed.is_empty() {
+        Spi::connect(|c| {
+            for (field, xmlids) in listed {
+                let Some(meta) = fields.get_mut(field) else {
+                    continue;
+                };
+                let ids: Vec<String> = xmlids.iter().map(|x| x.to_string()).collect();
+                let found = spi(c.select(
+                    "SELECT coalesce(array_agg(res_id::int4), '{}') FROM public.ir_model_data \
+                      WHERE model = 'res.groups' AND module || '.' || name = ANY($1)",
+                    Some(1),
+                    &[ids.into()],
+                ))
+                .first()
+                .get::<Vec<i32>>(1);
+                let found = spi(found).unwrap_or_default();
+                meta.groups = if found.is_empty() { vec![-1] } else { found };
+            }
+        });
+    }
     // `id` is always there, even where ir_model_fields lacks it.
     info.fields.entry("id".into()).or_insert_with(|| FieldInfo {
         required: true,
@@ -278,38 +295,10 @@ fn load(model: &str, fingerprint: (i64, i64)) -> Result<ModelMeta, String> {
         .find(|n| info.fields.contains_key(*n))
         .unwrap_or("id")
         .to_string();
-    let (display_column, display_translated) = if column("complete_name") {
-        (
-            Some("complete_name".to_string()),
-            info.fields["complete_name"].translate,
-        )
-    } else if column(&info.rec_name.clone()) && info.rec_name != "id" {
-        (
-            Some(info.rec_name.clone()),
-            info.fields[&info.rec_name].translate,
-        )
-    } else {
-        (None, false)
-    };
-    let display_via = if display_column.is_none() {
-        crate::data::context::INHERITS
-            .iter()
-            .find(|(child, _, _)| *child == model)
-            .and_then(|(_, parent, fk)| {
-                let parent = try_model(parent).ok()?;
-                let col = parent.display_column.clone()?;
-                Some((parent.table().to_string(), fk.to_string(), col))
-            })
-    } else {
-        None
-    };
     Ok(ModelMeta {
         info,
         order,
         fields,
-        display_column,
-        display_translated,
-        display_via,
         fingerprint,
     })
 }
@@ -317,27 +306,5 @@ fn load(model: &str, fingerprint: (i64, i64)) -> Result<ModelMeta, String> {
 impl ModelMeta {
     pub fn table(&self) -> &str {
         &self.info.table
-    }
-
-    /// SQL for the display name of the record whose id is `id_sql` (an expression), with the
-    /// language in parameter `lang_param`.
-    pub fn display_name_sql(&self, id_sql: &str, lang_param: usize) -> String {
-        match &self.display_column {
-            Some(col) if self.display_translated => format!(
-                "(SELECT coalesce(d.\"{col}\"->>${lang_param}, d.\"{col}\"->>'en_US') FROM public.\"{t}\" d WHERE d.id = {id_sql})",
-                t = self.table()
-            ),
-            Some(col) => format!(
-                "(SELECT d.\"{col}\"::text FROM public.\"{t}\" d WHERE d.id = {id_sql})",
-                t = self.table()
-            ),
-            None => match &self.display_via {
-                Some((parent, fk, col)) => format!(
-                    "(SELECT p.\"{col}\"::text FROM public.\"{t}\" d JOIN public.\"{parent}\" p ON p.id = d.\"{fk}\" WHERE d.id = {id_sql})",
-                    t = self.table()
-                ),
-                None => format!("('{},' || {id_sql})", self.info.model),
-            },
-        }
     }
 }

@@ -2,10 +2,12 @@
 //! access rights and record rules, and the SQL that reads and writes records. The domain
 //! language itself (parsing, rule evaluation, compilation to SQL) is pure and lives in
 //! `api_gateway_core::domain`; this module only fetches what it needs through SPI.
+pub mod attachment;
 pub mod context;
 pub mod meta;
 pub mod params;
 pub mod read;
+pub mod values;
 pub mod write;
 
 use crate::error::raise;

@@ -4,11 +4,12 @@
 //! user's language with en_US fallback, False for empty values).
 use crate::data::context::{self, UserContext};
 use crate::data::meta::{self, ModelMeta};
+use crate::data::values::Shaper;
 use crate::data::{Operation, bad_input, params};
 use crate::error::{raise, spi};
 use crate::spi::RawJsonb;
 use api_gateway_core::domain::{
-    self, CompileOptions, Domain, DomainError, ModelInfo, Param, Schema, Value,
+    self, CompileOptions, Domain, DomainError, ModelInfo, Param, Schema,
 };
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -113,6 +114,15 @@ pub fn visible_rows(
     active_test: bool,
 ) -> Query {
     let rule = user.rule_domain(&model.info.model);
+    // Conditions the model's own `_search` adds (ir.attachment: res_field = False).
+    let with_default;
+    let domain = match api_gateway_core::fields::search_default(&model.info.model, domain) {
+        Some(extra) => {
+            with_default = domain::and(vec![domain.clone(), extra]);
+            &with_default
+        }
+        None => domain,
+    };
     let opts = CompileOptions {
         lang: &user.lang,
         company_id: user.company_id,
@@ -146,9 +156,16 @@ pub fn visible_rows(
                 &why.unwrap_or_else(|| e.to_string()),
             )
         });
+    let (mut text, mut params) = (sql.text, sql.params);
+    // ir.attachment: Odoo's own access check (the attached record's) on top of ACL and rules.
+    if model.info.model == "ir.attachment" && !user.superuser {
+        let (cond, extra) = crate::data::attachment::access(user, models, params.len() + 1);
+        text = format!("({text}) AND {cond}");
+        params.extend(extra);
+    }
     Query {
-        from_where: format!("FROM public.\"{}\" t WHERE {}", model.table(), sql.text),
-        params: sql.params,
+        from_where: format!("FROM public.\"{}\" t WHERE {}", model.table(), text),
+        params,
     }
 }
 
@@ -168,25 +185,12 @@ pub fn parse_domain(text: Option<&str>) -> Domain {
 /// The fields to return: the ones asked for (each checked), or every stored readable field.
 fn select_fields(
     user: &UserContext,
-    models: &Models,
-    model: &ModelMeta,
+    shaper: &Shaper,
+    model: &Rc<ModelMeta>,
     fields: Option<Vec<Option<String>>>,
 ) -> Vec<String> {
-    // A one2many is read through its inverse column, which must exist on the comodel's table
-    // (not so for an inverse inherited through `_inherits`, e.g. product.document.res_id).
-    let servable = |f: &api_gateway_core::domain::FieldInfo| -> bool {
-        f.store
-            && f.ttype != "binary"
-            && (f.ttype != "one2many"
-                || match (&f.relation, &f.relation_field) {
-                    (Some(rel), Some(inverse)) => models
-                        .try_get(rel)
-                        .is_some_and(|co| co.fields.get(inverse).is_some_and(|i| i.has_column)),
-                    _ => false,
-                })
-    };
     let readable = |name: &str| -> bool {
-        model.fields.get(name).is_some_and(|f| {
+        model.fields.get(name).is_none_or(|f| {
             f.groups.is_empty()
                 || user.superuser
                 || f.groups
@@ -198,9 +202,8 @@ fn select_fields(
         Some(list) if !list.is_empty() => {
             let mut out: Vec<String> = vec![];
             for name in list.into_iter().flatten() {
-                let info = model.info.fields.get(&name);
-                match info {
-                    None => raise(
+                if name != "display_name" && !model.info.fields.contains_key(&name) {
+                    raise(
                         PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
                         format!(
                             "invalid field list: unknown field {}.{}",
@@ -208,28 +211,31 @@ fn select_fields(
                             truncate(&name)
                         ),
                         None,
-                    ),
-                    Some(f) if !servable(f) => raise(
-                        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                        format!(
-                            "invalid field list: {}.{name} is not stored in the database",
-                            model.info.model
-                        ),
-                        Some("computed, related and attachment fields need Odoo itself"),
-                    ),
-                    Some(_) if !readable(&name) => raise(
+                    )
+                }
+                // Odoo checks the field's groups before anything else (AccessError).
+                if !readable(&name) {
+                    raise(
                         PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                         format!(
-                            "user {} may not read field {}.{name}",
+                            "user {} may not read field {}.{name}: it is restricted to groups the user is not in",
                             user.uid, model.info.model
                         ),
                         None,
-                    ),
-                    Some(_) => {
-                        if !out.contains(&name) {
-                            out.push(name)
-                        }
-                    }
+                    )
+                }
+                if let Err(why) = shaper.servable(model, &name) {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                        format!(
+                            "invalid field list: {}.{name} is not stored in the database ({why})",
+                            model.info.model
+                        ),
+                        Some("non-stored computed and binary fields need Odoo itself"),
+                    )
+                }
+                if !out.contains(&name) {
+                    out.push(name)
                 }
             }
             if !out.iter().any(|f| f == "id") {
@@ -242,7 +248,13 @@ fn select_fields(
                 .info
                 .fields
                 .values()
-                .filter(|f| servable(f) && readable(&f.name))
+                .filter(|f| {
+                    f.store
+                        && f.ttype != "binary"
+                        && readable(&f.name)
+                        && shaper.servable(model, &f.name).is_ok()
+                        && shaper.x2many_readable(model, &f.name)
+                })
                 .map(|f| f.name.clone())
                 .collect();
             names.sort_by(|a, b| (a != "id", a).cmp(&(b != "id", b)));
@@ -253,90 +265,6 @@ fn select_fields(
 
 fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
-}
-
-/// SQL producing one field's JSON value for row `t`, as Odoo's `read` shapes it.
-fn value_sql(
-    models: &Models,
-    model: &ModelMeta,
-    name: &str,
-    lang_param: usize,
-    company_param: usize,
-) -> String {
-    let f = &model.info.fields[name];
-    let col = format!("t.\"{name}\"");
-    match f.ttype.as_str() {
-        "many2one" => {
-            // A company-dependent many2one stores {"<company_id>": id} in jsonb.
-            let col = if f.company_dependent {
-                format!("({col}->>(${company_param}::text))::int4")
-            } else {
-                col
-            };
-            // A comodel the gateway cannot serve still gets a display value: "model,id".
-            let display = match f.relation.as_deref().map(|r| (r, models.try_get(r))) {
-                Some((_, Some(co))) => co.display_name_sql(&col, lang_param),
-                Some((rel, None)) => format!("('{}' || ',' || {col})", rel.replace('\'', "")),
-                None => format!("{col}::text"),
-            };
-            format!(
-                "CASE WHEN {col} IS NULL THEN 'false'::jsonb ELSE jsonb_build_array({col}, {display}) END"
-            )
-        }
-        "many2many" => {
-            let (Some(rel), Some(c1), Some(c2)) = (&f.relation_table, &f.column1, &f.column2)
-            else {
-                return "'[]'::jsonb".into();
-            };
-            format!(
-                "coalesce((SELECT jsonb_agg(r.\"{c2}\" ORDER BY r.\"{c2}\") FROM public.\"{rel}\" r WHERE r.\"{c1}\" = t.id), '[]'::jsonb)"
-            )
-        }
-        "one2many" => {
-            let (Some(rel), Some(inverse)) = (&f.relation, &f.relation_field) else {
-                return "'[]'::jsonb".into();
-            };
-            let Some(co) = models.try_get(rel) else {
-                return "'[]'::jsonb".into();
-            };
-            let mut filter = String::new();
-            if co.info.has_active {
-                filter.push_str(" AND c.active IS TRUE");
-            }
-            for (column, value) in &f.line_filter {
-                // Values are the model's own name or a boolean, both known identifiers/literals.
-                let literal = match value {
-                    Value::Str(v) if meta::valid_model_name(v) => format!("'{v}'"),
-                    Value::Bool(b) => b.to_string(),
-                    _ => continue,
-                };
-                filter.push_str(&format!(" AND c.\"{column}\" = {literal}"));
-            }
-            format!(
-                "coalesce((SELECT jsonb_agg(c.id ORDER BY c.id) FROM public.\"{}\" c WHERE c.\"{inverse}\" = t.id{filter}), '[]'::jsonb)",
-                co.table()
-            )
-        }
-        _ if f.company_dependent => {
-            format!("coalesce({col}->(${company_param}::text), 'false'::jsonb)")
-        }
-        _ if f.translate => {
-            format!(
-                "coalesce(to_jsonb(coalesce({col}->>${lang_param}, {col}->>'en_US')), 'false'::jsonb)"
-            )
-        }
-        "integer" => format!("to_jsonb(coalesce({col}, 0))"),
-        "float" | "monetary" => format!("to_jsonb(coalesce({col}, 0))"),
-        "boolean" => format!("to_jsonb(coalesce({col}, false))"),
-        "date" => format!("coalesce(to_jsonb(to_char({col}, 'YYYY-MM-DD')), 'false'::jsonb)"),
-        "datetime" => {
-            format!("coalesce(to_jsonb(to_char({col}, 'YYYY-MM-DD HH24:MI:SS')), 'false'::jsonb)")
-        }
-        "json" | "properties" | "properties_definition" => {
-            format!("coalesce(to_jsonb({col}), 'false'::jsonb)")
-        }
-        _ => format!("coalesce(to_jsonb({col}), 'false'::jsonb)"),
-    }
 }
 
 /// `jsonb_build_object` takes at most 100 arguments: build in chunks and concatenate.
@@ -438,16 +366,13 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
     let lang_param = params.len();
     params.push(Param::Int(user.company_id));
     let company_param = params.len();
-    let names = select_fields(&user, &models, &model, req.fields);
+    let shaper = Shaper::new(&models, &user, params, lang_param, company_param);
+    let names = select_fields(&user, &shaper, &model, req.fields);
     let pairs: Vec<(String, String)> = names
         .iter()
-        .map(|n| {
-            (
-                n.clone(),
-                value_sql(&models, &model, n, lang_param, company_param),
-            )
-        })
+        .map(|n| (n.clone(), shaper.value(&model, n)))
         .collect();
+    let mut params = shaper.into_params();
     let order = order_sql(&model, req.order, lang_param);
     let mut page_sql = String::new();
     if let Some(p) = &page {

@@ -992,3 +992,71 @@ SET search_path = pg_catalog, pg_temp
 RETURN (SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.id DESC), '[]'::jsonb)
           FROM (SELECT * FROM api_gateway.audit ORDER BY id DESC
                  LIMIT least(greatest(coalesce(max_rows, 100), 1), 5000)) a);
+
+------------------------------------------------------------------------------------------------
+-- Deletion (what Odoo's menus allow: unlink a client, a profile, a webhook), audited
+------------------------------------------------------------------------------------------------
+
+-- `admin_delete_client(actor_uid, actor_client, client_id)`: the client and its tokens (which
+-- stop working on the next request). 02000 when there is none.
+CREATE FUNCTION api_gateway.admin_delete_client(actor_uid integer, actor_client text, client_id text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    gone api_gateway.client;
+    tokens bigint;
+BEGIN
+    SELECT count(*) INTO tokens FROM api_gateway.token t WHERE t.client_id = admin_delete_client.client_id;
+    DELETE FROM api_gateway.client c WHERE c.client_id = admin_delete_client.client_id RETURNING * INTO gone;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no OAuth2 client %', left(client_id, 100) USING ERRCODE = '02000';
+    END IF;
+    PERFORM api_gateway._audit(actor_uid, actor_client, 'client.delete', 'client:' || gone.client_id,
+                               to_jsonb(gone) - 'secret_hash' - 'created_at' - 'updated_at'
+                               || jsonb_build_object('tokens_deleted', tokens));
+END;
+$$;
+
+-- `admin_delete_profile(actor_uid, actor_client, user_id)`: the user falls back to the global
+-- rate limit and no IP list. 02000 when there is none.
+CREATE FUNCTION api_gateway.admin_delete_profile(actor_uid integer, actor_client text, user_id integer)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    gone api_gateway.profile;
+BEGIN
+    DELETE FROM api_gateway.profile p WHERE p.user_id = admin_delete_profile.user_id RETURNING * INTO gone;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no profile for Odoo user %', user_id USING ERRCODE = '02000';
+    END IF;
+    PERFORM api_gateway._audit(actor_uid, actor_client, 'profile.delete', 'profile:' || gone.user_id,
+                               to_jsonb(gone) - 'created_at' - 'updated_at');
+END;
+$$;
+
+-- `admin_delete_webhook(actor_uid, actor_client, webhook_id)`: the webhook, its queued jobs and,
+-- when no other webhook watches the model, its capture triggers (the webhook table's own
+-- trigger does that). 02000 when there is none.
+CREATE FUNCTION api_gateway.admin_delete_webhook(actor_uid integer, actor_client text, webhook_id integer)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    gone_name text;
+    gone_model text;
+    gone_url text;
+BEGIN
+    DELETE FROM api_gateway.webhook w WHERE w.id = webhook_id RETURNING w.name, w.model, w.url
+      INTO gone_name, gone_model, gone_url;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no webhook %', webhook_id USING ERRCODE = '02000';
+    END IF;
+    PERFORM api_gateway._audit(actor_uid, actor_client, 'webhook.delete', 'webhook:' || webhook_id,
+                               jsonb_build_object('name', gone_name, 'model', gone_model, 'url', gone_url));
+END;
+$$;

@@ -37,6 +37,36 @@ CREATE INDEX client_user_id_idx ON api_gateway.client (user_id);
 CREATE TRIGGER client_updated_at BEFORE UPDATE ON api_gateway.client
     FOR EACH ROW EXECUTE FUNCTION api_gateway._touch_updated_at();
 
+-- The `admin` scope is for Odoo settings administrators only (base.group_system), as for API
+-- keys: checked here on every insert or change of a client (create_client, the console, plain
+-- SQL), and again by authenticate on every call (a user removed from the group loses it at
+-- once). Skipped while the database has no such group (not Odoo, or a restore that has not yet
+-- loaded ir_model_data): authenticate still refuses the scope there.
+CREATE FUNCTION api_gateway._client_admin_scope_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    system_gid integer;
+BEGIN
+    -- An update that leaves scopes and user alone grants nothing new (deactivating, renaming).
+    IF TG_OP = 'UPDATE' AND NEW.scopes = OLD.scopes AND NEW.user_id = OLD.user_id THEN
+        RETURN NEW;
+    END IF;
+    IF to_regclass('public.ir_model_data') IS NULL OR to_regclass('public.res_groups_users_rel') IS NULL THEN
+        RETURN NEW;
+    END IF;
+    SELECT d.res_id INTO system_gid FROM public.ir_model_data d
+     WHERE d.module = 'base' AND d.name = 'group_system' AND d.model = 'res.groups';
+    IF system_gid IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = NEW.user_id AND r.gid = system_gid) THEN
+        RAISE EXCEPTION 'the "admin" scope is only for Odoo settings administrators (base.group_system): user % is not one', NEW.user_id
+            USING ERRCODE = '22023', COLUMN = 'scopes';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER client_admin_scope_check BEFORE INSERT OR UPDATE OF scopes, user_id ON api_gateway.client
+    FOR EACH ROW WHEN ('admin' = ANY (NEW.scopes)) EXECUTE FUNCTION api_gateway._client_admin_scope_check();
+
 -- Every access token issued, by its jti, so that revocation takes effect on the next request.
 CREATE TABLE api_gateway.token (
     jti        text PRIMARY KEY,

@@ -265,3 +265,28 @@ BEGIN
     RETURN api_gateway._record_run(job, result);
 END;
 $$;
+
+-- `log_level()`: the traffic log level in the settings (errors, metadata or payloads), read by
+-- every front every few seconds.
+CREATE FUNCTION api_gateway.log_level() RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.log_level FROM api_gateway.settings s;
+$$;
+
+-- `metrics_gauges()`: what /metrics reads from the database: webhook jobs by state (NULL without
+-- the webhook tables) and, per maintenance job, [last run as epoch seconds, recorded runs].
+CREATE FUNCTION api_gateway.metrics_gauges() RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    jobs jsonb;
+BEGIN
+    IF to_regclass('api_gateway.webhook_job') IS NOT NULL THEN
+        SELECT coalesce(jsonb_object_agg(x.state, x.n), '{}'::jsonb) INTO jobs
+          FROM (SELECT j.state::text AS state, count(*) AS n FROM api_gateway.webhook_job j GROUP BY 1) x;
+    END IF;
+    RETURN jsonb_build_object(
+        'webhook_jobs', jobs,
+        'maintenance', (SELECT coalesce(jsonb_object_agg(m.job, jsonb_build_array(extract(epoch FROM m.last_run_at)::float8, m.runs)), '{}'::jsonb)
+                          FROM api_gateway.maintenance_run m));
+END;
+$$;

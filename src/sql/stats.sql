@@ -157,3 +157,46 @@ BEGIN
         'webhooks', webhooks);
 END;
 $$;
+
+-- The traffic log read for the dashboard and the console (the front's role reads no table).
+
+-- `stats_faults(from_ts, user_id, status_class, max_rows)`: the newest 4xx/5xx log records since
+-- from_ts (at most 10,000), newest first: the dashboard's fault feed and its CSV export.
+CREATE FUNCTION api_gateway.stats_faults(from_ts timestamptz, user_id integer DEFAULT NULL,
+    status_class text DEFAULT NULL, max_rows integer DEFAULT 100)
+RETURNS TABLE (id bigint, at timestamptz, method text, path text, status smallint, latency_ms real,
+               client_ip inet, uid integer, client_id text, user_agent text, error text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT l.id, l.at, l.method, l.path, l.status, l.latency_ms, l.client_ip, l.uid, l.client_id, l.user_agent, l.error
+      FROM api_gateway.request_log l
+     WHERE l.at >= $1 AND l.status >= 400 AND ($2 IS NULL OR coalesce(l.uid, 0) = $2)
+       AND api_gateway._status_matches(l.status, $3)
+     ORDER BY l.at DESC, l.id DESC LIMIT least(greatest($4, 0), 10000);
+$$;
+
+-- `stats_log_record(log_id, at)`: one whole log record as JSON (client_ip as a plain address),
+-- NULL when it is gone; `at` (its time, as stats_faults gives it) lets the lookup use the index.
+CREATE FUNCTION api_gateway.stats_log_record(log_id bigint, at timestamptz DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT to_jsonb(l) || jsonb_build_object('client_ip', host(l.client_ip))
+      FROM api_gateway.request_log l WHERE l.id = $1 AND ($2 IS NULL OR l.at = $2) LIMIT 1;
+$$;
+
+-- `stats_users(from_ts)`: the Odoo users seen in the rollups since from_ts (0 = anonymous), with
+-- their login when Odoo's res_users is there (for the dashboard's user filter).
+CREATE FUNCTION api_gateway.stats_users(from_ts timestamptz)
+RETURNS TABLE (uid integer, login text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('public.res_users') IS NULL THEN
+        RETURN QUERY SELECT DISTINCT s.uid, NULL::text FROM api_gateway.request_stats s
+                      WHERE s.bucket >= date_trunc('hour', from_ts) ORDER BY 1;
+    ELSE
+        RETURN QUERY SELECT x.uid, u.login::text
+                       FROM (SELECT DISTINCT s.uid FROM api_gateway.request_stats s
+                              WHERE s.bucket >= date_trunc('hour', from_ts)) x
+                       LEFT JOIN public.res_users u ON u.id = x.uid ORDER BY 1;
+    END IF;
+END;
+$$;

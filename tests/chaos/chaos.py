@@ -21,7 +21,6 @@ and each one is written next to the check that uses it. Prints "ok"/"FAIL" per c
 "chaos: N passed, N failed".
 """
 import base64
-import getpass
 import http.client
 import http.server
 import json
@@ -48,7 +47,9 @@ PG_CTL = os.environ["AGW_CHAOS_PG_CTL"]
 PG_OPTS = os.environ["AGW_CHAOS_PG_OPTS"]
 PG_LOG = os.environ["AGW_CHAOS_PG_LOG"]
 ONLY = [s for s in os.environ.get("AGW_CHAOS_ONLY", "").split(",") if s]
-DATABASE_URL = f"postgresql://{getpass.getuser()}@/{DB}?host={SOCK}&port={PGPORT}"
+# The fronts and workers run as agw_front (NOSUPERUSER, grant_front + grant_worker: run.sh);
+# CONNINFO (this OS user, a superuser) is for the driver's set-up and assertions.
+DATABASE_URL = f"postgresql://agw_front@/{DB}?host={SOCK}&port={PGPORT}"
 CONNINFO = f"host={SOCK} port={PGPORT} dbname={DB}"
 
 passed = 0
@@ -763,6 +764,14 @@ def main():
             traceback.print_exc()
             check(f"{name}: the scenario ran to its end", False, f"{type(e).__name__}: {e}")
         print(f"({name}: {time.monotonic() - t0:.0f} s)", flush=True)
+    # No front or worker ever lacked a grant.
+    denied = []
+    for name in sorted(os.listdir(WORK)):
+        if name.endswith(".log"):
+            with open(os.path.join(WORK, name), errors="replace") as f:
+                denied += [f"{name}: {l.strip()}" for l in f if "permission denied" in l.lower()]
+    check("no front or worker log says permission denied (grant_front/grant_worker suffice)",
+          not denied, "; ".join(denied[:5]))
     print("\nmeasured:")
     for k, v in figures.items():
         print(f"  {k}: {v}")

@@ -6,8 +6,8 @@
 #
 # The cluster is created with initdb in a temporary directory owned by `postgres`, listens only
 # on a private Unix socket (port $AGW_CHAOS_PG_PORT, default 5499), gets a superuser role for the
-# current OS user, the project fixture tests/fixtures/odoo19_mini.sql and
-# `CREATE EXTENSION api_gateway` (the extension files installed machine-wide by
+# current OS user, the project fixture tests/fixtures/odoo19_mini.sql,
+# `CREATE EXTENSION api_gateway` and the role `agw_front` the fronts and workers run as (the extension files installed machine-wide by
 # `cargo pgrx install` serve every cluster of the same PostgreSQL binaries). Everything is removed
 # on exit, whatever happens.
 #
@@ -66,6 +66,11 @@ psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -f "$ROOT/tests/fixtures/odoo19_mini.sql"
 psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -c "CREATE EXTENSION api_gateway" >/dev/null || fail_setup "CREATE EXTENSION api_gateway"
 # The faults are injected around partner writes through the SQL writes (opt-in per model).
 psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -c "UPDATE api_gateway.settings SET sql_write_models = '{res.partner}'" >/dev/null || fail_setup "sql_write_models"
+# The fronts and workers connect as the role a DBA following the docs creates: NOSUPERUSER, given
+# only api_gateway.grant_front and grant_worker (the driver's own checks use the superuser).
+psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -c "CREATE ROLE agw_front NOSUPERUSER LOGIN" \
+    -c "SELECT api_gateway.grant_front('agw_front'), api_gateway.grant_worker('agw_front')" >/dev/null \
+    || fail_setup "the front's role"
 echo "cluster ready: extension $(psql -X -At -d "$DB" -c 'SELECT api_gateway.version()')"
 
 export AGW_CHAOS_BIN=$BIN AGW_CHAOS_DB=$DB AGW_CHAOS_SOCK=$SOCK AGW_CHAOS_PORT=$PORT \

@@ -4,5 +4,7 @@ mod data;
 mod forward;
 mod foundation;
 mod gate;
+mod least_privilege;
 mod observability;
+mod read_fidelity;
 mod webhooks;

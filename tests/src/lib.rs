@@ -38,15 +38,12 @@ pub fn connect_to(db: &str) -> Client {
     let user = std::env::var("PGUSER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "root".into());
-    let port = std::env::var("PGPORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(5432);
-    Client::configure()
-        .host(&host)
-        .port(port)
-        .user(&user)
-        .dbname(db)
+    let mut config = Client::configure();
+    config.host(&host).user(&user).dbname(db);
+    if let Some(port) = std::env::var("PGPORT").ok().and_then(|p| p.parse().ok()) {
+        config.port(port);
+    }
+    config
         .connect(NoTls)
         .unwrap_or_else(|e| panic!("cannot connect to {db} on {host}: {e}"))
 }

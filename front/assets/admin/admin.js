@@ -442,6 +442,7 @@
           p.active
             ? button("Deactivate", () => confirmAction(`Refuse every API request of ${userLabel(p.user_id, p.login)}?`) && act("Profile deactivated", () => post(`profiles/${p.user_id}/deactivate`)), "danger")
             : button("Activate", () => act("Profile activated", () => post(`profiles/${p.user_id}/activate`))),
+          button("Delete", () => confirmAction(`Delete the profile of ${userLabel(p.user_id, p.login)}? The global limit applies again.`) && act("Profile deleted", () => post(`profiles/${p.user_id}/delete`)), "danger"),
           el("a", { href: `${BASE}/logs?user=${p.user_id}` }, "Traffic logs"))))), "No profile yet: every user gets the global limit.")),
     ];
   };
@@ -497,6 +498,7 @@
           c.active
             ? button("Deactivate", () => confirmAction(`Deactivate ${c.client_id}? Its tokens stop working.`) && act("Client deactivated", () => post(`clients/${encodeURIComponent(c.client_id)}`, { active: false })), "danger")
             : button("Activate", () => act("Client activated", () => post(`clients/${encodeURIComponent(c.client_id)}`, { active: true }))),
+          button("Delete", () => confirmAction(`Delete ${c.client_id} and its tokens? This cannot be undone.`) && act("Client deleted", () => post(`clients/${encodeURIComponent(c.client_id)}/delete`)), "danger"),
           el("a", { href: `${BASE}/logs?client=${encodeURIComponent(c.client_id)}` }, "Traffic logs"))))), "No OAuth2 client yet.")),
     ];
   };
@@ -615,6 +617,7 @@
             ? button("Deactivate", () => act("Webhook deactivated", () => post(`webhooks/${w.id}/deactivate`)), "danger")
             : button("Activate", () => act("Webhook activated", () => post(`webhooks/${w.id}/activate`))),
           button("New secret", () => rotate(w)),
+          button("Delete", () => confirmAction(`Delete webhook ${w.name} and its queued jobs? This cannot be undone.`) && act("Webhook deleted", () => post(`webhooks/${w.id}/delete`)), "danger"),
           el("a", { href: `${BASE}/queue?webhook=${w.id}` }, "Queue"))))), "No webhook yet.")),
     ];
   };

@@ -92,11 +92,8 @@ pub async fn run(obs: Arc<Obs>) {
 /// Connect, LISTEN and forward until the connection breaks (Err) or nobody has been watching
 /// for a minute (Ok).
 async fn listen(obs: &Obs) -> Result<(), String> {
-    let mut config: tokio_postgres::Config = obs
-        .options
-        .live_url
-        .parse()
-        .map_err(|e| format!("invalid URL: {e}"))?;
+    let mut config =
+        crate::db::pg_config(&obs.options.live_url).map_err(|e| format!("invalid URL: {e}"))?;
     config.application_name("api-gateway live");
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(5));

@@ -18,7 +18,7 @@ pub async fn ensure_partitions(pool: &Pool) {
         client
             .query_typed("SELECT api_gateway.ensure_log_partitions(3)", &[])
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| crate::db::describe_error(&e))
     }
     .await;
     match result {
@@ -62,7 +62,7 @@ pub async fn run_once(obs: &Obs, pool: &Pool) -> Result<Value, String> {
                 .maintenance_runs
                 .with_label_values(&["all", "error"])
                 .inc();
-            Err(e.to_string())
+            Err(crate::db::describe_error(&e))
         }
     }
 }

@@ -71,10 +71,7 @@ async fn write(obs: &Obs, pool: &Pool, batch: &mut Vec<Value>) -> u64 {
             client
                 .query_typed(LOG_REQUESTS, &[(&json, Type::JSONB)])
                 .await
-                .map_err(|e| match e.as_db_error() {
-                    Some(db) => format!("{}: {}", db.code().code(), db.message()),
-                    None => e.to_string(),
-                })
+                .map_err(|e| crate::db::describe_error(&e))
         }
         .await;
         match result {
@@ -102,9 +99,9 @@ async fn write(obs: &Obs, pool: &Pool, batch: &mut Vec<Value>) -> u64 {
 pub async fn read_level(pool: &Pool) -> Result<LogLevel, String> {
     let client = pool.get().await.map_err(|e| e.to_string())?;
     let row = client
-        .query_typed("SELECT log_level FROM api_gateway.settings", &[])
+        .query_typed("SELECT api_gateway.log_level()", &[])
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::db::describe_error(&e))?;
     let level: Option<String> = row.first().map(|r| r.get(0));
     Ok(level
         .as_deref()

@@ -189,10 +189,13 @@ enum Action {
     TestWebhook(i32),
     ReplayDeadJobs(i32),
     ReplayJob(i64),
+    DeleteProfile(i32),
+    DeleteClient(String),
+    DeleteWebhook(i32),
 }
 
 /// Every POST of the API with example ids (the HTTP tests walk this list).
-pub const ACTIONS: [&str; 18] = [
+pub const ACTIONS: [&str; 21] = [
     "settings",
     "settings/webhooks",
     "settings/rotate-key",
@@ -211,6 +214,9 @@ pub const ACTIONS: [&str; 18] = [
     "webhooks/1/rotate-secret",
     "webhooks/1/test",
     "webhooks/1/replay-dead",
+    "profiles/2/delete",
+    "clients/gw_000000000000/delete",
+    "webhooks/1/delete",
 ];
 
 fn action_of(path: &str) -> Option<Action> {
@@ -223,6 +229,9 @@ fn action_of(path: &str) -> Option<Action> {
         ["profiles"] => Action::SaveProfile,
         ["profiles", uid, "activate"] => Action::SetProfileActive(int(uid)?, true),
         ["profiles", uid, "deactivate"] => Action::SetProfileActive(int(uid)?, false),
+        ["profiles", uid, "delete"] => Action::DeleteProfile(int(uid)?),
+        ["clients", id, "delete"] => Action::DeleteClient(id.to_string()),
+        ["webhooks", id, "delete"] => Action::DeleteWebhook(int(id)?),
         ["clients"] => Action::CreateClient,
         ["clients", id] => Action::UpdateClient(id.to_string()),
         ["clients", id, "rotate-secret"] => Action::RotateClientSecret(id.to_string()),
@@ -848,6 +857,51 @@ pub async fn post_api(
             .map_err(with)?;
             (StatusCode::OK, json!({"replayed": row.get::<_, bool>(0)}))
         }
+        Action::DeleteProfile(user_id) => {
+            one_row(
+                &state,
+                &client,
+                "SELECT api_gateway.admin_delete_profile($1::int, $2::text, $3::int)::text",
+                &[
+                    (&uid, Type::INT4),
+                    (&actor_client, Type::TEXT),
+                    (user_id, Type::INT4),
+                ],
+            )
+            .await
+            .map_err(with)?;
+            (StatusCode::OK, json!({"user_id": user_id, "deleted": true}))
+        }
+        Action::DeleteClient(id) => {
+            one_row(
+                &state,
+                &client,
+                "SELECT api_gateway.admin_delete_client($1::int, $2::text, $3::text)::text",
+                &[
+                    (&uid, Type::INT4),
+                    (&actor_client, Type::TEXT),
+                    (id, Type::TEXT),
+                ],
+            )
+            .await
+            .map_err(with)?;
+            (StatusCode::OK, json!({"client_id": id, "deleted": true}))
+        }
+        Action::DeleteWebhook(id) => {
+            one_row(
+                &state,
+                &client,
+                "SELECT api_gateway.admin_delete_webhook($1::int, $2::text, $3::int)::text",
+                &[
+                    (&uid, Type::INT4),
+                    (&actor_client, Type::TEXT),
+                    (id, Type::INT4),
+                ],
+            )
+            .await
+            .map_err(with)?;
+            (StatusCode::OK, json!({"id": id, "deleted": true}))
+        }
     };
     Ok(answer(&gate, status, body))
 }
@@ -879,7 +933,8 @@ mod tests {
             "webhooks/0",
             "webhooks/-1/test",
             "queue/abc/replay",
-            "profiles/2/delete",
+            "profiles/x/delete",
+            "webhooks/0/delete",
             "clients/a/b/c",
             "sql",
         ] {

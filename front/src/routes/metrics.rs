@@ -49,47 +49,27 @@ pub async fn metrics(State(state): State<AppState>, ctx: Ctx) -> Response {
     r
 }
 
-/// The webhook queue (when its table exists) and the last maintenance runs.
+/// The webhook queue (when its table exists) and the last maintenance runs, from
+/// `api_gateway.metrics_gauges()` (the front's role reads no table).
 async fn read_gauges(client: &deadpool_postgres::Client) -> DbGauges {
     let mut g = DbGauges::default();
-    let row = db::query_one_on(
-        client,
-        2000,
-        "SELECT to_regclass('api_gateway.webhook_job') IS NOT NULL, \
-           (SELECT coalesce(jsonb_object_agg(job, jsonb_build_array(extract(epoch FROM last_run_at)::float8, runs)), '{}'::jsonb) \
-              FROM api_gateway.maintenance_run)",
-        &[],
-    )
-    .await;
+    let row = db::query_one_on(client, 2000, "SELECT api_gateway.metrics_gauges()", &[]).await;
     let Ok(row) = row else { return g };
     g.up = true;
-    let webhooks: bool = row.get(0);
-    let runs: serde_json::Value = row.get(1);
-    if let Some(o) = runs.as_object() {
+    let gauges: serde_json::Value = row.get(0);
+    if let Some(o) = gauges["maintenance"].as_object() {
         for (job, v) in o {
             let at = v[0].as_f64().unwrap_or(0.0);
             let n = v[1].as_f64().unwrap_or(0.0);
             g.maintenance.insert(job.clone(), (at, n));
         }
     }
-    if webhooks {
-        match db::query_on(
-            client,
-            2000,
-            "SELECT state::text, count(*) FROM api_gateway.webhook_job GROUP BY 1",
-            &[],
-        )
-        .await
-        {
-            Ok(rows) => {
-                let mut states = BTreeMap::new();
-                for r in rows {
-                    states.insert(r.get::<_, String>(0), r.get::<_, i64>(1));
-                }
-                g.webhook_jobs = Some(states);
-            }
-            Err(_) => g.up = false,
-        }
+    if let Some(o) = gauges["webhook_jobs"].as_object() {
+        let states: BTreeMap<String, i64> = o
+            .iter()
+            .map(|(state, n)| (state.clone(), n.as_i64().unwrap_or(0)))
+            .collect();
+        g.webhook_jobs = Some(states);
     }
     g
 }

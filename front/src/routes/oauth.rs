@@ -17,21 +17,15 @@ use tokio_postgres::types::Type;
 
 const ISSUE: &str =
     "SELECT status, body FROM api_gateway.issue_token($1::text, $2::text, $3::text, $4::inet)";
-const REVOKE: &str = "SELECT CASE WHEN $2::text IS NULL \
-       OR coalesce(api_gateway.introspect_token($1::text)->>'client_id', $2::text) = $2::text \
-     THEN api_gateway.revoke_token($1::text) END";
-/// Client authentication for introspection/revocation: an active client with this secret
-/// (stored as SHA-256 hex) allowed from this IP.
-const CLIENT_OK: &str = "EXISTS (SELECT 1 FROM api_gateway.client c WHERE c.client_id = $1::text AND c.active \
-       AND c.secret_hash = encode(sha256(convert_to($2::text, 'UTF8')), 'hex') \
-       AND api_gateway.ip_allowed($3::inet, c.allowed_ips))";
-const INTROSPECT_AS_CLIENT: &str = concat!(
-    "WITH c AS MATERIALIZED (SELECT ",
-    "EXISTS (SELECT 1 FROM api_gateway.client c WHERE c.client_id = $1::text AND c.active \
-       AND c.secret_hash = encode(sha256(convert_to($2::text, 'UTF8')), 'hex') \
-       AND api_gateway.ip_allowed($3::inet, c.allowed_ips))",
-    " AS ok) SELECT c.ok, CASE WHEN c.ok THEN api_gateway.introspect_token($4::text) END FROM c"
-);
+/// Revocation without client authentication (holding the token is enough).
+const REVOKE: &str = "SELECT api_gateway.revoke_token($1::text)";
+/// Client authentication (the token endpoint's secret check, in the database) and, when it
+/// passes, revocation of one of that client's tokens (NULL: the token is another client's).
+const REVOKE_AS_CLIENT: &str = "WITH c AS MATERIALIZED (SELECT api_gateway.oauth_client_check($1::text, $2::text, $3::inet) AS ok) \
+     SELECT c.ok, CASE WHEN c.ok THEN api_gateway.revoke_token_as_client($4::text, $1::text) END FROM c";
+/// Client authentication and, when it passes, introspection.
+const INTROSPECT_AS_CLIENT: &str = "WITH c AS MATERIALIZED (SELECT api_gateway.oauth_client_check($1::text, $2::text, $3::inet) AS ok) \
+     SELECT c.ok, CASE WHEN c.ok THEN api_gateway.introspect_token($4::text) END FROM c";
 const INTROSPECT: &str = "SELECT api_gateway.introspect_token($1::text)";
 
 /// An OAuth2 JSON answer with the no-store headers.
@@ -279,51 +273,55 @@ pub async fn revoke(
     let Some(token) = form.get("token").filter(|t| !t.is_empty()) else {
         return invalid_request("token is required");
     };
-    let client: Option<String> = match auth {
-        ClientAuth::None => None,
+    // Longer than any token of ours: nothing to revoke (the client is still authenticated).
+    let token = if token.len() > 8192 {
+        ""
+    } else {
+        token.as_str()
+    };
+    match auth {
+        ClientAuth::None => {
+            match db::query_one(
+                &state.pool,
+                state.config.statement_timeout_ms,
+                REVOKE,
+                &[(&token, Type::TEXT)],
+            )
+            .await
+            {
+                Ok(_) => answer(StatusCode::OK, None),
+                Err(p) => server_error(p),
+            }
+        }
         ClientAuth::Basic(id, secret) | ClientAuth::Body(id, secret) => {
             if !plausible(&id, &secret) {
                 return invalid_client();
             }
-            let sql = format!("SELECT {CLIENT_OK}");
             match db::query_one(
                 &state.pool,
                 state.config.statement_timeout_ms,
-                &sql,
+                REVOKE_AS_CLIENT,
                 &[
                     (&id, Type::TEXT),
                     (&secret, Type::TEXT),
                     (&ctx.ip, Type::INET),
+                    (&token, Type::TEXT),
                 ],
             )
             .await
             {
-                Ok(row) if row.get::<_, bool>(0) => Some(id),
-                Ok(_) => return invalid_client(),
-                Err(p) => return server_error(p),
+                Ok(row) if !row.get::<_, bool>(0) => invalid_client(),
+                Ok(row) => match row.get::<_, Option<bool>>(1) {
+                    Some(_) => answer(StatusCode::OK, None),
+                    None => oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "unauthorized_client",
+                        "the token was issued to another client",
+                    ),
+                },
+                Err(p) => server_error(p),
             }
         }
-    };
-    if token.len() > 8192 {
-        return answer(StatusCode::OK, None);
-    }
-    match db::query_one(
-        &state.pool,
-        state.config.statement_timeout_ms,
-        REVOKE,
-        &[(token, Type::TEXT), (&client, Type::TEXT)],
-    )
-    .await
-    {
-        Ok(row) => match row.get::<_, Option<bool>>(0) {
-            Some(_) => answer(StatusCode::OK, None),
-            None => oauth_error(
-                StatusCode::BAD_REQUEST,
-                "unauthorized_client",
-                "the token was issued to another client",
-            ),
-        },
-        Err(p) => server_error(p),
     }
 }
 

@@ -167,17 +167,12 @@ const PARTS: [(&str, &str); 12] = [
     ),
     (
         "faults",
-        "(SELECT coalesce(jsonb_agg(to_jsonb(l) ORDER BY l.at DESC, l.id DESC), '[]'::jsonb) FROM \
-           (SELECT id, at, method, path, status, latency_ms, host(client_ip) AS client_ip, uid, client_id, error \
-              FROM api_gateway.request_log \
-             WHERE at >= r.f AND status >= 400 AND (r.u IS NULL OR coalesce(uid, 0) = r.u) \
-               AND (r.c IS NULL OR api_gateway._status_matches(status, r.c)) \
-             ORDER BY at DESC, id DESC LIMIT 100) l)",
+        "(SELECT coalesce(jsonb_agg(jsonb_build_object('id', l.id, 'at', l.at, 'method', l.method, 'path', l.path, \
+           'status', l.status, 'latency_ms', l.latency_ms, 'client_ip', host(l.client_ip), 'uid', l.uid, \
+           'client_id', l.client_id, 'error', l.error) ORDER BY l.at DESC, l.id DESC), '[]'::jsonb) \
+           FROM api_gateway.stats_faults(r.f, r.u, r.c, 100) l)",
     ),
-    (
-        "log_level",
-        "(SELECT to_jsonb(log_level) FROM api_gateway.settings)",
-    ),
+    ("log_level", "to_jsonb(api_gateway.log_level())"),
 ];
 
 /// The statistics names served at `/api/gateway/stats/<name>` (dashes for underscores).
@@ -290,12 +285,8 @@ pub async fn users(
     let range = f.range;
     let none_i: Option<i32> = None;
     let none_t: Option<String> = None;
-    let sql = format!(
-        "{RANGE}SELECT coalesce(array_agg(DISTINCT s.uid ORDER BY s.uid) FILTER (WHERE s.uid IS NOT NULL), '{{}}'::int[]), \
-           to_regclass('public.res_users') IS NOT NULL \
-           FROM r LEFT JOIN api_gateway.request_stats s ON s.bucket >= date_trunc('hour', r.f)"
-    );
-    let row = db::query_one_on(
+    let sql = format!("{RANGE}SELECT u.uid, u.login FROM r, api_gateway.stats_users(r.f) u");
+    let rows = db::query_on(
         &client,
         timeout,
         &sql,
@@ -307,20 +298,13 @@ pub async fn users(
     )
     .await
     .map_err(|p| gate.with_headers(p))?;
-    let uids: Vec<i32> = row.get(0);
-    let odoo: bool = row.get(1);
+    let mut uids: Vec<i32> = Vec::with_capacity(rows.len());
     let mut logins: BTreeMap<i32, String> = BTreeMap::new();
-    if odoo && !uids.is_empty() {
-        let rows = db::query_on(
-            &client,
-            timeout,
-            "SELECT id, login::text FROM public.res_users WHERE id = ANY($1::int[])",
-            &[(&uids, Type::INT4_ARRAY)],
-        )
-        .await
-        .map_err(|p| gate.with_headers(p))?;
-        for r in rows {
-            logins.insert(r.get(0), r.get(1));
+    for r in rows {
+        let uid: i32 = r.get(0);
+        uids.push(uid);
+        if let Some(login) = r.get::<_, Option<String>>(1) {
+            logins.insert(uid, login);
         }
     }
     let users: Vec<Value> = uids
@@ -352,9 +336,7 @@ pub async fn record(
     let row = db::query_one_on(
         &client,
         state.config.statement_timeout_ms,
-        "SELECT (SELECT to_jsonb(l) || jsonb_build_object('client_ip', host(l.client_ip)) \
-           FROM api_gateway.request_log l \
-          WHERE l.id = $1::bigint AND ($2::text IS NULL OR l.at = $2::text::timestamptz) LIMIT 1)",
+        "SELECT api_gateway.stats_log_record($1::bigint, $2::text::timestamptz)",
         &[(&id, Type::INT8), (&at, Type::TEXT)],
     )
     .await
@@ -382,10 +364,7 @@ pub async fn faults_csv(
     let sql = format!(
         "{RANGE}SELECT l.id, to_char(l.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), l.method, l.path, \
            l.status::int, l.latency_ms::float8, host(l.client_ip), l.uid, l.client_id, l.user_agent, l.error \
-           FROM r JOIN api_gateway.request_log l ON l.at >= r.f AND l.status >= 400 \
-            AND (r.u IS NULL OR coalesce(l.uid, 0) = r.u) \
-            AND (r.c IS NULL OR api_gateway._status_matches(l.status, r.c)) \
-          ORDER BY l.at DESC, l.id DESC LIMIT 10000"
+           FROM r, api_gateway.stats_faults(r.f, r.u, r.c, 10000) l ORDER BY l.at DESC, l.id DESC"
     );
     let rows = db::query_on(
         &client,

@@ -203,7 +203,14 @@ pub async fn listen(
 ) {
     let mut backoff = Duration::from_millis(500);
     loop {
-        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        let connected = match crate::db::pg_config(&url) {
+            Ok(config) => config.connect(tokio_postgres::NoTls).await,
+            Err(e) => {
+                tracing::error!("webhook worker: invalid LISTEN URL: {e}");
+                return;
+            }
+        };
+        match connected {
             Ok((client, mut connection)) => {
                 let (ntx, mut nrx) = mpsc::unbounded_channel::<()>();
                 let driver = tokio::spawn(async move {

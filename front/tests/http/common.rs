@@ -10,6 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+#[path = "../support/least_privilege.rs"]
+pub mod least_privilege;
+
 pub fn database_url() -> String {
     std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgresql:///agw_test_mini?host=/var/run/postgresql".into())
@@ -21,8 +24,9 @@ pub fn mini() -> bool {
     std::env::var("AGW_TEST_FIXTURE").map_or(true, |f| f == "mini")
 }
 
+/// The front runs as the least-privileged role (support/least_privilege.rs).
 pub fn args() -> ServeArgs {
-    let mut a = ServeArgs::with_database_url(&database_url());
+    let mut a = ServeArgs::with_database_url(&least_privilege::front_url(&database_url()));
     a.webhooks = false;
     a.listen = "127.0.0.1:0".parse().unwrap();
     a.pool_size = 4;
@@ -63,6 +67,9 @@ impl Drop for Server {
         if let Some(h) = &self.handle {
             h.abort();
         }
+        if !std::thread::panicking() {
+            least_privilege::assert_no_permission_denied();
+        }
     }
 }
 
@@ -71,6 +78,8 @@ pub async fn start() -> Server {
 }
 
 pub async fn start_with(f: impl FnOnce(&mut ServeArgs)) -> Server {
+    least_privilege::capture_log();
+    least_privilege::ensure_role(&database_url()).await;
     prepare().await;
     let mut a = args();
     f(&mut a);

@@ -6,6 +6,7 @@ mod admin;
 mod common;
 mod forward;
 mod oauth;
+mod privileges;
 mod records;
 mod security;
 mod server;

@@ -24,6 +24,55 @@ def database_url():
     return f"postgresql:///{os.environ.get('AGW_TEST_DB', 'agw_test_mini')}?host={host}"
 
 
+# The front runs as the role a DBA following the docs creates: NOSUPERUSER, given only
+# api_gateway.grant_front and grant_worker (database_url() stays the superuser, for set-up and
+# for assertions that read tables).
+FRONT_ROLE = "agw_front"
+FRONT_PASSWORD = "agw_front_pw"
+
+
+def front_database_url(with_password=True):
+    """The fixture database over TCP on 127.0.0.1 as the front's role (peer authentication on
+    the Unix socket lets no other role in, as in a real deployment). Without the password in the
+    URL the front takes it from PGPASSWORD (front_env)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(database_url())
+    port = info.get("port") or os.environ.get("PGPORT") or "5432"
+    secret = f":{FRONT_PASSWORD}" if with_password else ""
+    return f"postgresql://{FRONT_ROLE}{secret}@127.0.0.1:{port}/{info['dbname']}"
+
+
+def ensure_front_role(db):
+    """Create the front's role when missing and grant it what the front and worker call."""
+    for attempt in range(20):
+        try:
+            db.execute(
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{FRONT_ROLE}') THEN "
+                f"CREATE ROLE {FRONT_ROLE} NOSUPERUSER NOCREATEDB NOCREATEROLE LOGIN PASSWORD '{FRONT_PASSWORD}'; "
+                "END IF; END $$"
+            )
+            # Whatever an earlier run left: an ordinary role with this password.
+            db.execute(f"ALTER ROLE {FRONT_ROLE} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS LOGIN PASSWORD '{FRONT_PASSWORD}'")
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(hashtext('agw test grants'))")
+                db.execute(f"SELECT api_gateway.grant_front('{FRONT_ROLE}'), api_gateway.grant_worker('{FRONT_ROLE}')")
+            break
+        except Exception:  # another process raced us: again
+            if attempt == 19:
+                raise
+            time.sleep(0.1)
+    su, = db.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (FRONT_ROLE,)).fetchone()
+    assert not su
+
+
+def assert_no_permission_denied(log_path):
+    """The front's captured log must never say "permission denied" (a missing grant)."""
+    text = Path(log_path).read_text(errors="replace")
+    bad = [l for l in text.splitlines() if "permission denied" in l.lower()]
+    assert not bad, "the front's log says permission denied:\n" + "\n".join(bad)
+
+
 def mini():
     return os.environ.get("AGW_TEST_FIXTURE", "mini") == "mini"
 
@@ -175,12 +224,19 @@ class ServerProcess:
         self.port = free_port()
         env = dict(os.environ)
         env.update(
-            DATABASE_URL=database_url(),
+            # The README's way: no password in the URL, PGPASSWORD in the environment.
+            DATABASE_URL=front_database_url(with_password=False),
+            PGPASSWORD=FRONT_PASSWORD,
             API_GATEWAY_LISTEN=f"127.0.0.1:{self.port}",
             RUST_LOG=os.environ.get("RUST_LOG", "warn"),
         )
         env.update({k: str(v) for k, v in env_overrides.items()})
-        self.proc = subprocess.Popen([str(binary()), "serve"], env=env)
+        import psycopg
+
+        with psycopg.connect(database_url(), autocommit=True) as db:
+            ensure_front_role(db)
+        self.log = tempfile.NamedTemporaryFile(prefix="agw-front-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen([str(binary()), "serve"], env=env, stderr=self.log, stdout=self.log)
         self.base = f"http://127.0.0.1:{self.port}"
         deadline = time.time() + 60
         while True:
@@ -199,7 +255,10 @@ class ServerProcess:
 
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=30)
+            code = self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return None
+            code = None
+        self.log.close()
+        assert_no_permission_denied(self.log.name)
+        return code

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,7 +16,15 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from agw_front_helpers import binary, database_url, free_port, make_token  # noqa: E402
+from agw_front_helpers import (  # noqa: E402
+    assert_no_permission_denied,
+    binary,
+    database_url,
+    ensure_front_role,
+    free_port,
+    front_database_url,
+    make_token,
+)
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +37,7 @@ def db():
         "ON CONFLICT (user_id) DO UPDATE SET rate_limit = 1000000, rate_limit_window = 'minute', "
         "active = true, allowed_ips = NULL"
     )
+    ensure_front_role(conn)
     yield conn
     conn.close()
 
@@ -37,12 +47,13 @@ def server(db):
     port = free_port()
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=database_url(),
+        DATABASE_URL=front_database_url(),
         API_GATEWAY_LISTEN=f"127.0.0.1:{port}",
         API_GATEWAY_OPENAPI_REFRESH_S="5",
         RUST_LOG=os.environ.get("RUST_LOG", "warn"),
     )
-    proc = subprocess.Popen([str(binary()), "serve"], env=env)
+    log = tempfile.NamedTemporaryFile(prefix="agw-front-", suffix=".log", delete=False)
+    proc = subprocess.Popen([str(binary()), "serve"], env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while True:
@@ -61,6 +72,8 @@ def server(db):
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
+    assert_no_permission_denied(log.name)
 
 
 @pytest.fixture

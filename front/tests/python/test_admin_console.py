@@ -245,7 +245,18 @@ def test_console_runs_the_gateway_from_the_browser(console, db, browser):
     audit = [r[0] for r in db.execute(
         "SELECT action FROM api_gateway.audit WHERE target = %s ORDER BY id", (f"webhook:{webhook_id}",)).fetchall()]
     assert audit == ["webhook.create", "webhook.test_event", "webhook.replay_dead"], audit
-    db.execute("DELETE FROM api_gateway.webhook WHERE id = %s", (webhook_id,))
+    # Deleted from the console (after its confirmation), with its jobs, and audited.
+    open_page(browser, console, "webhooks")
+    browser.js("window.confirm = () => true")
+    before = loads(browser)
+    row_button(browser, f"tr[data-webhook='{webhook_id}']", "Delete")
+    browser.wait_for(f"window.agwAdmin.loads > {before}", what="the list after the deletion")
+    assert not browser.js(f"!!document.querySelector('tr[data-webhook=\"{webhook_id}\"]')")
+    assert db.execute("SELECT count(*) FROM api_gateway.webhook WHERE id = %s", (webhook_id,)).fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM api_gateway.webhook_job WHERE webhook_id = %s", (webhook_id,)).fetchone()[0] == 0
+    last = db.execute("SELECT action FROM api_gateway.audit WHERE target = %s ORDER BY id DESC LIMIT 1",
+                      (f"webhook:{webhook_id}",)).fetchone()[0]
+    assert last == "webhook.delete"
 
     # ---- Settings: a bad value is named next to its field; a good one is saved and audited.
     open_page(browser, console, "settings")

@@ -1,0 +1,606 @@
+//! The SQL of each value `read` returns, shaped as Odoo 19's `read()`: fields reached through
+//! `_inherits` and related paths, `display_name` (Odoo's default or the model's rule from
+//! `api_gateway_core::display`), many2one as `[id, display_name]`, x2many filtered by the
+//! field's own domain, the comodel's record rules and `active`, in the comodel's `_order`.
+use crate::data::context;
+use crate::data::meta::ModelMeta;
+use crate::data::read::Models;
+use crate::data::{Operation, context::UserContext};
+use crate::error::raise;
+use api_gateway_core::display::{self, Piece};
+use api_gateway_core::domain::{self, CompileOptions, Domain, FieldInfo, Param};
+use pgrx::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+/// How deep related paths and display names may nest (Odoo's own paths are short).
+const MAX_DEPTH: usize = 6;
+
+/// Where a record's columns are read from: a row alias in scope, or an id expression.
+#[derive(Clone)]
+enum Row {
+    Alias(String),
+    Id(String),
+}
+
+/// A field reached from a row: the model that stores it, its metadata, the SQL of its raw column
+/// and of the id of the row holding it; `hops` > 0 when reached through a related path.
+struct Resolved {
+    model: Rc<ModelMeta>,
+    field: FieldInfo,
+    raw: String,
+    row_id: String,
+    hops: usize,
+}
+
+pub struct Shaper<'a, 'u> {
+    pub models: &'a Models<'u>,
+    pub user: &'u UserContext,
+    pub lang_param: usize,
+    pub company_param: usize,
+    /// Parameters added by x2many rule domains; numbered after the caller's ones.
+    pub params: RefCell<Vec<Param>>,
+    next_alias: Cell<usize>,
+    /// Tables already checked for existence (rules and fallbacks read them by name; the
+    /// project's small fixtures lack some).
+    tables: RefCell<std::collections::HashMap<String, bool>>,
+    /// (read allowed, read rule) per comodel of the x2many read.
+    comodel_rules: RefCell<std::collections::HashMap<String, (bool, Option<Domain>)>>,
+}
+
+enum X2manyRefusal {
+    Denied,
+    Unenforceable(String),
+}
+
+impl<'a, 'u> Shaper<'a, 'u> {
+    pub fn new(
+        models: &'a Models<'u>,
+        user: &'u UserContext,
+        params: Vec<Param>,
+        lang_param: usize,
+        company_param: usize,
+    ) -> Self {
+        Shaper {
+            models,
+            user,
+            lang_param,
+            company_param,
+            params: RefCell::new(params),
+            next_alias: Cell::new(0),
+            tables: RefCell::new(Default::default()),
+            comodel_rules: RefCell::new(Default::default()),
+        }
+    }
+
+    fn table_exists(&self, table: &str) -> bool {
+        if let Some(known) = self.tables.borrow().get(table) {
+            return *known;
+        }
+        let exists = Spi::get_one_with_args::<bool>(
+            "SELECT to_regclass('public.' || quote_ident($1)) IS NOT NULL",
+            &[table.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        self.tables.borrow_mut().insert(table.to_string(), exists);
+        exists
+    }
+
+    fn alias(&self, prefix: &str) -> String {
+        let n = self.next_alias.get() + 1;
+        self.next_alias.set(n);
+        format!("{prefix}{n}")
+    }
+
+    fn column(&self, model: &ModelMeta, row: &Row, name: &str) -> String {
+        match row {
+            Row::Alias(a) => format!("{a}.\"{name}\""),
+            Row::Id(e) => {
+                let x = self.alias("v");
+                format!(
+                    "(SELECT {x}.\"{name}\" FROM public.\"{}\" {x} WHERE {x}.id = {e})",
+                    model.table()
+                )
+            }
+        }
+    }
+
+    fn row_id(row: &Row) -> String {
+        match row {
+            Row::Alias(a) => format!("{a}.id"),
+            Row::Id(e) => e.clone(),
+        }
+    }
+
+    /// The id a many2one holds (company-dependent ones hold `{"<company>": id}`, else the
+    /// fallback default).
+    fn m2o_id(&self, r: &Resolved) -> String {
+        if r.field.company_dependent {
+            format!(
+                "coalesce((nullif({}->(${}::text), 'null'::jsonb))#>>'{{}}', {}#>>'{{}}')::int4",
+                r.raw,
+                self.company_param,
+                self.company_fallback(r)
+            )
+        } else {
+            r.raw.clone()
+        }
+    }
+
+    /// Odoo's fallback for a company-dependent field without a value for `env.company`: the
+    /// `ir.default` of the field (the superuser's, company-specific first), as jsonb or NULL.
+    fn company_fallback(&self, r: &Resolved) -> String {
+        if !self.table_exists("ir_default") {
+            return "NULL::jsonb".into();
+        }
+        // Model and field names are validated identifiers (meta.rs), safe as literals.
+        format!(
+            "(SELECT d.json_value::jsonb FROM public.ir_default d \
+               JOIN public.ir_model_fields f ON f.id = d.field_id \
+              WHERE f.model = '{}' AND f.name = '{}' AND d.condition IS NULL \
+                AND (d.user_id IS NULL OR d.user_id = 1) \
+                AND (d.company_id IS NULL OR d.company_id = ${}::int4) \
+              ORDER BY d.user_id, d.company_id, d.id LIMIT 1)",
+            r.model.info.model, r.field.name, self.company_param
+        )
+    }
+
+    /// Follow `path` (`name`, `partner_id.country_id.code`) from `row` of `model`, expanding
+    /// related and `_inherits` fields. Err says why the path cannot be read in SQL.
+    fn resolve(
+        &self,
+        model: &Rc<ModelMeta>,
+        row: &Row,
+        path: &str,
+        depth: usize,
+    ) -> Result<Resolved, String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("the related path {path} nests too deep"));
+        }
+        let (head, rest) = match path.split_once('.') {
+            Some((h, r)) => (h, Some(r)),
+            None => (path, None),
+        };
+        let Some(info) = model.info.fields.get(head) else {
+            return Err(format!("{}.{head} does not exist", model.info.model));
+        };
+        let meta = model.fields.get(head);
+        let x2many = matches!(info.ttype.as_str(), "one2many" | "many2many");
+        let first = if info.store && (x2many || meta.is_some_and(|m| m.has_column)) {
+            Resolved {
+                model: model.clone(),
+                field: info.clone(),
+                raw: if x2many {
+                    String::new()
+                } else {
+                    self.column(model, row, head)
+                },
+                row_id: Self::row_id(row),
+                hops: 0,
+            }
+        } else if let Some(related) = meta.and_then(|m| m.related.clone()) {
+            let mut r = self.resolve(model, row, &related, depth + 1)?;
+            r.hops += 1;
+            r
+        } else {
+            return Err(format!(
+                "{}.{head} is not stored in the database",
+                model.info.model
+            ));
+        };
+        let Some(rest) = rest else { return Ok(first) };
+        if first.field.ttype != "many2one" {
+            return Err(format!(
+                "{}.{head} is not a many2one",
+                first.model.info.model
+            ));
+        }
+        let Some(comodel) = first
+            .field
+            .relation
+            .as_deref()
+            .and_then(|r| self.models.try_get(r))
+        else {
+            return Err(format!(
+                "the comodel of {}.{head} cannot be served",
+                model.info.model
+            ));
+        };
+        let next = Row::Id(self.m2o_id(&first));
+        let mut r = self.resolve(&comodel, &next, rest, depth + 1)?;
+        r.hops += 1;
+        Ok(r)
+    }
+
+    /// Text of a resolved field, NULL when empty or False (display-name templates' `{f:...}`).
+    fn text(&self, r: &Resolved, depth: usize) -> String {
+        let lang = self.lang_param;
+        match r.field.ttype.as_str() {
+            "many2one" => {
+                let id = self.m2o_id(r);
+                match r
+                    .field
+                    .relation
+                    .as_deref()
+                    .and_then(|rel| self.models.try_get(rel))
+                {
+                    Some(co) => self.display(&co, &Row::Id(id), depth + 1),
+                    None => "NULL::text".into(),
+                }
+            }
+            _ if r.field.company_dependent => format!(
+                "nullif(coalesce({}->>(${}::text), {}#>>'{{}}'), '')",
+                r.raw,
+                self.company_param,
+                self.company_fallback(r)
+            ),
+            _ if r.field.translate => format!(
+                "nullif(coalesce({raw}->>${lang}, {raw}->>'en_US'), '')",
+                raw = r.raw
+            ),
+            "boolean" => format!("CASE WHEN {} THEN 'True' END", r.raw),
+            _ => format!("nullif({}::text, '')", r.raw),
+        }
+    }
+
+    /// SQL text of the display name of `row` of `model` (NULL when Odoo has False).
+    fn display(&self, model: &Rc<ModelMeta>, row: &Row, depth: usize) -> String {
+        if depth > MAX_DEPTH {
+            return format!("('{},' || {})", model.info.model, Self::row_id(row));
+        }
+        let x = match row {
+            Row::Alias(a) => a.clone(),
+            Row::Id(_) => self.alias("d"),
+        };
+        let here = Row::Alias(x.clone());
+        let rendered = match display::rule(&model.info.model) {
+            Some(template)
+                if display::tables(template)
+                    .iter()
+                    .all(|t| self.table_exists(t)) =>
+            {
+                display::render(template, |p| match p {
+                    Piece::Row => Some(x.clone()),
+                    Piece::Lang => Some(format!("${}::text", self.lang_param)),
+                    Piece::Field(path) => self
+                        .resolve(model, &here, path, depth)
+                        .ok()
+                        .map(|r| self.text(&r, depth)),
+                    Piece::Display(path) => self
+                        .resolve(model, &here, path, depth)
+                        .ok()
+                        .filter(|r| r.field.ttype == "many2one")
+                        .map(|r| self.text(&r, depth)),
+                    Piece::Sql(s) => Some(s.to_string()),
+                })
+            }
+            _ => None,
+        };
+        let expr = rendered.unwrap_or_else(|| self.default_display(model, &here, depth));
+        match row {
+            Row::Alias(_) => expr,
+            Row::Id(e) => format!(
+                "(SELECT {expr} FROM public.\"{}\" {x} WHERE {x}.id = {e})",
+                model.table()
+            ),
+        }
+    }
+
+    /// Odoo's default: the `_rec_name` field's value in the user's language, else "model,id".
+    fn default_display(&self, model: &Rc<ModelMeta>, row: &Row, depth: usize) -> String {
+        let rec = if model
+            .fields
+            .get("complete_name")
+            .is_some_and(|f| f.has_column)
+        {
+            "complete_name"
+        } else {
+            model.info.rec_name.as_str()
+        };
+        if rec != "id"
+            && let Ok(r) = self.resolve(model, row, rec, depth)
+            && r.field.ttype != "many2one"
+        {
+            return self.text(&r, depth);
+        }
+        format!("('{},' || {})", model.info.model, Self::row_id(row))
+    }
+
+    /// Whether `name` can be read in SQL on `model` (stored, related through stored fields, or
+    /// `display_name`); Err names why not.
+    pub fn servable(&self, model: &Rc<ModelMeta>, name: &str) -> Result<(), String> {
+        if name == "display_name" {
+            return Ok(());
+        }
+        let r = self.resolve(model, &Row::Alias("t".into()), name, 0)?;
+        match r.field.ttype.as_str() {
+            "binary" => Err(format!("{}.{name} is a binary field", model.info.model)),
+            "one2many" => match (&r.field.relation, &r.field.relation_field) {
+                (Some(rel), Some(inverse))
+                    if self
+                        .models
+                        .try_get(rel)
+                        .is_some_and(|co| co.fields.get(inverse).is_some_and(|i| i.has_column)) =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "{}.{name} cannot be read: its inverse is not a column",
+                    model.info.model
+                )),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// The JSON value of field `name` for the row `t` of `model`.
+    pub fn value(&self, model: &Rc<ModelMeta>, name: &str) -> String {
+        if name == "display_name" {
+            let d = self.display(model, &Row::Alias("t".into()), 0);
+            return format!("coalesce(to_jsonb({d}), 'false'::jsonb)");
+        }
+        let r = match self.resolve(model, &Row::Alias("t".into()), name, 0) {
+            Ok(r) => r,
+            Err(why) => raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("invalid field list: {why}"),
+                None,
+            ),
+        };
+        let col = r.raw.clone();
+        let f = &r.field;
+        let lang = self.lang_param;
+        match f.ttype.as_str() {
+            "many2one" => {
+                let id = self.m2o_id(&r);
+                let display = match f
+                    .relation
+                    .as_deref()
+                    .map(|rel| (rel, self.models.try_get(rel)))
+                {
+                    Some((_, Some(co))) => self.display(&co, &Row::Id(id.clone()), 1),
+                    Some((rel, None)) => format!("('{}' || ',' || {id})", rel.replace('\'', "")),
+                    None => format!("{id}::text"),
+                };
+                format!(
+                    "CASE WHEN {id} IS NULL THEN 'false'::jsonb \
+                     ELSE jsonb_build_array({id}, coalesce(to_jsonb({display}), 'false'::jsonb)) END"
+                )
+            }
+            "many2many" | "one2many" => self.x2many(&r),
+            _ if f.company_dependent => {
+                let empty = match f.ttype.as_str() {
+                    "integer" | "float" | "monetary" => "'0'::jsonb",
+                    _ => "'false'::jsonb",
+                };
+                format!(
+                    "coalesce(nullif({col}->(${}::text), 'null'::jsonb), {}, {empty})",
+                    self.company_param,
+                    self.company_fallback(&r)
+                )
+            }
+            _ if f.translate => format!(
+                "coalesce(to_jsonb(coalesce({col}->>${lang}, {col}->>'en_US')), 'false'::jsonb)"
+            ),
+            "integer" | "float" | "monetary" => format!("to_jsonb(coalesce({col}, 0))"),
+            "boolean" => format!("to_jsonb(coalesce({col}, false))"),
+            "date" => format!("coalesce(to_jsonb(to_char({col}, 'YYYY-MM-DD')), 'false'::jsonb)"),
+            "datetime" => format!(
+                "coalesce(to_jsonb(to_char({col}, 'YYYY-MM-DD HH24:MI:SS')), 'false'::jsonb)"
+            ),
+            _ => format!("coalesce(to_jsonb({col}), 'false'::jsonb)"),
+        }
+    }
+
+    /// x2many ids as Odoo's `read` gives them: the field's own domain, the comodel's read rules
+    /// (the user must be allowed to read the comodel at all), active lines only, comodel order.
+    fn x2many(&self, r: &Resolved) -> String {
+        let f = &r.field;
+        let Some(co) = f
+            .relation
+            .as_deref()
+            .and_then(|rel| self.models.try_get(rel))
+        else {
+            return "'[]'::jsonb".into();
+        };
+        let c = self.alias("c");
+        let mut filter = String::new();
+        if co.info.has_active {
+            filter.push_str(&format!(" AND {c}.active IS TRUE"));
+        }
+        for (column, value) in &f.line_filter {
+            let literal = match value {
+                domain::Value::Str(v) if crate::data::meta::valid_model_name(v) => format!("'{v}'"),
+                domain::Value::Bool(b) => b.to_string(),
+                _ => continue,
+            };
+            filter.push_str(&format!(" AND {c}.\"{column}\" = {literal}"));
+        }
+        match self.x2many_where(r, &co, &c, true) {
+            Ok(w) => filter.push_str(&w),
+            Err(X2manyRefusal::Denied) => raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "user {} may not read field {}.{} (no read access to {})",
+                    self.user.uid, r.model.info.model, f.name, co.info.model
+                ),
+                None,
+            ),
+            Err(X2manyRefusal::Unenforceable(why)) => {
+                context::fail_closed(&co.info.model, 0, "record rules", &why)
+            }
+        }
+        let order = self.order_sql(&co, &c);
+        let from = match f.ttype.as_str() {
+            "many2many" => {
+                let (Some(rel), Some(c1), Some(c2)) = (&f.relation_table, &f.column1, &f.column2)
+                else {
+                    return "'[]'::jsonb".into();
+                };
+                let rr = self.alias("r");
+                format!(
+                    "FROM public.\"{rel}\" {rr} JOIN public.\"{t}\" {c} ON {c}.id = {rr}.\"{c2}\" WHERE {rr}.\"{c1}\" = {id}",
+                    t = co.table(),
+                    id = r.row_id
+                )
+            }
+            _ => {
+                let Some(inverse) = &f.relation_field else {
+                    return "'[]'::jsonb".into();
+                };
+                format!(
+                    "FROM public.\"{t}\" {c} WHERE {c}.\"{inverse}\" = {id}",
+                    t = co.table(),
+                    id = r.row_id
+                )
+            }
+        };
+        format!("coalesce((SELECT jsonb_agg({c}.id ORDER BY {order}) {from}{filter}), '[]'::jsonb)")
+    }
+
+    /// ORDER BY of `model`'s `_order` on row alias `a`, as Odoo sorts: a many2one by its
+    /// comodel's `_order` (reversed by `desc`), related fields through their path, `id` last.
+    fn order_sql(&self, model: &Rc<ModelMeta>, a: &str) -> String {
+        let mut terms: Vec<String> = self
+            .order_terms(model, &Row::Alias(a.to_string()), 0)
+            .into_iter()
+            .map(|(e, desc)| format!("{e} {}", if desc { "DESC" } else { "ASC" }))
+            .collect();
+        terms.push(format!("{a}.id ASC"));
+        terms.join(", ")
+    }
+
+    fn order_terms(&self, model: &Rc<ModelMeta>, row: &Row, depth: usize) -> Vec<(String, bool)> {
+        // `_order` may name related fields, which the caller-facing `order` parser refuses.
+        let parsed: Vec<(String, bool)> = model
+            .order
+            .split(',')
+            .filter_map(|item| {
+                let mut words = item.split_whitespace();
+                let name = words.next()?.to_string();
+                let desc = words.next().is_some_and(|d| d.eq_ignore_ascii_case("desc"));
+                crate::data::meta::plain_identifier(&name).then_some((name, desc))
+            })
+            .collect();
+        let mut out = vec![];
+        for (name, desc) in parsed {
+            let Ok(r) = self.resolve(model, row, &name, depth) else {
+                continue;
+            };
+            match r.field.ttype.as_str() {
+                "one2many" | "many2many" => {}
+                "many2one" => {
+                    let id = self.m2o_id(&r);
+                    let Some(co) = r
+                        .field
+                        .relation
+                        .as_deref()
+                        .and_then(|c| self.models.try_get(c))
+                    else {
+                        continue;
+                    };
+                    if depth >= 2 || co.order.trim() == "id" {
+                        out.push((id, desc));
+                        continue;
+                    }
+                    let x = self.alias("o");
+                    for (e, d) in self.order_terms(&co, &Row::Alias(x.clone()), depth + 1) {
+                        out.push((
+                            format!(
+                                "(SELECT {e} FROM public.\"{}\" {x} WHERE {x}.id = {id})",
+                                co.table()
+                            ),
+                            d != desc,
+                        ));
+                    }
+                    out.push((id, desc));
+                }
+                _ if r.field.translate => out.push((
+                    format!(
+                        "coalesce({raw}->>${l}, {raw}->>'en_US')",
+                        raw = r.raw,
+                        l = self.lang_param
+                    ),
+                    desc,
+                )),
+                _ => out.push((r.raw.clone(), desc)),
+            }
+        }
+        out
+    }
+
+    /// The field's own domain and the comodel's read rules on alias `c`, as SQL to AND (empty
+    /// when none). Related x2many are computed as the superuser in Odoo: no rules then. With
+    /// `keep` false nothing is added to the parameters (a trial).
+    fn x2many_where(
+        &self,
+        r: &Resolved,
+        co: &Rc<ModelMeta>,
+        c: &str,
+        keep: bool,
+    ) -> Result<String, X2manyRefusal> {
+        let rule = if self.user.superuser || r.hops > 0 {
+            None
+        } else {
+            let model = co.info.model.clone();
+            let cached = self.comodel_rules.borrow().get(&model).cloned();
+            let (allowed, rule) = cached.unwrap_or_else(|| {
+                let ctx = context::load(self.user.uid, &model, Operation::Read);
+                let loaded = (ctx.allowed, ctx.rule_domain(&model));
+                self.comodel_rules
+                    .borrow_mut()
+                    .insert(model, loaded.clone());
+                loaded
+            });
+            if !allowed {
+                return Err(X2manyRefusal::Denied);
+            }
+            rule
+        };
+        let own = api_gateway_core::fields::x2many_domain(&r.model.info.model, &r.field.name)
+            .and_then(|d| domain::parse(d).ok())
+            .unwrap_or(Domain::True);
+        if rule.is_none() && own == Domain::True {
+            return Ok(String::new());
+        }
+        let opts = CompileOptions {
+            lang: &self.user.lang,
+            company_id: self.user.company_id,
+            active_test: false,
+        };
+        let first = self.params.borrow().len() + 1;
+        let sql =
+            domain::compile_search(&own, rule.as_ref(), &co.info, self.models, c, first, &opts)
+                .map_err(|e| X2manyRefusal::Unenforceable(e.to_string()))?;
+        if keep {
+            self.params.borrow_mut().extend(sql.params);
+        }
+        Ok(format!(" AND ({})", sql.text))
+    }
+
+    /// Whether the x2many `name` can be read by this user (comodel readable, rules enforceable):
+    /// the default field list leaves out the ones that cannot.
+    pub fn x2many_readable(&self, model: &Rc<ModelMeta>, name: &str) -> bool {
+        let Ok(r) = self.resolve(model, &Row::Alias("t".into()), name, 0) else {
+            return false;
+        };
+        if !matches!(r.field.ttype.as_str(), "one2many" | "many2many") {
+            return true;
+        }
+        let Some(co) = r
+            .field
+            .relation
+            .as_deref()
+            .and_then(|c| self.models.try_get(c))
+        else {
+            return false;
+        };
+        self.x2many_where(&r, &co, "c0", false).is_ok()
+    }
+
+    pub fn into_params(self) -> Vec<Param> {
+        self.params.into_inner()
+    }
+}
