@@ -286,8 +286,11 @@ fn forward_upstream_keys_are_renewed_by_maintenance_before_they_expire() {
     assert!(!dumped, "upstream_key must not be in pg_dump");
     tx.batch_execute("ALTER TABLE api_gateway.upstream_key DISABLE TRIGGER upstream_key_removed")
         .unwrap();
-    tx.execute("DELETE FROM api_gateway.upstream_key WHERE client_id = $1", &[&client])
-        .unwrap();
+    tx.execute(
+        "DELETE FROM api_gateway.upstream_key WHERE client_id = $1",
+        &[&client],
+    )
+    .unwrap();
     tx.batch_execute("ALTER TABLE api_gateway.upstream_key ENABLE TRIGGER upstream_key_removed")
         .unwrap();
     assert_eq!(odoo_rows(&mut tx, &client).len(), 1);
