@@ -8,5 +8,6 @@ mod forward;
 mod oauth;
 mod privileges;
 mod records;
+mod review;
 mod security;
 mod server;
