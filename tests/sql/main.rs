@@ -1,11 +1,13 @@
 //! SQL integration tests: the extension's functions called over a real connection.
 mod admin;
+mod cache;
 mod data;
 mod forward;
 mod foundation;
 mod gate;
 mod least_privilege;
 mod observability;
+mod rate_limit;
 mod read_fidelity;
 mod review;
 mod webhooks;
