@@ -334,9 +334,9 @@ def section_http(r: Results) -> list[str]:
 def section_webhooks(r: Results) -> list[str]:
     g = lambda id: r.get("webhooks", id)  # noqa: E731
     t = Table(ours="one webhook", baseline="no webhook")
-    cases = (("a", "capture (worker awake, not delivering)", 0.7),
-             ("b", "capture while the worker delivers to a local receiver", None),
-             ("c", "capture with no worker running (a NOTIFY at every commit), one run", None))
+    cases = (("a", "capture with no worker running", 0.75),
+             ("c", "capture with an idle worker running (polling; its requests hang)", 0.75),
+             ("b", "capture while the worker delivers to a local receiver", None))
     for case, text, target in cases:
         t.add(f"single-row INSERTs into res_partner, 4 clients: {text}",
               lambda case=case: (tps(g(f"capture_hook_{case}")), tps(g(f"capture_none_{case}")),
@@ -469,8 +469,9 @@ does the same with short runs, for working on the scripts.
   protocol (`-M extended`, unnamed statements). Three rounds of 6 s runs. wrk, the front and
   PostgreSQL share the cores, as they would on one box.
 - `bench/webhooks.sh`: pgbench single-row INSERTs into res_partner (simple protocol, 4 clients,
-  5 s runs, 5 interleaved rounds, medians) with one active webhook vs none; in case A a session
-  holds the worker's "awake" lock, as a busy worker does, so capture sends no NOTIFY. Delivery:
+  5 s runs, 5 interleaved rounds, medians) with one active webhook vs none: with no worker, with
+  an idle worker (running and polling, its requests hanging on an endpoint that never answers)
+  and with the worker delivering every event to a local receiver. Delivery:
   the `webhook_bench` example (front/examples) runs the real worker and an axum receiver in one
   process, with 1, 10 and 100 webhooks on the model.
 - `bench/stats.sh`: 1,000,000 generated log rows inserted through `api_gateway.request_log`
