@@ -1175,6 +1175,8 @@ BEGIN
     PERFORM api_gateway._webhook_sync(t.table_name) FROM (SELECT DISTINCT table_name FROM api_gateway.webhook) t;
 EXCEPTION WHEN OTHERS THEN
     RAISE WARNING 'api_gateway could not update its webhook triggers (%); save a webhook of each model again', SQLERRM;
+END;
+$$;
 
 -- == fwd (issue 15): writes and business methods forwarded to Odoo's JSON-2 ==
 -- SQL writes are opt-in per model.
