@@ -1,5 +1,5 @@
 # The project's commands. Each one installs what it needs first (see scripts/setup.sh).
-.PHONY: demo test bench fmt chaos
+.PHONY: demo test bench fmt chaos test-odoo
 
 demo:
 	@scripts/demo.sh
@@ -16,3 +16,8 @@ chaos:
 
 fmt:
 	cargo fmt --all
+
+# Issue 15's scenarios against a real Odoo 19 (ODOO_URL, ODOO_DATABASE, DATABASE_URL); skips
+# loudly when no Odoo answers.
+test-odoo:
+	tests/odoo/run.sh

@@ -57,6 +57,7 @@ say "database $DB: the mini fixture and 2,000 more partners"
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
 q -f "$BENCH_ROOT/tests/fixtures/odoo19_mini.sql" >/dev/null
 q -c 'CREATE EXTENSION api_gateway' >/dev/null
+q -c "UPDATE api_gateway.settings SET sql_write_models = '{res.partner}'" >/dev/null
 q -f "$BENCH_DIR/sql/partners.sql" >/dev/null
 # The demo user gets a limit nobody reaches in a run (no 429), and an OAuth2 client acting as it.
 JWT=$(q <<SQL

@@ -13,6 +13,9 @@ RUN=$ROOT/target/demo; mkdir -p "$RUN"
 step "demo database $DB"
 if psql -X -qAt -d "$DB" -c "SELECT 1 FROM pg_extension WHERE extname = 'api_gateway'" 2>/dev/null | grep -q 1; then
     psql -X -q -d "$DB" -c "ALTER EXTENSION api_gateway UPDATE" >/dev/null
+    # 0.4.0 made SQL writes opt-in per model: the demo fixture keeps its partner and product writes.
+    psql -X -q -d "$DB" -c "UPDATE api_gateway.settings SET sql_write_models = '{res.partner,product.template}' \
+        WHERE sql_write_models = '{}'" >/dev/null
     echo "reusing $DB"
 else
     load_fixture_db "$DB" "$ROOT/tests/fixtures/odoo19_mini.sql"

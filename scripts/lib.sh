@@ -25,6 +25,9 @@ load_fixture_db() {
         *) psql -q -X -v ON_ERROR_STOP=1 -d "$db" -f "$file" >/dev/null ;;
     esac
     psql -q -X -v ON_ERROR_STOP=1 -d "$db" -c "CREATE EXTENSION api_gateway" >/dev/null
+    # The suites write partners and products through the SQL writes (opt-in per model since 0.4.0).
+    psql -q -X -v ON_ERROR_STOP=1 -d "$db" \
+        -c "UPDATE api_gateway.settings SET sql_write_models = '{${SQL_WRITE_MODELS:-res.partner,product.template}}'" >/dev/null
 }
 
 # Puts api_gateway in shared_preload_libraries of the cluster at $PGHOST (keeping what is already

@@ -33,6 +33,7 @@ pgrx::extension_sql_file!(
     requires = ["gate", api::rate_limit::_shared_counters]
 );
 pgrx::extension_sql_file!("sql/webhooks.sql", name = "webhooks", requires = ["gate"]);
+pgrx::extension_sql_file!("sql/forward.sql", name = "forward", requires = ["gate"]);
 pgrx::extension_sql_file!("sql/describe.sql", name = "describe", requires = ["gate"]);
 pgrx::extension_sql_file!(
     "sql/security_cache.sql",

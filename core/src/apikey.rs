@@ -170,6 +170,23 @@ fn derive(key: &str, rounds: u32, salt: &[u8]) -> [u8; CHECKSUM_BYTES] {
     out
 }
 
+/// PBKDF2 rounds of Odoo 19's `KEY_CRYPT_CONTEXT` (odoo/addons/base/models/res_users.py).
+pub const ODOO_ROUNDS: u32 = 6000;
+
+/// Salt length passlib's pbkdf2_sha512 uses by default, in bytes.
+pub const ODOO_SALT_BYTES: usize = 16;
+
+/// A new key as Odoo 19's `res.users.apikeys._generate` makes it: 20 random bytes in lowercase
+/// hex, hashed with pbkdf2_sha512 (6000 rounds, 16-byte random salt). Returns (key, stored hash);
+/// the index is `key_index(&key)`.
+pub fn generate_key() -> (String, String) {
+    let key = crate::secrets::random_token(40, crate::secrets::HEX_LOWER);
+    let mut salt = [0u8; ODOO_SALT_BYTES];
+    crate::secrets::fill_random(&mut salt);
+    let hash = hash_key(&key, ODOO_ROUNDS, &salt);
+    (key, hash)
+}
+
 /// SHA-256 of the key: the only form in which a verification cache may remember a key, so a
 /// memory dump of the cache does not reveal usable keys.
 pub fn cache_digest(key: &str) -> [u8; 32] {
@@ -198,6 +215,20 @@ pub fn ab64_decode(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_keys_are_odoo_keys_that_verify() {
+        let (key, hash) = generate_key();
+        let (other, other_hash) = generate_key();
+        assert!(looks_like_odoo_key(&key), "{key}");
+        assert_ne!(key, other);
+        assert_ne!(hash, other_hash);
+        assert!(hash.starts_with("$pbkdf2-sha512$6000$"), "{hash}");
+        assert_eq!(parse_hash(&hash).unwrap().salt.len(), ODOO_SALT_BYTES);
+        assert!(verify_key(&key, &hash));
+        assert!(!verify_key(&other, &hash));
+        assert_eq!(key_index(&key), Some(&key[..8]));
+    }
     use proptest::prelude::*;
 
     /// odoo19.md §1.7: the fixture's admin key and its stored hash (checked with passlib 1.7.4).

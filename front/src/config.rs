@@ -83,6 +83,7 @@ pub struct WorkerArgs {
 
 const SERVE_AFTER_HELP: &str = "\
 Routes: GET/POST /api/v1/<model>, GET/PUT/PATCH/DELETE /api/v1/<model>/<id>, GET /api/v1/ping,
+POST /api/v1/<model>/call/<method> and /api/v1/<model>/<id>/call/<method> (with --odoo-url),
 POST /api/oauth/token|revoke|introspect, GET /api/openapi.json, GET /api/docs, GET /health/live|ready.
 GET /metrics, GET /api/gateway/dashboard, GET /api/gateway/stats/..., the admin console
 /api/gateway/admin/ and its API /api/gateway/admin/api/... (admin).
@@ -282,6 +283,23 @@ pub struct ServeArgs {
     /// `api-gateway worker` process does it.
     #[arg(long, env = "API_GATEWAY_WEBHOOKS", default_value_t = false, action = clap::ArgAction::Set)]
     pub webhooks: bool,
+
+    /// Odoo's URL (e.g. http://127.0.0.1:8069). When set, writes (POST, PUT/PATCH, DELETE on
+    /// /api/v1/<model>[/<id>]) and business methods (/api/v1/<model>[/<id>]/call/<method>) are
+    /// forwarded to Odoo's JSON-2 API as the authenticated user, after the gate passed; reads stay
+    /// in SQL. Unset: writes go to the extension's SQL writes (models in
+    /// settings.sql_write_models only) and method calls get 501.
+    #[arg(long, env = "ODOO_URL")]
+    pub odoo_url: Option<String>,
+
+    /// Odoo database name, sent as X-Odoo-Database with every forwarded call (needed when Odoo
+    /// serves several databases and its dbfilter cannot pick one from the host name).
+    #[arg(long, env = "ODOO_DATABASE")]
+    pub odoo_database: Option<String>,
+
+    /// How long a forwarded call may take before the client gets 504, in milliseconds.
+    #[arg(long, env = "API_GATEWAY_ODOO_TIMEOUT_MS", default_value_t = 30000)]
+    pub odoo_timeout_ms: u64,
 
     #[command(flatten)]
     pub webhook: WebhookArgs,

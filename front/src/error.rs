@@ -40,6 +40,24 @@ pub mod kind {
     pub const TIMEOUT: (&str, &str) = ("timeout", "Request timed out");
     pub const UNAVAILABLE: (&str, &str) = ("unavailable", "Database unavailable");
     pub const INTERNAL: (&str, &str) = ("internal", "Internal error");
+    /// Odoo refused the call (UserError, ValidationError): its message is the detail.
+    pub const ODOO_REFUSED: (&str, &str) = ("odoo-refused", "Refused by Odoo");
+    pub const UPSTREAM_ERROR: (&str, &str) = ("upstream-error", "Bad answer from Odoo");
+    pub const UPSTREAM_UNAVAILABLE: (&str, &str) = ("upstream-unavailable", "Odoo unavailable");
+    pub const UPSTREAM_TIMEOUT: (&str, &str) = ("upstream-timeout", "Odoo did not answer in time");
+    pub const NOT_IMPLEMENTED: (&str, &str) = ("not-implemented", "Not implemented");
+    pub const SQL_WRITE_REFUSED: (&str, &str) = (
+        "writes-through-odoo",
+        "Writes to this model go through Odoo",
+    );
+    pub const IDEMPOTENCY_MISMATCH: (&str, &str) = (
+        "idempotency-key-reused",
+        "Idempotency key reused for another request",
+    );
+    pub const IDEMPOTENCY_IN_FLIGHT: (&str, &str) = (
+        "idempotency-key-in-flight",
+        "A request with this idempotency key is in progress",
+    );
 }
 
 /// An RFC 9457 problem, with the headers that go with it (WWW-Authenticate, RateLimit, ...).

@@ -407,6 +407,23 @@ pub async fn run(
     })
 }
 
+/// The gate alone, for a call forwarded to Odoo: the pass and the connection it ran on (to read
+/// the upstream credential or an idempotency key before the connection goes back to the pool).
+pub async fn pass(
+    state: &AppState,
+    ctx: &Ctx,
+) -> Result<(Gate, deadpool_postgres::Client), Problem> {
+    let turn = state.auth_guard.admit(ctx.ip).await?;
+    let client = state.pool.get().await?;
+    let gate = authenticate_on(&client, state.config.statement_timeout_ms, ctx).await?;
+    if !gate.passed() {
+        drop(client);
+        note_failure(state, ctx, &gate, turn.is_some()).await;
+        return Err(gate.denial(ctx.method_name()));
+    }
+    Ok((gate, client))
+}
+
 /// A 401 (credentials the gate could not accept) counts against the client IP
 /// (`--auth-failure-limit`); other denials (scope, IP list, quota) do not: the caller is known.
 /// A throttled IP (one that had to take a turn) keeps its turn `delay` longer, its database

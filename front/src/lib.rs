@@ -11,6 +11,7 @@ pub mod gate;
 pub mod guard;
 pub mod net;
 pub mod obs;
+pub mod odoo;
 pub mod openapi;
 pub mod routes;
 pub mod server;
@@ -60,6 +61,10 @@ impl Settings {
                     .collect(),
                 public_url: args.public_url.trim_end_matches('/').to_string(),
                 refresh: Duration::from_secs(args.openapi_refresh_s.max(1)),
+                methods: args
+                    .odoo_url
+                    .as_deref()
+                    .is_some_and(|u| !u.trim().is_empty()),
             },
             cors_origins: args
                 .cors_origins
@@ -82,6 +87,8 @@ pub struct AppState {
     pub obs: Arc<obs::Obs>,
     /// Throttling of IPs that keep failing authentication (src/guard.rs).
     pub auth_guard: Arc<guard::AuthGuard>,
+    /// Odoo's JSON-2 API, when writes are forwarded (`--odoo-url`).
+    pub odoo: Option<Arc<odoo::Upstream>>,
 }
 
 impl AppState {
@@ -98,6 +105,7 @@ impl AppState {
                 Duration::from_millis(args.pool_timeout_ms),
                 Duration::from_millis(args.auth_failure_delay_ms),
             )),
+            odoo: None,
         }
     }
 }
@@ -115,6 +123,14 @@ pub fn app(state: AppState) -> Router {
                 .put(routes::records::write)
                 .patch(routes::records::write)
                 .delete(routes::records::unlink),
+        )
+        .route(
+            "/api/v1/{model}/call/{method}",
+            post(routes::records::call_model),
+        )
+        .route(
+            "/api/v1/{model}/{id}/call/{method}",
+            post(routes::records::call_record),
         )
         .route("/api/oauth/token", post(routes::oauth::token))
         .route("/api/oauth/revoke", post(routes::oauth::revoke))
@@ -228,13 +244,19 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
                 Method::PATCH,
                 Method::DELETE,
             ])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                header::HeaderName::from_static("idempotency-key"),
+            ])
             .expose_headers([
                 header::LOCATION,
                 header::RETRY_AFTER,
                 header::WWW_AUTHENTICATE,
                 header::HeaderName::from_static("ratelimit"),
                 header::HeaderName::from_static("ratelimit-policy"),
+                header::HeaderName::from_static("idempotent-replayed"),
             ])
             .max_age(Duration::from_secs(600)),
     )
@@ -288,7 +310,16 @@ pub async fn serve_on(
     }
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let grace = Duration::from_secs(args.shutdown_grace_s);
-    let state = AppState::new(pool, &args);
+    let mut state = AppState::new(pool, &args);
+    if let Some(url) = args.odoo_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        let upstream =
+            odoo::Upstream::new(url, args.odoo_database.as_deref(), args.odoo_timeout_ms)?;
+        tracing::info!(
+            "writes and method calls are forwarded to Odoo at {}",
+            url.trim()
+        );
+        state.odoo = Some(Arc::new(upstream));
+    }
     let refresher = state
         .config
         .docs

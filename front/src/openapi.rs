@@ -18,6 +18,9 @@ pub struct Options {
     /// Public base URL for `servers`; empty = none (same origin).
     pub public_url: String,
     pub refresh: Duration,
+    /// Whether writes and method calls are forwarded to Odoo (`--odoo-url`): the method routes
+    /// are described only then (without it they answer 501).
+    pub methods: bool,
 }
 
 /// The current document, serialized, and the fingerprint of the metadata it was built from.
@@ -81,7 +84,7 @@ pub async fn refresh(state: &AppState) -> Result<Arc<Document>, String> {
         return Ok(doc);
     }
     let n = models.as_object().map_or(0, Map::len);
-    let spec = generate(&version, &models, &opts.public_url);
+    let spec = generate(&version, &models, &opts.public_url, opts.methods);
     let json = serde_json::to_vec(&spec).map_err(|e| e.to_string())?;
     tracing::info!(
         "OpenAPI document generated: {n} models, {} bytes",
@@ -329,7 +332,7 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
         "post": {
             "tags": [tag], "operationId": format!("create{suffix}"),
             "summary": format!("Create a record ({label})"),
-            "parameters": common.clone(), "security": security("write"),
+            "parameters": common.iter().cloned().chain([param("Idempotency-Key")]).collect::<Vec<_>>(), "security": security("write"),
             "requestBody": {"required": true, "content": {"application/json": {"schema": create}}},
             "responses": gated_responses(("201", json!({
                 "description": "Created; Location points to the new record",
@@ -342,6 +345,11 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
     });
     let id_params: Vec<Value> = common.iter().cloned().chain([param("id")]).collect();
     let read_params: Vec<Value> = id_params.iter().cloned().chain([param("fields")]).collect();
+    let id_params_keyed: Vec<Value> = id_params
+        .iter()
+        .cloned()
+        .chain([param("Idempotency-Key")])
+        .collect();
     let no_content = json!({"description": "Done", "headers": rate_headers()});
     let item = json!({
         "get": {
@@ -355,29 +363,60 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
             "tags": [tag], "operationId": format!("write{suffix}"),
             "summary": format!("Update a record ({label})"),
             "description": "Odoo `write`: only the given fields change (PUT and PATCH are the same).",
-            "parameters": id_params.clone(), "security": security("write"),
+            "parameters": id_params_keyed.clone(), "security": security("write"),
             "requestBody": {"required": true, "content": {"application/json": {"schema": write.clone()}}},
             "responses": gated_responses(("204", no_content.clone())),
         },
         "patch": {
             "tags": [tag], "operationId": format!("patch{suffix}"),
             "summary": format!("Update a record ({label})"),
-            "parameters": id_params.clone(), "security": security("write"),
+            "parameters": id_params_keyed.clone(), "security": security("write"),
             "requestBody": {"required": true, "content": {"application/json": {"schema": write}}},
             "responses": gated_responses(("204", no_content.clone())),
         },
         "delete": {
             "tags": [tag], "operationId": format!("unlink{suffix}"),
             "summary": format!("Delete a record ({label})"),
-            "parameters": id_params, "security": security("delete"),
+            "parameters": id_params_keyed, "security": security("delete"),
             "responses": gated_responses(("204", no_content)),
         },
     });
     (collection, item)
 }
 
+/// The business method routes (forwarded to Odoo's JSON-2; 501 without --odoo-url).
+fn method_paths() -> (Value, Value) {
+    let op = |id: &str, summary: &str, description: &str, params: Vec<Value>| {
+        json!({"post": {
+            "tags": ["any model"], "operationId": id, "summary": summary, "description": description,
+            "parameters": params, "security": security("write"),
+            "requestBody": {"required": true, "content": {"application/json": {"schema": schema_ref("MethodCall")}}},
+            "responses": gated_responses(("200", ok_json("The method's return value", schema_ref("MethodResult")))),
+        }})
+    };
+    (
+        op(
+            "call_model_method",
+            "Call a model method in Odoo",
+            "Odoo JSON-2 `/json/2/<model>/<method>` without ids (an `@api.model` method), as the caller's Odoo user. Odoo's errors come back as problems with Odoo's message: 422 UserError/ValidationError, 403 AccessError, 404 MissingError, 409 LockError, 400 bad arguments. Needs `--odoo-url` (else 501).",
+            vec![param("model"), param("method"), param("Idempotency-Key")],
+        ),
+        op(
+            "call_record_method",
+            "Call a method on one record in Odoo",
+            "Odoo JSON-2 `/json/2/<model>/<method>` with `ids: [id]`, e.g. `action_confirm` on a sale.order. Needs `--odoo-url` (else 501).",
+            vec![
+                param("model"),
+                param("id"),
+                param("method"),
+                param("Idempotency-Key"),
+            ],
+        ),
+    )
+}
+
 /// The whole document.
-pub fn generate(version: &str, models: &Value, public_url: &str) -> Value {
+pub fn generate(version: &str, models: &Value, public_url: &str, methods: bool) -> Value {
     let token_url = format!("{public_url}/api/oauth/token");
     let mut paths = Map::new();
     let mut schemas = base_schemas();
@@ -408,6 +447,11 @@ pub fn generate(version: &str, models: &Value, public_url: &str) -> Value {
     let (collection, item) = record_paths(None);
     paths.insert("/api/v1/{model}".into(), collection);
     paths.insert("/api/v1/{model}/{id}".into(), item);
+    if methods {
+        let (model_call, record_call) = method_paths();
+        paths.insert("/api/v1/{model}/call/{method}".into(), model_call);
+        paths.insert("/api/v1/{model}/{id}/call/{method}".into(), record_call);
+    }
     paths.extend(oauth_paths());
     paths.insert(
         "/health/live".into(),
@@ -502,6 +546,13 @@ fn parameters() -> Value {
         "count": {"name": "count", "in": "query", "required": false,
             "description": "Also return the total number of matching records",
             "schema": {"type": "boolean"}},
+        "method": {"name": "method", "in": "path", "required": true,
+            "description": "A public method of the model (Odoo refuses private and _-prefixed ones)",
+            "schema": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 128},
+            "example": "action_confirm"},
+        "Idempotency-Key": {"name": "Idempotency-Key", "in": "header", "required": false,
+            "description": "With --odoo-url: a unique key per request (draft-ietf-httpapi-idempotency-key-header); a retry with the same key and request gets the first answer again (Idempotent-Replayed: true) for 24 hours, another request with it 422, a duplicate while the first runs 409",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 257}},
     })
 }
 
@@ -542,6 +593,11 @@ fn base_schemas() -> Map<String, Value> {
             "time": {"type": "string", "description": "Database time, UTC"},
             "version": {"type": "string", "description": "Extension version"}}},
         "Created": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+        "MethodCall": {"type": "object", "description": "The method's keyword arguments, plus an optional Odoo context",
+            "properties": {"context": {"type": "object", "description": "Odoo context, e.g. {\"lang\": \"fr_FR\"}"}},
+            "additionalProperties": true},
+        "MethodResult": {"type": "object", "required": ["result"], "properties": {
+            "result": {"description": "What the method returned (recordsets as lists of ids)"}}},
         "Record": {"type": "object", "properties": {"id": {"type": "integer"}},
             "additionalProperties": true},
         "Health": {"type": "object", "required": ["status"], "properties": {
@@ -615,7 +671,7 @@ mod tests {
                      "selection": [["contact", "Contact"], ["invoice", "Invoice"]]},
             "parent_id": {"type": "many2one", "string": "Parent", "required": false, "readonly": false, "relation": "res.partner", "selection": null},
             "display_name": {"type": "char", "string": "Display Name", "required": false, "readonly": true, "relation": null, "selection": null}}}});
-        let doc = generate("0.3.0", &models, "");
+        let doc = generate("0.3.0", &models, "", true);
         assert_eq!(doc["openapi"], "3.1.0");
         assert!(doc["paths"]["/api/v1/res.partner"]["get"].is_object());
         assert!(doc["paths"]["/api/v1/res.partner/{id}"]["delete"].is_object());
@@ -635,5 +691,15 @@ mod tests {
             "res.partner"
         );
         assert!(doc.get("servers").is_none());
+        let call = &doc["paths"]["/api/v1/{model}/{id}/call/{method}"]["post"];
+        assert_eq!(call["security"][0]["oauth2"], json!(["write"]));
+        assert_eq!(
+            call["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/MethodResult"
+        );
+        assert!(doc["paths"]["/api/v1/{model}/call/{method}"]["post"].is_object());
+        assert!(doc["components"]["parameters"]["method"].is_object());
+        let without = generate("0.3.0", &models, "", false);
+        assert!(without["paths"]["/api/v1/{model}/call/{method}"].is_null());
     }
 }

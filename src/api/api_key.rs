@@ -167,3 +167,20 @@ fn verify_api_key(key: Option<&str>, scope: default!(Option<&str>, "'rpc'")) -> 
     let (key, scope) = (key?, scope?);
     verify(key, scope)
 }
+
+/// `api_gateway._new_odoo_api_key() RETURNS TABLE(key, index, hash)`: a new Odoo API key made as
+/// Odoo 19 makes them (`res.users.apikeys._generate`), for the upstream keys of OAuth2 clients
+/// (`api_gateway.upstream_key`). Owner only (finalize revokes every function from PUBLIC).
+#[pg_extern(volatile, parallel_safe)]
+fn _new_odoo_api_key() -> TableIterator<
+    'static,
+    (
+        name!(key, String),
+        name!(index, String),
+        name!(hash, String),
+    ),
+> {
+    let (key, hash) = apikey::generate_key();
+    let index = apikey::key_index(&key).unwrap_or_default().to_string();
+    TableIterator::once((key, index, hash))
+}

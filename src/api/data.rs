@@ -1,7 +1,7 @@
 //! Odoo-faithful reads and writes on any model, as the given Odoo user:
 //! `search_read`, `search_count`, `read`, `create`, `write`, `unlink`, `check_access`.
 use crate::data::{self, Operation, context, read};
-use crate::error::raise;
+use crate::error::{raise, spi};
 use crate::spi::RawJsonb;
 use pgrx::prelude::*;
 
@@ -104,6 +104,36 @@ fn data_read(
     })
 }
 
+/// SQL writes are opt-in per model (`settings.sql_write_models`): they skip Odoo's Python
+/// (defaults, computed fields, sequences, constraints, business rules), so any other model is
+/// refused with 0A000 before anything is checked or written.
+fn require_sql_writes(model: &str) {
+    let listed: Option<bool> = spi(Spi::connect(|c| {
+        c.select(
+            // Read through to_jsonb: between the library's replacement and ALTER EXTENSION
+            // UPDATE to 0.4.0 the column does not exist yet, and writes keep working as before.
+            "SELECT CASE WHEN to_jsonb(s) ? 'sql_write_models' \
+                         THEN (to_jsonb(s) -> 'sql_write_models') ? $1 ELSE true END \
+               FROM api_gateway.settings s",
+            Some(1),
+            &[model.into()],
+        )?
+        .first()
+        .get_one::<bool>()
+    }));
+    if listed != Some(true) {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!(
+                "SQL writes to {model} are off: its writes must go through Odoo (its JSON-2 API, or api-gateway serve --odoo-url)"
+            ),
+            Some(
+                "a SQL write skips Odoo's Python (defaults, computed fields, sequences, constraints, business rules); to allow it anyway for a model, add the model to api_gateway.settings.sql_write_models",
+            ),
+        )
+    }
+}
+
 /// `api_gateway.create(uid, model, vals jsonb) RETURNS integer`: the new record's id.
 #[pg_extern(volatile, security_definer, name = "create")]
 #[search_path(pg_catalog, public, pg_temp)]
@@ -111,6 +141,7 @@ fn data_create(uid: Option<i32>, model: Option<&str>, vals: Option<pgrx::JsonB>)
     let uid = required(uid, "uid");
     let model = required(model, "model");
     let vals = required(vals, "vals");
+    require_sql_writes(model);
     data::write::create(uid, model, &vals.0)
 }
 
@@ -128,6 +159,7 @@ fn data_write(
     let model = required(model, "model");
     let Some(id) = id else { return false };
     let vals = required(vals, "vals");
+    require_sql_writes(model);
     data::write::write(uid, model, id, &vals.0)
 }
 
@@ -138,6 +170,7 @@ fn data_unlink(uid: Option<i32>, model: Option<&str>, id: Option<i32>) -> bool {
     let uid = required(uid, "uid");
     let model = required(model, "model");
     let Some(id) = id else { return false };
+    require_sql_writes(model);
     data::write::unlink(uid, model, id)
 }
 

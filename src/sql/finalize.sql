@@ -53,7 +53,12 @@ BEGIN
         'api_gateway.log_level()',
         'api_gateway.ensure_log_partitions(integer)',
         'api_gateway.run_maintenance(text)',
-        'api_gateway.metrics_gauges()']
+        'api_gateway.metrics_gauges()',
+        -- --odoo-url: the OAuth2 clients' upstream Odoo keys and the idempotency keys.
+        'api_gateway.upstream_key(text)',
+        'api_gateway.idempotency_begin(text, text, text, integer)',
+        'api_gateway.idempotency_finish(text, text, text, integer, jsonb, jsonb)',
+        'api_gateway.idempotency_release(text, text, text)']
         -- The dashboard's and the console's families, whole: stats_* and admin_*.
         || ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
                   WHERE p.pronamespace = 'api_gateway'::regnamespace

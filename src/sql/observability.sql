@@ -164,7 +164,9 @@ $$;
 -- `run_maintenance(job)`: 'logs' (retention: drop old partitions, delete old default rows in
 -- batches, prepare the next partitions, trim rollups older than a year), 'webhook_jobs'
 -- (delivered/dead jobs past retention), 'secret_display' (one-time secret displays), 'tokens'
--- (tokens expired more than 7 days ago), 'throttles' (ended rate-limit windows), or 'all'.
+-- (tokens expired more than 7 days ago), 'throttles' (ended rate-limit windows),
+-- 'upstream_keys' (OAuth2 clients' Odoo keys: renew those with less than 7 days left, remove
+-- expired ones), 'idempotency' (idempotency keys older than 24 hours), or 'all'.
 CREATE FUNCTION api_gateway.run_maintenance(job text DEFAULT 'all') RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -172,6 +174,7 @@ DECLARE
     cutoff timestamptz;
     part record;
     n bigint;
+    orphans bigint := 0;
     dropped integer := 0;
     result jsonb;
 BEGIN
@@ -181,10 +184,12 @@ BEGIN
             'webhook_jobs', api_gateway.run_maintenance('webhook_jobs'),
             'secret_display', api_gateway.run_maintenance('secret_display'),
             'tokens', api_gateway.run_maintenance('tokens'),
-            'throttles', api_gateway.run_maintenance('throttles'));
+            'throttles', api_gateway.run_maintenance('throttles'),
+            'upstream_keys', api_gateway.run_maintenance('upstream_keys'),
+            'idempotency', api_gateway.run_maintenance('idempotency'));
     END IF;
-    IF job NOT IN ('logs', 'webhook_jobs', 'secret_display', 'tokens', 'throttles') THEN
-        RAISE EXCEPTION 'unknown maintenance job "%": use logs, webhook_jobs, secret_display, tokens, throttles or all', job
+    IF job NOT IN ('logs', 'webhook_jobs', 'secret_display', 'tokens', 'throttles', 'upstream_keys', 'idempotency') THEN
+        RAISE EXCEPTION 'unknown maintenance job "%": use logs, webhook_jobs, secret_display, tokens, throttles, upstream_keys, idempotency or all', job
             USING ERRCODE = '22023';
     END IF;
     IF NOT pg_try_advisory_xact_lock(hashtext('api_gateway.maintenance'), hashtext(job)) THEN
@@ -228,6 +233,30 @@ BEGIN
         GET DIAGNOSTICS n = ROW_COUNT;
         DELETE FROM api_gateway.signing_key WHERE valid_until < now();
         result := jsonb_build_object('tokens_deleted', n);
+    ELSIF job = 'upstream_keys' THEN
+        DELETE FROM api_gateway.upstream_key u WHERE u.expires_at < now();
+        GET DIAGNOSTICS n = ROW_COUNT;
+        -- The gateway's keys no row knows (after a restore: the plaintexts are not dumped).
+        IF to_regclass('public.res_users_apikeys') IS NOT NULL THEN
+            EXECUTE 'DELETE FROM public.res_users_apikeys k
+                      WHERE k.name LIKE ''api\_gateway: OAuth2 client gw\_%''
+                        AND NOT EXISTS (SELECT 1 FROM api_gateway.upstream_key u WHERE u.apikey_id = k.id)';
+            GET DIAGNOSTICS orphans = ROW_COUNT;
+        END IF;
+        dropped := 0;
+        FOR part IN
+            SELECT DISTINCT u.client_id FROM api_gateway.upstream_key u
+              JOIN api_gateway.client c ON c.client_id = u.client_id AND c.active
+             WHERE u.key IS NOT NULL AND u.expires_at < now() + interval '7 days'
+        LOOP
+            PERFORM api_gateway._renew_upstream_key(part.client_id);
+            dropped := dropped + 1;
+        END LOOP;
+        result := jsonb_build_object('expired_removed', n, 'orphans_removed', orphans, 'renewed', dropped);
+    ELSIF job = 'idempotency' THEN
+        DELETE FROM api_gateway.idempotency i WHERE i.started_at < now() - interval '24 hours';
+        GET DIAGNOSTICS n = ROW_COUNT;
+        result := jsonb_build_object('keys_deleted', n);
     ELSE
         DELETE FROM api_gateway.throttle WHERE window_start + make_interval(secs => window_s) < now();
         GET DIAGNOSTICS n = ROW_COUNT;

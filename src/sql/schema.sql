@@ -19,6 +19,9 @@ CREATE TABLE api_gateway.settings (
     jwt_kid            text    NOT NULL,
     jwt_secret         text    NOT NULL CHECK (length(jwt_secret) >= 32),
     updated_at         timestamptz NOT NULL DEFAULT now(),
+    -- Models api_gateway.create/write/unlink may write in SQL (skipping Odoo's Python); any
+    -- other model's writes must go through Odoo (0A000).
+    sql_write_models   text[]  NOT NULL DEFAULT '{}',
     CHECK (default_limit <= max_limit)
 );
 COMMENT ON TABLE api_gateway.settings IS

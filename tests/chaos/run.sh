@@ -64,6 +64,8 @@ as_postgres psql -q -X -h "$SOCK" -p "$PORT" -d postgres -c "CREATE ROLE \"$(id 
 psql -q -X -d postgres -c "CREATE DATABASE $DB" >/dev/null || fail_setup "CREATE DATABASE"
 psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -f "$ROOT/tests/fixtures/odoo19_mini.sql" >/dev/null || fail_setup "fixture"
 psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -c "CREATE EXTENSION api_gateway" >/dev/null || fail_setup "CREATE EXTENSION api_gateway"
+# The faults are injected around partner writes through the SQL writes (opt-in per model).
+psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -c "UPDATE api_gateway.settings SET sql_write_models = '{res.partner}'" >/dev/null || fail_setup "sql_write_models"
 # The fronts and workers connect as the role a DBA following the docs creates: NOSUPERUSER, given
 # only api_gateway.grant_front and grant_worker (the driver's own checks use the superuser).
 psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -c "CREATE ROLE agw_front NOSUPERUSER LOGIN" \

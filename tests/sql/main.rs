@@ -2,6 +2,7 @@
 mod admin;
 mod cache;
 mod data;
+mod forward;
 mod foundation;
 mod gate;
 mod least_privilege;

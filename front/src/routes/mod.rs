@@ -2,6 +2,7 @@
 pub mod admin;
 pub mod dashboard;
 pub mod docs;
+pub mod forward;
 pub mod health;
 pub mod metrics;
 pub mod oauth;

@@ -1,5 +1,6 @@
 //! `/api/v1/<model>` and `/api/v1/<model>/<id>`: search_read, read, create, write, unlink. Each is
 //! one statement: the gate and, on a pass, the data function.
+use super::forward::{self, Call, Shape};
 use super::query;
 use crate::error::{ApiError, Problem};
 use crate::gate::{self, Ctx, GatedSql};
@@ -132,6 +133,17 @@ pub async fn create(
     let model = query::model(&model)?;
     query::parse(raw.as_deref(), &[])?;
     let vals = body::json_object(&headers, body, state.config.body_limit).await?;
+    if state.odoo.is_some() {
+        let call = Call {
+            body: json!({"vals_list": [vals]}),
+            method: "create".into(),
+            shape: Shape::Created {
+                model: model.clone(),
+            },
+            model,
+        };
+        return forward::forward(&state, &ctx, &headers, call).await;
+    }
     let p = gate::run(
         &state,
         &ctx,
@@ -167,6 +179,15 @@ pub async fn write(
     let id = query::record_id(&id)?;
     query::parse(raw.as_deref(), &[])?;
     let vals = body::json_object(&headers, body, state.config.body_limit).await?;
+    if state.odoo.is_some() {
+        let call = Call {
+            model,
+            method: "write".into(),
+            body: json!({"ids": [id], "vals": vals}),
+            shape: Shape::NoContent,
+        };
+        return forward::forward(&state, &ctx, &headers, call).await;
+    }
     let p = gate::run(
         &state,
         &ctx,
@@ -191,12 +212,22 @@ pub async fn unlink(
     ctx: Ctx,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     ctx.require_credentials()?;
     let Path((model, id)) = path.map_err(path_problem)?;
     let model = query::model(&model)?;
     let id = query::record_id(&id)?;
     query::parse(raw.as_deref(), &[])?;
+    if state.odoo.is_some() {
+        let call = Call {
+            model,
+            method: "unlink".into(),
+            body: json!({"ids": [id]}),
+            shape: Shape::NoContent,
+        };
+        return forward::forward(&state, &ctx, &headers, call).await;
+    }
     let p = gate::run(
         &state,
         &ctx,
@@ -209,4 +240,71 @@ pub async fn unlink(
         Some(true) => Ok(g.respond(StatusCode::NO_CONTENT, None)),
         _ => Err(g.with_headers(missing(&model, id))),
     }
+}
+
+fn method_name(method: &str) -> Result<String, Problem> {
+    if crate::odoo::valid_method(method) {
+        Ok(method.to_string())
+    } else {
+        Err(Problem::not_found(format!(
+            "{:?} is not a method name (letters, digits and _)",
+            crate::error::truncate(method, 80)
+        )))
+    }
+}
+
+/// `POST /api/v1/<model>/call/<method>` with a JSON object of keyword arguments (and an
+/// optional `context`): a model method in Odoo, `{"result": ...}`.
+pub async fn call_model(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    ctx.require_credentials()?;
+    let Path((model, method)) = path.map_err(path_problem)?;
+    let model = query::model(&model)?;
+    let method = method_name(&method)?;
+    query::parse(raw.as_deref(), &[])?;
+    let kwargs = body::json_object(&headers, body, state.config.body_limit).await?;
+    if state.odoo.is_none() {
+        return Err(forward::methods_need_odoo());
+    }
+    let call = Call {
+        model,
+        method,
+        body: forward::method_body(kwargs, None)?,
+        shape: Shape::Result,
+    };
+    forward::forward(&state, &ctx, &headers, call).await
+}
+
+/// `POST /api/v1/<model>/<id>/call/<method>`: a method on one record in Odoo.
+pub async fn call_record(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    ctx.require_credentials()?;
+    let Path((model, id, method)) = path.map_err(path_problem)?;
+    let model = query::model(&model)?;
+    let id = query::record_id(&id)?;
+    let method = method_name(&method)?;
+    query::parse(raw.as_deref(), &[])?;
+    let kwargs = body::json_object(&headers, body, state.config.body_limit).await?;
+    if state.odoo.is_none() {
+        return Err(forward::methods_need_odoo());
+    }
+    let call = Call {
+        model,
+        method,
+        body: forward::method_body(kwargs, Some(id))?,
+        shape: Shape::Result,
+    };
+    forward::forward(&state, &ctx, &headers, call).await
 }

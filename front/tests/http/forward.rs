@@ -1,0 +1,645 @@
+//! Issue 15: writes and business methods forwarded to Odoo's JSON-2 (`--odoo-url`), against a
+//! small JSON-2 stand-in served by the test itself (CI has no Odoo; tests/odoo/run.sh runs the
+//! same routes against a real Odoo 19). The stand-in records every call (path, headers, body)
+//! and answers like Odoo 19 does (addons/rpc/controllers/json2.py, odoo/http.py Json2Dispatcher):
+//! a JSON result, or `{name, message, arguments, context, debug}` with Odoo's status.
+use crate::common::*;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    authorization: Option<String>,
+    database: Option<String>,
+    body: Value,
+}
+
+#[derive(Default)]
+struct Odoo {
+    seen: Mutex<Vec<Seen>>,
+    release: tokio::sync::Notify,
+}
+
+struct StandIn {
+    url: String,
+    state: Arc<Odoo>,
+}
+
+impl StandIn {
+    fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+    fn calls_to(&self, path: &str) -> usize {
+        self.seen().iter().filter(|s| s.path == path).count()
+    }
+}
+
+fn odoo_error(status: u16, name: &str, message: &str) -> Response {
+    let code = StatusCode::from_u16(status).unwrap();
+    let body = json!({
+        "name": name,
+        "message": message,
+        "arguments": [message],
+        "context": {},
+        "debug": "Traceback (most recent call last):\n  File \"/odoo/odoo/http.py\", line 2273, in _serve_db\nSECRET_TRACEBACK_LINE",
+    });
+    (code, axum::Json(body)).into_response()
+}
+
+async fn json2(
+    State(state): State<Arc<Odoo>>,
+    Path((model, method)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    state.seen.lock().unwrap().push(Seen {
+        path: format!("{model}/{method}"),
+        authorization: h("authorization"),
+        database: h("x-odoo-database"),
+        body: body.clone(),
+    });
+    match (model.as_str(), method.as_str()) {
+        ("res.partner", "create") => axum::Json(json!([4242])).into_response(),
+        (_, "write" | "unlink" | "action_confirm") => axum::Json(json!(true)).into_response(),
+        ("res.partner", "echo") => axum::Json(json!({"got": body})).into_response(),
+        ("wait.model", _) => {
+            state.release.notified().await;
+            axum::Json(json!([77])).into_response()
+        }
+        ("hang.model", _) => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            axum::Json(json!([1])).into_response()
+        }
+        ("err.user", _) => odoo_error(422, "odoo.exceptions.UserError", "You cannot do that."),
+        ("err.validation", _) => odoo_error(
+            422,
+            "odoo.exceptions.ValidationError",
+            "The dates are wrong.",
+        ),
+        ("err.access", _) => odoo_error(
+            403,
+            "odoo.exceptions.AccessError",
+            "You are not allowed to modify 'Contact' (res.partner) records.",
+        ),
+        ("err.missing", _) => odoo_error(
+            404,
+            "odoo.exceptions.MissingError",
+            "Record does not exist or has been deleted.",
+        ),
+        ("err.lock", _) => odoo_error(
+            409,
+            "odoo.exceptions.LockError",
+            "Cannot lock the record, retry later.",
+        ),
+        ("err.args", _) => odoo_error(
+            422,
+            "werkzeug.exceptions.UnprocessableEntity",
+            "got an unexpected keyword argument 'bogus'",
+        ),
+        ("err.crash", _) => odoo_error(500, "builtins.KeyError", "'secret_internal_column'"),
+        ("err.html", _) => (StatusCode::BAD_GATEWAY, "<html>proxy error</html>").into_response(),
+        _ => odoo_error(
+            404,
+            "werkzeug.exceptions.NotFound",
+            &format!("the model '{model}' does not exist"),
+        ),
+    }
+}
+
+async fn stand_in() -> StandIn {
+    let state = Arc::new(Odoo::default());
+    let app = Router::new()
+        .route("/json/2/{model}/{method}", post(json2))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    StandIn {
+        url: format!("http://{addr}"),
+        state,
+    }
+}
+
+async fn gateway(odoo: &StandIn) -> Server {
+    let url = odoo.url.clone();
+    start_with(move |a| {
+        a.odoo_url = Some(url);
+        a.odoo_database = Some("odoo19".into());
+        a.odoo_timeout_ms = 5000;
+    })
+    .await
+}
+
+fn no_traceback(r: &Resp) {
+    for leak in [
+        "Traceback",
+        "SECRET_TRACEBACK_LINE",
+        "debug",
+        "secret_internal_column",
+    ] {
+        assert!(!r.text.contains(leak), "{leak} leaked: {}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn forwarded_writes_keep_todays_shapes_and_send_json2_calls() {
+    if !mini() {
+        return;
+    }
+    let odoo = stand_in().await;
+    let s = gateway(&odoo).await;
+    let key = api_key("demo");
+    let c = http();
+    let r = send(
+        c.post(s.url("/api/v1/res.partner"))
+            .header("authorization", bearer(&key))
+            .json(&json!({"name": "fwd", "is_company": true})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body, json!({"id": 4242}));
+    assert_eq!(r.header("location"), Some("/api/v1/res.partner/4242"));
+    assert!(r.header("ratelimit").is_some(), "the gate's headers");
+    let r = send(
+        c.patch(s.url("/api/v1/res.partner/7"))
+            .header("authorization", bearer(&key))
+            .json(&json!({"comment": "x"})),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = send(
+        c.put(s.url("/api/v1/res.partner/7"))
+            .header("authorization", bearer(&key))
+            .json(&json!({"comment": "y"})),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = send(
+        c.delete(s.url("/api/v1/res.partner/7"))
+            .header("authorization", bearer(&key)),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let seen = odoo.seen();
+    let shapes: Vec<(&str, &Value)> = seen.iter().map(|s| (s.path.as_str(), &s.body)).collect();
+    assert_eq!(
+        shapes,
+        vec![
+            (
+                "res.partner/create",
+                &json!({"vals_list": [{"name": "fwd", "is_company": true}]})
+            ),
+            (
+                "res.partner/write",
+                &json!({"ids": [7], "vals": {"comment": "x"}})
+            ),
+            (
+                "res.partner/write",
+                &json!({"ids": [7], "vals": {"comment": "y"}})
+            ),
+            ("res.partner/unlink", &json!({"ids": [7]})),
+        ]
+    );
+    for call in &seen {
+        // The caller's own Odoo API key, as the scheme Odoo parses; the database header.
+        assert_eq!(
+            call.authorization.as_deref(),
+            Some(format!("bearer {key}").as_str())
+        );
+        assert_eq!(call.database.as_deref(), Some("odoo19"));
+    }
+}
+
+#[tokio::test]
+async fn the_gate_runs_before_anything_reaches_odoo() {
+    let odoo = stand_in().await;
+    let s = gateway(&odoo).await;
+    let c = http();
+    // No credentials, bad credentials, read-only scope: Odoo never sees the call.
+    let r = send(
+        c.post(s.url("/api/v1/res.partner"))
+            .json(&json!({"name": "x"})),
+    )
+    .await;
+    assert_problem(&r, 401);
+    let r = send(
+        c.post(s.url("/api/v1/res.partner"))
+            .header(
+                "authorization",
+                bearer("0123456789abcdef0123456789abcdef01234567"),
+            )
+            .json(&json!({"name": "x"})),
+    )
+    .await;
+    assert_problem(&r, 401);
+    let read_only = token(2, &["read"]).await;
+    let r = send(
+        c.post(s.url("/api/v1/res.partner"))
+            .header("authorization", bearer(&read_only))
+            .json(&json!({"name": "x"})),
+    )
+    .await;
+    assert_problem(&r, 403);
+    assert_eq!(kind(&r), "insufficient-scope");
+    let r = send(
+        c.post(s.url("/api/v1/res.partner/3/call/action_confirm"))
+            .header("authorization", bearer(&read_only))
+            .json(&json!({})),
+    )
+    .await;
+    assert_problem(&r, 403);
+    let no_delete = token(2, &["read", "write"]).await;
+    let r = send(
+        c.delete(s.url("/api/v1/res.partner/3"))
+            .header("authorization", bearer(&no_delete)),
+    )
+    .await;
+    assert_problem(&r, 403);
+    assert!(odoo.seen().is_empty(), "{:?}", odoo.seen());
+}
+
+#[tokio::test]
+async fn an_oauth2_client_forwards_its_own_upstream_key_which_goes_with_the_client() {
+    let odoo = stand_in().await;
+    let s = gateway(&odoo).await;
+    let (client_id, secret) = new_client(2, &["read", "write"], None).await;
+    let t = token_for(&client_id, &secret).await;
+    let r = send(
+        http()
+            .post(s.url("/api/v1/res.partner"))
+            .header("authorization", bearer(&t))
+            .json(&json!({"name": "via client"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let db = db().await;
+    let key: String = db
+        .query_one(
+            "SELECT key FROM api_gateway.upstream_key WHERE client_id = $1 AND key IS NOT NULL",
+            &[&client_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let seen = odoo.seen();
+    assert_eq!(seen.len(), 1);
+    let sent = seen[0].authorization.clone().unwrap();
+    assert_eq!(sent, format!("bearer {key}"));
+    assert!(!sent.contains(&t), "the access token never goes to Odoo");
+    // The key is an Odoo key of the client's user.
+    let uid: Option<i32> = db
+        .query_one("SELECT api_gateway.verify_api_key($1, 'rpc')", &[&key])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(uid, Some(2));
+    // Not in the response, not in the admin console's client list.
+    assert!(!r.text.contains(&key));
+    let listed: Value = db
+        .query_one("SELECT api_gateway.admin_clients()", &[])
+        .await
+        .map(|row| row.get(0))
+        .unwrap_or(Value::Null);
+    assert!(!listed.to_string().contains(&key));
+    // Deactivated: the key is gone from Odoo, and the gate refuses the token.
+    db.execute(
+        "UPDATE api_gateway.client SET active = false WHERE client_id = $1",
+        &[&client_id],
+    )
+    .await
+    .unwrap();
+    let left: i64 = db
+        .query_one(
+            "SELECT count(*) FROM public.res_users_apikeys WHERE name LIKE 'api_gateway: OAuth2 client ' || $1 || ' %'",
+            &[&client_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    let r = send(
+        http()
+            .post(s.url("/api/v1/res.partner"))
+            .header("authorization", bearer(&t))
+            .json(&json!({"name": "after"})),
+    )
+    .await;
+    assert_problem(&r, 401);
+    assert_eq!(odoo.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn odoo_errors_become_problems_with_odoos_message_and_no_traceback() {
+    let odoo = stand_in().await;
+    let s = gateway(&odoo).await;
+    let t = token(2, &["read", "write", "delete"]).await;
+    for (model, status, kind_, detail) in [
+        ("err.user", 422, "odoo-refused", Some("You cannot do that.")),
+        (
+            "err.validation",
+            422,
+            "odoo-refused",
+            Some("The dates are wrong."),
+        ),
+        (
+            "err.access",
+            403,
+            "forbidden",
+            Some("You are not allowed to modify 'Contact' (res.partner) records."),
+        ),
+        (
+            "err.missing",
+            404,
+            "not-found",
+            Some("Record does not exist or has been deleted."),
+        ),
+        (
+            "err.lock",
+            409,
+            "conflict",
+            Some("Cannot lock the record, retry later."),
+        ),
+        (
+            "err.args",
+            400,
+            "invalid-input",
+            Some("got an unexpected keyword argument 'bogus'"),
+        ),
+        ("err.crash", 502, "upstream-error", None),
+        ("err.html", 502, "upstream-error", None),
+        (
+            "no.such.model",
+            404,
+            "not-found",
+            Some("the model 'no.such.model' does not exist"),
+        ),
+    ] {
+        let r = send(
+            http()
+                .post(s.url(&format!("/api/v1/{model}")))
+                .header("authorization", bearer(&t))
+                .json(&json!({"name": "x"})),
+        )
+        .await;
+        assert_problem(&r, status);
+        assert_eq!(kind(&r), kind_, "{model}: {}", r.text);
+        if let Some(d) = detail {
+            assert_eq!(r.body["detail"], d, "{model}");
+        }
+        no_traceback(&r);
+        assert!(
+            r.header("ratelimit").is_some(),
+            "{model}: the gate's headers"
+        );
+    }
+}
+
+#[tokio::test]
+async fn odoo_down_is_503_with_retry_after_and_too_slow_is_504() {
+    // A port nothing listens on.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let s = start_with(move |a| a.odoo_url = Some(url)).await;
+    let t = token(2, &["read", "write"]).await;
+    let r = send(
+        http()
+            .post(s.url("/api/v1/res.partner"))
+            .header("authorization", bearer(&t))
+            .header("idempotency-key", "down-1")
+            .json(&json!({"name": "x"})),
+    )
+    .await;
+    assert_problem(&r, 503);
+    assert_eq!(kind(&r), "upstream-unavailable");
+    assert_eq!(r.header("retry-after"), Some("5"));
+    // Nothing was written, so the key was released: a retry will run.
+    let held: i64 = db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM api_gateway.idempotency WHERE key = 'down-1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(held, 0);
+
+    let odoo = stand_in().await;
+    let url = odoo.url.clone();
+    let s = start_with(move |a| {
+        a.odoo_url = Some(url);
+        a.odoo_timeout_ms = 300;
+    })
+    .await;
+    let r = send(
+        http()
+            .post(s.url("/api/v1/hang.model"))
+            .header("authorization", bearer(&t))
+            .json(&json!({"name": "x"})),
+    )
+    .await;
+    assert_problem(&r, 504);
+    assert_eq!(kind(&r), "upstream-timeout");
+}
+
+#[tokio::test]
+async fn business_methods_on_records_and_models() {
+    let odoo = stand_in().await;
+    let s = gateway(&odoo).await;
+    let t = token(2, &["read", "write"]).await;
+    let c = http();
+    let r = send(
+        c.post(s.url("/api/v1/sale.order/12/call/action_confirm"))
+            .header("authorization", bearer(&t))
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body, json!({"result": true}));
+    let r = send(
+        c.post(s.url("/api/v1/res.partner/call/echo"))
+            .header("authorization", bearer(&t))
+            .json(&json!({"name": "Ada", "limit": 3, "context": {"lang": "fr_FR"}})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let seen = odoo.seen();
+    assert_eq!(seen[0].path, "sale.order/action_confirm");
+    assert_eq!(seen[0].body, json!({"ids": [12]}));
+    assert_eq!(seen[1].path, "res.partner/echo");
+    assert_eq!(
+        seen[1].body,
+        json!({"name": "Ada", "limit": 3, "context": {"lang": "fr_FR"}})
+    );
+    assert_eq!(r.body["result"]["got"], seen[1].body);
+    // Refused before Odoo: ids in the body, a context that is not an object, a bad name.
+    for (path, body, status) in [
+        ("/api/v1/res.partner/call/echo", json!({"ids": [1]}), 400),
+        (
+            "/api/v1/res.partner/call/echo",
+            json!({"context": [1]}),
+            400,
+        ),
+        ("/api/v1/res.partner/call/echo", json!([1]), 400),
+        ("/api/v1/res.partner/call/a.b", json!({}), 404),
+        ("/api/v1/res.partner/call/a%2Fb", json!({}), 404),
+    ] {
+        let r = send(
+            c.post(s.url(path))
+                .header("authorization", bearer(&t))
+                .json(&body),
+        )
+        .await;
+        assert_problem(&r, status);
+    }
+    assert_eq!(odoo.seen().len(), 2);
+    // Private methods are Odoo's to refuse: forwarded, and Odoo's AccessError comes back.
+    let r = send(
+        c.post(s.url("/api/v1/err.access/call/_private"))
+            .header("authorization", bearer(&t))
+            .json(&json!({})),
+    )
+    .await;
+    assert_problem(&r, 403);
+    // Without --odoo-url: 501.
+    let plain = start().await;
+    let r = send(
+        c.post(plain.url("/api/v1/sale.order/12/call/action_confirm"))
+            .header("authorization", bearer(&t))
+            .json(&json!({})),
+    )
+    .await;
+    assert_problem(&r, 501);
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_refuse_mismatches_and_in_flight_duplicates() {
+    let odoo = stand_in().await;
+    let s = gateway(&odoo).await;
+    let t = token(2, &["read", "write"]).await;
+    let key = format!("idem-{}", std::process::id());
+    let post = |body: Value, k: &str| {
+        http()
+            .post(s.url("/api/v1/res.partner"))
+            .header("authorization", bearer(&t))
+            .header("idempotency-key", format!("\"{k}\""))
+            .json(&body)
+    };
+    let first = send(post(json!({"name": "once"}), &key)).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let again = send(post(json!({"name": "once"}), &key)).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.header("location"), first.header("location"));
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(odoo.calls_to("res.partner/create"), 1, "written once");
+    let other = send(post(json!({"name": "twice"}), &key)).await;
+    assert_problem(&other, 422);
+    assert_eq!(kind(&other), "idempotency-key-reused");
+    assert_eq!(odoo.calls_to("res.partner/create"), 1);
+    // Another caller with the same key is another key.
+    let t2 = token(2, &["read", "write"]).await;
+    let r = send(
+        http()
+            .post(s.url("/api/v1/res.partner"))
+            .header("authorization", bearer(&t2))
+            .header("idempotency-key", key.as_str())
+            .json(&json!({"name": "twice"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(odoo.calls_to("res.partner/create"), 2);
+    // Errors are stored too: the same answer, Odoo called once.
+    for _ in 0..2 {
+        let r = send(
+            http()
+                .post(s.url("/api/v1/err.user"))
+                .header("authorization", bearer(&t))
+                .header("idempotency-key", format!("{key}-err"))
+                .json(&json!({})),
+        )
+        .await;
+        assert_problem(&r, 422);
+        assert_eq!(r.body["detail"], "You cannot do that.");
+        no_traceback(&r);
+    }
+    assert_eq!(odoo.calls_to("err.user/create"), 1);
+    // A duplicate while the first is in flight: 409, and Odoo sees one call.
+    let in_flight = format!("{key}-wait");
+    let first = tokio::spawn(send(
+        http()
+            .post(s.url("/api/v1/wait.model"))
+            .header("authorization", bearer(&t))
+            .header("idempotency-key", in_flight.as_str())
+            .json(&json!({"name": "w"})),
+    ));
+    while odoo.calls_to("wait.model/create") == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dup = send(
+        http()
+            .post(s.url("/api/v1/wait.model"))
+            .header("authorization", bearer(&t))
+            .header("idempotency-key", in_flight.as_str())
+            .json(&json!({"name": "w"})),
+    )
+    .await;
+    assert_problem(&dup, 409);
+    assert_eq!(kind(&dup), "idempotency-key-in-flight");
+    odoo.state.release.notify_one();
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(first.body, json!({"id": 77}));
+    let replay = send(
+        http()
+            .post(s.url("/api/v1/wait.model"))
+            .header("authorization", bearer(&t))
+            .header("idempotency-key", in_flight.as_str())
+            .json(&json!({"name": "w"})),
+    )
+    .await;
+    assert_eq!(replay.body, json!({"id": 77}));
+    assert_eq!(odoo.calls_to("wait.model/create"), 1);
+    // A malformed key: 400 before anything.
+    let r = send(post(json!({"name": "x"}), "has space")).await;
+    assert_problem(&r, 400);
+}
+
+#[tokio::test]
+async fn without_odoo_sql_writes_to_unlisted_models_say_they_go_through_odoo() {
+    if !mini() {
+        return;
+    }
+    let s = start().await;
+    let t = token(2, &["read", "write"]).await;
+    // res.partner.category is not in the fixture's sql_write_models (scripts/lib.sh).
+    let r = send(
+        http()
+            .post(s.url("/api/v1/res.partner.category"))
+            .header("authorization", bearer(&t))
+            .json(&json!({"name": "agw-tag"})),
+    )
+    .await;
+    assert_problem(&r, 400);
+    assert_eq!(r.body["sqlstate"], "0A000");
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("res.partner.category") && detail.contains("through Odoo"),
+        "{detail}"
+    );
+}
