@@ -112,9 +112,9 @@ pub fn search_fields(model: &str) -> Option<Vec<&'static str>> {
 /// context the API sends (`lang`, `uid`, `allowed_company_ids`, `active_test`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Special {
-    /// res.partner: a `like` operator matches the partners found and all their descendants
+    /// res.partner.category: a `like` operator matches the tags found and all their descendants
     /// (`id child_of ...`); a negative `like` is the complement of the positive one.
-    PartnerChildOf,
+    DescendantsOnLike,
     /// res.bank: `ilike`/`not ilike` search the BIC as a prefix (`=ilike v%`) and the name.
     BankBic,
     /// res.country.state: `=`/`in`/`ilike` also accept "Name (Country)" (country name `ilike`
@@ -136,7 +136,7 @@ pub enum Special {
 
 pub fn special(model: &str) -> Option<Special> {
     Some(match model {
-        "res.partner" => Special::PartnerChildOf,
+        "res.partner.category" => Special::DescendantsOnLike,
         "res.bank" => Special::BankBic,
         "res.country.state" => Special::StateWithCountry,
         "res.users" => Special::UsersLoginFirst,

@@ -4,6 +4,7 @@ mod data;
 mod foundation;
 mod gate;
 mod least_privilege;
+mod name_search;
 mod observability;
 mod read_fidelity;
 mod review;

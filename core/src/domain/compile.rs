@@ -1801,7 +1801,7 @@ impl<'s> Compiler<'s> {
                     field: "display_name".into(),
                 });
             }
-            Some(Special::PartnerChildOf) if op.is_like() => {
+            Some(Special::DescendantsOnLike) if op.is_like() => {
                 if positive {
                     NameSearch::ChildOf(default()?)
                 } else {
