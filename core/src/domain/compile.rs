@@ -1252,6 +1252,23 @@ impl<'s> Compiler<'s> {
         alias: &str,
         ctx: Ctx,
     ) -> Result<Frag, DomainError> {
+        if fr.kind.is_relational() && !fr.is_id {
+            // names and other values (ids, False) are two conditions, as Odoo's
+            // `_optimize_relational_name_search` splits them: ORed for `in`, ANDed for `not in`
+            let (names, others): (Vec<Value>, Vec<Value>) = values
+                .iter()
+                .cloned()
+                .partition(|v| matches!(v, Value::Str(_)));
+            if !names.is_empty() && !others.is_empty() {
+                let by_name = self.in_leaf(fr, &names, positive, model, alias, ctx)?;
+                let rest = self.in_leaf(fr, &others, positive, model, alias, ctx)?;
+                return Ok(if positive {
+                    or_frags(vec![by_name, rest])
+                } else {
+                    and_frags(vec![by_name, rest])
+                });
+            }
+        }
         match fr.kind {
             Kind::Scalar(Scalar::Bool) => {
                 // express as (field in possible_values); IS TRUE / IS NOT TRUE

@@ -1137,10 +1137,18 @@ fn compiles_many2one() {
         r#"("t"."company_id" IS NULL OR "t"."company_id" NOT IN (SELECT "t_1"."id" FROM "res_company" AS "t_1" WHERE "t_1"."name" ILIKE $1::text))"#
     );
     assert_eq!(sql.params, vec![txt("%acme%")]);
+    // names and ids are two conditions (Odoo: `any display_name in names` | `in ids`); the ids
+    // are not searched on the comodel
     let sql = c("[('company_id','in',['Acme', 3])]");
     assert_eq!(
         sql.text,
-        r#""t"."company_id" IN (SELECT "t_1"."id" FROM "res_company" AS "t_1" WHERE ("t_1"."name" IN ($1::text) OR "t_1"."id" IN ($2::int8)))"#
+        r#"("t"."company_id" IN (SELECT "t_1"."id" FROM "res_company" AS "t_1" WHERE "t_1"."name" IN ($1::text)) OR "t"."company_id" IN ($2::int8))"#
+    );
+    // not in with names, ids and False: none of the names, none of the ids, and set
+    let sql = c("[('company_id','not in',['Acme', 3, False])]");
+    assert_eq!(
+        sql.text,
+        r#"(("t"."company_id" IS NULL OR "t"."company_id" NOT IN (SELECT "t_1"."id" FROM "res_company" AS "t_1" WHERE "t_1"."name" IN ($1::text))) AND "t"."company_id" NOT IN ($2::int8))"#
     );
     // any / not any, with the comodel's read rule
     let mut sch = schema();
