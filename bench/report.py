@@ -224,6 +224,10 @@ def section_rate_limit(r: Results) -> list[str]:
               lambda c=c: (tps(g(f"rl_hot_c{c}")), tps(g(f"select1_c{c}")), r.ratio("rate_limit", f"rl_hot_c{c}", f"select1_c{c}")),
               target=0.15 if c == 16 else None, short=f"rate_limit_hit hot subject, {c} clients (growth run)")
     lines += t.markdown()
+    if r.has("rate_limit", "shared_memory"):
+        lines += ["", "Counters in " + ("shared memory (`api_gateway` in `shared_preload_libraries`), sliding window"
+                                        if g("shared_memory") == 1 else
+                                        "the UNLOGGED table (`api_gateway` NOT preloaded), sliding window") + "."]
     lines += ["", "Against Redis (Debian's `redis-server`), the fixed window users add Redis for: one Lua "
               "script (`EVALSHA`) doing `INCR`, `EXPIRE` on a window's first hit and `TTL`, returning "
               "(allowed, remaining, reset) as `rate_limit_hit` does; `redis-benchmark` with the same "
@@ -235,6 +239,11 @@ def section_rate_limit(r: Results) -> list[str]:
             t.add(f"{text}, {c} client{'s' if c > 1 else ''}",
                   lambda c=c, kind=kind: (tps(g(f"rl_{kind}_c{c}")), per_s(g(f"redis_{kind}_c{c}"), " calls/s"),
                                           r.ratio("rate_limit", f"rl_{kind}_c{c}", f"redis_{kind}_c{c}")))
+    for kind, text in (("random", "10,000 random subjects"), ("hot", "one hot subject")):
+        if r.has("rate_limit", f"rl_table_{kind}_c16"):
+            t.add(f"{text}, 16 clients, counters in the table (the fallback without shared_preload_libraries)",
+                  lambda kind=kind: (tps(g(f"rl_table_{kind}_c16")), per_s(g(f"redis_{kind}_c16"), " calls/s"),
+                                     r.ratio("rate_limit", f"rl_table_{kind}_c16", f"redis_{kind}_c16")))
     if r.has("rate_limit", "redis_random_tcp_c16"):
         t.add("10,000 random subjects, 16 clients, Redis over TCP 127.0.0.1 (how an app server usually reaches it)",
               lambda: (tps(g("rl_random_for_tcp_c16")), per_s(g("redis_random_tcp_c16"), " calls/s"),
