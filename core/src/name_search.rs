@@ -129,6 +129,10 @@ pub enum Special {
     /// product.template: the default, ORed (positive) or ANDed (negative) with the same
     /// condition on its variants, when the value is set.
     ProductTemplateVariants,
+    /// account.account: positive operators only (a negative one is the complement): the code
+    /// of the root company (`=like first_word%`, or `in` first words) | the name (translated)
+    /// | the description (`ilike`).
+    AccountCode,
     /// Overrides that read data the compiler does not model (the company-dependent account
     /// code of the root company, dates parsed in the user's format): refused, never guessed.
     Unsupported(&'static str),
@@ -142,7 +146,7 @@ pub fn special(model: &str) -> Option<Special> {
         "res.users" => Special::UsersLoginFirst,
         "product.product" => Special::ProductVariant,
         "product.template" => Special::ProductTemplateVariants,
-        "account.account" => Special::Unsupported("the code is company-dependent (root company)"),
+        "account.account" => Special::AccountCode,
         "account.group" => Special::Unsupported("the code prefix search is not modelled"),
         "res.currency.rate" => Special::Unsupported("dates are parsed in the user's format"),
         _ => return None,

@@ -132,6 +132,12 @@ CASES = [
     ("ir.module.module", [["display_name", "=", "sale_management"]]),
     ("res.groups", [["display_name", "ilike", "sales"]]),
     ("account.account", [["display_name", "ilike", "4000"]]),
+    ("account.account", [["display_name", "ilike", "product sales"]]),
+    ("account.account", [["display_name", "not ilike", "4000"]]),
+    ("account.account", [["display_name", "=", "400000 Product Sales"]]),
+    ("account.account", [["display_name", "in", ["400000", "Bank"]]]),
+    ("account.move.line", [["account_id", "=", "Product Sales"]]),
+    ("account.move.line", [["account_id", "not ilike", "4000"]]),
 ]
 
 

@@ -10,24 +10,11 @@ use std::path::PathBuf;
 /// Cases where the gateway knowingly differs from Odoo (docs/sql.md, "Name search"): (model,
 /// domain as JSON, reason). The gateway refuses them (22023/42501 class errors), never answers
 /// differently. Any other difference fails the suite.
-const KNOWN: &[(&str, &str, &str)] = &[
-    (
-        "account.account",
-        r#"[["display_name","ilike","4000"]]"#,
-        "account.account searches the code of the root company (a company-dependent value read \
-         through a search method): refused",
-    ),
-    (
-        "account.move.line",
-        r#"[["account_id","ilike","400000"]]"#,
-        "the name search of account.account (above): refused",
-    ),
-    (
-        "res.groups",
-        r#"[["display_name","ilike","sales"]]"#,
-        "res.groups' _rec_name full_name is computed with a search method: refused",
-    ),
-];
+const KNOWN: &[(&str, &str, &str)] = &[(
+    "res.groups",
+    r#"[["display_name","ilike","sales"]]"#,
+    "res.groups' _rec_name full_name is computed with a search method: refused",
+)];
 
 fn answers() -> Value {
     let path =

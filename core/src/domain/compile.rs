@@ -706,6 +706,12 @@ enum NameSearch {
         login: Domain,
         otherwise: Domain,
     },
+    /// account.account: `code` (the company-dependent `code_store` of the current company's
+    /// root, searched in sudo) or `rest`.
+    RootCompanyCode {
+        code: Domain,
+        rest: Domain,
+    },
 }
 
 struct Compiler<'s> {
@@ -1906,6 +1912,45 @@ impl<'s> Compiler<'s> {
                     NameSearch::Domain(or(all))
                 }
             }
+            Some(Special::AccountCode) => {
+                if !positive {
+                    // NotImplemented for a negative operator: Odoo negates the positive search
+                    let inv = op.inverse().unwrap_or(op);
+                    let inner = self.name_search_domain(model, inv, value)?;
+                    return Ok(NameSearch::Not(Box::new(inner)));
+                }
+                let first_word = |v: &Value| match v {
+                    Value::Str(s) => s.split(' ').next().unwrap_or_default().to_string(),
+                    _ => String::new(),
+                };
+                match (op, value) {
+                    (Operator::In, Value::List(l)) => NameSearch::RootCompanyCode {
+                        code: Domain::leaf(
+                            "code_store",
+                            Operator::In,
+                            Value::List(l.iter().map(|v| Value::Str(first_word(v))).collect()),
+                        ),
+                        rest: Domain::leaf("name", Operator::In, value.clone()),
+                    },
+                    (_, Value::Str(v)) => NameSearch::RootCompanyCode {
+                        code: Domain::leaf(
+                            "code_store",
+                            Operator::EqLike,
+                            Value::Str(format!("{}%", first_word(value))),
+                        ),
+                        rest: or(vec![
+                            Domain::leaf("name", op, value.clone()),
+                            Domain::leaf("description", Operator::ILike, Value::Str(v.clone())),
+                        ]),
+                    },
+                    _ => {
+                        return Err(DomainError::NotSearchable {
+                            model: model.model.clone(),
+                            field: "display_name".into(),
+                        });
+                    }
+                }
+            }
             Some(Special::ProductTemplateVariants) if value.is_truthy() => {
                 let variants = Domain::leaf("product_variant_ids", op, value.clone());
                 NameSearch::Domain(if positive {
@@ -1941,6 +1986,22 @@ impl<'s> Compiler<'s> {
                     None => Ok(Frag::False),
                     Some(q) => Ok(Frag::Sql(format!("{} IN {q}", qualified(alias, "id")?))),
                 }
+            }
+            NameSearch::RootCompanyCode { code, rest } => {
+                // `_search_code`: code_store read for `env.company.root_id`, in sudo
+                let company = self.company_param();
+                let saved = self.company_marker.replace(format!(
+                    "(SELECT split_part(\"rc\".\"parent_path\", '/', 1) FROM \"res_company\" AS \"rc\" \
+                     WHERE \"rc\".\"id\" = ({company})::int4)"
+                ));
+                let sudo = Ctx {
+                    sudo: true,
+                    ..ctx.deeper()?
+                };
+                let by_code = self.domain(code, model, alias, sudo, false);
+                self.company_marker = saved;
+                let by_rest = self.domain(rest, model, alias, ctx.deeper()?, false)?;
+                Ok(or_frags(vec![by_code?, by_rest]))
             }
             NameSearch::LoginFirst { login, otherwise } => {
                 let u = self.new_alias()?;

@@ -1948,6 +1948,10 @@ fn name_schema() -> TestSchema {
         ModelInfo::new("account.account", "account_account")
             .with(required(translated("name")))
             .with(FieldInfo {
+                translate: true,
+                ..FieldInfo::new("description", "text")
+            })
+            .with(FieldInfo {
                 company_dependent: true,
                 ..FieldInfo::new("code_store", "char")
             }),
@@ -2207,11 +2211,25 @@ fn overridden_name_searches_follow_odoo() {
         "{}",
         sql.text
     );
-    // account.account needs the root company's code: refused, not guessed
-    let d = parse("[('display_name','ilike','4000')]").unwrap();
-    let sch = name_schema();
+    // account.account: the root company's code as a prefix, the name, the description
+    let sql = n("[('display_name','ilike','4000 Sales')]", "account.account");
+    assert!(
+        sql.text.contains(r#"("t"."code_store"->>(SELECT split_part("rc"."parent_path", '/', 1) FROM "res_company" AS "rc" WHERE "rc"."id" = ($"#),
+        "{}",
+        sql.text
+    );
+    assert!(texts(&sql).contains(&"4000%") && texts(&sql).contains(&"%4000 Sales%"));
+    let neg = n("[('display_name','not ilike','4000')]", "account.account");
+    assert!(neg.text.ends_with(") IS NOT TRUE"), "{}", neg.text);
+    // res.currency.rate parses dates in the user's format: refused, not guessed
+    let mut sch = name_schema();
+    let rate = ModelInfo::new("res.currency.rate", "res_currency_rate")
+        .with(FieldInfo::new("name", "date"))
+        .with(FieldInfo::new("rate", "float"));
+    sch.models.insert(rate.model.clone(), rate);
+    let d = parse("[('display_name','=','2024-01-01')]").unwrap();
     assert!(matches!(
-        compile(&d, &sch.models["account.account"], &sch, "t", 1, &OPTS),
+        compile(&d, &sch.models["res.currency.rate"], &sch, "t", 1, &OPTS),
         Err(DomainError::NotSearchable { .. })
     ));
 }
