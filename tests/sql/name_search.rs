@@ -10,11 +10,32 @@ use std::path::PathBuf;
 /// Cases where the gateway knowingly differs from Odoo (docs/sql.md, "Name search"): (model,
 /// domain as JSON, reason). The gateway refuses them (22023/42501 class errors), never answers
 /// differently. Any other difference fails the suite.
-const KNOWN: &[(&str, &str, &str)] = &[(
-    "res.groups",
-    r#"[["display_name","ilike","sales"]]"#,
-    "res.groups' _rec_name full_name is computed with a search method: refused",
-)];
+const KNOWN: &[(&str, &str, &str)] = &[
+    (
+        "res.groups",
+        r#"[["display_name","ilike","sales"]]"#,
+        "res.groups' _rec_name full_name is computed with a search method: refused",
+    ),
+    (
+        "account.move.line",
+        r#"[["account_id","ilike","400000"]]"#,
+        ACCOUNT_BYPASS,
+    ),
+    (
+        "account.move.line",
+        r#"[["account_id","=","Product Sales"]]"#,
+        ACCOUNT_BYPASS,
+    ),
+    (
+        "account.move.line",
+        r#"[["account_id","not ilike","4000"]]"#,
+        ACCOUNT_BYPASS,
+    ),
+];
+
+const ACCOUNT_BYPASS: &str = "account_id has bypass_search_access: Odoo searches account.account \
+     without checking the portal user's access to it (and answers no line); the gateway checks \
+     the comodel's read access and refuses with 42501";
 
 fn answers() -> Value {
     let path =
