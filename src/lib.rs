@@ -35,6 +35,11 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!("sql/webhooks.sql", name = "webhooks", requires = ["gate"]);
 pgrx::extension_sql_file!("sql/describe.sql", name = "describe", requires = ["gate"]);
 pgrx::extension_sql_file!(
+    "sql/security_cache.sql",
+    name = "security_cache",
+    requires = ["gate"]
+);
+pgrx::extension_sql_file!(
     "sql/admin.sql",
     name = "admin",
     requires = ["gate", "throttles", "webhooks", "stats"]

@@ -13,3 +13,4 @@ pub mod ratelimit;
 pub mod secrets;
 pub mod sliding_window;
 pub mod webhook;
+pub mod webhook_merge;

@@ -642,6 +642,7 @@ RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'fields', w.fields, 'domain', w.domain, 'timeout_ms', (extract(epoch FROM w.timeout) * 1000)::integer,
                    'active', w.active, 'disabled_reason', w.disabled_reason,
                    'created_at', w.created_at, 'updated_at', w.updated_at,
+                   'previous_secret_valid_until', CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret_expires_at END,
                    'jobs', (SELECT coalesce(jsonb_object_agg(j.state, j.n), '{}'::jsonb)
                               FROM (SELECT state, count(*) AS n FROM api_gateway.webhook_job
                                      WHERE webhook_id = w.id GROUP BY state) j))
@@ -765,9 +766,11 @@ BEGIN
 END;
 $$;
 
--- `admin_rotate_webhook_secret(actor_uid, actor_client, webhook_id)`: a new signing secret,
--- returned once (receivers must be given it; jobs sent from now on are signed with it).
-CREATE FUNCTION api_gateway.admin_rotate_webhook_secret(actor_uid integer, actor_client text, webhook_id integer)
+-- `admin_rotate_webhook_secret(actor_uid, actor_client, webhook_id, overlap)`: a new signing
+-- secret, returned once (receivers must be given it); the previous one stays valid for
+-- `overlap` (24 hours by default): until then deliveries carry both signatures.
+CREATE FUNCTION api_gateway.admin_rotate_webhook_secret(actor_uid integer, actor_client text, webhook_id integer,
+                                                        overlap interval DEFAULT '24 hours')
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -775,12 +778,12 @@ AS $$
 DECLARE
     new_secret text;
 BEGIN
-    -- NULL: the row's trigger generates one (whsec_ + 32 random bytes).
-    UPDATE api_gateway.webhook w SET secret = NULL WHERE w.id = webhook_id RETURNING w.secret INTO new_secret;
-    IF NOT FOUND THEN
+    new_secret := api_gateway.rotate_webhook_secret(webhook_id, overlap);
+    IF new_secret IS NULL THEN
         RAISE EXCEPTION 'no webhook %', webhook_id USING ERRCODE = '02000';
     END IF;
-    PERFORM api_gateway._audit(actor_uid, actor_client, 'webhook.rotate_secret', 'webhook:' || webhook_id, '{}');
+    PERFORM api_gateway._audit(actor_uid, actor_client, 'webhook.rotate_secret', 'webhook:' || webhook_id,
+                               jsonb_build_object('overlap_s', extract(epoch FROM overlap)));
     RETURN new_secret;
 END;
 $$;
