@@ -8,6 +8,7 @@ pub mod field_values;
 pub mod fields;
 pub mod gate;
 pub mod jwt;
+pub mod name_search;
 pub mod ratelimit;
 pub mod secrets;
 pub mod sliding_window;

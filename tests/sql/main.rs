@@ -6,6 +6,7 @@ mod forward;
 mod foundation;
 mod gate;
 mod least_privilege;
+mod name_search;
 mod observability;
 mod rate_limit;
 mod read_fidelity;

@@ -694,6 +694,26 @@ enum X2m {
     Where(String, String),
 }
 
+/// What a model's name search finds, before it is compiled.
+enum NameSearch {
+    Domain(Domain),
+    /// The records matching the domain and all their descendants (`id child_of search(d)`).
+    ChildOf(Domain),
+    /// The complement (Odoo's `~domain` when an override only handles the positive operator).
+    Not(Box<NameSearch>),
+    /// res.users: the users whose login matches, if any exist; else `otherwise`.
+    LoginFirst {
+        login: Domain,
+        otherwise: Domain,
+    },
+    /// account.account: `code` (the company-dependent `code_store` of the current company's
+    /// root, searched in sudo) or `rest`.
+    RootCompanyCode {
+        code: Domain,
+        rest: Domain,
+    },
+}
+
 struct Compiler<'s> {
     schema: &'s dyn Schema,
     lang: String,
@@ -824,8 +844,8 @@ impl<'s> Compiler<'s> {
         }
     }
 
-    /// Resolve a field name of `model` (`id` always exists; a non-stored `display_name` is the
-    /// `rec_name`).
+    /// Resolve a field name of `model` (`id` always exists; a non-stored `display_name` is
+    /// handled by [`Compiler::display_name_leaf`] before this).
     fn field<'m>(&self, model: &'m ModelInfo, name: &str) -> Result<FieldRef<'m>, DomainError> {
         if name == "id" {
             return Ok(FieldRef {
@@ -844,13 +864,6 @@ impl<'s> Compiler<'s> {
         let f = match model.fields.get(name) {
             Some(f) if f.store => f,
             found => {
-                if name == "display_name" {
-                    let rec = model.rec_name.as_str();
-                    if rec.is_empty() || rec == "display_name" || rec.contains('.') {
-                        return Err(not_searchable());
-                    }
-                    return self.field(model, rec);
-                }
                 return Err(match found {
                     Some(_) => not_searchable(),
                     None => DomainError::UnknownField {
@@ -978,6 +991,20 @@ impl<'s> Compiler<'s> {
             Some((h, r)) => (h, Some(r)),
             None => (path, None),
         };
+        if head == "display_name" && !model.fields.get(head).is_some_and(|f| f.store) {
+            return match (rest, value) {
+                (None, LeafValue::Value(v)) if !matches!(op, Operator::Any | Operator::NotAny) => {
+                    self.display_name_leaf(op, v, model, alias, ctx)
+                }
+                (Some(_), _) => Err(DomainError::NotSearchable {
+                    model: model.model.clone(),
+                    field: path.to_string(),
+                }),
+                _ => Err(DomainError::InvalidValue(format!(
+                    "operator '{op}' needs a relational field, display_name is not"
+                ))),
+            };
+        }
         let fr = match self.field(model, head) {
             Err(DomainError::NotSearchable { .. })
                 if model.fields.get(head).is_some_and(|f| !f.store) =>
@@ -1231,6 +1258,23 @@ impl<'s> Compiler<'s> {
         alias: &str,
         ctx: Ctx,
     ) -> Result<Frag, DomainError> {
+        if fr.kind.is_relational() && !fr.is_id {
+            // names and other values (ids, False) are two conditions, as Odoo's
+            // `_optimize_relational_name_search` splits them: ORed for `in`, ANDed for `not in`
+            let (names, others): (Vec<Value>, Vec<Value>) = values
+                .iter()
+                .cloned()
+                .partition(|v| matches!(v, Value::Str(_)));
+            if !names.is_empty() && !others.is_empty() {
+                let by_name = self.in_leaf(fr, &names, positive, model, alias, ctx)?;
+                let rest = self.in_leaf(fr, &others, positive, model, alias, ctx)?;
+                return Ok(if positive {
+                    or_frags(vec![by_name, rest])
+                } else {
+                    and_frags(vec![by_name, rest])
+                });
+            }
+        }
         match fr.kind {
             Kind::Scalar(Scalar::Bool) => {
                 // express as (field in possible_values); IS TRUE / IS NOT TRUE
@@ -1531,8 +1575,8 @@ impl<'s> Compiler<'s> {
         }
     }
 
-    /// Search on the comodel's `rec_name` (Odoo's `display_name` search), plus `ids`; returns
-    /// the WHERE condition of the sub-search (active test per `ctx`, rules unless sudo).
+    /// `comodel._search([('display_name', op, names)])` (or `ids`): the WHERE condition of the
+    /// sub-search (active test per `ctx`, rules unless sudo).
     fn name_search(
         &mut self,
         co: &ModelInfo,
@@ -1542,24 +1586,16 @@ impl<'s> Compiler<'s> {
         ids: Vec<i64>,
         ctx: Ctx,
     ) -> Result<Frag, DomainError> {
-        let rec = co.rec_name.as_str();
-        let stored = co.fields.get(rec).is_some_and(|f| f.store);
-        if rec.is_empty() || rec.contains('.') || !stored {
-            return Err(DomainError::NotSearchable {
-                model: co.model.clone(),
-                field: "display_name".into(),
-            });
-        }
         let mut dom = if op == Operator::In {
             Domain::leaf(
-                rec,
+                "display_name",
                 Operator::In,
                 Value::List(names.into_iter().map(Value::Str).collect()),
             )
         } else {
             or(names
                 .into_iter()
-                .map(|n| Domain::leaf(rec, op, Value::Str(n)))
+                .map(|n| Domain::leaf("display_name", op, Value::Str(n)))
                 .collect())
         };
         if !ids.is_empty() {
@@ -1567,6 +1603,426 @@ impl<'s> Compiler<'s> {
             dom = or(vec![dom, Domain::leaf("id", Operator::In, ids)]);
         }
         self.subquery_where(co, a, &dom, ctx)
+    }
+
+    // ----------------------------------------------------------------- display_name
+
+    /// A condition on a non-stored `display_name`: Odoo's basic optimisations of the operator
+    /// (`=` is `in`, `like ''`, ...), then the model's name search (`_search_display_name`).
+    fn display_name_leaf(
+        &mut self,
+        op: Operator,
+        v: &Value,
+        model: &ModelInfo,
+        alias: &str,
+        ctx: Ctx,
+    ) -> Result<Frag, DomainError> {
+        let ctx = ctx.deeper()?;
+        let as_list = |v: &Value| match v {
+            Value::List(l) => l.clone(),
+            other => vec![other.clone()],
+        };
+        let op = match op {
+            // a =? b  <=>  not b or a = b
+            Operator::EqOpt if !v.is_truthy() => return Ok(Frag::True),
+            Operator::EqOpt => Operator::Eq,
+            other => other,
+        };
+        let (op, value) = match op {
+            Operator::Eq | Operator::Ne => {
+                let values = match v {
+                    Value::List(l) if l.is_empty() => vec![Value::Bool(false)],
+                    other => as_list(other),
+                };
+                let op = if op == Operator::Eq {
+                    Operator::In
+                } else {
+                    Operator::NotIn
+                };
+                (op, Value::List(values))
+            }
+            Operator::In | Operator::NotIn => match v {
+                Value::List(l) if l.is_empty() => return Ok(Frag::constant(op == Operator::NotIn)),
+                other => (op, Value::List(as_list(other))),
+            },
+            _ if op.is_like() => {
+                let has_eq = matches!(
+                    op,
+                    Operator::EqLike
+                        | Operator::EqILike
+                        | Operator::NotEqLike
+                        | Operator::NotEqILike
+                );
+                if !v.is_truthy() {
+                    // `like ''` is everything; `=like ''` is "display_name = False"
+                    let result = op.is_negative() == has_eq;
+                    if !has_eq {
+                        return Ok(Frag::constant(result));
+                    }
+                    let op = if result {
+                        Operator::NotIn
+                    } else {
+                        Operator::In
+                    };
+                    (op, Value::List(vec![Value::Bool(false)]))
+                } else {
+                    match v {
+                        Value::Str(_) => (op, v.clone()),
+                        Value::List(_) => {
+                            return Err(DomainError::InvalidValue(
+                                "a list is not a valid pattern".into(),
+                            ));
+                        }
+                        other if has_eq => {
+                            return Err(DomainError::InvalidValue(format!(
+                                "the pattern to match must be a string, not {}",
+                                other.to_json()
+                            )));
+                        }
+                        other => (op, Value::Str(py_str(other)?)),
+                    }
+                }
+            }
+            Operator::Lt | Operator::Gt | Operator::Le | Operator::Ge => (op, v.clone()),
+            _ => {
+                return Err(DomainError::InvalidValue(format!(
+                    "operator '{op}' works only on relational fields and id, not display_name"
+                )));
+            }
+        };
+        let search = self.name_search_domain(model, op, &value)?;
+        self.name_search_sql(&search, model, alias, ctx)
+    }
+
+    /// The fields of `model` Odoo's default name search looks at (`_rec_names_search`, else
+    /// `_rec_name`); empty when the model has no name.
+    fn name_fields(model: &ModelInfo) -> Vec<String> {
+        match crate::name_search::search_fields(&model.model) {
+            Some(f) => f.into_iter().map(str::to_string).collect(),
+            None if model.rec_name.is_empty() || model.rec_name == "id" => vec![],
+            None => vec![model.rec_name.clone()],
+        }
+    }
+
+    /// The last field of a dotted path of `model`.
+    fn path_field<'m>(
+        &'m self,
+        model: &'m ModelInfo,
+        path: &str,
+    ) -> Result<&'m FieldInfo, DomainError> {
+        let mut m = model;
+        let mut segments = path.split('.').peekable();
+        while let Some(name) = segments.next() {
+            let f = m
+                .fields
+                .get(name)
+                .ok_or_else(|| DomainError::UnknownField {
+                    model: m.model.clone(),
+                    field: name.to_string(),
+                })?;
+            if segments.peek().is_none() {
+                return Ok(f);
+            }
+            m = self.comodel(m, f)?;
+        }
+        Err(DomainError::UnknownField {
+            model: model.model.clone(),
+            field: path.to_string(),
+        })
+    }
+
+    /// `BaseModel._search_display_name(op, value)`.
+    fn default_name_domain(
+        &self,
+        model: &ModelInfo,
+        op: Operator,
+        value: &Value,
+    ) -> Result<Domain, DomainError> {
+        let fields = Self::name_fields(model);
+        if fields.is_empty() {
+            // Odoo logs a warning and does not restrain anything
+            return Ok(Domain::True);
+        }
+        let plain_like = op.is_like()
+            && !matches!(
+                op,
+                Operator::EqLike | Operator::EqILike | Operator::NotEqLike | Operator::NotEqILike
+            );
+        if plain_like && !value.is_truthy() {
+            return Ok(Domain::constant(!op.is_negative()));
+        }
+        let mut domains = Vec::with_capacity(fields.len());
+        for name in fields {
+            // a field the database does not have (a fixture with fewer columns) is left out
+            let f = match self.path_field(model, &name) {
+                Ok(f) => f,
+                Err(DomainError::UnknownField { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let kind = field_kind(&f.ttype);
+            let typed = |v: &Value| match kind {
+                // `field.convert_to_write(v)`: values that do not convert are left out
+                Some(Kind::Scalar(k)) => v.is_null() || convert(k, v).is_ok(),
+                _ => true,
+            };
+            match kind {
+                Some(Kind::Many2one | Kind::One2many | Kind::Many2many) => domains.push(
+                    Domain::leaf(format!("{name}.display_name"), op, value.clone()),
+                ),
+                _ if op.is_like() => domains.push(Domain::leaf(name, op, value.clone())),
+                _ => match value {
+                    Value::List(l) => domains.push(Domain::leaf(
+                        name,
+                        op,
+                        Value::List(l.iter().filter(|v| typed(v)).cloned().collect()),
+                    )),
+                    v if typed(v) => domains.push(Domain::leaf(name, op, v.clone())),
+                    _ => {}
+                },
+            }
+        }
+        Ok(if op.is_negative() {
+            super::and(domains)
+        } else {
+            or(domains)
+        })
+    }
+
+    /// The model's name search: the default, or Odoo's override for the models that have one
+    /// (`crate::name_search::special`).
+    fn name_search_domain(
+        &self,
+        model: &ModelInfo,
+        op: Operator,
+        value: &Value,
+    ) -> Result<NameSearch, DomainError> {
+        use crate::name_search::{Special, bracketed_code, special, state_and_country};
+        let positive = !op.is_negative();
+        let text = match value {
+            Value::Str(s) => Some(s.as_str()),
+            _ => None,
+        };
+        let strings = |v: &Value| -> Vec<String> {
+            match v {
+                Value::List(l) => l
+                    .iter()
+                    .filter_map(|x| match x {
+                        Value::Str(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                Value::Str(s) => vec![s.clone()],
+                _ => vec![],
+            }
+        };
+        let default = || self.default_name_domain(model, op, value);
+        Ok(match special(&model.model) {
+            None => NameSearch::Domain(default()?),
+            Some(Special::Unsupported(_)) => {
+                return Err(DomainError::NotSearchable {
+                    model: model.model.clone(),
+                    field: "display_name".into(),
+                });
+            }
+            Some(Special::DescendantsOnLike) if op.is_like() => {
+                if positive {
+                    NameSearch::ChildOf(default()?)
+                } else {
+                    // NotImplemented for a negative operator: Odoo negates the positive search
+                    let inv = op.inverse().unwrap_or(op);
+                    let d = self.default_name_domain(model, inv, value)?;
+                    NameSearch::Not(Box::new(NameSearch::ChildOf(d)))
+                }
+            }
+            Some(Special::BankBic)
+                if matches!(op, Operator::ILike | Operator::NotILike) && value.is_truthy() =>
+            {
+                let v = text.unwrap_or_default();
+                let d = or(vec![
+                    Domain::leaf("bic", Operator::EqILike, Value::Str(format!("{v}%"))),
+                    Domain::leaf("name", Operator::ILike, Value::Str(v.to_string())),
+                ]);
+                NameSearch::Domain(if positive { d } else { d.not() })
+            }
+            Some(Special::StateWithCountry) if positive && value.is_truthy() => {
+                let with_country = |name: &str, op: Operator| {
+                    state_and_country(name).map(|(n, c)| {
+                        super::and(vec![
+                            Domain::leaf("name", op, Value::Str(n.to_string())),
+                            or(vec![
+                                Domain::leaf(
+                                    "country_id.name",
+                                    Operator::ILike,
+                                    Value::Str(c.into()),
+                                ),
+                                Domain::leaf("country_id.code", Operator::Eq, Value::Str(c.into())),
+                            ]),
+                        ])
+                    })
+                };
+                let extra: Vec<Domain> = match op {
+                    Operator::ILike => text.and_then(|t| with_country(t, op)).into_iter().collect(),
+                    Operator::In => strings(value)
+                        .iter()
+                        .filter_map(|n| with_country(n, Operator::Eq))
+                        .collect(),
+                    _ => vec![],
+                };
+                let mut all = vec![default()?];
+                all.extend(extra);
+                NameSearch::Domain(or(all))
+            }
+            Some(Special::UsersLoginFirst)
+                if matches!(op, Operator::In | Operator::ILike) && value.is_truthy() =>
+            {
+                let logins = match value {
+                    Value::List(l) => l.clone(),
+                    other => vec![other.clone()],
+                };
+                NameSearch::LoginFirst {
+                    login: Domain::leaf("login", Operator::In, Value::List(logins)),
+                    otherwise: default()?,
+                }
+            }
+            Some(Special::ProductVariant) => {
+                let name = Domain::leaf("name", op, value.clone());
+                let code = Domain::leaf("default_code", op, value.clone());
+                if !positive {
+                    NameSearch::Domain(super::and(vec![name, code]))
+                } else {
+                    let mut all = vec![Domain::any("product_tmpl_id", false, name), code];
+                    if op == Operator::In {
+                        all.push(Domain::leaf("barcode", Operator::In, value.clone()));
+                        for v in strings(value) {
+                            if let Some(c) = bracketed_code(&v) {
+                                all.push(Domain::leaf(
+                                    "default_code",
+                                    Operator::Eq,
+                                    Value::Str(c.into()),
+                                ));
+                            }
+                        }
+                    } else if op.is_like() {
+                        all.push(Domain::leaf(
+                            "barcode",
+                            Operator::In,
+                            Value::List(vec![value.clone()]),
+                        ));
+                    }
+                    NameSearch::Domain(or(all))
+                }
+            }
+            Some(Special::AccountCode) => {
+                if !positive {
+                    // NotImplemented for a negative operator: Odoo negates the positive search
+                    let inv = op.inverse().unwrap_or(op);
+                    let inner = self.name_search_domain(model, inv, value)?;
+                    return Ok(NameSearch::Not(Box::new(inner)));
+                }
+                let first_word = |v: &Value| match v {
+                    Value::Str(s) => s.split(' ').next().unwrap_or_default().to_string(),
+                    _ => String::new(),
+                };
+                match (op, value) {
+                    (Operator::In, Value::List(l)) => NameSearch::RootCompanyCode {
+                        code: Domain::leaf(
+                            "code_store",
+                            Operator::In,
+                            Value::List(l.iter().map(|v| Value::Str(first_word(v))).collect()),
+                        ),
+                        rest: Domain::leaf("name", Operator::In, value.clone()),
+                    },
+                    (_, Value::Str(v)) => NameSearch::RootCompanyCode {
+                        code: Domain::leaf(
+                            "code_store",
+                            Operator::EqLike,
+                            Value::Str(format!("{}%", first_word(value))),
+                        ),
+                        rest: or(vec![
+                            Domain::leaf("name", op, value.clone()),
+                            Domain::leaf("description", Operator::ILike, Value::Str(v.clone())),
+                        ]),
+                    },
+                    _ => {
+                        return Err(DomainError::NotSearchable {
+                            model: model.model.clone(),
+                            field: "display_name".into(),
+                        });
+                    }
+                }
+            }
+            Some(Special::ProductTemplateVariants) if value.is_truthy() => {
+                let variants = Domain::leaf("product_variant_ids", op, value.clone());
+                NameSearch::Domain(if positive {
+                    or(vec![default()?, variants])
+                } else {
+                    super::and(vec![default()?, variants])
+                })
+            }
+            Some(_) => NameSearch::Domain(default()?),
+        })
+    }
+
+    fn name_search_sql(
+        &mut self,
+        search: &NameSearch,
+        model: &ModelInfo,
+        alias: &str,
+        ctx: Ctx,
+    ) -> Result<Frag, DomainError> {
+        match search {
+            NameSearch::Domain(d) => self.domain(d, model, alias, ctx, false),
+            NameSearch::Not(inner) => {
+                let f = self.name_search_sql(inner, model, alias, ctx.deeper()?)?;
+                Ok(not_frag(f))
+            }
+            NameSearch::ChildOf(start) => {
+                // `[('id', 'child_of', model._search(start))]`: the records found, then their
+                // descendants walked in sudo with archived ones (Odoo's parent_path walk)
+                let ctx = ctx.nested()?;
+                let s = self.new_alias()?;
+                let w = self.subquery_where(model, &s, start, ctx)?;
+                match self.walk_down(model, &model.parent_name, &s, w)? {
+                    None => Ok(Frag::False),
+                    Some(q) => Ok(Frag::Sql(format!("{} IN {q}", qualified(alias, "id")?))),
+                }
+            }
+            NameSearch::RootCompanyCode { code, rest } => {
+                // `_search_code`: code_store read for `env.company.root_id`, in sudo
+                let company = self.company_param();
+                let saved = self.company_marker.replace(format!(
+                    "(SELECT split_part(\"rc\".\"parent_path\", '/', 1) FROM \"res_company\" AS \"rc\" \
+                     WHERE \"rc\".\"id\" = ({company})::int4)"
+                ));
+                let sudo = Ctx {
+                    sudo: true,
+                    ..ctx.deeper()?
+                };
+                let by_code = self.domain(code, model, alias, sudo, false);
+                self.company_marker = saved;
+                let by_rest = self.domain(rest, model, alias, ctx.deeper()?, false)?;
+                Ok(or_frags(vec![by_code?, by_rest]))
+            }
+            NameSearch::LoginFirst { login, otherwise } => {
+                let u = self.new_alias()?;
+                let w = self.subquery_where(model, &u, login, ctx)?;
+                let other = self.domain(otherwise, model, alias, ctx.deeper()?, false)?;
+                let where_sql = match w {
+                    Frag::False => return Ok(other),
+                    Frag::True => String::new(),
+                    Frag::Sql(s) => format!(" WHERE {s}"),
+                };
+                let q = format!(
+                    "SELECT {} FROM {} AS {}{where_sql}",
+                    qualified(&u, "id")?,
+                    ident(&model.table)?,
+                    ident(&u)?
+                );
+                let found = Frag::Sql(format!("{} IN ({q})", qualified(alias, "id")?));
+                let none = Frag::Sql(format!("NOT EXISTS ({q})"));
+                Ok(or_frags(vec![found, and_frags(vec![none, other])]))
+            }
+        }
     }
 
     // ----------------------------------------------------------------- relational
@@ -1845,7 +2301,8 @@ impl<'s> Compiler<'s> {
         let ids: Vec<i64> = ids.into_iter().filter(|i| *i != 0).collect();
         let s = self.new_alias()?;
         let start = if !names.is_empty() {
-            self.name_search(co, &s, Operator::In, names, ids, ctx)?
+            // Odoo: `comodel.search(OR(display_name ilike v))`
+            self.name_search(co, &s, Operator::ILike, names, ids, ctx)?
         } else if ids.is_empty() {
             return Ok(None);
         } else if restrict_start {
@@ -1858,6 +2315,38 @@ impl<'s> Compiler<'s> {
         } else {
             Frag::Sql(self.ids_match(&qualified(&s, "id")?, &ids))
         };
+        self.walk_down_or_up(co, parent, &s, start, child)
+    }
+
+    /// A parenthesised sub-select of the descendants of the records of `co` under alias `s`
+    /// satisfying `start` (themselves included); `None` when `start` is FALSE.
+    fn walk_down(
+        &mut self,
+        co: &ModelInfo,
+        parent: &str,
+        s: &str,
+        start: Frag,
+    ) -> Result<Option<String>, DomainError> {
+        match co.fields.get(parent) {
+            Some(f) if f.store && f.ttype == "many2one" && !f.company_dependent => {}
+            _ => {
+                return Err(DomainError::NotSearchable {
+                    model: co.model.clone(),
+                    field: "display_name".into(),
+                });
+            }
+        }
+        self.walk_down_or_up(co, parent, s, start, true)
+    }
+
+    fn walk_down_or_up(
+        &mut self,
+        co: &ModelInfo,
+        parent: &str,
+        s: &str,
+        start: Frag,
+        child: bool,
+    ) -> Result<Option<String>, DomainError> {
         let start_where = match start {
             Frag::False => return Ok(None),
             Frag::True => String::new(),
@@ -1866,7 +2355,7 @@ impl<'s> Compiler<'s> {
         let h = ident(&self.new_alias()?)?;
         let c_alias = self.new_alias()?;
         let (c, table, p) = (ident(&c_alias)?, ident(&co.table)?, ident(parent)?);
-        let s = ident(&s)?;
+        let s = ident(s)?;
         Ok(Some(if child {
             format!(
                 "(WITH RECURSIVE {h}(\"id\") AS (SELECT {s}.\"id\" FROM {table} AS {s}{start_where} \

@@ -371,6 +371,11 @@ impl Domain {
         })
     }
 
+    /// `TRUE` or `FALSE`.
+    pub fn constant(b: bool) -> Domain {
+        if b { Domain::True } else { Domain::False }
+    }
+
     /// An `any` / `not any` condition.
     pub fn any(path: impl Into<String>, negative: bool, sub: Domain) -> Domain {
         Domain::Leaf(Leaf {

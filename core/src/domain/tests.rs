@@ -1074,11 +1074,24 @@ fn unknown_and_unsearchable_fields() {
         c_err("[('parent_id','<','x')]"),
         DomainError::InvalidValue(_)
     ));
-    // display_name is searched on the rec_name
-    assert_eq!(
-        c("[('display_name','ilike','acme')]").text,
-        r#""t"."name" ILIKE $1::text"#
+    // display_name is searched as the model's name search (tests below), never as a column
+    assert!(
+        !c("[('display_name','ilike','acme')]")
+            .text
+            .contains(r#""display_name""#)
     );
+    assert!(matches!(
+        c_err("[('display_name.id','=',1)]"),
+        DomainError::NotSearchable { .. }
+    ));
+    assert!(matches!(
+        c_err("[('display_name','any',[])]"),
+        DomainError::InvalidValue(_)
+    ));
+    assert!(matches!(
+        c_err("[('display_name','child_of',1)]"),
+        DomainError::InvalidValue(_)
+    ));
 }
 
 // ------------------------------------------------------------------------- compile: relational
@@ -1124,10 +1137,18 @@ fn compiles_many2one() {
         r#"("t"."company_id" IS NULL OR "t"."company_id" NOT IN (SELECT "t_1"."id" FROM "res_company" AS "t_1" WHERE "t_1"."name" ILIKE $1::text))"#
     );
     assert_eq!(sql.params, vec![txt("%acme%")]);
+    // names and ids are two conditions (Odoo: `any display_name in names` | `in ids`); the ids
+    // are not searched on the comodel
     let sql = c("[('company_id','in',['Acme', 3])]");
     assert_eq!(
         sql.text,
-        r#""t"."company_id" IN (SELECT "t_1"."id" FROM "res_company" AS "t_1" WHERE ("t_1"."name" IN ($1::text) OR "t_1"."id" IN ($2::int8)))"#
+        r#"("t"."company_id" IN (SELECT "t_1"."id" FROM "res_company" AS "t_1" WHERE "t_1"."name" IN ($1::text)) OR "t"."company_id" IN ($2::int8))"#
+    );
+    // not in with names, ids and False: none of the names, none of the ids, and set
+    let sql = c("[('company_id','not in',['Acme', 3, False])]");
+    assert_eq!(
+        sql.text,
+        r#"(("t"."company_id" IS NULL OR "t"."company_id" NOT IN (SELECT "t_1"."id" FROM "res_company" AS "t_1" WHERE "t_1"."name" IN ($1::text))) AND "t"."company_id" NOT IN ($2::int8))"#
     );
     // any / not any, with the comodel's read rule
     let mut sch = schema();
@@ -1259,12 +1280,13 @@ fn compiles_one2many_and_many2many() {
         c("[('category_id','any',[])]").text,
         format!(r#"EXISTS (SELECT 1 FROM {rel} AS "t_2" WHERE "t_2"."partner_id" = "t"."id")"#)
     );
-    // a name on an x2many: name search on the comodel
+    // a name on an x2many: name search on the comodel (tags: the ones found and their
+    // descendants, res.partner.category's `_search_display_name`)
     let sql = c("[('category_id','ilike','vip')]");
     assert_eq!(
         sql.text,
         format!(
-            r#"EXISTS (SELECT 1 FROM {rel} AS "t_2" WHERE "t_2"."partner_id" = "t"."id" AND "t_2"."category_id" IN (SELECT "t_1"."id" FROM "res_partner_category" AS "t_1" WHERE ("t_1"."name"->>'en_US') ILIKE $1::text))"#
+            r#"EXISTS (SELECT 1 FROM {rel} AS "t_5" WHERE "t_5"."partner_id" = "t"."id" AND "t_5"."category_id" IN (SELECT "t_1"."id" FROM "res_partner_category" AS "t_1" WHERE "t_1"."id" IN (WITH RECURSIVE "t_3"("id") AS (SELECT "t_2"."id" FROM "res_partner_category" AS "t_2" WHERE ("t_2"."name"->>'en_US') ILIKE $1::text UNION SELECT "t_4"."id" FROM "res_partner_category" AS "t_4" JOIN "t_3" ON "t_4"."parent_id" = "t_3"."id") SELECT "t_3"."id" FROM "t_3")))"#
         )
     );
     // one2many
@@ -1316,10 +1338,11 @@ fn compiles_hierarchies() {
     );
     assert!(sql.text.contains(r#"ON "t_3"."parent_id" = "t_2"."id""#));
     // by name
+    // (Odoo: `comodel.search(display_name ilike name)`, the partner's name search)
     let sql = c("[('id','child_of','Deco Addict')]");
     assert!(
-        sql.text
-            .contains(r#"WHERE "t_1"."name" IN ($1::text) UNION"#),
+        sql.text.contains(r#""complete_name" ILIKE $1::text"#)
+            && sql.params[0] == Param::Text("%Deco Addict%".into()),
         "{}",
         sql.text
     );
@@ -1879,4 +1902,334 @@ fn api_domains_in_both_syntaxes() {
         assert_eq!(a, b, "{py}");
         assert_eq!(parse(&to_json(&a).to_string()).unwrap(), a, "{py}");
     }
+}
+
+// ------------------------------------------------------------------------- name search
+
+/// The test schema plus the models whose name search Odoo overrides.
+fn name_schema() -> TestSchema {
+    let mut sch = schema();
+    let translated = |n: &str| FieldInfo {
+        translate: true,
+        ..FieldInfo::new(n, "char")
+    };
+    let models = [
+        ModelInfo::new("product.template", "product_template")
+            .with(required(translated("name")))
+            .with(FieldInfo::new("default_code", "char"))
+            .with(FieldInfo::new("active", "boolean"))
+            .with(FieldInfo::one2many(
+                "product_variant_ids",
+                "product.product",
+                "product_tmpl_id",
+            )),
+        ModelInfo::new("product.product", "product_product")
+            .with(required(FieldInfo::many2one(
+                "product_tmpl_id",
+                "product.template",
+            )))
+            .with(FieldInfo::new("default_code", "char"))
+            .with(FieldInfo::new("barcode", "char"))
+            .with(FieldInfo::new("active", "boolean"))
+            .with(FieldInfo {
+                store: false,
+                ..translated("name")
+            }),
+        ModelInfo::new("res.country", "res_country")
+            .with(required(translated("name")))
+            .with(FieldInfo::new("code", "char")),
+        ModelInfo::new("res.country.state", "res_country_state")
+            .with(required(FieldInfo::new("name", "char")))
+            .with(required(FieldInfo::new("code", "char")))
+            .with(required(FieldInfo::many2one("country_id", "res.country"))),
+        ModelInfo::new("res.bank", "res_bank")
+            .with(required(FieldInfo::new("name", "char")))
+            .with(FieldInfo::new("bic", "char")),
+        ModelInfo::new("account.account", "account_account")
+            .with(required(translated("name")))
+            .with(FieldInfo {
+                translate: true,
+                ..FieldInfo::new("description", "text")
+            })
+            .with(FieldInfo {
+                company_dependent: true,
+                ..FieldInfo::new("code_store", "char")
+            }),
+        ModelInfo::new("account.move", "account_move")
+            .with(FieldInfo::new("name", "char"))
+            .with(FieldInfo::new("ref", "char"))
+            .with(FieldInfo::many2one("partner_id", "res.partner")),
+        ModelInfo::new("account.move.line", "account_move_line")
+            .with(FieldInfo::new("name", "char"))
+            .with(FieldInfo::many2one("move_id", "account.move"))
+            .with(FieldInfo::many2one("product_id", "product.product")),
+    ];
+    for m in models {
+        sch.models.insert(m.model.clone(), m);
+    }
+    sch.related.insert(
+        ("product.product".into(), "name".into()),
+        "product_tmpl_id.name".into(),
+    );
+    sch
+}
+
+fn n(text: &str, model: &str) -> Sql {
+    c_with(text, model, &name_schema(), &OPTS)
+}
+
+fn texts(sql: &Sql) -> Vec<&str> {
+    sql.params
+        .iter()
+        .filter_map(|p| match p {
+            Param::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn partner_name_search_is_rec_names_search() {
+    // ilike: complete_name | email | ref (vat and company_registry are not in this schema: left
+    // out), the user's record rules and active test applying as for any search
+    let sql = n("[('display_name','ilike','azure')]", "res.partner");
+    assert_eq!(
+        sql.text,
+        r#"("t"."complete_name" ILIKE $1::text OR "t"."email" ILIKE $2::text OR "t"."ref" ILIKE $3::text)"#
+    );
+    assert_eq!(texts(&sql), vec!["%azure%"; 3]);
+    // not ilike: every field differs, NULL included (Odoo ANDs the negative conditions)
+    let neg = n("[('display_name','not ilike','azure')]", "res.partner");
+    assert_eq!(
+        neg.text,
+        r#"(("t"."complete_name" NOT ILIKE $1::text OR "t"."complete_name" IS NULL) AND ("t"."email" NOT ILIKE $2::text OR "t"."email" IS NULL) AND ("t"."ref" NOT ILIKE $3::text OR "t"."ref" IS NULL))"#
+    );
+    assert_eq!(
+        neg.text,
+        n("['!', ('display_name','ilike','azure')]", "res.partner").text
+    );
+    // '=': the fields
+    assert_eq!(
+        n("[('display_name','=','Azure Interior')]", "res.partner").text,
+        r#"("t"."complete_name" IN ($1::text) OR "t"."email" IN ($2::text) OR "t"."ref" IN ($3::text))"#
+    );
+    // '!=': every field differs (NULL included)
+    assert_eq!(
+        n("[('display_name','!=','Azure Interior')]", "res.partner").text,
+        r#"(("t"."complete_name" NOT IN ($1::text) OR "t"."complete_name" IS NULL) AND ("t"."email" NOT IN ($2::text) OR "t"."email" IS NULL) AND ("t"."ref" NOT IN ($3::text) OR "t"."ref" IS NULL))"#
+    );
+    // like '' is everything, not like '' nothing, =like '' "not set"
+    assert_eq!(
+        n("[('display_name','like','')]", "res.partner").text,
+        "TRUE"
+    );
+    assert_eq!(
+        n("[('display_name','not ilike','')]", "res.partner").text,
+        "FALSE"
+    );
+    assert!(
+        n("[('display_name','=like','')]", "res.partner")
+            .text
+            .contains(r#""complete_name" IS NULL"#)
+    );
+    assert_eq!(n("[('display_name','in',[])]", "res.partner").text, "FALSE");
+    assert_eq!(
+        n("[('display_name','=?',False)]", "res.partner").text,
+        "TRUE"
+    );
+}
+
+#[test]
+fn many2one_with_a_string_uses_the_comodel_name_search() {
+    // ('parent_id', 'ilike', v) = ('parent_id', 'any', [('display_name', 'ilike', v)])
+    let sql = n("[('parent_id','ilike','azure')]", "res.partner");
+    assert_eq!(
+        sql.text,
+        r#""t"."parent_id" IN (SELECT "t_1"."id" FROM "res_partner" AS "t_1" WHERE ("t_1"."complete_name" ILIKE $1::text OR "t_1"."email" ILIKE $2::text OR "t_1"."ref" ILIKE $3::text))"#
+    );
+    // negative: not any (unset included)
+    let sql = n("[('parent_id','not ilike','azure')]", "res.partner");
+    assert!(
+        sql.text
+            .starts_with(r#"("t"."parent_id" IS NULL OR "t"."parent_id" NOT IN (SELECT"#),
+        "{}",
+        sql.text
+    );
+    // '=' with a name: exact name search, no descendants
+    let sql = n("[('parent_id','=','Azure Interior')]", "res.partner");
+    assert!(
+        sql.text.contains(r#""t_1"."complete_name" IN ($1::text)"#),
+        "{}",
+        sql.text
+    );
+    assert!(!sql.text.contains("RECURSIVE"), "{}", sql.text);
+    // a rec_names_search path and a relational entry: account.move.line searches its move's
+    // name search and its product's
+    let sql = n("[('display_name','ilike','INV/1')]", "account.move.line");
+    assert!(
+        sql.text.contains(r#""t"."move_id" IN (SELECT"#),
+        "{}",
+        sql.text
+    );
+    assert!(
+        sql.text.contains(r#""t"."product_id" IN (SELECT"#),
+        "{}",
+        sql.text
+    );
+    assert!(sql.text.contains(r#""default_code" ILIKE"#), "{}", sql.text);
+}
+
+#[test]
+fn translated_names_are_searched_in_the_users_language() {
+    let sch = name_schema();
+    let fr = CompileOptions {
+        lang: "fr_FR",
+        ..OPTS
+    };
+    let sql = c_with(
+        "[('display_name','ilike','bureau')]",
+        "product.template",
+        &sch,
+        &fr,
+    );
+    assert!(
+        sql.text.contains(r#"COALESCE("t"."name"->>$"#),
+        "{}",
+        sql.text
+    );
+    assert!(texts(&sql).contains(&"fr_FR"));
+    // and through a many2one
+    let sql = c_with(
+        "[('category_id','=','Fournisseur')]",
+        "res.partner",
+        &sch,
+        &fr,
+    );
+    assert!(
+        sql.text.contains(r#"COALESCE("t_1"."name"->>$"#),
+        "{}",
+        sql.text
+    );
+}
+
+#[test]
+fn overridden_name_searches_follow_odoo() {
+    // res.partner.category: like finds the tags and their descendants
+    let sql = n("[('display_name','ilike','vip')]", "res.partner.category");
+    assert_eq!(
+        sql.text,
+        r#""t"."id" IN (WITH RECURSIVE "t_2"("id") AS (SELECT "t_1"."id" FROM "res_partner_category" AS "t_1" WHERE ("t_1"."name"->>'en_US') ILIKE $1::text UNION SELECT "t_3"."id" FROM "res_partner_category" AS "t_3" JOIN "t_2" ON "t_3"."parent_id" = "t_2"."id") SELECT "t_2"."id" FROM "t_2")"#
+    );
+    let neg = n(
+        "[('display_name','not ilike','vip')]",
+        "res.partner.category",
+    );
+    assert!(
+        neg.text.starts_with(r#"("t"."id" IN (WITH RECURSIVE"#),
+        "{}",
+        neg.text
+    );
+    assert!(neg.text.ends_with(") IS NOT TRUE"), "{}", neg.text);
+    // '=' on tags: the name only
+    assert!(
+        !n("[('display_name','=','vip')]", "res.partner.category")
+            .text
+            .contains("RECURSIVE")
+    );
+    // res.users: an exact login wins, else the default
+    let sql = n("[('display_name','ilike','demo')]", "res.users");
+    assert!(
+        sql.text.contains(r#""login" IN ($1::text)"#),
+        "{}",
+        sql.text
+    );
+    assert!(sql.text.contains("NOT EXISTS (SELECT"), "{}", sql.text);
+    assert!(texts(&sql).contains(&"demo") && texts(&sql).contains(&"%demo%"));
+    // negative: the default only
+    assert!(
+        !n("[('display_name','not ilike','demo')]", "res.users")
+            .text
+            .contains("EXISTS")
+    );
+    // res.bank: BIC prefix
+    let sql = n("[('display_name','ilike','BNP')]", "res.bank");
+    assert_eq!(
+        sql.text,
+        r#"("t"."bic" ILIKE $1::text OR "t"."name" ILIKE $2::text)"#
+    );
+    assert_eq!(texts(&sql), vec!["BNP%", "%BNP%"]);
+    // res.country.state: "Name (Country)"
+    let sql = n(
+        "[('display_name','=','California (US)')]",
+        "res.country.state",
+    );
+    assert!(
+        texts(&sql).contains(&"California") && texts(&sql).contains(&"US"),
+        "{:?}",
+        sql.params
+    );
+    assert!(
+        sql.text.contains(r#""t"."country_id" IN (SELECT"#),
+        "{}",
+        sql.text
+    );
+    assert!(
+        !n(
+            "[('display_name','!=','California (US)')]",
+            "res.country.state"
+        )
+        .text
+        .contains("country_id")
+    );
+    // product.product: template name, reference, barcode (exact)
+    let sql = n("[('display_name','ilike','desk')]", "product.product");
+    assert!(
+        sql.text.contains(r#""t"."product_tmpl_id" IN (SELECT"#),
+        "{}",
+        sql.text
+    );
+    assert!(
+        sql.text.contains(r#""t"."default_code" ILIKE"#),
+        "{}",
+        sql.text
+    );
+    assert!(sql.text.contains(r#""t"."barcode" IN"#), "{}", sql.text);
+    assert!(texts(&sql).contains(&"desk"));
+    let sql = n(
+        "[('display_name','in',['[FURN_1] Desk'])]",
+        "product.product",
+    );
+    assert!(texts(&sql).contains(&"FURN_1"), "{:?}", sql.params);
+    let sql = n("[('display_name','not ilike','desk')]", "product.product");
+    assert!(!sql.text.contains("barcode"), "{}", sql.text);
+    assert!(sql.text.contains(" AND "), "{}", sql.text);
+    // product.template: or its variants
+    let sql = n("[('display_name','ilike','desk')]", "product.template");
+    assert!(
+        sql.text
+            .contains(r#"EXISTS (SELECT 1 FROM "product_product""#),
+        "{}",
+        sql.text
+    );
+    // account.account: the root company's code as a prefix, the name, the description
+    let sql = n("[('display_name','ilike','4000 Sales')]", "account.account");
+    assert!(
+        sql.text.contains(r#"("t"."code_store"->>(SELECT split_part("rc"."parent_path", '/', 1) FROM "res_company" AS "rc" WHERE "rc"."id" = ($"#),
+        "{}",
+        sql.text
+    );
+    assert!(texts(&sql).contains(&"4000%") && texts(&sql).contains(&"%4000 Sales%"));
+    let neg = n("[('display_name','not ilike','4000')]", "account.account");
+    assert!(neg.text.ends_with(") IS NOT TRUE"), "{}", neg.text);
+    // res.currency.rate parses dates in the user's format: refused, not guessed
+    let mut sch = name_schema();
+    let rate = ModelInfo::new("res.currency.rate", "res_currency_rate")
+        .with(FieldInfo::new("name", "date"))
+        .with(FieldInfo::new("rate", "float"));
+    sch.models.insert(rate.model.clone(), rate);
+    let d = parse("[('display_name','=','2024-01-01')]").unwrap();
+    assert!(matches!(
+        compile(&d, &sch.models["res.currency.rate"], &sch, "t", 1, &OPTS),
+        Err(DomainError::NotSearchable { .. })
+    ));
 }
