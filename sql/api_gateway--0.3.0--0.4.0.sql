@@ -279,3 +279,83 @@ REVOKE ALL ON FUNCTION api_gateway.oauth_client_check(text, text, inet), api_gat
     api_gateway.stats_users(timestamptz), api_gateway.admin_delete_client(integer, text, text),
     api_gateway.admin_delete_profile(integer, text, integer), api_gateway.admin_delete_webhook(integer, text, integer),
     api_gateway._grant_execute(name, text[]), api_gateway.grant_front(name), api_gateway.grant_worker(name) FROM PUBLIC;
+
+-- == nest (issue 18): ETags: versioned reads, writes and unlinks conditioned on the row version ==
+
+-- src/api/data.rs
+CREATE  FUNCTION "read_versioned"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"id" INT, /* Option < i32 > */
+	"fields" TEXT[] DEFAULT NULL /* :: std :: option :: Option < Vec < Option < String > > > */
+) RETURNS jsonb /* Option < RawJsonb > */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'read_versioned_wrapper';
+
+CREATE  FUNCTION "write_if_match"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"id" INT, /* Option < i32 > */
+	"vals" jsonb, /* Option < pgrx :: JsonB > */
+	"versions" TEXT[] /* :: std :: option :: Option < Vec < Option < String > > > */
+) RETURNS TEXT /* & '_ str */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'write_if_match_wrapper';
+
+CREATE  FUNCTION "unlink_if_match"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"id" INT, /* Option < i32 > */
+	"versions" TEXT[] /* :: std :: option :: Option < Vec < Option < String > > > */
+) RETURNS TEXT /* & '_ str */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'unlink_if_match_wrapper';
+
+-- src/sql/finalize.sql
+-- `grant_front(role)`: everything `api-gateway serve` calls: the gate, OAuth2, the data
+-- functions, the traffic log writer and maintenance, the dashboard's statistics, /metrics and
+-- the admin console (every admin_* function). Returns the number of functions granted. Serve
+-- also delivers webhooks unless --webhooks false: then grant_worker(role) too.
+CREATE OR REPLACE FUNCTION api_gateway.grant_front(role name) RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN api_gateway._grant_execute(role, ARRAY[
+        'api_gateway.version()',
+        'api_gateway.authenticate(text, inet, text)',
+        'api_gateway.issue_token(text, text, text, inet)',
+        'api_gateway.revoke_token(text)',
+        'api_gateway.introspect_token(text)',
+        'api_gateway.oauth_client_check(text, text, inet)',
+        'api_gateway.revoke_token_as_client(text, text)',
+        'api_gateway.describe_models(integer)',
+        'api_gateway.search_read(integer, text, text, text[], integer, integer, text)',
+        'api_gateway.search_count(integer, text, text)',
+        'api_gateway.read(integer, text, integer, text[])',
+        'api_gateway.create(integer, text, jsonb)',
+        'api_gateway.write(integer, text, integer, jsonb)',
+        'api_gateway.unlink(integer, text, integer)',
+        'api_gateway.read_versioned(integer, text, integer, text[])',
+        'api_gateway.write_if_match(integer, text, integer, jsonb, text[])',
+        'api_gateway.unlink_if_match(integer, text, integer, text[])',
+        'api_gateway.log_requests(jsonb)',
+        'api_gateway.log_level()',
+        'api_gateway.ensure_log_partitions(integer)',
+        'api_gateway.run_maintenance(text)',
+        'api_gateway.metrics_gauges()']
+        -- The dashboard's and the console's families, whole: stats_* and admin_*.
+        || ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
+                  WHERE p.pronamespace = 'api_gateway'::regnamespace
+                    AND (p.proname LIKE 'stats\_%' OR p.proname LIKE 'admin\_%')
+                  ORDER BY 1));
+END;
+$$;
+
+REVOKE ALL ON FUNCTION api_gateway.read_versioned(integer, text, integer, text[]),
+    api_gateway.write_if_match(integer, text, integer, jsonb, text[]),
+    api_gateway.unlink_if_match(integer, text, integer, text[]) FROM PUBLIC;

@@ -3,6 +3,7 @@
 pub mod apikey;
 pub mod display;
 pub mod domain;
+pub mod etag;
 pub mod fields;
 pub mod gate;
 pub mod jwt;

@@ -308,6 +308,9 @@ fn order_sql(model: &ModelMeta, order: Option<&str>, lang_param: usize) -> Strin
     terms.join(", ")
 }
 
+/// The key a versioned read carries the row version under, removed before it is returned.
+const VERSION_KEY: &str = "__agw_version";
+
 pub struct Page {
     pub limit: i64,
     pub offset: i64,
@@ -350,6 +353,9 @@ pub struct Request<'a> {
     pub active_test: bool,
     /// Return the first record (or NULL) instead of the array.
     pub single: bool,
+    /// With `single`: return `{"record": <record>, "version": "<row version>"}` instead, the
+    /// version being the row's `xmin` (it changes with every update of the row; see ETags).
+    pub version: bool,
 }
 
 /// The records as a JSON array (for `read`: the first record, or NULL).
@@ -368,10 +374,14 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
     let company_param = params.len();
     let shaper = Shaper::new(&models, &user, params, lang_param, company_param);
     let names = select_fields(&user, &shaper, &model, req.fields);
-    let pairs: Vec<(String, String)> = names
+    let mut pairs: Vec<(String, String)> = names
         .iter()
         .map(|n| (n.clone(), shaper.value(&model, n)))
         .collect();
+    let version = req.single && req.version;
+    if version {
+        pairs.push((VERSION_KEY.into(), "t.\"__agw_xmin\"".into()));
+    }
     let mut params = shaper.into_params();
     let order = order_sql(&model, req.order, lang_param);
     let mut page_sql = String::new();
@@ -386,12 +396,22 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
     }
     let sql = format!(
         "SELECT coalesce(jsonb_agg({obj} ORDER BY t.\"__agw_n\"), '[]'::jsonb) FROM ( \
-           SELECT t.*, row_number() OVER (ORDER BY {order}) AS \"__agw_n\" {from_where} \
+           SELECT t.*, row_number() OVER (ORDER BY {order}) AS \"__agw_n\"{xmin} {from_where} \
             ORDER BY {order}{page_sql}) t",
         obj = object_sql(&pairs),
         from_where = q.from_where,
+        xmin = if version {
+            ", t.xmin::text AS \"__agw_xmin\""
+        } else {
+            ""
+        },
     );
-    let sql = if req.single {
+    let sql = if version {
+        format!(
+            "SELECT CASE WHEN r IS NOT NULL THEN jsonb_build_object('record', r - '{VERSION_KEY}', \
+             'version', r -> '{VERSION_KEY}') END FROM (SELECT ({sql}) -> 0 AS r) v"
+        )
+    } else if req.single {
         format!("SELECT ({sql}) -> 0")
     } else {
         sql

@@ -1,5 +1,6 @@
 //! SQL integration tests: the extension's functions called over a real connection.
 mod admin;
+mod conditional;
 mod data;
 mod foundation;
 mod gate;

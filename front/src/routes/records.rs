@@ -1,6 +1,6 @@
 //! `/api/v1/<model>` and `/api/v1/<model>/<id>`: search_read, read, create, write, unlink. Each is
 //! one statement: the gate and, on a pass, the data function.
-use super::query;
+use super::{conditional, query};
 use crate::error::{ApiError, Problem};
 use crate::gate::{self, Ctx, GatedSql};
 use crate::{AppState, body, gated_sql};
@@ -17,13 +17,32 @@ const SEARCH_READ: GatedSql = gated_sql!(
      CASE WHEN g.status = 200 AND $10 THEN api_gateway.search_count(g.uid, $4, $5) END"
 );
 const READ: GatedSql =
-    gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.\"read\"(g.uid, $4, $5, $6) END");
+    gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.read_versioned(g.uid, $4, $5, $6) END");
 const CREATE: GatedSql =
     gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.\"create\"(g.uid, $4, $5) END");
 const WRITE: GatedSql =
     gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.\"write\"(g.uid, $4, $5, $6) END");
 const UNLINK: GatedSql =
     gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.unlink(g.uid, $4, $5) END");
+const WRITE_IF_MATCH: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.write_if_match(g.uid, $4, $5, $6, $7) END"
+);
+const UNLINK_IF_MATCH: GatedSql =
+    gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.unlink_if_match(g.uid, $4, $5, $6) END");
+
+/// The answer to a write or unlink: 204, 404, or 412 when `If-Match` no longer held.
+fn written(
+    g: &gate::Gate,
+    outcome: Option<&str>,
+    model: &str,
+    id: i32,
+) -> Result<Response, ApiError> {
+    match outcome {
+        Some("done") => Ok(g.respond(StatusCode::NO_CONTENT, None)),
+        Some("changed") => Err(g.with_headers(conditional::precondition_failed(model, id))),
+        _ => Err(g.with_headers(missing(model, id))),
+    }
+}
 
 fn path_problem(e: PathRejection) -> Problem {
     Problem::not_found(format!("bad path: {}", e.body_text()))
@@ -41,6 +60,7 @@ pub async fn list(
     ctx: Ctx,
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     ctx.require_credentials()?;
     let Path(model) = path.map_err(path_problem)?;
@@ -84,7 +104,7 @@ pub async fn list(
     if count {
         body["count"] = json!(total.unwrap_or(0));
     }
-    Ok(g.respond(StatusCode::OK, Some(body)))
+    conditional::respond(g, &headers, &body, None)
 }
 
 /// `GET /api/v1/<model>/<id>?fields=`
@@ -93,6 +113,7 @@ pub async fn read(
     ctx: Ctx,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     ctx.require_credentials()?;
     let Path((model, id)) = path.map_err(path_problem)?;
@@ -113,7 +134,10 @@ pub async fn read(
     .await?;
     let g = &p.gate;
     match p.col::<Option<Value>>(0)? {
-        Some(record) if !record.is_null() => Ok(g.respond(StatusCode::OK, Some(record))),
+        Some(v) if v["record"].is_object() => {
+            let version = v["version"].as_str().unwrap_or("0");
+            conditional::respond(g, &headers, &v["record"], Some(version))
+        }
         _ => Err(g.with_headers(missing(&model, id))),
     }
 }
@@ -166,7 +190,23 @@ pub async fn write(
     let model = query::model(&model)?;
     let id = query::record_id(&id)?;
     query::parse(raw.as_deref(), &[])?;
+    let versions = conditional::if_match(&headers)?;
     let vals = body::json_object(&headers, body, state.config.body_limit).await?;
+    if let Some(versions) = versions {
+        let p = gate::run(
+            &state,
+            &ctx,
+            WRITE_IF_MATCH,
+            &[
+                (&model, Type::TEXT),
+                (&id, Type::INT4),
+                (&vals, Type::JSONB),
+                (&versions, Type::TEXT_ARRAY),
+            ],
+        )
+        .await?;
+        return written(&p.gate, p.col::<Option<&str>>(0)?, &model, id);
+    }
     let p = gate::run(
         &state,
         &ctx,
@@ -191,12 +231,27 @@ pub async fn unlink(
     ctx: Ctx,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     ctx.require_credentials()?;
     let Path((model, id)) = path.map_err(path_problem)?;
     let model = query::model(&model)?;
     let id = query::record_id(&id)?;
     query::parse(raw.as_deref(), &[])?;
+    if let Some(versions) = conditional::if_match(&headers)? {
+        let p = gate::run(
+            &state,
+            &ctx,
+            UNLINK_IF_MATCH,
+            &[
+                (&model, Type::TEXT),
+                (&id, Type::INT4),
+                (&versions, Type::TEXT_ARRAY),
+            ],
+        )
+        .await?;
+        return written(&p.gate, p.col::<Option<&str>>(0)?, &model, id);
+    }
     let p = gate::run(
         &state,
         &ctx,
