@@ -317,6 +317,23 @@ SET search_path TO pg_catalog, public, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'unlink_if_match_wrapper';
 
+-- == nest (issue 18): cursor pagination: search_page (keyset, signed cursors) ==
+
+-- src/api/data.rs
+CREATE  FUNCTION "search_page"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"domain" TEXT DEFAULT '[]', /* Option < & str > */
+	"fields" TEXT[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < String > > > */
+	"limit" INT DEFAULT NULL, /* Option < i32 > */
+	"order" TEXT DEFAULT NULL, /* Option < & str > */
+	"after" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* RawJsonb */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'search_page_wrapper';
+
 -- src/sql/finalize.sql
 -- `grant_front(role)`: everything `api-gateway serve` calls: the gate, OAuth2, the data
 -- functions, the traffic log writer and maintenance, the dashboard's statistics, /metrics and
@@ -343,6 +360,7 @@ BEGIN
         'api_gateway.read_versioned(integer, text, integer, text[])',
         'api_gateway.write_if_match(integer, text, integer, jsonb, text[])',
         'api_gateway.unlink_if_match(integer, text, integer, text[])',
+        'api_gateway.search_page(integer, text, text, text[], integer, text, text)',
         'api_gateway.log_requests(jsonb)',
         'api_gateway.log_level()',
         'api_gateway.ensure_log_partitions(integer)',
@@ -358,4 +376,5 @@ $$;
 
 REVOKE ALL ON FUNCTION api_gateway.read_versioned(integer, text, integer, text[]),
     api_gateway.write_if_match(integer, text, integer, jsonb, text[]),
-    api_gateway.unlink_if_match(integer, text, integer, text[]) FROM PUBLIC;
+    api_gateway.unlink_if_match(integer, text, integer, text[]),
+    api_gateway.search_page(integer, text, text, text[], integer, text, text) FROM PUBLIC;

@@ -1,6 +1,7 @@
 //! Pure-Rust logic of api_gateway. No pgrx here: everything is unit-tested with plain `cargo test`.
 
 pub mod apikey;
+pub mod cursor;
 pub mod display;
 pub mod domain;
 pub mod etag;

@@ -321,6 +321,7 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
                 "offset",
                 "order",
                 "count",
+                "after",
                 "If-None-Match",
             ]
             .map(param),
@@ -335,7 +336,8 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
             "responses": gated_responses(("200", ok_json("The matching records",
                 json!({"type": "object", "required": ["records"], "properties": {
                     "records": {"type": "array", "items": record.clone()},
-                    "count": {"type": "integer", "description": "Total number of matching records (with count=true)"}}})))),
+                    "count": {"type": "integer", "description": "Total number of matching records (with count=true)"},
+                    "next": {"type": ["string", "null"], "description": "Without offset: the signed cursor of the next page (pass it as after), null on the last page"}}})))),
         },
         "post": {
             "tags": [tag], "operationId": format!("create{suffix}"),
@@ -396,6 +398,8 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
 
 /// ETag on reads and 304 for If-None-Match; 412 for If-Match on writes (RFC 9110 §13).
 fn conditional_responses(collection: &mut Value, item: &mut Value) {
+    collection["get"]["responses"]["200"]["headers"]["Link"] =
+        json!({"$ref": "#/components/headers/Link"});
     for get in [&mut collection["get"], &mut item["get"]] {
         get["responses"]["200"]["headers"]["ETag"] = json!({"$ref": "#/components/headers/ETag"});
         get["responses"]["304"] = json!({"$ref": "#/components/responses/NotModified"});
@@ -481,6 +485,8 @@ pub fn generate(version: &str, models: &Value, public_url: &str) -> Value {
                 "RateLimit": {"description": "Remaining quota and seconds until it resets, e.g. `\"default\";r=59;t=60`",
                     "schema": {"type": "string"}},
                 "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}},
+                "Link": {"description": "RFC 8288 link to the next page, `</api/v1/<model>?...&after=<cursor>>; rel=\"next\"` (absent on the last page)",
+                    "schema": {"type": "string"}},
                 "ETag": {"description": "Strong entity-tag of this representation (RFC 9110 §8.8.3). A record's tag also names the row version, which If-Match checks.",
                     "schema": {"type": "string"}, "example": "\"948113.5d41402abc4b2a76b9719d911017c592\""},
             },
@@ -541,6 +547,9 @@ fn parameters() -> Value {
             "schema": {"type": "string"}},
         "If-Match": {"name": "If-Match", "in": "header", "required": false,
             "description": "Entity-tags of record versions the change may apply to (strong comparison, checked on the locked row): 412 when the record changed since; `*` = the record exists",
+            "schema": {"type": "string"}},
+        "after": {"name": "after", "in": "query", "required": false,
+            "description": "Keyset pagination: the `next` cursor of the previous page (opaque, signed; valid only for the same user, model, domain and order; not with offset)",
             "schema": {"type": "string"}},
         "count": {"name": "count", "in": "query", "required": false,
             "description": "Also return the total number of matching records",
@@ -704,6 +713,13 @@ mod tests {
             );
             assert!(item[m]["responses"]["412"].is_object());
         }
+        assert!(
+            list["get"]["parameters"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"$ref": "#/components/parameters/after"}))
+        );
+        assert!(list["get"]["responses"]["200"]["headers"]["Link"].is_object());
         let c = &doc["components"];
         assert_eq!(c["parameters"]["If-Match"]["in"], "header");
         assert!(c["responses"]["PreconditionFailed"].is_object());

@@ -51,6 +51,34 @@ fn search_read(
     })
 }
 
+/// `api_gateway.search_page(uid, model, domain DEFAULT '[]', fields DEFAULT NULL, "limit" DEFAULT
+/// NULL, "order" DEFAULT NULL, after DEFAULT NULL) RETURNS jsonb`: keyset pagination,
+/// `{"records": [...], "next": <cursor of the next page, or null>}`; `after` is the `next` of
+/// the previous page (signed: it only resumes the same query for the same user).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, public, pg_temp)]
+fn search_page(
+    uid: Option<i32>,
+    model: Option<&str>,
+    domain: default!(Option<&str>, "'[]'"),
+    fields: default!(Option<Vec<Option<String>>>, "NULL"),
+    limit: default!(Option<i32>, "NULL"),
+    order: default!(Option<&str>, "NULL"),
+    after: default!(Option<&str>, "NULL"),
+) -> RawJsonb {
+    let uid = required(uid, "uid");
+    let model = required(model, "model");
+    read::search_page(read::PageRequest {
+        uid,
+        model,
+        domain_text: domain.unwrap_or("[]"),
+        fields,
+        limit,
+        order,
+        after: after.filter(|a| !a.is_empty()),
+    })
+}
+
 /// `api_gateway.search_count(uid, model, domain DEFAULT '[]') RETURNS bigint`
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, public, pg_temp)]

@@ -283,14 +283,22 @@ fn object_sql(pairs: &[(String, String)]) -> String {
     }
 }
 
-/// ORDER BY for a validated `order` string (the model's `_order` by default), `id` last.
-fn order_sql(model: &ModelMeta, order: Option<&str>, lang_param: usize) -> String {
+/// One term of ORDER BY: the field, its SQL expression over the row `t`, descending or not.
+pub struct OrderTerm {
+    pub name: String,
+    pub expr: String,
+    pub translated: bool,
+    pub desc: bool,
+}
+
+/// The terms of a validated `order` string (the model's `_order` by default), `id` last.
+fn order_terms(model: &ModelMeta, order: Option<&str>, lang_param: usize) -> Vec<OrderTerm> {
     let parsed = match order.map(str::trim).filter(|o| !o.is_empty()) {
         Some(o) => domain::parse_order(o, &model.info).unwrap_or_else(|e| bad_input("order", &e)),
         // The model's own _order may name things we cannot sort on in SQL; fall back to id.
         None => domain::parse_order(&model.order, &model.info).unwrap_or_default(),
     };
-    let mut terms: Vec<String> = parsed
+    let mut terms: Vec<OrderTerm> = parsed
         .iter()
         .map(|(name, desc)| {
             let f = &model.info.fields[name];
@@ -299,13 +307,45 @@ fn order_sql(model: &ModelMeta, order: Option<&str>, lang_param: usize) -> Strin
             } else {
                 format!("t.\"{name}\"")
             };
-            format!("{expr} {}", if *desc { "DESC" } else { "ASC" })
+            OrderTerm {
+                name: name.clone(),
+                expr,
+                translated: f.translate,
+                desc: *desc,
+            }
         })
         .collect();
     if !parsed.iter().any(|(n, _)| n == "id") {
-        terms.push("t.id ASC".into());
+        terms.push(OrderTerm {
+            name: "id".into(),
+            expr: "t.\"id\"".into(),
+            translated: false,
+            desc: false,
+        });
     }
-    terms.join(", ")
+    terms
+}
+
+fn order_by(terms: &[OrderTerm]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("{} {}", t.expr, if t.desc { "DESC" } else { "ASC" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// ORDER BY for a validated `order` string (the model's `_order` by default), `id` last.
+fn order_sql(model: &ModelMeta, order: Option<&str>, lang_param: usize) -> String {
+    order_by(&order_terms(model, order, lang_param))
+}
+
+/// The order as a cursor pins it: `name asc,id asc`.
+fn order_signature(terms: &[OrderTerm]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("{} {}", t.name, if t.desc { "desc" } else { "asc" }))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The key a versioned read carries the row version under, removed before it is returned.
@@ -417,6 +457,199 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
         sql
     };
     run_json(&sql, &params)
+}
+
+/// A page of `search_page`: the records after `after` (a cursor of an earlier page of the same
+/// query), and the cursor of the next page (NULL on the last one).
+pub struct PageRequest<'a> {
+    pub uid: i32,
+    pub model: &'a str,
+    pub domain_text: &'a str,
+    pub fields: Option<Vec<Option<String>>>,
+    pub limit: Option<i32>,
+    pub order: Option<&'a str>,
+    pub after: Option<&'a str>,
+}
+
+/// The signing keys the extension keeps: (kid, secret), the current one first.
+fn signing_keys() -> Vec<(String, String)> {
+    Spi::connect(|c| {
+        let t = spi(c.select(
+            "SELECT jwt_kid, jwt_secret FROM api_gateway.settings \
+             UNION ALL SELECT kid, secret FROM api_gateway.signing_key WHERE valid_until > now()",
+            None,
+            &[],
+        ));
+        t.map(|r| {
+            (
+                spi(r.get::<String>(1)).unwrap_or_default(),
+                spi(r.get::<String>(2)).unwrap_or_default(),
+            )
+        })
+        .collect()
+    })
+}
+
+fn bad_cursor(e: impl std::fmt::Display) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("invalid cursor: {e}"),
+        Some("pass back the cursor of the previous page unchanged, with the same domain and order"),
+    )
+}
+
+/// Keyset pagination: `{"records": [...], "next": "<cursor>" | null}`.
+pub fn search_page(req: PageRequest) -> RawJsonb {
+    use api_gateway_core::cursor;
+    crate::odoo::require_odoo("search_page", crate::data::TABLES);
+    let user = context::load(req.uid, req.model, Operation::Read);
+    let models = Models::new(&user, req.model);
+    let model = models.get(req.model);
+    user.require_access(req.model, Operation::Read);
+    let limit = page(&user, req.limit, None).limit;
+    let domain = parse_domain(Some(req.domain_text));
+    let q = visible_rows(&user, &models, &model, &domain, true);
+    let mut params = q.params;
+    params.push(Param::Text(user.lang.clone()));
+    let lang_param = params.len();
+    params.push(Param::Int(user.company_id));
+    let company_param = params.len();
+    let shaper = Shaper::new(&models, &user, params, lang_param, company_param);
+    let names = select_fields(&user, &shaper, &model, req.fields);
+    let pairs: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.clone(), shaper.value(&model, n)))
+        .collect();
+    let mut params = shaper.into_params();
+    let terms = order_terms(&model, req.order, lang_param);
+    let signature = order_signature(&terms);
+    let keys = signing_keys();
+    let Some((kid, secret)) = keys.first().cloned() else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "api_gateway.settings has no row",
+            None,
+        )
+    };
+    let mut keyset = String::new();
+    if let Some(token) = req.after {
+        let claimed = cursor::claimed_kid(token).unwrap_or_else(|e| bad_cursor(e));
+        let secret = keys
+            .iter()
+            .find(|(k, _)| *k == claimed)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| bad_cursor(cursor::CursorError::BadSignature));
+        let c = cursor::open(
+            token,
+            &cursor::derive_key(&secret),
+            req.model,
+            req.uid,
+            &signature,
+            req.domain_text,
+            &user.lang,
+        )
+        .unwrap_or_else(|e| bad_cursor(e));
+        params.push(Param::Text(serde_json::Value::Object(c.key).to_string()));
+        let k = params.len();
+        let key_exprs: Vec<String> = terms
+            .iter()
+            .map(|t| {
+                if t.translated {
+                    format!("(${k}::jsonb->>'{}')", t.name)
+                } else {
+                    format!(
+                        "(SELECT k.\"{}\" FROM jsonb_populate_record(NULL::public.\"{}\", ${k}::jsonb) k)",
+                        t.name,
+                        model.table()
+                    )
+                }
+            })
+            .collect();
+        let cursor_terms: Vec<cursor::Term> = terms
+            .iter()
+            .zip(&key_exprs)
+            .map(|(t, key)| cursor::Term {
+                row: &t.expr,
+                key,
+                desc: t.desc,
+            })
+            .collect();
+        keyset = format!(" AND {}", cursor::keyset_sql(&cursor_terms));
+    }
+    let key_obj = object_sql(
+        &terms
+            .iter()
+            .map(|t| (t.name.clone(), format!("to_jsonb({})", t.expr)))
+            .collect::<Vec<_>>(),
+    );
+    params.push(Param::Int(limit));
+    let l = params.len();
+    let order = order_by(&terms);
+    // LIMIT n + 1 tells whether there is a next page; the key of the n-th row starts it.
+    let sql = format!(
+        "SELECT coalesce(jsonb_agg({obj} ORDER BY t.\"__agw_n\") FILTER (WHERE t.\"__agw_n\" <= ${l}), '[]'::jsonb), \
+                CASE WHEN count(*) > ${l} AND ${l} > 0 THEN \
+                  ((array_agg(t.\"__agw_key\" ORDER BY t.\"__agw_n\"))[${l}::int4])::text END \
+           FROM (SELECT t.*, row_number() OVER (ORDER BY {order}) AS \"__agw_n\" FROM ( \
+             SELECT t.*, {key_obj} AS \"__agw_key\" {from_where}{keyset} \
+              ORDER BY {order} LIMIT ${l}::int8 + 1) t) t",
+        obj = object_sql(&pairs),
+        from_where = q.from_where,
+    );
+    let args = params::datums(&params);
+    let (records, last) = Spi::connect(|c| {
+        let plan = crate::spi::plan_cached(c, &sql, &params::types(&params), false);
+        let t = spi(c.select(&*plan, Some(1), &args)).first();
+        let last: Option<String> = spi(t.get::<String>(2));
+        let datum = spi(t.get_datum_by_ordinal(1));
+        // SAFETY: column 1 is the jsonb of this result row.
+        let records = datum.map(|d| unsafe { crate::spi::transfer_jsonb(d) });
+        (records, last)
+    });
+    let next = last.map(|key| {
+        let key = match serde_json::from_str::<serde_json::Value>(&key) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "search_page: the sort key is not an object",
+                None,
+            ),
+        };
+        let c = cursor::Cursor {
+            v: 1,
+            kid,
+            model: req.model.to_string(),
+            uid: req.uid,
+            order: signature.clone(),
+            domain: cursor::domain_digest(req.domain_text),
+            lang: user.lang.clone(),
+            key,
+        };
+        cursor::sign(&c, &cursor::derive_key(&secret))
+    });
+    let Some(records) = records else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "search_page returned no row",
+            None,
+        )
+    };
+    Spi::connect(|c| {
+        let args: Vec<pgrx::datum::DatumWithOid> = vec![records.into(), next.as_deref().into()];
+        let t = spi(c.select(
+            "SELECT jsonb_build_object('records', $1::jsonb, 'next', $2::text)",
+            Some(1),
+            &args,
+        ));
+        crate::spi::first_jsonb(t)
+    })
+    .unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "search_page returned no row",
+            None,
+        )
+    })
 }
 
 fn run_json(sql: &str, params: &[Param]) -> Option<RawJsonb> {

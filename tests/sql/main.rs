@@ -1,6 +1,7 @@
 //! SQL integration tests: the extension's functions called over a real connection.
 mod admin;
 mod conditional;
+mod cursor;
 mod data;
 mod foundation;
 mod gate;

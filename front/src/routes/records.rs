@@ -16,6 +16,10 @@ const SEARCH_READ: GatedSql = gated_sql!(
     "CASE WHEN g.status = 200 THEN api_gateway.search_read(g.uid, $4, $5, $6, $7, $8, $9) END, \
      CASE WHEN g.status = 200 AND $10 THEN api_gateway.search_count(g.uid, $4, $5) END"
 );
+const SEARCH_PAGE: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.search_page(g.uid, $4, $5, $6, $7, $8, $9) END, \
+     CASE WHEN g.status = 200 AND $10 THEN api_gateway.search_count(g.uid, $4, $5) END"
+);
 const READ: GatedSql =
     gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.read_versioned(g.uid, $4, $5, $6) END");
 const CREATE: GatedSql =
@@ -67,7 +71,9 @@ pub async fn list(
     let model = query::model(&model)?;
     let q = query::parse(
         raw.as_deref(),
-        &["domain", "fields", "limit", "offset", "order", "count"],
+        &[
+            "domain", "fields", "limit", "offset", "order", "count", "after",
+        ],
     )?;
     let domain = q
         .get("domain")
@@ -82,6 +88,44 @@ pub async fn list(
         .map(|o| o.trim().to_string())
         .filter(|o| !o.is_empty());
     let count = query::boolean(&q, "count")?;
+    // Without `offset`, keyset pagination: a signed cursor for the next page (`after`).
+    if !q.contains_key("offset") {
+        let after = q.get("after").cloned().filter(|a| !a.is_empty());
+        let p = gate::run(
+            &state,
+            &ctx,
+            SEARCH_PAGE,
+            &[
+                (&model, Type::TEXT),
+                (&domain, Type::TEXT),
+                (&fields, Type::TEXT_ARRAY),
+                (&limit, Type::INT4),
+                (&order, Type::TEXT),
+                (&after, Type::TEXT),
+                (&count, Type::BOOL),
+            ],
+        )
+        .await?;
+        let page: Option<Value> = p.col(0)?;
+        let total: Option<i64> = p.col(1)?;
+        let g = &p.gate;
+        let mut page = page.unwrap_or_else(|| json!({"records": [], "next": null}));
+        if count {
+            page["count"] = json!(total.unwrap_or(0));
+        }
+        let next = page["next"].as_str().map(str::to_string);
+        let mut response = conditional::respond(g, &headers, &page, None)?;
+        if let Some(link) = next.and_then(|c| query::next_link(&model, raw.as_deref(), &c)) {
+            response.headers_mut().insert(header::LINK, link);
+        }
+        return Ok(response);
+    }
+    if q.contains_key("after") {
+        return Err(Problem::invalid_parameter(
+            "after",
+            "after (a cursor) and offset cannot be combined",
+        ));
+    }
     let p = gate::run(
         &state,
         &ctx,

@@ -192,3 +192,78 @@ async fn if_match_lets_a_write_through_only_from_the_current_version() {
     .await;
     assert_problem(&r, 404);
 }
+
+#[tokio::test]
+async fn lists_page_with_a_signed_cursor_and_a_link_header() {
+    let s = start().await;
+    let auth = bearer(&token(2, &["read", "write", "delete"]).await);
+    let c = http();
+    let mut ids = vec![];
+    for i in 0..5 {
+        ids.push(new_partner(&s, &auth, &format!("it-page {i}")).await);
+    }
+    let first = s.url(
+        "/api/v1/res.partner?domain=%5B('name'%2C'%3Dlike'%2C'it-page%20%25')%5D&fields=name&order=name%20asc&limit=2",
+    );
+    let mut url = first.clone();
+    let mut names = vec![];
+    let mut pages = 0;
+    loop {
+        let r = send(c.get(&url).header("authorization", &auth)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        pages += 1;
+        for rec in r.body["records"].as_array().unwrap() {
+            names.push(rec["name"].as_str().unwrap().to_string());
+        }
+        match r.header("link") {
+            Some(link) => {
+                // RFC 8288: <target>; rel="next", the target relative to the API's origin.
+                let target = link
+                    .strip_prefix('<')
+                    .and_then(|l| l.strip_suffix(">; rel=\"next\""))
+                    .unwrap_or_else(|| panic!("{link}"));
+                assert!(target.contains("&after="), "{target}");
+                assert_eq!(
+                    r.body["next"].as_str().map(|n| target.ends_with(
+                        &percent_encoding::utf8_percent_encode(
+                            n,
+                            percent_encoding::NON_ALPHANUMERIC
+                        )
+                        .to_string()
+                    )),
+                    Some(true)
+                );
+                url = s.url(target);
+            }
+            None => {
+                assert!(r.body["next"].is_null());
+                break;
+            }
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        names,
+        (0..5).map(|i| format!("it-page {i}")).collect::<Vec<_>>()
+    );
+    // A cursor with offset, or a cursor that is not one: 400.
+    let r = send(
+        c.get(format!("{first}&offset=2&after=x"))
+            .header("authorization", &auth),
+    )
+    .await;
+    assert_problem(&r, 400);
+    let r = send(
+        c.get(format!("{first}&after=forged.cursor"))
+            .header("authorization", &auth),
+    )
+    .await;
+    assert_problem(&r, 400);
+    for id in ids {
+        send(
+            c.delete(s.url(&format!("/api/v1/res.partner/{id}")))
+                .header("authorization", &auth),
+        )
+        .await;
+    }
+}
