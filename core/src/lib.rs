@@ -5,6 +5,7 @@ pub mod cursor;
 pub mod display;
 pub mod domain;
 pub mod etag;
+pub mod field_values;
 pub mod fields;
 pub mod gate;
 pub mod jwt;

@@ -32,6 +32,13 @@ pub async fn read_limited(
                 if err.is::<http_body_util::LengthLimitError>() {
                     return Err(too_large());
                 }
+                if let Some(t) = err.downcast_ref::<crate::server::BodyTimeout>() {
+                    return Err(
+                        Problem::new(StatusCode::REQUEST_TIMEOUT, kind::REQUEST_TIMEOUT)
+                            .detail(t.to_string())
+                            .header(header::CONNECTION, "close"),
+                    );
+                }
                 source = err.source();
             }
             Err(Problem::new(StatusCode::BAD_REQUEST, kind::INVALID_BODY)

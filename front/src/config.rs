@@ -162,6 +162,29 @@ pub struct ServeArgs {
     #[arg(long, env = "API_GATEWAY_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
+    /// Time a client has to send a request's head (request line and headers), counted from the
+    /// moment the connection waits for it, in milliseconds; then the connection is closed. Also
+    /// closes keep-alive connections that send nothing more. 0 disables it.
+    #[arg(long, env = "API_GATEWAY_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+
+    /// Time a client has to send a request's whole body once its head arrived, in
+    /// milliseconds; a slower body gets 408. 0 disables it.
+    #[arg(long, env = "API_GATEWAY_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_timeout_ms: u64,
+
+    /// A connection on which no byte moves either way for this long is closed, in seconds
+    /// (keep it above the statement timeout and the dashboard stream's 15 s keep-alive).
+    /// 0 disables it.
+    #[arg(long, env = "API_GATEWAY_IDLE_TIMEOUT_S", default_value_t = 60)]
+    pub idle_timeout_s: u64,
+
+    /// Client connections open at once at most; one more gets a 503 problem and is closed.
+    /// Keep it below the process's file descriptor limit (`ulimit -n`) minus --pool-size and
+    /// a margin, so the front can always reach its database.
+    #[arg(long, env = "API_GATEWAY_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
     /// Largest accepted request body, in bytes; larger bodies get 413.
     #[arg(long, env = "API_GATEWAY_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,

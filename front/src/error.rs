@@ -33,6 +33,7 @@ pub mod kind {
     pub const UNSUPPORTED_MEDIA_TYPE: (&str, &str) =
         ("unsupported-media-type", "Unsupported Media Type");
     pub const PAYLOAD_TOO_LARGE: (&str, &str) = ("payload-too-large", "Content Too Large");
+    pub const REQUEST_TIMEOUT: (&str, &str) = ("request-timeout", "Request Timeout");
     pub const INVALID_INPUT: (&str, &str) = ("invalid-input", "Invalid input");
     pub const CONFLICT: (&str, &str) = ("conflict", "Conflict");
     pub const PRECONDITION_FAILED: (&str, &str) = ("precondition-failed", "Precondition Failed");
@@ -190,6 +191,9 @@ pub fn status_for_sqlstate(code: &str) -> (StatusCode, (&'static str, &'static s
         "42703" | "42601" | "0A000" | "P0001" => (S::BAD_REQUEST, kind::INVALID_INPUT),
         c if c.starts_with("23") => (S::CONFLICT, kind::CONFLICT),
         c if c.starts_with("22") => (S::BAD_REQUEST, kind::INVALID_INPUT),
+        // program limits a request's own values exceeded (a 900 KB value in an indexed column,
+        // a statement too complex): the request is at fault, not the server
+        c if c.starts_with("54") => (S::BAD_REQUEST, kind::INVALID_INPUT),
         c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57") => {
             (S::SERVICE_UNAVAILABLE, kind::UNAVAILABLE)
         }
@@ -315,6 +319,8 @@ mod tests {
         assert_eq!(s("08006"), 503);
         assert_eq!(s("53300"), 503);
         assert_eq!(s("57P01"), 503);
+        assert_eq!(s("54000"), 400);
+        assert_eq!(s("54001"), 400);
         assert_eq!(s("XX000"), 500);
         assert_eq!(s("42883"), 500);
     }

@@ -76,6 +76,17 @@ impl FromRequestParts<AppState> for Ctx {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         let ip = peer.map(|p| net::client_ip(p, &parts.headers, &state.config.trusted_proxies));
+        let given = parts.headers.get_all(header::AUTHORIZATION).iter().count();
+        if given > 1 {
+            // which credential counts must not depend on header order: refuse (RFC 6750 §3.1)
+            return Err(bearer_problem(
+                StatusCode::BAD_REQUEST,
+                kind::INVALID_AUTHORIZATION,
+                Some("invalid_request"),
+                &format!("{given} Authorization headers: send exactly one credential"),
+                None,
+            ));
+        }
         let authorization = match parts.headers.get(header::AUTHORIZATION) {
             None => None,
             Some(v) => Some(

@@ -13,6 +13,7 @@ pub mod net;
 pub mod obs;
 pub mod openapi;
 pub mod routes;
+pub mod server;
 pub mod telemetry;
 pub mod webhooks;
 
@@ -24,7 +25,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use config::{Cli, Command, ServeArgs};
 use error::{Problem, kind};
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -174,7 +175,15 @@ async fn method_not_allowed() -> Problem {
 async fn common_headers(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
+    // masked like the traffic log's path: a key pasted into a URL never reaches this log
+    let secrets = obs::redact::Secrets::from_authorization(
+        request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
     let path = request.uri().path().to_string();
+    let logged_path = obs::redact::path(&path, &secrets);
     let mut response = next.run(request).await;
     let h = response.headers_mut();
     h.insert(
@@ -188,7 +197,7 @@ async fn common_headers(request: Request, next: Next) -> Response {
     }
     tracing::info!(
         "{method} {} {} {}ms",
-        error::truncate(&path, 200),
+        error::truncate(&logged_path, 200),
         response.status().as_u16(),
         started.elapsed().as_millis()
     );
@@ -295,11 +304,8 @@ pub async fn serve_on(
     tracing::info!("api-gateway listening on http://{addr}");
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let stopping_obs = state.obs.clone();
-    let server = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let limits = server::Limits::from_args(&args);
+    let server = server::serve(listener, app(state), limits, async move {
         shutdown.await;
         tracing::info!(
             "shutdown requested: finishing in-flight requests (at most {}s)",
@@ -309,10 +315,9 @@ pub async fn serve_on(
         let _ = webhooks_stop.send(());
         let _ = stopping_tx.send(());
     });
-    let server = server.into_future();
     tokio::pin!(server);
     let result = tokio::select! {
-        r = &mut server => r.map_err(|e| e.to_string()),
+        _ = &mut server => Ok(()),
         _ = async {
             if stopping_rx.await.is_ok() {
                 tokio::time::sleep(grace).await;

@@ -1338,3 +1338,206 @@ async fn the_dashboard_page_and_its_assets_are_served() {
     );
     stop(s).await;
 }
+
+/// Issue 19 (security review): secrets the log was not told about, percent-encoded secrets,
+/// `?t=`, any parameter of the OAuth routes, and JSON members named `pass_word`, `bearer`,
+/// `session` are masked in the traffic log at the payloads level.
+#[tokio::test]
+async fn masking_gaps_of_the_security_review_are_closed() {
+    let ua = unique("obs-review");
+    let s = logging_server("payloads", |a| a.log_body_bytes = 4096).await;
+    let c = reqwest::Client::builder()
+        .user_agent(&ua)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let (client_id, secret) = new_client(2, &["read", "write"], None).await;
+    let tok = token_for(&client_id, &secret).await;
+    let other_tok = token_for(&client_id, &secret).await;
+    let key = admin_key();
+    let other_key = api_key("admin_other_scope");
+    // a key pasted into the path (authorized with something else)
+    send(
+        c.get(s.url(&format!("/api/v1/{other_key}")))
+            .header("authorization", bearer(&tok)),
+    )
+    .await;
+    // this request's own key, every byte percent-encoded inside ?domain=
+    let encoded: String = key.bytes().map(|b| format!("%{b:02X}")).collect();
+    send(
+        c.get(s.url(&format!(
+            "/api/v1/res.partner?domain=%5B%28%27ref%27%2C%27%3D%27%2C%27{encoded}%27%29%5D"
+        )))
+        .header("authorization", bearer(&key)),
+    )
+    .await;
+    // another token in ?t=
+    send(
+        c.get(s.url(&format!("/api/v1/ping?t={other_tok}")))
+            .header("authorization", bearer(&tok)),
+    )
+    .await;
+    // a client secret in any parameter of the token route
+    send(
+        c.post(s.url(&format!("/api/oauth/token?x={secret}")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials"),
+    )
+    .await;
+    // members whose names only look like secrets once separators go
+    let pw = unique("pass-word-never-logged");
+    let session = unique("session-never-logged");
+    let bearer_value = unique("bearer-never-logged");
+    send(
+        c.put(s.url("/api/v1/res.partner/987654318"))
+            .header("authorization", bearer(&tok))
+            .json(&json!({"comment": "obs-review", "pass_word": pw, "session": session, "bearer": bearer_value})),
+    )
+    .await;
+    stop(s).await;
+    let rows = rows(&ua).await;
+    assert!(rows.len() >= 5, "{rows:#?}");
+    let put = rows
+        .iter()
+        .find(|r| r["path"] == "/api/v1/res.partner/987654318")
+        .expect("the PUT is logged");
+    let sent: Value = serde_json::from_str(put["request_body"].as_str().unwrap()).unwrap();
+    assert_eq!(sent["comment"], "obs-review");
+    for member in ["pass_word", "session", "bearer"] {
+        assert_eq!(sent[member], "**********", "{member}: {sent}");
+    }
+    assert!(
+        rows.iter().any(|r| r["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/api/v1/**********")),
+        "{rows:#?}"
+    );
+    assert_no_secret(&[
+        other_key,
+        key,
+        encoded,
+        other_tok,
+        secret,
+        pw,
+        session,
+        bearer_value,
+    ])
+    .await;
+}
+
+/// Issue 19: the front's own process log (one line per request) never prints a key that was
+/// pasted into a URL path, even percent-encoded.
+#[test]
+fn the_process_log_masks_keys_in_paths() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let key = api_key("admin_rpc_scope");
+    let encoded: String = key.bytes().map(|b| format!("%{b:02X}")).collect();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_api-gateway"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--webhooks",
+            "false",
+            "--maintenance-interval-s",
+            "0",
+            "--pool-size",
+            "2",
+        ])
+        .env("DATABASE_URL", database_url())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the api-gateway binary starts");
+    // lines through a channel, so that every wait is bounded
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || lines.recv_timeout(Duration::from_secs(30)).ok();
+    let mut seen = String::new();
+    let addr = loop {
+        let Some(line) = next() else {
+            let _ = child.kill();
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("the front did not say where it listens: {seen}{err}");
+        };
+        seen.push_str(&line);
+        seen.push('\n');
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect::<String>();
+        }
+    };
+    for path in [format!("/api/v1/{key}"), format!("/api/v1/{encoded}")] {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+    }
+    // the request lines are written when the answers are: wait for both
+    let mut requests = 0;
+    let mut masked = 0;
+    while requests < 2 {
+        let Some(line) = next() else { break };
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("GET /api/v1/") {
+            requests += 1;
+            if line.contains("GET /api/v1/**********") {
+                masked += 1;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(masked, 2, "{seen}");
+    assert!(!seen.contains(&key) && !seen.contains(&encoded), "{seen}");
+}
+
+/// Issue 19: a failed maintenance run is reported with its SQLSTATE and message, not as
+/// tokio-postgres's bare "db error".
+#[tokio::test]
+async fn maintenance_failures_say_the_sqlstate_and_the_message() {
+    let c = db().await;
+    let role = unique("agw_maint").replace('-', "_");
+    c.batch_execute(&format!(
+        "CREATE ROLE {role} LOGIN; REVOKE ALL ON SCHEMA api_gateway FROM {role}"
+    ))
+    .await
+    .unwrap();
+    // the same database as a role without any grant: run_maintenance is refused
+    let mut url = database_url();
+    url.push_str(if url.contains('?') { "&" } else { "?" });
+    url.push_str(&format!("user={role}"));
+    let args = api_gateway_front::config::ServeArgs::with_database_url(&url);
+    let pool = api_gateway_front::db::pool(&args).unwrap();
+    let obs = api_gateway_front::obs::Obs::new(api_gateway_front::obs::Options::from_args(&args));
+    let err = api_gateway_front::obs::maintenance::run_once(&obs, &pool)
+        .await
+        .unwrap_err();
+    drop(pool);
+    c.batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await
+        .unwrap();
+    assert!(err.starts_with("42501: "), "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+}

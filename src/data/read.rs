@@ -149,6 +149,10 @@ pub fn visible_rows(
                 domain::compile_search(&Domain::True, Some(d), &model.info, models, "t", 1, &opts)
                     .err()
             });
+            if why.is_none() && matches!(e, DomainError::TooComplex(_)) {
+                // no rule fails alone: the caller's domain and the rules together pass a limit
+                bad_input("domain", &e);
+            }
             context::fail_closed(
                 &model.info.model,
                 id,

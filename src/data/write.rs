@@ -8,8 +8,10 @@ use crate::data::read::{Models, id_domain, visible_rows};
 use crate::data::{Operation, params};
 use crate::error::{raise, spi};
 use api_gateway_core::domain::Param;
+use api_gateway_core::field_values::{FieldSpec, ValueError, column_value, many2one_id};
 use pgrx::prelude::*;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 const MAGIC: &[&str] = &["id", "create_uid", "create_date", "write_uid", "write_date"];
 
@@ -17,11 +19,88 @@ fn invalid(msg: String) -> ! {
     raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, msg, None)
 }
 
+/// A value refused by `api_gateway_core::field_values`, with its SQLSTATE.
+fn refuse_value(e: &ValueError) -> ! {
+    let code = match e.sqlstate() {
+        "22003" => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        "22001" => PgSqlErrorCode::ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
+        _ => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+    };
+    raise(code, e.to_string(), None)
+}
+
+/// For the fields named in `names`: the `size` of sized char fields and the keys of selection
+/// fields as `ir_model_fields_selection` lists them (none for a selection given by a method).
+fn field_extras<'a>(
+    model: &str,
+    names: impl Iterator<Item = &'a String>,
+) -> HashMap<String, (usize, Vec<String>)> {
+    let names: Vec<String> = names.take(1000).cloned().collect();
+    let sql = "SELECT f.name::text, coalesce(f.size, 0)::int8, \
+         CASE WHEN f.ttype = 'selection' AND to_regclass('public.ir_model_fields_selection') IS NOT NULL \
+              THEN coalesce((SELECT array_agg(s.value::text ORDER BY s.sequence, s.id) \
+                               FROM public.ir_model_fields_selection s WHERE s.field_id = f.id), '{}') \
+              ELSE '{}'::text[] END \
+         FROM public.ir_model_fields f \
+        WHERE f.model = $1 AND f.name = ANY($2::text[]) \
+          AND (f.ttype = 'selection' OR (f.ttype = 'char' AND f.size > 0))";
+    let p = [Param::Text(model.to_string()), Param::TextArray(names)];
+    let args = params::datums(&p);
+    Spi::connect(|c| {
+        let t = spi(c.select(sql, None, &args));
+        t.into_iter()
+            .filter_map(|r| {
+                let name = spi(r.get::<String>(1))?;
+                let size = spi(r.get::<i64>(2)).unwrap_or(0).max(0) as usize;
+                let keys = spi(r.get::<Vec<String>>(3)).unwrap_or_default();
+                Some((name, (size, keys)))
+            })
+            .collect()
+    })
+}
+
+/// Many2one values must name an existing record of the comodel: an error naming the field
+/// instead of the foreign key's text (and company-dependent many2ones have no foreign key).
+fn check_targets(model: &ModelMeta, targets: &[(String, String, i64)]) {
+    for (field, comodel, id) in targets {
+        let Ok(co) = crate::data::meta::try_model(comodel) else {
+            continue;
+        };
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM public.\"{}\" WHERE id = $1::int8)",
+            co.table()
+        );
+        let p = [Param::Int(*id)];
+        let args = params::datums(&p);
+        let found = Spi::connect(|c| {
+            spi(c
+                .select(sql.as_str(), Some(1), &args)
+                .and_then(|t| t.first().get::<bool>(1)))
+            .unwrap_or(false)
+        });
+        if !found {
+            // the SQLSTATE of the foreign key it stands for, with a message naming the field
+            raise(
+                PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
+                format!(
+                    "field {}.{field}: there is no {comodel} record with id {id}",
+                    model.info.model
+                ),
+                None,
+            );
+        }
+    }
+}
+
 /// Values split into plain columns (as a JSON object for `jsonb_populate_record`) and many2many
 /// commands to apply after the row exists.
 struct Values {
     columns: Map<String, Value>,
     many2many: Vec<(String, Vec<Command>)>,
+    /// Company-dependent columns among `columns` (values `{company_id: value}`).
+    company_dependent: Vec<String>,
+    /// Many2one values to check: (field, comodel, id).
+    targets: Vec<(String, String, i64)>,
 }
 
 enum Command {
@@ -83,7 +162,10 @@ fn values(user: &UserContext, model: &ModelMeta, vals: &Value) -> Values {
     let mut out = Values {
         columns: Map::new(),
         many2many: vec![],
+        company_dependent: vec![],
+        targets: vec![],
     };
+    let extras = field_extras(&model.info.model, obj.keys());
     for (name, value) in obj {
         let shown: String = name.chars().take(64).collect();
         let (Some(info), Some(meta)) = (model.info.fields.get(name), model.fields.get(name)) else {
@@ -132,12 +214,23 @@ fn values(user: &UserContext, model: &ModelMeta, vals: &Value) -> Values {
                 model.info.model
             )),
             _ => {
-                // Odoo's False means "not set" for every type but boolean.
-                let v = match value {
-                    Value::Bool(false) if info.ttype != "boolean" => Value::Null,
-                    Value::Array(a) if info.ttype == "many2one" && !a.is_empty() => a[0].clone(),
-                    v => v.clone(),
+                let (size, selection) = extras
+                    .get(name.as_str())
+                    .map(|(n, keys)| (Some(*n), Some(keys.as_slice())))
+                    .unwrap_or((None, None));
+                let spec = FieldSpec {
+                    model: &model.info.model,
+                    name,
+                    ttype: &info.ttype,
+                    selection,
+                    size,
                 };
+                let v = column_value(&spec, value).unwrap_or_else(|e| refuse_value(&e));
+                if info.ttype == "many2one"
+                    && let (Some(id), Some(comodel)) = (many2one_id(&v), info.relation.as_deref())
+                {
+                    out.targets.push((name.clone(), comodel.to_string(), id));
+                }
                 let v = if info.translate {
                     match v {
                         Value::String(s) => {
@@ -153,6 +246,9 @@ fn values(user: &UserContext, model: &ModelMeta, vals: &Value) -> Values {
                         )),
                     }
                 } else if info.company_dependent {
+                    // The current company's value only; `write` merges it into the others
+                    // (a null removes this company's value, as Odoo does).
+                    out.company_dependent.push(name.clone());
                     let mut t = Map::new();
                     t.insert(user.company_id.to_string(), v);
                     Value::Object(t)
@@ -317,6 +413,15 @@ pub fn create(uid: i32, model_name: &str, vals: &Value) -> i32 {
     let model = models.get(model_name);
     user.require_access(model_name, Operation::Create);
     let mut v = values(&user, &model, vals);
+    check_targets(&model, &v.targets);
+    // a new record has no other company's value: {company: null} is no value at all
+    for name in &v.company_dependent {
+        if let Some(Value::Object(per_company)) = v.columns.get(name)
+            && per_company.values().all(Value::is_null)
+        {
+            v.columns.insert(name.clone(), Value::Null);
+        }
+    }
     orm_defaults(&model, &mut v.columns);
     for (name, meta) in &model.fields {
         if meta.required
@@ -445,6 +550,7 @@ pub fn write_checked(
     let model = models.get(model_name);
     user.require_access(model_name, Operation::Write);
     let v = values(&user, &model, vals);
+    check_targets(&model, &v.targets);
     let needs_recompute = RECOMPUTE_TRIGGERS
         .iter()
         .any(|f| v.columns.contains_key(*f));
@@ -464,7 +570,19 @@ pub fn write_checked(
     names.sort();
     let mut sets: Vec<String> = names
         .iter()
-        .map(|n| format!("\"{n}\" = r.\"{n}\""))
+        .map(|n| {
+            if v.company_dependent.contains(n) {
+                // merge the current company's value into the others; null values drop out
+                // (no row left: NULL), as Odoo's company-dependent UPDATE does
+                format!(
+                    "\"{n}\" = (SELECT jsonb_object_agg(d.key, d.value) \
+                       FROM jsonb_each(coalesce(t.\"{n}\", '{{}}'::jsonb) || r.\"{n}\") d \
+                      WHERE d.value <> 'null'::jsonb)"
+                )
+            } else {
+                format!("\"{n}\" = r.\"{n}\"")
+            }
+        })
         .collect();
     if model.fields.get("write_uid").is_some_and(|f| f.has_column) {
         sets.push("\"write_uid\" = $2::int4".into());

@@ -8,4 +8,5 @@ mod gate;
 mod least_privilege;
 mod observability;
 mod read_fidelity;
+mod review;
 mod webhooks;

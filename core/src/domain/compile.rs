@@ -12,7 +12,10 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::parse::{Node, node_to_domain};
-use super::{Domain, DomainError, Leaf, LeafValue, MAX_DEPTH, Operator, Value, or};
+use super::{
+    Domain, DomainError, Leaf, LeafValue, MAX_DEPTH, MAX_PATH_HOPS, MAX_SUBQUERIES,
+    MAX_SUBQUERY_NESTING, Operator, Value, or,
+};
 
 /// Metadata of a model, as reflected in `ir_model` / `ir_model_fields`.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -240,6 +243,7 @@ fn compile_inner(
         sudo: false,
         active_test: opts.active_test,
         depth: 0,
+        nesting: 0,
     };
     let mut parts = Vec::new();
     if opts.active_test && model.has_active && !domain.mentions_field(model.active_name()) {
@@ -338,9 +342,25 @@ struct Ctx {
     /// The context's `active_test`, used by sub-searches on x2many comodels and name searches.
     active_test: bool,
     depth: usize,
+    /// Sub-queries this one is nested in (each hop of a path, `any`, hierarchy walk).
+    nesting: usize,
 }
 
 impl Ctx {
+    /// One level deeper in sub-queries.
+    fn nested(self) -> Result<Ctx, DomainError> {
+        if self.nesting >= MAX_SUBQUERY_NESTING {
+            return Err(DomainError::TooComplex(format!(
+                "sub-queries nested more than {MAX_SUBQUERY_NESTING} deep (paths, 'any', \
+                 child_of and the record rules they bring)"
+            )));
+        }
+        Ok(Ctx {
+            nesting: self.nesting + 1,
+            ..self.deeper()?
+        })
+    }
+
     fn deeper(self) -> Result<Ctx, DomainError> {
         if self.depth >= COMPILE_DEPTH {
             return Err(DomainError::TooComplex(format!(
@@ -740,9 +760,17 @@ impl<'s> Compiler<'s> {
         m
     }
 
-    fn new_alias(&mut self) -> String {
+    /// A fresh alias for one more table in a sub-query. Every sub-query, join and recursive
+    /// walk takes at least one, so their number bounds what the planner has to consider.
+    fn new_alias(&mut self) -> Result<String, DomainError> {
+        if self.alias_count >= MAX_SUBQUERIES {
+            return Err(DomainError::TooComplex(format!(
+                "the domain and the record rules need more than {MAX_SUBQUERIES} sub-queries \
+                 (the limit of one search)"
+            )));
+        }
         self.alias_count += 1;
-        format!("{}_{}", self.alias_prefix, self.alias_count)
+        Ok(format!("{}_{}", self.alias_prefix, self.alias_count))
     }
 
     fn finish(self, text: String, first_param: usize) -> Result<Sql, DomainError> {
@@ -922,7 +950,7 @@ impl<'s> Compiler<'s> {
         dom: &Domain,
         ctx: Ctx,
     ) -> Result<Frag, DomainError> {
-        let ctx = ctx.deeper()?;
+        let ctx = ctx.nested()?;
         let mut parts = Vec::new();
         if ctx.active_test && co.has_active && !dom.mentions_field(co.active_name()) {
             parts.push(self.active_condition(co, a)?);
@@ -969,6 +997,12 @@ impl<'s> Compiler<'s> {
             other => other?,
         };
         if let Some(rest) = rest {
+            let hops = path.matches('.').count();
+            if hops > MAX_PATH_HOPS {
+                return Err(DomainError::TooComplex(format!(
+                    "a path follows {hops} relations, at most {MAX_PATH_HOPS} are allowed: {path:?}"
+                )));
+            }
             // ('a.b', op, v)  =>  ('a', 'any', [('b', op, v)])
             if !fr.kind.is_relational() {
                 return Err(DomainError::NotSearchable {
@@ -1231,7 +1265,7 @@ impl<'s> Compiler<'s> {
                 if !names.is_empty() {
                     // name search on the comodel (archived records included)
                     let co = self.comodel(model, &fr.f)?;
-                    let a = self.new_alias();
+                    let a = self.new_alias()?;
                     let sub_ctx = Ctx {
                         active_test: false,
                         ..ctx
@@ -1255,7 +1289,7 @@ impl<'s> Compiler<'s> {
                 let (ids, names, null_in) = split_ids(values)?;
                 if !names.is_empty() {
                     let co = self.comodel(model, &fr.f)?;
-                    let a = self.new_alias();
+                    let a = self.new_alias()?;
                     let w = self.name_search(co, &a, Operator::In, names, ids, ctx)?;
                     return self.x2many_where(fr, model, alias, a, w, positive);
                 }
@@ -1480,7 +1514,7 @@ impl<'s> Compiler<'s> {
             }
             Kind::Many2one => {
                 let co = self.comodel(model, &fr.f)?;
-                let a = self.new_alias();
+                let a = self.new_alias()?;
                 let sub_ctx = Ctx {
                     active_test: false,
                     ..ctx
@@ -1490,7 +1524,7 @@ impl<'s> Compiler<'s> {
             }
             Kind::One2many | Kind::Many2many => {
                 let co = self.comodel(model, &fr.f)?;
-                let a = self.new_alias();
+                let a = self.new_alias()?;
                 let w = self.name_search(co, &a, positive_op, vec![pattern], vec![], ctx)?;
                 self.x2many_where(fr, model, alias, a, w, positive)
             }
@@ -1555,7 +1589,7 @@ impl<'s> Compiler<'s> {
             Kind::Many2one => {
                 // comodel searched with active_test=False
                 let co = self.comodel(model, &fr.f)?;
-                let a = self.new_alias();
+                let a = self.new_alias()?;
                 let sub_ctx = Ctx {
                     active_test: false,
                     ..ctx
@@ -1565,7 +1599,7 @@ impl<'s> Compiler<'s> {
             }
             Kind::One2many | Kind::Many2many => {
                 let co = self.comodel(model, &fr.f)?;
-                let a = self.new_alias();
+                let a = self.new_alias()?;
                 let w = self.subquery_where(co, &a, sub, ctx)?;
                 self.x2many_where(fr, model, alias, a, w, positive)
             }
@@ -1647,7 +1681,7 @@ impl<'s> Compiler<'s> {
             let (line, extra) = match cond {
                 X2m::Where(a, w) => (a, Some(w)),
                 other => {
-                    let line = self.new_alias();
+                    let line = self.new_alias()?;
                     let line_id = qualified(&line, "id")?;
                     let w = match other {
                         X2m::Ids(ids) => Some(self.ids_match(&line_id, &ids)),
@@ -1684,7 +1718,7 @@ impl<'s> Compiler<'s> {
             ) else {
                 return Err(not_searchable());
             };
-            let r = self.new_alias();
+            let r = self.new_alias()?;
             let col2 = qualified(&r, c2)?;
             let extra = match cond {
                 X2m::All => None,
@@ -1787,7 +1821,7 @@ impl<'s> Compiler<'s> {
         ctx: Ctx,
         restrict_start: bool,
     ) -> Result<Option<String>, DomainError> {
-        let ctx = ctx.deeper()?;
+        let ctx = ctx.nested()?;
         match co.fields.get(parent) {
             Some(f) if f.store && f.ttype == "many2one" && !f.company_dependent => {}
             Some(_) => {
@@ -1809,7 +1843,7 @@ impl<'s> Compiler<'s> {
         };
         let (ids, names, _null) = split_ids(&values)?;
         let ids: Vec<i64> = ids.into_iter().filter(|i| *i != 0).collect();
-        let s = self.new_alias();
+        let s = self.new_alias()?;
         let start = if !names.is_empty() {
             self.name_search(co, &s, Operator::In, names, ids, ctx)?
         } else if ids.is_empty() {
@@ -1829,8 +1863,8 @@ impl<'s> Compiler<'s> {
             Frag::True => String::new(),
             Frag::Sql(w) => format!(" WHERE {w}"),
         };
-        let h = ident(&self.new_alias())?;
-        let c_alias = self.new_alias();
+        let h = ident(&self.new_alias()?)?;
+        let c_alias = self.new_alias()?;
         let (c, table, p) = (ident(&c_alias)?, ident(&co.table)?, ident(parent)?);
         let s = ident(&s)?;
         Ok(Some(if child {

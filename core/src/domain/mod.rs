@@ -34,6 +34,21 @@ pub use order::parse_order;
 /// sub-queries while compiling. Deeper inputs are errors, never stack overflows.
 pub const MAX_DEPTH: usize = 64;
 
+/// Relations one dotted path may follow (`parent_id.country_id.code` follows 2). Each hop is a
+/// sub-query, and PostgreSQL's planning time grows steeply with nested sub-queries (60 hops
+/// planned for seconds), so a longer path is refused with a "too complex" error (SQLSTATE 22023,
+/// HTTP 400). Odoo's own record rules and views rarely go past 3.
+pub const MAX_PATH_HOPS: usize = 8;
+
+/// Sub-queries nested in one another in one compiled search: path hops, `any`, `child_of` /
+/// `parent_of` walks, and the record rules of the comodels they reach (which may bring their
+/// own). Bounds nested `any` the way [`MAX_PATH_HOPS`] bounds dotted paths.
+pub const MAX_SUBQUERY_NESTING: usize = 16;
+
+/// Tables one search may add in sub-queries (every sub-query, x2many relation table and
+/// hierarchy walk counts), the caller's domain and all record rules together.
+pub const MAX_SUBQUERIES: usize = 128;
+
 /// A value as it appears in a domain. Python tuples become lists.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {

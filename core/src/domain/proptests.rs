@@ -209,4 +209,25 @@ proptest! {
             if p.text == "FALSE" { prop_assert_eq!(n.text.as_str(), "TRUE"); }
         }
     }
+
+    #[test]
+    fn compiled_searches_stay_within_the_limits(
+        d in arb_domain(prop::sample::select(FIELDS.to_vec()).prop_map(String::from).boxed(), marked_value()),
+        hops in 1usize..20,
+    ) {
+        // whatever the domain, a compiled condition has at most MAX_SUBQUERIES sub-selects, and
+        // a path longer than MAX_PATH_HOPS anywhere in it makes compilation fail
+        let sch = schema();
+        let m = &sch.models["res.partner"];
+        let opts = CompileOptions { lang: "en_US", company_id: 1, active_test: true };
+        if let Ok(sql) = compile(&d, m, &sch, "t", 1, &opts) {
+            prop_assert!(sql.text.matches("SELECT").count() <= MAX_SUBQUERIES, "{}", sql.text);
+        }
+        let path = vec!["parent_id"; hops].join(".") + ".name";
+        let with_path = and(vec![d, Domain::leaf(path, Operator::Eq, Value::Str("x".into()))]);
+        let r = compile(&with_path, m, &sch, "t", 1, &opts);
+        if hops > MAX_PATH_HOPS && with_path != Domain::False {
+            prop_assert!(r.is_err(), "{:?}", r);
+        }
+    }
 }

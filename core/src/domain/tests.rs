@@ -1594,6 +1594,133 @@ fn deep_compile_is_an_error_not_an_overflow() {
     ));
 }
 
+// ------------------------------------------------------------------------- limits (issue 19)
+
+fn too_complex(r: Result<Sql, DomainError>) -> String {
+    match r {
+        Err(DomainError::TooComplex(m)) => m,
+        other => panic!("expected TooComplex, got {other:?}"),
+    }
+}
+
+#[test]
+fn paths_longer_than_the_hop_limit_are_refused_before_any_sql() {
+    let sch = schema();
+    let m = &sch.models["res.partner"];
+    // the security review's reproduction: 60 hops
+    let long = "child_ids.parent_id.".repeat(30) + "name";
+    let msg = too_complex(compile(
+        &leaf(&long, Operator::Eq, s("x")),
+        m,
+        &sch,
+        "t",
+        1,
+        &OPTS,
+    ));
+    assert!(msg.contains("60 relations"), "{msg}");
+    assert!(msg.contains(&format!("at most {MAX_PATH_HOPS}")), "{msg}");
+    // exactly at the limit compiles, one more hop does not
+    let at_limit = vec!["parent_id"; MAX_PATH_HOPS].join(".") + ".name";
+    compile(
+        &leaf(&at_limit, Operator::Eq, s("x")),
+        m,
+        &sch,
+        "t",
+        1,
+        &OPTS,
+    )
+    .unwrap();
+    let over = vec!["parent_id"; MAX_PATH_HOPS + 1].join(".") + ".name";
+    too_complex(compile(
+        &leaf(&over, Operator::Eq, s("x")),
+        m,
+        &sch,
+        "t",
+        1,
+        &OPTS,
+    ));
+    // negated paths and paths inside a record rule are bounded as well
+    let neg = Domain::Not(Box::new(leaf(&long, Operator::Eq, s("x"))));
+    too_complex(compile(&neg, m, &sch, "t", 1, &OPTS));
+    let rule = leaf(&long, Operator::Eq, s("x"));
+    too_complex(compile_search(
+        &Domain::True,
+        Some(&rule),
+        m,
+        &sch,
+        "t",
+        1,
+        &OPTS,
+    ));
+}
+
+#[test]
+fn nested_any_is_bounded_like_a_path() {
+    let sch = schema();
+    let m = &sch.models["res.partner"];
+    let nest = |n: usize| {
+        let mut d = leaf("name", Operator::Eq, s("x"));
+        for k in 0..n {
+            let field = if k % 2 == 0 { "parent_id" } else { "child_ids" };
+            d = Domain::any(field, false, d);
+        }
+        d
+    };
+    compile(&nest(MAX_SUBQUERY_NESTING), m, &sch, "t", 1, &OPTS).unwrap();
+    let msg = too_complex(compile(
+        &nest(MAX_SUBQUERY_NESTING + 1),
+        m,
+        &sch,
+        "t",
+        1,
+        &OPTS,
+    ));
+    assert!(msg.contains(&MAX_SUBQUERY_NESTING.to_string()), "{msg}");
+    // record rules of the comodels count towards the nesting: a rule with a path on every
+    // level makes a shorter chain too deep
+    let mut ruled = schema();
+    ruled.rules.insert(
+        "res.partner".into(),
+        leaf("company_id.name", Operator::Ne, s("zz")),
+    );
+    let m = &ruled.models["res.partner"];
+    too_complex(compile(
+        &nest(MAX_SUBQUERY_NESTING),
+        m,
+        &ruled,
+        "t",
+        1,
+        &OPTS,
+    ));
+}
+
+#[test]
+fn the_number_of_sub_queries_is_bounded() {
+    let sch = schema();
+    let m = &sch.models["res.partner"];
+    // many one-hop conditions side by side: each is a sub-query
+    let wide = |n: usize| {
+        or((0..n)
+            .map(|k| leaf("parent_id.name", Operator::Eq, s(&format!("n{k}"))))
+            .collect())
+    };
+    let ok = compile(&wide(MAX_SUBQUERIES), m, &sch, "t", 1, &OPTS).unwrap();
+    assert_eq!(ok.text.matches("SELECT").count(), MAX_SUBQUERIES);
+    let msg = too_complex(compile(&wide(MAX_SUBQUERIES + 1), m, &sch, "t", 1, &OPTS));
+    assert!(msg.contains(&MAX_SUBQUERIES.to_string()), "{msg}");
+    // the record rule's sub-queries count with the caller's
+    let rule = leaf("company_id.name", Operator::Ne, s("zz"));
+    too_complex(compile_search(
+        &wide(MAX_SUBQUERIES),
+        Some(&rule),
+        m,
+        &sch,
+        "t",
+        1,
+        &OPTS,
+    ));
+}
+
 // ------------------------------------------------------------------------- order
 
 #[test]

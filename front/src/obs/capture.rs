@@ -171,9 +171,12 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     let response_type = header_str(response.headers(), header::CONTENT_TYPE).map(str::to_string);
 
     let scrub = |s: &str| secrets.scrub(s);
+    let logged_path = redact::path(&path, &secrets);
     let full_path = match &query {
-        Some(q) if !q.is_empty() => format!("{path}?{}", redact::query(q)),
-        _ => path.clone(),
+        Some(q) if !q.is_empty() => {
+            format!("{logged_path}?{}", redact::query_with(q, &secrets, oauth))
+        }
+        _ => logged_path,
     };
     let (model, record_id) = model_and_id(route.as_deref(), &path);
     let (uid, client_id) = match &note.gate {

@@ -8,22 +8,92 @@ use serde_json::Value;
 /// What a masked value is replaced with.
 pub const MASK: &str = "**********";
 
-/// Whether a parameter or JSON member of this name holds a secret.
+/// Whether a parameter or JSON member of this name holds a secret. Separators are ignored
+/// (`pass_word`, `api-key` and `apiKey` are `password`, `apikey`).
 pub fn sensitive_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    const PARTS: [&str; 10] = [
+    let n: String = name
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    const PARTS: [&str; 12] = [
         "password",
         "passwd",
         "secret",
         "token",
-        "api_key",
         "apikey",
-        "api-key",
         "authorization",
         "credential",
-        "private_key",
+        "privatekey",
+        "bearer",
+        "session",
+        "cookie",
+        "jwt",
     ];
-    PARTS.iter().any(|p| n.contains(p)) || matches!(n.as_str(), "key" | "pin" | "pwd" | "otp")
+    PARTS.iter().any(|p| n.contains(p))
+        || matches!(
+            n.as_str(),
+            "key" | "pin" | "pwd" | "otp" | "pass" | "auth" | "t"
+        )
+}
+
+/// Whether a word looks like a credential whatever its name: a JWT (`eyJ…` in three
+/// base64url parts), an Odoo API key (40 hexadecimal digits; any hex run of 32 or more is
+/// taken as one), a gateway client secret (32 or more letters and digits mixing upper case,
+/// lower case and digits).
+fn credential_word(w: &str) -> bool {
+    let parts: Vec<&str> = w.split('.').collect();
+    if parts.len() == 3 && parts[0].starts_with("eyJ") && parts.iter().all(|p| p.len() >= 2) {
+        return true;
+    }
+    w.split(['.', '-', '_', '~']).any(|run| {
+        run.len() >= 32
+            && (run.bytes().all(|b| b.is_ascii_hexdigit())
+                || (run.bytes().any(|b| b.is_ascii_uppercase())
+                    && run.bytes().any(|b| b.is_ascii_lowercase())
+                    && run.bytes().any(|b| b.is_ascii_digit())))
+    })
+}
+
+/// `text` with every credential-shaped word masked (see [`credential_word`]): what a log keeps
+/// of a secret it was not told about (a key pasted in a URL path, a token in `?t=`).
+pub fn credentials(text: &str) -> String {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '~');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(is_word) {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let end = tail.find(|c: char| !is_word(c)).unwrap_or(tail.len());
+        let word = &tail[..end];
+        if word.len() >= 32 && credential_word(word) {
+            out.push_str(MASK);
+        } else {
+            out.push_str(word);
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Percent-decoded text (`+` kept: only query strings give it a meaning).
+fn decoded(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// A URL path as it may be logged: masked after percent-decoding (an encoded secret is
+/// masked too), kept as sent when nothing in it is secret.
+pub fn path(p: &str, secrets: &Secrets) -> String {
+    let plain = decoded(p);
+    let masked = secrets.scrub(&plain);
+    if masked == plain {
+        p.to_string()
+    } else {
+        masked
+    }
 }
 
 /// `Authorization` as it may be recorded: the scheme, never the credential.
@@ -78,6 +148,7 @@ impl Secrets {
         }
     }
 
+    /// `text` without this request's secrets nor anything shaped like a credential.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in &self.0 {
@@ -85,23 +156,33 @@ impl Secrets {
                 out = out.replace(s.as_str(), MASK);
             }
         }
-        out
+        credentials(&out)
     }
 }
 
 /// A query string (or a form body) with the values of sensitive parameters masked; the rest is
 /// kept as sent.
 pub fn query(q: &str) -> String {
+    query_with(q, &Secrets::default(), false)
+}
+
+/// [`query`], also masking, after percent-decoding each value, this request's secrets and
+/// credential-shaped words (a masked value is logged decoded); `all`: every value is masked
+/// (the OAuth routes, whose parameters are all credentials or about them).
+pub fn query_with(q: &str, secrets: &Secrets, all: bool) -> String {
     q.split('&')
         .map(|pair| {
-            let (k, _) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = percent_encoding::percent_decode_str(&k.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned();
-            if sensitive_name(&name) && pair.contains('=') {
-                format!("{k}={MASK}")
-            } else {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = decoded(&k.replace('+', " "));
+            if (all || sensitive_name(&name)) && pair.contains('=') {
+                return format!("{k}={MASK}");
+            }
+            let value = decoded(&v.replace('+', " "));
+            let masked = secrets.scrub(&value);
+            if masked == value {
                 pair.to_string()
+            } else {
+                format!("{k}={masked}")
             }
         })
         .collect::<Vec<_>>()
@@ -264,6 +345,75 @@ mod tests {
         for n in ["name", "email", "domain", "keyword", "limit", "fields"] {
             assert!(!sensitive_name(n), "{n}");
         }
+        // the security review's names: separators do not hide a secret
+        for n in [
+            "pass_word",
+            "Pass-Word",
+            "bearer",
+            "session",
+            "session_id",
+            "apiKey",
+            "t",
+        ] {
+            assert!(sensitive_name(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn credential_shaped_words_are_masked_anywhere() {
+        let key = "0123456789abcdef0123456789abcdef01234567";
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIyIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
+        let secret = "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z";
+        for s in [key, jwt, secret] {
+            let out = credentials(&format!("/api/v1/{s}?x=({s})"));
+            assert!(!out.contains(s), "{out}");
+            assert_eq!(out.matches(MASK).count(), 2, "{out}");
+        }
+        // ordinary text, ids and model names stay
+        for t in [
+            "/api/v1/res.partner/42",
+            "gw_0123456789ab",
+            "[('name','ilike','Harbor Logistics')]",
+            "averyveryverylongwordwithoutanydigitsatallinit",
+        ] {
+            assert_eq!(credentials(t), t);
+        }
+    }
+
+    #[test]
+    fn paths_and_queries_are_masked_after_percent_decoding() {
+        let key = "0123456789abcdef0123456789abcdef01234567";
+        let encoded: String = key.bytes().map(|b| format!("%{b:02X}")).collect();
+        let none = Secrets::default();
+        // a key in the path, plain or percent-encoded
+        assert_eq!(
+            path(&format!("/api/v1/{key}"), &none),
+            format!("/api/v1/{MASK}")
+        );
+        assert_eq!(
+            path(&format!("/api/v1/{encoded}"), &none),
+            format!("/api/v1/{MASK}")
+        );
+        assert_eq!(
+            path("/api/v1/res%2Epartner", &none),
+            "/api/v1/res%2Epartner"
+        );
+        // a key percent-encoded inside ?domain=
+        let q = format!("domain=%5B%28%27ref%27%2C%27%3D%27%2C%27{encoded}%27%29%5D&limit=1");
+        let out = query_with(&q, &none, false);
+        assert!(!out.contains(&encoded) && !out.contains(key), "{out}");
+        assert!(out.ends_with("&limit=1") && out.contains(MASK), "{out}");
+        // this request's own (short, non-hex) secret, encoded
+        let mut own = Secrets::default();
+        own.add("s3cr3t value");
+        let out = query_with("domain=s3cr3t%20value&x=1", &own, false);
+        assert_eq!(out, format!("domain={MASK}&x=1"));
+        // ?t=<token>, and any value on the OAuth routes
+        assert_eq!(query_with("t=abc.def", &none, false), format!("t={MASK}"));
+        assert_eq!(
+            query_with("x=anything&y", &none, true),
+            format!("x={MASK}&y")
+        );
     }
 
     #[test]
@@ -302,8 +452,12 @@ mod tests {
 
     #[test]
     fn json_bodies() {
-        let mut v = serde_json::json!({"name": "Ada", "password": "pw", "nested": [{"api_key": "k", "x": 1}], "token": null});
+        let mut v = serde_json::json!({"name": "Ada", "password": "pw", "nested": [{"api_key": "k", "x": 1}], "token": null,
+            "pass_word": "pw2", "bearer": "b", "session": "s"});
         json(&mut v);
+        for k in ["pass_word", "bearer", "session"] {
+            assert_eq!(v[k], MASK, "{k}");
+        }
         assert_eq!(v["password"], MASK);
         assert_eq!(v["nested"][0]["api_key"], MASK);
         assert_eq!(v["nested"][0]["x"], 1);

@@ -13,12 +13,16 @@ pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<BTreeMap<String, Str
         let k = decode(k).map_err(|e| Problem::invalid_parameter(k, e))?;
         let v = decode(v).map_err(|e| Problem::invalid_parameter(&k, e))?;
         if !allowed.contains(&k.as_str()) {
+            let takes = if allowed.is_empty() {
+                "this route takes no query parameters".to_string()
+            } else {
+                format!("this route takes: {}", allowed.join(", "))
+            };
             return Err(Problem::invalid_parameter(
                 &k,
                 format!(
-                    "unknown query parameter {:?}; this route takes: {}",
-                    crate::error::truncate(&k, 40),
-                    allowed.join(", ")
+                    "unknown query parameter {:?}; {takes}",
+                    crate::error::truncate(&k, 40)
                 ),
             ));
         }
@@ -151,6 +155,18 @@ pub fn boolean(q: &BTreeMap<String, String>, name: &str) -> Result<bool, Problem
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_parameters_name_what_the_route_takes() {
+        let detail = |allowed: &[&str]| parse(Some("nope=1"), allowed).unwrap_err().detail.unwrap();
+        let none = detail(&[]);
+        assert!(
+            none.ends_with("this route takes no query parameters"),
+            "{none}"
+        );
+        let some = detail(&["fields", "limit"]);
+        assert!(some.ends_with("this route takes: fields, limit"), "{some}");
+    }
 
     #[test]
     fn model_names() {

@@ -8,5 +8,6 @@ mod conditional;
 mod oauth;
 mod privileges;
 mod records;
+mod review;
 mod security;
 mod server;

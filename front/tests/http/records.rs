@@ -219,6 +219,12 @@ async fn database_errors_map_to_documented_statuses() {
     .await;
     assert_problem(&r, 409);
     assert_eq!(r.body["sqlstate"], "23503");
+    // naming the field, not the foreign key's raw text (issue 19)
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("res.partner.parent_id") && !detail.contains("fkey"),
+        "{detail}"
+    );
     // 23502: a required field missing.
     if mini() {
         let r = send(

@@ -351,6 +351,10 @@ fn help_documents_every_flag_and_variable() {
         "--openapi-refresh-s",
         "--docs",
         "--public-url",
+        "--header-timeout-ms",
+        "--body-timeout-ms",
+        "--idle-timeout-s",
+        "--max-connections",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
@@ -369,6 +373,10 @@ fn help_documents_every_flag_and_variable() {
         "API_GATEWAY_OPENAPI_REFRESH_S",
         "API_GATEWAY_DOCS",
         "API_GATEWAY_PUBLIC_URL",
+        "API_GATEWAY_HEADER_TIMEOUT_MS",
+        "API_GATEWAY_BODY_TIMEOUT_MS",
+        "API_GATEWAY_IDLE_TIMEOUT_S",
+        "API_GATEWAY_MAX_CONNECTIONS",
     ] {
         assert!(help.contains(var), "{var} missing from --help");
     }
