@@ -125,13 +125,19 @@ pub struct Term<'a> {
     pub row: &'a str,
     pub key: &'a str,
     pub desc: bool,
+    /// The column has a NOT NULL constraint (`id` always): plain comparisons suffice.
+    pub not_null: bool,
 }
 
 /// The rows strictly after the key in this order: `OR` over the terms of (all earlier terms
-/// equal AND this one after), NULL-aware. The last term must be unique (`id`).
+/// equal AND this one after), NULL-aware. The last term must be unique (`id`). When the first
+/// term is NOT NULL, a redundant range condition on it comes first, so an index on it serves
+/// the page (a page costs the same wherever it is).
 pub fn keyset_sql(terms: &[Term]) -> String {
     let after = |t: &Term| {
-        if t.desc {
+        if t.not_null {
+            format!("{} {} {}", t.row, if t.desc { "<" } else { ">" }, t.key)
+        } else if t.desc {
             format!(
                 "({r} < {k} OR ({k} IS NULL AND {r} IS NOT NULL))",
                 r = t.row,
@@ -154,10 +160,21 @@ pub fn keyset_sql(terms: &[Term]) -> String {
         ands.push(after(t));
         ors.push(format!("({})", ands.join(" AND ")));
     }
+    let range = match terms.first() {
+        Some(t) if t.not_null && terms.len() > 1 => format!(
+            "{} {} {} AND ",
+            t.row,
+            if t.desc { "<=" } else { ">=" },
+            t.key
+        ),
+        _ => String::new(),
+    };
     if ors.is_empty() {
         "true".into()
-    } else {
+    } else if range.is_empty() {
         format!("({})", ors.join(" OR "))
+    } else {
+        format!("({range}({}))", ors.join(" OR "))
     }
 }
 
@@ -251,21 +268,31 @@ mod tests {
 
     #[test]
     fn keyset_conditions() {
+        let term = |row, key, desc, not_null| Term {
+            row,
+            key,
+            desc,
+            not_null,
+        };
         let terms = [
-            Term {
-                row: "t.a",
-                key: "k.a",
-                desc: false,
-            },
-            Term {
-                row: "t.id",
-                key: "k.id",
-                desc: true,
-            },
+            term("t.a", "k.a", false, false),
+            term("t.id", "k.id", true, true),
         ];
         assert_eq!(
             keyset_sql(&terms),
-            "(((t.a > k.a OR (k.a IS NOT NULL AND t.a IS NULL))) OR (t.a IS NOT DISTINCT FROM k.a AND (t.id < k.id OR (k.id IS NULL AND t.id IS NOT NULL))))"
+            "(((t.a > k.a OR (k.a IS NOT NULL AND t.a IS NULL))) OR (t.a IS NOT DISTINCT FROM k.a AND t.id < k.id))"
+        );
+        let terms = [
+            term("t.a", "k.a", true, true),
+            term("t.id", "k.id", false, true),
+        ];
+        assert_eq!(
+            keyset_sql(&terms),
+            "(t.a <= k.a AND ((t.a < k.a) OR (t.a IS NOT DISTINCT FROM k.a AND t.id > k.id)))"
+        );
+        assert_eq!(
+            keyset_sql(&[term("t.id", "k.id", false, true)]),
+            "((t.id > k.id))"
         );
     }
 

@@ -494,6 +494,19 @@ fn signing_keys() -> Vec<(String, String)> {
     })
 }
 
+/// The columns of `table` with a NOT NULL constraint (keyset conditions need no NULL cases there).
+fn not_null_columns(table: &str) -> Vec<String> {
+    Spi::connect(|c| {
+        let t = spi(c.select(
+            "SELECT attname::text FROM pg_attribute \
+             WHERE attrelid = to_regclass('public.' || quote_ident($1)) AND attnotnull AND attnum > 0",
+            None,
+            &[table.into()],
+        ));
+        t.filter_map(|r| spi(r.get::<String>(1))).collect()
+    })
+}
+
 fn bad_cursor(e: impl std::fmt::Display) -> ! {
     raise(
         PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -569,6 +582,7 @@ pub fn search_page(req: PageRequest) -> RawJsonb {
                 }
             })
             .collect();
+        let not_null = not_null_columns(model.table());
         let cursor_terms: Vec<cursor::Term> = terms
             .iter()
             .zip(&key_exprs)
@@ -576,6 +590,7 @@ pub fn search_page(req: PageRequest) -> RawJsonb {
                 row: &t.expr,
                 key,
                 desc: t.desc,
+                not_null: t.name == "id" || (!t.translated && not_null.contains(&t.name)),
             })
             .collect();
         keyset = format!(" AND {}", cursor::keyset_sql(&cursor_terms));

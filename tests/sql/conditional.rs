@@ -18,6 +18,9 @@ fn version(db: &mut postgres::Client, id: i32) -> String {
 
 #[test]
 fn conditional_write_waits_for_a_concurrent_one_and_then_refuses() {
+    let _exclusive = api_gateway_tests::BULK_WRITES
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
     let mut a = connect();
     let mut b = connect();
     // A real Odoo database requires what its defaults fill in.

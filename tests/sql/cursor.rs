@@ -70,6 +70,9 @@ impl Lcg {
 
 #[test]
 fn cursor_paging_over_10000_records_under_concurrent_inserts_and_deletes() {
+    let _exclusive = api_gateway_tests::BULK_WRITES
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
     let mut reader = connect();
     let mut writer = connect();
     writer
@@ -137,6 +140,9 @@ fn cursor_paging_over_10000_records_under_concurrent_inserts_and_deletes() {
 
 #[test]
 fn cursors_resume_only_their_own_query() {
+    let _exclusive = api_gateway_tests::BULK_WRITES
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
     let mut db = connect();
     db.execute(
         "DELETE FROM public.res_partner WHERE name LIKE 'it-cursorown-%'",
