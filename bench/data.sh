@@ -5,6 +5,11 @@
 # each round giving one ratio. Uses the extension as installed.
 #   BENCH_SECONDS (5, quick 3), BENCH_ROUNDS (3, quick 1), BENCH_ROWS ("10 80 1000"),
 #   BENCH_DB (agw_bench_data), BENCH_KEEP=1 keeps the database.
+# Then, when ../shared has the real Odoo database (odoo19_demo.sql.gz; BENCH_DEMO_DUMP overrides),
+# issue 14's query on it: res.partner [("is_company", "=", True)], name and email, 10 rows, for
+# admin, demo, portal and jeff (second company), then 1,000 rows ([] with 2,000 more partners)
+# for the internal users, each against the hand-written SQL of the same answer, and SELECT 1.
+#   BENCH_DATA_MINI=0 skips the mini-fixture part, BENCH_DATA_REAL=0 the real one.
 #   Output: target/bench/data.jsonl (see bench/lib.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -15,10 +20,20 @@ DB=${BENCH_DB:-agw_bench_data}
 say() { echo "data.sh: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-cleanup() { [ "${BENCH_KEEP:-0}" = 1 ] || psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1; }
+cleanup() {
+    [ "${BENCH_KEEP:-0}" = 1 ] || psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" \
+        -c "DROP DATABASE IF EXISTS ${DB}_real WITH (FORCE)" >/dev/null 2>&1
+}
 trap cleanup EXIT
 results_open data
+# One statement of a pgbench file (comments and the final semicolon dropped), for psql.
+statement() { sed -e 's/--.*$//' "$1" | tr '\n' ' ' | sed -E 's/;[[:space:]]*$//'; }
+# The same with pgbench's :variables as psql's quoted :'variables'.
+quoted() { statement "$1" | sed -E "s/([^:]):([a-z_]+)/\1:'\2'/g"; }
+OURS_REAL=$BENCH_DIR/pgbench/real_search_read.sql
+DEMO_DUMP=${BENCH_DEMO_DUMP:-$BENCH_ROOT/../shared/fixtures/odoo19_demo.sql.gz}
 
+if [ "${BENCH_DATA_MINI:-1}" = 1 ]; then
 say "database $DB: the mini fixture and 2,000 more partners"
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
 q -f "$BENCH_ROOT/tests/fixtures/odoo19_mini.sql" >/dev/null
@@ -27,8 +42,6 @@ q -f "$BENCH_DIR/sql/partners.sql" >/dev/null
 
 OURS=$BENCH_DIR/pgbench/search_read.sql
 HANDWRITTEN=$BENCH_DIR/pgbench/search_read_handwritten.sql
-# One statement of a pgbench file (comments and the final semicolon dropped), for psql.
-statement() { sed -e 's/--.*$//' "$1" | tr '\n' ' ' | sed -E 's/;[[:space:]]*$//'; }
 for n in "${SIZES[@]}"; do
     # Both answer the identical JSON, with n records, before either is timed.
     check=$(q -v limit="$n" <<SQL
@@ -69,4 +82,81 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 result_rounds "search_read_plain_r80" tps "${plain[@]}"
 result_rounds "search_read_display_r80" tps "${display[@]}"
+fi
+
+# compare ID DB ROWS HANDWRITTEN_SCRIPT PGBENCH_ARGS...: check that search_read and the
+# hand-written script answer the same JSON, then time both in interleaved rounds.
+compare() {
+    local id=$1 db=$2 rows=$3 hand=$4
+    shift 4
+    local vars=("$@") a=() b=() v check
+    for v in "${vars[@]}"; do [ "$v" = -D ] || a+=(-v "$v"); done
+    check=$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "${a[@]}" <<SQL
+SELECT (($(quoted "$OURS_REAL"))::jsonb = ($(quoted "$hand"))::jsonb)
+       || ' ' || jsonb_array_length(($(quoted "$hand"))::jsonb);
+SQL
+)
+    [ "${check%% *}" = true ] || die "$id: search_read and the hand-written SQL disagree ($check)"
+    [ "$rows" = 10 ] || [ "${check#* }" = "$rows" ] || die "$id: $rows rows expected, got ${check#* }"
+    local ours=() hw=() one=()
+    for round in $(seq 1 "$ROUNDS"); do
+        say "$id (${check#* } rows), round $round of $ROUNDS, 4 clients, ${SECS}s each"
+        if [ $((round % 2)) = 1 ]; then
+            hw+=("$(pgbench_tps "$db" 4 "$SECS" prepared "$hand" "${vars[@]}")")
+            ours+=("$(pgbench_tps "$db" 4 "$SECS" prepared "$OURS_REAL" "${vars[@]}")")
+        else
+            ours+=("$(pgbench_tps "$db" 4 "$SECS" prepared "$OURS_REAL" "${vars[@]}")")
+            hw+=("$(pgbench_tps "$db" 4 "$SECS" prepared "$hand" "${vars[@]}")")
+        fi
+        say "  ours ${ours[-1]} tps, hand-written ${hw[-1]} tps"
+    done
+    result_rounds "real_sr_$id" tps "${ours[@]}"
+    result_rounds "real_hw_$id" tps "${hw[@]}"
+}
+
+if [ "${BENCH_DATA_REAL:-1}" = 1 ] && [ -f "$DEMO_DUMP" ]; then
+    RDB=${DB}_real
+    say "database $RDB: the real Odoo database ${DEMO_DUMP#"$BENCH_ROOT"/}"
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $RDB WITH (FORCE)" -c "CREATE DATABASE $RDB" >/dev/null
+    zcat "$DEMO_DUMP" | psql -X -q -v ON_ERROR_STOP=1 -d "$RDB" >/dev/null
+    psql -X -q -v ON_ERROR_STOP=1 -d "$RDB" -c 'CREATE EXTENSION api_gateway' -c 'ANALYZE' >/dev/null
+    one=()
+    for round in $(seq 1 "$ROUNDS"); do
+        one+=("$(pgbench_tps "$RDB" 4 "$SECS" prepared "$BENCH_DIR/pgbench/select1.sql")")
+    done
+    result_rounds real_select1 tps "${one[@]}"
+    # user facts: uid, the companies and their parents (for res_partner_rule), a portal user's
+    # commercial partner (for the portal rule).
+    facts() {
+        psql -X -q -At -F ' ' -d "$RDB" -v login="$1" <<'SQL'
+SELECT u.id, '{' || (SELECT string_agg(DISTINCT x, ',') FROM public.res_company c
+                       CROSS JOIN unnest(string_to_array(rtrim(c.parent_path, '/'), '/')) x
+                      WHERE c.id IN (SELECT r.cid FROM public.res_company_users_rel r WHERE r.user_id = u.id)) || '}',
+       u.share, p.commercial_partner_id
+  FROM public.res_users u JOIN public.res_partner p ON p.id = u.partner_id WHERE u.login = :'login';
+SQL
+    }
+    run_users() { # ROWS DOMAIN COMPANY_ONLY LOGIN...
+        local rows=$1 domain=$2 company_only=$3 login uid companies share commercial hand
+        shift 3
+        for login in "$@"; do
+            read -r uid companies share commercial < <(facts "$login")
+            [ -n "$uid" ] || die "no user $login in the real database"
+            hand=$BENCH_DIR/pgbench/real_handwritten.sql
+            [ "$share" = t ] && hand=$BENCH_DIR/pgbench/real_handwritten_portal.sql
+            compare "${login}_r$rows" "$RDB" "$rows" "$hand" -D uid="$uid" -D limit="$rows" \
+                -D domain="$domain" -D companies="$companies" -D company_only="$company_only" \
+                -D commercial="$commercial"
+        done
+    }
+    run_users 10 '[["is_company", "=", true]]' true admin demo portal jeff
+    q_real() { psql -X -q -v ON_ERROR_STOP=1 -d "$RDB" "$@" >/dev/null; }
+    q_real -c "INSERT INTO public.res_partner (name, complete_name, email, phone, city, is_company, active, company_id,
+                   partner_share, type, commercial_partner_id, autopost_bills)
+               SELECT 'Bench ' || g, 'Bench ' || g, CASE WHEN g % 7 = 0 THEN NULL ELSE 'b' || g || '@bench.example' END,
+                      '+1 555 ' || g, 'City ' || (g % 50), g % 5 = 0, g % 10 <> 0,
+                      CASE g % 3 WHEN 0 THEN 1 WHEN 1 THEN 2 ELSE NULL END, g % 4 <> 0, 'contact', NULL, 'ask'
+                 FROM generate_series(1, 2000) g" -c ANALYZE
+    run_users 1000 '[]' false admin demo jeff
+fi
 say "results in ${BENCH_RESULTS#"$BENCH_ROOT"/}"

@@ -9,6 +9,10 @@
 #    a window, TTL, and returning (allowed, remaining, reset_s) as rate_limit_hit does; driven by
 #    redis-benchmark with the same number of clients, no pipelining.
 #
+# rate_limit_hit counts in shared memory when api_gateway is in shared_preload_libraries
+# (scripts/setup.sh, which `make bench` runs, puts it there; recorded as `shared_memory`), else in
+# the UNLOGGED table; at 16 clients the table fallback is measured too (the session setting
+# api_gateway.rate_limit_shared_memory = off), next to the default.
 # Both servers are reached over a Unix socket (pgbench's default here), so the transport is the
 # same; one extra Redis run over TCP 127.0.0.1 at 16 clients (next to another rate_limit_hit run)
 # shows what a loopback TCP hop adds.
@@ -84,6 +88,10 @@ got=$(psql -X -At -d "$DB" -c "SELECT string_agg(allowed::text, ' ') FROM (SELEC
 [ "$got" = "true true false" ] || die "rate_limit_hit answered: $got"
 redis-cli -s "$SOCK" flushall >/dev/null
 
+preloaded=$(psql -X -At -d "$DB" -c "SELECT (current_setting('shared_preload_libraries') ~ 'api_gateway')::int")
+say "counters in $([ "$preloaded" = 1 ] && echo "shared memory (api_gateway is preloaded)" || echo "the table (api_gateway is NOT in shared_preload_libraries)")"
+result shared_memory "$preloaded" flag
+
 HOT_SQL=$BENCH_DIR/pgbench/rate_limit_one.sql
 RANDOM_SQL=$BENCH_DIR/pgbench/rate_limit_10k.sql
 SELECT1_SQL=$BENCH_DIR/pgbench/select1.sql
@@ -142,6 +150,11 @@ for round in $(seq 1 "$ROUNDS"); do
             redis_rps "$c" 'rl:__rand_int__' -h 127.0.0.1 -p "$PORT"
             add "redis_random_tcp_c$c" "$REDIS_RPS"
             add "rl_random_for_tcp_c$c" "$(pgbench_tps "$DB" "$c" "$SECS" prepared "$RANDOM_SQL")"
+            # The table fallback (what a cluster without the preload runs).
+            add "rl_table_random_c$c" "$(PGOPTIONS="${PGOPTIONS:-} -c api_gateway.rate_limit_shared_memory=off" \
+                pgbench_tps "$DB" "$c" "$SECS" prepared "$RANDOM_SQL")"
+            add "rl_table_hot_c$c" "$(PGOPTIONS="${PGOPTIONS:-} -c api_gateway.rate_limit_shared_memory=off" \
+                pgbench_tps "$DB" "$c" "$SECS" prepared "$HOT_SQL")"
         fi
     done
 done

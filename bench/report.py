@@ -224,6 +224,10 @@ def section_rate_limit(r: Results) -> list[str]:
               lambda c=c: (tps(g(f"rl_hot_c{c}")), tps(g(f"select1_c{c}")), r.ratio("rate_limit", f"rl_hot_c{c}", f"select1_c{c}")),
               target=0.15 if c == 16 else None, short=f"rate_limit_hit hot subject, {c} clients (growth run)")
     lines += t.markdown()
+    if r.has("rate_limit", "shared_memory"):
+        lines += ["", "Counters in " + ("shared memory (`api_gateway` in `shared_preload_libraries`), sliding window"
+                                        if g("shared_memory") == 1 else
+                                        "the UNLOGGED table (`api_gateway` NOT preloaded), sliding window") + "."]
     lines += ["", "Against Redis (Debian's `redis-server`), the fixed window users add Redis for: one Lua "
               "script (`EVALSHA`) doing `INCR`, `EXPIRE` on a window's first hit and `TTL`, returning "
               "(allowed, remaining, reset) as `rate_limit_hit` does; `redis-benchmark` with the same "
@@ -235,6 +239,11 @@ def section_rate_limit(r: Results) -> list[str]:
             t.add(f"{text}, {c} client{'s' if c > 1 else ''}",
                   lambda c=c, kind=kind: (tps(g(f"rl_{kind}_c{c}")), per_s(g(f"redis_{kind}_c{c}"), " calls/s"),
                                           r.ratio("rate_limit", f"rl_{kind}_c{c}", f"redis_{kind}_c{c}")))
+    for kind, text in (("random", "10,000 random subjects"), ("hot", "one hot subject")):
+        if r.has("rate_limit", f"rl_table_{kind}_c16"):
+            t.add(f"{text}, 16 clients, counters in the table (the fallback without shared_preload_libraries)",
+                  lambda kind=kind: (tps(g(f"rl_table_{kind}_c16")), per_s(g(f"redis_{kind}_c16"), " calls/s"),
+                                     r.ratio("rate_limit", f"rl_table_{kind}_c16", f"redis_{kind}_c16")))
     if r.has("rate_limit", "redis_random_tcp_c16"):
         t.add("10,000 random subjects, 16 clients, Redis over TCP 127.0.0.1 (how an app server usually reaches it)",
               lambda: (tps(g("rl_random_for_tcp_c16")), per_s(g("redis_random_tcp_c16"), " calls/s"),
@@ -277,6 +286,26 @@ def section_data(r: Results) -> list[str]:
         pass
     lines = t.markdown()
     lines += ["", "The hand-written query returns the identical JSON at each size (checked before timing)."]
+    real = r.values.get("data", {})
+    if any(k.startswith("real_sr_") for k in real):
+        t = Table(baseline="hand-written SQL")
+        users = {"admin": "admin (uid 2)", "demo": "demo (uid 5)", "portal": "portal (uid 6, portal rule)",
+                 "jeff": "jeff (uid 7, second company)"}
+        for rows, what in ((10, '`[("is_company", "=", True)]`, 10 rows x name, email'),
+                           (1000, "`[]`, 1,000 rows x name, email (2,000 more partners)")):
+            for login, label in users.items():
+                id = f"{login}_r{rows}"
+                if f"real_sr_{id}" not in real:
+                    continue
+                t.add(f"`search_read` res.partner {what}, {label}, 4 clients",
+                      lambda id=id: (tps(g(f"real_sr_{id}")), tps(g(f"real_hw_{id}")),
+                                     r.ratio("data", f"real_sr_{id}", f"real_hw_{id}")),
+                      target=0.6 if rows == 10 else 0.85,
+                      short=f"real database: search_read {rows} rows, {login}, vs hand-written SQL")
+        lines += ["", "**On the real Odoo database** (`../shared/fixtures/odoo19_demo.sql.gz`: 59 modules, "
+                  "6,856 `ir_model_fields` rows, 157 record rules), same run:", ""] + t.markdown()
+        if "real_select1" in real:
+            lines += ["", f"`SELECT 1` on that database, same clients: {tps(g('real_select1'))}."]
     return lines
 
 
@@ -305,9 +334,9 @@ def section_http(r: Results) -> list[str]:
 def section_webhooks(r: Results) -> list[str]:
     g = lambda id: r.get("webhooks", id)  # noqa: E731
     t = Table(ours="one webhook", baseline="no webhook")
-    cases = (("a", "capture (worker awake, not delivering)", 0.7),
-             ("b", "capture while the worker delivers to a local receiver", None),
-             ("c", "capture with no worker running (a NOTIFY at every commit), one run", None))
+    cases = (("a", "capture with no worker running", 0.75),
+             ("c", "capture with an idle worker running (polling; its requests hang)", 0.75),
+             ("b", "capture while the worker delivers to a local receiver", None))
     for case, text, target in cases:
         t.add(f"single-row INSERTs into res_partner, 4 clients: {text}",
               lambda case=case: (tps(g(f"capture_hook_{case}")), tps(g(f"capture_none_{case}")),
@@ -426,7 +455,12 @@ does the same with short runs, for working on the scripts.
   `search_read(5, 'res.partner', '[]', 5 fields, N)` vs `bench/pgbench/search_read_handwritten.sql`
   with `LIMIT N` (record rule, active filter, the model's order, Odoo's `false` for empty values),
   which returns the identical JSON (checked); 4 clients, prepared, three rounds of 5 s runs
-  alternating which of the two runs first.
+  alternating which of the two runs first. Then, when `../shared` has it, the real Odoo database
+  (`odoo19_demo.sql.gz`): `search_read(uid, 'res.partner', '[["is_company", "=", true]]',
+  '{name,email}', 10)` for admin, demo, portal and jeff (second company) against
+  `bench/pgbench/real_handwritten.sql` (`real_handwritten_portal.sql` for the portal user: the
+  portal rule's `child_of` as a recursive query), each checked to return the identical JSON; then
+  1,000 rows (`[]`, 2,000 more partners loaded) for the internal users; and `SELECT 1`.
 - `bench/http.sh`: `api-gateway serve` (release build, pool of 8, log level `errors`) under `wrk`
   (2 threads, 8 connections, after a warm-up that fills the pool and the key cache) vs pgbench with
   8 clients running `bench/pgbench/http_search_read.sql`: the very statements the front sends
@@ -435,8 +469,9 @@ does the same with short runs, for working on the scripts.
   protocol (`-M extended`, unnamed statements). Three rounds of 6 s runs. wrk, the front and
   PostgreSQL share the cores, as they would on one box.
 - `bench/webhooks.sh`: pgbench single-row INSERTs into res_partner (simple protocol, 4 clients,
-  5 s runs, 5 interleaved rounds, medians) with one active webhook vs none; in case A a session
-  holds the worker's "awake" lock, as a busy worker does, so capture sends no NOTIFY. Delivery:
+  5 s runs, 5 interleaved rounds, medians) with one active webhook vs none: with no worker, with
+  an idle worker (running and polling, its requests hanging on an endpoint that never answers)
+  and with the worker delivering every event to a local receiver. Delivery:
   the `webhook_bench` example (front/examples) runs the real worker and an axum receiver in one
   process, with 1, 10 and 100 webhooks on the model.
 - `bench/stats.sh`: 1,000,000 generated log rows inserted through `api_gateway.request_log`

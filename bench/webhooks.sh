@@ -3,11 +3,11 @@
 #
 #  A. capture cost: pgbench single-row INSERTs into res_partner with no webhook vs one active
 #     webhook, interleaved rounds in the same run (the machine is shared and noisy: medians and
-#     their ratio are reported, nothing is asserted). A session holds the "worker awake" lock
-#     meanwhile, as a busy delivery worker does, so capture does not NOTIFY.
+#     their ratio are reported, nothing is asserted), no worker running.
 #  B. the same with the delivery worker really running and POSTing every event to a local
 #     receiver on this machine (they take CPU from PostgreSQL: the realistic single-box case).
-#  C. a pgbench run without any worker (every commit NOTIFYs), for comparison.
+#  C. the same with an idle worker: it runs (polling for due jobs every 25 ms) but its requests
+#     hang on an endpoint that never answers, so it delivers nothing during the run.
 #  D. delivery at 1, 10 and 100 endpoints (webhooks on res.partner, each its own URL on the
 #     local receiver): BENCH_EVENTS queued events drained by the worker (events/s), then
 #     single-row commits at a steady BENCH_RATE events/s in all (so BENCH_RATE / endpoints rows
@@ -36,7 +36,6 @@ ENDPOINT_COUNTS=(${BENCH_ENDPOINTS:-1 10 100})
 KEEP=${BENCH_KEEP:-0}
 FIXTURE=$ROOT/tests/fixtures/odoo19_mini.sql
 URL="postgresql:///$DB?host=$PGHOST"
-AWAKE_LOCK="1634170728, 1"
 
 die() { echo "webhooks.sh: error: $*" >&2; exit 1; }
 say() { echo "webhooks.sh: $*" >&2; }
@@ -62,7 +61,6 @@ PIDS=()
 cleanup() {
     local rc=$?
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    psql -X -q -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'agw_bench_awake'" >/dev/null 2>&1 || true
     wait 2>/dev/null || true
     if [ "$KEEP" != 1 ]; then
         psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
@@ -94,11 +92,8 @@ tps() {
 }
 reset_rows() { q -c "DELETE FROM res_partner WHERE name LIKE 'pgbench %'" -c "TRUNCATE api_gateway.webhook_job" >/dev/null; }
 
-# ---------------------------------------------------------------- A: capture cost
-say "A: $ROUNDS rounds of ${SECS}s, $CLIENTS clients: no webhook vs one webhook (worker awake lock held)"
-# (killing psql would not end its backend, asleep in pg_sleep: it is terminated below)
-PGAPPNAME=agw_bench_awake psql -X -q -d "$DB" -c "SELECT pg_advisory_lock($AWAKE_LOCK), pg_sleep(86400)" >/dev/null 2>&1 &
-LOCKER=$!; PIDS+=("$LOCKER"); sleep 0.5
+# ---------------------------------------------------------------- A: capture cost, no worker
+say "A: $ROUNDS rounds of ${SECS}s, $CLIENTS clients: no webhook vs one webhook, no worker running"
 A_NONE=(); A_HOOK=()
 for r in $(seq "$ROUNDS"); do
     q -c "DELETE FROM api_gateway.webhook WHERE name = 'pgbench'" >/dev/null
@@ -108,16 +103,40 @@ for r in $(seq "$ROUNDS"); do
     reset_rows
 done
 q -c "DELETE FROM api_gateway.webhook WHERE name = 'pgbench'" >/dev/null
-q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'agw_bench_awake'" >/dev/null
-wait "$LOCKER" 2>/dev/null || true
 say "A: none ${A_NONE[*]} | webhook ${A_HOOK[*]}"
 
-# ---------------------------------------------------------------- C: no worker at all
-say "C: one webhook, no worker (every commit NOTIFYs)"
-q -c "INSERT INTO api_gateway.webhook (name, model, url) VALUES ('pgbench', 'res.partner', 'https://hooks.example.com/pgbench')" >/dev/null
-C_HOOK=("$(tps)"); reset_rows
-q -c "DELETE FROM api_gateway.webhook WHERE name = 'pgbench'" >/dev/null
-C_NONE=("$(tps)"); reset_rows
+# ---------------------------------------------------------------- C: an idle worker
+# An endpoint that accepts connections and never answers: the worker's 8 requests for the
+# webhook hang (timeout 5 min), so it polls and delivers nothing while pgbench runs.
+say "C: $ROUNDS rounds: no webhook vs one webhook, an idle worker running"
+python3 -c "
+import socket, time
+s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(64); print(s.getsockname()[1], flush=True)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+" >"$WORK/hang.port" &
+HANG=$!; PIDS+=("$HANG")
+for _ in $(seq 50); do [ -s "$WORK/hang.port" ] && break; sleep 0.1; done
+HANG_URL="http://127.0.0.1:$(cat "$WORK/hang.port")/hook"
+DATABASE_URL=$URL BENCH_WEBHOOK=serve "$BIN" serve >"$WORK/idle.out" 2>"$WORK/idle.err" &
+IDLE=$!; PIDS+=("$IDLE")
+for _ in $(seq 100); do [ -s "$WORK/idle.out" ] && break; sleep 0.1; done
+[ -s "$WORK/idle.out" ] || { cat "$WORK/idle.err" >&2; die "webhook_bench serve did not start"; }
+q -c "UPDATE api_gateway.webhook SET active = false WHERE name = 'serve'" >/dev/null
+q -c "INSERT INTO api_gateway.webhook (name, model, url, timeout, active) VALUES ('pgbench', 'res.partner', '$HANG_URL', '5 minutes', false)" >/dev/null
+C_NONE=(); C_HOOK=()
+for r in $(seq "$ROUNDS"); do
+    q -c "UPDATE api_gateway.webhook SET active = false WHERE name = 'pgbench'" >/dev/null
+    C_NONE+=("$(tps)")
+    q -c "UPDATE api_gateway.webhook SET active = true WHERE name = 'pgbench'" >/dev/null
+    C_HOOK+=("$(tps)")
+    reset_rows
+done
+kill -TERM "$IDLE" 2>/dev/null || true; wait "$IDLE" 2>/dev/null || true
+kill "$HANG" 2>/dev/null || true; wait "$HANG" 2>/dev/null || true
+q -c "DELETE FROM api_gateway.webhook WHERE name IN ('pgbench', 'serve')" >/dev/null
+say "C: none ${C_NONE[*]} | webhook ${C_HOOK[*]}"
 
 # ---------------------------------------------------------------- B: with deliveries
 say "B: $ROUNDS rounds: no webhook vs one webhook delivered by the worker to a local receiver"
@@ -147,8 +166,8 @@ result_rounds capture_none_a tps "${A_NONE[@]}"
 result_rounds capture_hook_a tps "${A_HOOK[@]}"
 result_rounds capture_none_b tps "${B_NONE[@]}"
 result_rounds capture_hook_b tps "${B_HOOK[@]}"
-result capture_none_c "${C_NONE[0]}" tps
-result capture_hook_c "${C_HOOK[0]}" tps
+result_rounds capture_none_c tps "${C_NONE[@]}"
+result_rounds capture_hook_c tps "${C_HOOK[@]}"
 for e in "${ENDPOINT_COUNTS[@]}"; do
     say "D: $e endpoint(s): draining $EVENTS queued events"
     DRAIN=$(DATABASE_URL=$URL BENCH_ENDPOINTS=$e BENCH_EVENTS=$EVENTS "$BIN" drain) || die "drain failed"

@@ -46,10 +46,19 @@ if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
 "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/tests/python/requirements.txt" -r "$ROOT/front/tests/python/requirements.txt"
 echo "ready"
 
+# Rate-limit counters in shared memory (issue 17, docs/deployment.md): the library is loaded at
+# server start. Runs once the library is installed; restarts the cluster only when it was missing.
+# A preloaded library is not loaded again by new sessions: a new build needs a restart too.
+preload() {
+    step "shared_preload_libraries"
+    PRELOAD_RESTART=${so_changed:-0} ensure_preloaded as_root pg_ctlcluster "$PG_MAJOR" main restart
+}
+
 # SETUP_SKIP_EXTENSION=1 keeps the extension already installed (e.g. `make bench` measuring a
 # build someone else installed on a shared machine).
 if [ "${SETUP_SKIP_EXTENSION:-0}" = 1 ]; then
     step "extension: keeping the installed build (SETUP_SKIP_EXTENSION=1)"
+    preload
     exit 0
 fi
 step "build and install the extension (release)"
@@ -66,5 +75,8 @@ put() { # put SRC DIR MODE: install SRC as DIR/<name> atomically unless identica
     as_root install -m "$3" "$src" "$dir/.$name.new" && as_root mv -f "$dir/.$name.new" "$dir/$name"
 }
 for f in "$staged$($PG_CONFIG --sharedir)"/extension/*; do put "$f" "$($PG_CONFIG --sharedir)/extension" 644; done
+so_changed=0
+cmp -s "$staged$($PG_CONFIG --pkglibdir)/api_gateway.so" "$($PG_CONFIG --pkglibdir)/api_gateway.so" || so_changed=1
 put "$staged$($PG_CONFIG --pkglibdir)/api_gateway.so" "$($PG_CONFIG --pkglibdir)" 755
 echo "installed $(sed -nE "s/^default_version = '(.*)'/\1/p" "$($PG_CONFIG --sharedir)/extension/api_gateway.control")"
+preload

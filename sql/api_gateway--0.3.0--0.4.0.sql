@@ -280,6 +280,904 @@ REVOKE ALL ON FUNCTION api_gateway.oauth_client_check(text, text, inet), api_gat
     api_gateway.admin_delete_profile(integer, text, integer), api_gateway.admin_delete_webhook(integer, text, integer),
     api_gateway._grant_execute(name, text[]), api_gateway.grant_front(name), api_gateway.grant_worker(name) FROM PUBLIC;
 
+-- == issue 17, rate limits: sliding window by default, a cost per request, counters in shared
+-- memory (src/counter.rs), authenticate on the same counter path ==
+ALTER TABLE api_gateway.settings
+    ADD COLUMN rate_limit_algorithm text NOT NULL DEFAULT 'sliding' CHECK (rate_limit_algorithm IN ('sliding', 'fixed'));
+ALTER TABLE api_gateway.profile
+    ADD COLUMN rate_limit_algorithm text NOT NULL DEFAULT 'sliding' CHECK (rate_limit_algorithm IN ('sliding', 'fixed'));
+-- Rows counted before 0.4.0 are fixed windows (window_start, hits) and keep counting as such.
+ALTER TABLE api_gateway.throttle
+    ADD COLUMN algorithm text NOT NULL DEFAULT 'fixed',
+    ADD COLUMN head      bigint NOT NULL DEFAULT 0,
+    ADD COLUMN counts    integer[] NOT NULL DEFAULT '{}';
+
+CREATE FUNCTION api_gateway."rate_limit_hit"(
+	"subject" TEXT,
+	"max_requests" INT,
+	"window_s" INT,
+	"cost" INT,
+	"algorithm" TEXT DEFAULT 'sliding'
+) RETURNS TABLE (
+	"allowed" bool,
+	"remaining" INT,
+	"reset_s" INT
+)
+VOLATILE SECURITY DEFINER
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'rate_limit_hit_cost_wrapper';
+-- Both forms pin the search path around the statements they run (src/counter.rs), not for the
+-- whole call: a hit counted in shared memory runs none.
+ALTER FUNCTION api_gateway.rate_limit_hit(text, integer, integer) RESET search_path;
+
+CREATE FUNCTION api_gateway."_shared_counters"() RETURNS TABLE (
+	"subject" TEXT,
+	"hits" INT,
+	"max_requests" INT,
+	"window_s" INT,
+	"clears_at" timestamp with time zone
+)
+STRICT VOLATILE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_shared_counters_wrapper';
+
+CREATE FUNCTION api_gateway."_forget_shared_counter"(
+	"subject" TEXT
+) RETURNS INT
+STRICT VOLATILE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_forget_shared_counter_wrapper';
+
+CREATE OR REPLACE VIEW api_gateway.active_throttles AS
+SELECT subject,
+       hits AS count,
+       max_requests AS "limit",
+       greatest(max_requests - hits, 0) AS remaining,
+       hits >= max_requests AS throttled,
+       window_start,
+       window_s,
+       window_start + make_interval(secs => window_s) AS resets_at
+  FROM api_gateway.throttle
+ WHERE window_start + make_interval(secs => window_s) > now()
+UNION ALL
+SELECT subject, hits, max_requests, greatest(max_requests - hits, 0), hits >= max_requests,
+       clears_at - make_interval(secs => window_s), window_s, clears_at
+  FROM api_gateway._shared_counters()
+ WHERE clears_at > now();
+
+
+CREATE OR REPLACE FUNCTION api_gateway.admin_update_settings(actor_uid integer, actor_client text, changes jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cur api_gateway.settings;
+    dl integer;
+    ml integer;
+    issuer text;
+BEGIN
+    PERFORM api_gateway._admin_unknown_keys(changes, ARRAY['default_limit', 'max_limit', 'rate_limit',
+        'rate_limit_window', 'rate_limit_algorithm', 'log_level', 'log_retention_days', 'token_lifetime_s', 'jwt_issuer']);
+    SELECT * INTO cur FROM api_gateway.settings FOR UPDATE;
+    dl := coalesce(api_gateway._admin_int(changes, 'default_limit', 1, 10000), cur.default_limit);
+    ml := coalesce(api_gateway._admin_int(changes, 'max_limit', 1, 100000), cur.max_limit);
+    IF dl > ml THEN
+        RAISE EXCEPTION 'default_limit (%) cannot exceed max_limit (%)', dl, ml
+            USING ERRCODE = '22023', COLUMN = 'default_limit';
+    END IF;
+    issuer := coalesce(btrim(changes ->> 'jwt_issuer'), cur.jwt_issuer);
+    IF issuer = '' OR length(issuer) > 200 THEN
+        RAISE EXCEPTION 'jwt_issuer must be 1 to 200 characters' USING ERRCODE = '22023', COLUMN = 'jwt_issuer';
+    END IF;
+    UPDATE api_gateway.settings SET
+        default_limit = dl,
+        max_limit = ml,
+        rate_limit = coalesce(api_gateway._admin_int(changes, 'rate_limit', 0, 1000000000), cur.rate_limit),
+        rate_limit_window = coalesce(api_gateway._admin_word(changes, 'rate_limit_window', '{minute,hour,day}'), cur.rate_limit_window),
+        rate_limit_algorithm = coalesce(api_gateway._admin_word(changes, 'rate_limit_algorithm', '{sliding,fixed}'), cur.rate_limit_algorithm),
+        log_level = coalesce(api_gateway._admin_word(changes, 'log_level', '{errors,metadata,payloads}'), cur.log_level),
+        log_retention_days = coalesce(api_gateway._admin_int(changes, 'log_retention_days', 1, 3650), cur.log_retention_days),
+        token_lifetime_s = coalesce(api_gateway._admin_int(changes, 'token_lifetime_s', 60, 2592000), cur.token_lifetime_s),
+        jwt_issuer = issuer;
+    PERFORM api_gateway._audit(actor_uid, actor_client, 'settings.update', 'settings', changes);
+    RETURN api_gateway.admin_settings();
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION api_gateway.admin_save_profile(actor_uid integer, actor_client text, profile jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    uid integer;
+    existed boolean;
+    saved api_gateway.profile;
+BEGIN
+    PERFORM api_gateway._admin_unknown_keys(profile, ARRAY['user_id', 'rate_limit', 'rate_limit_window',
+        'rate_limit_algorithm', 'allowed_ips', 'active', 'note']);
+    uid := api_gateway._admin_int(profile, 'user_id', 1, 2147483647);
+    IF uid IS NULL THEN
+        RAISE EXCEPTION 'user_id is required: the Odoo user this profile applies to' USING ERRCODE = '22023', COLUMN = 'user_id';
+    END IF;
+    PERFORM api_gateway._admin_need_odoo('admin_save_profile');
+    existed := EXISTS (SELECT 1 FROM api_gateway.profile p WHERE p.user_id = uid);
+    IF NOT existed AND NOT EXISTS (SELECT 1 FROM public.res_users u WHERE u.id = uid AND u.active) THEN
+        RAISE EXCEPTION 'Odoo user % does not exist or is archived', uid USING ERRCODE = '22023', COLUMN = 'user_id';
+    END IF;
+    IF profile ? 'active' AND jsonb_typeof(profile -> 'active') <> 'boolean' THEN
+        RAISE EXCEPTION 'active must be true or false' USING ERRCODE = '22023', COLUMN = 'active';
+    END IF;
+    INSERT INTO api_gateway.profile AS p (user_id, rate_limit, rate_limit_window, rate_limit_algorithm, allowed_ips, active, note)
+    VALUES (uid,
+            api_gateway._admin_int(profile, 'rate_limit', 0, 1000000000),
+            coalesce(api_gateway._admin_word(profile, 'rate_limit_window', '{minute,hour,day}'), 'minute'),
+            coalesce(api_gateway._admin_word(profile, 'rate_limit_algorithm', '{sliding,fixed}'), 'sliding'),
+            api_gateway._admin_cidrs(profile, 'allowed_ips'),
+            coalesce((profile ->> 'active')::boolean, true),
+            nullif(btrim(profile ->> 'note'), ''))
+    ON CONFLICT (user_id) DO UPDATE SET
+        rate_limit = EXCLUDED.rate_limit,
+        rate_limit_window = EXCLUDED.rate_limit_window,
+        rate_limit_algorithm = EXCLUDED.rate_limit_algorithm,
+        allowed_ips = EXCLUDED.allowed_ips,
+        active = EXCLUDED.active,
+        note = EXCLUDED.note
+    RETURNING * INTO saved;
+    PERFORM api_gateway._audit(actor_uid, actor_client, CASE WHEN existed THEN 'profile.update' ELSE 'profile.create' END,
+                               'profile:' || uid, to_jsonb(saved) - 'created_at' - 'updated_at');
+    RETURN to_jsonb(saved);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION api_gateway.admin_reset_throttle(actor_uid integer, actor_client text, subject text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hits integer;
+    shared_hits integer;
+BEGIN
+    shared_hits := api_gateway._forget_shared_counter(admin_reset_throttle.subject);
+    DELETE FROM api_gateway.throttle t WHERE t.subject = admin_reset_throttle.subject RETURNING t.hits INTO hits;
+    IF NOT FOUND AND shared_hits IS NULL THEN
+        RETURN false;
+    END IF;
+    hits := coalesce(hits, 0) + coalesce(shared_hits, 0);
+    PERFORM api_gateway._audit(actor_uid, actor_client, 'throttle.reset', 'throttle:' || subject,
+                               jsonb_build_object('hits', hits));
+    RETURN true;
+END;
+$$;
+
+-- New functions are not PUBLIC (as finalize.sql leaves a fresh install).
+REVOKE ALL ON FUNCTION api_gateway.rate_limit_hit(text, integer, integer, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION api_gateway._shared_counters() FROM PUBLIC;
+REVOKE ALL ON FUNCTION api_gateway._forget_shared_counter(text) FROM PUBLIC;
+
+-- == speed (issue 14): per-backend cache of Odoo's security tables, checked by one probe ==
+-- (identical to src/sql/security_cache.sql)
+-- The data functions keep per backend what they derive from Odoo's security and metadata
+-- tables (group closure, companies, access rights, record rules, model and field metadata).
+-- Statement-level triggers on those tables note each transaction that changes them here, in
+-- that transaction: a backend's cache is used only while no noted transaction has committed
+-- since the snapshot it was read under (checked with one index probe per call), so a change is
+-- seen by the very next call and a rolled-back one never is (its row never becomes visible).
+-- One row per transaction, keyed by its id (xid8, never reused): writers never wait for each
+-- other here, unlike a single counter row, so the triggers cannot block or deadlock an Odoo
+-- write. Derived state only: not dumped; api_gateway._purge_security_changes() forgets old rows.
+CREATE TABLE api_gateway.odoo_security_change (
+    xact    xid8 PRIMARY KEY,
+    -- When run_maintenance first found the transaction finished; the row is deleted 10 minutes
+    -- later (backends re-read their cache at least once a minute whatever the log says).
+    done_at timestamptz
+);
+COMMENT ON TABLE api_gateway.odoo_security_change IS
+    'Transactions that changed Odoo''s security or metadata tables (noted by triggers); the data functions'' per-backend caches are valid only while none committed after the snapshot they were read under.';
+
+-- The trigger function: at most one INSERT per transaction (a transaction-local setting
+-- remembers it; a rolled-back savepoint reverts both). SECURITY DEFINER: Odoo's role has no
+-- right on the api_gateway schema.
+CREATE FUNCTION api_gateway._note_odoo_security_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF current_setting('api_gateway_cache.noted', true) IS DISTINCT FROM pg_current_xact_id()::text THEN
+        INSERT INTO api_gateway.odoo_security_change (xact) VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING;
+        PERFORM set_config('api_gateway_cache.noted', pg_current_xact_id()::text, true);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- The Odoo tables the cached facts come from. res_users is not among them: what the data
+-- functions use from it (active, company, partner, language) is read on every call.
+CREATE FUNCTION api_gateway._security_tables() RETURNS text[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN ARRAY['res_groups', 'res_groups_users_rel', 'res_groups_implied_rel', 'res_company',
+             'res_company_users_rel', 'ir_model', 'ir_model_fields', 'ir_model_fields_group_rel',
+             'ir_model_access', 'ir_rule', 'rule_group_rel'];
+
+-- Installs the trigger on each of those tables that exists and lacks it; true when every
+-- existing one has it. Run by CREATE EXTENSION and by the first data call of each backend (so an
+-- Odoo installed after the extension is covered). Never raises: a table it cannot lock within
+-- 1 s is left for a later call (WARNING), and the caller serves that backend uncached meanwhile.
+CREATE FUNCTION api_gateway._install_security_triggers() RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tbl text;
+    rel regclass;
+    complete boolean := true;
+BEGIN
+    FOREACH tbl IN ARRAY api_gateway._security_tables() LOOP
+        rel := to_regclass(format('public.%I', tbl));
+        CONTINUE WHEN rel IS NULL
+            OR EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'api_gateway_security_change');
+        BEGIN
+            PERFORM set_config('lock_timeout', '1000', true);
+            EXECUTE format('CREATE TRIGGER api_gateway_security_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION api_gateway._note_odoo_security_change()', rel);
+        EXCEPTION WHEN OTHERS THEN
+            complete := false;
+            RAISE WARNING 'api_gateway could not install its cache trigger on % (%); data calls run uncached until it is', rel, SQLERRM;
+        END;
+    END LOOP;
+    RETURN complete;
+END;
+$$;
+
+-- DROP EXTENSION api_gateway: the triggers on Odoo's tables depend on the trigger function,
+-- so they are removed first (as the webhook capture triggers are); if the DROP named another
+-- extension after all, they are installed again at its end.
+CREATE FUNCTION api_gateway._security_before_drop_extension() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+BEGIN
+    IF current_query() !~* 'api_gateway' THEN
+        RETURN;
+    END IF;
+    FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel FROM pg_trigger tg
+              WHERE tg.tgfoid = 'api_gateway._note_odoo_security_change()'::regprocedure LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+    END LOOP;
+END;
+$$;
+
+CREATE FUNCTION api_gateway._security_after_drop_extension() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regprocedure('api_gateway._install_security_triggers()') IS NULL OR current_query() !~* 'api_gateway' THEN
+        RETURN;
+    END IF;
+    PERFORM api_gateway._install_security_triggers();
+END;
+$$;
+
+CREATE EVENT TRIGGER api_gateway_security_drop_start ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._security_before_drop_extension();
+CREATE EVENT TRIGGER api_gateway_security_drop_end ON ddl_command_end
+    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._security_after_drop_extension();
+
+-- Maintenance: a noted transaction is forgotten 10 minutes after it was first seen finished.
+-- A backend's cache is never older than a minute, so no backend can still need the row.
+CREATE FUNCTION api_gateway._purge_security_changes() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    UPDATE api_gateway.odoo_security_change c SET done_at = now()
+     WHERE c.done_at IS NULL AND c.xact < pg_snapshot_xmin(pg_current_snapshot());
+    DELETE FROM api_gateway.odoo_security_change c WHERE c.done_at < now() - interval '10 minutes';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+
+SELECT api_gateway._install_security_triggers();
+REVOKE ALL ON TABLE api_gateway.odoo_security_change FROM PUBLIC;
+REVOKE ALL ON FUNCTION api_gateway._note_odoo_security_change() FROM PUBLIC;
+REVOKE ALL ON FUNCTION api_gateway._security_tables() FROM PUBLIC;
+REVOKE ALL ON FUNCTION api_gateway._install_security_triggers() FROM PUBLIC;
+REVOKE ALL ON FUNCTION api_gateway._security_before_drop_extension() FROM PUBLIC;
+REVOKE ALL ON FUNCTION api_gateway._security_after_drop_extension() FROM PUBLIC;
+REVOKE ALL ON FUNCTION api_gateway._purge_security_changes() FROM PUBLIC;
+-- == end speed ==
+
+-- == webhooks (issue 16): one event per record and transaction, per-record order, no wait after
+-- a crash, capture without NOTIFY, secret rotation with overlap; (issue 19) hop-by-hop headers
+-- and ports refused ==
+ALTER TABLE api_gateway.webhook ADD COLUMN previous_secret text, ADD COLUMN previous_secret_expires_at timestamptz;
+ALTER TABLE api_gateway.webhook_job ADD COLUMN leased_pid integer, ADD COLUMN leased_backend_start timestamptz;
+CREATE INDEX webhook_job_record_idx ON api_gateway.webhook_job (webhook_id, record_id, id)
+    WHERE state IN ('pending', 'failed');
+-- Leased jobs (few: those in flight), checked for workers whose session ended.
+CREATE INDEX webhook_job_leased_idx ON api_gateway.webhook_job (leased_pid)
+    WHERE leased_pid IS NOT NULL AND state IN ('pending', 'failed');
+
+CREATE FUNCTION api_gateway."_webhook_merge"(
+	"prev_action" TEXT, /* & str */
+	"prev_data" TEXT, /* & str */
+	"new_write" TEXT, /* Option < & str > */
+	"new_row" TEXT, /* Option < & str > */
+	"rel" oid /* pg_sys :: Oid */
+) RETURNS TEXT /* Option < String > */
+STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_webhook_merge_wrapper';
+CREATE FUNCTION api_gateway."_webhook_mark_queued"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_webhook_mark_queued_wrapper';
+CREATE FUNCTION api_gateway."_webhook_queued"() RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_webhook_queued_wrapper';
+CREATE FUNCTION api_gateway."_webhook_own"(
+	"xmin" xid /* pg_sys :: TransactionId */
+) RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_webhook_own_wrapper';
+
+CREATE OR REPLACE FUNCTION api_gateway._webhook_capture() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    _w record;
+    _ts timestamptz := clock_timestamp();
+    -- Whether this transaction queued an event already (else there is nothing to merge into).
+    _queued boolean := api_gateway._webhook_queued();
+    _n bigint := 0;
+    _total bigint := 0;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
+        SELECT gen_random_uuid(), w.id, 'create', t.id, api_gateway._webhook_row_json(t, w.payload_attnums), _ts
+          FROM (SELECT h.id, h.payload_attnums FROM api_gateway.webhook h
+                 WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.on_create AND h.condition IS NULL) w
+         CROSS JOIN agw_new t;
+        GET DIAGNOSTICS _total = ROW_COUNT;
+    ELSIF TG_OP = 'UPDATE' AND NOT _queued THEN
+        INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
+        SELECT gen_random_uuid(), c.wid, 'write', c.id, c.d, _ts
+          FROM (SELECT w.id AS wid, t.id, api_gateway._webhook_write_json(t, o, w.payload_attnums, w.watched_attnums) AS d
+                  FROM (SELECT h.id, h.payload_attnums, h.watched_attnums FROM api_gateway.webhook h
+                         WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.on_write AND h.condition IS NULL) w
+                 CROSS JOIN agw_new t
+                  JOIN agw_old o ON o.id = t.id) c
+         WHERE c.d IS NOT NULL;
+        GET DIAGNOSTICS _total = ROW_COUNT;
+    ELSIF TG_OP = 'UPDATE' THEN
+        MERGE INTO api_gateway.webhook_job j
+        USING (SELECT s.wid, s.id, s.d, s.wants, p.id AS pid,
+                      CASE WHEN p.id IS NOT NULL THEN
+                           api_gateway._webhook_merge(p.action, p.data, s.d,
+                               CASE WHEN s.d IS NULL THEN api_gateway._webhook_row_json(s.t, s.attnums) END, TG_RELID)
+                      END AS m
+                 FROM (SELECT w.id AS wid, w.on_write AS wants, w.payload_attnums AS attnums, t.id, t,
+                              CASE WHEN w.on_write THEN api_gateway._webhook_write_json(t, o, w.payload_attnums, w.watched_attnums) END AS d
+                         FROM (SELECT h.id, h.on_write, h.payload_attnums, h.watched_attnums FROM api_gateway.webhook h
+                                WHERE h.table_name = TG_TABLE_NAME AND h.active AND (h.on_write OR h.on_create)
+                                  AND h.condition IS NULL) w
+                        CROSS JOIN agw_new t
+                         JOIN agw_old o ON o.id = t.id) s
+                 LEFT JOIN LATERAL (
+                      SELECT q.id, q.action, q.data FROM api_gateway.webhook_job q
+                       WHERE q.webhook_id = s.wid AND q.record_id = s.id AND q.state IN ('pending', 'failed')
+                         AND q.action <> 'unlink' AND api_gateway._webhook_own(q.xmin)
+                       ORDER BY q.id DESC LIMIT 1) p ON true) x
+           ON j.id = x.pid
+        WHEN MATCHED AND x.m IS NULL THEN DELETE
+        WHEN MATCHED THEN UPDATE SET data = x.m, created_at = _ts, updated_at = now()
+        WHEN NOT MATCHED AND x.d IS NOT NULL THEN
+            INSERT (event_id, webhook_id, action, record_id, data, created_at)
+            VALUES (gen_random_uuid(), x.wid, 'write', x.id, x.d, _ts);
+    ELSIF NOT _queued THEN
+        INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
+        SELECT gen_random_uuid(), w.id, 'unlink', t.id, NULL, _ts
+          FROM (SELECT h.id FROM api_gateway.webhook h
+                 WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.on_unlink AND h.condition IS NULL) w
+         CROSS JOIN agw_old t;
+        GET DIAGNOSTICS _total = ROW_COUNT;
+    ELSE
+        MERGE INTO api_gateway.webhook_job j
+        USING (SELECT w.id AS wid, w.on_unlink AS wants, t.id, p.id AS pid, p.action AS pact
+                 FROM (SELECT h.id, h.on_unlink FROM api_gateway.webhook h
+                        WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.condition IS NULL) w
+                CROSS JOIN agw_old t
+                 LEFT JOIN LATERAL (
+                      SELECT q.id, q.action FROM api_gateway.webhook_job q
+                       WHERE q.webhook_id = w.id AND q.record_id = t.id AND q.state IN ('pending', 'failed')
+                         AND q.action <> 'unlink' AND api_gateway._webhook_own(q.xmin)
+                       ORDER BY q.id DESC LIMIT 1) p ON true) x
+           ON j.id = x.pid
+        WHEN MATCHED AND x.pact = 'create' THEN DELETE
+        WHEN MATCHED AND x.wants THEN UPDATE SET action = 'unlink', data = NULL, created_at = _ts, updated_at = now()
+        WHEN NOT MATCHED AND x.wants THEN
+            INSERT (event_id, webhook_id, action, record_id, data, created_at)
+            VALUES (gen_random_uuid(), x.wid, 'unlink', x.id, NULL, _ts);
+    END IF;
+    -- Webhooks with a domain (the trigger's argument says there are some): one EXECUTE each.
+    IF TG_NARGS > 0 THEN
+        FOR _w IN
+            SELECT h.id, h.payload_attnums, h.watched_attnums, h.condition, h.on_create, h.on_write, h.on_unlink
+              FROM api_gateway.webhook h
+             WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.condition IS NOT NULL
+               AND CASE TG_OP WHEN 'INSERT' THEN h.on_create
+                              WHEN 'UPDATE' THEN h.on_write OR (h.on_create AND _queued)
+                              ELSE h.on_unlink OR _queued END
+        LOOP
+            IF TG_OP = 'INSERT' THEN
+                EXECUTE format(
+                    'INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
+                     SELECT gen_random_uuid(), $1, ''create'', t.id, api_gateway._webhook_row_json(t, $2), $3
+                       FROM agw_new t WHERE %s', _w.condition)
+                  USING _w.id, _w.payload_attnums, _ts;
+            ELSIF TG_OP = 'UPDATE' AND NOT _queued THEN
+                EXECUTE format(
+                    'INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
+                     SELECT gen_random_uuid(), $1, ''write'', c.id, c.d, $3
+                       FROM (SELECT t.id, api_gateway._webhook_write_json(t, o, $2, $4) AS d
+                               FROM agw_new t JOIN agw_old o ON o.id = t.id WHERE %s) c
+                      WHERE c.d IS NOT NULL', _w.condition)
+                  USING _w.id, _w.payload_attnums, _ts, _w.watched_attnums;
+            ELSIF TG_OP = 'UPDATE' THEN
+                -- Rows the domain matches now, and rows with a pending event of this transaction.
+                EXECUTE format(
+                    'MERGE INTO api_gateway.webhook_job j
+                     USING (SELECT s.id, s.d, s.hit, p.id AS pid,
+                                   CASE WHEN p.id IS NOT NULL THEN
+                                        api_gateway._webhook_merge(p.action, p.data, s.d,
+                                            CASE WHEN s.d IS NULL THEN api_gateway._webhook_row_json(s.t, $2) END, $5)
+                                   END AS m
+                              FROM (SELECT t.id, t, h.hit,
+                                           CASE WHEN $6 AND h.hit THEN api_gateway._webhook_write_json(t, o, $2, $4) END AS d
+                                      FROM agw_new t JOIN agw_old o ON o.id = t.id
+                                     CROSS JOIN LATERAL (SELECT coalesce(%s, false) AS hit) h) s
+                              LEFT JOIN LATERAL (
+                                   SELECT q.id, q.action, q.data FROM api_gateway.webhook_job q
+                                    WHERE q.webhook_id = $1 AND q.record_id = s.id AND q.state IN (''pending'', ''failed'')
+                                      AND q.action <> ''unlink'' AND api_gateway._webhook_own(q.xmin)
+                                    ORDER BY q.id DESC LIMIT 1) p ON true
+                             WHERE s.hit OR p.id IS NOT NULL) x
+                        ON j.id = x.pid
+                     WHEN MATCHED AND x.m IS NULL THEN DELETE
+                     WHEN MATCHED THEN UPDATE SET data = x.m, created_at = $3, updated_at = now()
+                     WHEN NOT MATCHED AND x.d IS NOT NULL THEN
+                         INSERT (event_id, webhook_id, action, record_id, data, created_at)
+                         VALUES (gen_random_uuid(), $1, ''write'', x.id, x.d, $3)', _w.condition)
+                  USING _w.id, _w.payload_attnums, _ts, _w.watched_attnums, TG_RELID, _w.on_write;
+            ELSIF NOT _queued THEN
+                EXECUTE format(
+                    'INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
+                     SELECT gen_random_uuid(), $1, ''unlink'', t.id, NULL, $2
+                       FROM agw_old t WHERE %s', _w.condition)
+                  USING _w.id, _ts;
+            ELSE
+                EXECUTE format(
+                    'MERGE INTO api_gateway.webhook_job j
+                     USING (SELECT t.id, h.hit, p.id AS pid, p.action AS pact
+                              FROM agw_old t
+                             CROSS JOIN LATERAL (SELECT coalesce(%s, false) AS hit) h
+                              LEFT JOIN LATERAL (
+                                   SELECT q.id, q.action FROM api_gateway.webhook_job q
+                                    WHERE q.webhook_id = $1 AND q.record_id = t.id AND q.state IN (''pending'', ''failed'')
+                                      AND q.action <> ''unlink'' AND api_gateway._webhook_own(q.xmin)
+                                    ORDER BY q.id DESC LIMIT 1) p ON true
+                             WHERE h.hit OR p.id IS NOT NULL) x
+                        ON j.id = x.pid
+                     WHEN MATCHED AND x.pact = ''create'' THEN DELETE
+                     WHEN MATCHED AND $3 THEN UPDATE SET action = ''unlink'', data = NULL, created_at = $2, updated_at = now()
+                     WHEN NOT MATCHED AND $3 AND x.hit THEN
+                         INSERT (event_id, webhook_id, action, record_id, data, created_at)
+                         VALUES (gen_random_uuid(), $1, ''unlink'', x.id, NULL, $2)', _w.condition)
+                  USING _w.id, _ts, _w.on_unlink;
+            END IF;
+            GET DIAGNOSTICS _n = ROW_COUNT;
+            _total := _total + _n;
+        END LOOP;
+    END IF;
+    IF _total > 0 AND NOT _queued THEN
+        -- Later statements of this transaction merge into what this one queued.
+        PERFORM api_gateway._webhook_mark_queued();
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION api_gateway._webhook_sync(tbl text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '2s'
+AS $$
+DECLARE
+    rel regclass;
+    ev record;
+    want boolean;
+    filtered boolean;
+    have text;
+    args text;
+    wait interval;
+BEGIN
+    IF tbl IS NULL THEN
+        RETURN;
+    END IF;
+    rel := to_regclass(format('public.%I', tbl));
+    IF rel IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT s.ddl_lock_timeout INTO wait FROM api_gateway.webhook_settings s;
+    PERFORM set_config('lock_timeout', (extract(epoch FROM coalesce(wait, interval '2 seconds')) * 1000)::bigint::text, true);
+    FOR ev IN
+        SELECT * FROM (VALUES ('INSERT', 'api_gateway_webhook_insert', 'NEW TABLE AS agw_new'),
+                              ('UPDATE', 'api_gateway_webhook_update', 'OLD TABLE AS agw_old NEW TABLE AS agw_new'),
+                              ('DELETE', 'api_gateway_webhook_delete', 'OLD TABLE AS agw_old')) AS v(op, name, ref)
+    LOOP
+        SELECT count(*) > 0, coalesce(bool_or(h.condition IS NOT NULL), false) INTO want, filtered
+          FROM api_gateway.webhook h
+         WHERE h.table_name = tbl AND h.active
+           -- UPDATE and DELETE also merge into the events of creates (and writes) of the
+           -- same transaction (see _webhook_capture).
+           AND CASE ev.op WHEN 'INSERT' THEN h.on_create WHEN 'UPDATE' THEN h.on_create OR h.on_write ELSE true END;
+        args := CASE WHEN filtered THEN '''filtered''' ELSE '' END;
+        -- What is installed: NULL (nothing), or its argument as in `args`.
+        have := NULL;
+        SELECT CASE WHEN t.tgnargs > 0 THEN '''filtered''' ELSE '' END INTO have
+          FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = ev.name;
+        IF want AND have IS DISTINCT FROM args THEN
+            BEGIN
+                EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION api_gateway._webhook_capture(%s)',
+                               ev.name, ev.op, rel, ev.ref, args);
+            EXCEPTION WHEN lock_not_available THEN
+                RAISE EXCEPTION 'could not lock table % within % to install the webhook capture trigger', rel, wait
+                    USING ERRCODE = '55P03',
+                          HINT = 'a long transaction is using the table; retry, or raise api_gateway.webhook_settings.ddl_lock_timeout';
+            END;
+        ELSIF have IS NOT NULL AND NOT want THEN
+            BEGIN
+                EXECUTE format('DROP TRIGGER %I ON %s', ev.name, rel);
+            EXCEPTION WHEN lock_not_available THEN
+                RAISE NOTICE 'webhook capture trigger % on % left in place (table busy); it captures nothing and is removed by the next change of a webhook on this table',
+                    ev.name, rel;
+            END;
+        END IF;
+    END LOOP;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION api_gateway._webhook_prepare() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text;
+    v jsonb;
+    port text;
+    recompile boolean;
+BEGIN
+    NEW.name := btrim(NEW.name);
+    NEW.model := btrim(NEW.model);
+    NEW.url := btrim(NEW.url);
+    NEW.headers := coalesce(NEW.headers, '{}'::jsonb);
+    IF NEW.secret IS NULL THEN
+        NEW.secret := api_gateway._new_webhook_secret();
+    ELSIF NOT api_gateway._webhook_secret_valid(NEW.secret) THEN
+        RAISE EXCEPTION 'invalid webhook secret: expected whsec_ followed by the base64 of 24 to 64 random bytes'
+            USING ERRCODE = '22023', COLUMN = 'secret', HINT = 'leave secret NULL to have one generated';
+    END IF;
+    -- Rotation: the previous secret stays valid (deliveries carry both signatures) until
+    -- previous_secret_expires_at: 24 hours unless the same UPDATE sets it (rotate_webhook_secret
+    -- does). previous_secret itself is never taken from the statement.
+    IF TG_OP = 'INSERT' THEN
+        NEW.previous_secret := NULL;
+        NEW.previous_secret_expires_at := NULL;
+    ELSIF NEW.secret IS DISTINCT FROM OLD.secret THEN
+        NEW.previous_secret := OLD.secret;
+        IF NEW.previous_secret_expires_at IS NOT DISTINCT FROM OLD.previous_secret_expires_at THEN
+            NEW.previous_secret_expires_at := now() + interval '24 hours';
+        END IF;
+    ELSE
+        NEW.previous_secret := OLD.previous_secret;
+    END IF;
+    IF NEW.previous_secret IS NULL OR NEW.previous_secret_expires_at IS NULL OR NEW.previous_secret_expires_at <= now() THEN
+        NEW.previous_secret := NULL;
+        NEW.previous_secret_expires_at := NULL;
+    END IF;
+    IF length(NEW.url) > 2048 OR NEW.url !~* '^https?://[^\s/?#@]+([/?#]\S*)?$' THEN
+        RAISE EXCEPTION 'invalid webhook url: expected http(s)://host[:port][/path], without credentials or spaces'
+            USING ERRCODE = '22023', COLUMN = 'url', HINT = 'put credentials in headers, e.g. {"Authorization": "Bearer ..."}';
+    END IF;
+    -- The port, when given: digits, 1 to 65535 (an IPv6 literal's colons are inside brackets).
+    port := substring(NEW.url from '^[A-Za-z]+://(?:\[[^]]*\]|[^:/?#\[]*)(:[^/?#]*)?');
+    IF port IS NOT NULL AND (CASE WHEN port ~ '^:[0-9]{1,5}$' THEN substr(port, 2)::integer NOT BETWEEN 1 AND 65535 ELSE true END) THEN
+        RAISE EXCEPTION 'invalid webhook url: port "%" is not a number from 1 to 65535', left(substr(port, 2), 20)
+            USING ERRCODE = '22023', COLUMN = 'url';
+    END IF;
+    IF jsonb_typeof(NEW.headers) <> 'object' THEN
+        RAISE EXCEPTION 'invalid webhook headers: expected a JSON object of header names to string values'
+            USING ERRCODE = '22023', COLUMN = 'headers';
+    END IF;
+    FOR k, v IN SELECT * FROM jsonb_each(NEW.headers) LOOP
+        IF k !~ '^[!#$%&''*+.^_`|~0-9A-Za-z-]{1,100}$' THEN
+            RAISE EXCEPTION 'invalid webhook header name "%"', left(k, 100) USING ERRCODE = '22023', COLUMN = 'headers';
+        END IF;
+        IF lower(k) IN ('webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type') THEN
+            RAISE EXCEPTION 'webhook header "%" is set by the gateway and cannot be configured', k
+                USING ERRCODE = '22023', COLUMN = 'headers';
+        END IF;
+        -- Hop-by-hop and framing headers (RFC 9110 sections 7.6.1, 7.2, 8.6, 10.1.1, 11.7.2;
+        -- RFC 9112 section 6.1): the HTTP client sets or refuses them; configured, they would
+        -- break or smuggle the request.
+        IF lower(k) IN ('connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer',
+                        'upgrade', 'expect', 'proxy-authorization', 'proxy-authenticate', 'host', 'content-length') THEN
+            RAISE EXCEPTION 'webhook header "%" is a hop-by-hop or framing header and cannot be configured', k
+                USING ERRCODE = '22023', COLUMN = 'headers';
+        END IF;
+        IF jsonb_typeof(v) <> 'string' OR (v #>> '{}') ~ '[\r\n\x01-\x08\x0b\x0c\x0e-\x1f\x7f]' OR length(v #>> '{}') > 8192 THEN
+            RAISE EXCEPTION 'invalid value for webhook header "%": expected a string without control characters', k
+                USING ERRCODE = '22023', COLUMN = 'headers';
+        END IF;
+    END LOOP;
+    IF TG_OP = 'UPDATE' THEN
+        NEW.created_at := OLD.created_at;
+        NEW.updated_at := now();
+        recompile := NEW.model IS DISTINCT FROM OLD.model OR NEW.fields IS DISTINCT FROM OLD.fields
+                     OR NEW.domain IS DISTINCT FROM OLD.domain OR (NEW.active AND NOT OLD.active);
+    ELSE
+        recompile := true;
+    END IF;
+    IF NOT recompile THEN
+        NEW.table_name := OLD.table_name;
+        NEW.payload_fields := OLD.payload_fields;
+        NEW.watched_fields := OLD.watched_fields;
+        NEW.condition := OLD.condition;
+        -- Always from the table as it is now (see _webhook_after_alter_table).
+        NEW.payload_attnums := api_gateway._webhook_attnums(NEW.table_name, NEW.payload_fields);
+        NEW.watched_attnums := api_gateway._webhook_attnums(NEW.table_name, NEW.watched_fields);
+        RETURN NEW;
+    END IF;
+    IF to_regclass('public.ir_model') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM public.ir_model) THEN
+        -- Odoo's metadata is not there yet: this is pg_restore replaying the webhook rows
+        -- before public's data. Keep the row, inactive, to be re-enabled after the restore.
+        NEW.active := false;
+        NEW.disabled_reason := 'saved while Odoo''s ir_model was empty (a restore?): re-enable with UPDATE api_gateway.webhook SET active = true';
+        NEW.table_name := replace(NEW.model, '.', '_');
+        NEW.payload_fields := '{id}';
+        NEW.watched_fields := '{}';
+        NEW.payload_attnums := '{}';
+        NEW.watched_attnums := '{}';
+        NEW.condition := NULL;
+        RETURN NEW;
+    END IF;
+    NEW.payload_fields := api_gateway._webhook_fields(NEW.model, NEW.fields);
+    NEW.condition := api_gateway._webhook_condition(NEW.model, NEW.domain);
+    NEW.table_name := replace(NEW.model, '.', '_');
+    -- Odoo stamps write_date/write_uid on every write: they alone never make a write fire.
+    NEW.watched_fields := ARRAY(SELECT f FROM unnest(NEW.payload_fields) AS f
+                                 WHERE f NOT IN ('id', 'write_date', 'write_uid'));
+    NEW.payload_attnums := api_gateway._webhook_attnums(NEW.table_name, NEW.payload_fields);
+    NEW.watched_attnums := api_gateway._webhook_attnums(NEW.table_name, NEW.watched_fields);
+    IF NEW.active THEN
+        NEW.disabled_reason := NULL;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION api_gateway.webhook_complete(
+    job_ids bigint[], attempts integer[], outcomes text[], statuses integer[], errors text[],
+    delays_s double precision[])
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH r AS (
+        SELECT * FROM unnest(job_ids, attempts, outcomes, statuses, errors, delays_s)
+                      AS r(id, attempt, outcome, status, error, delay))
+    UPDATE api_gateway.webhook_job j
+       SET state = CASE r.outcome WHEN 'delivered' THEN 'delivered' WHEN 'dead' THEN 'dead' ELSE 'failed' END,
+           next_attempt_at = CASE WHEN r.outcome IN ('retry', 'gone')
+                                  THEN now() + make_interval(secs => greatest(coalesce(r.delay, 0), 0))
+                                  ELSE j.next_attempt_at END,
+           leased_by = NULL,
+           leased_pid = NULL,
+           leased_backend_start = NULL,
+           last_status = r.status,
+           last_error = left(r.error, 2000),
+           delivered_at = CASE WHEN r.outcome = 'delivered' THEN now() END,
+           updated_at = now()
+      FROM r
+     WHERE j.id = r.id AND j.attempts = r.attempt AND j.state IN ('pending', 'failed');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    UPDATE api_gateway.webhook h
+       SET active = false,
+           disabled_reason = format('the endpoint answered 410 Gone at %s', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS"Z"'))
+     WHERE h.active
+       AND h.id IN (SELECT q.webhook_id FROM api_gateway.webhook_job q
+                     WHERE q.id = ANY (SELECT x.id FROM unnest(job_ids, outcomes) AS x(id, outcome) WHERE x.outcome = 'gone'));
+    RETURN n;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION api_gateway.webhook_next_due() RETURNS timestamptz
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT least(
+        (SELECT min(d.t) FROM api_gateway.webhook h
+          CROSS JOIN LATERAL (SELECT q.next_attempt_at AS t FROM api_gateway.webhook_job q
+                               WHERE q.webhook_id = h.id AND q.state IN ('pending', 'failed')
+                                 AND NOT EXISTS (SELECT 1 FROM api_gateway.webhook_job o
+                                                  WHERE o.webhook_id = q.webhook_id AND o.record_id = q.record_id
+                                                    AND o.state IN ('pending', 'failed') AND o.id < q.id)
+                               ORDER BY q.next_attempt_at LIMIT 1) d
+          WHERE h.active),
+        (SELECT now() WHERE EXISTS (
+             SELECT 1 FROM api_gateway.webhook_job j
+              WHERE j.leased_pid IS NOT NULL AND j.state IN ('pending', 'failed') AND j.next_attempt_at > now()
+                AND NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(j.leased_pid) a
+                                 WHERE a.backend_start IS NOT DISTINCT FROM j.leased_backend_start))));
+$$;
+
+CREATE FUNCTION api_gateway.rotate_webhook_secret(webhook_id integer, overlap interval DEFAULT '24 hours')
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_secret text;
+BEGIN
+    IF overlap IS NULL OR overlap < interval '0' OR overlap > interval '30 days' THEN
+        RAISE EXCEPTION 'invalid overlap %: expected an interval from 0 to 30 days', overlap
+            USING ERRCODE = '22023', COLUMN = 'overlap';
+    END IF;
+    -- NULL: the row's trigger generates the new secret and keeps the old one as previous;
+    -- then the overlap (an end at or before now drops the previous secret).
+    UPDATE api_gateway.webhook w SET secret = NULL
+     WHERE w.id = rotate_webhook_secret.webhook_id
+    RETURNING w.secret INTO new_secret;
+    UPDATE api_gateway.webhook w SET previous_secret_expires_at = now() + overlap
+     WHERE w.id = rotate_webhook_secret.webhook_id;
+    RETURN new_secret;
+END;
+$$;
+
+-- webhook_claim returns previous_secret too and admin_rotate_webhook_secret takes an overlap:
+-- both are dropped and created again, with the EXECUTE grants the DBA gave on the old ones.
+SELECT set_config('api_gateway_upgrade.webhook_grants', coalesce(string_agg(p.proname || ' ' || a.grantee::regrole::text, ','), ''), true)
+  FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) a
+ WHERE p.oid IN ('api_gateway.webhook_claim(text, integer, integer[], integer[])'::regprocedure,
+                 'api_gateway.admin_rotate_webhook_secret(integer, text, integer)'::regprocedure)
+   AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner;
+DROP FUNCTION api_gateway.webhook_claim(text, integer, integer[], integer[]);
+DROP FUNCTION api_gateway.admin_rotate_webhook_secret(integer, text, integer);
+CREATE FUNCTION api_gateway.webhook_claim(
+    worker text, slots integer, slot_ids integer[] DEFAULT '{}', slot_counts integer[] DEFAULT '{}')
+RETURNS TABLE (job_id bigint, event_id uuid, webhook_id integer, attempt integer, url text,
+               headers jsonb, secret text, timeout_ms integer, payload text, created_at timestamptz,
+               previous_secret text)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH orphan AS (
+        SELECT j.id FROM api_gateway.webhook_job j
+         WHERE j.leased_pid IS NOT NULL AND j.state IN ('pending', 'failed') AND j.next_attempt_at > now()
+           AND NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(j.leased_pid) a
+                            WHERE a.backend_start IS NOT DISTINCT FROM j.leased_backend_start)
+           FOR UPDATE SKIP LOCKED)
+    UPDATE api_gateway.webhook_job j
+       SET next_attempt_at = now(), leased_by = NULL, leased_pid = NULL, leased_backend_start = NULL,
+           updated_at = now()
+      FROM orphan o
+     WHERE j.id = o.id;
+    WITH margin AS (SELECT s.lease_margin FROM api_gateway.webhook_settings s),
+    w AS (
+        SELECT h.id, h.model, h.payload_fields, h.url, h.headers, h.secret, h.timeout,
+               CASE WHEN h.previous_secret_expires_at > now() THEN h.previous_secret END AS previous_secret,
+               greatest(coalesce(f.n, slots), 0) AS n
+          FROM api_gateway.webhook h
+          LEFT JOIN unnest(slot_ids, slot_counts) AS f(id, n) ON f.id = h.id
+         WHERE h.active),
+    c AS (
+        SELECT j.id, w.model, w.payload_fields, w.url, w.headers, w.secret, w.timeout, w.previous_secret
+          FROM w CROSS JOIN LATERAL (
+               SELECT q.id FROM api_gateway.webhook_job q
+                WHERE q.webhook_id = w.id AND q.state IN ('pending', 'failed') AND q.next_attempt_at <= now()
+                  AND NOT EXISTS (SELECT 1 FROM api_gateway.webhook_job o
+                                   WHERE o.webhook_id = q.webhook_id AND o.record_id = q.record_id
+                                     AND o.state IN ('pending', 'failed') AND o.id < q.id)
+                ORDER BY q.next_attempt_at
+                LIMIT w.n
+                  FOR UPDATE SKIP LOCKED) j
+         WHERE w.n > 0),
+    me AS (SELECT a.pid, a.backend_start FROM pg_stat_get_activity(pg_backend_pid()) a)
+    UPDATE api_gateway.webhook_job j
+       SET attempts = j.attempts + 1,
+           next_attempt_at = now() + c.timeout + coalesce((SELECT lease_margin FROM margin), interval '30 seconds'),
+           leased_by = worker,
+           leased_pid = (SELECT me.pid FROM me),
+           leased_backend_start = (SELECT me.backend_start FROM me),
+           updated_at = now()
+      FROM c
+     -- (the array makes the planner fetch the few claimed rows by primary key, whatever it
+     -- estimates for LIMIT w.n, instead of scanning the whole outbox)
+     WHERE j.id = c.id AND j.id = ANY (ARRAY(SELECT c2.id FROM c c2))
+    RETURNING j.id, j.event_id, j.webhook_id, j.attempts, c.url, c.headers, c.secret,
+              (extract(epoch FROM c.timeout) * 1000)::integer,
+              api_gateway._webhook_payload(j.event_id, j.created_at, j.action, c.model, j.record_id, j.data, c.payload_fields)::text,
+              j.created_at, c.previous_secret;
+$$;
+
+CREATE FUNCTION api_gateway.admin_rotate_webhook_secret(actor_uid integer, actor_client text, webhook_id integer,
+                                                        overlap interval DEFAULT '24 hours')
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_secret text;
+BEGIN
+    new_secret := api_gateway.rotate_webhook_secret(webhook_id, overlap);
+    IF new_secret IS NULL THEN
+        RAISE EXCEPTION 'no webhook %', webhook_id USING ERRCODE = '02000';
+    END IF;
+    PERFORM api_gateway._audit(actor_uid, actor_client, 'webhook.rotate_secret', 'webhook:' || webhook_id,
+                               jsonb_build_object('overlap_s', extract(epoch FROM overlap)));
+    RETURN new_secret;
+END;
+$$;
+
+REVOKE ALL ON FUNCTION api_gateway.webhook_claim(text, integer, integer[], integer[]),
+    api_gateway.admin_rotate_webhook_secret(integer, text, integer, interval),
+    api_gateway.rotate_webhook_secret(integer, interval),
+    api_gateway._webhook_merge(text, text, text, text, oid), api_gateway._webhook_own(xid),
+    api_gateway._webhook_queued(), api_gateway._webhook_mark_queued() FROM PUBLIC;
+DO $$
+DECLARE
+    g text;
+BEGIN
+    FOREACH g IN ARRAY coalesce(string_to_array(nullif(current_setting('api_gateway_upgrade.webhook_grants', true), ''), ','), '{}') LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s',
+                       CASE split_part(g, ' ', 1) WHEN 'webhook_claim' THEN 'api_gateway.webhook_claim(text, integer, integer[], integer[])'
+                            ELSE 'api_gateway.admin_rotate_webhook_secret(integer, text, integer, interval)' END,
+                       split_part(g, ' ', 2));
+    END LOOP;
+END;
+$$;
+CREATE OR REPLACE FUNCTION api_gateway.admin_webhooks() RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'id', w.id, 'name', w.name, 'model', w.model, 'url', w.url, 'headers', w.headers,
+                   'events', to_jsonb(array_remove(ARRAY[CASE WHEN w.on_create THEN 'create' END,
+                                                         CASE WHEN w.on_write THEN 'write' END,
+                                                         CASE WHEN w.on_unlink THEN 'unlink' END], NULL)),
+                   'fields', w.fields, 'domain', w.domain, 'timeout_ms', (extract(epoch FROM w.timeout) * 1000)::integer,
+                   'active', w.active, 'disabled_reason', w.disabled_reason,
+                   'created_at', w.created_at, 'updated_at', w.updated_at,
+                   'previous_secret_valid_until', CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret_expires_at END,
+                   'jobs', (SELECT coalesce(jsonb_object_agg(j.state, j.n), '{}'::jsonb)
+                              FROM (SELECT state, count(*) AS n FROM api_gateway.webhook_job
+                                     WHERE webhook_id = w.id GROUP BY state) j))
+               ORDER BY w.id), '[]'::jsonb)
+          FROM api_gateway.webhook w);
+
+-- Create-only webhooks now need the UPDATE trigger and every webhook the DELETE one (they
+-- merge into the creates of their transaction): install what is missing.
+DO $$
+BEGIN
+    PERFORM api_gateway._webhook_sync(t.table_name) FROM (SELECT DISTINCT table_name FROM api_gateway.webhook) t;
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'api_gateway could not update its webhook triggers (%); save a webhook of each model again', SQLERRM;
+END;
+$$;
+
 -- == nest (issue 18): ETags: versioned reads, writes and unlinks conditioned on the row version ==
 
 -- src/api/data.rs

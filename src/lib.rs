@@ -1,12 +1,18 @@
 //! The `api_gateway` PostgreSQL extension: pgrx glue only (type conversion, SPI, error mapping).
 //! The logic lives in the pure `api_gateway_core` crate.
 mod api;
+mod counter;
 mod data;
 mod error;
 mod odoo;
 mod spi;
 
 ::pgrx::pg_module_magic!(name, version);
+
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    counter::init();
+}
 
 // Tables, views and grants. `bootstrap` puts the tables first so that functions may name them.
 pgrx::extension_sql_file!("sql/schema.sql", name = "schema", bootstrap);
@@ -21,11 +27,21 @@ pgrx::extension_sql_file!(
     name = "stats",
     requires = ["observability"]
 );
+pgrx::extension_sql_file!(
+    "sql/throttles.sql",
+    name = "throttles",
+    requires = ["gate", api::rate_limit::_shared_counters]
+);
 pgrx::extension_sql_file!("sql/webhooks.sql", name = "webhooks", requires = ["gate"]);
 pgrx::extension_sql_file!("sql/describe.sql", name = "describe", requires = ["gate"]);
 pgrx::extension_sql_file!(
+    "sql/security_cache.sql",
+    name = "security_cache",
+    requires = ["gate"]
+);
+pgrx::extension_sql_file!(
     "sql/admin.sql",
     name = "admin",
-    requires = ["gate", "webhooks", "stats"]
+    requires = ["gate", "throttles", "webhooks", "stats"]
 );
 pgrx::extension_sql_file!("sql/finalize.sql", name = "finalize", finalize);

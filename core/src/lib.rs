@@ -1,6 +1,7 @@
 //! Pure-Rust logic of api_gateway. No pgrx here: everything is unit-tested with plain `cargo test`.
 
 pub mod apikey;
+pub mod counter;
 pub mod cursor;
 pub mod display;
 pub mod domain;
@@ -13,3 +14,4 @@ pub mod ratelimit;
 pub mod secrets;
 pub mod sliding_window;
 pub mod webhook;
+pub mod webhook_merge;

@@ -83,6 +83,14 @@ impl Sliding {
         self.head = bucket;
     }
 
+    /// What still counts at `now_ms` (the sum of the sub-buckets a hit then would look at); 0
+    /// means the state can be forgotten without changing any later decision.
+    pub fn used_at(&self, now_ms: i64, window_s: i32) -> i64 {
+        let mut moved = self.clone();
+        moved.advance(now_ms.div_euclid(bucket_ms(window_s)));
+        moved.counts.iter().map(|&c| i64::from(c.max(0))).sum()
+    }
+
     /// Counts `cost` (at least 1) if it fits under `limit` in every span of `window_s` seconds
     /// that contains now.
     pub fn hit(&mut self, now_ms: i64, window_s: i32, limit: i32, cost: i32) -> Outcome {

@@ -32,9 +32,13 @@ pub struct WebhookArgs {
     /// Requests in flight per webhook endpoint at most.
     #[arg(long, env = "API_GATEWAY_WEBHOOK_CONCURRENCY", default_value_t = 8)]
     pub webhook_concurrency: usize,
-    /// Fallback poll when no notification arrives, in seconds.
+    /// Longest wait between two looks for due jobs, in seconds (the poll below is shorter).
     #[arg(long, env = "API_GATEWAY_WEBHOOK_SWEEP_S", default_value_t = 5)]
     pub webhook_sweep_s: u64,
+    /// How often an idle worker looks for due jobs, in milliseconds (capture does not NOTIFY;
+    /// one read-only query per look).
+    #[arg(long, env = "API_GATEWAY_WEBHOOK_POLL_MS", default_value_t = 25)]
+    pub webhook_poll_ms: u64,
     /// Direct URL for LISTEN (PgBouncer in transaction mode does not carry notifications);
     /// default --database-url; "off" = no LISTEN (the sweep alone finds new jobs).
     #[arg(long, env = "API_GATEWAY_WEBHOOK_LISTEN_URL", hide_env_values = true)]
@@ -55,6 +59,7 @@ impl WebhookArgs {
             listen_url: (listen != "off").then_some(listen),
             per_endpoint: self.webhook_concurrency.max(1),
             sweep_interval: std::time::Duration::from_secs(self.webhook_sweep_s.max(1)),
+            poll_interval: std::time::Duration::from_millis(self.webhook_poll_ms.max(5)),
             shutdown_grace: grace,
             ..Default::default()
         }

@@ -1520,14 +1520,16 @@ async fn maintenance_failures_say_the_sqlstate_and_the_message() {
     let c = db().await;
     let role = unique("agw_maint").replace('-', "_");
     c.batch_execute(&format!(
-        "CREATE ROLE {role} LOGIN; REVOKE ALL ON SCHEMA api_gateway FROM {role}"
+        "CREATE ROLE {role} LOGIN PASSWORD '{role}'; REVOKE ALL ON SCHEMA api_gateway FROM {role}"
     ))
     .await
     .unwrap();
-    // the same database as a role without any grant: run_maintenance is refused
-    let mut url = database_url();
-    url.push_str(if url.contains('?') { "&" } else { "?" });
-    url.push_str(&format!("user={role}"));
+    // the same database as a role without any grant (over TCP with a password, as the front's
+    // role connects: the Unix socket may use peer authentication): run_maintenance is refused
+    let url = least_privilege::front_url(&database_url()).replace(
+        &format!("{}:{}@", least_privilege::ROLE, least_privilege::PASSWORD),
+        &format!("{role}:{role}@"),
+    );
     let args = api_gateway_front::config::ServeArgs::with_database_url(&url);
     let pool = api_gateway_front::db::pool(&args).unwrap();
     let obs = api_gateway_front::obs::Obs::new(api_gateway_front::obs::Options::from_args(&args));

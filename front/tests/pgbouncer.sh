@@ -157,7 +157,7 @@ check "burst of 200 concurrent requests all 200 (got $ok)" [ "$ok" = 200 ]
 # time, alternating between the fronts: exactly 10 pass, the rest get 429.
 psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -c "INSERT INTO api_gateway.profile (user_id, rate_limit, rate_limit_window) VALUES (8, 10, 'hour') \
   ON CONFLICT (user_id) DO UPDATE SET rate_limit = 10, rate_limit_window = 'hour', active = true, allowed_ips = NULL" \
-  -c "DELETE FROM api_gateway.throttle WHERE subject = 'user:8'" >/dev/null
+  -c "DELETE FROM api_gateway.throttle WHERE subject = 'user:8'" -c "SELECT api_gateway._forget_shared_counter('user:8')" >/dev/null
 read -r CID8 SECRET8 < <(psql -X -At -F ' ' -d "$DB" -c "SELECT client_id, client_secret FROM api_gateway.create_client('pgbouncer limit test', 8, '{read}')")
 status -u "$CID8:$SECRET8" -d grant_type=client_credentials "http://127.0.0.1:$P2/api/oauth/token" >/dev/null
 TOKEN8=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["access_token"])' "$WORK/body" 2>/dev/null)
@@ -167,7 +167,8 @@ seq 30 | xargs -P 8 -I{} sh -c '
 ' > "$WORK/limited"
 ok=$(grep -c '^200$' "$WORK/limited"); limited=$(grep -c '^429$' "$WORK/limited")
 check "one limit across two fronts: exactly 10 of 30 pass (got $ok, $limited refused with 429)" test "$ok" = 10 -a "$limited" = 20
-psql -q -X -d "$DB" -c "DELETE FROM api_gateway.profile WHERE user_id = 8" -c "DELETE FROM api_gateway.throttle WHERE subject = 'user:8'" >/dev/null
+psql -q -X -d "$DB" -c "DELETE FROM api_gateway.profile WHERE user_id = 8" -c "DELETE FROM api_gateway.throttle WHERE subject = 'user:8'" \
+  -c "SELECT api_gateway._forget_shared_counter('user:8')" >/dev/null
 
 # One webhook delivery per event with both fronts delivering: a receiver on 127.0.0.1 counts
 # every request by webhook-id; 60 records created through the API alternating between the

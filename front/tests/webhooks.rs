@@ -66,6 +66,7 @@ fn worker_config(per_endpoint: usize) -> WorkerConfig {
         worker_id: format!("test:{}", std::process::id()),
         per_endpoint,
         sweep_interval: Duration::from_secs(1),
+        poll_interval: Duration::from_millis(25),
         record_batch: 200,
         shutdown_grace: Duration::from_secs(5),
     }
@@ -415,6 +416,12 @@ async fn create_write_unlink_are_delivered_signed_with_the_right_payloads() {
         "exactly three events: {:?}",
         all.iter().map(|h| &h.body).collect::<Vec<_>>()
     );
+    // One record: its events arrive in commit order.
+    let arrival: Vec<&str> = all
+        .iter()
+        .map(|h| h.body["action"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(arrival, ["create", "write", "unlink"]);
     let mut by_action: HashMap<String, Hit> = HashMap::new();
     for h in rx.hits() {
         assert!(
@@ -863,6 +870,11 @@ async fn a_worker_killed_with_sigkill_mid_stream_loses_nothing() {
     )
     .await;
     *rx.secret.lock().unwrap() = secret;
+    // A lease far longer than the test (2 s timeout + 60 s margin): the second worker can
+    // only get the first one's jobs at once because the first one's sessions are gone.
+    c.batch_execute("UPDATE api_gateway.webhook_settings SET lease_margin = '60 seconds'")
+        .await
+        .unwrap();
     let name = tag("wh-crash");
     let mut first = spawn_child();
     // 600 events in 6 transactions while the worker runs.
@@ -906,14 +918,23 @@ async fn a_worker_killed_with_sigkill_mid_stream_loses_nothing() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(expected.len(), 600);
+    let restarted = Instant::now();
     let mut second = spawn_child();
     let hits = rx
-        .wait_for(60, "every event after the restart", |h| {
+        .wait_for(40, "every event after the restart", |h| {
             let got: HashSet<&str> = h.iter().map(|x| x.event_id.as_str()).collect();
             expected.iter().all(|e| got.contains(e.as_str()))
         })
         .await;
+    let took = restarted.elapsed();
     second.kill();
+    eprintln!(
+        "crash test: every event delivered {} ms after the second worker started (lease: 62 s)",
+        took.as_millis()
+    );
+    // wait_for gives up at 40 s, well before the 62 s lease: the jobs were taken over because
+    // the killed worker's sessions ended, not because their lease ran out.
+    assert!(took < Duration::from_secs(40));
     assert!(hits.iter().all(|h| h.valid));
     let got: HashSet<String> = hits.iter().map(|h| h.event_id.clone()).collect();
     assert_eq!(got, expected, "no event missing, none invented");
@@ -922,6 +943,112 @@ async fn a_worker_killed_with_sigkill_mid_stream_loses_nothing() {
         hits.len(),
         hits.len() - 600
     );
+    c.execute(
+        "DELETE FROM res_partner_category WHERE name->>'en_US' LIKE $1 || '%'",
+        &[&name],
+    )
+    .await
+    .unwrap();
+    drop_webhook(&c, wid).await;
+    reset_settings(&c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_record_is_delivered_in_order_under_retries_and_others_go_on() {
+    let _g = SERIAL.lock().await;
+    let c = db().await;
+    remove_leftovers(&c).await;
+    settings(&c, Some(&[1, 1])).await;
+    // X's create fails once (500, retried after 1 s); everything else is accepted.
+    let rx = Receiver::start(|h, seen| {
+        let x_create = h.body["action"] == "create" && h.body["record"]["color"] == 7;
+        if x_create && seen == 0 {
+            (500, None, Duration::ZERO)
+        } else {
+            (200, None, Duration::ZERO)
+        }
+    })
+    .await;
+    let (wid, secret) = add_webhook(
+        &c,
+        "wh-test-order",
+        "res.partner.category",
+        &rx.url(),
+        json!({"fields": ["name", "color"]}),
+    )
+    .await;
+    *rx.secret.lock().unwrap() = secret;
+    let name = tag("wh-order");
+    // Queued before the worker starts: create X and Y in one transaction, then X written
+    // twice in two more.
+    let x: i32 = c
+        .query(
+            "INSERT INTO res_partner_category (name, color, active) \
+             VALUES (jsonb_build_object('en_US', $1::text || 'x'), 7, true), (jsonb_build_object('en_US', $1::text || 'y'), 5, true) \
+             RETURNING id",
+            &[&name],
+        )
+        .await
+        .unwrap()[0]
+        .get(0);
+    for color in [8, 9] {
+        c.execute(
+            "UPDATE res_partner_category SET color = $2 WHERE id = $1",
+            &[&x, &color],
+        )
+        .await
+        .unwrap();
+    }
+    let worker = Worker::start(worker_config(8));
+    let hits = rx.wait_for(30, "5 requests", |h| h.len() >= 5).await;
+    worker.stop().await;
+    assert!(hits.iter().all(|h| h.valid));
+    let seen: Vec<(String, i64, u16)> = hits
+        .iter()
+        .map(|h| {
+            (
+                h.body["action"].as_str().unwrap_or_default().to_string(),
+                h.body["record"]["color"].as_i64().unwrap_or(-1),
+                0,
+            )
+        })
+        .collect();
+    let x_events: Vec<(String, i64)> = hits
+        .iter()
+        .filter(|h| h.body["record"]["id"] == x)
+        .map(|h| {
+            (
+                h.body["action"].as_str().unwrap_or_default().to_string(),
+                h.body["record"]["color"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    // X: its create, failed then retried (same event), before its writes, in commit order.
+    assert_eq!(
+        x_events,
+        [
+            ("create".to_string(), 7),
+            ("create".to_string(), 7),
+            ("write".to_string(), 8),
+            ("write".to_string(), 9)
+        ],
+        "{seen:?}"
+    );
+    let x_hits: Vec<&Hit> = hits
+        .iter()
+        .filter(|h| h.body["record"]["id"] == x)
+        .collect();
+    assert_eq!(x_hits[0].event_id, x_hits[1].event_id);
+    // Y is not held back by X's retry.
+    let y_at = hits
+        .iter()
+        .position(|h| h.body["record"]["color"] == 5)
+        .expect("Y delivered");
+    let x_retry_at = hits
+        .iter()
+        .position(|h| h.event_id == x_hits[1].event_id && h.at == x_hits[1].at)
+        .unwrap();
+    assert!(y_at < x_retry_at, "{seen:?}");
     c.execute(
         "DELETE FROM res_partner_category WHERE name->>'en_US' LIKE $1 || '%'",
         &[&name],

@@ -17,9 +17,9 @@ use crate::api::api_key;
 use crate::api::jwt::now_unix;
 use crate::api::oauth::secret_for_kid;
 use crate::error::spi;
+use api_gateway_core::counter::{self, Algorithm};
 use api_gateway_core::gate::{self, Credential, Scope};
 use api_gateway_core::jwt;
-use api_gateway_core::ratelimit;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -39,41 +39,25 @@ static API_KEY_CACHED_STATEMENT: LazyLock<String> = LazyLock::new(api_key_cached
 const EPOCH_COLUMN: &str = "(SELECT e.epoch FROM api_gateway.gate_epoch e) AS epoch";
 const NO_EPOCH_COLUMN: &str = "NULL::bigint AS epoch";
 
-/// The limit that applies: the profile's when it sets one, else the global one (seconds).
+/// The limit that applies: the profile's when it sets one, else the global one (seconds), and its
+/// algorithm (read through to_jsonb so that a database not yet updated to 0.4.0, without the
+/// column, is served too: its counters stay fixed windows).
 const LIMIT_COLUMNS: &str = "CASE WHEN p.rate_limit IS NOT NULL THEN p.rate_limit ELSE s.rate_limit END AS lim, \
        CASE CASE WHEN p.rate_limit IS NOT NULL THEN p.rate_limit_window ELSE s.rate_limit_window END \
-            WHEN 'hour' THEN 3600 WHEN 'day' THEN 86400 ELSE 60 END AS win";
+            WHEN 'hour' THEN 3600 WHEN 'day' THEN 86400 ELSE 60 END AS win, \
+       coalesce(CASE WHEN p.rate_limit IS NOT NULL THEN to_jsonb(p) ->> 'rate_limit_algorithm' \
+                     ELSE to_jsonb(s) ->> 'rate_limit_algorithm' END, 'fixed') AS alg";
 
-/// Increment the counter of `f.uid` when `f.pass`; return the facts and the new count.
-const HIT_TAIL: &str = "hit AS ( \
-  INSERT INTO api_gateway.throttle AS th (subject, window_start, window_s, hits, max_requests) \
-  SELECT 'user:' || f.uid, to_timestamp(floor(NOW_PARAM / f.win) * f.win), f.win, 1, f.lim FROM f \
-   WHERE f.pass AND f.lim > 0 \
-  ON CONFLICT (subject) DO UPDATE SET \
-    hits = CASE WHEN th.window_start = EXCLUDED.window_start AND th.window_s = EXCLUDED.window_s \
-                THEN th.hits + 1 ELSE 1 END, \
-    window_start = EXCLUDED.window_start, window_s = EXCLUDED.window_s, max_requests = EXCLUDED.max_requests \
-  RETURNING hits) \
-SELECT f.*, hit.hits FROM f LEFT JOIN hit ON true";
-
-/// The counter increment of the cached paths: `$2` uid, `$3` limit, `$4` window, `$5` now, and
-/// `g.pass` computed by the statement's first CTE.
-const CACHED_HIT: &str = "hit AS ( \
-  INSERT INTO api_gateway.throttle AS th (subject, window_start, window_s, hits, max_requests) \
-  SELECT 'user:' || $2, to_timestamp(floor($5 / $4) * $4), $4, 1, $3 FROM g WHERE g.pass AND $3 > 0 \
-  ON CONFLICT (subject) DO UPDATE SET \
-    hits = CASE WHEN th.window_start = EXCLUDED.window_start AND th.window_s = EXCLUDED.window_s \
-                THEN th.hits + 1 ELSE 1 END, \
-    window_start = EXCLUDED.window_start, window_s = EXCLUDED.window_s, max_requests = EXCLUDED.max_requests \
-  RETURNING hits)";
+/// The statements gather facts only: the caller that passes is counted by `crate::counter`, the
+/// one counter path of the gate and of `rate_limit_hit`.
+const FACTS_TAIL: &str = "SELECT f.* FROM f";
 
 /// Cached JWT facts still hold when the epoch is unchanged and the Odoo user is still active.
 fn jwt_cached_statement() -> String {
-    format!(
+    String::from(
         "WITH g AS (SELECT e.epoch = $1 AND EXISTS (SELECT 1 FROM public.res_users u WHERE u.id = $2 AND u.active) AS pass \
-    FROM api_gateway.gate_epoch e), \
-{CACHED_HIT} \
-SELECT g.pass, (SELECT hits FROM hit) FROM g"
+    FROM api_gateway.gate_epoch e) \
+SELECT g.pass FROM g",
     )
 }
 
@@ -81,16 +65,15 @@ SELECT g.pass, (SELECT hits FROM hit) FROM g"
 /// and user, still valid) and its active user are still there; the admin group is re-read, and
 /// a request that needs admin passes only with it.
 fn api_key_cached_statement() -> String {
-    format!(
+    String::from(
         "WITH g AS (SELECT x.key_ok AND ($9 <> 'admin' OR x.is_admin) AS pass, x.is_admin FROM ( \
     SELECT e.epoch = $1 AND EXISTS (SELECT 1 FROM public.res_users_apikeys k \
              JOIN public.res_users u ON u.id = k.user_id AND u.active \
             WHERE k.id = $6 AND k.key = $7 AND k.user_id = $2 AND (k.scope IS NULL OR k.scope = 'rpc') \
               AND (k.expiration_date IS NULL OR k.expiration_date >= (now() AT TIME ZONE 'utc'))) AS key_ok, \
            ($8 IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = $2 AND r.gid = $8)) AS is_admin \
-      FROM api_gateway.gate_epoch e) x), \
-{CACHED_HIT} \
-SELECT g.pass, g.is_admin, (SELECT hits FROM hit) FROM g"
+      FROM api_gateway.gate_epoch e) x) \
+SELECT g.pass, g.is_admin FROM g",
     )
 }
 
@@ -115,9 +98,8 @@ fn jwt_statement(epoch_column: &str) -> String {
     LEFT JOIN api_gateway.profile p ON p.user_id = t.user_id), \
 f AS (SELECT f0.*, f0.key_ok AND f0.known AND NOT f0.revoked AND f0.client_active AND f0.user_active \
         AND f0.client_ip_ok AND (NOT f0.has_profile OR (f0.profile_active AND f0.profile_ip_ok)) \
-        AND f0.scope_ok AS pass FROM f0), \
-{}",
-        HIT_TAIL.replace("NOW_PARAM", "$6")
+        AND f0.scope_ok AS pass FROM f0) \
+{FACTS_TAIL}"
     )
 }
 
@@ -135,9 +117,8 @@ fn api_key_statement(epoch_column: &str) -> String {
     JOIN public.res_users u ON u.id = k.user_id AND u.active \
     LEFT JOIN api_gateway.profile p ON p.user_id = k.user_id), \
 f AS (SELECT f0.*, (NOT f0.has_profile OR (f0.profile_active AND f0.profile_ip_ok)) \
-        AND ($4 <> 'admin' OR f0.is_admin) AS pass FROM f0), \
-{}",
-        HIT_TAIL.replace("NOW_PARAM", "$5")
+        AND ($4 <> 'admin' OR f0.is_admin) AS pass FROM f0) \
+{FACTS_TAIL}"
     )
 }
 
@@ -213,7 +194,7 @@ struct Facts {
     scopes: Vec<String>,
     limit: i32,
     window_s: i32,
-    hits: Option<i32>,
+    algorithm: Algorithm,
 }
 
 fn now_ms() -> i64 {
@@ -223,10 +204,10 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The decision once the caller passed every check but the rate limit.
-fn decide(f: Facts, now_ms: i64) -> Row {
-    if f.limit <= 0 {
-        // 0 means unlimited: no counter was written.
+/// The decision once the caller passed every check but the rate limit: counted here, on the
+/// counter path shared with `rate_limit_hit` (a limit of 0 means no limit: nothing counted).
+fn decide(f: Facts) -> Row {
+    if counter::is_unlimited(f.limit) {
         return (
             200,
             Some(f.uid),
@@ -240,8 +221,13 @@ fn decide(f: Facts, now_ms: i64) -> Row {
             None,
         );
     }
-    let window = ratelimit::window_for(now_ms, f.window_s);
-    let d = ratelimit::decide(i64::from(f.hits.unwrap_or(i32::MAX)), f.limit, &window);
+    let d = crate::counter::hit(
+        &format!("user:{}", f.uid),
+        f.limit,
+        f.window_s,
+        1,
+        f.algorithm,
+    );
     let (status, error, detail) = if d.allowed {
         (200, None, None)
     } else {
@@ -273,6 +259,12 @@ fn decide(f: Facts, now_ms: i64) -> Row {
     )
 }
 
+fn algorithm_of(name: Option<String>) -> Algorithm {
+    name.as_deref()
+        .and_then(Algorithm::parse)
+        .unwrap_or_default()
+}
+
 /// Facts of a token that passed every check but the scope, read under `epoch`.
 #[derive(Clone)]
 struct TokenFacts {
@@ -283,6 +275,7 @@ struct TokenFacts {
     scopes: Vec<String>,
     limit: i32,
     window_s: i32,
+    algorithm: Algorithm,
 }
 
 /// Facts of a user (API key) that passed the profile's checks, read under `epoch`.
@@ -291,6 +284,7 @@ struct UserFacts {
     epoch: i64,
     limit: i32,
     window_s: i32,
+    algorithm: Algorithm,
 }
 
 /// Bound on each per-backend fact cache; emptied when full (a refill costs one full statement).
@@ -371,9 +365,8 @@ fn scope_granted(scopes: &[String], needed: Scope) -> bool {
         .any(|s| s == needed.as_str() || s == Scope::Admin.as_str())
 }
 
-/// The cached path of a JWT: `Some(hits)` when the facts still hold (counted if a limit
-/// applies), `None` when they must be read again.
-fn jwt_cached_hit(f: &TokenFacts, now: i64) -> Option<Option<i32>> {
+/// The cached path of a JWT: whether the facts still hold (else they must be read again).
+fn jwt_cached_hit(f: &TokenFacts, now: i64) -> bool {
     Spi::connect_mut(|c| {
         let plan = crate::spi::plan(
             c,
@@ -398,12 +391,7 @@ fn jwt_cached_hit(f: &TokenFacts, now: i64) -> Option<Option<i32>> {
                 ((now / 1000) as f64).into(),
             ],
         ));
-        let r = t.first();
-        if spi(r.get::<bool>(1)).unwrap_or(false) {
-            Some(spi(r.get::<i32>(2)))
-        } else {
-            None
-        }
+        spi(t.first().get::<bool>(1)).unwrap_or(false)
     })
 }
 
@@ -453,20 +441,16 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
         if f.kid == kid
             && claimed_client == Some(f.client_id.as_str())
             && scope_granted(&scopes, needed)
+            && jwt_cached_hit(&f, now)
         {
-            if let Some(hits) = jwt_cached_hit(&f, now) {
-                return decide(
-                    Facts {
-                        uid: f.uid,
-                        client_id: Some(f.client_id),
-                        scopes,
-                        limit: f.limit,
-                        window_s: f.window_s,
-                        hits,
-                    },
-                    now,
-                );
-            }
+            return decide(Facts {
+                uid: f.uid,
+                client_id: Some(f.client_id),
+                scopes,
+                limit: f.limit,
+                window_s: f.window_s,
+                algorithm: f.algorithm,
+            });
         }
         TOKEN_FACTS.with(|c| c.borrow_mut().remove(&cache_key));
     }
@@ -521,7 +505,7 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
             b("scope_ok"),
             spi(r.get_by_name::<i32, _>("lim")).unwrap_or(0),
             spi(r.get_by_name::<i32, _>("win")).unwrap_or(60),
-            spi(r.get_by_name::<i32, _>("hits")),
+            algorithm_of(spi(r.get_by_name::<String, _>("alg"))),
         )
     });
     let (
@@ -541,7 +525,7 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
         scope_ok,
         limit,
         window_s,
-        hits,
+        algorithm,
     ) = row;
     if !key_ok {
         SIGNING_KEYS.with(|k| k.borrow_mut().remove(&kid));
@@ -597,6 +581,7 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
                 scopes: scopes.clone(),
                 limit,
                 window_s,
+                algorithm,
             },
         );
     }
@@ -613,17 +598,14 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
         row.2 = Some(client_id);
         return row;
     }
-    decide(
-        Facts {
-            uid,
-            client_id: Some(client_id),
-            scopes,
-            limit,
-            window_s,
-            hits,
-        },
-        now,
-    )
+    decide(Facts {
+        uid,
+        client_id: Some(client_id),
+        scopes,
+        limit,
+        window_s,
+        algorithm,
+    })
 }
 
 /// The scopes an Odoo API key grants: all but admin, and admin for Odoo administrators.
@@ -638,14 +620,14 @@ fn api_key_scopes(is_admin: bool) -> Vec<String> {
     scopes
 }
 
-/// The cached path of an API key: `Some((is_admin, hits))` when the facts still hold.
+/// The cached path of an API key: `Some(is_admin)` when the facts still hold.
 fn api_key_cached_hit(
     f: &UserFacts,
     verified: &api_key::VerifiedKey,
     group_system: Option<i32>,
     needed: Scope,
     now: i64,
-) -> Option<(bool, Option<i32>)> {
+) -> Option<bool> {
     Spi::connect_mut(|c| {
         let plan = crate::spi::plan(
             c,
@@ -680,7 +662,7 @@ fn api_key_cached_hit(
         ));
         let r = t.first();
         if spi(r.get::<bool>(1)).unwrap_or(false) {
-            Some((spi(r.get::<bool>(2)).unwrap_or(false), spi(r.get::<i32>(3))))
+            Some(spi(r.get::<bool>(2)).unwrap_or(false))
         } else {
             None
         }
@@ -712,20 +694,15 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
         let now = now_ms();
         let cache_key = (verified.uid, ip.unwrap_or_default().to_string());
         if let Some(f) = USER_FACTS.with(|c| c.borrow().get(&cache_key).copied()) {
-            if let Some((is_admin, hits)) =
-                api_key_cached_hit(&f, &verified, group_system, needed, now)
-            {
-                return decide(
-                    Facts {
-                        uid: verified.uid,
-                        client_id: None,
-                        scopes: api_key_scopes(is_admin),
-                        limit: f.limit,
-                        window_s: f.window_s,
-                        hits,
-                    },
-                    now,
-                );
+            if let Some(is_admin) = api_key_cached_hit(&f, &verified, group_system, needed, now) {
+                return decide(Facts {
+                    uid: verified.uid,
+                    client_id: None,
+                    scopes: api_key_scopes(is_admin),
+                    limit: f.limit,
+                    window_s: f.window_s,
+                    algorithm: f.algorithm,
+                });
             }
             USER_FACTS.with(|c| c.borrow_mut().remove(&cache_key));
         }
@@ -774,7 +751,7 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
                 b("is_admin"),
                 spi(r.get_by_name::<i32, _>("lim")).unwrap_or(0),
                 spi(r.get_by_name::<i32, _>("win")).unwrap_or(60),
-                spi(r.get_by_name::<i32, _>("hits")),
+                algorithm_of(spi(r.get_by_name::<String, _>("alg"))),
             ))
         });
         let Some((
@@ -786,7 +763,7 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
             is_admin,
             limit,
             window_s,
-            hits,
+            algorithm,
         )) = row
         else {
             // The cached row changed or vanished: forget it and try a full verification.
@@ -815,6 +792,7 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
                     epoch,
                     limit,
                     window_s,
+                    algorithm,
                 },
             );
         }
@@ -827,17 +805,14 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
             row.1 = Some(uid);
             return row;
         }
-        return decide(
-            Facts {
-                uid,
-                client_id: None,
-                scopes: api_key_scopes(is_admin),
-                limit,
-                window_s,
-                hits,
-            },
-            now,
-        );
+        return decide(Facts {
+            uid,
+            client_id: None,
+            scopes: api_key_scopes(is_admin),
+            limit,
+            window_s,
+            algorithm,
+        });
     }
 }
 

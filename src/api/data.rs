@@ -30,17 +30,31 @@ fn search_read(
 ) -> RawJsonb {
     let uid = required(uid, "uid");
     let model = required(model, "model");
-    let domain = read::parse_domain(domain);
-    read::search_read(read::Request {
+    let key = (
         uid,
-        model,
-        domain,
-        fields,
-        page: Some((limit, offset)),
-        order,
-        active_test: true,
-        single: false,
-        version: false,
+        model.to_string(),
+        domain.map(str::to_string),
+        fields.clone(),
+        limit,
+        offset,
+        order.map(str::to_string),
+        false,
+    );
+    let parsed = read::parse_domain(domain);
+    data::cache::optimistic(|| {
+        data::cache::remembered(key.clone(), || {
+            read::search_read(read::Request {
+                uid,
+                model,
+                domain: parsed.clone(),
+                fields: fields.clone(),
+                page: Some((limit, offset)),
+                order,
+                active_test: true,
+                single: false,
+                version: false,
+            })
+        })
     })
     .unwrap_or_else(|| {
         crate::error::raise(
@@ -105,16 +119,18 @@ fn data_read(
     let uid = required(uid, "uid");
     let model = required(model, "model");
     let id = id?;
-    read::search_read(read::Request {
-        uid,
-        model,
-        domain: read::id_domain(id),
-        fields,
-        page: None,
-        order: None,
-        active_test: false,
-        single: true,
-        version: false,
+    data::cache::optimistic(|| {
+        read::search_read(read::Request {
+            uid,
+            model,
+            domain: read::id_domain(id),
+            fields: fields.clone(),
+            page: None,
+            order: None,
+            active_test: false,
+            single: true,
+            version: false,
+        })
     })
 }
 
@@ -132,16 +148,18 @@ fn read_versioned(
     let uid = required(uid, "uid");
     let model = required(model, "model");
     let id = id?;
-    read::search_read(read::Request {
-        uid,
-        model,
-        domain: read::id_domain(id),
-        fields,
-        page: None,
-        order: None,
-        active_test: false,
-        single: true,
-        version: true,
+    data::cache::optimistic(|| {
+        read::search_read(read::Request {
+            uid,
+            model,
+            domain: read::id_domain(id),
+            fields: fields.clone(),
+            page: None,
+            order: None,
+            active_test: false,
+            single: true,
+            version: true,
+        })
     })
 }
 

@@ -1,25 +1,29 @@
-//! `rate_limit_hit`: check and count in one atomic statement (fixed window, UPSERT on an
-//! UNLOGGED table). The row lock taken by ON CONFLICT DO UPDATE serialises concurrent callers of
-//! one subject, so with limit L exactly L calls of a window see `hits <= L`.
-use crate::error::{raise, spi};
-use api_gateway_core::ratelimit::{self, Decision};
+//! `rate_limit_hit`: check and count in one call, on the gate's own counter path
+//! (`crate::counter`: shared memory when preloaded, else a locked row of api_gateway.throttle;
+//! the arithmetic is `core::counter`'s), so concurrent callers of one subject are exact.
+use crate::error::raise;
+use api_gateway_core::counter::{self, Algorithm};
+use api_gateway_core::ratelimit;
 use pgrx::prelude::*;
 
-const HIT: &str = "INSERT INTO api_gateway.throttle AS t (subject, window_start, window_s, hits, max_requests) \
-     VALUES ($1, to_timestamp($2), $3, 1, $4) \
-     ON CONFLICT (subject) DO UPDATE SET \
-       hits = CASE WHEN t.window_start = EXCLUDED.window_start AND t.window_s = EXCLUDED.window_s \
-                   THEN t.hits + 1 ELSE 1 END, \
-       window_start = EXCLUDED.window_start, window_s = EXCLUDED.window_s, max_requests = EXCLUDED.max_requests \
-     RETURNING hits";
-
-/// Windows that ended more than an hour ago, removed a few hundred at a time by roughly one call
-/// in 1024, so the table cleans itself without a scheduler.
-const SWEEP: &str = "DELETE FROM api_gateway.throttle WHERE subject IN ( \
-       SELECT subject FROM api_gateway.throttle \
-        WHERE window_start + make_interval(secs => window_s) < now() - interval '1 hour' LIMIT 500)";
-
-pub fn hit(subject: &str, max_requests: i32, window_s: i32) -> Decision {
+/// Validates and counts. A limit of 0 means no limit: allowed, nothing counted, and no
+/// remaining or reset (NULL).
+fn hit(
+    subject: Option<&str>,
+    max_requests: Option<i32>,
+    window_s: Option<i32>,
+    cost: Option<i32>,
+    algorithm: Option<&str>,
+) -> (bool, Option<i32>, Option<i32>) {
+    let (Some(subject), Some(max_requests), Some(window_s), Some(cost), Some(algorithm)) =
+        (subject, max_requests, window_s, cost, algorithm)
+    else {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "rate_limit_hit needs a subject, a limit, a window, a cost and an algorithm (none may be NULL)",
+            None,
+        )
+    };
     if let Err(e) = ratelimit::validate(max_requests, window_s) {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -34,48 +38,33 @@ pub fn hit(subject: &str, max_requests: i32, window_s: i32) -> Decision {
             None,
         );
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let window = ratelimit::window_for(now_ms, window_s);
-    let hits: i64 = Spi::connect_mut(|c| {
-        let plan = crate::spi::plan(
-            c,
-            HIT,
-            &[
-                PgBuiltInOids::TEXTOID,
-                PgBuiltInOids::FLOAT8OID,
-                PgBuiltInOids::INT4OID,
-                PgBuiltInOids::INT4OID,
-            ],
-            true,
+    if cost < 1 {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("a request's cost must be at least 1, got {cost}"),
+            None,
         );
-        let hits = spi(c
-            .update(
-                plan,
-                None,
-                &[
-                    subject.into(),
-                    (window.start as f64).into(),
-                    window_s.into(),
-                    max_requests.into(),
-                ],
-            )
-            .and_then(|t| t.first().get_one::<i32>()));
-        if now_ms % 1024 == 0 {
-            let sweep = crate::spi::plan(c, SWEEP, &[], true);
-            spi(c.update(sweep, None, &[]));
-        }
-        i64::from(hits.unwrap_or(i32::MAX))
-    });
-    ratelimit::decide(hits, max_requests, &window)
+    }
+    let Some(algorithm) = Algorithm::parse(algorithm) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown rate-limit algorithm \"{algorithm}\": use sliding or fixed"),
+            None,
+        )
+    };
+    if counter::is_unlimited(max_requests) {
+        return (true, None, None);
+    }
+    let o = crate::counter::hit(subject, max_requests, window_s, cost, algorithm);
+    (o.allowed, Some(o.remaining), Some(o.reset_s))
 }
 
 /// `api_gateway.rate_limit_hit(subject text, max_requests integer, window_s integer)
-///   RETURNS TABLE(allowed boolean, remaining integer, reset_s integer)`
+///   RETURNS TABLE(allowed boolean, remaining integer, reset_s integer)`: cost 1, sliding window.
+/// SECURITY DEFINER without a SET search_path clause: it runs SQL only through
+/// `crate::counter`, which pins the search path around every statement (a hit counted in shared
+/// memory runs none and skips that cost).
 #[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
 fn rate_limit_hit(
     subject: Option<&str>,
     max_requests: Option<i32>,
@@ -84,17 +73,69 @@ fn rate_limit_hit(
     'static,
     (
         name!(allowed, bool),
-        name!(remaining, i32),
-        name!(reset_s, i32),
+        name!(remaining, Option<i32>),
+        name!(reset_s, Option<i32>),
     ),
 > {
-    let (Some(subject), Some(max), Some(window)) = (subject, max_requests, window_s) else {
-        raise(
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            "rate_limit_hit needs a subject, a limit and a window (none may be NULL)",
-            None,
-        )
-    };
-    let d = hit(subject, max, window);
-    TableIterator::once((d.allowed, d.remaining, d.reset_s))
+    TableIterator::once(hit(
+        subject,
+        max_requests,
+        window_s,
+        Some(1),
+        Some("sliding"),
+    ))
+}
+
+/// `api_gateway.rate_limit_hit(subject text, max_requests integer, window_s integer,
+///   cost integer, algorithm text DEFAULT 'sliding')`: charges `cost` (at least 1). A separate
+/// overload, so the released 3-argument function keeps its symbol.
+#[pg_extern(volatile, security_definer, name = "rate_limit_hit")]
+fn rate_limit_hit_cost(
+    subject: Option<&str>,
+    max_requests: Option<i32>,
+    window_s: Option<i32>,
+    cost: Option<i32>,
+    algorithm: default!(Option<&str>, "'sliding'"),
+) -> TableIterator<
+    'static,
+    (
+        name!(allowed, bool),
+        name!(remaining, Option<i32>),
+        name!(reset_s, Option<i32>),
+    ),
+> {
+    TableIterator::once(hit(subject, max_requests, window_s, cost, algorithm))
+}
+
+/// `api_gateway._shared_counters()`: the counters in shared memory that still count something
+/// (none without shared_preload_libraries); read through the active_throttles view.
+#[pg_extern(volatile)]
+fn _shared_counters() -> TableIterator<
+    'static,
+    (
+        name!(subject, String),
+        name!(hits, i32),
+        name!(max_requests, i32),
+        name!(window_s, i32),
+        name!(clears_at, TimestampWithTimeZone),
+    ),
+> {
+    let rows: Vec<_> = crate::counter::shared_listing()
+        .into_iter()
+        .map(|(subject, hits, limit, window_s, clears_ms)| {
+            let at = TimestampWithTimeZone::try_from(
+                ((clears_ms - 946_684_800_000) * 1000) as pg_sys::TimestampTz,
+            )
+            .unwrap_or(TimestampWithTimeZone::positive_infinity());
+            (subject, hits, limit, window_s, at)
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// `api_gateway._forget_shared_counter(subject text) RETURNS integer`: empties the subject's
+/// counter in shared memory; what it counted, or NULL when it had none there.
+#[pg_extern(volatile, strict)]
+fn _forget_shared_counter(subject: &str) -> Option<i32> {
+    crate::counter::forget_shared(subject)
 }

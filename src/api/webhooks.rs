@@ -416,3 +416,71 @@ fn _webhook_write_json(
     out.push_str("}}");
     Some(out)
 }
+
+// ------------------------------------------------------ one event per record and transaction
+
+/// `api_gateway._webhook_own(xmin)`: whether a row version was written by the current
+/// transaction (or one of its live subtransactions). The capture trigger merges a change into
+/// the pending event of the same record only when that event is its own transaction's.
+#[pg_extern(stable, parallel_safe, strict)]
+fn _webhook_own(xmin: pg_sys::TransactionId) -> bool {
+    unsafe { pg_sys::TransactionIdIsCurrentTransactionId(xmin) }
+}
+
+/// `api_gateway._webhook_merge(prev_action, prev_data, new_write, new_row, rel)`: the data of
+/// the pending create or write of a record once a later UPDATE of the same transaction is
+/// merged into it (see `api_gateway_core::webhook_merge`); NULL when the merged write changes
+/// nothing any more. `rel` is the table, for the column order of `changed`.
+#[pg_extern(stable, parallel_safe)]
+fn _webhook_merge(
+    prev_action: &str,
+    prev_data: &str,
+    new_write: Option<&str>,
+    new_row: Option<&str>,
+    rel: pg_sys::Oid,
+) -> Option<String> {
+    let position = |name: &str| -> i32 {
+        let Ok(c) = std::ffi::CString::new(name) else {
+            return i32::MAX;
+        };
+        let n = unsafe { pg_sys::get_attnum(rel, c.as_ptr()) };
+        if n <= 0 { i32::MAX } else { i32::from(n) }
+    };
+    api_gateway_core::webhook_merge::merge_write(
+        prev_action,
+        prev_data,
+        new_write,
+        new_row,
+        &position,
+    )
+    .unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("cannot merge webhook events: {e}"),
+            None,
+        )
+    })
+}
+
+thread_local! {
+    /// The transaction that last queued a webhook event in this backend (see `_webhook_queued`).
+    static QUEUED_IN: std::cell::Cell<pg_sys::FullTransactionId> =
+        const { std::cell::Cell::new(pg_sys::FullTransactionId { value: 0 }) };
+}
+
+/// `api_gateway._webhook_queued()`: whether the current transaction may have queued a webhook
+/// event already (so that a later UPDATE or DELETE must look for it to merge into). A hint
+/// only: after a rollback to a savepoint it may say true when nothing is left, which costs a
+/// lookup that finds nothing; it never says false when an event of this transaction exists.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _webhook_queued() -> bool {
+    let current = unsafe { pg_sys::GetTopFullTransactionIdIfAny() };
+    current.value != 0 && QUEUED_IN.with(|q| q.get().value == current.value)
+}
+
+/// `api_gateway._webhook_mark_queued()`: the current transaction queued a webhook event.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _webhook_mark_queued() {
+    let current = unsafe { pg_sys::GetTopFullTransactionIdIfAny() };
+    QUEUED_IN.with(|q| q.set(current));
+}

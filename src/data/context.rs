@@ -1,6 +1,7 @@
 //! Who is asking: the Odoo user with groups (implied closure) and companies, the access rights
-//! (`ir.model.access`) and record rules (`ir.rule`) that apply, in one query per call.
-use crate::data::Operation;
+//! (`ir.model.access`) and record rules (`ir.rule`) that apply: from the per-backend cache
+//! (`cache`, checked by one probe per statement), or in one query per call where it is off.
+use crate::data::{Operation, cache};
 use crate::error::{raise, spi};
 use api_gateway_core::domain::{self, Domain, DomainError, EvalContext, Value};
 use pgrx::prelude::*;
@@ -70,6 +71,80 @@ pub fn load(uid: i32, model: &str, op: Operation) -> UserContext {
             .filter(|(m, _, _)| *m == model)
             .map(|(_, p, _)| p.to_string()),
     );
+    match cache::load(uid, &models, op) {
+        Some(loaded) => from_cache(uid, loaded),
+        None => load_uncached(uid, models, op),
+    }
+}
+
+/// The context from the per-backend cache; the metadata fingerprint is the cache generation.
+fn from_cache(uid: i32, loaded: cache::Loaded) -> UserContext {
+    let Some(facts) = loaded.facts else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("Odoo user {uid} does not exist"),
+            None,
+        )
+    };
+    build(
+        uid,
+        Row {
+            active: facts.active,
+            company_id: facts.company_id,
+            partner_id: facts.partner_id,
+            commercial: facts.commercial_partner_id,
+            lang: facts.lang,
+            groups: loaded.user.groups.iter().map(|g| i64::from(*g)).collect(),
+            companies: loaded
+                .user
+                .companies
+                .iter()
+                .map(|c| i64::from(*c))
+                .collect(),
+            allowed: loaded.access.allowed,
+            rules: loaded.access.rules.clone(),
+            // Never a real fingerprint: those have a sum >= 0.
+            fingerprint: (loaded.generation as i64, -1),
+            limits: facts.limits,
+        },
+    )
+}
+
+/// What one load found, before the context is derived from it.
+struct Row {
+    active: bool,
+    company_id: i32,
+    partner_id: Option<i32>,
+    commercial: Option<i32>,
+    lang: Option<String>,
+    groups: Vec<i64>,
+    companies: Vec<i64>,
+    allowed: bool,
+    rules: Vec<cache::Rule>,
+    fingerprint: (i64, i64),
+    limits: (i32, i32),
+}
+
+/// (model, rule id, rule name, domain_force, global) from the rules' JSON array.
+pub fn parse_rules(rules: Option<pgrx::Json>) -> Vec<cache::Rule> {
+    rules
+        .and_then(|j| j.0.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap_or_default().to_string(),
+                r[1].as_i64().unwrap_or(0) as i32,
+                r[2].as_str().unwrap_or_default().to_string(),
+                r[3].as_str().unwrap_or_default().to_string(),
+                r[4].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+/// Everything read in one query (a backend that does not cache).
+fn load_uncached(uid: i32, models: Vec<String>, op: Operation) -> UserContext {
     let row = Spi::connect(|c| {
         let plan = crate::spi::plan(
             c,
@@ -110,7 +185,6 @@ pub fn load(uid: i32, model: &str, op: Operation) -> UserContext {
             ),
         ))
     });
-    let superuser = uid == SUPERUSER_ID;
     let Some((
         active,
         company_id,
@@ -131,6 +205,39 @@ pub fn load(uid: i32, model: &str, op: Operation) -> UserContext {
             None,
         )
     };
+    build(
+        uid,
+        Row {
+            active,
+            company_id,
+            partner_id,
+            commercial,
+            lang,
+            groups: groups.into_iter().map(i64::from).collect(),
+            companies: companies.into_iter().map(i64::from).collect(),
+            allowed,
+            rules: parse_rules(rules),
+            fingerprint,
+            limits,
+        },
+    )
+}
+
+fn build(uid: i32, row: Row) -> UserContext {
+    let Row {
+        active,
+        company_id,
+        partner_id,
+        commercial,
+        lang,
+        groups,
+        companies,
+        allowed,
+        rules,
+        fingerprint,
+        limits,
+    } = row;
+    let superuser = uid == SUPERUSER_ID;
     if !active && !superuser {
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -138,21 +245,7 @@ pub fn load(uid: i32, model: &str, op: Operation) -> UserContext {
             None,
         );
     }
-    let rules = rules
-        .and_then(|j| j.0.as_array().cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| {
-            (
-                r[0].as_str().unwrap_or_default().to_string(),
-                r[1].as_i64().unwrap_or(0) as i32,
-                r[2].as_str().unwrap_or_default().to_string(),
-                r[3].as_str().unwrap_or_default().to_string(),
-                r[4].as_bool().unwrap_or(false),
-            )
-        })
-        .collect();
-    let company_ids: Vec<i64> = companies.into_iter().map(i64::from).collect();
+    let company_ids: Vec<i64> = companies;
     // env.company: the user's company when it is among the allowed ones, else the first allowed.
     let company = if company_ids.contains(&i64::from(company_id)) || company_ids.is_empty() {
         i64::from(company_id)
@@ -169,7 +262,7 @@ pub fn load(uid: i32, model: &str, op: Operation) -> UserContext {
         lang: lang
             .filter(|l| !l.is_empty())
             .unwrap_or_else(|| "en_US".into()),
-        groups: groups.into_iter().map(i64::from).collect(),
+        groups,
         allowed: allowed || superuser,
         rules,
         fingerprint,
@@ -225,13 +318,34 @@ impl UserContext {
         if self.superuser || self.rules.is_empty() {
             return None;
         }
+        // Loaded through the cache (its fingerprint is a generation, never a real one): the
+        // rules' texts and the user's groups and companies are fixed for this uid in this
+        // generation; what else the rules read (env.company, the partner) is part of the key.
+        if self.fingerprint.1 != -1 {
+            return self.compute_rule_domain(model);
+        }
+        let key = (
+            self.uid,
+            model.to_string(),
+            self.rules.iter().map(|r| r.1).collect(),
+            self.company_id,
+            self.partner_id,
+            self.commercial_partner_id,
+        );
+        cache::rule_domain(&key, || self.compute_rule_domain(model))
+    }
+
+    fn compute_rule_domain(&self, model: &str) -> Option<Domain> {
         let ctx = self.eval_context();
         let mut globals = vec![];
         let mut parents: HashMap<String, (Vec<Domain>, Vec<Domain>)> = HashMap::new();
         let mut groups = vec![];
         for (rule_model, id, name, text, global) in &self.rules {
-            let dom = domain::parse_rule(text, &ctx as &dyn EvalContext)
+            let mut dom = domain::parse_rule(text, &ctx as &dyn EvalContext)
                 .unwrap_or_else(|e| fail_closed(model, *id, name, &e.to_string()));
+            if self.fingerprint.1 == -1 {
+                dom = resolve_company_parents(rule_model, dom);
+            }
             if rule_model == model {
                 if *global {
                     globals.push(dom)
@@ -293,6 +407,58 @@ impl UserContext {
             }
         }
         (0, "record rules".into(), None)
+    }
+}
+
+/// `(<many2one to res.company>, 'parent_of', ids)`, as multi-company rules write it, becomes
+/// `(…, 'in', <ids and their ancestors>)`: the same records, without a recursive query in every
+/// data statement. Only where the context came through the cache: `res_company` is one of the
+/// tables whose changes drop it, so the ancestors read here hold as long as the rule domain does.
+fn resolve_company_parents(model: &str, d: Domain) -> Domain {
+    match d {
+        Domain::And(v) => Domain::And(
+            v.into_iter()
+                .map(|x| resolve_company_parents(model, x))
+                .collect(),
+        ),
+        Domain::Or(v) => Domain::Or(
+            v.into_iter()
+                .map(|x| resolve_company_parents(model, x))
+                .collect(),
+        ),
+        Domain::Not(x) => Domain::Not(Box::new(resolve_company_parents(model, *x))),
+        Domain::Leaf(leaf) if leaf.op == domain::Operator::ParentOf => {
+            let ids: Option<Vec<i64>> = match &leaf.value {
+                domain::LeafValue::Value(Value::Int(i)) => Some(vec![*i]),
+                domain::LeafValue::Value(Value::List(l)) => l
+                    .iter()
+                    .map(|v| match v {
+                        Value::Int(i) => Some(*i),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => None,
+            };
+            let to_company = crate::data::meta::try_model(model).is_ok_and(|m| {
+                m.info.fields.get(&leaf.path).is_some_and(|f| {
+                    f.ttype == "many2one" && f.relation.as_deref() == Some("res.company")
+                })
+            });
+            match ids {
+                Some(ids) if to_company && !ids.is_empty() => Domain::Leaf(domain::Leaf {
+                    path: leaf.path,
+                    op: domain::Operator::In,
+                    value: domain::LeafValue::Value(Value::List(
+                        cache::company_ancestors(&ids)
+                            .into_iter()
+                            .map(Value::Int)
+                            .collect(),
+                    )),
+                }),
+                _ => Domain::Leaf(leaf),
+            }
+        }
+        other => other,
     }
 }
 

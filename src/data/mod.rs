@@ -3,6 +3,7 @@
 //! language itself (parsing, rule evaluation, compilation to SQL) is pure and lives in
 //! `api_gateway_core::domain`; this module only fetches what it needs through SPI.
 pub mod attachment;
+pub mod cache;
 pub mod context;
 pub mod meta;
 pub mod params;
@@ -39,7 +40,7 @@ pub fn bad_input(what: &str, err: &DomainError) -> ! {
 }
 
 /// The operations of `ir.model.access` and `ir.rule`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Operation {
     Read,
     Write,

@@ -423,6 +423,11 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
         .map(|n| (n.clone(), shaper.value(&model, n)))
         .collect();
     let version = req.single && req.version;
+    // The columns the page carries, before the row version (not a column of the table) joins.
+    let columns = projection(&[
+        &object_sql(&pairs),
+        &order_sql(&model, req.order, lang_param),
+    ]);
     if version {
         pairs.push((VERSION_KEY.into(), "t.\"__agw_xmin\"".into()));
     }
@@ -438,11 +443,13 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
             params.len()
         );
     }
+    let obj = object_sql(&pairs);
     let sql = format!(
-        "SELECT coalesce(jsonb_agg({obj} ORDER BY t.\"__agw_n\"), '[]'::jsonb) FROM ( \
-           SELECT t.*, row_number() OVER (ORDER BY {order}) AS \"__agw_n\"{xmin} {from_where} \
+        // The page's order again in the aggregate (it ends with id, so it is total): cheaper
+        // than numbering the rows with a window function.
+        "SELECT coalesce(jsonb_agg({obj} ORDER BY {order}), '[]'::jsonb) FROM ( \
+           SELECT {columns}{xmin} {from_where} \
             ORDER BY {order}{page_sql}) t",
-        obj = object_sql(&pairs),
         from_where = q.from_where,
         xmin = if version {
             ", t.xmin::text AS \"__agw_xmin\""
@@ -671,7 +678,84 @@ pub fn search_page(req: PageRequest) -> RawJsonb {
     })
 }
 
-fn run_json(sql: &str, params: &[Param]) -> Option<RawJsonb> {
+/// The columns of row `t` that the outer query's expressions name (`t."col"`, `t.id`, the alias
+/// quoted or not), so the
+/// page carries only those through its sort; `t.*` if they name the row any other way.
+fn projection(texts: &[&str]) -> String {
+    let mut columns: Vec<String> = vec![];
+    for text in texts {
+        // The alias may be written quoted, or as a row value: `"t".x`, `(t).x`.
+        let text = &text.replace("\"t\".", "t.").replace("(t).", "t.");
+        let bytes = text.as_bytes();
+        let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        // The whole row used as a value (`to_jsonb(t)`, `"t"`): every column.
+        let whole_row = text.contains("\"t\"")
+            || (0..bytes.len()).any(|k| {
+                bytes[k] == b't'
+                    && (k == 0 || !(ident(bytes[k - 1]) || bytes[k - 1] == b'.'))
+                    && bytes
+                        .get(k + 1)
+                        .is_none_or(|&n| !ident(n) && n != b'.' && n != b'\'')
+            });
+        if whole_row {
+            return "t.*".into();
+        }
+        let mut i = 0;
+        while let Some(at) = text[i..].find("t.") {
+            let at = i + at;
+            i = at + 2;
+            let starts_name = at == 0 || {
+                let b = bytes[at - 1];
+                !(b.is_ascii_alphanumeric() || b == b'_' || b == b'"' || b == b'.')
+            };
+            if !starts_name {
+                continue;
+            }
+            let rest = &text[at + 2..];
+            let column = if let Some(quoted) = rest.strip_prefix('"') {
+                match quoted.find('"') {
+                    Some(end) if meta::plain_identifier(&quoted[..end]) => &quoted[..end],
+                    _ => return "t.*".into(),
+                }
+            } else if rest.starts_with("id")
+                && !rest[2..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            {
+                "id"
+            } else {
+                return "t.*".into();
+            };
+            if !columns.iter().any(|c| c == column) {
+                columns.push(column.to_string());
+            }
+        }
+    }
+    if columns.is_empty() {
+        return "t.id".into();
+    }
+    columns
+        .iter()
+        .map(|c| format!("t.\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn run_json(sql: &str, params: &[Param]) -> Option<RawJsonb> {
+    crate::data::cache::capture(sql, params);
+    // A call run on the cache without a probe: the statement re-checks it (crate::data::cache).
+    if let Some((sql, extra)) = crate::data::cache::wrap_check(sql, params.len() + 1) {
+        let params = [params, &extra[..]].concat();
+        let args = params::datums(&params);
+        let (json, ok) = Spi::connect(|c| {
+            let plan = crate::spi::plan_cached(c, &sql, &params::types(&params), false);
+            let t = spi(c.select(&*plan, Some(1), &args)).first();
+            let ok = spi(t.get::<bool>(2));
+            let json = crate::spi::first_jsonb(t);
+            let ok = ok.unwrap_or(json.is_some());
+            (json, ok)
+        });
+        crate::data::cache::checked(ok);
+        return json;
+    }
     let args = params::datums(params);
     Spi::connect(|c| {
         let plan = crate::spi::plan_cached(c, sql, &params::types(params), false);

@@ -203,7 +203,7 @@ RETURN (SELECT to_jsonb(s) - 'jwt_secret' - 'singleton'
           FROM api_gateway.settings s);
 
 -- `admin_update_settings(actor_uid, actor_client, changes)`: change some of default_limit,
--- max_limit, rate_limit, rate_limit_window, log_level, log_retention_days, token_lifetime_s,
+-- max_limit, rate_limit, rate_limit_window, rate_limit_algorithm, log_level, log_retention_days, token_lifetime_s,
 -- jwt_issuer. Returns admin_settings().
 CREATE FUNCTION api_gateway.admin_update_settings(actor_uid integer, actor_client text, changes jsonb)
 RETURNS jsonb
@@ -217,7 +217,7 @@ DECLARE
     issuer text;
 BEGIN
     PERFORM api_gateway._admin_unknown_keys(changes, ARRAY['default_limit', 'max_limit', 'rate_limit',
-        'rate_limit_window', 'log_level', 'log_retention_days', 'token_lifetime_s', 'jwt_issuer']);
+        'rate_limit_window', 'rate_limit_algorithm', 'log_level', 'log_retention_days', 'token_lifetime_s', 'jwt_issuer']);
     SELECT * INTO cur FROM api_gateway.settings FOR UPDATE;
     dl := coalesce(api_gateway._admin_int(changes, 'default_limit', 1, 10000), cur.default_limit);
     ml := coalesce(api_gateway._admin_int(changes, 'max_limit', 1, 100000), cur.max_limit);
@@ -234,6 +234,7 @@ BEGIN
         max_limit = ml,
         rate_limit = coalesce(api_gateway._admin_int(changes, 'rate_limit', 0, 1000000000), cur.rate_limit),
         rate_limit_window = coalesce(api_gateway._admin_word(changes, 'rate_limit_window', '{minute,hour,day}'), cur.rate_limit_window),
+        rate_limit_algorithm = coalesce(api_gateway._admin_word(changes, 'rate_limit_algorithm', '{sliding,fixed}'), cur.rate_limit_algorithm),
         log_level = coalesce(api_gateway._admin_word(changes, 'log_level', '{errors,metadata,payloads}'), cur.log_level),
         log_retention_days = coalesce(api_gateway._admin_int(changes, 'log_retention_days', 1, 3650), cur.log_retention_days),
         token_lifetime_s = coalesce(api_gateway._admin_int(changes, 'token_lifetime_s', 60, 2592000), cur.token_lifetime_s),
@@ -358,7 +359,7 @@ $$;
 
 -- `admin_save_profile(actor_uid, actor_client, profile)`: create or replace the profile of
 -- profile.user_id (an active Odoo user): rate_limit (null = the global one, 0 = unlimited),
--- rate_limit_window, allowed_ips, active, note. Returns the saved row.
+-- rate_limit_window, rate_limit_algorithm ('sliding' by default, or 'fixed'), allowed_ips, active, note. Returns the saved row.
 CREATE FUNCTION api_gateway.admin_save_profile(actor_uid integer, actor_client text, profile jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -370,7 +371,7 @@ DECLARE
     saved api_gateway.profile;
 BEGIN
     PERFORM api_gateway._admin_unknown_keys(profile, ARRAY['user_id', 'rate_limit', 'rate_limit_window',
-        'allowed_ips', 'active', 'note']);
+        'rate_limit_algorithm', 'allowed_ips', 'active', 'note']);
     uid := api_gateway._admin_int(profile, 'user_id', 1, 2147483647);
     IF uid IS NULL THEN
         RAISE EXCEPTION 'user_id is required: the Odoo user this profile applies to' USING ERRCODE = '22023', COLUMN = 'user_id';
@@ -383,16 +384,18 @@ BEGIN
     IF profile ? 'active' AND jsonb_typeof(profile -> 'active') <> 'boolean' THEN
         RAISE EXCEPTION 'active must be true or false' USING ERRCODE = '22023', COLUMN = 'active';
     END IF;
-    INSERT INTO api_gateway.profile AS p (user_id, rate_limit, rate_limit_window, allowed_ips, active, note)
+    INSERT INTO api_gateway.profile AS p (user_id, rate_limit, rate_limit_window, rate_limit_algorithm, allowed_ips, active, note)
     VALUES (uid,
             api_gateway._admin_int(profile, 'rate_limit', 0, 1000000000),
             coalesce(api_gateway._admin_word(profile, 'rate_limit_window', '{minute,hour,day}'), 'minute'),
+            coalesce(api_gateway._admin_word(profile, 'rate_limit_algorithm', '{sliding,fixed}'), 'sliding'),
             api_gateway._admin_cidrs(profile, 'allowed_ips'),
             coalesce((profile ->> 'active')::boolean, true),
             nullif(btrim(profile ->> 'note'), ''))
     ON CONFLICT (user_id) DO UPDATE SET
         rate_limit = EXCLUDED.rate_limit,
         rate_limit_window = EXCLUDED.rate_limit_window,
+        rate_limit_algorithm = EXCLUDED.rate_limit_algorithm,
         allowed_ips = EXCLUDED.allowed_ips,
         active = EXCLUDED.active,
         note = EXCLUDED.note
@@ -601,7 +604,7 @@ RETURN (SELECT coalesce(jsonb_agg(to_jsonb(a) || jsonb_build_object(
           FROM api_gateway.active_throttles a);
 
 -- `admin_reset_throttle(actor_uid, actor_client, subject)`: forget a subject's current window
--- (its next request starts a new one). False when it had none.
+-- (its next request starts a new one), in the table and in shared memory. False when it had none.
 CREATE FUNCTION api_gateway.admin_reset_throttle(actor_uid integer, actor_client text, subject text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -609,11 +612,14 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     hits integer;
+    shared_hits integer;
 BEGIN
+    shared_hits := api_gateway._forget_shared_counter(admin_reset_throttle.subject);
     DELETE FROM api_gateway.throttle t WHERE t.subject = admin_reset_throttle.subject RETURNING t.hits INTO hits;
-    IF NOT FOUND THEN
+    IF NOT FOUND AND shared_hits IS NULL THEN
         RETURN false;
     END IF;
+    hits := coalesce(hits, 0) + coalesce(shared_hits, 0);
     PERFORM api_gateway._audit(actor_uid, actor_client, 'throttle.reset', 'throttle:' || subject,
                                jsonb_build_object('hits', hits));
     RETURN true;
@@ -636,6 +642,7 @@ RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'fields', w.fields, 'domain', w.domain, 'timeout_ms', (extract(epoch FROM w.timeout) * 1000)::integer,
                    'active', w.active, 'disabled_reason', w.disabled_reason,
                    'created_at', w.created_at, 'updated_at', w.updated_at,
+                   'previous_secret_valid_until', CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret_expires_at END,
                    'jobs', (SELECT coalesce(jsonb_object_agg(j.state, j.n), '{}'::jsonb)
                               FROM (SELECT state, count(*) AS n FROM api_gateway.webhook_job
                                      WHERE webhook_id = w.id GROUP BY state) j))
@@ -759,9 +766,11 @@ BEGIN
 END;
 $$;
 
--- `admin_rotate_webhook_secret(actor_uid, actor_client, webhook_id)`: a new signing secret,
--- returned once (receivers must be given it; jobs sent from now on are signed with it).
-CREATE FUNCTION api_gateway.admin_rotate_webhook_secret(actor_uid integer, actor_client text, webhook_id integer)
+-- `admin_rotate_webhook_secret(actor_uid, actor_client, webhook_id, overlap)`: a new signing
+-- secret, returned once (receivers must be given it); the previous one stays valid for
+-- `overlap` (24 hours by default): until then deliveries carry both signatures.
+CREATE FUNCTION api_gateway.admin_rotate_webhook_secret(actor_uid integer, actor_client text, webhook_id integer,
+                                                        overlap interval DEFAULT '24 hours')
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -769,12 +778,12 @@ AS $$
 DECLARE
     new_secret text;
 BEGIN
-    -- NULL: the row's trigger generates one (whsec_ + 32 random bytes).
-    UPDATE api_gateway.webhook w SET secret = NULL WHERE w.id = webhook_id RETURNING w.secret INTO new_secret;
-    IF NOT FOUND THEN
+    new_secret := api_gateway.rotate_webhook_secret(webhook_id, overlap);
+    IF new_secret IS NULL THEN
         RAISE EXCEPTION 'no webhook %', webhook_id USING ERRCODE = '02000';
     END IF;
-    PERFORM api_gateway._audit(actor_uid, actor_client, 'webhook.rotate_secret', 'webhook:' || webhook_id, '{}');
+    PERFORM api_gateway._audit(actor_uid, actor_client, 'webhook.rotate_secret', 'webhook:' || webhook_id,
+                               jsonb_build_object('overlap_s', extract(epoch FROM overlap)));
     RETURN new_secret;
 END;
 $$;

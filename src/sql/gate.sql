@@ -7,6 +7,7 @@ CREATE TABLE api_gateway.profile (
     user_id           integer PRIMARY KEY CHECK (user_id > 0),
     rate_limit        integer CHECK (rate_limit >= 0),
     rate_limit_window text NOT NULL DEFAULT 'minute' CHECK (rate_limit_window IN ('minute', 'hour', 'day')),
+    rate_limit_algorithm text NOT NULL DEFAULT 'sliding' CHECK (rate_limit_algorithm IN ('sliding', 'fixed')),
     allowed_ips       cidr[],
     active            boolean NOT NULL DEFAULT true,
     note              text,
@@ -89,28 +90,24 @@ CREATE TABLE api_gateway.signing_key (
     valid_until timestamptz NOT NULL
 );
 
--- Rate-limit counters: one row per subject, overwritten when a new window starts, so the table
--- holds at most one row per active subject. UNLOGGED: no WAL on the hot path; after a crash the
+-- Rate-limit counters: one row per subject, overwritten as its window moves, so the table holds
+-- at most one row per active subject. UNLOGGED: no WAL on the hot path; after a crash the
 -- counters restart at zero (a fresh window), which errs on the side of letting requests through.
+-- The row is the table fallback of the counters (core::counter decides; with the library in
+-- shared_preload_libraries they live in shared memory, see _shared_counters()). A 'fixed' row
+-- is (window_start, hits); a 'sliding' row is (head, counts): sub-bucket indexes and the hits
+-- admitted in each, oldest first, with window_start + window_s when the newest one leaves and
+-- hits what was counted at the last hit. Rows written before 0.4.0 are fixed windows.
 CREATE UNLOGGED TABLE api_gateway.throttle (
     subject      text PRIMARY KEY,
     window_start timestamptz NOT NULL,
     window_s     integer NOT NULL,
     hits         integer NOT NULL,
-    max_requests integer NOT NULL
+    max_requests integer NOT NULL,
+    algorithm    text NOT NULL DEFAULT 'fixed',
+    head         bigint NOT NULL DEFAULT 0,
+    counts       integer[] NOT NULL DEFAULT '{}'
 );
-
-CREATE VIEW api_gateway.active_throttles AS
-SELECT subject,
-       hits AS count,
-       max_requests AS "limit",
-       greatest(max_requests - hits, 0) AS remaining,
-       hits > max_requests AS throttled,
-       window_start,
-       window_s,
-       window_start + make_interval(secs => window_s) AS resets_at
-  FROM api_gateway.throttle
- WHERE window_start + make_interval(secs => window_s) > now();
 
 -- The gate's epoch: a counter bumped in the same transaction as any change to the facts that
 -- `authenticate` keeps per backend (settings, profiles, clients, signing keys, token updates and

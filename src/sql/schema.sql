@@ -10,6 +10,7 @@ CREATE TABLE api_gateway.settings (
     rate_limit         integer NOT NULL DEFAULT 60 CHECK (rate_limit >= 0),
     rate_limit_window  text    NOT NULL DEFAULT 'minute'
                        CHECK (rate_limit_window IN ('minute', 'hour', 'day')),
+    rate_limit_algorithm text NOT NULL DEFAULT 'sliding' CHECK (rate_limit_algorithm IN ('sliding', 'fixed')),
     log_level          text    NOT NULL DEFAULT 'errors'
                        CHECK (log_level IN ('errors', 'metadata', 'payloads')),
     log_retention_days integer NOT NULL DEFAULT 30 CHECK (log_retention_days BETWEEN 1 AND 3650),

@@ -74,6 +74,10 @@ CREATE TABLE api_gateway.webhook (
     disabled_reason text,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
+    -- The secret before the last rotation: deliveries are signed with it too until
+    -- previous_secret_expires_at (set by the rotation; never set previous_secret by hand).
+    previous_secret text,
+    previous_secret_expires_at timestamptz,
     CHECK (on_create OR on_write OR on_unlink)
 );
 ALTER SEQUENCE api_gateway.webhook_id_seq OWNED BY api_gateway.webhook.id;
@@ -110,7 +114,11 @@ CREATE TABLE api_gateway.webhook_job (
     -- When the change was captured (the payload's timestamp).
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
-    delivered_at    timestamptz
+    delivered_at    timestamptz,
+    -- The database session of the worker that leased the job (pid and start time, so that a
+    -- reused pid does not count): when it is gone, the job is claimable at once.
+    leased_pid      integer,
+    leased_backend_start timestamptz
 );
 ALTER SEQUENCE api_gateway.webhook_job_id_seq OWNED BY api_gateway.webhook_job.id;
 COMMENT ON TABLE api_gateway.webhook_job IS
@@ -118,6 +126,13 @@ COMMENT ON TABLE api_gateway.webhook_job IS
 -- What workers claim: due jobs of one webhook, oldest first.
 CREATE INDEX webhook_job_due_idx ON api_gateway.webhook_job (webhook_id, next_attempt_at)
     WHERE state IN ('pending', 'failed');
+-- One record's undelivered events of one webhook, in order: what capture merges into (the
+-- pending event of the same transaction) and what holds later events of the record back.
+CREATE INDEX webhook_job_record_idx ON api_gateway.webhook_job (webhook_id, record_id, id)
+    WHERE state IN ('pending', 'failed');
+-- Leased jobs (few: those in flight), checked for workers whose session ended.
+CREATE INDEX webhook_job_leased_idx ON api_gateway.webhook_job (leased_pid)
+    WHERE leased_pid IS NOT NULL AND state IN ('pending', 'failed');
 -- What purge_webhook_jobs() removes.
 CREATE INDEX webhook_job_done_idx ON api_gateway.webhook_job (updated_at)
     WHERE state IN ('delivered', 'dead');
@@ -178,27 +193,38 @@ SELECT pg_catalog.pg_extension_config_dump('api_gateway.webhook_job_id_seq', '')
 
 -- The capture trigger function, shared by every watched table: AFTER ... FOR EACH STATEMENT
 -- with transition tables (agw_new, agw_old), so a statement touching 10,000 rows is one call
--- and one set-based INSERT per webhook. Rows are serialised by _webhook_row_json and
+-- and one set-based statement per webhook. Rows are serialised by _webhook_row_json and
 -- _webhook_write_json (Rust: column numbers in, JSON text out, no jsonb tree), which also
 -- compares old and new rows for writes; a column dropped later is skipped, never an error.
 -- The domain condition was compiled and tried when the webhook was saved.
 --
--- Waking the workers: pg_notify is delivered at commit, and not at all on rollback. But
--- PostgreSQL serialises the commits of notifying transactions (a global lock held through
--- the WAL flush), which would stop group commit for every writer of a watched table. So a
--- worker that is awake (claiming, or with deliveries in flight) holds the advisory lock
--- (1634170728, 1) on its LISTEN connection, and capture notifies only when it can take that
--- lock in share mode, i.e. when no worker is awake. The lock goes with the connection if the
--- worker dies.
+-- One event per record, per webhook, per transaction. The first statement of a transaction
+-- that queues anything inserts its events and marks the transaction (_webhook_mark_queued: the
+-- backend remembers its transaction id; a savepoint rolled back after it only costs a lookup
+-- that finds nothing). In a marked transaction, UPDATE and
+-- DELETE merge into the pending event the same transaction already queued for the record
+-- (found by webhook_job_record_idx, and written by this transaction: _webhook_own(xmin)):
+-- create + write: the create, with the record as it is now (any UPDATE refreshes it, even one
+-- changing no watched field); write + write: one write whose changed/previous cover both
+-- (_webhook_merge; nothing left changed: no event); create + unlink: no event; write +
+-- unlink: the unlink. A webhook merges into its pending event even for an event it does not
+-- send and a record its domain no longer matches (a create-only webhook's create still gets
+-- the values Odoo's flush writes right after the INSERT); that is why _webhook_sync installs
+-- the UPDATE trigger for create-only webhooks and the DELETE trigger for every webhook.
+-- INSERT never merges: a record inserted again after its unlink in the same transaction (raw
+-- SQL reusing an id) gets a create after the unlink.
+--
+-- No NOTIFY: PostgreSQL serialises the commits of notifying transactions (a global lock held
+-- through the WAL flush), which would cost every writer of a watched table its group commit.
+-- Idle workers poll (webhook_next_due) instead.
 --
 -- SECURITY DEFINER: Odoo's role has no right on the api_gateway schema; `public` (after
 -- pg_catalog) is on the path for the Odoo tables a compiled domain names, as for the data
--- functions. Webhooks without a domain are served by one static statement per event (planned
--- once per backend, lookup and insert together); webhooks with one by an EXECUTE each, with
--- the domain's condition spliced in (it was generated by _webhook_condition, its values are
--- quoted literals; `t` is the row it is about: the new row, or the old one for unlink). The
--- trigger has the argument 'filtered' only when such webhooks exist, so the common case runs
--- no loop at all.
+-- functions. Webhooks without a domain are served by static statements (planned once per
+-- backend); webhooks with one by an EXECUTE each, with the domain's condition spliced in (it
+-- was generated by _webhook_condition, its values are quoted literals; `t` is the row it is
+-- about: the new row, or the old one for unlink). The trigger has the argument 'filtered' only
+-- when such webhooks exist, so the common case runs no loop at all.
 CREATE FUNCTION api_gateway._webhook_capture() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
@@ -206,17 +232,19 @@ AS $$
 DECLARE
     _w record;
     _ts timestamptz := clock_timestamp();
-    _n bigint;
+    -- Whether this transaction queued an event already (else there is nothing to merge into).
+    _queued boolean := api_gateway._webhook_queued();
+    _n bigint := 0;
     _total bigint := 0;
 BEGIN
-    -- Webhooks without a domain: one statement for all of them (lookup and insert together).
     IF TG_OP = 'INSERT' THEN
         INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
         SELECT gen_random_uuid(), w.id, 'create', t.id, api_gateway._webhook_row_json(t, w.payload_attnums), _ts
           FROM (SELECT h.id, h.payload_attnums FROM api_gateway.webhook h
                  WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.on_create AND h.condition IS NULL) w
          CROSS JOIN agw_new t;
-    ELSIF TG_OP = 'UPDATE' THEN
+        GET DIAGNOSTICS _total = ROW_COUNT;
+    ELSIF TG_OP = 'UPDATE' AND NOT _queued THEN
         INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
         SELECT gen_random_uuid(), c.wid, 'write', c.id, c.d, _ts
           FROM (SELECT w.id AS wid, t.id, api_gateway._webhook_write_json(t, o, w.payload_attnums, w.watched_attnums) AS d
@@ -225,21 +253,66 @@ BEGIN
                  CROSS JOIN agw_new t
                   JOIN agw_old o ON o.id = t.id) c
          WHERE c.d IS NOT NULL;
-    ELSE
+        GET DIAGNOSTICS _total = ROW_COUNT;
+    ELSIF TG_OP = 'UPDATE' THEN
+        MERGE INTO api_gateway.webhook_job j
+        USING (SELECT s.wid, s.id, s.d, s.wants, p.id AS pid,
+                      CASE WHEN p.id IS NOT NULL THEN
+                           api_gateway._webhook_merge(p.action, p.data, s.d,
+                               CASE WHEN s.d IS NULL THEN api_gateway._webhook_row_json(s.t, s.attnums) END, TG_RELID)
+                      END AS m
+                 FROM (SELECT w.id AS wid, w.on_write AS wants, w.payload_attnums AS attnums, t.id, t,
+                              CASE WHEN w.on_write THEN api_gateway._webhook_write_json(t, o, w.payload_attnums, w.watched_attnums) END AS d
+                         FROM (SELECT h.id, h.on_write, h.payload_attnums, h.watched_attnums FROM api_gateway.webhook h
+                                WHERE h.table_name = TG_TABLE_NAME AND h.active AND (h.on_write OR h.on_create)
+                                  AND h.condition IS NULL) w
+                        CROSS JOIN agw_new t
+                         JOIN agw_old o ON o.id = t.id) s
+                 LEFT JOIN LATERAL (
+                      SELECT q.id, q.action, q.data FROM api_gateway.webhook_job q
+                       WHERE q.webhook_id = s.wid AND q.record_id = s.id AND q.state IN ('pending', 'failed')
+                         AND q.action <> 'unlink' AND api_gateway._webhook_own(q.xmin)
+                       ORDER BY q.id DESC LIMIT 1) p ON true) x
+           ON j.id = x.pid
+        WHEN MATCHED AND x.m IS NULL THEN DELETE
+        WHEN MATCHED THEN UPDATE SET data = x.m, created_at = _ts, updated_at = now()
+        WHEN NOT MATCHED AND x.d IS NOT NULL THEN
+            INSERT (event_id, webhook_id, action, record_id, data, created_at)
+            VALUES (gen_random_uuid(), x.wid, 'write', x.id, x.d, _ts);
+    ELSIF NOT _queued THEN
         INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
         SELECT gen_random_uuid(), w.id, 'unlink', t.id, NULL, _ts
           FROM (SELECT h.id FROM api_gateway.webhook h
                  WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.on_unlink AND h.condition IS NULL) w
          CROSS JOIN agw_old t;
+        GET DIAGNOSTICS _total = ROW_COUNT;
+    ELSE
+        MERGE INTO api_gateway.webhook_job j
+        USING (SELECT w.id AS wid, w.on_unlink AS wants, t.id, p.id AS pid, p.action AS pact
+                 FROM (SELECT h.id, h.on_unlink FROM api_gateway.webhook h
+                        WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.condition IS NULL) w
+                CROSS JOIN agw_old t
+                 LEFT JOIN LATERAL (
+                      SELECT q.id, q.action FROM api_gateway.webhook_job q
+                       WHERE q.webhook_id = w.id AND q.record_id = t.id AND q.state IN ('pending', 'failed')
+                         AND q.action <> 'unlink' AND api_gateway._webhook_own(q.xmin)
+                       ORDER BY q.id DESC LIMIT 1) p ON true) x
+           ON j.id = x.pid
+        WHEN MATCHED AND x.pact = 'create' THEN DELETE
+        WHEN MATCHED AND x.wants THEN UPDATE SET action = 'unlink', data = NULL, created_at = _ts, updated_at = now()
+        WHEN NOT MATCHED AND x.wants THEN
+            INSERT (event_id, webhook_id, action, record_id, data, created_at)
+            VALUES (gen_random_uuid(), x.wid, 'unlink', x.id, NULL, _ts);
     END IF;
-    GET DIAGNOSTICS _total = ROW_COUNT;
     -- Webhooks with a domain (the trigger's argument says there are some): one EXECUTE each.
     IF TG_NARGS > 0 THEN
         FOR _w IN
-            SELECT h.id, h.payload_attnums, h.watched_attnums, h.condition
+            SELECT h.id, h.payload_attnums, h.watched_attnums, h.condition, h.on_create, h.on_write, h.on_unlink
               FROM api_gateway.webhook h
              WHERE h.table_name = TG_TABLE_NAME AND h.active AND h.condition IS NOT NULL
-               AND CASE TG_OP WHEN 'INSERT' THEN h.on_create WHEN 'UPDATE' THEN h.on_write ELSE h.on_unlink END
+               AND CASE TG_OP WHEN 'INSERT' THEN h.on_create
+                              WHEN 'UPDATE' THEN h.on_write OR (h.on_create AND _queued)
+                              ELSE h.on_unlink OR _queued END
         LOOP
             IF TG_OP = 'INSERT' THEN
                 EXECUTE format(
@@ -247,7 +320,7 @@ BEGIN
                      SELECT gen_random_uuid(), $1, ''create'', t.id, api_gateway._webhook_row_json(t, $2), $3
                        FROM agw_new t WHERE %s', _w.condition)
                   USING _w.id, _w.payload_attnums, _ts;
-            ELSIF TG_OP = 'UPDATE' THEN
+            ELSIF TG_OP = 'UPDATE' AND NOT _queued THEN
                 EXECUTE format(
                     'INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
                      SELECT gen_random_uuid(), $1, ''write'', c.id, c.d, $3
@@ -255,22 +328,65 @@ BEGIN
                                FROM agw_new t JOIN agw_old o ON o.id = t.id WHERE %s) c
                       WHERE c.d IS NOT NULL', _w.condition)
                   USING _w.id, _w.payload_attnums, _ts, _w.watched_attnums;
-            ELSE
+            ELSIF TG_OP = 'UPDATE' THEN
+                -- Rows the domain matches now, and rows with a pending event of this transaction.
+                EXECUTE format(
+                    'MERGE INTO api_gateway.webhook_job j
+                     USING (SELECT s.id, s.d, s.hit, p.id AS pid,
+                                   CASE WHEN p.id IS NOT NULL THEN
+                                        api_gateway._webhook_merge(p.action, p.data, s.d,
+                                            CASE WHEN s.d IS NULL THEN api_gateway._webhook_row_json(s.t, $2) END, $5)
+                                   END AS m
+                              FROM (SELECT t.id, t, h.hit,
+                                           CASE WHEN $6 AND h.hit THEN api_gateway._webhook_write_json(t, o, $2, $4) END AS d
+                                      FROM agw_new t JOIN agw_old o ON o.id = t.id
+                                     CROSS JOIN LATERAL (SELECT coalesce(%s, false) AS hit) h) s
+                              LEFT JOIN LATERAL (
+                                   SELECT q.id, q.action, q.data FROM api_gateway.webhook_job q
+                                    WHERE q.webhook_id = $1 AND q.record_id = s.id AND q.state IN (''pending'', ''failed'')
+                                      AND q.action <> ''unlink'' AND api_gateway._webhook_own(q.xmin)
+                                    ORDER BY q.id DESC LIMIT 1) p ON true
+                             WHERE s.hit OR p.id IS NOT NULL) x
+                        ON j.id = x.pid
+                     WHEN MATCHED AND x.m IS NULL THEN DELETE
+                     WHEN MATCHED THEN UPDATE SET data = x.m, created_at = $3, updated_at = now()
+                     WHEN NOT MATCHED AND x.d IS NOT NULL THEN
+                         INSERT (event_id, webhook_id, action, record_id, data, created_at)
+                         VALUES (gen_random_uuid(), $1, ''write'', x.id, x.d, $3)', _w.condition)
+                  USING _w.id, _w.payload_attnums, _ts, _w.watched_attnums, TG_RELID, _w.on_write;
+            ELSIF NOT _queued THEN
                 EXECUTE format(
                     'INSERT INTO api_gateway.webhook_job (event_id, webhook_id, action, record_id, data, created_at)
                      SELECT gen_random_uuid(), $1, ''unlink'', t.id, NULL, $2
                        FROM agw_old t WHERE %s', _w.condition)
                   USING _w.id, _ts;
+            ELSE
+                EXECUTE format(
+                    'MERGE INTO api_gateway.webhook_job j
+                     USING (SELECT t.id, h.hit, p.id AS pid, p.action AS pact
+                              FROM agw_old t
+                             CROSS JOIN LATERAL (SELECT coalesce(%s, false) AS hit) h
+                              LEFT JOIN LATERAL (
+                                   SELECT q.id, q.action FROM api_gateway.webhook_job q
+                                    WHERE q.webhook_id = $1 AND q.record_id = t.id AND q.state IN (''pending'', ''failed'')
+                                      AND q.action <> ''unlink'' AND api_gateway._webhook_own(q.xmin)
+                                    ORDER BY q.id DESC LIMIT 1) p ON true
+                             WHERE h.hit OR p.id IS NOT NULL) x
+                        ON j.id = x.pid
+                     WHEN MATCHED AND x.pact = ''create'' THEN DELETE
+                     WHEN MATCHED AND $3 THEN UPDATE SET action = ''unlink'', data = NULL, created_at = $2, updated_at = now()
+                     WHEN NOT MATCHED AND $3 AND x.hit THEN
+                         INSERT (event_id, webhook_id, action, record_id, data, created_at)
+                         VALUES (gen_random_uuid(), $1, ''unlink'', x.id, NULL, $2)', _w.condition)
+                  USING _w.id, _ts, _w.on_unlink;
             END IF;
             GET DIAGNOSTICS _n = ROW_COUNT;
             _total := _total + _n;
         END LOOP;
     END IF;
-    IF _total > 0 AND pg_try_advisory_lock_shared(1634170728, 1) THEN
-        -- No worker is awake: wake one at commit (a transaction's identical notifications
-        -- are folded into one).
-        PERFORM pg_advisory_unlock_shared(1634170728, 1);
-        PERFORM pg_notify('api_gateway_webhook', '');
+    IF _total > 0 AND NOT _queued THEN
+        -- Later statements of this transaction merge into what this one queued.
+        PERFORM api_gateway._webhook_mark_queued();
     END IF;
     RETURN NULL;
 END;
@@ -313,7 +429,9 @@ BEGIN
         SELECT count(*) > 0, coalesce(bool_or(h.condition IS NOT NULL), false) INTO want, filtered
           FROM api_gateway.webhook h
          WHERE h.table_name = tbl AND h.active
-           AND CASE ev.op WHEN 'INSERT' THEN h.on_create WHEN 'UPDATE' THEN h.on_write ELSE h.on_unlink END;
+           -- UPDATE and DELETE also merge into the events of creates (and writes) of the
+           -- same transaction (see _webhook_capture).
+           AND CASE ev.op WHEN 'INSERT' THEN h.on_create WHEN 'UPDATE' THEN h.on_create OR h.on_write ELSE true END;
         args := CASE WHEN filtered THEN '''filtered''' ELSE '' END;
         -- What is installed: NULL (nothing), or its argument as in `args`.
         have := NULL;
@@ -349,6 +467,7 @@ AS $$
 DECLARE
     k text;
     v jsonb;
+    port text;
     recompile boolean;
 BEGIN
     NEW.name := btrim(NEW.name);
@@ -359,27 +478,59 @@ BEGIN
         NEW.secret := api_gateway._new_webhook_secret();
     ELSIF NOT api_gateway._webhook_secret_valid(NEW.secret) THEN
         RAISE EXCEPTION 'invalid webhook secret: expected whsec_ followed by the base64 of 24 to 64 random bytes'
-            USING ERRCODE = '22023', HINT = 'leave secret NULL to have one generated';
+            USING ERRCODE = '22023', COLUMN = 'secret', HINT = 'leave secret NULL to have one generated';
+    END IF;
+    -- Rotation: the previous secret stays valid (deliveries carry both signatures) until
+    -- previous_secret_expires_at: 24 hours unless the same UPDATE sets it (rotate_webhook_secret
+    -- does). previous_secret itself is never taken from the statement.
+    IF TG_OP = 'INSERT' THEN
+        NEW.previous_secret := NULL;
+        NEW.previous_secret_expires_at := NULL;
+    ELSIF NEW.secret IS DISTINCT FROM OLD.secret THEN
+        NEW.previous_secret := OLD.secret;
+        IF NEW.previous_secret_expires_at IS NOT DISTINCT FROM OLD.previous_secret_expires_at THEN
+            NEW.previous_secret_expires_at := now() + interval '24 hours';
+        END IF;
+    ELSE
+        NEW.previous_secret := OLD.previous_secret;
+    END IF;
+    IF NEW.previous_secret IS NULL OR NEW.previous_secret_expires_at IS NULL OR NEW.previous_secret_expires_at <= now() THEN
+        NEW.previous_secret := NULL;
+        NEW.previous_secret_expires_at := NULL;
     END IF;
     IF length(NEW.url) > 2048 OR NEW.url !~* '^https?://[^\s/?#@]+([/?#]\S*)?$' THEN
         RAISE EXCEPTION 'invalid webhook url: expected http(s)://host[:port][/path], without credentials or spaces'
-            USING ERRCODE = '22023', HINT = 'put credentials in headers, e.g. {"Authorization": "Bearer ..."}';
+            USING ERRCODE = '22023', COLUMN = 'url', HINT = 'put credentials in headers, e.g. {"Authorization": "Bearer ..."}';
+    END IF;
+    -- The port, when given: digits, 1 to 65535 (an IPv6 literal's colons are inside brackets).
+    port := substring(NEW.url from '^[A-Za-z]+://(?:\[[^]]*\]|[^:/?#\[]*)(:[^/?#]*)?');
+    IF port IS NOT NULL AND (CASE WHEN port ~ '^:[0-9]{1,5}$' THEN substr(port, 2)::integer NOT BETWEEN 1 AND 65535 ELSE true END) THEN
+        RAISE EXCEPTION 'invalid webhook url: port "%" is not a number from 1 to 65535', left(substr(port, 2), 20)
+            USING ERRCODE = '22023', COLUMN = 'url';
     END IF;
     IF jsonb_typeof(NEW.headers) <> 'object' THEN
         RAISE EXCEPTION 'invalid webhook headers: expected a JSON object of header names to string values'
-            USING ERRCODE = '22023';
+            USING ERRCODE = '22023', COLUMN = 'headers';
     END IF;
     FOR k, v IN SELECT * FROM jsonb_each(NEW.headers) LOOP
         IF k !~ '^[!#$%&''*+.^_`|~0-9A-Za-z-]{1,100}$' THEN
-            RAISE EXCEPTION 'invalid webhook header name "%"', left(k, 100) USING ERRCODE = '22023';
+            RAISE EXCEPTION 'invalid webhook header name "%"', left(k, 100) USING ERRCODE = '22023', COLUMN = 'headers';
         END IF;
-        IF lower(k) IN ('webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type',
-                        'content-length', 'host', 'transfer-encoding', 'connection') THEN
-            RAISE EXCEPTION 'webhook header "%" is set by the gateway and cannot be configured', k USING ERRCODE = '22023';
+        IF lower(k) IN ('webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type') THEN
+            RAISE EXCEPTION 'webhook header "%" is set by the gateway and cannot be configured', k
+                USING ERRCODE = '22023', COLUMN = 'headers';
+        END IF;
+        -- Hop-by-hop and framing headers (RFC 9110 sections 7.6.1, 7.2, 8.6, 10.1.1, 11.7.2;
+        -- RFC 9112 section 6.1): the HTTP client sets or refuses them; configured, they would
+        -- break or smuggle the request.
+        IF lower(k) IN ('connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer',
+                        'upgrade', 'expect', 'proxy-authorization', 'proxy-authenticate', 'host', 'content-length') THEN
+            RAISE EXCEPTION 'webhook header "%" is a hop-by-hop or framing header and cannot be configured', k
+                USING ERRCODE = '22023', COLUMN = 'headers';
         END IF;
         IF jsonb_typeof(v) <> 'string' OR (v #>> '{}') ~ '[\r\n\x01-\x08\x0b\x0c\x0e-\x1f\x7f]' OR length(v #>> '{}') > 8192 THEN
             RAISE EXCEPTION 'invalid value for webhook header "%": expected a string without control characters', k
-                USING ERRCODE = '22023';
+                USING ERRCODE = '22023', COLUMN = 'headers';
         END IF;
     END LOOP;
     IF TG_OP = 'UPDATE' THEN
@@ -565,6 +716,33 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 RETURN (SELECT w.secret FROM api_gateway.webhook w WHERE w.id = webhook_id);
 
+-- `rotate_webhook_secret(webhook_id, overlap)`: a new signing secret (returned); the current
+-- one stays valid for `overlap` (24 hours by default; 0 ends it at once): until then every
+-- delivery carries both signatures, `v1,<new> v1,<old>`, so receivers can switch to the new
+-- secret without losing an event. NULL when there is no such webhook.
+CREATE FUNCTION api_gateway.rotate_webhook_secret(webhook_id integer, overlap interval DEFAULT '24 hours')
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_secret text;
+BEGIN
+    IF overlap IS NULL OR overlap < interval '0' OR overlap > interval '30 days' THEN
+        RAISE EXCEPTION 'invalid overlap %: expected an interval from 0 to 30 days', overlap
+            USING ERRCODE = '22023', COLUMN = 'overlap';
+    END IF;
+    -- NULL: the row's trigger generates the new secret and keeps the old one as previous;
+    -- then the overlap (an end at or before now drops the previous secret).
+    UPDATE api_gateway.webhook w SET secret = NULL
+     WHERE w.id = rotate_webhook_secret.webhook_id
+    RETURNING w.secret INTO new_secret;
+    UPDATE api_gateway.webhook w SET previous_secret_expires_at = now() + overlap
+     WHERE w.id = rotate_webhook_secret.webhook_id;
+    RETURN new_secret;
+END;
+$$;
+
 -- `replay_webhook_job(job_id)`: deliver a dead, delivered or failed job again now, with the
 -- same event id (receivers de-duplicate on webhook-id). False when there is no such job or it
 -- is still pending.
@@ -616,41 +794,74 @@ $$;
 -- `webhook_claim(worker, slots, slot_ids, slot_counts)`: lease due jobs of active webhooks,
 -- at most `slots` per webhook (or the count given for it in slot_ids/slot_counts: the worker's
 -- free capacity per endpoint). FOR UPDATE SKIP LOCKED: concurrent workers never get the same
--- job. Each claim counts an attempt and moves next_attempt_at to the end of the lease.
+-- job. Each claim counts an attempt, moves next_attempt_at to the end of the lease and records
+-- the claiming session (pid and start time).
+--
+-- Per record, in order: a job is not claimed while an older job of the same webhook and record
+-- is pending or failed (being delivered, or waiting for its retry); other records go on. A
+-- dead job no longer holds the record's later jobs back.
+--
+-- No wait after a crash: first, jobs leased by a session that no longer exists (the worker
+-- was killed, or lost its connection) become claimable at once, whatever their lease says.
+-- The lease time stays the bound for a worker that is alive but stuck.
+--
+-- `previous_secret`: the secret before the last rotation while its overlap lasts (deliveries
+-- are signed with both), else NULL.
 CREATE FUNCTION api_gateway.webhook_claim(
     worker text, slots integer, slot_ids integer[] DEFAULT '{}', slot_counts integer[] DEFAULT '{}')
 RETURNS TABLE (job_id bigint, event_id uuid, webhook_id integer, attempt integer, url text,
-               headers jsonb, secret text, timeout_ms integer, payload text, created_at timestamptz)
+               headers jsonb, secret text, timeout_ms integer, payload text, created_at timestamptz,
+               previous_secret text)
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+    WITH orphan AS (
+        SELECT j.id FROM api_gateway.webhook_job j
+         WHERE j.leased_pid IS NOT NULL AND j.state IN ('pending', 'failed') AND j.next_attempt_at > now()
+           AND NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(j.leased_pid) a
+                            WHERE a.backend_start IS NOT DISTINCT FROM j.leased_backend_start)
+           FOR UPDATE SKIP LOCKED)
+    UPDATE api_gateway.webhook_job j
+       SET next_attempt_at = now(), leased_by = NULL, leased_pid = NULL, leased_backend_start = NULL,
+           updated_at = now()
+      FROM orphan o
+     WHERE j.id = o.id;
     WITH margin AS (SELECT s.lease_margin FROM api_gateway.webhook_settings s),
     w AS (
         SELECT h.id, h.model, h.payload_fields, h.url, h.headers, h.secret, h.timeout,
+               CASE WHEN h.previous_secret_expires_at > now() THEN h.previous_secret END AS previous_secret,
                greatest(coalesce(f.n, slots), 0) AS n
           FROM api_gateway.webhook h
           LEFT JOIN unnest(slot_ids, slot_counts) AS f(id, n) ON f.id = h.id
          WHERE h.active),
     c AS (
-        SELECT j.id, w.model, w.payload_fields, w.url, w.headers, w.secret, w.timeout
+        SELECT j.id, w.model, w.payload_fields, w.url, w.headers, w.secret, w.timeout, w.previous_secret
           FROM w CROSS JOIN LATERAL (
                SELECT q.id FROM api_gateway.webhook_job q
                 WHERE q.webhook_id = w.id AND q.state IN ('pending', 'failed') AND q.next_attempt_at <= now()
+                  AND NOT EXISTS (SELECT 1 FROM api_gateway.webhook_job o
+                                   WHERE o.webhook_id = q.webhook_id AND o.record_id = q.record_id
+                                     AND o.state IN ('pending', 'failed') AND o.id < q.id)
                 ORDER BY q.next_attempt_at
                 LIMIT w.n
                   FOR UPDATE SKIP LOCKED) j
-         WHERE w.n > 0)
+         WHERE w.n > 0),
+    me AS (SELECT a.pid, a.backend_start FROM pg_stat_get_activity(pg_backend_pid()) a)
     UPDATE api_gateway.webhook_job j
        SET attempts = j.attempts + 1,
            next_attempt_at = now() + c.timeout + coalesce((SELECT lease_margin FROM margin), interval '30 seconds'),
            leased_by = worker,
+           leased_pid = (SELECT me.pid FROM me),
+           leased_backend_start = (SELECT me.backend_start FROM me),
            updated_at = now()
       FROM c
-     WHERE j.id = c.id
+     -- (the array makes the planner fetch the few claimed rows by primary key, whatever it
+     -- estimates for LIMIT w.n, instead of scanning the whole outbox)
+     WHERE j.id = c.id AND j.id = ANY (ARRAY(SELECT c2.id FROM c c2))
     RETURNING j.id, j.event_id, j.webhook_id, j.attempts, c.url, c.headers, c.secret,
               (extract(epoch FROM c.timeout) * 1000)::integer,
               api_gateway._webhook_payload(j.event_id, j.created_at, j.action, c.model, j.record_id, j.data, c.payload_fields)::text,
-              j.created_at;
+              j.created_at, c.previous_secret;
 $$;
 
 -- `webhook_complete(job_ids, attempts, outcomes, statuses, errors, delays_s)`: record what
@@ -677,6 +888,8 @@ BEGIN
                                   THEN now() + make_interval(secs => greatest(coalesce(r.delay, 0), 0))
                                   ELSE j.next_attempt_at END,
            leased_by = NULL,
+           leased_pid = NULL,
+           leased_backend_start = NULL,
            last_status = r.status,
            last_error = left(r.error, 2000),
            delivered_at = CASE WHEN r.outcome = 'delivered' THEN now() END,
@@ -694,15 +907,25 @@ BEGIN
 END;
 $$;
 
--- `webhook_next_due()`: when the earliest waiting job of an active webhook becomes due (NULL
--- when none waits), so that an idle worker sleeps exactly until then.
+-- `webhook_next_due()`: when the earliest waiting job of an active webhook that is not held
+-- back by an older job of its record becomes due (now when a job's lease belongs to a session
+-- that ended; NULL when none waits), so that an idle worker sleeps exactly until then.
 CREATE FUNCTION api_gateway.webhook_next_due() RETURNS timestamptz
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT min(d.t) FROM api_gateway.webhook h
-     CROSS JOIN LATERAL (SELECT q.next_attempt_at AS t FROM api_gateway.webhook_job q
-                          WHERE q.webhook_id = h.id AND q.state IN ('pending', 'failed')
-                          ORDER BY q.next_attempt_at LIMIT 1) d
-     WHERE h.active;
+    SELECT least(
+        (SELECT min(d.t) FROM api_gateway.webhook h
+          CROSS JOIN LATERAL (SELECT q.next_attempt_at AS t FROM api_gateway.webhook_job q
+                               WHERE q.webhook_id = h.id AND q.state IN ('pending', 'failed')
+                                 AND NOT EXISTS (SELECT 1 FROM api_gateway.webhook_job o
+                                                  WHERE o.webhook_id = q.webhook_id AND o.record_id = q.record_id
+                                                    AND o.state IN ('pending', 'failed') AND o.id < q.id)
+                               ORDER BY q.next_attempt_at LIMIT 1) d
+          WHERE h.active),
+        (SELECT now() WHERE EXISTS (
+             SELECT 1 FROM api_gateway.webhook_job j
+              WHERE j.leased_pid IS NOT NULL AND j.state IN ('pending', 'failed') AND j.next_attempt_at > now()
+                AND NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(j.leased_pid) a
+                                 WHERE a.backend_start IS NOT DISTINCT FROM j.leased_backend_start))));
 $$;

@@ -25,10 +25,11 @@ standardwebhooks = pytest.importorskip("standardwebhooks")
 ROOT = Path(__file__).resolve().parents[2]
 DB = os.environ.get("AGW_TEST_DB", "agw_test_mini")
 HOST = os.environ.get("PGHOST", "/var/run/postgresql")
+PORT = os.environ.get("PGPORT", "5432")
 
 
 def database_url():
-    return f"postgresql:///{DB}?host={HOST}"
+    return f"postgresql:///{DB}?host={HOST}&port={PORT}"
 
 
 def worker_command():
@@ -155,3 +156,68 @@ def test_deliveries_verify_with_the_standardwebhooks_package(admin):
         admin.execute("DELETE FROM api_gateway.webhook WHERE id = %s", (webhook_id,))
         admin.execute("DELETE FROM res_partner_category WHERE name->>'en_US' = %s", (tag,))
         admin.execute("UPDATE api_gateway.webhook_settings SET allow_private_targets = %s", (old,))
+
+
+def test_a_rotated_secret_verifies_with_the_old_and_the_new_secret_during_the_overlap(admin):
+    """Standard Webhooks key rotation: while the overlap lasts every delivery carries
+    `v1,<new> v1,<old>`, and a receiver still on the old secret verifies it as well as one
+    already on the new secret; after an overlap of 0 only the newest secret verifies."""
+    command = worker_command()
+    if command is None:
+        pytest.skip("no webhook worker binary (build the webhook_worker example or wire `api-gateway worker`)")
+    tag = f"py-wh-rot-{os.getpid()}-{int(time.time())}"
+    receiver = Receiver()
+    old_private = admin.execute("SELECT allow_private_targets FROM api_gateway.webhook_settings").fetchone()[0]
+    admin.execute("UPDATE api_gateway.webhook_settings SET allow_private_targets = true")
+    webhook_id = admin.execute(
+        "INSERT INTO api_gateway.webhook (name, model, url, fields) "
+        "VALUES (%s, 'res.partner.category', %s, '{name,color}') RETURNING id",
+        (tag, receiver.url),
+    ).fetchone()[0]
+    first = admin.execute("SELECT api_gateway.webhook_secret(%s)", (webhook_id,)).fetchone()[0]
+    second = admin.execute("SELECT api_gateway.rotate_webhook_secret(%s)", (webhook_id,)).fetchone()[0]
+    assert second != first
+    env = dict(os.environ, DATABASE_URL=database_url(), WEBHOOK_SWEEP_S="1", RUST_LOG="warn")
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        admin.execute(
+            "INSERT INTO res_partner_category (name, color, active) VALUES (jsonb_build_object('en_US', %s::text), 1, true)",
+            (tag,),
+        )
+        headers, body = receiver.wait(1)[0]
+        lower = {k.lower(): v for k, v in headers.items()}
+        signatures = lower["webhook-signature"].split(" ")
+        assert len(signatures) == 2 and all(x.startswith("v1,") for x in signatures)
+        for secret in (first, second):  # a receiver on either secret accepts it
+            assert standardwebhooks.Webhook(secret).verify(body, lower) == json.loads(body)
+        # Each signature is the one of its secret (new first), not two copies.
+        for secret, signature in ((second, signatures[0]), (first, signatures[1])):
+            alone = dict(lower, **{"webhook-signature": signature})
+            standardwebhooks.Webhook(secret).verify(body, alone)
+        with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
+            standardwebhooks.Webhook("whsec_" + "A" * 43 + "=").verify(body, lower)
+
+        third = admin.execute(
+            "SELECT api_gateway.rotate_webhook_secret(%s, interval '0')", (webhook_id,)
+        ).fetchone()[0]
+        admin.execute(
+            "INSERT INTO res_partner_category (name, color, active) VALUES (jsonb_build_object('en_US', %s::text), 2, true)",
+            (tag,),
+        )
+        headers, body = receiver.wait(2)[1]
+        lower = {k.lower(): v for k, v in headers.items()}
+        assert len(lower["webhook-signature"].split(" ")) == 1
+        assert standardwebhooks.Webhook(third).verify(body, lower)["record"]["color"] == 2
+        for stale in (first, second):
+            with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
+                standardwebhooks.Webhook(stale).verify(body, lower)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        receiver.close()
+        admin.execute("DELETE FROM api_gateway.webhook WHERE id = %s", (webhook_id,))
+        admin.execute("DELETE FROM res_partner_category WHERE name->>'en_US' = %s", (tag,))
+        admin.execute("UPDATE api_gateway.webhook_settings SET allow_private_targets = %s", (old_private,))

@@ -250,16 +250,13 @@ fn hit(db: &mut Client, subject: &str, max: i32, window: i32) -> (bool, i32, i32
 fn rate_limit_counts_and_refuses_past_the_limit() {
     let mut db = connect_plain();
     let subject = format!("test:{}", std::process::id());
-    db.execute(
-        "DELETE FROM api_gateway.throttle WHERE subject = $1",
-        &[&subject],
-    )
-    .unwrap();
+    crate::rate_limit::reset_counter(&mut db, &subject);
     for i in 1..=3 {
         let (allowed, remaining, reset) = hit(&mut db, &subject, 3, 3600);
         assert!(allowed);
         assert_eq!(remaining, 3 - i);
-        assert!((1..=3600).contains(&reset));
+        // The sliding window (the default): up to the window plus one sub-bucket (60 s).
+        assert!((1..=3660).contains(&reset), "{reset}");
     }
     let (allowed, remaining, _) = hit(&mut db, &subject, 3, 3600);
     assert!(!allowed);
@@ -290,12 +287,7 @@ fn rate_limit_counts_and_refuses_past_the_limit() {
 #[test]
 fn rate_limit_is_exact_under_concurrency() {
     let subject = format!("concurrent:{}", std::process::id());
-    connect_plain()
-        .execute(
-            "DELETE FROM api_gateway.throttle WHERE subject = $1",
-            &[&subject],
-        )
-        .unwrap();
+    crate::rate_limit::reset_counter(&mut connect_plain(), &subject);
     let limit = 50;
     let threads: Vec<_> = (0..8)
         .map(|_| {
@@ -565,11 +557,7 @@ fn profiles_apply_ip_lists_deactivation_and_their_own_limit() {
         &[&uid],
     )
     .unwrap();
-    tx.execute(
-        "DELETE FROM api_gateway.throttle WHERE subject = $1",
-        &[&format!("user:{uid}")],
-    )
-    .unwrap();
+    crate::rate_limit::reset_counter(&mut tx, &format!("user:{uid}"));
     let status = |tx: &mut postgres::Transaction, ip: &str| -> (i32, Option<String>) {
         let r = tx
             .query_one(
@@ -725,11 +713,7 @@ fn cached_gate_facts_follow_every_change_on_the_next_call() {
         &[],
     )
     .unwrap();
-    tx.execute(
-        "DELETE FROM api_gateway.throttle WHERE subject = $1",
-        &[&format!("user:{}", admin_uid())],
-    )
-    .unwrap();
+    crate::rate_limit::reset_counter(&mut tx, &format!("user:{}", admin_uid()));
     tx.execute(
         "DELETE FROM api_gateway.profile WHERE user_id = $1",
         &[&admin_uid()],

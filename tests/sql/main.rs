@@ -1,5 +1,6 @@
 //! SQL integration tests: the extension's functions called over a real connection.
 mod admin;
+mod cache;
 mod conditional;
 mod cursor;
 mod data;
@@ -7,6 +8,7 @@ mod foundation;
 mod gate;
 mod least_privilege;
 mod observability;
+mod rate_limit;
 mod read_fidelity;
 mod review;
 mod webhooks;

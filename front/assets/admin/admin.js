@@ -594,12 +594,15 @@
       } catch (e) { failed(e); }
     };
     const rotate = async (w) => {
-      if (!confirmAction(`Sign the events of webhook ${w.id} with a new secret? The receiver must be given it.`)) return;
-      try {
-        const r = await post(`webhooks/${w.id}/rotate-secret`);
-        st.actions += 1;
-        await showSecret("New signing secret", "Events are signed with this secret from now on; it is shown this once.", [["webhook", `${w.id} (${w.name})`]], r.secret);
-      } catch (e) { failed(e); }
+      const r = await openForm(`New secret for webhook ${w.id}`, [
+        { name: "overlap_hours", label: "Keep the old secret valid for (hours)", type: "number", min: 0, max: 720, value: 24,
+          help: "During this overlap every delivery carries both signatures (v1,<new> v1,<old>), so the receiver can switch to the new secret without losing an event. 0: the old secret stops at once." },
+      ], (v) => post(`webhooks/${w.id}/rotate-secret`, { overlap_hours: /^\d+(\.\d+)?$/.test(v.overlap_hours) ? Number(v.overlap_hours) : v.overlap_hours }), "Rotate secret");
+      if (!r) return;
+      st.actions += 1;
+      await showSecret("New signing secret", `Events are signed with this secret from now on; it is shown this once. The old one stays valid for ${r.previous_secret_valid_s / 3600} h.`,
+        [["webhook", `${w.id} (${w.name})`]], r.secret);
+      await render();
     };
     const jobs = (j) => ["pending", "failed", "delivered", "dead"].filter((k) => j[k]).map((k) =>
       el("a", { href: `${BASE}/queue?webhook=${j._id}&state=${k}` }, badge(`${k} ${j[k]}`, k === "dead" ? "bad" : k === "failed" ? "warn" : k === "delivered" ? "ok" : "info")));
@@ -609,7 +612,8 @@
       el("div", { class: "card section" }, table(["Id", "Name", "Model", "Events", "URL", "Jobs", "State", "Actions"], list.map((w) => el("tr", { dataset: { webhook: w.id } },
         el("td", {}, w.id), el("td", {}, w.name), el("td", { class: "mono" }, w.model), el("td", {}, w.events.join(" ")),
         el("td", { class: "mono" }, w.url), el("td", {}, jobs({ ...w.jobs, _id: w.id })),
-        el("td", {}, w.active ? badge("active", "ok") : badge("inactive", "bad"), w.disabled_reason ? el("div", { class: "muted" }, w.disabled_reason) : null),
+        el("td", {}, w.active ? badge("active", "ok") : badge("inactive", "bad"), w.disabled_reason ? el("div", { class: "muted" }, w.disabled_reason) : null,
+          w.previous_secret_valid_until ? el("div", { class: "muted" }, `old secret valid until ${w.previous_secret_valid_until}`) : null),
         el("td", {}, el("div", { class: "row-actions" },
           button("Edit", () => edit(w), "", `Edit webhook ${w.name}`),
           button("Send test event", () => test(w), "", `Send a test event to ${w.name}`),

@@ -538,7 +538,10 @@ pub async fn post_api(
     let (gate, client) = stats::admin(&state, &ctx).await?;
     let with = |p: Problem| gate.with_headers(p);
     query::parse(raw.as_deref(), &[]).map_err(with)?;
-    let args: Value = if action.takes_body() {
+    // Rotating a webhook secret takes an optional body ({"overlap_hours": n}).
+    let optional_body = matches!(action, Action::RotateWebhookSecret(_))
+        && headers.contains_key(header::CONTENT_TYPE);
+    let args: Value = if action.takes_body() || optional_body {
         body::json_object(&headers, request_body, state.config.body_limit)
             .await
             .map_err(with)?
@@ -771,21 +774,40 @@ pub async fn post_api(
             (StatusCode::OK, json!({"id": id, "active": active}))
         }
         Action::RotateWebhookSecret(id) => {
+            // How long the previous secret stays valid (deliveries carry both signatures);
+            // the database checks the range (0 to 30 days).
+            let overlap_s: f64 = match args.get("overlap_hours") {
+                None | Some(Value::Null) => 86_400.0,
+                Some(v) => v.as_f64().map(|h| h * 3600.0).ok_or_else(|| {
+                    with(
+                        Problem::new(StatusCode::BAD_REQUEST, kind::INVALID_BODY)
+                            .detail("overlap_hours is a number of hours (0 to 720)")
+                            .member("field", "overlap_hours"),
+                    )
+                })?,
+            };
             let row = one_row(
                 &state,
                 &client,
-                "SELECT api_gateway.admin_rotate_webhook_secret($1::int, $2::text, $3::int)",
+                "SELECT api_gateway.admin_rotate_webhook_secret($1::int, $2::text, $3::int, make_interval(secs => $4::float8))",
                 &[
                     (&uid, Type::INT4),
                     (&actor_client, Type::TEXT),
                     (id, Type::INT4),
+                    (&overlap_s, Type::FLOAT8),
                 ],
             )
             .await
-            .map_err(with)?;
+            .map_err(|p| {
+                if p.extra.get("field").and_then(Value::as_str) == Some("overlap") {
+                    with(p.member("field", "overlap_hours"))
+                } else {
+                    with(p)
+                }
+            })?;
             (
                 StatusCode::OK,
-                json!({"id": id, "secret": row.get::<_, String>(0)}),
+                json!({"id": id, "secret": row.get::<_, String>(0), "previous_secret_valid_s": overlap_s}),
             )
         }
         Action::TestWebhook(id) => {
@@ -813,6 +835,7 @@ pub async fn post_api(
                 url: row.get(1),
                 headers: row.get(2),
                 secret: row.get(3),
+                previous_secret: None,
                 timeout: Duration::from_millis(row.get::<_, i32>(4).max(100) as u64),
                 payload: row.get(5),
             };

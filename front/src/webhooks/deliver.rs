@@ -183,13 +183,21 @@ fn headers(job: &Job, timestamp: i64) -> Result<HeaderMap, String> {
             h.insert(name, value);
         }
     }
-    let signature = webhook::sign(
+    // During a rotation's overlap: one signature per secret, the new one first (Standard
+    // Webhooks: space-separated; a receiver accepts the message if any one verifies).
+    let mut signature = webhook::sign(
         &job.secret,
         &job.event_id,
         timestamp,
         job.payload.as_bytes(),
     )
     .map_err(|e| e.to_string())?;
+    if let Some(previous) = job.previous_secret.as_deref() {
+        let old = webhook::sign(previous, &job.event_id, timestamp, job.payload.as_bytes())
+            .map_err(|e| e.to_string())?;
+        signature.push(' ');
+        signature.push_str(&old);
+    }
     let value = |s: &str| HeaderValue::from_str(s).map_err(|e| e.to_string());
     h.insert(
         reqwest::header::CONTENT_TYPE,

@@ -1,11 +1,14 @@
 //! The webhook delivery worker: takes the events the extension's capture triggers wrote into
 //! `api_gateway.webhook_job`, signs them (Standard Webhooks) and POSTs them, at least once.
 //!
-//! * Woken by `LISTEN api_gateway_webhook` (the capture trigger notifies at commit), with a
-//!   periodic sweep as a fallback and a timer for the next scheduled retry.
+//! * Idle, it looks every `poll_interval` (25 ms) whether a job is due: capture does not
+//!   NOTIFY, which would serialise the writers' commits. `LISTEN api_gateway_webhook` wakes it
+//!   when a webhook is saved or a job replayed.
 //! * Claims with `api_gateway.webhook_claim` (`FOR UPDATE SKIP LOCKED`): each claimed job is
-//!   leased (its `next_attempt_at` moves to the end of the lease), so a worker killed with
-//!   SIGKILL loses nothing: its jobs are claimed again when their lease is over.
+//!   leased (its `next_attempt_at` moves to the end of the lease) to the claiming database
+//!   session, so a worker killed with SIGKILL loses nothing: its jobs are claimed again as soon
+//!   as its sessions are gone (or when the lease is over, for a worker alive but stuck). Jobs
+//!   of one record are delivered one at a time, in order.
 //! * At most `per_endpoint` requests in flight per webhook; each request has the webhook's
 //!   timeout.
 //! * Results are written back in batches with `api_gateway.webhook_complete`: 2xx delivered,
@@ -52,11 +55,8 @@ pub const CHANNEL: &str = "api_gateway_webhook";
 /// How often `webhook_settings` is read again.
 const SETTINGS_EVERY: Duration = Duration::from_secs(1);
 
-/// While deliveries are in flight the worker holds the awake lock, so capture does not notify
-/// it: it looks for new jobs at least this often (besides every completion), so that an
-/// endpoint that hangs until its timeout does not delay the other endpoints' new events by
-/// more than this.
-const BUSY_POLL: Duration = Duration::from_millis(250);
+/// The shortest poll interval accepted.
+const MIN_POLL: Duration = Duration::from_millis(5);
 
 /// How the worker runs. `Default` gives the documented defaults with no LISTEN connection.
 #[derive(Debug, Clone)]
@@ -68,8 +68,11 @@ pub struct WorkerConfig {
     pub worker_id: String,
     /// Requests in flight per webhook at most.
     pub per_endpoint: usize,
-    /// Fallback poll when no notification arrives.
+    /// Upper bound of the poll interval (kept for compatibility: `poll_interval` is shorter).
     pub sweep_interval: Duration,
+    /// How often an idle worker looks for due jobs (capture does not NOTIFY). Each look is one
+    /// read-only query; the commit-to-delivery latency of an idle worker is about half of it.
+    pub poll_interval: Duration,
     /// Largest batch of results written back in one statement.
     pub record_batch: usize,
     /// After shutdown is requested, how long in-flight deliveries may take to finish.
@@ -83,6 +86,7 @@ impl Default for WorkerConfig {
             worker_id: default_worker_id(),
             per_endpoint: 8,
             sweep_interval: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(25),
             record_batch: 500,
             shutdown_grace: Duration::from_secs(15),
         }
@@ -110,6 +114,9 @@ pub struct Job {
     pub url: String,
     pub headers: serde_json::Value,
     pub secret: String,
+    /// The secret before the last rotation, while its overlap lasts: the request carries a
+    /// signature with each (`v1,<new> v1,<old>`).
+    pub previous_secret: Option<String>,
     pub timeout: Duration,
     pub payload: String,
 }
@@ -161,19 +168,21 @@ pub async fn run(
         in_flight: Mutex::new(HashMap::new()),
         wake: Notify::new(),
     });
-    let conn = Arc::new(store::ListenConn::default());
     let listener = cfg
         .listen_url
         .clone()
-        .map(|url| tokio::spawn(store::listen(url, conn.clone(), shared_waker(&shared))));
+        .map(|url| tokio::spawn(store::listen(url, shared_waker(&shared))));
     let (tx, rx) = mpsc::unbounded_channel::<Completion>();
     let recorder = tokio::spawn(store::record(pool.clone(), rx, cfg.record_batch.max(1)));
     let mut client = deliver::client(settings.allow_private, per_endpoint)?;
     tracing::info!(
-        "webhook worker {} started ({} in flight per endpoint, sweep every {}s, {})",
+        "webhook worker {} started ({} in flight per endpoint, polls every {} ms, {})",
         cfg.worker_id,
         per_endpoint,
-        cfg.sweep_interval.as_secs_f64(),
+        cfg.poll_interval
+            .min(cfg.sweep_interval)
+            .max(MIN_POLL)
+            .as_millis(),
         if cfg.listen_url.is_some() {
             "LISTEN on"
         } else {
@@ -184,7 +193,8 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut db_backoff = Duration::from_millis(200);
     let mut settings_read = tokio::time::Instant::now();
-    loop {
+    let poll = cfg.poll_interval.min(cfg.sweep_interval).max(MIN_POLL);
+    'outer: loop {
         // Reap finished delivery tasks (their results are already on the channel).
         while tasks.try_join_next().is_some() {}
         if settings_read.elapsed() >= SETTINGS_EVERY {
@@ -199,8 +209,6 @@ pub async fn run(
                 Err(e) => tracing::warn!("webhook worker: cannot read settings: {e}"),
             }
         }
-        // Awake: hold the lock that tells capture not to NOTIFY (this loop claims by itself).
-        conn.set_awake(true).await;
         let claimed = match claim_and_spawn(
             &pool,
             &cfg,
@@ -237,50 +245,30 @@ pub async fn run(
             }
             continue;
         }
-        if tasks.is_empty() {
-            // Idle: release the lock (capture notifies again), then claim once more for the
-            // changes committed by writers that still saw this worker awake.
-            conn.set_awake(false).await;
-            match claim_and_spawn(
-                &pool,
-                &cfg,
-                per_endpoint,
-                &shared,
-                &client,
-                &settings,
-                &tx,
-                &mut tasks,
-            )
-            .await
-            {
-                Ok(0) => {}
-                Ok(_) => continue,
-                Err(e) => tracing::warn!("webhook worker: claim failed: {e}"),
+        // Nothing claimable now. Capture does not NOTIFY (that would serialise the writers'
+        // commits), so look every `poll` whether a job is due (one cheap read-only query) and
+        // claim when one is, when a delivery ends (a slot is free) or when a notification
+        // arrives (a webhook was saved, a job replayed).
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break 'outer,
+                _ = shared.wake.notified() => break,
+                _ = tokio::time::sleep(poll) => {}
             }
-        }
-        // Nothing claimable now: sleep until a notification, a freed slot, the next scheduled
-        // retry or the sweep, whichever comes first. With deliveries in flight the worker
-        // stays awake: each completion wakes it, and it looks again every BUSY_POLL.
-        let cap = if tasks.is_empty() {
-            cfg.sweep_interval
-        } else {
-            cfg.sweep_interval.min(BUSY_POLL)
-        };
-        let wait = match store::next_due_in(&pool).await {
-            Ok(Some(secs)) if secs > 0.0 => Duration::from_secs_f64(secs.min(cap.as_secs_f64())),
-            // Due now but not claimable: every endpoint with due jobs is at capacity (wait for
-            // a slot) or another worker holds them for an instant.
-            Ok(Some(_)) => Duration::from_millis(250).min(cap),
-            Ok(None) => cap,
-            Err(e) => {
-                tracing::warn!("webhook worker: cannot read the next due time: {e}");
-                cap.min(Duration::from_secs(1))
+            if settings_read.elapsed() >= SETTINGS_EVERY {
+                break;
             }
-        };
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = shared.wake.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
+            match store::next_due_in(&pool).await {
+                Ok(Some(secs)) if secs <= 0.0 => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("webhook worker: cannot read the next due time: {e}");
+                    tokio::select! {
+                        _ = &mut shutdown => break 'outer,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
         }
     }
     tracing::info!(
@@ -296,7 +284,6 @@ pub async fn run(
     drop(tx);
     // The recorder ends once every sender is gone and the last batch is written.
     let _ = tokio::time::timeout(Duration::from_secs(10), recorder).await;
-    conn.set_awake(false).await;
     if let Some(l) = listener {
         l.abort();
     }

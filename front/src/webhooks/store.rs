@@ -47,7 +47,7 @@ pub async fn claim(
     let client = pool.get().await.map_err(err)?;
     let rows = client
         .query_typed(
-            "SELECT job_id, event_id::text, webhook_id, attempt, url, headers, secret, timeout_ms, payload \
+            "SELECT job_id, event_id::text, webhook_id, attempt, url, headers, secret, timeout_ms, payload, previous_secret \
                FROM api_gateway.webhook_claim($1, $2, $3, $4)",
             &[
                 (&worker, Type::TEXT),
@@ -70,6 +70,7 @@ pub async fn claim(
             secret: r.get(6),
             timeout: Duration::from_millis(r.get::<_, i32>(7).max(1) as u64),
             payload: r.get(8),
+            previous_secret: r.get(9),
         })
         .collect())
 }
@@ -147,60 +148,9 @@ pub async fn record(pool: Pool, mut rx: mpsc::UnboundedReceiver<Completion>, max
     }
 }
 
-/// The advisory lock an awake worker holds on its LISTEN connection; while someone holds it,
-/// capture does not NOTIFY (see `_webhook_capture`).
-pub const AWAKE_LOCK: (i32, i32) = (1_634_170_728, 1);
-
-/// The LISTEN connection, shared with the dispatcher, which takes and releases the awake lock
-/// on it.
-#[derive(Default)]
-pub struct ListenConn {
-    client: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
-    locked: std::sync::atomic::AtomicBool,
-}
-
-impl ListenConn {
-    /// Hold the awake lock (true) or release it (false). Best effort: without a connection,
-    /// or when another worker holds it, capture simply keeps notifying.
-    pub async fn set_awake(&self, awake: bool) {
-        use std::sync::atomic::Ordering;
-        if self.locked.load(Ordering::SeqCst) == awake {
-            return;
-        }
-        let guard = self.client.lock().await;
-        let Some(client) = guard.as_ref() else {
-            self.locked.store(false, Ordering::SeqCst);
-            return;
-        };
-        let sql = if awake {
-            "SELECT pg_try_advisory_lock($1, $2)"
-        } else {
-            "SELECT pg_advisory_unlock($1, $2)"
-        };
-        match client
-            .query_typed(
-                sql,
-                &[(&AWAKE_LOCK.0, Type::INT4), (&AWAKE_LOCK.1, Type::INT4)],
-            )
-            .await
-        {
-            Ok(rows) => {
-                let ok = rows.first().map(|r| r.get::<_, bool>(0)).unwrap_or(false);
-                self.locked
-                    .store(if awake { ok } else { false }, Ordering::SeqCst);
-            }
-            Err(e) => tracing::debug!("webhook worker: awake lock: {e}"),
-        }
-    }
-}
-
 /// Keep a LISTEN connection open (reconnecting with backoff) and call `wake` on every
 /// notification and after every (re)connection (jobs may have arrived while it was down).
-pub async fn listen(
-    url: String,
-    conn: std::sync::Arc<ListenConn>,
-    wake: impl Fn() + Send + Sync + 'static,
-) {
+pub async fn listen(url: String, wake: impl Fn() + Send + Sync + 'static) {
     let mut backoff = Duration::from_millis(500);
     loop {
         let connected = match crate::db::pg_config(&url) {
@@ -233,15 +183,11 @@ pub async fn listen(
                 match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
                     Ok(()) => {
                         backoff = Duration::from_millis(500);
-                        *conn.client.lock().await = Some(client);
                         wake();
                         while nrx.recv().await.is_some() {
                             wake();
                         }
-                        // The connection is gone, and the awake lock with it.
-                        *conn.client.lock().await = None;
-                        conn.locked
-                            .store(false, std::sync::atomic::Ordering::SeqCst);
+                        drop(client);
                     }
                     Err(e) => tracing::warn!("webhook worker: LISTEN failed: {e}"),
                 }

@@ -571,6 +571,68 @@ async fn a_webhook_is_created_tested_against_a_local_receiver_and_its_dead_jobs_
     )
     .await;
     assert!(r.body["secret"].as_str().unwrap().starts_with("whsec_"));
+    // The previous secret stays valid 24 hours by default, or as long as asked.
+    let until = |body: &serde_json::Value| -> Option<String> {
+        body.as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["id"] == id)
+            .and_then(|w| {
+                w["previous_secret_valid_until"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+    };
+    let listed = send(c.get(api("webhooks")).header("authorization", &auth)).await;
+    assert!(until(&listed.body).is_some(), "{}", listed.text);
+    let r = send(
+        c.post(api(&format!("webhooks/{id}/rotate-secret")))
+            .header("authorization", &auth)
+            .json(&json!({"overlap_hours": 2})),
+    )
+    .await;
+    assert_eq!(
+        r.body["previous_secret_valid_s"],
+        json!(7200.0),
+        "{}",
+        r.text
+    );
+    let left: f64 = d
+        .query_one(
+            "SELECT extract(epoch FROM previous_secret_expires_at - now())::float8 FROM api_gateway.webhook WHERE id = $1",
+            &[&(id as i32)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!((7000.0..=7200.0).contains(&left), "{left}");
+    let r = send(
+        c.post(api(&format!("webhooks/{id}/rotate-secret")))
+            .header("authorization", &auth)
+            .json(&json!({"overlap_hours": 0})),
+    )
+    .await;
+    assert!(r.body["secret"].as_str().unwrap().starts_with("whsec_"));
+    let listed = send(c.get(api("webhooks")).header("authorization", &auth)).await;
+    assert_eq!(
+        until(&listed.body),
+        None,
+        "overlap 0 ends the old secret at once"
+    );
+    for bad in [
+        json!({"overlap_hours": -1}),
+        json!({"overlap_hours": 100000}),
+        json!({"overlap_hours": "soon"}),
+    ] {
+        let r = send(
+            c.post(api(&format!("webhooks/{id}/rotate-secret")))
+                .header("authorization", &auth)
+                .json(&bad),
+        )
+        .await;
+        assert_problem(&r, 400);
+        assert_eq!(r.body["field"], "overlap_hours", "{}", r.text);
+    }
     d.execute(
         "DELETE FROM api_gateway.webhook WHERE id = $1",
         &[&(id as i32)],

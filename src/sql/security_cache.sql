@@ -1,0 +1,117 @@
+-- The data functions keep per backend what they derive from Odoo's security and metadata
+-- tables (group closure, companies, access rights, record rules, model and field metadata).
+-- Statement-level triggers on those tables note each transaction that changes them here, in
+-- that transaction: a backend's cache is used only while no noted transaction has committed
+-- since the snapshot it was read under (checked with one index probe per call), so a change is
+-- seen by the very next call and a rolled-back one never is (its row never becomes visible).
+-- One row per transaction, keyed by its id (xid8, never reused): writers never wait for each
+-- other here, unlike a single counter row, so the triggers cannot block or deadlock an Odoo
+-- write. Derived state only: not dumped; api_gateway._purge_security_changes() forgets old rows.
+CREATE TABLE api_gateway.odoo_security_change (
+    xact    xid8 PRIMARY KEY,
+    -- When run_maintenance first found the transaction finished; the row is deleted 10 minutes
+    -- later (backends re-read their cache at least once a minute whatever the log says).
+    done_at timestamptz
+);
+COMMENT ON TABLE api_gateway.odoo_security_change IS
+    'Transactions that changed Odoo''s security or metadata tables (noted by triggers); the data functions'' per-backend caches are valid only while none committed after the snapshot they were read under.';
+
+-- The trigger function: at most one INSERT per transaction (a transaction-local setting
+-- remembers it; a rolled-back savepoint reverts both). SECURITY DEFINER: Odoo's role has no
+-- right on the api_gateway schema.
+CREATE FUNCTION api_gateway._note_odoo_security_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF current_setting('api_gateway_cache.noted', true) IS DISTINCT FROM pg_current_xact_id()::text THEN
+        INSERT INTO api_gateway.odoo_security_change (xact) VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING;
+        PERFORM set_config('api_gateway_cache.noted', pg_current_xact_id()::text, true);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- The Odoo tables the cached facts come from. res_users is not among them: what the data
+-- functions use from it (active, company, partner, language) is read on every call.
+CREATE FUNCTION api_gateway._security_tables() RETURNS text[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN ARRAY['res_groups', 'res_groups_users_rel', 'res_groups_implied_rel', 'res_company',
+             'res_company_users_rel', 'ir_model', 'ir_model_fields', 'ir_model_fields_group_rel',
+             'ir_model_access', 'ir_rule', 'rule_group_rel'];
+
+-- Installs the trigger on each of those tables that exists and lacks it; true when every
+-- existing one has it. Run by CREATE EXTENSION and by the first data call of each backend (so an
+-- Odoo installed after the extension is covered). Never raises: a table it cannot lock within
+-- 1 s is left for a later call (WARNING), and the caller serves that backend uncached meanwhile.
+CREATE FUNCTION api_gateway._install_security_triggers() RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tbl text;
+    rel regclass;
+    complete boolean := true;
+BEGIN
+    FOREACH tbl IN ARRAY api_gateway._security_tables() LOOP
+        rel := to_regclass(format('public.%I', tbl));
+        CONTINUE WHEN rel IS NULL
+            OR EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'api_gateway_security_change');
+        BEGIN
+            PERFORM set_config('lock_timeout', '1000', true);
+            EXECUTE format('CREATE TRIGGER api_gateway_security_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION api_gateway._note_odoo_security_change()', rel);
+        EXCEPTION WHEN OTHERS THEN
+            complete := false;
+            RAISE WARNING 'api_gateway could not install its cache trigger on % (%); data calls run uncached until it is', rel, SQLERRM;
+        END;
+    END LOOP;
+    RETURN complete;
+END;
+$$;
+
+-- DROP EXTENSION api_gateway: the triggers on Odoo's tables depend on the trigger function,
+-- so they are removed first (as the webhook capture triggers are); if the DROP named another
+-- extension after all, they are installed again at its end.
+CREATE FUNCTION api_gateway._security_before_drop_extension() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+BEGIN
+    IF current_query() !~* 'api_gateway' THEN
+        RETURN;
+    END IF;
+    FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel FROM pg_trigger tg
+              WHERE tg.tgfoid = 'api_gateway._note_odoo_security_change()'::regprocedure LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+    END LOOP;
+END;
+$$;
+
+CREATE FUNCTION api_gateway._security_after_drop_extension() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regprocedure('api_gateway._install_security_triggers()') IS NULL OR current_query() !~* 'api_gateway' THEN
+        RETURN;
+    END IF;
+    PERFORM api_gateway._install_security_triggers();
+END;
+$$;
+
+CREATE EVENT TRIGGER api_gateway_security_drop_start ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._security_before_drop_extension();
+CREATE EVENT TRIGGER api_gateway_security_drop_end ON ddl_command_end
+    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._security_after_drop_extension();
+
+-- Maintenance: a noted transaction is forgotten 10 minutes after it was first seen finished.
+-- A backend's cache is never older than a minute, so no backend can still need the row.
+CREATE FUNCTION api_gateway._purge_security_changes() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    UPDATE api_gateway.odoo_security_change c SET done_at = now()
+     WHERE c.done_at IS NULL AND c.xact < pg_snapshot_xmin(pg_current_snapshot());
+    DELETE FROM api_gateway.odoo_security_change c WHERE c.done_at < now() - interval '10 minutes';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+
+SELECT api_gateway._install_security_triggers();

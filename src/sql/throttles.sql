@@ -1,0 +1,19 @@
+-- The counters of every storage in one listing: rows of api_gateway.throttle and, with the
+-- library in shared_preload_libraries, the counters in shared memory (_shared_counters(): the
+-- subject's first 30 bytes, what was counted at its last hit, when what it counts is gone).
+CREATE VIEW api_gateway.active_throttles AS
+SELECT subject,
+       hits AS count,
+       max_requests AS "limit",
+       greatest(max_requests - hits, 0) AS remaining,
+       hits >= max_requests AS throttled,
+       window_start,
+       window_s,
+       window_start + make_interval(secs => window_s) AS resets_at
+  FROM api_gateway.throttle
+ WHERE window_start + make_interval(secs => window_s) > now()
+UNION ALL
+SELECT subject, hits, max_requests, greatest(max_requests - hits, 0), hits >= max_requests,
+       clears_at - make_interval(secs => window_s), window_s, clears_at
+  FROM api_gateway._shared_counters()
+ WHERE clears_at > now();
