@@ -88,8 +88,9 @@ pub async fn list(
         .map(|o| o.trim().to_string())
         .filter(|o| !o.is_empty());
     let count = query::boolean(&q, "count")?;
-    // Without `offset`, keyset pagination: a signed cursor for the next page (`after`).
-    if !q.contains_key("offset") {
+    // `after` (empty on the first page) asks for keyset pagination: a signed cursor for the
+    // next page. Plain lists stay on `search_read`, whose statement the extension caches.
+    if q.contains_key("after") && !q.contains_key("offset") {
         let after = q.get("after").cloned().filter(|a| !a.is_empty());
         let p = gate::run(
             &state,

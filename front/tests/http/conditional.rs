@@ -205,7 +205,14 @@ async fn lists_page_with_a_signed_cursor_and_a_link_header() {
     let first = s.url(
         "/api/v1/res.partner?domain=%5B('name'%2C'%3Dlike'%2C'it-page%20%25')%5D&fields=name&order=name%20asc&limit=2",
     );
-    let mut url = first.clone();
+    // Without `after`, a plain list: no cursor, no Link (the cached search_read path).
+    let plain = send(c.get(&first).header("authorization", &auth)).await;
+    assert_eq!(plain.status, 200, "{}", plain.text);
+    assert_eq!(plain.body["records"].as_array().map(Vec::len), Some(2));
+    assert!(plain.body.get("next").is_none(), "{}", plain.text);
+    assert!(plain.header("link").is_none());
+    // `after=` (empty) starts a cursor walk.
+    let mut url = format!("{first}&after=");
     let mut names = vec![];
     let mut pages = 0;
     loop {
