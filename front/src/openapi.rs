@@ -549,7 +549,7 @@ fn parameters() -> Value {
             "description": "Entity-tags of record versions the change may apply to (strong comparison, checked on the locked row): 412 when the record changed since; `*` = the record exists",
             "schema": {"type": "string"}},
         "after": {"name": "after", "in": "query", "required": false,
-            "description": "Keyset pagination: the `next` cursor of the previous page (opaque, signed; valid only for the same user, model, domain and order; not with offset)",
+            "description": "Keyset pagination: empty on the first page, then the `next` cursor of the previous page (opaque, signed; valid only for the same user, model, domain and order; not with offset)",
             "schema": {"type": "string"}},
         "count": {"name": "count", "in": "query", "required": false,
             "description": "Also return the total number of matching records",
