@@ -1503,6 +1503,65 @@ REVOKE ALL ON FUNCTION api_gateway._new_odoo_api_key(), api_gateway._upstream_ke
     api_gateway.idempotency_release(text, text, text) FROM PUBLIC;
 
 -- grant_front covers the forwarding functions the front calls (src/sql/finalize.sql).
+-- == nest (issue 18): ETags: versioned reads, writes and unlinks conditioned on the row version ==
+
+-- src/api/data.rs
+CREATE  FUNCTION "read_versioned"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"id" INT, /* Option < i32 > */
+	"fields" TEXT[] DEFAULT NULL /* :: std :: option :: Option < Vec < Option < String > > > */
+) RETURNS jsonb /* Option < RawJsonb > */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'read_versioned_wrapper';
+
+CREATE  FUNCTION "write_if_match"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"id" INT, /* Option < i32 > */
+	"vals" jsonb, /* Option < pgrx :: JsonB > */
+	"versions" TEXT[] /* :: std :: option :: Option < Vec < Option < String > > > */
+) RETURNS TEXT /* & '_ str */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'write_if_match_wrapper';
+
+CREATE  FUNCTION "unlink_if_match"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"id" INT, /* Option < i32 > */
+	"versions" TEXT[] /* :: std :: option :: Option < Vec < Option < String > > > */
+) RETURNS TEXT /* & '_ str */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'unlink_if_match_wrapper';
+
+-- == nest (issue 18): cursor pagination: search_page (keyset, signed cursors) ==
+
+-- src/api/data.rs
+CREATE  FUNCTION "search_page"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"domain" TEXT DEFAULT '[]', /* Option < & str > */
+	"fields" TEXT[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < String > > > */
+	"limit" INT DEFAULT NULL, /* Option < i32 > */
+	"order" TEXT DEFAULT NULL, /* Option < & str > */
+	"after" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* RawJsonb */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'search_page_wrapper';
+
+-- src/sql/finalize.sql
+-- `grant_front(role)`: everything `api-gateway serve` calls: the gate, OAuth2, the data
+-- functions, the traffic log writer and maintenance, the dashboard's statistics, /metrics and
+-- the admin console (every admin_* function). Returns the number of functions granted. Serve
+-- also delivers webhooks unless --webhooks false: then grant_worker(role) too.
 CREATE OR REPLACE FUNCTION api_gateway.grant_front(role name) RETURNS integer
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -1521,6 +1580,10 @@ BEGIN
         'api_gateway.create(integer, text, jsonb)',
         'api_gateway.write(integer, text, integer, jsonb)',
         'api_gateway.unlink(integer, text, integer)',
+        'api_gateway.read_versioned(integer, text, integer, text[])',
+        'api_gateway.write_if_match(integer, text, integer, jsonb, text[])',
+        'api_gateway.unlink_if_match(integer, text, integer, text[])',
+        'api_gateway.search_page(integer, text, text, text[], integer, text, text)',
         'api_gateway.log_requests(jsonb)',
         'api_gateway.log_level()',
         'api_gateway.ensure_log_partitions(integer)',
@@ -1538,3 +1601,8 @@ BEGIN
                   ORDER BY 1));
 END;
 $$;
+
+REVOKE ALL ON FUNCTION api_gateway.read_versioned(integer, text, integer, text[]),
+    api_gateway.write_if_match(integer, text, integer, jsonb, text[]),
+    api_gateway.unlink_if_match(integer, text, integer, text[]),
+    api_gateway.search_page(integer, text, text, text[], integer, text, text) FROM PUBLIC;

@@ -118,6 +118,14 @@ pub fn first_jsonb(table: pgrx::spi::SpiTupleTable<'_>) -> Option<RawJsonb> {
     }))
 }
 
+/// A jsonb datum of an SPI result row, copied out of SPI's memory (as `first_jsonb` does).
+///
+/// # Safety
+/// `datum` must be a jsonb varlena of the current SPI result.
+pub unsafe fn transfer_jsonb(datum: pgrx::pg_sys::Datum) -> RawJsonb {
+    RawJsonb(unsafe { pgrx::pg_sys::SPI_datumTransfer(datum, false, -1) })
+}
+
 // SAFETY: the datum is a valid jsonb varlena living in the function's caller memory context.
 unsafe impl pgrx::callconv::BoxRet for RawJsonb {
     unsafe fn box_into<'fcx>(

@@ -2,8 +2,10 @@
 
 pub mod apikey;
 pub mod counter;
+pub mod cursor;
 pub mod display;
 pub mod domain;
+pub mod etag;
 pub mod field_values;
 pub mod fields;
 pub mod gate;

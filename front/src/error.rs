@@ -36,6 +36,9 @@ pub mod kind {
     pub const REQUEST_TIMEOUT: (&str, &str) = ("request-timeout", "Request Timeout");
     pub const INVALID_INPUT: (&str, &str) = ("invalid-input", "Invalid input");
     pub const CONFLICT: (&str, &str) = ("conflict", "Conflict");
+    pub const PRECONDITION_FAILED: (&str, &str) = ("precondition-failed", "Precondition Failed");
+    pub const INVALID_PRECONDITION: (&str, &str) =
+        ("invalid-precondition", "Malformed conditional header");
     pub const CONSTRAINT_VIOLATION: (&str, &str) = ("constraint-violation", "Constraint violated");
     pub const TIMEOUT: (&str, &str) = ("timeout", "Request timed out");
     pub const UNAVAILABLE: (&str, &str) = ("unavailable", "Database unavailable");

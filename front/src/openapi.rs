@@ -316,7 +316,19 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
     let list_params: Vec<Value> = common
         .iter()
         .cloned()
-        .chain(["domain", "fields", "limit", "offset", "order", "count"].map(param))
+        .chain(
+            [
+                "domain",
+                "fields",
+                "limit",
+                "offset",
+                "order",
+                "count",
+                "after",
+                "If-None-Match",
+            ]
+            .map(param),
+        )
         .collect();
     let collection = json!({
         "get": {
@@ -327,7 +339,8 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
             "responses": gated_responses(("200", ok_json("The matching records",
                 json!({"type": "object", "required": ["records"], "properties": {
                     "records": {"type": "array", "items": record.clone()},
-                    "count": {"type": "integer", "description": "Total number of matching records (with count=true)"}}})))),
+                    "count": {"type": "integer", "description": "Total number of matching records (with count=true)"},
+                    "next": {"type": ["string", "null"], "description": "Without offset: the signed cursor of the next page (pass it as after), null on the last page"}}})))),
         },
         "post": {
             "tags": [tag], "operationId": format!("create{suffix}"),
@@ -344,11 +357,15 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
         },
     });
     let id_params: Vec<Value> = common.iter().cloned().chain([param("id")]).collect();
-    let read_params: Vec<Value> = id_params.iter().cloned().chain([param("fields")]).collect();
+    let read_params: Vec<Value> = id_params
+        .iter()
+        .cloned()
+        .chain([param("fields"), param("If-None-Match")])
+        .collect();
     let id_params_keyed: Vec<Value> = id_params
         .iter()
         .cloned()
-        .chain([param("Idempotency-Key")])
+        .chain([param("Idempotency-Key"), param("If-Match")])
         .collect();
     let no_content = json!({"description": "Done", "headers": rate_headers()});
     let item = json!({
@@ -381,6 +398,8 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
             "responses": gated_responses(("204", no_content)),
         },
     });
+    let (mut collection, mut item) = (collection, item);
+    conditional_responses(&mut collection, &mut item);
     (collection, item)
 }
 
@@ -413,6 +432,20 @@ fn method_paths() -> (Value, Value) {
             ],
         ),
     )
+}
+
+/// ETag on reads and 304 for If-None-Match; 412 for If-Match on writes (RFC 9110 §13).
+fn conditional_responses(collection: &mut Value, item: &mut Value) {
+    collection["get"]["responses"]["200"]["headers"]["Link"] =
+        json!({"$ref": "#/components/headers/Link"});
+    for get in [&mut collection["get"], &mut item["get"]] {
+        get["responses"]["200"]["headers"]["ETag"] = json!({"$ref": "#/components/headers/ETag"});
+        get["responses"]["304"] = json!({"$ref": "#/components/responses/NotModified"});
+    }
+    for method in ["put", "patch", "delete"] {
+        item[method]["responses"]["412"] =
+            json!({"$ref": "#/components/responses/PreconditionFailed"});
+    }
 }
 
 /// The whole document.
@@ -495,6 +528,10 @@ pub fn generate(version: &str, models: &Value, public_url: &str, methods: bool) 
                 "RateLimit": {"description": "Remaining quota and seconds until it resets, e.g. `\"default\";r=59;t=60`",
                     "schema": {"type": "string"}},
                 "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}},
+                "Link": {"description": "RFC 8288 link to the next page, `</api/v1/<model>?...&after=<cursor>>; rel=\"next\"` (absent on the last page)",
+                    "schema": {"type": "string"}},
+                "ETag": {"description": "Strong entity-tag of this representation (RFC 9110 §8.8.3). A record's tag also names the row version, which If-Match checks.",
+                    "schema": {"type": "string"}, "example": "\"948113.5d41402abc4b2a76b9719d911017c592\""},
             },
             "responses": {
                 "Unauthorized": problem_response("Missing, malformed, expired or revoked credentials (with WWW-Authenticate: Bearer)"),
@@ -506,6 +543,11 @@ pub fn generate(version: &str, models: &Value, public_url: &str, methods: bool) 
                         "RateLimit": {"$ref": "#/components/headers/RateLimit"}},
                     "content": {"application/problem+json": {"schema": schema_ref("Problem")}}},
                 "Problem": problem_response("An error (RFC 9457 problem document)"),
+                "NotModified": {"description": "If-None-Match matched the current representation: no body",
+                    "headers": {"ETag": {"$ref": "#/components/headers/ETag"},
+                        "RateLimit-Policy": {"$ref": "#/components/headers/RateLimit-Policy"},
+                        "RateLimit": {"$ref": "#/components/headers/RateLimit"}}},
+                "PreconditionFailed": problem_response("If-Match named no current version of the record: it changed since (nothing was written)"),
                 "OAuthError": {"description": "An RFC 6749 error",
                     "content": {"application/json": {"schema": schema_ref("OAuthError")}}},
             },
@@ -543,6 +585,15 @@ fn parameters() -> Value {
             "schema": {"type": "integer", "minimum": 0, "maximum": 2147483647}},
         "order": {"name": "order", "in": "query", "required": false,
             "description": "Sort order, e.g. `name asc, id desc`", "schema": {"type": "string"}},
+        "If-None-Match": {"name": "If-None-Match", "in": "header", "required": false,
+            "description": "Entity-tags (or `*`) of copies the client holds: 304 without a body when one is current (weak comparison)",
+            "schema": {"type": "string"}},
+        "If-Match": {"name": "If-Match", "in": "header", "required": false,
+            "description": "Entity-tags of record versions the change may apply to (strong comparison, checked on the locked row): 412 when the record changed since; `*` = the record exists",
+            "schema": {"type": "string"}},
+        "after": {"name": "after", "in": "query", "required": false,
+            "description": "Keyset pagination: empty on the first page, then the `next` cursor of the previous page (opaque, signed; valid only for the same user, model, domain and order; not with offset)",
+            "schema": {"type": "string"}},
         "count": {"name": "count", "in": "query", "required": false,
             "description": "Also return the total number of matching records",
             "schema": {"type": "boolean"}},
@@ -701,5 +752,42 @@ mod tests {
         assert!(doc["components"]["parameters"]["method"].is_object());
         let without = generate("0.3.0", &models, "", false);
         assert!(without["paths"]["/api/v1/{model}/call/{method}"].is_null());
+    }
+
+    #[test]
+    fn conditional_requests_are_documented() {
+        let doc = generate("0.4.0", &json!({}), "");
+        let item = &doc["paths"]["/api/v1/{model}/{id}"];
+        let list = &doc["paths"]["/api/v1/{model}"];
+        for get in [&item["get"], &list["get"]] {
+            assert!(
+                get["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!({"$ref": "#/components/parameters/If-None-Match"}))
+            );
+            assert!(get["responses"]["200"]["headers"]["ETag"].is_object());
+            assert!(get["responses"]["304"].is_object());
+        }
+        for m in ["put", "patch", "delete"] {
+            assert!(
+                item[m]["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!({"$ref": "#/components/parameters/If-Match"}))
+            );
+            assert!(item[m]["responses"]["412"].is_object());
+        }
+        assert!(
+            list["get"]["parameters"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"$ref": "#/components/parameters/after"}))
+        );
+        assert!(list["get"]["responses"]["200"]["headers"]["Link"].is_object());
+        let c = &doc["components"];
+        assert_eq!(c["parameters"]["If-Match"]["in"], "header");
+        assert!(c["responses"]["PreconditionFailed"].is_object());
+        assert!(c["headers"]["ETag"].is_object());
     }
 }

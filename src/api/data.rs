@@ -52,6 +52,7 @@ fn search_read(
                 order,
                 active_test: true,
                 single: false,
+                version: false,
             })
         })
     })
@@ -61,6 +62,34 @@ fn search_read(
             "search_read returned no row",
             None,
         )
+    })
+}
+
+/// `api_gateway.search_page(uid, model, domain DEFAULT '[]', fields DEFAULT NULL, "limit" DEFAULT
+/// NULL, "order" DEFAULT NULL, after DEFAULT NULL) RETURNS jsonb`: keyset pagination,
+/// `{"records": [...], "next": <cursor of the next page, or null>}`; `after` is the `next` of
+/// the previous page (signed: it only resumes the same query for the same user).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, public, pg_temp)]
+fn search_page(
+    uid: Option<i32>,
+    model: Option<&str>,
+    domain: default!(Option<&str>, "'[]'"),
+    fields: default!(Option<Vec<Option<String>>>, "NULL"),
+    limit: default!(Option<i32>, "NULL"),
+    order: default!(Option<&str>, "NULL"),
+    after: default!(Option<&str>, "NULL"),
+) -> RawJsonb {
+    let uid = required(uid, "uid");
+    let model = required(model, "model");
+    read::search_page(read::PageRequest {
+        uid,
+        model,
+        domain_text: domain.unwrap_or("[]"),
+        fields,
+        limit,
+        order,
+        after: after.filter(|a| !a.is_empty()),
     })
 }
 
@@ -100,6 +129,7 @@ fn data_read(
             order: None,
             active_test: false,
             single: true,
+            version: false,
         })
     })
 }
@@ -132,6 +162,94 @@ fn require_sql_writes(model: &str) {
             ),
         )
     }
+}
+
+/// `api_gateway.read_versioned(uid, model, id, fields DEFAULT NULL) RETURNS jsonb`:
+/// `{"record": <as read returns it>, "version": "<row version>"}`, or NULL like `read`. The
+/// version changes with every update of the row; `write_if_match`/`unlink_if_match` take it.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, public, pg_temp)]
+fn read_versioned(
+    uid: Option<i32>,
+    model: Option<&str>,
+    id: Option<i32>,
+    fields: default!(Option<Vec<Option<String>>>, "NULL"),
+) -> Option<RawJsonb> {
+    let uid = required(uid, "uid");
+    let model = required(model, "model");
+    let id = id?;
+    data::cache::optimistic(|| {
+        read::search_read(read::Request {
+            uid,
+            model,
+            domain: read::id_domain(id),
+            fields: fields.clone(),
+            page: None,
+            order: None,
+            active_test: false,
+            single: true,
+            version: true,
+        })
+    })
+}
+
+/// What a conditional write or unlink did: `done`, `not_found` (missing or not visible: as the
+/// plain function's false) or `changed` (the row version is none of `versions`; nothing done).
+fn outcome(o: data::write::Outcome) -> &'static str {
+    match o {
+        data::write::Outcome::Done => "done",
+        data::write::Outcome::NotFound => "not_found",
+        data::write::Outcome::Changed => "changed",
+    }
+}
+
+fn versions(v: Option<Vec<Option<String>>>) -> Vec<String> {
+    required(v, "versions").into_iter().flatten().collect()
+}
+
+/// `api_gateway.write_if_match(uid, model, id, vals jsonb, versions text[]) RETURNS text`:
+/// `write` when the record's row version (from `read_versioned`) is one of `versions`, checked
+/// on the row locked for the update, so no other write can come in between.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, public, pg_temp)]
+fn write_if_match(
+    uid: Option<i32>,
+    model: Option<&str>,
+    id: Option<i32>,
+    vals: Option<pgrx::JsonB>,
+    versions: Option<Vec<Option<String>>>,
+) -> &'static str {
+    let uid = required(uid, "uid");
+    let model = required(model, "model");
+    let id = required(id, "id");
+    let vals = required(vals, "vals");
+    let versions = self::versions(versions);
+    require_sql_writes(model);
+    outcome(data::write::write_checked(
+        uid,
+        model,
+        id,
+        &vals.0,
+        Some(&versions),
+    ))
+}
+
+/// `api_gateway.unlink_if_match(uid, model, id, versions text[]) RETURNS text`: `unlink` under
+/// the same condition as `write_if_match`.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, public, pg_temp)]
+fn unlink_if_match(
+    uid: Option<i32>,
+    model: Option<&str>,
+    id: Option<i32>,
+    versions: Option<Vec<Option<String>>>,
+) -> &'static str {
+    let uid = required(uid, "uid");
+    let model = required(model, "model");
+    let id = required(id, "id");
+    let versions = self::versions(versions);
+    require_sql_writes(model);
+    outcome(data::write::unlink_checked(uid, model, id, Some(&versions)))
 }
 
 /// `api_gateway.create(uid, model, vals jsonb) RETURNS integer`: the new record's id.

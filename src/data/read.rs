@@ -287,14 +287,22 @@ fn object_sql(pairs: &[(String, String)]) -> String {
     }
 }
 
-/// ORDER BY for a validated `order` string (the model's `_order` by default), `id` last.
-fn order_sql(model: &ModelMeta, order: Option<&str>, lang_param: usize) -> String {
+/// One term of ORDER BY: the field, its SQL expression over the row `t`, descending or not.
+pub struct OrderTerm {
+    pub name: String,
+    pub expr: String,
+    pub translated: bool,
+    pub desc: bool,
+}
+
+/// The terms of a validated `order` string (the model's `_order` by default), `id` last.
+fn order_terms(model: &ModelMeta, order: Option<&str>, lang_param: usize) -> Vec<OrderTerm> {
     let parsed = match order.map(str::trim).filter(|o| !o.is_empty()) {
         Some(o) => domain::parse_order(o, &model.info).unwrap_or_else(|e| bad_input("order", &e)),
         // The model's own _order may name things we cannot sort on in SQL; fall back to id.
         None => domain::parse_order(&model.order, &model.info).unwrap_or_default(),
     };
-    let mut terms: Vec<String> = parsed
+    let mut terms: Vec<OrderTerm> = parsed
         .iter()
         .map(|(name, desc)| {
             let f = &model.info.fields[name];
@@ -303,14 +311,49 @@ fn order_sql(model: &ModelMeta, order: Option<&str>, lang_param: usize) -> Strin
             } else {
                 format!("t.\"{name}\"")
             };
-            format!("{expr} {}", if *desc { "DESC" } else { "ASC" })
+            OrderTerm {
+                name: name.clone(),
+                expr,
+                translated: f.translate,
+                desc: *desc,
+            }
         })
         .collect();
     if !parsed.iter().any(|(n, _)| n == "id") {
-        terms.push("t.id ASC".into());
+        terms.push(OrderTerm {
+            name: "id".into(),
+            expr: "t.\"id\"".into(),
+            translated: false,
+            desc: false,
+        });
     }
-    terms.join(", ")
+    terms
 }
+
+fn order_by(terms: &[OrderTerm]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("{} {}", t.expr, if t.desc { "DESC" } else { "ASC" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// ORDER BY for a validated `order` string (the model's `_order` by default), `id` last.
+fn order_sql(model: &ModelMeta, order: Option<&str>, lang_param: usize) -> String {
+    order_by(&order_terms(model, order, lang_param))
+}
+
+/// The order as a cursor pins it: `name asc,id asc`.
+fn order_signature(terms: &[OrderTerm]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("{} {}", t.name, if t.desc { "desc" } else { "asc" }))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The key a versioned read carries the row version under, removed before it is returned.
+const VERSION_KEY: &str = "__agw_version";
 
 pub struct Page {
     pub limit: i64,
@@ -354,6 +397,9 @@ pub struct Request<'a> {
     pub active_test: bool,
     /// Return the first record (or NULL) instead of the array.
     pub single: bool,
+    /// With `single`: return `{"record": <record>, "version": "<row version>"}` instead, the
+    /// version being the row's `xmin` (it changes with every update of the row; see ETags).
+    pub version: bool,
 }
 
 /// The records as a JSON array (for `read`: the first record, or NULL).
@@ -372,10 +418,19 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
     let company_param = params.len();
     let shaper = Shaper::new(&models, &user, params, lang_param, company_param);
     let names = select_fields(&user, &shaper, &model, req.fields);
-    let pairs: Vec<(String, String)> = names
+    let mut pairs: Vec<(String, String)> = names
         .iter()
         .map(|n| (n.clone(), shaper.value(&model, n)))
         .collect();
+    let version = req.single && req.version;
+    // The columns the page carries, before the row version (not a column of the table) joins.
+    let columns = projection(&[
+        &object_sql(&pairs),
+        &order_sql(&model, req.order, lang_param),
+    ]);
+    if version {
+        pairs.push((VERSION_KEY.into(), "t.\"__agw_xmin\"".into()));
+    }
     let mut params = shaper.into_params();
     let order = order_sql(&model, req.order, lang_param);
     let mut page_sql = String::new();
@@ -393,17 +448,234 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
         // The page's order again in the aggregate (it ends with id, so it is total): cheaper
         // than numbering the rows with a window function.
         "SELECT coalesce(jsonb_agg({obj} ORDER BY {order}), '[]'::jsonb) FROM ( \
-           SELECT {columns} {from_where} \
+           SELECT {columns}{xmin} {from_where} \
             ORDER BY {order}{page_sql}) t",
-        columns = projection(&[&obj, &order]),
         from_where = q.from_where,
+        xmin = if version {
+            ", t.xmin::text AS \"__agw_xmin\""
+        } else {
+            ""
+        },
     );
-    let sql = if req.single {
+    let sql = if version {
+        format!(
+            "SELECT CASE WHEN r IS NOT NULL THEN jsonb_build_object('record', r - '{VERSION_KEY}', \
+             'version', r -> '{VERSION_KEY}') END FROM (SELECT ({sql}) -> 0 AS r) v"
+        )
+    } else if req.single {
         format!("SELECT ({sql}) -> 0")
     } else {
         sql
     };
     run_json(&sql, &params)
+}
+
+/// A page of `search_page`: the records after `after` (a cursor of an earlier page of the same
+/// query), and the cursor of the next page (NULL on the last one).
+pub struct PageRequest<'a> {
+    pub uid: i32,
+    pub model: &'a str,
+    pub domain_text: &'a str,
+    pub fields: Option<Vec<Option<String>>>,
+    pub limit: Option<i32>,
+    pub order: Option<&'a str>,
+    pub after: Option<&'a str>,
+}
+
+/// The signing keys the extension keeps: (kid, secret), the current one first.
+fn signing_keys() -> Vec<(String, String)> {
+    Spi::connect(|c| {
+        let t = spi(c.select(
+            "SELECT jwt_kid, jwt_secret FROM api_gateway.settings \
+             UNION ALL SELECT kid, secret FROM api_gateway.signing_key WHERE valid_until > now()",
+            None,
+            &[],
+        ));
+        t.map(|r| {
+            (
+                spi(r.get::<String>(1)).unwrap_or_default(),
+                spi(r.get::<String>(2)).unwrap_or_default(),
+            )
+        })
+        .collect()
+    })
+}
+
+/// The columns of `table` with a NOT NULL constraint (keyset conditions need no NULL cases there).
+fn not_null_columns(table: &str) -> Vec<String> {
+    Spi::connect(|c| {
+        let t = spi(c.select(
+            "SELECT attname::text FROM pg_attribute \
+             WHERE attrelid = to_regclass('public.' || quote_ident($1)) AND attnotnull AND attnum > 0",
+            None,
+            &[table.into()],
+        ));
+        t.filter_map(|r| spi(r.get::<String>(1))).collect()
+    })
+}
+
+fn bad_cursor(e: impl std::fmt::Display) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("invalid cursor: {e}"),
+        Some("pass back the cursor of the previous page unchanged, with the same domain and order"),
+    )
+}
+
+/// Keyset pagination: `{"records": [...], "next": "<cursor>" | null}`.
+pub fn search_page(req: PageRequest) -> RawJsonb {
+    use api_gateway_core::cursor;
+    crate::odoo::require_odoo("search_page", crate::data::TABLES);
+    let user = context::load(req.uid, req.model, Operation::Read);
+    let models = Models::new(&user, req.model);
+    let model = models.get(req.model);
+    user.require_access(req.model, Operation::Read);
+    let limit = page(&user, req.limit, None).limit;
+    let domain = parse_domain(Some(req.domain_text));
+    let q = visible_rows(&user, &models, &model, &domain, true);
+    let mut params = q.params;
+    params.push(Param::Text(user.lang.clone()));
+    let lang_param = params.len();
+    params.push(Param::Int(user.company_id));
+    let company_param = params.len();
+    let shaper = Shaper::new(&models, &user, params, lang_param, company_param);
+    let names = select_fields(&user, &shaper, &model, req.fields);
+    let pairs: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.clone(), shaper.value(&model, n)))
+        .collect();
+    let mut params = shaper.into_params();
+    let terms = order_terms(&model, req.order, lang_param);
+    let signature = order_signature(&terms);
+    let keys = signing_keys();
+    let Some((kid, secret)) = keys.first().cloned() else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "api_gateway.settings has no row",
+            None,
+        )
+    };
+    let mut keyset = String::new();
+    if let Some(token) = req.after {
+        let claimed = cursor::claimed_kid(token).unwrap_or_else(|e| bad_cursor(e));
+        let secret = keys
+            .iter()
+            .find(|(k, _)| *k == claimed)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| bad_cursor(cursor::CursorError::BadSignature));
+        let c = cursor::open(
+            token,
+            &cursor::derive_key(&secret),
+            req.model,
+            req.uid,
+            &signature,
+            req.domain_text,
+            &user.lang,
+        )
+        .unwrap_or_else(|e| bad_cursor(e));
+        params.push(Param::Text(serde_json::Value::Object(c.key).to_string()));
+        let k = params.len();
+        let key_exprs: Vec<String> = terms
+            .iter()
+            .map(|t| {
+                if t.translated {
+                    format!("(${k}::jsonb->>'{}')", t.name)
+                } else {
+                    format!(
+                        "(SELECT k.\"{}\" FROM jsonb_populate_record(NULL::public.\"{}\", ${k}::jsonb) k)",
+                        t.name,
+                        model.table()
+                    )
+                }
+            })
+            .collect();
+        let not_null = not_null_columns(model.table());
+        let cursor_terms: Vec<cursor::Term> = terms
+            .iter()
+            .zip(&key_exprs)
+            .map(|(t, key)| cursor::Term {
+                row: &t.expr,
+                key,
+                desc: t.desc,
+                not_null: t.name == "id" || (!t.translated && not_null.contains(&t.name)),
+            })
+            .collect();
+        keyset = format!(" AND {}", cursor::keyset_sql(&cursor_terms));
+    }
+    let key_obj = object_sql(
+        &terms
+            .iter()
+            .map(|t| (t.name.clone(), format!("to_jsonb({})", t.expr)))
+            .collect::<Vec<_>>(),
+    );
+    params.push(Param::Int(limit));
+    let l = params.len();
+    let order = order_by(&terms);
+    // LIMIT n + 1 tells whether there is a next page; the key of the n-th row starts it.
+    let sql = format!(
+        "SELECT coalesce(jsonb_agg({obj} ORDER BY t.\"__agw_n\") FILTER (WHERE t.\"__agw_n\" <= ${l}), '[]'::jsonb), \
+                CASE WHEN count(*) > ${l} AND ${l} > 0 THEN \
+                  ((array_agg(t.\"__agw_key\" ORDER BY t.\"__agw_n\"))[${l}::int4])::text END \
+           FROM (SELECT t.*, row_number() OVER (ORDER BY {order}) AS \"__agw_n\" FROM ( \
+             SELECT t.*, {key_obj} AS \"__agw_key\" {from_where}{keyset} \
+              ORDER BY {order} LIMIT ${l}::int8 + 1) t) t",
+        obj = object_sql(&pairs),
+        from_where = q.from_where,
+    );
+    let args = params::datums(&params);
+    let (records, last) = Spi::connect(|c| {
+        let plan = crate::spi::plan_cached(c, &sql, &params::types(&params), false);
+        let t = spi(c.select(&*plan, Some(1), &args)).first();
+        let last: Option<String> = spi(t.get::<String>(2));
+        let datum = spi(t.get_datum_by_ordinal(1));
+        // SAFETY: column 1 is the jsonb of this result row.
+        let records = datum.map(|d| unsafe { crate::spi::transfer_jsonb(d) });
+        (records, last)
+    });
+    let next = last.map(|key| {
+        let key = match serde_json::from_str::<serde_json::Value>(&key) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "search_page: the sort key is not an object",
+                None,
+            ),
+        };
+        let c = cursor::Cursor {
+            v: 1,
+            kid,
+            model: req.model.to_string(),
+            uid: req.uid,
+            order: signature.clone(),
+            domain: cursor::domain_digest(req.domain_text),
+            lang: user.lang.clone(),
+            key,
+        };
+        cursor::sign(&c, &cursor::derive_key(&secret))
+    });
+    let Some(records) = records else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "search_page returned no row",
+            None,
+        )
+    };
+    Spi::connect(|c| {
+        let args: Vec<pgrx::datum::DatumWithOid> = vec![records.into(), next.as_deref().into()];
+        let t = spi(c.select(
+            "SELECT jsonb_build_object('records', $1::jsonb, 'next', $2::text)",
+            Some(1),
+            &args,
+        ));
+        crate::spi::first_jsonb(t)
+    })
+    .unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "search_page returned no row",
+            None,
+        )
+    })
 }
 
 /// The columns of row `t` that the outer query's expressions name (`t."col"`, `t.id`, the alias

@@ -499,7 +499,51 @@ fn visible(uid: i32, models: &Models, model: &ModelMeta, id: i64) -> bool {
     record_matches(&reader, models, model, id)
 }
 
+/// What a write or unlink conditioned on the row version did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    NotFound,
+    Changed,
+}
+
+/// Lock the row (as the write will) and compare its version with `versions`: the lock holds
+/// until the transaction ends, so the version checked is the one the write replaces.
+fn check_version(model: &ModelMeta, id: i32, versions: Option<&[String]>, lock: &str) -> Outcome {
+    let Some(versions) = versions else {
+        return Outcome::Done;
+    };
+    let sql = format!(
+        "SELECT xmin::text FROM public.\"{}\" WHERE id = $1::int4 FOR {lock}",
+        model.table()
+    );
+    let current: Option<String> = Spi::connect_mut(|c| {
+        let t = spi(c.update(sql.as_str(), Some(1), &[id.into()]));
+        if t.is_empty() {
+            None
+        } else {
+            spi(t.first().get::<String>(1))
+        }
+    });
+    match current {
+        None => Outcome::NotFound,
+        Some(v) if versions.contains(&v) => Outcome::Done,
+        Some(_) => Outcome::Changed,
+    }
+}
+
 pub fn write(uid: i32, model_name: &str, id: i32, vals: &Value) -> bool {
+    write_checked(uid, model_name, id, vals, None) == Outcome::Done
+}
+
+/// `write`, done only when the row version is one of `versions` (None: unconditionally).
+pub fn write_checked(
+    uid: i32,
+    model_name: &str,
+    id: i32,
+    vals: &Value,
+    versions: Option<&[String]>,
+) -> Outcome {
     crate::odoo::require_odoo("write", crate::data::TABLES);
     let user = context::load(uid, model_name, Operation::Write);
     let models = Models::new(&user, model_name);
@@ -511,12 +555,16 @@ pub fn write(uid: i32, model_name: &str, id: i32, vals: &Value) -> bool {
         .iter()
         .any(|f| v.columns.contains_key(*f));
     if !visible(uid, &models, &model, i64::from(id)) {
-        return false;
+        return Outcome::NotFound;
     }
     if user.rule_domain(model_name).is_some() {
         if !record_matches(&user, &models, &model, i64::from(id)) {
             refuse_rules(&user, model_name, Operation::Write, i64::from(id));
         }
+    }
+    let checked = check_version(&model, id, versions, "NO KEY UPDATE");
+    if checked != Outcome::Done {
+        return checked;
     }
     let mut names: Vec<&String> = v.columns.keys().collect();
     names.sort();
@@ -557,28 +605,42 @@ pub fn write(uid: i32, model_name: &str, id: i32, vals: &Value) -> bool {
     if needs_recompute {
         recompute(&model, i64::from(id));
     }
-    true
+    Outcome::Done
 }
 
 pub fn unlink(uid: i32, model_name: &str, id: i32) -> bool {
+    unlink_checked(uid, model_name, id, None) == Outcome::Done
+}
+
+/// `unlink`, done only when the row version is one of `versions` (None: unconditionally).
+pub fn unlink_checked(uid: i32, model_name: &str, id: i32, versions: Option<&[String]>) -> Outcome {
     crate::odoo::require_odoo("unlink", crate::data::TABLES);
     let user = context::load(uid, model_name, Operation::Unlink);
     let models = Models::new(&user, model_name);
     let model = models.get(model_name);
     user.require_access(model_name, Operation::Unlink);
     if !visible(uid, &models, &model, i64::from(id)) {
-        return false;
+        return Outcome::NotFound;
     }
     if user.rule_domain(model_name).is_some() {
         if !record_matches(&user, &models, &model, i64::from(id)) {
             refuse_rules(&user, model_name, Operation::Unlink, i64::from(id));
         }
     }
-    exec(
+    let checked = check_version(&model, id, versions, "UPDATE");
+    if checked != Outcome::Done {
+        return checked;
+    }
+    let deleted = exec(
         &format!(
             "DELETE FROM public.\"{}\" WHERE id = $1::int4",
             model.table()
         ),
         &[Param::Int(i64::from(id))],
-    ) > 0
+    ) > 0;
+    if deleted {
+        Outcome::Done
+    } else {
+        Outcome::NotFound
+    }
 }

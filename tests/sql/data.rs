@@ -459,6 +459,9 @@ fn data_oracle_rules_are_the_fixture_rules() {
 }
 
 fn run_differential(model: &str, cases: Vec<Case>) {
+    let _shared = api_gateway_tests::BULK_WRITES
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
     let mut db = connect();
     db.execute("SET statement_timeout = '60s'", &[]).unwrap();
     let users = test_users(&mut db);

@@ -1,6 +1,8 @@
 //! SQL integration tests: the extension's functions called over a real connection.
 mod admin;
 mod cache;
+mod conditional;
+mod cursor;
 mod data;
 mod forward;
 mod foundation;

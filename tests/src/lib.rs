@@ -164,3 +164,8 @@ pub fn key_cases() -> Vec<KeyCase> {
 pub fn sqlstate(err: &postgres::Error) -> String {
     err.code().map(|c| c.code().to_string()).unwrap_or_default()
 }
+
+/// Tests that commit many rows into Odoo tables (cursor paging under concurrent writes) hold this
+/// exclusively; tests that compare whole result sets against an oracle hold it shared, so the
+/// former never change a table under the latter.
+pub static BULK_WRITES: std::sync::RwLock<()> = std::sync::RwLock::new(());

@@ -1,5 +1,6 @@
 //! Routes. Handlers are thin: one SQL statement each (gate + data call), translated to HTTP.
 pub mod admin;
+pub mod conditional;
 pub mod dashboard;
 pub mod docs;
 pub mod forward;

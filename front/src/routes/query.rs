@@ -102,6 +102,26 @@ pub fn fields(q: &BTreeMap<String, String>) -> Result<Option<Vec<String>>, Probl
     Ok((!list.is_empty()).then_some(list))
 }
 
+/// RFC 8288 `Link: <...>; rel="next"` for a list: the same query string without `after`, plus
+/// `after=<cursor>`, relative to the list's path.
+pub fn next_link(model: &str, raw: Option<&str>, cursor: &str) -> Option<axum::http::HeaderValue> {
+    let mut pairs: Vec<&str> = raw
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty() && p.split('=').next() != Some("after"))
+        .collect();
+    let after = format!(
+        "after={}",
+        percent_encoding::utf8_percent_encode(cursor, percent_encoding::NON_ALPHANUMERIC)
+    );
+    pairs.push(&after);
+    axum::http::HeaderValue::from_str(&format!(
+        "</api/v1/{model}?{}>; rel=\"next\"",
+        pairs.join("&")
+    ))
+    .ok()
+}
+
 /// A non-negative integer parameter.
 pub fn non_negative(q: &BTreeMap<String, String>, name: &str) -> Result<Option<i32>, Problem> {
     match q.get(name) {
@@ -185,6 +205,25 @@ mod tests {
         for bad in ["0", "-1", "+1", "1.0", "abc", "2147483648", "", " 1"] {
             assert!(record_id(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn next_links_keep_the_query_and_replace_after() {
+        let l = next_link(
+            "res.partner",
+            Some("limit=2&after=old&order=name%20asc"),
+            "a.b-c_",
+        )
+        .unwrap();
+        assert_eq!(
+            l.to_str().unwrap(),
+            "</api/v1/res.partner?limit=2&order=name%20asc&after=a%2Eb%2Dc%5F>; rel=\"next\""
+        );
+        let l = next_link("res.partner", None, "x").unwrap();
+        assert_eq!(
+            l.to_str().unwrap(),
+            "</api/v1/res.partner?after=x>; rel=\"next\""
+        );
     }
 
     #[test]

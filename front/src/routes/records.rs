@@ -1,7 +1,7 @@
 //! `/api/v1/<model>` and `/api/v1/<model>/<id>`: search_read, read, create, write, unlink. Each is
 //! one statement: the gate and, on a pass, the data function.
 use super::forward::{self, Call, Shape};
-use super::query;
+use super::{conditional, query};
 use crate::error::{ApiError, Problem};
 use crate::gate::{self, Ctx, GatedSql};
 use crate::{AppState, body, gated_sql};
@@ -17,14 +17,37 @@ const SEARCH_READ: GatedSql = gated_sql!(
     "CASE WHEN g.status = 200 THEN api_gateway.search_read(g.uid, $4, $5, $6, $7, $8, $9) END, \
      CASE WHEN g.status = 200 AND $10 THEN api_gateway.search_count(g.uid, $4, $5) END"
 );
+const SEARCH_PAGE: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.search_page(g.uid, $4, $5, $6, $7, $8, $9) END, \
+     CASE WHEN g.status = 200 AND $10 THEN api_gateway.search_count(g.uid, $4, $5) END"
+);
 const READ: GatedSql =
-    gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.\"read\"(g.uid, $4, $5, $6) END");
+    gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.read_versioned(g.uid, $4, $5, $6) END");
 const CREATE: GatedSql =
     gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.\"create\"(g.uid, $4, $5) END");
 const WRITE: GatedSql =
     gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.\"write\"(g.uid, $4, $5, $6) END");
 const UNLINK: GatedSql =
     gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.unlink(g.uid, $4, $5) END");
+const WRITE_IF_MATCH: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.write_if_match(g.uid, $4, $5, $6, $7) END"
+);
+const UNLINK_IF_MATCH: GatedSql =
+    gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.unlink_if_match(g.uid, $4, $5, $6) END");
+
+/// The answer to a write or unlink: 204, 404, or 412 when `If-Match` no longer held.
+fn written(
+    g: &gate::Gate,
+    outcome: Option<&str>,
+    model: &str,
+    id: i32,
+) -> Result<Response, ApiError> {
+    match outcome {
+        Some("done") => Ok(g.respond(StatusCode::NO_CONTENT, None)),
+        Some("changed") => Err(g.with_headers(conditional::precondition_failed(model, id))),
+        _ => Err(g.with_headers(missing(model, id))),
+    }
+}
 
 fn path_problem(e: PathRejection) -> Problem {
     Problem::not_found(format!("bad path: {}", e.body_text()))
@@ -42,13 +65,16 @@ pub async fn list(
     ctx: Ctx,
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     ctx.require_credentials()?;
     let Path(model) = path.map_err(path_problem)?;
     let model = query::model(&model)?;
     let q = query::parse(
         raw.as_deref(),
-        &["domain", "fields", "limit", "offset", "order", "count"],
+        &[
+            "domain", "fields", "limit", "offset", "order", "count", "after",
+        ],
     )?;
     let domain = q
         .get("domain")
@@ -63,6 +89,45 @@ pub async fn list(
         .map(|o| o.trim().to_string())
         .filter(|o| !o.is_empty());
     let count = query::boolean(&q, "count")?;
+    // `after` (empty on the first page) asks for keyset pagination: a signed cursor for the
+    // next page. Plain lists stay on `search_read`, whose statement the extension caches.
+    if q.contains_key("after") && !q.contains_key("offset") {
+        let after = q.get("after").cloned().filter(|a| !a.is_empty());
+        let p = gate::run(
+            &state,
+            &ctx,
+            SEARCH_PAGE,
+            &[
+                (&model, Type::TEXT),
+                (&domain, Type::TEXT),
+                (&fields, Type::TEXT_ARRAY),
+                (&limit, Type::INT4),
+                (&order, Type::TEXT),
+                (&after, Type::TEXT),
+                (&count, Type::BOOL),
+            ],
+        )
+        .await?;
+        let page: Option<Value> = p.col(0)?;
+        let total: Option<i64> = p.col(1)?;
+        let g = &p.gate;
+        let mut page = page.unwrap_or_else(|| json!({"records": [], "next": null}));
+        if count {
+            page["count"] = json!(total.unwrap_or(0));
+        }
+        let next = page["next"].as_str().map(str::to_string);
+        let mut response = conditional::respond(g, &headers, &page, None)?;
+        if let Some(link) = next.and_then(|c| query::next_link(&model, raw.as_deref(), &c)) {
+            response.headers_mut().insert(header::LINK, link);
+        }
+        return Ok(response);
+    }
+    if q.contains_key("after") {
+        return Err(Problem::invalid_parameter(
+            "after",
+            "after (a cursor) and offset cannot be combined",
+        ));
+    }
     let p = gate::run(
         &state,
         &ctx,
@@ -85,7 +150,7 @@ pub async fn list(
     if count {
         body["count"] = json!(total.unwrap_or(0));
     }
-    Ok(g.respond(StatusCode::OK, Some(body)))
+    conditional::respond(g, &headers, &body, None)
 }
 
 /// `GET /api/v1/<model>/<id>?fields=`
@@ -94,6 +159,7 @@ pub async fn read(
     ctx: Ctx,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     ctx.require_credentials()?;
     let Path((model, id)) = path.map_err(path_problem)?;
@@ -114,7 +180,10 @@ pub async fn read(
     .await?;
     let g = &p.gate;
     match p.col::<Option<Value>>(0)? {
-        Some(record) if !record.is_null() => Ok(g.respond(StatusCode::OK, Some(record))),
+        Some(v) if v["record"].is_object() => {
+            let version = v["version"].as_str().unwrap_or("0");
+            conditional::respond(g, &headers, &v["record"], Some(version))
+        }
         _ => Err(g.with_headers(missing(&model, id))),
     }
 }
@@ -178,8 +247,10 @@ pub async fn write(
     let model = query::model(&model)?;
     let id = query::record_id(&id)?;
     query::parse(raw.as_deref(), &[])?;
+    let versions = conditional::if_match(&headers)?;
     let vals = body::json_object(&headers, body, state.config.body_limit).await?;
     if state.odoo.is_some() {
+        refuse_conditional_forward(versions.is_some())?;
         let call = Call {
             model,
             method: "write".into(),
@@ -187,6 +258,21 @@ pub async fn write(
             shape: Shape::NoContent,
         };
         return forward::forward(&state, &ctx, &headers, call).await;
+    }
+    if let Some(versions) = versions {
+        let p = gate::run(
+            &state,
+            &ctx,
+            WRITE_IF_MATCH,
+            &[
+                (&model, Type::TEXT),
+                (&id, Type::INT4),
+                (&vals, Type::JSONB),
+                (&versions, Type::TEXT_ARRAY),
+            ],
+        )
+        .await?;
+        return written(&p.gate, p.col::<Option<&str>>(0)?, &model, id);
     }
     let p = gate::run(
         &state,
@@ -219,7 +305,9 @@ pub async fn unlink(
     let model = query::model(&model)?;
     let id = query::record_id(&id)?;
     query::parse(raw.as_deref(), &[])?;
+    let versions = conditional::if_match(&headers)?;
     if state.odoo.is_some() {
+        refuse_conditional_forward(versions.is_some())?;
         let call = Call {
             model,
             method: "unlink".into(),
@@ -227,6 +315,20 @@ pub async fn unlink(
             shape: Shape::NoContent,
         };
         return forward::forward(&state, &ctx, &headers, call).await;
+    }
+    if let Some(versions) = versions {
+        let p = gate::run(
+            &state,
+            &ctx,
+            UNLINK_IF_MATCH,
+            &[
+                (&model, Type::TEXT),
+                (&id, Type::INT4),
+                (&versions, Type::TEXT_ARRAY),
+            ],
+        )
+        .await?;
+        return written(&p.gate, p.col::<Option<&str>>(0)?, &model, id);
     }
     let p = gate::run(
         &state,
@@ -307,4 +409,16 @@ pub async fn call_record(
         shape: Shape::Result,
     };
     forward::forward(&state, &ctx, &headers, call).await
+}
+
+/// `If-Match` on a write forwarded to Odoo: the gateway cannot hold its row lock across Odoo's
+/// transaction, so rather than check a version Odoo may change before it commits (or ignore
+/// the header), such a request is refused.
+fn refuse_conditional_forward(conditional: bool) -> Result<(), Problem> {
+    if conditional {
+        return Err(Problem::new(StatusCode::NOT_IMPLEMENTED, crate::error::kind::NOT_IMPLEMENTED).detail(
+            "If-Match is not supported on writes forwarded to Odoo (--odoo-url): send the write without it",
+        ));
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! SQL, so the order does not matter.
 mod admin;
 mod common;
+mod conditional;
 mod forward;
 mod oauth;
 mod privileges;
