@@ -756,7 +756,7 @@ mod tests {
 
     #[test]
     fn conditional_requests_are_documented() {
-        let doc = generate("0.4.0", &json!({}), "");
+        let doc = generate("0.4.0", &json!({}), "", false);
         let item = &doc["paths"]["/api/v1/{model}/{id}"];
         let list = &doc["paths"]["/api/v1/{model}"];
         for get in [&item["get"], &list["get"]] {
