@@ -31,12 +31,26 @@ if [ -z "${ODOO_API_KEY:-}" ]; then
 fi
 psql -X -qAt -d "$DATABASE_URL" -c "SELECT api_gateway.version()" >/dev/null \
     || { echo "odoo: 0 passed, 1 failed (no api_gateway extension in DATABASE_URL)"; exit 1; }
+# The front runs as a least-privileged role, as a DBA following the docs sets it up (grant_front),
+# over TCP with a password; the suite itself checks Odoo's tables with DATABASE_URL.
+ROLE=agw_odoo_front PASSWORD=agw_odoo_front_pw
+read -r DB DBPORT < <(psql -X -qAt -F ' ' -d "$DATABASE_URL" -c "SELECT current_database(), current_setting('port')")
+psql -X -q -v ON_ERROR_STOP=1 -d "$DATABASE_URL" >/dev/null <<SQL || { echo "odoo: 0 passed, 1 failed (cannot set up the front's role)"; exit 1; }
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$ROLE') THEN
+    CREATE ROLE $ROLE NOSUPERUSER LOGIN PASSWORD '$PASSWORD';
+  END IF;
+END \$\$;
+ALTER ROLE $ROLE NOSUPERUSER NOCREATEDB NOCREATEROLE LOGIN PASSWORD '$PASSWORD';
+SELECT api_gateway.grant_front('$ROLE');
+SQL
+FRONT_URL="postgresql://$ROLE:$PASSWORD@127.0.0.1:$DBPORT/$DB"
 cd "$ROOT"
 BIN=${API_GATEWAY_BIN:-$ROOT/target/debug/api-gateway}
 [ -n "${API_GATEWAY_BIN:-}" ] || cargo build -q -p api_gateway_front --bin api-gateway || exit 1
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 LOG=$(mktemp)
-DATABASE_URL="$DATABASE_URL" "$BIN" serve --listen "127.0.0.1:$PORT" --odoo-url "$ODOO_URL" \
+DATABASE_URL="$FRONT_URL" "$BIN" serve --listen "127.0.0.1:$PORT" --odoo-url "$ODOO_URL" \
     ${ODOO_DATABASE:+--odoo-database "$ODOO_DATABASE"} --maintenance-interval-s 0 >"$LOG" 2>&1 &
 GW_PID=$!
 trap 'kill $GW_PID 2>/dev/null; wait $GW_PID 2>/dev/null; rm -f "$LOG"' EXIT
@@ -47,4 +61,5 @@ ODOO_URL=$ODOO_URL ODOO_API_KEY=$ODOO_API_KEY DATABASE_URL=$DATABASE_URL AGW_GAT
     python3 "$ROOT/tests/odoo/odoo_suite.py"
 rc=$?
 if grep -q 'Traceback' "$LOG"; then echo "FAIL an Odoo traceback reached the gateway's log"; rc=1; fi
+if grep -qi 'permission denied' "$LOG"; then grep -i 'permission denied' "$LOG" | head -3; echo "FAIL the least-privileged front was refused something"; rc=1; fi
 exit $rc
