@@ -1,3 +1,225 @@
 -- api_gateway 0.4.0 -> 0.5.0. Each section names the work it belongs to; every statement here
 -- has its twin in src/sql/*.sql (fresh install), and tests/upgrade/check.sh proves both equal.
 \echo Use "ALTER EXTENSION api_gateway UPDATE TO '0.5.0'" to load this file. \quit
+
+-- == schema (issue 18, part 4): fields_get per model (every field, labels and help in the
+-- == request's language, where the gateway reads it from), a language per request ==
+
+-- The reads take an optional language (a trailing `lang DEFAULT NULL`): each is dropped and
+-- created again with it (the library keeps the 0.4.0 entry points, so a 0.4.0 schema keeps
+-- working until this update). The roles that could execute an old one may execute the new one:
+-- their grants are noted (in a setting local to this transaction) and given again below.
+DO $schema$
+BEGIN
+    PERFORM set_config('api_gateway.schema_regrant', coalesce((
+        SELECT jsonb_agg(jsonb_build_array(p.proname, a.grantee::regrole::text))::text
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid IN ('api_gateway.search_read(integer, text, text, text[], integer, integer, text)'::regprocedure, 'api_gateway.search_page(integer, text, text, text[], integer, text, text)'::regprocedure, 'api_gateway.search_count(integer, text, text)'::regprocedure, 'api_gateway.read(integer, text, integer, text[])'::regprocedure, 'api_gateway.read_versioned(integer, text, integer, text[])'::regprocedure)
+           AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner), '[]'), true);
+END
+$schema$;
+
+DROP FUNCTION api_gateway.search_read(integer, text, text, text[], integer, integer, text);
+DROP FUNCTION api_gateway.search_page(integer, text, text, text[], integer, text, text);
+DROP FUNCTION api_gateway.search_count(integer, text, text);
+DROP FUNCTION api_gateway.read(integer, text, integer, text[]);
+DROP FUNCTION api_gateway.read_versioned(integer, text, integer, text[]);
+
+-- src/api/data.rs
+CREATE  FUNCTION "search_read"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"domain" TEXT DEFAULT '[]', /* Option < & str > */
+	"fields" TEXT[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < String > > > */
+	"limit" INT DEFAULT NULL, /* Option < i32 > */
+	"offset" INT DEFAULT 0, /* Option < i32 > */
+	"order" TEXT DEFAULT NULL, /* Option < & str > */
+	"lang" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* RawJsonb */
+VOLATILE SECURITY DEFINER 
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'search_read_lang_wrapper';
+
+-- src/api/data.rs
+CREATE  FUNCTION "search_page"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"domain" TEXT DEFAULT '[]', /* Option < & str > */
+	"fields" TEXT[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < String > > > */
+	"limit" INT DEFAULT NULL, /* Option < i32 > */
+	"order" TEXT DEFAULT NULL, /* Option < & str > */
+	"after" TEXT DEFAULT NULL, /* Option < & str > */
+	"lang" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* RawJsonb */
+VOLATILE SECURITY DEFINER 
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'search_page_lang_wrapper';
+
+-- src/api/data.rs
+CREATE  FUNCTION "search_count"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"domain" TEXT DEFAULT '[]', /* Option < & str > */
+	"lang" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS bigint /* i64 */
+VOLATILE SECURITY DEFINER 
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'search_count_lang_wrapper';
+
+-- src/api/data.rs
+CREATE  FUNCTION "read"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"id" INT, /* Option < i32 > */
+	"fields" TEXT[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < String > > > */
+	"lang" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* Option < RawJsonb > */
+VOLATILE SECURITY DEFINER 
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'data_read_lang_wrapper';
+
+-- src/api/data.rs
+CREATE  FUNCTION "read_versioned"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"id" INT, /* Option < i32 > */
+	"fields" TEXT[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < String > > > */
+	"lang" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* Option < RawJsonb > */
+VOLATILE SECURITY DEFINER 
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'read_versioned_lang_wrapper';
+
+-- src/api/data.rs
+CREATE  FUNCTION "fields_get"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"lang" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* pgrx :: JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'fields_get_wrapper';
+
+-- src/api/data.rs
+CREATE  FUNCTION "negotiate_language"(
+	"accept_language" TEXT /* Option < & str > */
+) RETURNS TEXT /* Option < String > */
+STABLE SECURITY DEFINER
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'negotiate_language_wrapper';
+
+-- src/sql/describe.sql
+-- `describe_models(uid)`: the models the user may read, each with every field `fields_get`
+-- describes to that user in en_US (stored or not; type, label, help, required, readonly,
+-- relation, selection values, and `source`: read by the gateway in SQL, or through Odoo), for
+-- OpenAPI schemas and admin screens. plpgsql so that CREATE EXTENSION works in a database
+-- without Odoo's tables; VOLATILE because `fields_get` may refresh the per-backend caches.
+CREATE OR REPLACE FUNCTION api_gateway.describe_models(uid integer) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (
+        WITH RECURSIVE g(gid) AS (
+            SELECT r.gid FROM public.res_groups_users_rel r WHERE r.uid = describe_models.uid
+            UNION SELECT i.hid FROM public.res_groups_implied_rel i JOIN g ON i.gid = g.gid),
+        readable AS (
+            SELECT m.id, m.model, coalesce(m.name->>'en_US', m.model) AS label
+              FROM public.ir_model m
+             WHERE NOT coalesce(m.abstract, false)
+               -- the names the gateway serves (lower-case dotted identifiers)
+               AND m.model ~ '^[a-z0-9_]+(\.[a-z0-9_]+)*$' AND length(m.model) <= 128
+               AND to_regclass('public.' || quote_ident(replace(m.model, '.', '_'))) IS NOT NULL
+               AND (describe_models.uid = 1 OR EXISTS (
+                    SELECT 1 FROM public.ir_model_access a
+                     WHERE a.model_id = m.id AND a.active AND a.perm_read
+                       AND (a.group_id IS NULL OR a.group_id IN (SELECT gid FROM g)))))
+        SELECT coalesce(jsonb_object_agg(r.model, jsonb_build_object(
+                   'name', r.label,
+                   'fields', api_gateway.fields_get(describe_models.uid, r.model, 'en_US'))),
+               '{}'::jsonb)
+          FROM readable r);
+END;
+$$;
+
+-- src/sql/finalize.sql
+-- `grant_front(role)`: everything `api-gateway serve` calls: the gate, OAuth2, the data
+-- functions, the traffic log writer and maintenance, the dashboard's statistics, /metrics and
+-- the admin console (every admin_* function). Returns the number of functions granted. Serve
+-- also delivers webhooks unless --webhooks false: then grant_worker(role) too.
+CREATE OR REPLACE FUNCTION api_gateway.grant_front(role name) RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN api_gateway._grant_execute(role, ARRAY[
+        'api_gateway.version()',
+        'api_gateway.authenticate(text, inet, text)',
+        'api_gateway.issue_token(text, text, text, inet)',
+        'api_gateway.revoke_token(text)',
+        'api_gateway.introspect_token(text)',
+        'api_gateway.oauth_client_check(text, text, inet)',
+        'api_gateway.revoke_token_as_client(text, text)',
+        'api_gateway.describe_models(integer)',
+        'api_gateway.search_read(integer, text, text, text[], integer, integer, text, text)',
+        'api_gateway.search_count(integer, text, text, text)',
+        'api_gateway.read(integer, text, integer, text[], text)',
+        'api_gateway.create(integer, text, jsonb)',
+        'api_gateway.write(integer, text, integer, jsonb)',
+        'api_gateway.unlink(integer, text, integer)',
+        'api_gateway.read_versioned(integer, text, integer, text[], text)',
+        'api_gateway.write_if_match(integer, text, integer, jsonb, text[])',
+        'api_gateway.unlink_if_match(integer, text, integer, text[])',
+        'api_gateway.search_page(integer, text, text, text[], integer, text, text, text)',
+        -- Schema per model and language per request.
+        'api_gateway.fields_get(integer, text, text)',
+        'api_gateway.negotiate_language(text)',
+        'api_gateway.log_requests(jsonb)',
+        'api_gateway.log_level()',
+        'api_gateway.ensure_log_partitions(integer)',
+        'api_gateway.run_maintenance(text)',
+        'api_gateway.metrics_gauges()',
+        -- --odoo-url: the OAuth2 clients' upstream Odoo keys and the idempotency keys.
+        'api_gateway.upstream_key(text)',
+        'api_gateway.idempotency_begin(text, text, text, integer)',
+        'api_gateway.idempotency_finish(text, text, text, integer, jsonb, jsonb)',
+        'api_gateway.idempotency_release(text, text, text)']
+        -- The dashboard's and the console's families, whole: stats_* and admin_*.
+        || ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
+                  WHERE p.pronamespace = 'api_gateway'::regnamespace
+                    AND (p.proname LIKE 'stats\_%' OR p.proname LIKE 'admin\_%')
+                  ORDER BY 1));
+END;
+$$;
+
+REVOKE ALL ON FUNCTION api_gateway.search_read(integer, text, text, text[], integer, integer, text, text),
+    api_gateway.search_page(integer, text, text, text[], integer, text, text, text),
+    api_gateway.search_count(integer, text, text, text),
+    api_gateway.read(integer, text, integer, text[], text),
+    api_gateway.read_versioned(integer, text, integer, text[], text),
+    api_gateway.fields_get(integer, text, text),
+    api_gateway.negotiate_language(text) FROM PUBLIC;
+ALTER FUNCTION api_gateway.search_read(integer, text, text, text[], integer, integer, text, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.search_count(integer, text, text, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.read(integer, text, integer, text[], text) SET plan_cache_mode = force_generic_plan;
+
+DO $schema$
+DECLARE
+    g jsonb;
+BEGIN
+    FOR g IN SELECT jsonb_array_elements(current_setting('api_gateway.schema_regrant')::jsonb) LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', (CASE g->>0
+            WHEN 'search_read' THEN 'api_gateway.search_read(integer, text, text, text[], integer, integer, text, text)'
+            WHEN 'search_page' THEN 'api_gateway.search_page(integer, text, text, text[], integer, text, text, text)'
+            WHEN 'search_count' THEN 'api_gateway.search_count(integer, text, text, text)'
+            WHEN 'read' THEN 'api_gateway.read(integer, text, integer, text[], text)'
+            WHEN 'read_versioned' THEN 'api_gateway.read_versioned(integer, text, integer, text[], text)' END)::regprocedure, g->>1);
+    END LOOP;
+END
+$schema$;
+-- == end schema ==

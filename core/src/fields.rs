@@ -106,10 +106,304 @@ pub fn search_default(model: &str, domain: &Domain) -> Option<Domain> {
     }
 }
 
+/// Where the gateway reads a field from: its own SQL, or Odoo (non-stored computed fields and
+/// binaries: `api-gateway serve --odoo-url`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Sql,
+    Odoo,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Sql => "sql",
+            Source::Odoo => "odoo",
+        }
+    }
+}
+
+/// What `ir_model_fields` and the catalog say about one field, as far as its source goes.
+#[derive(Debug, Clone)]
+pub struct FieldFacts {
+    pub ttype: String,
+    /// Stored where SQL can read it: a column, or a stored x2many (inverse column or relation
+    /// table).
+    pub stored: bool,
+    /// `ir_model_fields.related` of a field that is not stored (`partner_id.name`).
+    pub related: Option<String>,
+    /// The comodel of a relational field.
+    pub relation: Option<String>,
+    /// The inverse many2one of a one2many.
+    pub relation_field: Option<String>,
+}
+
+/// How deep related paths may nest (as the read path allows).
+const MAX_RELATED_DEPTH: usize = 6;
+
+/// Whether the gateway serves `model.name` from SQL: stored; or related, through many2one hops
+/// of servable models, to a stored field; or `display_name` (computed in SQL from the model's
+/// rule). Binaries and one2many whose inverse is not a column need Odoo, as does every other
+/// non-stored field. `lookup(model, field)` gives the facts of a field of a servable model.
+pub fn source(
+    lookup: &dyn Fn(&str, &str) -> Option<FieldFacts>,
+    model: &str,
+    name: &str,
+) -> Source {
+    if name == "display_name" {
+        return Source::Sql;
+    }
+    match resolve(lookup, model, name, 0) {
+        Some(f) if f.ttype == "binary" => Source::Odoo,
+        Some(f) if f.ttype == "one2many" => {
+            let inverse = match (&f.relation, &f.relation_field) {
+                (Some(co), Some(inv)) => lookup(co, inv),
+                _ => None,
+            };
+            // The lines are found by their inverse column (a many2one, or `res_id`).
+            if inverse.is_some_and(|i| i.stored) {
+                Source::Sql
+            } else {
+                Source::Odoo
+            }
+        }
+        Some(_) => Source::Sql,
+        None => Source::Odoo,
+    }
+}
+
+/// The stored field a path ends on (following related fields and many2one hops), if SQL can
+/// reach it.
+fn resolve(
+    lookup: &dyn Fn(&str, &str) -> Option<FieldFacts>,
+    model: &str,
+    path: &str,
+    depth: usize,
+) -> Option<FieldFacts> {
+    if depth > MAX_RELATED_DEPTH {
+        return None;
+    }
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    let facts = lookup(model, head)?;
+    let first = if facts.stored {
+        facts
+    } else {
+        // A related field may itself be one (`name` of a variant is its template's).
+        resolve(lookup, model, facts.related.as_deref()?, depth + 1)?
+    };
+    match rest {
+        None => Some(first),
+        Some(rest) if first.ttype == "many2one" => {
+            resolve(lookup, first.relation.as_deref()?, rest, depth + 1)
+        }
+        Some(_) => None,
+    }
+}
+
+/// Odoo's `_has_field_access`: a field without groups is for everyone; one with groups for
+/// their members (and the superuser). An xml id that resolves to no group is written `-1`.
+pub fn visible(field_groups: &[i32], user_groups: &[i64], superuser: bool) -> bool {
+    field_groups.is_empty()
+        || superuser
+        || field_groups
+            .iter()
+            .any(|g| user_groups.contains(&i64::from(*g)))
+}
+
+/// One field as `GET /api/v1/<model>/fields` and `api_gateway.fields_get` describe it: Odoo's
+/// `fields_get` attributes the gateway knows, plus `source`.
+#[derive(Debug, Clone)]
+pub struct Description {
+    pub name: String,
+    pub ttype: String,
+    /// Label, in the request's language (en_US fallback).
+    pub string: String,
+    pub help: Option<String>,
+    pub required: bool,
+    pub readonly: bool,
+    /// `ir_model_fields.store` (false for `_inherits` and related fields, as Odoo says).
+    pub store: bool,
+    pub relation: Option<String>,
+    pub relation_field: Option<String>,
+    /// `[value, label]` pairs of a selection field, when `ir_model_fields_selection` has them
+    /// (selections computed by a Python method are not recorded there).
+    pub selection: Option<Vec<(String, String)>>,
+    pub translate: bool,
+    pub company_dependent: bool,
+    pub related: Option<String>,
+    pub source: Source,
+}
+
+const RELATIONAL: &[&str] = &["many2one", "one2many", "many2many"];
+const TEXTUAL: &[&str] = &["char", "text", "html"];
+
+/// The JSON object of one field, keyed like Odoo's `fields_get` (attributes that do not apply
+/// to a type are left out, as Odoo leaves them out).
+pub fn describe(d: &Description) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let mut o = serde_json::Map::new();
+    o.insert("name".into(), json!(d.name));
+    o.insert("type".into(), json!(d.ttype));
+    o.insert("string".into(), json!(d.string));
+    if let Some(help) = d.help.as_deref().filter(|h| !h.is_empty()) {
+        o.insert("help".into(), json!(help));
+    }
+    o.insert("required".into(), json!(d.required));
+    o.insert("readonly".into(), json!(d.readonly));
+    o.insert("store".into(), json!(d.store));
+    o.insert("company_dependent".into(), json!(d.company_dependent));
+    if RELATIONAL.contains(&d.ttype.as_str())
+        && let Some(rel) = &d.relation
+    {
+        o.insert("relation".into(), json!(rel));
+    }
+    if d.ttype == "one2many"
+        && let Some(inverse) = &d.relation_field
+    {
+        o.insert("relation_field".into(), json!(inverse));
+    }
+    if let Some(sel) = &d.selection {
+        o.insert(
+            "selection".into(),
+            Value::Array(sel.iter().map(|(v, l)| json!([v, l])).collect()),
+        );
+    }
+    if TEXTUAL.contains(&d.ttype.as_str()) {
+        o.insert("translate".into(), json!(d.translate));
+    }
+    if let Some(related) = &d.related {
+        o.insert("related".into(), json!(related));
+    }
+    o.insert("source".into(), json!(d.source.as_str()));
+    Value::Object(o)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::parse;
+
+    fn facts(model: &str, field: &str) -> Option<FieldFacts> {
+        let f = |ttype: &str,
+                 stored,
+                 related: Option<&str>,
+                 relation: Option<&str>,
+                 relation_field: Option<&str>| {
+            Some(FieldFacts {
+                ttype: ttype.into(),
+                stored,
+                related: related.map(Into::into),
+                relation: relation.map(Into::into),
+                relation_field: relation_field.map(Into::into),
+            })
+        };
+        match (model, field) {
+            ("product.product", "product_tmpl_id") => {
+                f("many2one", true, None, Some("product.template"), None)
+            }
+            ("product.product", "name") => {
+                f("char", false, Some("product_tmpl_id.name"), None, None)
+            }
+            ("product.product", "categ_name") => f(
+                "char",
+                false,
+                Some("product_tmpl_id.categ_id.name"),
+                None,
+                None,
+            ),
+            ("product.product", "lst_price") => f("float", false, None, None, None),
+            ("product.product", "image_1920") => f("binary", false, None, None, None),
+            ("product.product", "image_variant") => f("binary", true, None, None, None),
+            ("product.product", "loop") => f("char", false, Some("loop"), None, None),
+            ("product.product", "name_len") => f("integer", false, Some("name.x"), None, None),
+            ("product.template", "name") => f("char", true, None, None, None),
+            ("product.template", "categ_id") => {
+                f("many2one", true, None, Some("product.category"), None)
+            }
+            ("product.template", "variant_ids") => f(
+                "one2many",
+                true,
+                None,
+                Some("product.product"),
+                Some("product_tmpl_id"),
+            ),
+            ("product.template", "computed_lines") => f(
+                "one2many",
+                true,
+                None,
+                Some("product.product"),
+                Some("lst_price"),
+            ),
+            ("product.category", "name") => f("char", true, None, None, None),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn sources_follow_related_paths_to_stored_fields() {
+        let s = |m: &str, f: &str| source(&facts, m, f);
+        assert_eq!(s("product.product", "display_name"), Source::Sql);
+        assert_eq!(s("product.product", "name"), Source::Sql);
+        assert_eq!(s("product.product", "categ_name"), Source::Sql);
+        assert_eq!(s("product.product", "product_tmpl_id"), Source::Sql);
+        assert_eq!(s("product.template", "variant_ids"), Source::Sql);
+        // Non-stored computed, binaries (stored or not), broken or looping paths: Odoo.
+        assert_eq!(s("product.product", "lst_price"), Source::Odoo);
+        assert_eq!(s("product.product", "image_1920"), Source::Odoo);
+        assert_eq!(s("product.product", "image_variant"), Source::Odoo);
+        assert_eq!(s("product.product", "loop"), Source::Odoo);
+        assert_eq!(s("product.product", "name_len"), Source::Odoo);
+        assert_eq!(s("product.template", "computed_lines"), Source::Odoo);
+        assert_eq!(s("product.product", "missing"), Source::Odoo);
+    }
+
+    #[test]
+    fn fields_with_groups_are_for_their_members() {
+        assert!(visible(&[], &[], false));
+        assert!(visible(&[3, 4], &[1, 4], false));
+        assert!(!visible(&[3], &[1, 4], false));
+        assert!(!visible(&[-1], &[1, 4], false));
+        assert!(visible(&[-1], &[], true));
+    }
+
+    #[test]
+    fn descriptions_keep_only_the_attributes_of_their_type() {
+        let d = Description {
+            name: "name".into(),
+            ttype: "char".into(),
+            string: "Name".into(),
+            help: Some(String::new()),
+            required: true,
+            readonly: false,
+            store: false,
+            relation: Some("ignored".into()),
+            relation_field: None,
+            selection: None,
+            translate: true,
+            company_dependent: false,
+            related: Some("product_tmpl_id.name".into()),
+            source: Source::Sql,
+        };
+        let v = describe(&d);
+        assert_eq!(v["string"], "Name");
+        assert_eq!(v["translate"], true);
+        assert_eq!(v["source"], "sql");
+        assert!(v.get("help").is_none() && v.get("relation").is_none());
+        let m2o = describe(&Description {
+            ttype: "many2one".into(),
+            relation: Some("res.partner".into()),
+            help: Some("Who".into()),
+            source: Source::Odoo,
+            ..d
+        });
+        assert_eq!(m2o["relation"], "res.partner");
+        assert_eq!(m2o["help"], "Who");
+        assert_eq!(m2o["source"], "odoo");
+        assert!(m2o.get("translate").is_none());
+    }
 
     #[test]
     fn attachments_of_binary_fields_are_hidden_unless_asked_for() {

@@ -10,6 +10,7 @@ pub mod field_values;
 pub mod fields;
 pub mod gate;
 pub mod jwt;
+pub mod lang;
 pub mod name_search;
 pub mod ratelimit;
 pub mod secrets;

@@ -154,3 +154,8 @@ mod tests {
         assert!(pg_config_with("postgresql://[bad", None).is_err());
     }
 }
+
+/// The first `n` of `params` (a statement that takes optional trailing parameters).
+pub fn params_up_to<'a, 'b>(params: &'b Params<'a>, n: usize) -> &'b Params<'a> {
+    &params[..n.min(params.len())]
+}

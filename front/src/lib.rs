@@ -117,6 +117,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/{model}",
             get(routes::records::list).post(routes::records::create),
         )
+        .route("/api/v1/{model}/fields", get(routes::fields::fields))
         .route(
             "/api/v1/{model}/{id}",
             get(routes::records::read)

@@ -15,11 +15,29 @@ fn required<T>(v: Option<T>, what: &str) -> T {
     })
 }
 
-/// `api_gateway.search_read(uid, model, domain DEFAULT '[]', fields DEFAULT NULL, "limit" DEFAULT NULL,
-/// "offset" DEFAULT 0, "order" DEFAULT NULL) RETURNS jsonb`: the visible records matching the domain.
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, public, pg_temp)]
+/// 0.4.0's `search_read` (seven arguments, no language): the entry point a 0.4.0 schema names,
+/// kept so that reads keep working between a library upgrade and `ALTER EXTENSION UPDATE`.
+#[pg_extern(volatile, security_definer, sql = false)]
 fn search_read(
+    uid: Option<i32>,
+    model: Option<&str>,
+    domain: Option<&str>,
+    fields: Option<Vec<Option<String>>>,
+    limit: Option<i32>,
+    offset: Option<i32>,
+    order: Option<&str>,
+) -> RawJsonb {
+    search_read_in(uid, model, domain, fields, limit, offset, order, None)
+}
+
+/// `api_gateway.search_read(uid, model, domain DEFAULT '[]', fields DEFAULT NULL, "limit" DEFAULT NULL,
+/// "offset" DEFAULT 0, "order" DEFAULT NULL, lang DEFAULT NULL) RETURNS jsonb`: the visible
+/// records matching the domain; translated values and display names in `lang` (an installed
+/// code, or a tag naming one: `fr`, `fr-FR`; NULL: the user's language).
+#[pg_extern(volatile, security_definer, name = "search_read")]
+#[search_path(pg_catalog, public, pg_temp)]
+#[allow(clippy::too_many_arguments)]
+fn search_read_lang(
     uid: Option<i32>,
     model: Option<&str>,
     domain: default!(Option<&str>, "'[]'"),
@@ -27,6 +45,21 @@ fn search_read(
     limit: default!(Option<i32>, "NULL"),
     offset: default!(Option<i32>, 0),
     order: default!(Option<&str>, "NULL"),
+    lang: default!(Option<&str>, "NULL"),
+) -> RawJsonb {
+    search_read_in(uid, model, domain, fields, limit, offset, order, lang)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn search_read_in(
+    uid: Option<i32>,
+    model: Option<&str>,
+    domain: Option<&str>,
+    fields: Option<Vec<Option<String>>>,
+    limit: Option<i32>,
+    offset: Option<i32>,
+    order: Option<&str>,
+    lang: Option<&str>,
 ) -> RawJsonb {
     let uid = required(uid, "uid");
     let model = required(model, "model");
@@ -39,6 +72,7 @@ fn search_read(
         offset,
         order.map(str::to_string),
         false,
+        lang.map(str::to_string),
     );
     let parsed = read::parse_domain(domain);
     data::cache::optimistic(|| {
@@ -53,6 +87,7 @@ fn search_read(
                 active_test: true,
                 single: false,
                 version: false,
+                lang: data::lang::explicit(lang),
             })
         })
     })
@@ -65,13 +100,29 @@ fn search_read(
     })
 }
 
-/// `api_gateway.search_page(uid, model, domain DEFAULT '[]', fields DEFAULT NULL, "limit" DEFAULT
-/// NULL, "order" DEFAULT NULL, after DEFAULT NULL) RETURNS jsonb`: keyset pagination,
-/// `{"records": [...], "next": <cursor of the next page, or null>}`; `after` is the `next` of
-/// the previous page (signed: it only resumes the same query for the same user).
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, public, pg_temp)]
+/// 0.4.0's `search_page` (no language), kept for a 0.4.0 schema (see `search_read`).
+#[pg_extern(volatile, security_definer, sql = false)]
 fn search_page(
+    uid: Option<i32>,
+    model: Option<&str>,
+    domain: Option<&str>,
+    fields: Option<Vec<Option<String>>>,
+    limit: Option<i32>,
+    order: Option<&str>,
+    after: Option<&str>,
+) -> RawJsonb {
+    search_page_in(uid, model, domain, fields, limit, order, after, None)
+}
+
+/// `api_gateway.search_page(uid, model, domain DEFAULT '[]', fields DEFAULT NULL, "limit" DEFAULT
+/// NULL, "order" DEFAULT NULL, after DEFAULT NULL, lang DEFAULT NULL) RETURNS jsonb`: keyset
+/// pagination, `{"records": [...], "next": <cursor of the next page, or null>}`; `after` is the
+/// `next` of the previous page (signed: it only resumes the same query for the same user, in the
+/// same language).
+#[pg_extern(volatile, security_definer, name = "search_page")]
+#[search_path(pg_catalog, public, pg_temp)]
+#[allow(clippy::too_many_arguments)]
+fn search_page_lang(
     uid: Option<i32>,
     model: Option<&str>,
     domain: default!(Option<&str>, "'[]'"),
@@ -79,6 +130,21 @@ fn search_page(
     limit: default!(Option<i32>, "NULL"),
     order: default!(Option<&str>, "NULL"),
     after: default!(Option<&str>, "NULL"),
+    lang: default!(Option<&str>, "NULL"),
+) -> RawJsonb {
+    search_page_in(uid, model, domain, fields, limit, order, after, lang)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn search_page_in(
+    uid: Option<i32>,
+    model: Option<&str>,
+    domain: Option<&str>,
+    fields: Option<Vec<Option<String>>>,
+    limit: Option<i32>,
+    order: Option<&str>,
+    after: Option<&str>,
+    lang: Option<&str>,
 ) -> RawJsonb {
     let uid = required(uid, "uid");
     let model = required(model, "model");
@@ -90,35 +156,75 @@ fn search_page(
         limit,
         order,
         after: after.filter(|a| !a.is_empty()),
+        lang: data::lang::explicit(lang),
     })
 }
 
-/// `api_gateway.search_count(uid, model, domain DEFAULT '[]') RETURNS bigint`
-#[pg_extern(volatile, security_definer)]
+/// 0.4.0's `search_count` (no language), kept for a 0.4.0 schema (see `search_read`).
+#[pg_extern(volatile, security_definer, sql = false)]
+fn search_count(uid: Option<i32>, model: Option<&str>, domain: Option<&str>) -> i64 {
+    search_count_lang(uid, model, domain, None)
+}
+
+/// `api_gateway.search_count(uid, model, domain DEFAULT '[]', lang DEFAULT NULL) RETURNS bigint`;
+/// `lang` is the language conditions on translated fields compare in (NULL: the user's).
+#[pg_extern(volatile, security_definer, name = "search_count")]
 #[search_path(pg_catalog, public, pg_temp)]
-fn search_count(
+fn search_count_lang(
     uid: Option<i32>,
     model: Option<&str>,
     domain: default!(Option<&str>, "'[]'"),
+    lang: default!(Option<&str>, "NULL"),
 ) -> i64 {
     let uid = required(uid, "uid");
     let model = required(model, "model");
-    read::search_count(uid, model, read::parse_domain(domain))
+    read::search_count(
+        uid,
+        model,
+        read::parse_domain(domain),
+        data::lang::explicit(lang),
+    )
 }
 
-/// `api_gateway.read(uid, model, id, fields DEFAULT NULL) RETURNS jsonb`: the record, or NULL
-/// when it does not exist or the user may not see it. Archived records are readable by id.
-#[pg_extern(volatile, security_definer, name = "read")]
-#[search_path(pg_catalog, public, pg_temp)]
+/// 0.4.0's `read` (no language), kept for a 0.4.0 schema (see `search_read`).
+#[pg_extern(volatile, security_definer, sql = false)]
 fn data_read(
     uid: Option<i32>,
     model: Option<&str>,
     id: Option<i32>,
+    fields: Option<Vec<Option<String>>>,
+) -> Option<RawJsonb> {
+    read_one(uid, model, id, fields, None, false)
+}
+
+/// `api_gateway.read(uid, model, id, fields DEFAULT NULL, lang DEFAULT NULL) RETURNS jsonb`: the
+/// record, or NULL when it does not exist or the user may not see it. Archived records are
+/// readable by id. `lang` as in `search_read`.
+#[pg_extern(volatile, security_definer, name = "read")]
+#[search_path(pg_catalog, public, pg_temp)]
+fn data_read_lang(
+    uid: Option<i32>,
+    model: Option<&str>,
+    id: Option<i32>,
     fields: default!(Option<Vec<Option<String>>>, "NULL"),
+    lang: default!(Option<&str>, "NULL"),
+) -> Option<RawJsonb> {
+    read_one(uid, model, id, fields, lang, false)
+}
+
+/// One record by id (`read`, `read_versioned`).
+fn read_one(
+    uid: Option<i32>,
+    model: Option<&str>,
+    id: Option<i32>,
+    fields: Option<Vec<Option<String>>>,
+    lang: Option<&str>,
+    version: bool,
 ) -> Option<RawJsonb> {
     let uid = required(uid, "uid");
     let model = required(model, "model");
     let id = id?;
+    let lang = data::lang::explicit(lang);
     data::cache::optimistic(|| {
         read::search_read(read::Request {
             uid,
@@ -129,7 +235,8 @@ fn data_read(
             order: None,
             active_test: false,
             single: true,
-            version: false,
+            version,
+            lang: lang.clone(),
         })
     })
 }
@@ -164,33 +271,30 @@ fn require_sql_writes(model: &str) {
     }
 }
 
-/// `api_gateway.read_versioned(uid, model, id, fields DEFAULT NULL) RETURNS jsonb`:
-/// `{"record": <as read returns it>, "version": "<row version>"}`, or NULL like `read`. The
-/// version changes with every update of the row; `write_if_match`/`unlink_if_match` take it.
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, public, pg_temp)]
+/// 0.4.0's `read_versioned` (no language), kept for a 0.4.0 schema (see `search_read`).
+#[pg_extern(volatile, security_definer, sql = false)]
 fn read_versioned(
     uid: Option<i32>,
     model: Option<&str>,
     id: Option<i32>,
-    fields: default!(Option<Vec<Option<String>>>, "NULL"),
+    fields: Option<Vec<Option<String>>>,
 ) -> Option<RawJsonb> {
-    let uid = required(uid, "uid");
-    let model = required(model, "model");
-    let id = id?;
-    data::cache::optimistic(|| {
-        read::search_read(read::Request {
-            uid,
-            model,
-            domain: read::id_domain(id),
-            fields: fields.clone(),
-            page: None,
-            order: None,
-            active_test: false,
-            single: true,
-            version: true,
-        })
-    })
+    read_one(uid, model, id, fields, None, true)
+}
+
+/// `api_gateway.read_versioned(uid, model, id, fields DEFAULT NULL, lang DEFAULT NULL) RETURNS
+/// jsonb`: `{"record": <as read returns it>, "version": "<row version>"}`, or NULL like `read`.
+/// The version changes with every update of the row; `write_if_match`/`unlink_if_match` take it.
+#[pg_extern(volatile, security_definer, name = "read_versioned")]
+#[search_path(pg_catalog, public, pg_temp)]
+fn read_versioned_lang(
+    uid: Option<i32>,
+    model: Option<&str>,
+    id: Option<i32>,
+    fields: default!(Option<Vec<Option<String>>>, "NULL"),
+    lang: default!(Option<&str>, "NULL"),
+) -> Option<RawJsonb> {
+    read_one(uid, model, id, fields, lang, true)
 }
 
 /// What a conditional write or unlink did: `done`, `not_found` (missing or not visible: as the
@@ -309,4 +413,31 @@ fn check_access(uid: Option<i32>, model: Option<&str>, operation: Option<&str>) 
     crate::odoo::require_odoo("check_access", data::TABLES);
     let _ = data::meta::model(model);
     context::load(uid, model, op).allowed
+}
+
+/// `api_gateway.fields_get(uid, model, lang DEFAULT NULL) RETURNS jsonb`: every field of the
+/// model as Odoo's `fields_get` describes it to the user (stored or not; labels, help and
+/// selection labels in `lang`, else the user's language, with en_US fallback; fields restricted
+/// to groups the user lacks left out), each with `source`: `sql` (read by the gateway) or `odoo`
+/// (needs Odoo itself: `api-gateway serve --odoo-url`).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, public, pg_temp)]
+fn fields_get(
+    uid: Option<i32>,
+    model: Option<&str>,
+    lang: default!(Option<&str>, "NULL"),
+) -> pgrx::JsonB {
+    let uid = required(uid, "uid");
+    let model = required(model, "model");
+    pgrx::JsonB(data::fields::fields_get(uid, model, lang))
+}
+
+/// `api_gateway.negotiate_language(accept_language text) RETURNS text`: the installed language
+/// (a `res_lang` code) an HTTP `Accept-Language` value prefers (RFC 9110 q-values; `fr` → `fr_FR`,
+/// `en` → `en_US`), or NULL when it names none, names any (`*`) or cannot be read: the user's own
+/// language then applies.
+#[pg_extern(stable, security_definer)]
+#[search_path(pg_catalog, public, pg_temp)]
+fn negotiate_language(accept_language: Option<&str>) -> Option<String> {
+    data::lang::negotiate(accept_language)
 }

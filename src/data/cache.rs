@@ -585,6 +585,8 @@ pub type StatementKey = (
     Option<i32>,
     Option<String>,
     bool,
+    // The language asked for (None: the user's, part of the facts).
+    Option<String>,
 );
 
 pub struct Statement {

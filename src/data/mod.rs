@@ -5,6 +5,8 @@
 pub mod attachment;
 pub mod cache;
 pub mod context;
+pub mod fields;
+pub mod lang;
 pub mod meta;
 pub mod params;
 pub mod read;

@@ -195,11 +195,7 @@ fn select_fields(
 ) -> Vec<String> {
     let readable = |name: &str| -> bool {
         model.fields.get(name).is_none_or(|f| {
-            f.groups.is_empty()
-                || user.superuser
-                || f.groups
-                    .iter()
-                    .any(|g| user.groups.contains(&i64::from(*g)))
+            api_gateway_core::fields::visible(&f.groups, &user.groups, user.superuser)
         })
     };
     match fields {
@@ -400,12 +396,17 @@ pub struct Request<'a> {
     /// With `single`: return `{"record": <record>, "version": "<row version>"}` instead, the
     /// version being the row's `xmin` (it changes with every update of the row; see ETags).
     pub version: bool,
+    /// The language to read in (an installed code, already resolved), instead of the user's.
+    pub lang: Option<String>,
 }
 
 /// The records as a JSON array (for `read`: the first record, or NULL).
 pub fn search_read(req: Request) -> Option<RawJsonb> {
     crate::odoo::require_odoo("search_read", crate::data::TABLES);
-    let user = context::load(req.uid, req.model, Operation::Read);
+    let mut user = context::load(req.uid, req.model, Operation::Read);
+    if let Some(lang) = &req.lang {
+        user.lang = lang.clone();
+    }
     let models = Models::new(&user, req.model);
     let model = models.get(req.model);
     user.require_access(req.model, Operation::Read);
@@ -480,6 +481,8 @@ pub struct PageRequest<'a> {
     pub limit: Option<i32>,
     pub order: Option<&'a str>,
     pub after: Option<&'a str>,
+    /// As `Request::lang`; the cursor pins it.
+    pub lang: Option<String>,
 }
 
 /// The signing keys the extension keeps: (kid, secret), the current one first.
@@ -526,7 +529,10 @@ fn bad_cursor(e: impl std::fmt::Display) -> ! {
 pub fn search_page(req: PageRequest) -> RawJsonb {
     use api_gateway_core::cursor;
     crate::odoo::require_odoo("search_page", crate::data::TABLES);
-    let user = context::load(req.uid, req.model, Operation::Read);
+    let mut user = context::load(req.uid, req.model, Operation::Read);
+    if let Some(lang) = &req.lang {
+        user.lang = lang.clone();
+    }
     let models = Models::new(&user, req.model);
     let model = models.get(req.model);
     user.require_access(req.model, Operation::Read);
@@ -764,9 +770,13 @@ pub fn run_json(sql: &str, params: &[Param]) -> Option<RawJsonb> {
     })
 }
 
-pub fn search_count(uid: i32, model_name: &str, domain: Domain) -> i64 {
+pub fn search_count(uid: i32, model_name: &str, domain: Domain, lang: Option<String>) -> i64 {
     crate::odoo::require_odoo("search_count", crate::data::TABLES);
-    let user = context::load(uid, model_name, Operation::Read);
+    let mut user = context::load(uid, model_name, Operation::Read);
+    if let Some(lang) = lang {
+        // Conditions on translated fields compare the values in this language.
+        user.lang = lang;
+    }
     let models = Models::new(&user, model_name);
     let model = models.get(model_name);
     user.require_access(model_name, Operation::Read);

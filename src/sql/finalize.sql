@@ -43,16 +43,19 @@ BEGIN
         'api_gateway.oauth_client_check(text, text, inet)',
         'api_gateway.revoke_token_as_client(text, text)',
         'api_gateway.describe_models(integer)',
-        'api_gateway.search_read(integer, text, text, text[], integer, integer, text)',
-        'api_gateway.search_count(integer, text, text)',
-        'api_gateway.read(integer, text, integer, text[])',
+        'api_gateway.search_read(integer, text, text, text[], integer, integer, text, text)',
+        'api_gateway.search_count(integer, text, text, text)',
+        'api_gateway.read(integer, text, integer, text[], text)',
         'api_gateway.create(integer, text, jsonb)',
         'api_gateway.write(integer, text, integer, jsonb)',
         'api_gateway.unlink(integer, text, integer)',
-        'api_gateway.read_versioned(integer, text, integer, text[])',
+        'api_gateway.read_versioned(integer, text, integer, text[], text)',
         'api_gateway.write_if_match(integer, text, integer, jsonb, text[])',
         'api_gateway.unlink_if_match(integer, text, integer, text[])',
-        'api_gateway.search_page(integer, text, text, text[], integer, text, text)',
+        'api_gateway.search_page(integer, text, text, text[], integer, text, text, text)',
+        -- Schema per model and language per request.
+        'api_gateway.fields_get(integer, text, text)',
+        'api_gateway.negotiate_language(text)',
         'api_gateway.log_requests(jsonb)',
         'api_gateway.log_level()',
         'api_gateway.ensure_log_partitions(integer)',
@@ -94,9 +97,9 @@ GRANT EXECUTE ON FUNCTION api_gateway.version() TO PUBLIC;
 -- custom plans are rarely better than the generic one, and re-planning each call costs more than running them.
 ALTER FUNCTION api_gateway.authenticate(text, inet, text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION api_gateway.verify_api_key(text, text) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION api_gateway.search_read(integer, text, text, text[], integer, integer, text) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION api_gateway.search_count(integer, text, text) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION api_gateway.read(integer, text, integer, text[]) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.search_read(integer, text, text, text[], integer, integer, text, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.search_count(integer, text, text, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.read(integer, text, integer, text[], text) SET plan_cache_mode = force_generic_plan;
 
 -- Pure helpers that hold no secret: anyone may use them.
 GRANT EXECUTE ON FUNCTION api_gateway.jwt_sign(jsonb, text, text) TO PUBLIC;

@@ -23,6 +23,25 @@ const SEARCH_PAGE: GatedSql = gated_sql!(
 );
 const READ: GatedSql =
     gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.read_versioned(g.uid, $4, $5, $6) END");
+// The same reads in the language of `lang=` ($11 for lists, $7 for a record) or of
+// `Accept-Language` ($12, $8), else the user's. Requests that ask for no language keep the
+// statements above (their plans and the extension's statement cache stay as they were).
+const SEARCH_READ_LANG: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.search_read(g.uid, $4, $5, $6, $7, $8, $9, \
+       coalesce($11, api_gateway.negotiate_language($12))) END, \
+     CASE WHEN g.status = 200 AND $10 THEN api_gateway.search_count(g.uid, $4, $5, \
+       coalesce($11, api_gateway.negotiate_language($12))) END"
+);
+const SEARCH_PAGE_LANG: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.search_page(g.uid, $4, $5, $6, $7, $8, $9, \
+       coalesce($11, api_gateway.negotiate_language($12))) END, \
+     CASE WHEN g.status = 200 AND $10 THEN api_gateway.search_count(g.uid, $4, $5, \
+       coalesce($11, api_gateway.negotiate_language($12))) END"
+);
+const READ_LANG: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.read_versioned(g.uid, $4, $5, $6, \
+       coalesce($7, api_gateway.negotiate_language($8))) END"
+);
 const CREATE: GatedSql =
     gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.\"create\"(g.uid, $4, $5) END");
 const WRITE: GatedSql =
@@ -73,9 +92,12 @@ pub async fn list(
     let q = query::parse(
         raw.as_deref(),
         &[
-            "domain", "fields", "limit", "offset", "order", "count", "after",
+            "domain", "fields", "limit", "offset", "order", "count", "after", "lang",
         ],
     )?;
+    let lang = query::lang(&q)?;
+    let accept = query::accept_language(&headers);
+    let in_language = lang.is_some() || accept.is_some();
     let domain = q
         .get("domain")
         .map(|d| d.trim().to_string())
@@ -96,16 +118,25 @@ pub async fn list(
         let p = gate::run(
             &state,
             &ctx,
-            SEARCH_PAGE,
-            &[
-                (&model, Type::TEXT),
-                (&domain, Type::TEXT),
-                (&fields, Type::TEXT_ARRAY),
-                (&limit, Type::INT4),
-                (&order, Type::TEXT),
-                (&after, Type::TEXT),
-                (&count, Type::BOOL),
-            ],
+            if in_language {
+                SEARCH_PAGE_LANG
+            } else {
+                SEARCH_PAGE
+            },
+            crate::db::params_up_to(
+                &[
+                    (&model, Type::TEXT),
+                    (&domain, Type::TEXT),
+                    (&fields, Type::TEXT_ARRAY),
+                    (&limit, Type::INT4),
+                    (&order, Type::TEXT),
+                    (&after, Type::TEXT),
+                    (&count, Type::BOOL),
+                    (&lang, Type::TEXT),
+                    (&accept, Type::TEXT),
+                ],
+                if in_language { 9 } else { 7 },
+            ),
         )
         .await?;
         let page: Option<Value> = p.col(0)?;
@@ -117,6 +148,7 @@ pub async fn list(
         }
         let next = page["next"].as_str().map(str::to_string);
         let mut response = conditional::respond(g, &headers, &page, None)?;
+        query::vary_language(&mut response);
         if let Some(link) = next.and_then(|c| query::next_link(&model, raw.as_deref(), &c)) {
             response.headers_mut().insert(header::LINK, link);
         }
@@ -131,16 +163,25 @@ pub async fn list(
     let p = gate::run(
         &state,
         &ctx,
-        SEARCH_READ,
-        &[
-            (&model, Type::TEXT),
-            (&domain, Type::TEXT),
-            (&fields, Type::TEXT_ARRAY),
-            (&limit, Type::INT4),
-            (&offset, Type::INT4),
-            (&order, Type::TEXT),
-            (&count, Type::BOOL),
-        ],
+        if in_language {
+            SEARCH_READ_LANG
+        } else {
+            SEARCH_READ
+        },
+        crate::db::params_up_to(
+            &[
+                (&model, Type::TEXT),
+                (&domain, Type::TEXT),
+                (&fields, Type::TEXT_ARRAY),
+                (&limit, Type::INT4),
+                (&offset, Type::INT4),
+                (&order, Type::TEXT),
+                (&count, Type::BOOL),
+                (&lang, Type::TEXT),
+                (&accept, Type::TEXT),
+            ],
+            if in_language { 9 } else { 7 },
+        ),
     )
     .await?;
     let records: Option<Value> = p.col(0)?;
@@ -150,7 +191,9 @@ pub async fn list(
     if count {
         body["count"] = json!(total.unwrap_or(0));
     }
-    conditional::respond(g, &headers, &body, None)
+    let mut response = conditional::respond(g, &headers, &body, None)?;
+    query::vary_language(&mut response);
+    Ok(response)
 }
 
 /// `GET /api/v1/<model>/<id>?fields=`
@@ -165,24 +208,34 @@ pub async fn read(
     let Path((model, id)) = path.map_err(path_problem)?;
     let model = query::model(&model)?;
     let id = query::record_id(&id)?;
-    let q = query::parse(raw.as_deref(), &["fields"])?;
+    let q = query::parse(raw.as_deref(), &["fields", "lang"])?;
     let fields = query::fields(&q)?;
+    let lang = query::lang(&q)?;
+    let accept = query::accept_language(&headers);
+    let in_language = lang.is_some() || accept.is_some();
     let p = gate::run(
         &state,
         &ctx,
-        READ,
-        &[
-            (&model, Type::TEXT),
-            (&id, Type::INT4),
-            (&fields, Type::TEXT_ARRAY),
-        ],
+        if in_language { READ_LANG } else { READ },
+        crate::db::params_up_to(
+            &[
+                (&model, Type::TEXT),
+                (&id, Type::INT4),
+                (&fields, Type::TEXT_ARRAY),
+                (&lang, Type::TEXT),
+                (&accept, Type::TEXT),
+            ],
+            if in_language { 5 } else { 3 },
+        ),
     )
     .await?;
     let g = &p.gate;
     match p.col::<Option<Value>>(0)? {
         Some(v) if v["record"].is_object() => {
             let version = v["version"].as_str().unwrap_or("0");
-            conditional::respond(g, &headers, &v["record"], Some(version))
+            let mut response = conditional::respond(g, &headers, &v["record"], Some(version))?;
+            query::vary_language(&mut response);
+            Ok(response)
         }
         _ => Err(g.with_headers(missing(&model, id))),
     }
