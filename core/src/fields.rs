@@ -35,6 +35,7 @@ pub const FIELD_GROUPS: &[(&str, &str, &str)] = &[
     ("res.partner", "credit", INVOICING),
     ("res.partner", "credit_limit", INVOICING),
     ("res.partner", "credit_to_invoice", INVOICING),
+    ("res.partner", "is_in_call", "base.group_system"),
     ("res.partner", "debit", INVOICING),
     (
         "res.partner",
@@ -63,12 +64,34 @@ pub const FIELD_GROUPS: &[(&str, &str, &str)] = &[
 
 const INVOICING: &str = "account.group_account_invoice,account.group_account_readonly";
 
-/// The group xml ids restricting `model.field`, if listed.
+/// Field-level `groups=` of the mail mixins (`mail.thread`, `mail.activity.mixin`): every model
+/// that has the field got it from them.
+pub const MIXIN_FIELD_GROUPS: &[(&str, &str)] = &[
+    ("activity_ids", "base.group_user"),
+    ("activity_state", "base.group_user"),
+    ("activity_user_id", "base.group_user"),
+    ("activity_type_id", "base.group_user"),
+    ("activity_date_deadline", "base.group_user"),
+    ("my_activity_date_deadline", "base.group_user"),
+    ("activity_summary", "base.group_user"),
+    ("message_follower_ids", "base.group_user"),
+    ("message_partner_ids", "base.group_user"),
+    ("message_attachment_count", "base.group_user"),
+];
+
+/// The group xml ids restricting the fields of `model`: the model's own list, then the mixins'
+/// (the caller applies them to the fields the model has).
 pub fn field_groups(model: &str) -> impl Iterator<Item = (&'static str, Vec<&'static str>)> + '_ {
     FIELD_GROUPS
         .iter()
         .filter(move |(m, _, _)| *m == model)
         .map(|(_, f, g)| (*f, g.split(',').map(str::trim).collect()))
+        .chain(
+            MIXIN_FIELD_GROUPS
+                .iter()
+                .filter(move |(f, _)| !FIELD_GROUPS.iter().any(|(m, g, _)| *m == model && g == f))
+                .map(|(f, g)| (*f, g.split(',').map(str::trim).collect())),
+        )
 }
 
 /// The domain of `model.field` as text, if Odoo gives it one.
@@ -431,6 +454,12 @@ mod tests {
                 "{m}.{f}"
             );
         }
+        let product: Vec<_> = field_groups("product.product").collect();
+        assert!(
+            product
+                .iter()
+                .any(|(f, g)| *f == "activity_ids" && g == &["base.group_user"])
+        );
         let partner: Vec<_> = field_groups("res.partner").collect();
         assert!(
             partner

@@ -176,12 +176,13 @@ fn field_schema(field: &Value, for_input: bool) -> Value {
         base = json!({"anyOf": [base, {"type": "null"}, {"const": false}]});
     }
     let obj = base.as_object_mut().expect("object");
+    // title: Odoo's label; description: Odoo's help text, then what the API adds to it.
     let mut description = field
-        .get("string")
+        .get("help")
         .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    description.push_str(&format!(" (Odoo {ttype}"));
+        .map(|h| format!("{} ", h.trim()))
+        .unwrap_or_default();
+    description.push_str(&format!("(Odoo {ttype}"));
     if let Some(rel) = relation {
         description.push_str(&format!(" → {rel}"));
         obj.insert("x-odoo-relation".into(), json!(rel));
@@ -189,19 +190,30 @@ fn field_schema(field: &Value, for_input: bool) -> Value {
     if field.get("required").and_then(Value::as_bool) == Some(true) {
         description.push_str(", required");
     }
-    if field.get("readonly").and_then(Value::as_bool) == Some(true) {
+    let through_odoo = field.get("source").and_then(Value::as_str) == Some("odoo");
+    if field.get("readonly").and_then(Value::as_bool) == Some(true) || through_odoo {
         description.push_str(", read-only");
         obj.insert("readOnly".into(), json!(true));
     }
     description.push(')');
+    if through_odoo {
+        // Non-stored computed fields and binaries: only Odoo computes them.
+        description.push_str(". Not stored: read through Odoo (api-gateway serve --odoo-url)");
+        obj.insert("x-odoo-source".into(), json!("odoo"));
+    }
     if let Some(sel) = field.get("selection").and_then(Value::as_array)
         && !sel.is_empty()
     {
+        // Labels that only repeat their value (time zones...) are left to the enum.
         let labels: Vec<String> = sel
             .iter()
-            .filter_map(|p| Some(format!("`{}` {}", p.get(0)?.as_str()?, p.get(1)?.as_str()?)))
+            .filter_map(|p| Some((p.get(0)?.as_str()?, p.get(1)?.as_str()?)))
+            .filter(|(value, label)| value != label)
+            .map(|(value, label)| format!("`{value}` {label}"))
             .collect();
-        description.push_str(&format!(". Values: {}", labels.join(", ")));
+        if !labels.is_empty() {
+            description.push_str(&format!(". Values: {}", labels.join(", ")));
+        }
     }
     obj.insert(
         "title".into(),
@@ -210,6 +222,15 @@ fn field_schema(field: &Value, for_input: bool) -> Value {
     obj.insert("description".into(), json!(description.trim()));
     obj.insert("x-odoo-type".into(), json!(ttype));
     base
+}
+
+/// Whether a field is written with the record (create/write schemas): stored, not binary, not
+/// read-only. Everything else is computed by Odoo.
+fn writable(field: &Value) -> bool {
+    field.get("store").and_then(Value::as_bool) != Some(false)
+        && field.get("type").and_then(Value::as_str) != Some("binary")
+        && field.get("source").and_then(Value::as_str) != Some("odoo")
+        && field.get("readonly").and_then(Value::as_bool) != Some(true)
 }
 
 fn model_schemas(model: &str, meta: &Value) -> Vec<(String, Value)> {
@@ -228,7 +249,7 @@ fn model_schemas(model: &str, meta: &Value) -> Vec<(String, Value)> {
             continue;
         }
         record.insert(name.clone(), field_schema(field, false));
-        if field.get("readonly").and_then(Value::as_bool) != Some(true) {
+        if writable(field) {
             create.insert(name.clone(), field_schema(field, true));
             if field.get("required").and_then(Value::as_bool) == Some(true) {
                 required.push(json!(name));
@@ -325,6 +346,8 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
                 "order",
                 "count",
                 "after",
+                "lang",
+                "Accept-Language",
                 "If-None-Match",
             ]
             .map(param),
@@ -360,7 +383,12 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
     let read_params: Vec<Value> = id_params
         .iter()
         .cloned()
-        .chain([param("fields"), param("If-None-Match")])
+        .chain([
+            param("fields"),
+            param("lang"),
+            param("Accept-Language"),
+            param("If-None-Match"),
+        ])
         .collect();
     let id_params_keyed: Vec<Value> = id_params
         .iter()
@@ -434,6 +462,25 @@ fn method_paths() -> (Value, Value) {
     )
 }
 
+/// `GET /api/v1/{model}/fields` (one generic path: per model it would only repeat the schemas).
+fn fields_path() -> Value {
+    let mut ok = ok_json(
+        "Every field of the model the user may see, stored or not",
+        schema_ref("Fields"),
+    );
+    ok["headers"]["ETag"] = json!({"$ref": "#/components/headers/ETag"});
+    let mut responses = gated_responses(("200", ok));
+    responses["304"] = json!({"$ref": "#/components/responses/NotModified"});
+    json!({"get": {
+        "tags": ["any model"], "operationId": "fields_get",
+        "summary": "Describe a model's fields (Odoo fields_get)",
+        "description": "Odoo `fields_get` for the caller: type, label (`string`) and help in the request's language, required, readonly, store, relation, selection values; fields restricted to groups the caller lacks are left out. `source` says whether the gateway serves the field from SQL or only through Odoo (`--odoo-url`).",
+        "parameters": [param("model"), param("lang"), param("Accept-Language"), param("If-None-Match")],
+        "security": security("read"),
+        "responses": responses,
+    }})
+}
+
 /// ETag on reads and 304 for If-None-Match; 412 for If-Match on writes (RFC 9110 §13).
 fn conditional_responses(collection: &mut Value, item: &mut Value) {
     collection["get"]["responses"]["200"]["headers"]["Link"] =
@@ -480,6 +527,7 @@ pub fn generate(version: &str, models: &Value, public_url: &str, methods: bool) 
     let (collection, item) = record_paths(None);
     paths.insert("/api/v1/{model}".into(), collection);
     paths.insert("/api/v1/{model}/{id}".into(), item);
+    paths.insert("/api/v1/{model}/fields".into(), fields_path());
     if methods {
         let (model_call, record_call) = method_paths();
         paths.insert("/api/v1/{model}/call/{method}".into(), model_call);
@@ -597,6 +645,12 @@ fn parameters() -> Value {
         "count": {"name": "count", "in": "query", "required": false,
             "description": "Also return the total number of matching records",
             "schema": {"type": "boolean"}},
+        "lang": {"name": "lang", "in": "query", "required": false,
+            "description": "Language of translated values, display names and labels: an installed Odoo language (`fr_FR`) or a tag naming one (`fr`, `fr-FR`); 400 when none is installed. Takes precedence over Accept-Language; default: the user's language",
+            "schema": {"type": "string", "maxLength": 64}, "example": "fr_FR"},
+        "Accept-Language": {"name": "Accept-Language", "in": "header", "required": false,
+            "description": "RFC 9110 language preferences with q-values, matched to the installed Odoo languages (`fr` → fr_FR, `en` → en_US); members that cannot be read, and preferences no installed language meets, are ignored (the user's language then applies). Answers carry `Vary: Accept-Language`",
+            "schema": {"type": "string"}, "example": "fr-CH, fr;q=0.9, en;q=0.8"},
         "method": {"name": "method", "in": "path", "required": true,
             "description": "A public method of the model (Odoo refuses private and _-prefixed ones)",
             "schema": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 128},
@@ -651,6 +705,25 @@ fn base_schemas() -> Map<String, Value> {
             "result": {"description": "What the method returned (recordsets as lists of ids)"}}},
         "Record": {"type": "object", "properties": {"id": {"type": "integer"}},
             "additionalProperties": true},
+        "Fields": {"type": "object", "description": "Field name → its description, as Odoo's `fields_get` gives it to the caller",
+            "additionalProperties": schema_ref("FieldDescription")},
+        "FieldDescription": {"type": "object", "required": ["name", "type", "string", "required", "readonly", "store", "source"],
+            "properties": {
+                "name": {"type": "string"},
+                "type": {"type": "string", "description": "Odoo field type: char, text, html, integer, float, monetary, boolean, date, datetime, selection, many2one, one2many, many2many, binary, reference, json, properties..."},
+                "string": {"type": "string", "description": "Label, in the request's language"},
+                "help": {"type": "string", "description": "Help text, in the request's language (absent when the field has none)"},
+                "required": {"type": "boolean"}, "readonly": {"type": "boolean"},
+                "store": {"type": "boolean", "description": "Stored in the model's table (false for related, _inherits and computed fields)"},
+                "company_dependent": {"type": "boolean"},
+                "relation": {"type": "string", "description": "Comodel of a relational field"},
+                "relation_field": {"type": "string", "description": "Inverse many2one of a one2many"},
+                "selection": {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "string"}},
+                    "description": "[value, label] pairs (labels translated); absent when Odoo computes the list in Python"},
+                "translate": {"type": "boolean", "description": "Translatable (char, text, html)"},
+                "related": {"type": "string", "description": "Path of a related field, e.g. product_tmpl_id.name"},
+                "source": {"type": "string", "enum": ["sql", "odoo"],
+                    "description": "`sql`: the gateway reads it from the database; `odoo`: a non-stored computed field or a binary, read through Odoo (api-gateway serve --odoo-url)"}}},
         "Health": {"type": "object", "required": ["status"], "properties": {
             "status": {"type": "string"}, "extension": {"type": "string"}}},
     });
@@ -789,5 +862,51 @@ mod tests {
         assert_eq!(c["parameters"]["If-Match"]["in"], "header");
         assert!(c["responses"]["PreconditionFailed"].is_object());
         assert!(c["headers"]["ETag"].is_object());
+    }
+
+    #[test]
+    fn labels_help_and_fields_read_through_odoo_are_documented() {
+        let models = json!({"product.product": {"name": "Product Variant", "fields": {
+            "name": {"type": "char", "string": "Name", "required": true, "readonly": false,
+                     "store": false, "related": "product_tmpl_id.name", "source": "sql"},
+            "lst_price": {"type": "float", "string": "Sales Price", "required": false, "readonly": false,
+                          "store": false, "source": "odoo",
+                          "help": "The sale price is managed from the product template."},
+            "default_code": {"type": "char", "string": "Internal Reference", "required": false,
+                             "readonly": false, "store": true, "source": "sql"}}}});
+        let doc = generate("0.5.0", &models, "", false);
+        let s = &doc["components"]["schemas"];
+        let price = &s["product.product"]["properties"]["lst_price"];
+        assert_eq!(price["title"], "Sales Price");
+        let description = price["description"].as_str().unwrap();
+        assert!(description.starts_with("The sale price is managed from the product template."));
+        assert!(description.contains("--odoo-url"), "{description}");
+        assert_eq!(price["readOnly"], true);
+        assert_eq!(price["x-odoo-source"], "odoo");
+        assert_eq!(s["product.product"]["properties"]["name"]["title"], "Name");
+        assert!(s["product.product"]["properties"]["name"]["x-odoo-source"].is_null());
+        // Only stored fields are written with the record.
+        let create = &s["product.product.create"]["properties"];
+        assert!(create["default_code"].is_object());
+        assert!(create["lst_price"].is_null() && create["name"].is_null());
+        let fields = &doc["paths"]["/api/v1/{model}/fields"]["get"];
+        assert_eq!(fields["security"][0]["oauth2"], json!(["read"]));
+        for p in ["lang", "Accept-Language"] {
+            let r = json!({"$ref": format!("#/components/parameters/{p}")});
+            assert!(fields["parameters"].as_array().unwrap().contains(&r));
+            assert!(
+                doc["paths"]["/api/v1/{model}"]["get"]["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&r)
+            );
+            assert!(
+                doc["paths"]["/api/v1/{model}/{id}"]["get"]["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&r)
+            );
+        }
+        assert!(s["FieldDescription"]["properties"]["source"]["enum"].is_array());
     }
 }

@@ -27,9 +27,14 @@ const FACTS: &str = "SELECT f.name::text, f.ttype::text, \
   LEFT JOIN public.ir_model_fields b ON b.model = $3 AND b.name = f.name AND f.related = $4 || '.' || f.name \
  WHERE f.model = $1 ORDER BY f.name";
 
-const SELECTION: &str = "(SELECT jsonb_agg(jsonb_build_array(s.value, \
+/// A related selection has its target's values: those of the field itself when recorded, else
+/// (an `_inherits` field) the parent's.
+const SELECTION: &str = "coalesce((SELECT jsonb_agg(jsonb_build_array(s.value, \
             coalesce(nullif(s.name->>$2, ''), s.name->>'en_US', s.value)) ORDER BY s.sequence, s.id) \
-          FROM public.ir_model_fields_selection s WHERE s.field_id = f.id)::text";
+          FROM public.ir_model_fields_selection s WHERE s.field_id = f.id), \
+       (SELECT jsonb_agg(jsonb_build_array(s.value, \
+            coalesce(nullif(s.name->>$2, ''), s.name->>'en_US', s.value)) ORDER BY s.sequence, s.id) \
+          FROM public.ir_model_fields_selection s WHERE s.field_id = b.id))::text";
 
 /// One row of `FACTS`.
 struct Row {
@@ -48,11 +53,24 @@ struct Row {
     selection: Option<String>,
 }
 
+thread_local! {
+    /// Whether ir_model_fields_selection exists (a table does not vanish under a running Odoo).
+    static SELECTION_TABLE: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
 fn selection_table_exists() -> bool {
-    Spi::get_one::<bool>("SELECT to_regclass('public.ir_model_fields_selection') IS NOT NULL")
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    if let Some(known) = SELECTION_TABLE.with(|c| c.get()) {
+        return known;
+    }
+    let found =
+        Spi::get_one::<bool>("SELECT to_regclass('public.ir_model_fields_selection') IS NOT NULL")
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+    if found {
+        SELECTION_TABLE.with(|c| c.set(Some(true)));
+    }
+    found
 }
 
 fn rows(model: &str, lang: &str) -> Vec<Row> {
