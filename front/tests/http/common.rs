@@ -13,6 +13,10 @@ use tokio::task::JoinHandle;
 #[path = "../support/least_privilege.rs"]
 pub mod least_privilege;
 
+/// Held by the tests that call as uid 8 (jeff, the French user of the project's fixture), so
+/// that his rate-limit counter is only counted by one test at a time.
+pub static JEFF: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub fn database_url() -> String {
     std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgresql:///agw_test_mini?host=/var/run/postgresql".into())

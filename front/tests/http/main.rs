@@ -5,6 +5,7 @@
 mod admin;
 mod common;
 mod conditional;
+mod fields;
 mod forward;
 mod oauth;
 mod privileges;
