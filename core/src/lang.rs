@@ -150,7 +150,7 @@ pub fn parse_accept_language(header: &str) -> Vec<Preference> {
             Some(Preference { range, q })
         })
         .collect();
-    out.sort_by(|a, b| b.q.cmp(&a.q));
+    out.sort_by_key(|p| std::cmp::Reverse(p.q));
     out
 }
 
@@ -366,7 +366,7 @@ mod tests {
             let parsed = parse_accept_language(&header.join(", "));
             prop_assert_eq!(parsed.len(), members.len());
             let mut expected: Vec<(String, u16)> = members.clone();
-            expected.sort_by(|a, b| b.1.cmp(&a.1));
+            expected.sort_by_key(|m| std::cmp::Reverse(m.1));
             let got: Vec<(String, u16)> = parsed.into_iter().map(|p| (p.range, p.q)).collect();
             prop_assert_eq!(got, expected);
         }

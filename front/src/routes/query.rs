@@ -152,6 +152,51 @@ pub fn boolean(q: &BTreeMap<String, String>, name: &str) -> Result<bool, Problem
     }
 }
 
+/// `lang=`: the language asked for explicitly (a `res_lang` code or a tag naming one: `fr_FR`,
+/// `fr`); None when absent or empty. The database resolves it and refuses an unknown one (400).
+pub fn lang(q: &BTreeMap<String, String>) -> Result<Option<String>, Problem> {
+    let Some(v) = q.get("lang").map(|l| l.trim()).filter(|l| !l.is_empty()) else {
+        return Ok(None);
+    };
+    if v.len() > 64 {
+        return Err(Problem::invalid_parameter(
+            "lang",
+            "a language code is at most 64 characters",
+        ));
+    }
+    Ok(Some(v.to_string()))
+}
+
+/// The `Accept-Language` field value (several lines joined as one list, RFC 9110 §5.3), or None.
+/// A value that is not visible ASCII is ignored, as RFC 9110 lets a server ignore a field it
+/// cannot parse; the database ignores the members it cannot parse.
+pub fn accept_language(headers: &axum::http::HeaderMap) -> Option<String> {
+    let lines: Vec<&str> = headers
+        .get_all(axum::http::header::ACCEPT_LANGUAGE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let joined = lines.join(",");
+    let joined = joined.trim();
+    if joined.is_empty() {
+        return None;
+    }
+    // Longer values are cut where the core stops reading anyway.
+    let cut = joined
+        .char_indices()
+        .nth(4096)
+        .map_or(joined.len(), |(i, _)| i);
+    Some(joined[..cut].to_string())
+}
+
+/// `Vary: Accept-Language`: reads answer in the language that header asks for.
+pub fn vary_language(response: &mut axum::response::Response) {
+    response.headers_mut().append(
+        axum::http::header::VARY,
+        axum::http::HeaderValue::from_static("Accept-Language"),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,49 +287,4 @@ mod tests {
         let q = parse(Some("limit=-1"), &["limit"]).unwrap();
         assert!(non_negative(&q, "limit").is_err());
     }
-}
-
-/// `lang=`: the language asked for explicitly (a `res_lang` code or a tag naming one: `fr_FR`,
-/// `fr`); None when absent or empty. The database resolves it and refuses an unknown one (400).
-pub fn lang(q: &BTreeMap<String, String>) -> Result<Option<String>, Problem> {
-    let Some(v) = q.get("lang").map(|l| l.trim()).filter(|l| !l.is_empty()) else {
-        return Ok(None);
-    };
-    if v.len() > 64 {
-        return Err(Problem::invalid_parameter(
-            "lang",
-            "a language code is at most 64 characters",
-        ));
-    }
-    Ok(Some(v.to_string()))
-}
-
-/// The `Accept-Language` field value (several lines joined as one list, RFC 9110 §5.3), or None.
-/// A value that is not visible ASCII is ignored, as RFC 9110 lets a server ignore a field it
-/// cannot parse; the database ignores the members it cannot parse.
-pub fn accept_language(headers: &axum::http::HeaderMap) -> Option<String> {
-    let lines: Vec<&str> = headers
-        .get_all(axum::http::header::ACCEPT_LANGUAGE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let joined = lines.join(",");
-    let joined = joined.trim();
-    if joined.is_empty() {
-        return None;
-    }
-    // Longer values are cut where the core stops reading anyway.
-    let cut = joined
-        .char_indices()
-        .nth(4096)
-        .map_or(joined.len(), |(i, _)| i);
-    Some(joined[..cut].to_string())
-}
-
-/// `Vary: Accept-Language`: reads answer in the language that header asks for.
-pub fn vary_language(response: &mut axum::response::Response) {
-    response.headers_mut().append(
-        axum::http::header::VARY,
-        axum::http::HeaderValue::from_static("Accept-Language"),
-    );
 }
