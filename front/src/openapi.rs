@@ -198,7 +198,7 @@ fn field_schema(field: &Value, for_input: bool) -> Value {
     description.push(')');
     if through_odoo {
         // Non-stored computed fields and binaries: only Odoo computes them.
-        description.push_str(". Not stored: read through Odoo (api-gateway serve --odoo-url)");
+        description.push_str(". Computed by Odoo: read with --odoo-url");
         obj.insert("x-odoo-source".into(), json!("odoo"));
     }
     if let Some(sel) = field.get("selection").and_then(Value::as_array)
@@ -267,13 +267,15 @@ fn model_schemas(model: &str, meta: &Value) -> Vec<(String, Value)> {
             format!("{model}.create"),
             json!({"type": "object", "title": format!("New {label}"),
                    "description": format!("Field values for a new {label}. Fields marked required in Odoo must be given unless Odoo has a default."),
-                   "properties": create.clone(), "x-odoo-required": required}),
+                   "properties": create, "x-odoo-required": required}),
         ),
         (
             format!("{model}.write"),
+            // The same fields as for a new record (without `x-odoo-required`): a reference, so
+            // the document carries each field's schema once for input.
             json!({"type": "object", "title": format!("{label} changes"), "minProperties": 1,
                    "description": format!("The fields of the {label} to change."),
-                   "properties": create}),
+                   "allOf": [schema_ref(&format!("{model}.create"))]}),
         ),
     ]
 }
