@@ -72,7 +72,7 @@ fn page_response() -> Response {
 /// must be an admin's (401/403 otherwise), like every call of the API.
 async fn shell(state: &AppState, ctx: &Ctx) -> Result<Response, ApiError> {
     if ctx.authorization.is_some() {
-        let (gate, _client) = stats::admin(state, ctx).await?;
+        let (gate, _client) = crate::gate::admin(state, ctx).await?;
         let mut r = page_response();
         r.headers_mut().extend(gate.rate_headers());
         return Ok(r);
@@ -640,7 +640,7 @@ pub async fn get_api(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let read = read_of(&rest).ok_or_else(|| route_not_found("GET"))?;
-    let (gate, client) = stats::admin(&state, &ctx).await?;
+    let (gate, client) = crate::gate::admin(&state, &ctx).await?;
     let with = |p: Problem| gate.with_headers(p);
     let raw = raw.as_deref();
     let row = match read {
@@ -814,7 +814,7 @@ pub async fn post_api(
     request_body: Body,
 ) -> Result<Response, ApiError> {
     let action = action_of(&rest).ok_or_else(|| route_not_found("POST"))?;
-    let (gate, client) = stats::admin(&state, &ctx).await?;
+    let (gate, client) = crate::gate::admin(&state, &ctx).await?;
     let with = |p: Problem| gate.with_headers(p);
     query::parse(raw.as_deref(), &[]).map_err(with)?;
     // Rotating a webhook secret takes an optional body ({"overlap_hours": n}).

@@ -7,11 +7,11 @@
 //! (monthly); `user` = an Odoo user id (0 = anonymous); `status` = `2xx`, `3xx`, `4xx`, `5xx`
 //! or `429`.
 use super::query;
-use crate::error::{ApiError, Problem, kind};
-use crate::gate::{self, Ctx, Gate, bearer_problem};
+use crate::error::{ApiError, Problem};
+use crate::gate::{Ctx, Gate, admin};
 use crate::{AppState, db};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -20,38 +20,6 @@ use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_postgres::types::Type;
-
-/// The admin check of the dashboard's data and of `/metrics`: the gate (as for a GET) must pass
-/// and grant the `admin` scope (an OAuth2 token with scope `admin`, or an Odoo administrator's
-/// API key). Returns the gate row and the connection it used.
-pub async fn admin(
-    state: &AppState,
-    ctx: &Ctx,
-) -> Result<(Gate, deadpool_postgres::Client), Problem> {
-    ctx.require_credentials()?;
-    let client = state.pool.get().await?;
-    let mut as_get = ctx.clone();
-    as_get.method = Method::GET;
-    let timeout = state.config.statement_timeout_ms;
-    let gate = gate::authenticate_on(&client, timeout, &as_get).await?;
-    if !gate.passed() {
-        return Err(gate.denial("GET"));
-    }
-    if !gate
-        .scopes
-        .as_ref()
-        .is_some_and(|s| s.iter().any(|x| x == "admin"))
-    {
-        return Err(gate.with_headers(bearer_problem(
-            StatusCode::FORBIDDEN,
-            kind::INSUFFICIENT_SCOPE,
-            Some("insufficient_scope"),
-            "this needs the admin scope: an OAuth2 token with scope admin, or an Odoo administrator's API key",
-            Some("admin"),
-        )));
-    }
-    Ok((gate, client))
-}
 
 /// Range, user and status-class filters.
 #[derive(Debug, Clone)]
