@@ -727,7 +727,11 @@ pub async fn get_api(
             .await
             .map_err(with)?;
             if read == Read::LogsCsv {
-                return Ok(csv(&gate, &row.get::<_, Value>(0)));
+                return Ok(stats::log_csv(
+                    &gate,
+                    &row.get::<_, Value>(0),
+                    "api-gateway-traffic.csv",
+                ));
             }
             Ok(row)
         }
@@ -758,50 +762,6 @@ pub async fn get_api(
     }
     .map_err(with)?;
     Ok(answer(&gate, StatusCode::OK, row.get(0)))
-}
-
-/// The traffic-log rows as CSV (RFC 4180, formula-safe cells).
-fn csv(gate: &Gate, rows: &Value) -> Response {
-    const COLUMNS: [&str; 11] = [
-        "id",
-        "at",
-        "method",
-        "path",
-        "status",
-        "latency_ms",
-        "client_ip",
-        "uid",
-        "client_id",
-        "user_agent",
-        "error",
-    ];
-    let mut out = COLUMNS.join(",");
-    out.push_str("\r\n");
-    for r in rows.as_array().map(Vec::as_slice).unwrap_or_default() {
-        let cells: Vec<String> = COLUMNS
-            .iter()
-            .map(|c| match &r[*c] {
-                Value::Null => String::new(),
-                Value::String(s) => stats::csv_cell(s),
-                v => stats::csv_cell(&v.to_string()),
-            })
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push_str("\r\n");
-    }
-    let mut resp = (StatusCode::OK, out).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"api-gateway-traffic.csv\""),
-    );
-    h.extend(gate.rate_headers());
-    resp
 }
 
 /// `POST /api/gateway/admin/api/<action>`
