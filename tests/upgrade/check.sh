@@ -67,6 +67,24 @@ for script in "${released[@]}"; do
         echo "the $current library with a $old database: before update '$before', after '$after'"; failed=$((failed + 1))
     fi
 done
+# 0.5.0 gives the reads a `lang` argument (a new signature): a role granted the 0.4.0 reads by
+# grant_front may execute the new ones after the update, before grant_front runs again.
+if [ -f "$ROOT/sql/released/api_gateway--0.4.0.sql" ]; then
+    probe=${UP}_probe_role
+    recreate ${UP}_old
+    psql -q -X -d postgres -c "DROP ROLE IF EXISTS $probe" -c "CREATE ROLE $probe" >/dev/null
+    kept=$(psql -X -qAt -v ON_ERROR_STOP=1 -d ${UP}_old -c "CREATE EXTENSION api_gateway VERSION '0.4.0'" \
+        -c "SELECT api_gateway.grant_front('$probe')" -c "ALTER EXTENSION api_gateway UPDATE" \
+        -c "SELECT has_function_privilege('$probe', 'api_gateway.search_read(integer, text, text, text[], integer, integer, text, text)', 'EXECUTE') \
+              AND has_function_privilege('$probe', 'api_gateway.read_versioned(integer, text, integer, text[], text)', 'EXECUTE') \
+              AND NOT has_function_privilege('public', 'api_gateway.read(integer, text, integer, text[], text)', 'EXECUTE')" 2>&1 | tail -1)
+    psql -q -X -d postgres -c "DROP DATABASE IF EXISTS ${UP}_old WITH (FORCE)" -c "DROP ROLE IF EXISTS $probe" >/dev/null
+    if [ "$kept" = t ]; then
+        echo "a role granted the 0.4.0 reads may execute the 0.5.0 ones after the update"; passed=$((passed + 1))
+    else
+        echo "the 0.4.0 grants on the reads were lost by the update to 0.5.0 ($kept)"; failed=$((failed + 1))
+    fi
+fi
 psql -q -X -d postgres -c "DROP DATABASE IF EXISTS ${UP}_old WITH (FORCE)" -c "DROP DATABASE IF EXISTS ${UP}_fresh WITH (FORCE)" >/dev/null
 echo "upgrade: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
