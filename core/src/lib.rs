@@ -11,6 +11,7 @@ pub mod fields;
 pub mod gate;
 pub mod jwt;
 pub mod name_search;
+pub mod nested;
 pub mod ratelimit;
 pub mod secrets;
 pub mod sliding_window;
