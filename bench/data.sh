@@ -185,7 +185,7 @@ pair() {
 # from the demo's S00001 and its lines), read flat and with its lines and their products, as the
 # demo user (uid 5; his record rules apply to the order, the lines and the products).
 #   BENCH_DATA_NESTED=0 skips it and the paging rows below.
-if [ "${BENCH_DATA_NESTED:-1}" = 1 ] && [ -f "$DEMO_DUMP" ]; then
+if [ "${BENCH_DATA_NESTED:-1}" = 1 ] && [ "${BENCH_DATA_PAGING_ONLY:-0}" = 0 ] && [ -f "$DEMO_DUMP" ]; then
     NDB=${DB}_nested
     say "database $NDB: the real Odoo database and an order of 20 lines"
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $NDB WITH (FORCE)" -c "CREATE DATABASE $NDB" >/dev/null
@@ -213,8 +213,10 @@ if [ "${BENCH_DATA_NESTED:-1}" = 1 ]; then
     # The cursor of page 1,000: the `next` after 9,990 records, in hops of at most max_limit.
     after=""
     for hop in 999 999 999 999 999 999 999 999 999 999; do
-        after=$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$PDB" -v after="$after" -v n="$hop" \
-            -c "SELECT api_gateway.search_page(2, 'res.partner', '[(\"name\", \"=like\", \"Page %\")]', '{name}', :n, 'id', nullif(:'after', '')) ->> 'next'")
+        after=$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$PDB" -v after="$after" -v n="$hop" <<'SQL'
+SELECT api_gateway.search_page(2, 'res.partner', '[("name", "=like", "Page %")]', '{name}', :n, 'id', nullif(:'after', '')) ->> 'next';
+SQL
+)
     done
     # Both ways give the same page 1,000 before either is timed.
     same=$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$PDB" -v after="$after" -v offset=9990 -v uid=2 <<SQL
@@ -224,7 +226,7 @@ SQL
 )
     [ "$same" = t ] || die "paging: page 1,000 by cursor and by offset differ"
     pair cursor_p1000 "$BENCH_DIR/pgbench/paging_cursor.sql" "-D uid=2 -D after=$after" \
-        cursor_p1 "$BENCH_DIR/pgbench/paging_cursor.sql" "-D uid=2 -D after=" "$PDB"
+        cursor_p1 "$BENCH_DIR/pgbench/paging_cursor_first.sql" "-D uid=2" "$PDB"
     pair offset_p1000 "$BENCH_DIR/pgbench/paging_offset.sql" "-D uid=2 -D offset=9990" \
         offset_p1 "$BENCH_DIR/pgbench/paging_offset.sql" "-D uid=2 -D offset=0" "$PDB"
     [ "${BENCH_KEEP:-0}" = 1 ] || psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $PDB WITH (FORCE)" >/dev/null
