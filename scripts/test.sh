@@ -23,6 +23,9 @@ run() { # run NAME CMD... : output to the terminal and to $LOGS/NAME.log
 
 fmt_check() { cargo fmt --all -- --check && echo "fmt: 1 passed, 0 failed"; }
 run fmt fmt_check
+# Lint warnings fail the run, as formatting does (issue 13).
+lint_check() { cargo clippy -q --workspace --all-targets -- -D warnings && echo "clippy: 1 passed, 0 failed"; }
+run clippy lint_check
 run unit-core cargo test -q -p api_gateway_core
 run unit-front cargo test -q -p api_gateway_front --lib
 
@@ -73,7 +76,7 @@ run upgrade "$ROOT/tests/upgrade/check.sh"
 run chaos env API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$ROOT/tests/chaos/run.sh"
 
 # One closing line for the whole run, summed over every runner's own summary lines.
-passed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p; s/^=* ?([0-9]+) passed.*/\1/p; s/^upgrade: ([0-9]+) passed.*/\1/p; s/^chaos: ([0-9]+) passed.*/\1/p; s/^docs: ([0-9]+) passed.*/\1/p; s/^pgbouncer: ([0-9]+) passed.*/\1/p; s/^fmt: ([0-9]+) passed.*/\1/p' | awk '{s+=$1} END {print s+0}')
+passed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p; s/^=* ?([0-9]+) passed.*/\1/p; s/^upgrade: ([0-9]+) passed.*/\1/p; s/^chaos: ([0-9]+) passed.*/\1/p; s/^docs: ([0-9]+) passed.*/\1/p; s/^pgbouncer: ([0-9]+) passed.*/\1/p; s/^fmt: ([0-9]+) passed.*/\1/p; s/^clippy: ([0-9]+) passed.*/\1/p' | awk '{s+=$1} END {print s+0}')
 failed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. [0-9]+ passed; ([0-9]+) failed.*/\1/p; s/^=* ?[0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^=* ?([0-9]+) failed.*/\1/p; s/^upgrade: [0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^chaos: [0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^docs: [0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^pgbouncer: [0-9]+ passed, ([0-9]+) failed.*/\1/p' | awk '{s+=$1} END {print s+0}')
 passed=${passed:-0}; failed=${failed:-0}
 if [ ${#failures[@]} -gt 0 ] && [ "$failed" = 0 ]; then failed=${#failures[@]}; fi
