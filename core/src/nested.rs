@@ -97,7 +97,10 @@ fn check_order(at: &str, order: &str) -> Result<(), SpecError> {
     if order.len() > MAX_ORDER {
         return err(at, format!("order is longer than {MAX_ORDER} bytes"));
     }
-    if order.chars().any(|c| c.is_control() || c == '\'' || c == '"') {
+    if order
+        .chars()
+        .any(|c| c.is_control() || c == '\'' || c == '"')
+    {
         return err(at, "order holds a quote or a control character");
     }
     Ok(())
@@ -237,7 +240,10 @@ impl Lexer<'_> {
 pub fn parse_fields<S: AsRef<str>>(items: &[S]) -> Result<Vec<Node>, SpecError> {
     let total: usize = items.iter().map(|s| s.as_ref().len()).sum();
     if total > MAX_TEXT {
-        return err("", format!("the field list is longer than {MAX_TEXT} bytes"));
+        return err(
+            "",
+            format!("the field list is longer than {MAX_TEXT} bytes"),
+        );
     }
     let mut out = vec![];
     for item in items {
@@ -553,7 +559,10 @@ mod tests {
     fn errors_name_the_bad_part() {
         let e = parse("order_line{product_id{na-me}}").unwrap_err();
         assert_eq!(e.at, "order_line.product_id");
-        assert!(e.to_string().starts_with("at order_line.product_id: "), "{e}");
+        assert!(
+            e.to_string().starts_with("at order_line.product_id: "),
+            "{e}"
+        );
         let e = parse("order_line(limit=-1){name}").unwrap_err();
         assert_eq!(e.at, "order_line");
         assert!(e.message.contains("limit"));
@@ -586,8 +595,18 @@ mod tests {
     #[test]
     fn size_is_bounded() {
         let many: Vec<String> = (0..MAX_NODES + 1).map(|i| format!("f{i}")).collect();
-        assert!(parse(&many.join(",")).unwrap_err().message.contains("more than"));
-        assert!(parse(&"a".repeat(MAX_TEXT + 1)).unwrap_err().message.contains("longer"));
+        assert!(
+            parse(&many.join(","))
+                .unwrap_err()
+                .message
+                .contains("more than")
+        );
+        assert!(
+            parse(&"a".repeat(MAX_TEXT + 1))
+                .unwrap_err()
+                .message
+                .contains("longer")
+        );
     }
 
     #[test]

@@ -169,7 +169,10 @@ fn web_search_read(
         uid,
         model.to_string(),
         domain.map(str::to_string),
-        Some(vec![Some(format!("\u{1}spec {}", spec_text.unwrap_or_default()))]),
+        Some(vec![Some(format!(
+            "\u{1}spec {}",
+            spec_text.unwrap_or_default()
+        ))]),
         limit,
         offset,
         order.map(str::to_string),
@@ -259,7 +262,11 @@ fn web_read_versioned(
 /// raises AccessError there); it only ever raises, so it needs no grant.
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
-fn _nested_read_refused(uid: Option<i32>, model: Option<&str>, id: Option<i32>) -> Option<pgrx::JsonB> {
+fn _nested_read_refused(
+    uid: Option<i32>,
+    model: Option<&str>,
+    id: Option<i32>,
+) -> Option<pgrx::JsonB> {
     raise(
         PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         format!(
@@ -268,7 +275,9 @@ fn _nested_read_refused(uid: Option<i32>, model: Option<&str>, id: Option<i32>) 
             id.unwrap_or(0),
             model.unwrap_or("?")
         ),
-        Some("read it without sub-fields (its id and display_name need no access), or ask for access to it"),
+        Some(
+            "read it without sub-fields (its id and display_name need no access), or ask for access to it",
+        ),
     )
 }
 

@@ -122,10 +122,7 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
     fn check_field(&self, model: &Rc<ModelMeta>, name: &str, at: &str) {
         let here = join(at, name);
         if name != "display_name" && !model.info.fields.contains_key(name) {
-            invalid(
-                &here,
-                format!("unknown field {}.{name}", model.info.model),
-            );
+            invalid(&here, format!("unknown field {}.{name}", model.info.model));
         }
         if !field_readable(self.user, model, name) {
             raise(
@@ -167,15 +164,16 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
         if (node.limit.is_some() || node.order.is_some()) && !x2many {
             invalid(
                 &here,
-                format!(
-                    "limit and order apply to one2many and many2many fields, not to a {ttype}"
-                ),
+                format!("limit and order apply to one2many and many2many fields, not to a {ttype}"),
             );
         }
         if node.fields.is_some() && ttype != "many2one" && !x2many {
             invalid(
                 &here,
-                format!("{}.{} is a {ttype}: it has no sub-fields", model.info.model, node.name),
+                format!(
+                    "{}.{} is a {ttype}: it has no sub-fields",
+                    model.info.model, node.name
+                ),
             );
         }
         match (ttype.as_str(), &node.fields) {
@@ -221,7 +219,9 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             Some(rule) => self
                 .shaper
                 .rule_sql(co, &rule, alias)
-                .unwrap_or_else(|why| context::fail_closed(&co.info.model, 0, "record rules", &why)),
+                .unwrap_or_else(|why| {
+                    context::fail_closed(&co.info.model, 0, "record rules", &why)
+                }),
         })
     }
 
@@ -277,10 +277,7 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
         let Some(sub) = &node.fields else {
             // `order` alone sorts the ids (Odoo applies `limit` only with sub-fields).
             if node.limit.is_some() && self.style == Style::Read {
-                invalid(
-                    at,
-                    "limit needs sub-fields: name(limit=N){...}".into(),
-                );
+                invalid(at, "limit needs sub-fields: name(limit=N){...}".into());
             }
             return format!(
                 "coalesce((SELECT jsonb_agg({c}.id ORDER BY {order}) {from}), '[]'::jsonb)"
@@ -303,9 +300,9 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             };
         }
         match node.limit {
-            None => format!(
-                "coalesce((SELECT jsonb_agg({obj} ORDER BY {order}) {from}), '[]'::jsonb)"
-            ),
+            None => {
+                format!("coalesce((SELECT jsonb_agg({obj} ORDER BY {order}) {from}), '[]'::jsonb)")
+            }
             Some(limit) => {
                 let k = self.shaper.alias("k");
                 let table = co.table();

@@ -153,7 +153,11 @@ fn nested_many2one_and_one2many_equal_the_plain_reads() {
     }
     let child_ids = ids_of(&f["child_ids"]);
     assert!(child_ids.len() >= 2);
-    assert_eq!(ids_of(&n["child_ids"]), child_ids, "same children, same order");
+    assert_eq!(
+        ids_of(&n["child_ids"]),
+        child_ids,
+        "same children, same order"
+    );
     let children = by_id(
         &mut db,
         2,
@@ -249,13 +253,24 @@ fn x2many_limit_and_order_follow_web_read() {
     let lines = nested[0]["child_ids"].as_array().unwrap();
     assert_eq!(ids_of(&nested[0]["child_ids"]), expected, "all ids, sorted");
     // the first `limit` read in full, the others as {"id": N} (Odoo's web_read)
-    assert_eq!(lines[0].as_object().unwrap().len(), 2, "id and name: {}", lines[0]);
+    assert_eq!(
+        lines[0].as_object().unwrap().len(),
+        2,
+        "id and name: {}",
+        lines[0]
+    );
     for rest in &lines[1..] {
         assert_eq!(rest.as_object().unwrap().len(), 1, "{rest}");
     }
     // order alone sorts the id list; the web specification gives the same
-    let ids_only = read(&mut db, 2, "res.partner", &domain, &["child_ids(order='name desc')"])
-        .unwrap();
+    let ids_only = read(
+        &mut db,
+        2,
+        "res.partner",
+        &domain,
+        &["child_ids(order='name desc')"],
+    )
+    .unwrap();
     assert_eq!(ids_only[0]["child_ids"], json!(expected));
     let w = web(
         &mut db,
@@ -267,7 +282,14 @@ fn x2many_limit_and_order_follow_web_read() {
     .unwrap();
     assert_eq!(w[0]["child_ids"], nested[0]["child_ids"]);
     // limit 0: every record as its id only
-    let none = read(&mut db, 2, "res.partner", &domain, &["child_ids(limit=0){name}"]).unwrap();
+    let none = read(
+        &mut db,
+        2,
+        "res.partner",
+        &domain,
+        &["child_ids(limit=0){name}"],
+    )
+    .unwrap();
     assert!(
         none[0]["child_ids"]
             .as_array()
@@ -298,12 +320,22 @@ fn malformed_trees_are_22023_naming_the_bad_part() {
         assert_eq!(code, "22023", "{fields}: {msg}");
         assert!(msg.contains(part), "{fields}: {msg}");
     }
-    let (code, msg) = read(&mut db, 2, "res.partner", d, &["child_ids{parent_id{child_ids{parent_id{child_ids{name}}}}}"]).unwrap_err();
+    let (code, msg) = read(
+        &mut db,
+        2,
+        "res.partner",
+        d,
+        &["child_ids{parent_id{child_ids{parent_id{child_ids{name}}}}}"],
+    )
+    .unwrap_err();
     assert!(code == "22023" && msg.contains("deeper than 4"), "{msg}");
     for (spec, part) in [
         (json!({"child_ids": {"fields": {"nope": {}}}}), "child_ids"),
         (json!({"child_ids": {"limit": -1}}), "child_ids"),
-        (json!({"child_ids": {"context": {"lang": "fr_FR"}}}), "child_ids"),
+        (
+            json!({"child_ids": {"context": {"lang": "fr_FR"}}}),
+            "child_ids",
+        ),
         (json!({"name": []}), "name"),
         (json!(["name"]), "object"),
     ] {
@@ -373,7 +405,11 @@ fn demo_sale_order_with_lines_and_products_in_one_request_equals_three_plain_rea
     .unwrap();
     let o = &o[0];
     let line_ids = ids_of(&o["order_line"]);
-    assert_eq!(line_ids.len(), all_lines.len() - 1, "the rule hides one line");
+    assert_eq!(
+        line_ids.len(),
+        all_lines.len() - 1,
+        "the rule hides one line"
+    );
     assert!(!line_ids.contains(&hidden));
     // 2. its lines
     let lines = by_id(
@@ -445,8 +481,14 @@ fn demo_portal_refusals_are_odoos() {
     let mut tx = db.transaction().unwrap();
     let domain = "[('name', '=', 'S00019')]";
     // no access right on the comodel: refused
-    let (code, msg) = read(&mut tx, 6, "sale.order", domain, &["order_line{product_id{name}}"])
-        .unwrap_err();
+    let (code, msg) = read(
+        &mut tx,
+        6,
+        "sale.order",
+        domain,
+        &["order_line{product_id{name}}"],
+    )
+    .unwrap_err();
     assert_eq!(code, "42501", "{msg}");
     assert!(msg.contains("product.product"), "{msg}");
     // display_name needs no access: equal to the plain read's [id, display_name]
@@ -470,8 +512,14 @@ fn demo_portal_refusals_are_odoos() {
         &[],
     )
     .unwrap();
-    let (code, msg) = read(&mut tx, 6, "sale.order", domain, &["partner_shipping_id{name}"])
-        .unwrap_err();
+    let (code, msg) = read(
+        &mut tx,
+        6,
+        "sale.order",
+        domain,
+        &["partner_shipping_id{name}"],
+    )
+    .unwrap_err();
     assert_eq!(code, "42501", "{msg}");
     assert!(msg.contains("res.partner"), "{msg}");
     let (code, _) = web(

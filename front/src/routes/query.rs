@@ -149,6 +149,27 @@ pub fn boolean(q: &BTreeMap<String, String>, name: &str) -> Result<bool, Problem
     }
 }
 
+/// `specification=<JSON object>` (a `web_read` specification): None when absent. Its shape is
+/// checked by the extension (22023 naming the bad part); here only that it is a JSON object.
+pub fn specification(q: &BTreeMap<String, String>) -> Result<Option<serde_json::Value>, Problem> {
+    let Some(raw) = q.get("specification") else {
+        return Ok(None);
+    };
+    if q.contains_key("fields") {
+        return Err(Problem::invalid_parameter(
+            "specification",
+            "fields and specification cannot be combined: name the fields in the specification",
+        ));
+    }
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(v) if v.is_object() => Ok(Some(v)),
+        _ => Err(Problem::invalid_parameter(
+            "specification",
+            "specification must be a JSON object of field name to {...}, as Odoo's web_read takes",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,26 +259,5 @@ mod tests {
         assert!(parse(Some("limit=%00"), &["limit"]).is_err());
         let q = parse(Some("limit=-1"), &["limit"]).unwrap();
         assert!(non_negative(&q, "limit").is_err());
-    }
-}
-
-/// `specification=<JSON object>` (a `web_read` specification): None when absent. Its shape is
-/// checked by the extension (22023 naming the bad part); here only that it is a JSON object.
-pub fn specification(q: &BTreeMap<String, String>) -> Result<Option<serde_json::Value>, Problem> {
-    let Some(raw) = q.get("specification") else {
-        return Ok(None);
-    };
-    if q.contains_key("fields") {
-        return Err(Problem::invalid_parameter(
-            "specification",
-            "fields and specification cannot be combined: name the fields in the specification",
-        ));
-    }
-    match serde_json::from_str::<serde_json::Value>(raw) {
-        Ok(v) if v.is_object() => Ok(Some(v)),
-        _ => Err(Problem::invalid_parameter(
-            "specification",
-            "specification must be a JSON object of field name to {...}, as Odoo's web_read takes",
-        )),
     }
 }

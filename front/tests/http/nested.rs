@@ -27,8 +27,10 @@ async fn lists_and_records_read_nested_fields_and_specifications() {
     let domain = enc(&format!("[('id', '=', {parent})]"));
     let fields = enc("name,company_id{name},child_ids(limit=1){name,parent_id{name}}");
     let r = send(
-        c.get(s.url(&format!("/api/v1/res.partner?domain={domain}&fields={fields}")))
-            .header("authorization", &auth),
+        c.get(s.url(&format!(
+            "/api/v1/res.partner?domain={domain}&fields={fields}"
+        )))
+        .header("authorization", &auth),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -37,7 +39,11 @@ async fn lists_and_records_read_nested_fields_and_specifications() {
     assert!(children.len() >= 2, "{}", r.text);
     assert_eq!(children[0]["parent_id"]["id"], json!(parent), "{}", r.text);
     assert_eq!(children[0]["parent_id"]["name"], rec["name"]);
-    assert!(children[1..].iter().all(|c| c.as_object().unwrap().len() == 1));
+    assert!(
+        children[1..]
+            .iter()
+            .all(|c| c.as_object().unwrap().len() == 1)
+    );
     assert!(rec["company_id"].is_object() || rec["company_id"] == json!(false));
 
     // The same as a web_read specification: a many2one without sub-fields is its id.
@@ -46,8 +52,10 @@ async fn lists_and_records_read_nested_fields_and_specifications() {
             .to_string(),
     );
     let w = send(
-        c.get(s.url(&format!("/api/v1/res.partner?domain={domain}&specification={spec}")))
-            .header("authorization", &auth),
+        c.get(s.url(&format!(
+            "/api/v1/res.partner?domain={domain}&specification={spec}"
+        )))
+        .header("authorization", &auth),
     )
     .await;
     assert_eq!(w.status, 200, "{}", w.text);
@@ -66,8 +74,10 @@ async fn lists_and_records_read_nested_fields_and_specifications() {
     assert_eq!(one.status, 200, "{}", one.text);
     assert_eq!(one.body["child_ids"], rec["child_ids"]);
     let web_one = send(
-        c.get(s.url(&format!("/api/v1/res.partner/{parent}?specification={spec}")))
-            .header("authorization", &auth),
+        c.get(s.url(&format!(
+            "/api/v1/res.partner/{parent}?specification={spec}"
+        )))
+        .header("authorization", &auth),
     )
     .await;
     assert_eq!(web_one.status, 200, "{}", web_one.text);
