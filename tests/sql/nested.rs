@@ -194,6 +194,15 @@ fn nested_many2one_and_one2many_equal_the_plain_reads() {
             pair => pair[0].clone(),
         }
     );
+    // Cursor paging reads the same tree.
+    let page: Value = db
+        .query_one(
+            "SELECT api_gateway.search_page(2, 'res.partner', $1, ARRAY['name', 'company_id{name}', 'child_ids{name,email,parent_id{name}}'], 10, 'id')",
+            &[&domain],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(page["records"], nested);
     // web_read by id, and its versioned twin for ETags.
     let one: Value = db
         .query_one(
