@@ -60,6 +60,9 @@ for fx in "${fixtures[@]}"; do
 done
 run http env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
     cargo test -q -p api_gateway_front --test http
+# The plain REST gateway (no console, dashboard or webhook worker) passes the REST tests too.
+run http-plain env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
+    cargo test -q -p api_gateway_front --no-default-features --test http
 run webhooks env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
     cargo test -q -p api_gateway_front --test webhooks
 run observability env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \

@@ -72,7 +72,7 @@ fn page_response() -> Response {
 /// must be an admin's (401/403 otherwise), like every call of the API.
 async fn shell(state: &AppState, ctx: &Ctx) -> Result<Response, ApiError> {
     if ctx.authorization.is_some() {
-        let (gate, _client) = stats::admin(state, ctx).await?;
+        let (gate, _client) = crate::gate::admin(state, ctx).await?;
         let mut r = page_response();
         r.headers_mut().extend(gate.rate_headers());
         return Ok(r);
@@ -640,7 +640,7 @@ pub async fn get_api(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let read = read_of(&rest).ok_or_else(|| route_not_found("GET"))?;
-    let (gate, client) = stats::admin(&state, &ctx).await?;
+    let (gate, client) = crate::gate::admin(&state, &ctx).await?;
     let with = |p: Problem| gate.with_headers(p);
     let raw = raw.as_deref();
     let row = match read {
@@ -727,7 +727,11 @@ pub async fn get_api(
             .await
             .map_err(with)?;
             if read == Read::LogsCsv {
-                return Ok(csv(&gate, &row.get::<_, Value>(0)));
+                return Ok(stats::log_csv(
+                    &gate,
+                    &row.get::<_, Value>(0),
+                    "api-gateway-traffic.csv",
+                ));
             }
             Ok(row)
         }
@@ -760,50 +764,6 @@ pub async fn get_api(
     Ok(answer(&gate, StatusCode::OK, row.get(0)))
 }
 
-/// The traffic-log rows as CSV (RFC 4180, formula-safe cells).
-fn csv(gate: &Gate, rows: &Value) -> Response {
-    const COLUMNS: [&str; 11] = [
-        "id",
-        "at",
-        "method",
-        "path",
-        "status",
-        "latency_ms",
-        "client_ip",
-        "uid",
-        "client_id",
-        "user_agent",
-        "error",
-    ];
-    let mut out = COLUMNS.join(",");
-    out.push_str("\r\n");
-    for r in rows.as_array().map(Vec::as_slice).unwrap_or_default() {
-        let cells: Vec<String> = COLUMNS
-            .iter()
-            .map(|c| match &r[*c] {
-                Value::Null => String::new(),
-                Value::String(s) => stats::csv_cell(s),
-                v => stats::csv_cell(&v.to_string()),
-            })
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push_str("\r\n");
-    }
-    let mut resp = (StatusCode::OK, out).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"api-gateway-traffic.csv\""),
-    );
-    h.extend(gate.rate_headers());
-    resp
-}
-
 /// `POST /api/gateway/admin/api/<action>`
 pub async fn post_api(
     State(state): State<AppState>,
@@ -814,7 +774,7 @@ pub async fn post_api(
     request_body: Body,
 ) -> Result<Response, ApiError> {
     let action = action_of(&rest).ok_or_else(|| route_not_found("POST"))?;
-    let (gate, client) = stats::admin(&state, &ctx).await?;
+    let (gate, client) = crate::gate::admin(&state, &ctx).await?;
     let with = |p: Problem| gate.with_headers(p);
     query::parse(raw.as_deref(), &[]).map_err(with)?;
     // Rotating a webhook secret takes an optional body ({"overlap_hours": n}).
