@@ -12,6 +12,7 @@ pub mod gate;
 pub mod ident;
 pub mod jwt;
 pub mod name_search;
+pub mod nested;
 pub mod ratelimit;
 pub mod secrets;
 pub mod sliding_window;

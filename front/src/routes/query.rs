@@ -111,16 +111,13 @@ pub fn record_id(s: &str) -> Result<i32, Problem> {
     }
 }
 
-/// `fields=a,b,c`: None when absent or empty (all fields).
+/// `fields=a,b{c,d},e`: None when absent or empty (all fields).
 pub fn fields(q: &BTreeMap<String, String>) -> Result<Option<Vec<String>>, Problem> {
     let Some(raw) = q.get("fields") else {
         return Ok(None);
     };
-    let list: Vec<String> = raw
-        .split(',')
-        .map(|f| f.trim().to_string())
-        .filter(|f| !f.is_empty())
-        .collect();
+    // Commas inside `{...}`, `(...)` and quotes belong to nested reads (core::nested).
+    let list = api_gateway_core::nested::split_top_level(raw);
     if list.len() > 1000 {
         return Err(Problem::invalid_parameter("fields", "at most 1000 fields"));
     }
@@ -173,6 +170,27 @@ pub fn boolean(q: &BTreeMap<String, String>, name: &str) -> Result<bool, Problem
         Some(_) => Err(Problem::invalid_parameter(
             name,
             format!("{name} must be true or false"),
+        )),
+    }
+}
+
+/// `specification=<JSON object>` (a `web_read` specification): None when absent. Its shape is
+/// checked by the extension (22023 naming the bad part); here only that it is a JSON object.
+pub fn specification(q: &BTreeMap<String, String>) -> Result<Option<serde_json::Value>, Problem> {
+    let Some(raw) = q.get("specification") else {
+        return Ok(None);
+    };
+    if q.contains_key("fields") {
+        return Err(Problem::invalid_parameter(
+            "specification",
+            "fields and specification cannot be combined: name the fields in the specification",
+        ));
+    }
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(v) if v.is_object() => Ok(Some(v)),
+        _ => Err(Problem::invalid_parameter(
+            "specification",
+            "specification must be a JSON object of field name to {...}, as Odoo's web_read takes",
         )),
     }
 }
