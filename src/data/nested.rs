@@ -15,7 +15,7 @@
 use crate::data::context::{self, UserContext};
 use crate::data::meta::ModelMeta;
 use crate::data::values::{Resolved, Row, Shaper};
-use crate::error::raise;
+use crate::error::{ident, raise};
 use api_gateway_core::domain::{self, Param};
 use api_gateway_core::nested::{self, Node, SpecError};
 use pgrx::prelude::*;
@@ -246,11 +246,11 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
         let id = self.shaper.m2o_id(r);
         let n = self.shaper.alias("n");
         let obj = object_sql(&self.pairs(&co, &n, sub, at));
-        let table = co.table();
+        let table = co.table_ident();
         if !Self::reads_records(sub) {
             return format!(
                 "CASE WHEN {id} IS NULL THEN 'false'::jsonb ELSE \
-                 coalesce((SELECT {obj} FROM public.\"{table}\" {n} WHERE {n}.id = {id}), 'false'::jsonb) END"
+                 coalesce((SELECT {obj} FROM public.{table} {n} WHERE {n}.id = {id}), 'false'::jsonb) END"
             );
         }
         let refused = self.refusal(&co.info.model, &id);
@@ -258,7 +258,7 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             None => format!("CASE WHEN {id} IS NULL THEN 'false'::jsonb ELSE {refused} END"),
             Some(rule) => format!(
                 "CASE WHEN {id} IS NULL THEN 'false'::jsonb ELSE \
-                 coalesce((SELECT {obj} FROM public.\"{table}\" {n} WHERE {n}.id = {id} AND ({rule})), {refused}) END"
+                 coalesce((SELECT {obj} FROM public.{table} {n} WHERE {n}.id = {id} AND ({rule})), {refused}) END"
             ),
         }
     }
@@ -305,13 +305,13 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             }
             Some(limit) => {
                 let k = self.shaper.alias("k");
-                let table = co.table();
+                let table = co.table_ident();
                 let l = self.shaper.param(Param::Int(i64::from(limit)));
                 format!(
                     "coalesce((SELECT jsonb_agg(CASE WHEN {k}.n <= ${l}::int8 THEN {obj} \
                        ELSE jsonb_build_object('id', {e}.id) END ORDER BY {k}.n) \
                        FROM (SELECT {c}.id, row_number() OVER (ORDER BY {order}) AS n {from}) {k} \
-                       JOIN public.\"{table}\" {e} ON {e}.id = {k}.id), '[]'::jsonb)"
+                       JOIN public.{table} {e} ON {e}.id = {k}.id), '[]'::jsonb)"
                 )
             }
         }
@@ -325,13 +325,14 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             .iter()
             .map(|(name, desc)| {
                 let f = &co.info.fields[name];
+                let column = ident(name);
                 let expr = if f.translate {
                     format!(
-                        "coalesce({alias}.\"{name}\"->>${l}, {alias}.\"{name}\"->>'en_US')",
+                        "coalesce({alias}.{column}->>${l}, {alias}.{column}->>'en_US')",
                         l = self.shaper.lang_param
                     )
                 } else {
-                    format!("{alias}.\"{name}\"")
+                    format!("{alias}.{column}")
                 };
                 format!("{expr} {}", if *desc { "DESC" } else { "ASC" })
             })
