@@ -248,6 +248,58 @@ BEGIN
 END;
 $$;
 
+-- == nested: nested reads (issue 18.1): fields=name{...}, web_read specifications ==
+
+-- src/api/data.rs
+CREATE  FUNCTION "web_search_read"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"domain" TEXT DEFAULT '[]', /* Option < & str > */
+	"specification" jsonb DEFAULT '{}', /* Option < pgrx :: JsonB > */
+	"limit" INT DEFAULT NULL, /* Option < i32 > */
+	"offset" INT DEFAULT 0, /* Option < i32 > */
+	"order" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* RawJsonb */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'web_search_read_wrapper';
+
+-- src/api/data.rs
+CREATE  FUNCTION "web_read"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"id" INT, /* Option < i32 > */
+	"specification" jsonb DEFAULT '{}' /* Option < pgrx :: JsonB > */
+) RETURNS jsonb /* Option < RawJsonb > */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'web_read_wrapper';
+
+-- src/api/data.rs
+CREATE  FUNCTION "web_read_versioned"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"id" INT, /* Option < i32 > */
+	"specification" jsonb DEFAULT '{}' /* Option < pgrx :: JsonB > */
+) RETURNS jsonb /* Option < RawJsonb > */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'web_read_versioned_wrapper';
+
+-- src/api/data.rs
+CREATE  FUNCTION "_nested_read_refused"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"id" INT /* Option < i32 > */
+) RETURNS jsonb /* Option < pgrx :: JsonB > */
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_nested_read_refused_wrapper';
+
 -- src/sql/finalize.sql
 -- `grant_front(role)`: everything `api-gateway serve` calls: the gate, OAuth2, the data
 -- functions, the traffic log writer and maintenance, the dashboard's statistics, /metrics and
@@ -278,6 +330,9 @@ BEGIN
         -- Schema per model and language per request.
         'api_gateway.fields_get(integer, text, text)',
         'api_gateway.negotiate_language(text)',
+        'api_gateway.web_search_read(integer, text, text, jsonb, integer, integer, text)',
+        'api_gateway.web_read(integer, text, integer, jsonb)',
+        'api_gateway.web_read_versioned(integer, text, integer, jsonb)',
         'api_gateway.log_requests(jsonb)',
         'api_gateway.log_level()',
         'api_gateway.ensure_log_partitions(integer)',
@@ -321,4 +376,10 @@ BEGIN
     END LOOP;
 END
 $schema$;
--- == end schema ==
+REVOKE ALL ON FUNCTION api_gateway.web_search_read(integer, text, text, jsonb, integer, integer, text),
+    api_gateway.web_read(integer, text, integer, jsonb),
+    api_gateway.web_read_versioned(integer, text, integer, jsonb),
+    api_gateway._nested_read_refused(integer, text, integer) FROM PUBLIC;
+ALTER FUNCTION api_gateway.web_search_read(integer, text, text, jsonb, integer, integer, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.web_read(integer, text, integer, jsonb) SET plan_cache_mode = force_generic_plan;
+-- == end schema, nested ==

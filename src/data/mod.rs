@@ -8,6 +8,7 @@ pub mod context;
 pub mod fields;
 pub mod lang;
 pub mod meta;
+pub mod nested;
 pub mod params;
 pub mod read;
 pub mod values;

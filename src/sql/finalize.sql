@@ -56,6 +56,9 @@ BEGIN
         -- Schema per model and language per request.
         'api_gateway.fields_get(integer, text, text)',
         'api_gateway.negotiate_language(text)',
+        'api_gateway.web_search_read(integer, text, text, jsonb, integer, integer, text)',
+        'api_gateway.web_read(integer, text, integer, jsonb)',
+        'api_gateway.web_read_versioned(integer, text, integer, jsonb)',
         'api_gateway.log_requests(jsonb)',
         'api_gateway.log_level()',
         'api_gateway.ensure_log_partitions(integer)',
@@ -100,6 +103,8 @@ ALTER FUNCTION api_gateway.verify_api_key(text, text) SET plan_cache_mode = forc
 ALTER FUNCTION api_gateway.search_read(integer, text, text, text[], integer, integer, text, text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION api_gateway.search_count(integer, text, text, text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION api_gateway.read(integer, text, integer, text[], text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.web_search_read(integer, text, text, jsonb, integer, integer, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.web_read(integer, text, integer, jsonb) SET plan_cache_mode = force_generic_plan;
 
 -- Pure helpers that hold no secret: anyone may use them.
 GRANT EXECUTE ON FUNCTION api_gateway.jwt_sign(jsonb, text, text) TO PUBLIC;

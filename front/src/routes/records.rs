@@ -21,6 +21,13 @@ const SEARCH_PAGE: GatedSql = gated_sql!(
     "CASE WHEN g.status = 200 THEN api_gateway.search_page(g.uid, $4, $5, $6, $7, $8, $9) END, \
      CASE WHEN g.status = 200 AND $10 THEN api_gateway.search_count(g.uid, $4, $5) END"
 );
+const WEB_SEARCH_READ: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.web_search_read(g.uid, $4, $5, $6, $7, $8, $9) END, \
+     CASE WHEN g.status = 200 AND $10 THEN api_gateway.search_count(g.uid, $4, $5) END"
+);
+const WEB_READ: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.web_read_versioned(g.uid, $4, $5, $6) END"
+);
 const READ: GatedSql =
     gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.read_versioned(g.uid, $4, $5, $6) END");
 // The same reads in the language of `lang=` ($11 for lists, $7 for a record) or of
@@ -68,6 +75,14 @@ fn written(
     }
 }
 
+/// `lang=` with `specification=`: the nested reads take no language yet (`fields=a{b}` does).
+fn no_lang_with_specification() -> Problem {
+    Problem::invalid_parameter(
+        "lang",
+        "lang is not available with specification yet: use fields=name{...} for nested reads in a language",
+    )
+}
+
 fn path_problem(e: PathRejection) -> Problem {
     Problem::not_found(format!("bad path: {}", e.body_text()))
 }
@@ -78,7 +93,8 @@ fn missing(model: &str, id: i32) -> Problem {
     ))
 }
 
-/// `GET /api/v1/<model>?domain=&fields=&limit=&offset=&order=&count=`
+/// `GET /api/v1/<model>?domain=&fields=&limit=&offset=&order=&count=` (or `specification=`
+/// instead of `fields=`: a `web_read` specification)
 pub async fn list(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -92,7 +108,15 @@ pub async fn list(
     let q = query::parse(
         raw.as_deref(),
         &[
-            "domain", "fields", "limit", "offset", "order", "count", "after", "lang",
+            "domain",
+            "fields",
+            "specification",
+            "limit",
+            "offset",
+            "order",
+            "count",
+            "after",
+            "lang",
         ],
     )?;
     let lang = query::lang(&q)?;
@@ -104,6 +128,7 @@ pub async fn list(
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "[]".to_string());
     let fields = query::fields(&q)?;
+    let specification = query::specification(&q)?;
     let limit = query::non_negative(&q, "limit")?;
     let offset = query::non_negative(&q, "offset")?.unwrap_or(0);
     let order = q
@@ -113,6 +138,12 @@ pub async fn list(
     let count = query::boolean(&q, "count")?;
     // `after` (empty on the first page) asks for keyset pagination: a signed cursor for the
     // next page. Plain lists stay on `search_read`, whose statement the extension caches.
+    if specification.is_some() && q.contains_key("after") {
+        return Err(Problem::invalid_parameter(
+            "specification",
+            "specification is not available with after (cursor paging): use fields=name{...} there",
+        ));
+    }
     if q.contains_key("after") && !q.contains_key("offset") {
         let after = q.get("after").cloned().filter(|a| !a.is_empty());
         let p = gate::run(
@@ -160,30 +191,55 @@ pub async fn list(
             "after (a cursor) and offset cannot be combined",
         ));
     }
-    let p = gate::run(
-        &state,
-        &ctx,
-        if in_language {
-            SEARCH_READ_LANG
-        } else {
-            SEARCH_READ
-        },
-        crate::db::params_up_to(
-            &[
-                (&model, Type::TEXT),
-                (&domain, Type::TEXT),
-                (&fields, Type::TEXT_ARRAY),
-                (&limit, Type::INT4),
-                (&offset, Type::INT4),
-                (&order, Type::TEXT),
-                (&count, Type::BOOL),
-                (&lang, Type::TEXT),
-                (&accept, Type::TEXT),
-            ],
-            if in_language { 9 } else { 7 },
-        ),
-    )
-    .await?;
+    if specification.is_some() && lang.is_some() {
+        return Err(no_lang_with_specification());
+    }
+    let p = match &specification {
+        // web_search_read has no language argument yet: Accept-Language is ignored there.
+        Some(s) => {
+            gate::run(
+                &state,
+                &ctx,
+                WEB_SEARCH_READ,
+                &[
+                    (&model, Type::TEXT),
+                    (&domain, Type::TEXT),
+                    (s, Type::JSONB),
+                    (&limit, Type::INT4),
+                    (&offset, Type::INT4),
+                    (&order, Type::TEXT),
+                    (&count, Type::BOOL),
+                ],
+            )
+            .await?
+        }
+        None => {
+            gate::run(
+                &state,
+                &ctx,
+                if in_language {
+                    SEARCH_READ_LANG
+                } else {
+                    SEARCH_READ
+                },
+                crate::db::params_up_to(
+                    &[
+                        (&model, Type::TEXT),
+                        (&domain, Type::TEXT),
+                        (&fields, Type::TEXT_ARRAY),
+                        (&limit, Type::INT4),
+                        (&offset, Type::INT4),
+                        (&order, Type::TEXT),
+                        (&count, Type::BOOL),
+                        (&lang, Type::TEXT),
+                        (&accept, Type::TEXT),
+                    ],
+                    if in_language { 9 } else { 7 },
+                ),
+            )
+            .await?
+        }
+    };
     let records: Option<Value> = p.col(0)?;
     let total: Option<i64> = p.col(1)?;
     let g = &p.gate;
@@ -196,7 +252,7 @@ pub async fn list(
     Ok(response)
 }
 
-/// `GET /api/v1/<model>/<id>?fields=`
+/// `GET /api/v1/<model>/<id>?fields=` or `?specification=`
 pub async fn read(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -208,27 +264,45 @@ pub async fn read(
     let Path((model, id)) = path.map_err(path_problem)?;
     let model = query::model(&model)?;
     let id = query::record_id(&id)?;
-    let q = query::parse(raw.as_deref(), &["fields", "lang"])?;
+    let q = query::parse(raw.as_deref(), &["fields", "specification", "lang"])?;
     let fields = query::fields(&q)?;
+    let specification = query::specification(&q)?;
     let lang = query::lang(&q)?;
     let accept = query::accept_language(&headers);
     let in_language = lang.is_some() || accept.is_some();
-    let p = gate::run(
-        &state,
-        &ctx,
-        if in_language { READ_LANG } else { READ },
-        crate::db::params_up_to(
-            &[
-                (&model, Type::TEXT),
-                (&id, Type::INT4),
-                (&fields, Type::TEXT_ARRAY),
-                (&lang, Type::TEXT),
-                (&accept, Type::TEXT),
-            ],
-            if in_language { 5 } else { 3 },
-        ),
-    )
-    .await?;
+    if specification.is_some() && lang.is_some() {
+        return Err(no_lang_with_specification());
+    }
+    let p = match &specification {
+        // web_read has no language argument yet: Accept-Language is ignored there.
+        Some(s) => {
+            gate::run(
+                &state,
+                &ctx,
+                WEB_READ,
+                &[(&model, Type::TEXT), (&id, Type::INT4), (s, Type::JSONB)],
+            )
+            .await?
+        }
+        None => {
+            gate::run(
+                &state,
+                &ctx,
+                if in_language { READ_LANG } else { READ },
+                crate::db::params_up_to(
+                    &[
+                        (&model, Type::TEXT),
+                        (&id, Type::INT4),
+                        (&fields, Type::TEXT_ARRAY),
+                        (&lang, Type::TEXT),
+                        (&accept, Type::TEXT),
+                    ],
+                    if in_language { 5 } else { 3 },
+                ),
+            )
+            .await?
+        }
+    };
     let g = &p.gate;
     match p.col::<Option<Value>>(0)? {
         Some(v) if v["record"].is_object() => {

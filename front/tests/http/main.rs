@@ -8,6 +8,7 @@ mod common;
 mod conditional;
 mod fields;
 mod forward;
+mod nested;
 mod oauth;
 mod privileges;
 mod records;
