@@ -393,8 +393,13 @@ fn read_row(c: &mut pgrx::spi::SpiClient<'_>, subject: &str, for_update: bool) -
         (true, true) => LEGACY_SELECT_ROW_FOR_UPDATE,
         (false, true) => LEGACY_SELECT_ROW,
     };
-    let plan = crate::spi::plan(c, sql, &[PgBuiltInOids::TEXTOID], true);
-    let t = spi(c.update(plan, None, &[subject.into()]));
+    // A plain read neither takes a transaction id nor plans as a write.
+    let plan = crate::spi::plan(c, sql, &[PgBuiltInOids::TEXTOID], for_update);
+    let t = if for_update {
+        spi(c.update(plan, None, &[subject.into()]))
+    } else {
+        spi(c.select(plan, None, &[subject.into()]))
+    };
     if t.is_empty() {
         return None;
     }

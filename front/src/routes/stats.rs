@@ -45,7 +45,7 @@ pub async fn admin(
         return Err(gate.with_headers(bearer_problem(
             StatusCode::FORBIDDEN,
             kind::INSUFFICIENT_SCOPE,
-            Some("insufficient_scope"),
+            Some(api_gateway_core::gate::Denial::InsufficientScope.code()),
             "this needs the admin scope: an OAuth2 token with scope admin, or an Odoo administrator's API key",
             Some("admin"),
         )));
