@@ -473,10 +473,10 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
     let client_id = t.row.as_ref().map(|r| r.client_id.clone());
     // Facts that passed all but the scope are kept (tokens signed with a retired key are not:
     // their key's validity runs out by time).
-    if let (true, Some(epoch), Some(uid)) = (key_current, epoch, uid) {
-        if gate::cacheable(&facts) {
-            remember(&TOKEN_FACTS, cache_key, Kept { epoch, uid, facts });
-        }
+    if let (true, Some(epoch), Some(uid)) = (key_current, epoch, uid)
+        && gate::cacheable(&facts)
+    {
+        remember(&TOKEN_FACTS, cache_key, Kept { epoch, uid, facts });
     }
     answer(decision, uid.unwrap_or(0), client_id)
 }
@@ -580,10 +580,10 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
             continue;
         };
         let decision = gate::decide(&facts, needed);
-        if let Some(epoch) = epoch {
-            if gate::cacheable(&facts) {
-                remember(&USER_FACTS, (uid, cache_key.1), Kept { epoch, uid, facts });
-            }
+        if let Some(epoch) = epoch
+            && gate::cacheable(&facts)
+        {
+            remember(&USER_FACTS, (uid, cache_key.1), Kept { epoch, uid, facts });
         }
         return answer(decision, uid, None);
     }
