@@ -877,6 +877,8 @@ fn authenticate_takes_no_transaction_id() {
         calls.push((key, "GET", 200));
     }
     for (bearer, method, status) in calls {
+        // A fresh backend: its first call reads and plans everything for the first time.
+        let mut db = connect();
         for attempt in ["first", "cached"] {
             let mut tx = db.transaction().unwrap();
             let got: i32 = tx
