@@ -347,10 +347,17 @@ fn legacy_table() -> bool {
     if let Some(v) = LEGACY.with(|l| l.get()) {
         return v;
     }
-    let v = !spi(Spi::get_one::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
-          WHERE attrelid = 'api_gateway.throttle'::regclass AND attname = 'counts' AND NOT attisdropped)",
-    ))
+    // A read (Spi::get_one would take a transaction id for it).
+    let v = !Spi::connect(|c| {
+        spi(c
+            .select(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
+                  WHERE attrelid = 'api_gateway.throttle'::regclass AND attname = 'counts' AND NOT attisdropped)",
+                Some(1),
+                &[],
+            )
+            .and_then(|t| t.first().get::<bool>(1)))
+    })
     .unwrap_or(false);
     LEGACY.with(|l| l.set(Some(v)));
     v
@@ -393,8 +400,13 @@ fn read_row(c: &mut pgrx::spi::SpiClient<'_>, subject: &str, for_update: bool) -
         (true, true) => LEGACY_SELECT_ROW_FOR_UPDATE,
         (false, true) => LEGACY_SELECT_ROW,
     };
-    let plan = crate::spi::plan(c, sql, &[PgBuiltInOids::TEXTOID], true);
-    let t = spi(c.update(plan, None, &[subject.into()]));
+    // A plain read neither takes a transaction id nor plans as a write.
+    let plan = crate::spi::plan(c, sql, &[PgBuiltInOids::TEXTOID], for_update);
+    let t = if for_update {
+        spi(c.update(plan, None, &[subject.into()]))
+    } else {
+        spi(c.select(plan, None, &[subject.into()]))
+    };
     if t.is_empty() {
         return None;
     }

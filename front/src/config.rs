@@ -216,11 +216,13 @@ pub struct ServeArgs {
     pub docs: bool,
 
     /// Run the gate and the data call as ONE statement (one round trip) instead of two short
-    /// transactions on one connection (gate, then data: two round trips). Saves a round trip, but
-    /// the caller's rate-limit counter row stays locked while the data call runs, so one user's
-    /// concurrent requests wait for each other, and a failing data call rolls the count back.
-    #[arg(long, env = "API_GATEWAY_SINGLE_STATEMENT", default_value_t = false, action = clap::ArgAction::Set)]
-    pub single_statement: bool,
+    /// transactions on one connection (gate, then data: two round trips). Not given: one
+    /// statement when the database counts rate limits in shared memory (api_gateway in
+    /// shared_preload_libraries: no counter row stays locked during the data call), else two.
+    /// With the table counters, one statement keeps the caller's counter row locked while the
+    /// data call runs (one user's concurrent requests wait for each other).
+    #[arg(long, env = "API_GATEWAY_SINGLE_STATEMENT", action = clap::ArgAction::Set)]
+    pub single_statement: Option<bool>,
 
     /// Public base URL of the API as clients see it (e.g. https://api.example.com), written into
     /// the OpenAPI `servers`. Empty: the document's own origin.

@@ -9,6 +9,7 @@
 //! A denial is a row (its rate-limit count is kept); the data call only runs on a pass.
 use crate::error::{Problem, kind, oauth_description};
 use crate::{AppState, net};
+use api_gateway_core::gate::{Denial, Scope, required_scope};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
@@ -132,13 +133,10 @@ impl Ctx {
     }
 }
 
-/// The scope a method needs (mirrors the gate's table, for the `scope=` challenge parameter).
+/// The scope a method needs, for the `scope=` challenge parameter: the gate's own table
+/// (`core::gate::required_scope`); a method it does not know is answered 405 before this matters.
 pub fn needed_scope(method: &str) -> &'static str {
-    match method {
-        "POST" | "PUT" | "PATCH" => "write",
-        "DELETE" => "delete",
-        _ => "read",
-    }
+    required_scope(method).map_or("read", Scope::as_str)
 }
 
 /// 401/403 with an RFC 6750 challenge.
@@ -217,6 +215,14 @@ impl Gate {
         self.status == 200
     }
 
+    /// Which denial this row is (`None` on a pass, or on a row no gate writes).
+    pub fn denial_reason(&self) -> Option<Denial> {
+        if self.passed() {
+            return None;
+        }
+        Denial::from_row(self.status, self.error.as_deref())
+    }
+
     /// `RateLimit-Policy`/`RateLimit` (draft-ietf-httpapi-ratelimit-headers), when a limit applies.
     pub fn rate_headers(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -246,57 +252,58 @@ impl Gate {
     pub fn denial(&self, method: &str) -> Problem {
         let detail = self.detail.clone().unwrap_or_default();
         let error = self.error.as_deref().unwrap_or("");
-        let mut p = match (self.status, error) {
-            (401, "missing_credentials") => bearer_problem(
+        let mut p = match self.denial_reason() {
+            Some(Denial::MissingCredentials) => bearer_problem(
                 StatusCode::UNAUTHORIZED,
                 kind::UNAUTHORIZED,
                 None,
                 &detail,
                 None,
             ),
-            (401, "invalid_request") => bearer_problem(
+            Some(d @ Denial::InvalidRequest) => bearer_problem(
                 StatusCode::UNAUTHORIZED,
                 kind::INVALID_AUTHORIZATION,
-                Some("invalid_request"),
+                Some(d.code()),
                 &detail,
                 None,
             ),
-            (401, _) => bearer_problem(
+            Some(d @ Denial::InvalidToken) => bearer_problem(
                 StatusCode::UNAUTHORIZED,
                 kind::INVALID_TOKEN,
-                Some("invalid_token"),
+                Some(d.code()),
                 &detail,
                 None,
             ),
-            (403, "insufficient_scope") => bearer_problem(
+            Some(d @ Denial::InsufficientScope) => bearer_problem(
                 StatusCode::FORBIDDEN,
                 kind::INSUFFICIENT_SCOPE,
-                Some("insufficient_scope"),
+                Some(d.code()),
                 &detail,
                 Some(needed_scope(method)),
             ),
-            (403, "ip_not_allowed") => Problem::new(StatusCode::FORBIDDEN, kind::IP_NOT_ALLOWED)
-                .detail(detail)
-                .member("error", error),
-            (403, "profile_inactive") => {
+            Some(d @ Denial::IpNotAllowed) => {
+                Problem::new(StatusCode::FORBIDDEN, kind::IP_NOT_ALLOWED)
+                    .detail(detail)
+                    .member("error", d.code())
+            }
+            Some(d @ Denial::ProfileInactive) => {
                 Problem::new(StatusCode::FORBIDDEN, kind::PROFILE_INACTIVE)
                     .detail(detail)
-                    .member("error", error)
+                    .member("error", d.code())
             }
-            (403, _) => Problem::new(StatusCode::FORBIDDEN, kind::FORBIDDEN)
-                .detail(detail)
-                .member("error", error),
-            (429, _) => {
+            Some(d @ Denial::RateLimited) => {
                 let retry = self.reset_s.unwrap_or(1).max(1);
                 Problem::new(StatusCode::TOO_MANY_REQUESTS, kind::RATE_LIMITED)
                     .detail(detail)
-                    .member("error", error)
+                    .member("error", d.code())
                     .header(header::RETRY_AFTER, &retry.to_string())
             }
-            (405, _) => Problem::new(StatusCode::METHOD_NOT_ALLOWED, kind::METHOD_NOT_ALLOWED)
-                .detail(detail),
-            (status, _) => {
-                tracing::error!(status, error, "unexpected gate status");
+            Some(Denial::MethodNotAllowed) => {
+                Problem::new(StatusCode::METHOD_NOT_ALLOWED, kind::METHOD_NOT_ALLOWED)
+                    .detail(detail)
+            }
+            None => {
+                tracing::error!(status = self.status, error, "unexpected gate status");
                 Problem::internal()
             }
         };
@@ -478,12 +485,12 @@ pub async fn admin(
     if !gate
         .scopes
         .as_ref()
-        .is_some_and(|s| s.iter().any(|x| x == "admin"))
+        .is_some_and(|s| s.iter().any(|x| x == Scope::Admin.as_str()))
     {
         return Err(gate.with_headers(bearer_problem(
             StatusCode::FORBIDDEN,
             kind::INSUFFICIENT_SCOPE,
-            Some("insufficient_scope"),
+            Some(Denial::InsufficientScope.code()),
             "this needs the admin scope: an OAuth2 token with scope admin, or an Odoo administrator's API key",
             Some("admin"),
         )));

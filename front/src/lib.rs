@@ -73,7 +73,7 @@ impl Settings {
                 .map(|o| o.trim().to_string())
                 .filter(|o| !o.is_empty())
                 .collect(),
-            single_statement: args.single_statement,
+            single_statement: args.single_statement.unwrap_or(false),
             dashboard: args.dashboard,
         }
     }
@@ -292,6 +292,21 @@ pub async fn worker(args: config::WorkerArgs) -> Result<(), String> {
 }
 
 /// Bind and serve until SIGTERM/SIGINT.
+/// Whether the database counts rate limits in shared memory (api_gateway preloaded, with room
+/// for subjects, and not switched off): then the gate locks no counter row, and one statement per
+/// request (gate and data together) is the default (docs/http.md).
+const COUNTERS_IN_SHARED_MEMORY: &str = "SELECT coalesce(current_setting('api_gateway.rate_limit_shared_subjects', true)::int, 0) > 0 \
+       AND coalesce(current_setting('api_gateway.rate_limit_shared_memory', true), 'on') = 'on'";
+
+/// See [`COUNTERS_IN_SHARED_MEMORY`]; false when it cannot be told.
+pub async fn counters_in_shared_memory(client: &tokio_postgres::Client) -> bool {
+    client
+        .query_typed(COUNTERS_IN_SHARED_MEMORY, &[])
+        .await
+        .map(|rows| rows.first().is_some_and(|r| r.get::<_, bool>(0)))
+        .unwrap_or(false)
+}
+
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -313,6 +328,7 @@ pub async fn serve_on(
         );
     }
     let pool = db::pool(&args)?;
+    let single_statement;
     // Fail fast on a bad URL or a database without the extension.
     {
         let client = pool
@@ -323,10 +339,23 @@ pub async fn serve_on(
             .query_typed("SELECT api_gateway.version()", &[])
             .await
             .map_err(|e| format!("the database has no usable api_gateway extension: {e}"))?;
+        single_statement = match args.single_statement {
+            Some(given) => given,
+            None => counters_in_shared_memory(&client).await,
+        };
     }
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let grace = Duration::from_secs(args.shutdown_grace_s);
     let mut state = AppState::new(pool, &args);
+    Arc::make_mut(&mut state.config).single_statement = single_statement;
+    tracing::info!(
+        "requests reach the database as {}",
+        if single_statement {
+            "one statement (gate and data together)"
+        } else {
+            "two short transactions (gate, then data)"
+        }
+    );
     if let Some(url) = args.odoo_url.as_deref().filter(|u| !u.trim().is_empty()) {
         let upstream =
             odoo::Upstream::new(url, args.odoo_database.as_deref(), args.odoo_timeout_ms)?;

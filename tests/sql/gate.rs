@@ -845,3 +845,56 @@ fn cached_gate_facts_follow_every_change_on_the_next_call() {
     assert!(!grants_admin(&mut tx), "admin group removed");
     tx.rollback().unwrap();
 }
+
+/// Reading the gate's facts writes nothing: a request refused before the counter, and with the
+/// counters in shared memory any request, takes no transaction id (so no commit record, no WAL
+/// writer wake-up), on the first call and on the cached one.
+#[test]
+fn authenticate_takes_no_transaction_id() {
+    let mut db = connect();
+    let shared: bool = db
+        .query_one(
+            "SELECT coalesce(current_setting('api_gateway.rate_limit_shared_subjects', true)::int, 0) > 0 \
+                AND current_setting('api_gateway.rate_limit_shared_memory') = 'on'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let (id, secret) = new_client(&mut db, "{read}", None);
+    let token = issue(&mut db, &id, &secret, None, None).1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let jwt = format!("Bearer {token}");
+    let key = key_cases()
+        .into_iter()
+        .find(|c| c.scope == "rpc" && c.uid.is_some())
+        .expect("a valid API key in the fixture");
+    let key = format!("Bearer {}", key.key);
+    let mut calls = vec![(jwt.clone(), "DELETE", 403)];
+    if shared {
+        calls.push((jwt, "GET", 200));
+        calls.push((key, "GET", 200));
+    }
+    for (bearer, method, status) in calls {
+        // A fresh backend: its first call reads and plans everything for the first time.
+        let mut db = connect();
+        for attempt in ["first", "cached"] {
+            let mut tx = db.transaction().unwrap();
+            let got: i32 = tx
+                .query_one(
+                    "SELECT status FROM api_gateway.authenticate($1, '127.0.0.1', $2)",
+                    &[&bearer, &method],
+                )
+                .unwrap()
+                .get(0);
+            assert_eq!(got, status, "{method} {attempt}");
+            let xid: Option<String> = tx
+                .query_one("SELECT pg_current_xact_id_if_assigned()::text", &[])
+                .unwrap()
+                .get(0);
+            assert_eq!(xid, None, "{method} {attempt}: a transaction id was taken");
+            tx.rollback().unwrap();
+        }
+    }
+}

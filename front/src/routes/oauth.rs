@@ -6,6 +6,7 @@ use super::query;
 use crate::error::oauth_description;
 use crate::gate::{Ctx, REALM};
 use crate::{AppState, body, db};
+use api_gateway_core::gate::Denial;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -395,7 +396,7 @@ pub async fn introspect(
                 Err(p) => return server_error(p),
             };
             let authenticated =
-                gate.passed() || gate.error.as_deref() == Some("insufficient_scope");
+                gate.passed() || gate.denial_reason() == Some(Denial::InsufficientScope);
             let mut body = None;
             if authenticated {
                 match db::query_one_on(&client, timeout, INTROSPECT, &[(&token, Type::TEXT)]).await
@@ -404,15 +405,15 @@ pub async fn introspect(
                     Err(p) => return server_error(p),
                 }
             }
-            let mut r = match (gate.status, gate.error.as_deref()) {
-                (200, _) | (403, Some("insufficient_scope")) => answer(
+            let mut r = match (gate.status, gate.denial_reason()) {
+                (200, _) | (_, Some(Denial::InsufficientScope)) => answer(
                     StatusCode::OK,
                     Some(body.unwrap_or(json!({"active": false}))),
                 ),
-                (429, _) => {
+                (_, Some(Denial::RateLimited)) => {
                     let mut r = oauth_error(
                         StatusCode::TOO_MANY_REQUESTS,
-                        "rate_limited",
+                        Denial::RateLimited.code(),
                         gate.detail.as_deref().unwrap_or("rate limit exceeded"),
                     );
                     let retry = gate.reset_s.unwrap_or(1).max(1).to_string();
@@ -421,12 +422,12 @@ pub async fn introspect(
                     }
                     r
                 }
-                (status, error) => {
+                (status, reason) => {
                     let p = gate.denial("GET");
-                    let code = match error {
-                        Some("invalid_request") => "invalid_request",
-                        Some("ip_not_allowed") | Some("profile_inactive") => "access_denied",
-                        _ => "invalid_token",
+                    let code = match reason {
+                        Some(d @ (Denial::InvalidRequest | Denial::MethodNotAllowed)) => d.code(),
+                        Some(Denial::IpNotAllowed | Denial::ProfileInactive) => "access_denied",
+                        _ => Denial::InvalidToken.code(),
                     };
                     let status =
                         StatusCode::from_u16(status as u16).unwrap_or(StatusCode::UNAUTHORIZED);

@@ -420,9 +420,33 @@ async fn a_slow_request_does_not_hold_up_the_same_users_other_requests() {
     drop_partner(id).await;
 }
 
+/// Without `--single-statement` the front sends one statement per request exactly when the
+/// counters live in shared memory (no counter row stays locked during the data call).
+#[tokio::test]
+async fn one_statement_is_the_default_when_counters_are_in_shared_memory() {
+    let c = db().await;
+    let preloaded: bool = c
+        .query_one(
+            "SELECT current_setting('shared_preload_libraries') ~ 'api_gateway'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        api_gateway_front::counters_in_shared_memory(&c).await,
+        preloaded
+    );
+    // A session counting in the table (the setting a superuser may change) gets two statements.
+    c.batch_execute("SET api_gateway.rate_limit_shared_memory = off")
+        .await
+        .unwrap();
+    assert!(!api_gateway_front::counters_in_shared_memory(&c).await);
+}
+
 #[tokio::test]
 async fn the_single_statement_mode_serves_the_same_answers() {
-    let s = start_with(|a| a.single_statement = true).await;
+    let s = start_with(|a| a.single_statement = Some(true)).await;
     let t = token(2, &["read", "write", "delete"]).await;
     let auth = bearer(&t);
     let c = http();
