@@ -21,7 +21,7 @@
 # admin's Odoo API key and with a JWT, through the default front (gate and data call in two
 # transactions) and through `serve --single-statement`, each against pgbench sending the same
 # statements (bench/pgbench/http_real_search_read.sql, http_real_single.sql). And when ODOO_URL
-# reaches an Odoo 19 (e.g. http://127.0.0.1:8069; ODOO_DB, default odoo19, and ODOO_KEY, default
+# reaches an Odoo 19 (e.g. http://127.0.0.1:8069; ODOO_DATABASE, default odoo19, and ODOO_KEY, default
 # the admin key of odoo19_demo.keys.json), the same query through its JSON-2 API
 # (POST /json/2/res.partner/search_read, wrk with a Lua script) in the same rounds: read only.
 # BENCH_HTTP_MINI=0 skips the mini-fixture part.
@@ -67,6 +67,16 @@ cleanup() {
 trap cleanup EXIT
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 
+# wrk_run CRED [URL [wrk options...]] -> "requests/s p50_ms p99_ms"
+wrk_run() {
+    local cred=$1 url=${2:-http://127.0.0.1:$PORT$PATH_LIST}
+    shift $(($# < 2 ? $# : 2))
+    wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -H "Authorization: Bearer $cred" "$@" "$url" >"$WORK/wrk.out"
+    grep -qE 'Non-2xx|Socket errors' "$WORK/wrk.out" && { cat "$WORK/wrk.out" >&2; die "wrk saw errors"; }
+    awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+         /^Requests\/sec:/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
+         END { print rps, p50, p99 }' "$WORK/wrk.out"
+}
 if [ "${BENCH_HTTP_MINI:-1}" = 1 ]; then
 say "database $DB: the mini fixture and 2,000 more partners"
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
@@ -91,7 +101,7 @@ PORT=$(free_port)
 say "api-gateway serve on 127.0.0.1:$PORT, pool of $CONNS connections, log level errors"
 # Log level `errors`: these successful requests are not logged (bench/http_logging.sh measures
 # what logging costs); no maintenance jobs, no webhook delivery in this process.
-RUST_LOG=warn "$BIN" serve --database-url "postgresql:///$DB?host=$PGHOST" --listen "127.0.0.1:$PORT" \
+RUST_LOG=warn "$BIN" serve --database-url "postgresql:///$DB?host=$PGHOST${PGPORT:+&port=$PGPORT}" --listen "127.0.0.1:$PORT" \
     --pool-size "$CONNS" --log-level errors --maintenance-interval-s 0 --webhooks false \
     >"$WORK/server.log" 2>&1 &
 SERVER=$!
@@ -114,16 +124,6 @@ SQL
 )
 [ "$status" = 200 ] || die "authenticate with the demo key answered $status"
 
-# wrk_run CRED [URL [wrk options...]] -> "requests/s p50_ms p99_ms"
-wrk_run() {
-    local cred=$1 url=${2:-http://127.0.0.1:$PORT$PATH_LIST}
-    shift $(($# < 2 ? $# : 2))
-    wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -H "Authorization: Bearer $cred" "$@" "$url" >"$WORK/wrk.out"
-    grep -qE 'Non-2xx|Socket errors' "$WORK/wrk.out" && { cat "$WORK/wrk.out" >&2; die "wrk saw errors"; }
-    awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-         /^Requests\/sec:/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
-         END { print rps, p50, p99 }' "$WORK/wrk.out"
-}
 declare -A RPS P50 P99 SQLTPS
 for kind in jwt key; do RPS[$kind]=; P50[$kind]=; P99[$kind]=; SQLTPS[$kind]=; done
 for round in $(seq 1 "$ROUNDS"); do
@@ -175,9 +175,9 @@ SQL
     for mode in two single; do
         RPORT[$mode]=$(free_port)
         extra=()
-        [ "$mode" = single ] && extra=(--single-statement)
+        [ "$mode" = single ] && extra=(--single-statement true)
         say "api-gateway serve on 127.0.0.1:${RPORT[$mode]} on $RDB (${mode} statement mode), pool of $CONNS"
-        RUST_LOG=warn "$BIN" serve --database-url "postgresql:///$RDB?host=$PGHOST" --listen "127.0.0.1:${RPORT[$mode]}" \
+        RUST_LOG=warn "$BIN" serve --database-url "postgresql:///$RDB?host=$PGHOST${PGPORT:+&port=$PGPORT}" --listen "127.0.0.1:${RPORT[$mode]}" \
             --pool-size "$CONNS" --log-level errors --maintenance-interval-s 0 --webhooks false "${extra[@]}" \
             >"$WORK/server-$mode.log" 2>&1 &
         SERVERS+=($!)
@@ -188,7 +188,7 @@ SQL
             sleep 0.1
         done
         # The same 10 records as search_read answers in SQL, with either credential.
-        want=$(rq -v d="$DOMAIN" -c "SELECT api_gateway.search_read(2, 'res.partner', :'d', '{name,email}', 10)")
+        want=$(rq -v d="$DOMAIN" <<<"SELECT api_gateway.search_read(2, 'res.partner', :'d', '{name,email}', 10)")
         for cred in "$ADMIN_KEY" "$ADMIN_JWT"; do
             curl -fs -H "Authorization: Bearer $cred" "http://127.0.0.1:${RPORT[$mode]}$PATH_REAL" >"$WORK/got.json" ||
                 die "GET $PATH_REAL failed ($mode): $(tail -3 "$WORK/server-$mode.log")"
@@ -207,10 +207,10 @@ sys.exit(0 if got == want and len(got) == 10 else 1)' "$WORK/got.json" "$want" |
 wrk.method = "POST"
 wrk.body = '{"domain": [["is_company", "=", true]], "fields": ["name", "email"], "limit": 10}'
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-Odoo-Database"] = "${ODOO_DB:-odoo19}"
+wrk.headers["X-Odoo-Database"] = "${ODOO_DATABASE:-odoo19}"
 LUA
         n=$(curl -fs -X POST -H "Authorization: Bearer $ODOO_KEY" -H "Content-Type: application/json" \
-                -H "X-Odoo-Database: ${ODOO_DB:-odoo19}" \
+                -H "X-Odoo-Database: ${ODOO_DATABASE:-odoo19}" \
                 -d '{"domain": [["is_company", "=", true]], "fields": ["name", "email"], "limit": 10}' \
                 "$ODOO/json/2/res.partner/search_read" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))') ||
             die "JSON-2 search_read on $ODOO failed"

@@ -494,7 +494,14 @@ does the same with short runs, for working on the scripts.
   (gate, then data call, each in its own transaction with `SET LOCAL statement_timeout`) with the
   same round trips (pgbench pipelines each transaction as tokio-postgres does) and the same
   protocol (`-M extended`, unnamed statements). Three rounds of 6 s runs. wrk, the front and
-  PostgreSQL share the cores, as they would on one box.
+  PostgreSQL share the cores, as they would on one box. Then, on the real Odoo database, issue
+  14's query as the admin (API key and JWT) through two fronts, the default one and one with
+  `--single-statement`, each against pgbench sending what that front sends
+  (`http_real_search_read.sql`, `http_real_single.sql`), after checking that both answer
+  `search_read`'s 10 records; and, when `ODOO_URL` in `make bench`'s environment reaches an
+  Odoo 19 (`ODOO_DATABASE`, `ODOO_KEY`: the demo database's admin key by default), its JSON-2
+  `POST /json/2/res.partner/search_read` with the same domain, fields and limit under wrk (a Lua
+  script, 8 connections) right after the gateway in each round: read only.
 - `bench/webhooks.sh`: pgbench single-row INSERTs into res_partner (simple protocol, 4 clients,
   5 s runs, 5 interleaved rounds, medians) with one active webhook vs none: with no worker, with
   an idle worker (running and polling, its requests hanging on an endpoint that never answers)

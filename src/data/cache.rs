@@ -151,6 +151,9 @@ struct State {
     /// the data statement must re-check (the user whose facts were used, and those facts).
     optimistic: bool,
     check: Option<(i32, Option<Facts>)>,
+    /// The running call's answer depends on what the check's partner condition re-checks
+    /// (the commercial partner, through a record rule; the language): see `note_partner_facts`.
+    partner_facts: bool,
     /// Capturing the data statement of the running call (see `remembered`).
     capture: Option<Option<(String, Vec<Param>)>>,
     /// Data statements by request, valid for the generation and the user's facts they were
@@ -170,6 +173,7 @@ thread_local! {
         probed: HashMap::new(),
         last: HashMap::new(),
         optimistic: false,
+        partner_facts: false,
         check: None,
         capture: None,
         statements: HashMap::new(),
@@ -191,7 +195,7 @@ fn statement_key() -> (u32, i64) {
 }
 
 /// Whether this backend caches: the log table exists and every trigger is in place (installed
-/// now if Odoo's tables appeared after the extension).
+/// now if Odoo's tables appeared after the extension), the settings' own included.
 fn enabled() -> bool {
     let mode = STATE.with(|s| s.borrow().mode);
     match mode {
@@ -202,8 +206,13 @@ fn enabled() -> bool {
     let on = Spi::connect_mut(|c| {
         let has = spi(c
             .select(
+                // The settings' trigger came with 0.5.0: before ALTER EXTENSION UPDATE, a
+                // call run on the cache would not see a change to the page limits.
                 "SELECT to_regclass('api_gateway.odoo_security_change') IS NOT NULL \
-                    AND to_regprocedure('api_gateway._install_security_triggers()') IS NOT NULL",
+                    AND to_regprocedure('api_gateway._install_security_triggers()') IS NOT NULL \
+                    AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t \
+                                 WHERE t.tgrelid = 'api_gateway.settings'::regclass \
+                                   AND t.tgname = 'settings_note_security_change')",
                 Some(1),
                 &[],
             )
@@ -465,9 +474,10 @@ pub fn company_ancestors(ids: &[i64]) -> Vec<i64> {
 /// xmin and its transaction id) on that is invisible to the cache's snapshot (`$S`) or is the
 /// transaction it was taken in (`$X`); the calling transaction's own changes are among those
 /// (its id came after the snapshot, or is that transaction's). And the user (`$U`, 0: none)
-/// still active with the company and partner (`$C`, `$P`) the call used, that partner with the
-/// same commercial partner and language (`$Q`, `$G`: arrays of zero or one element, for NULL).
-/// Changes to `api_gateway.settings` (page limits) are noted in the log too. Each condition is
+/// still active with the company and partner (`$C`, `$P`: an array of zero or one element, for
+/// NULL) the call used; when the answer depends on them (`CHECK_PARTNER`), that partner with the
+/// same commercial partner and language (`$Q`, `$G`, the same way). Changes to
+/// `api_gateway.settings` (page limits) are noted in the log too. Each condition is
 /// one scan (an index probe on a real database): every plan node is started on every call, so
 /// the check has as few as it can.
 const CHECK: &str = "SELECT NOT EXISTS (SELECT 1 FROM api_gateway.odoo_security_change o \
@@ -476,10 +486,19 @@ const CHECK: &str = "SELECT NOT EXISTS (SELECT 1 FROM api_gateway.odoo_security_
                            OR o.xact = $X::text::xid8)) \
    AND ($U::int8 = 0 OR (EXISTS (SELECT 1 FROM public.res_users u \
                 WHERE u.id = $U::int8 AND (u.active IS TRUE OR u.id = 1) \
-                  AND u.company_id IS NOT DISTINCT FROM $C::int8 AND u.partner_id IS NOT DISTINCT FROM ($P::int8[])[1]) \
+                  AND u.company_id IS NOT DISTINCT FROM $C::int8 AND u.partner_id IS NOT DISTINCT FROM ($P::int8[])[1])";
+/// The partner condition, added when the answer depends on it (`note_partner_facts`).
+const CHECK_PARTNER: &str = " \
         AND (cardinality($P::int8[]) = 0 OR EXISTS (SELECT 1 FROM public.res_partner p \
                 WHERE p.id = ($P::int8[])[1] AND p.commercial_partner_id IS NOT DISTINCT FROM ($Q::int8[])[1] \
-                  AND p.lang IS NOT DISTINCT FROM ($G::text[])[1]))))";
+                  AND p.lang IS NOT DISTINCT FROM ($G::text[])[1]))";
+
+/// The running call's answer depends on the user's commercial partner (a record rule read it)
+/// or language (the statement reads a translation or compares with one): the check of a call
+/// run on the cache then re-checks them too, at the cost of one more scan.
+pub fn note_partner_facts() {
+    STATE.with(|s| s.borrow_mut().partner_facts = true);
+}
 
 /// A data statement run optimistically found the cache stale: the call is run again, verified.
 struct Stale;
@@ -502,7 +521,8 @@ pub fn check_params() -> Option<Vec<Param>> {
     let xid: Option<u64> = xact.as_deref().and_then(|x| x.parse().ok());
     let low = xid.map_or(xmin, |x| x.min(xmin));
     let ints = |v: Option<i32>| Param::IntArray(v.map(i64::from).into_iter().collect());
-    Some(vec![
+    let partner_facts = STATE.with(|s| s.borrow().partner_facts);
+    let mut params = vec![
         Param::Text(low.to_string()),
         Param::Text(snapshot),
         // No transaction id: one that no transaction has (xid8 0 is never assigned).
@@ -510,16 +530,26 @@ pub fn check_params() -> Option<Vec<Param>> {
         Param::Int(i64::from(uid)),
         Param::Int(facts.as_ref().map_or(0, |f| i64::from(f.company_id))),
         ints(facts.as_ref().and_then(|f| f.partner_id)),
-        ints(facts.as_ref().and_then(|f| f.commercial_partner_id)),
-        Param::TextArray(facts.and_then(|f| f.lang).into_iter().collect()),
-    ])
+    ];
+    if partner_facts {
+        params.push(ints(facts.as_ref().and_then(|f| f.commercial_partner_id)));
+        params.push(Param::TextArray(
+            facts.and_then(|f| f.lang).into_iter().collect(),
+        ));
+    }
+    Some(params)
 }
 
 /// The data statement `sql` wrapped so that it answers only when the cache still holds, the
 /// check's parameters (`check_params`) numbered from `$first`: `SELECT CASE WHEN ok THEN (<sql>)
 /// END, ok`, the second column NULL when a NULL answer itself says the check failed.
 pub fn wrap_sql(sql: &str, first: usize) -> String {
+    let partner_facts = STATE.with(|s| s.borrow().partner_facts);
     let mut text = CHECK.to_string();
+    if partner_facts {
+        text.push_str(CHECK_PARTNER);
+    }
+    text.push_str("))");
     for (i, name) in ["$L", "$S", "$X", "$U", "$C", "$P", "$Q", "$G"]
         .iter()
         .enumerate()
@@ -559,6 +589,7 @@ pub fn optimistic<T>(f: impl Fn() -> T) -> T {
             s.optimistic = on;
             s.check = None;
             s.capture = None;
+            s.partner_facts = false;
         })
     };
     set(true);
@@ -601,6 +632,8 @@ pub struct Statement {
     /// Its prepared plans (as built, and wrapped with the check), kept with it: a repeat call
     /// neither builds nor looks up any SQL text.
     plans: crate::data::read::Plans,
+    /// Whether its check needs the partner condition (`note_partner_facts`).
+    partner_facts: bool,
 }
 
 /// Keep a copy of the data statement of the running call when `remembered` asks for it.
@@ -638,12 +671,16 @@ pub fn remembered(
                 .cloned()
         });
         if let Some(st) = hit {
+            STATE.with(|s| s.borrow_mut().partner_facts = st.partner_facts);
             return crate::data::read::run_json_with(&st.sql, &st.params, Some(&st.plans));
         }
     }
     STATE.with(|s| s.borrow_mut().capture = Some(None));
     let out = f();
-    let captured = STATE.with(|s| s.borrow_mut().capture.take().flatten());
+    let (captured, partner_facts) = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        (s.capture.take().flatten(), s.partner_facts)
+    });
     if let (true, Some((sql, params)), Some(facts)) = (usable, captured, facts) {
         STATE.with(|s| {
             bounded(
@@ -655,6 +692,7 @@ pub fn remembered(
                     sql,
                     params,
                     plans: Default::default(),
+                    partner_facts,
                 }),
             )
         });

@@ -457,6 +457,10 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
             ""
         },
     );
+    // A translation read or compared in the user's language: a call run on the cache re-checks it.
+    if reads_param(&sql, &params, &user.lang) {
+        crate::data::cache::note_partner_facts();
+    }
     let sql = if version {
         format!(
             "SELECT CASE WHEN r IS NOT NULL THEN jsonb_build_object('record', r - '{VERSION_KEY}', \
@@ -737,6 +741,17 @@ fn projection(texts: &[&str]) -> String {
         .map(|c| format!("t.\"{c}\""))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Whether `sql` reads a text parameter whose value is `value` (`$n` not followed by a digit).
+fn reads_param(sql: &str, params: &[Param], value: &str) -> bool {
+    params.iter().enumerate().any(|(i, p)| {
+        matches!(p, Param::Text(v) if v == value) && {
+            let tag = format!("${}", i + 1);
+            sql.match_indices(&tag)
+                .any(|(at, _)| !sql[at + tag.len()..].starts_with(|c: char| c.is_ascii_digit()))
+        }
+    })
 }
 
 pub fn run_json(sql: &str, params: &[Param]) -> Option<RawJsonb> {
