@@ -320,7 +320,11 @@ impl UserContext {
         }
         // A rule reading the commercial partner (a fact of res_partner, not res_users): a call
         // run on the cache re-checks it.
-        if self.rules.iter().any(|r| r.3.contains("commercial_partner")) {
+        if self
+            .rules
+            .iter()
+            .any(|r| r.3.contains("commercial_partner"))
+        {
             cache::note_partner_facts();
         }
         // Loaded through the cache (its fingerprint is a generation, never a real one): the

@@ -616,7 +616,10 @@ fn run_maintenance_purges_the_security_change_log() {
     )
     .unwrap();
     let result: serde_json::Value = db
-        .query_one("SELECT api_gateway.run_maintenance('security_changes')", &[])
+        .query_one(
+            "SELECT api_gateway.run_maintenance('security_changes')",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert!(
