@@ -14,6 +14,17 @@
 # BENCH_CONNECTIONS (8: wrk connections = pgbench clients = the front's pool size),
 # BENCH_DB (agw_bench_http), BENCH_KEEP=1, API_GATEWAY_BIN (a release binary; default: built with
 # cargo). Output: JSON lines in target/bench/http.jsonl (see bench/lib.sh).
+#
+# Then, when ../shared has the real Odoo database (odoo19_demo.sql.gz; BENCH_DEMO_DUMP overrides;
+# BENCH_HTTP_REAL=0 skips it), issue 14's query on it as the admin (uid 2):
+# GET /api/v1/res.partner?domain=[["is_company","=",true]]&fields=name,email&limit=10 with the
+# admin's Odoo API key and with a JWT, through the default front (gate and data call in two
+# transactions) and through `serve --single-statement`, each against pgbench sending the same
+# statements (bench/pgbench/http_real_search_read.sql, http_real_single.sql). And when ODOO_URL
+# reaches an Odoo 19 (e.g. http://127.0.0.1:8069; ODOO_DATABASE, default odoo19, and ODOO_KEY, default
+# the admin key of odoo19_demo.keys.json), the same query through its JSON-2 API
+# (POST /json/2/res.partner/search_read, wrk with a Lua script) in the same rounds: read only.
+# BENCH_HTTP_MINI=0 skips the mini-fixture part.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SECS=${BENCH_SECONDS:-$(quick_or 3 6)}
@@ -43,16 +54,30 @@ fi
 results_open http
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/agw-bench-http.XXXXXX")
 SERVER=
+SERVERS=()
+RDB=${DB}_real
 cleanup() {
-    local rc=$?
-    if [ -n "$SERVER" ]; then kill -TERM "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; fi
-    [ "$KEEP" = 1 ] || psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+    local rc=$? pid
+    for pid in $SERVER "${SERVERS[@]}"; do kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+    [ "$KEEP" = 1 ] || psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" \
+        -c "DROP DATABASE IF EXISTS $RDB WITH (FORCE)" >/dev/null 2>&1 || true
     rm -rf "$WORK"
     exit $rc
 }
 trap cleanup EXIT
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 
+# wrk_run CRED [URL [wrk options...]] -> "requests/s p50_ms p99_ms"
+wrk_run() {
+    local cred=$1 url=${2:-http://127.0.0.1:$PORT$PATH_LIST}
+    shift $(($# < 2 ? $# : 2))
+    wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -H "Authorization: Bearer $cred" "$@" "$url" >"$WORK/wrk.out"
+    grep -qE 'Non-2xx|Socket errors' "$WORK/wrk.out" && { cat "$WORK/wrk.out" >&2; die "wrk saw errors"; }
+    awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+         /^Requests\/sec:/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
+         END { print rps, p50, p99 }' "$WORK/wrk.out"
+}
+if [ "${BENCH_HTTP_MINI:-1}" = 1 ]; then
 say "database $DB: the mini fixture and 2,000 more partners"
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
 q -f "$BENCH_ROOT/tests/fixtures/odoo19_mini.sql" >/dev/null
@@ -76,7 +101,7 @@ PORT=$(free_port)
 say "api-gateway serve on 127.0.0.1:$PORT, pool of $CONNS connections, log level errors"
 # Log level `errors`: these successful requests are not logged (bench/http_logging.sh measures
 # what logging costs); no maintenance jobs, no webhook delivery in this process.
-RUST_LOG=warn "$BIN" serve --database-url "postgresql:///$DB?host=$PGHOST" --listen "127.0.0.1:$PORT" \
+RUST_LOG=warn "$BIN" serve --database-url "postgresql:///$DB?host=$PGHOST${PGPORT:+&port=$PGPORT}" --listen "127.0.0.1:$PORT" \
     --pool-size "$CONNS" --log-level errors --maintenance-interval-s 0 --webhooks false \
     >"$WORK/server.log" 2>&1 &
 SERVER=$!
@@ -99,14 +124,6 @@ SQL
 )
 [ "$status" = 200 ] || die "authenticate with the demo key answered $status"
 
-# wrk_run CRED -> "requests/s p50_ms p99_ms"
-wrk_run() {
-    wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -H "Authorization: Bearer $1" "http://127.0.0.1:$PORT$PATH_LIST" >"$WORK/wrk.out"
-    grep -qE 'Non-2xx|Socket errors' "$WORK/wrk.out" && { cat "$WORK/wrk.out" >&2; die "wrk saw errors"; }
-    awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-         /^Requests\/sec:/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
-         END { print rps, p50, p99 }' "$WORK/wrk.out"
-}
 declare -A RPS P50 P99 SQLTPS
 for kind in jwt key; do RPS[$kind]=; P50[$kind]=; P99[$kind]=; SQLTPS[$kind]=; done
 for round in $(seq 1 "$ROUNDS"); do
@@ -128,4 +145,116 @@ for kind in jwt key; do
     result_rounds "sql_${kind}_tps" tps ${SQLTPS[$kind]}
 done
 result http_connections "$CONNS" count
+kill -TERM "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; SERVER=
+fi
+
+DEMO_DUMP=${BENCH_DEMO_DUMP:-$BENCH_ROOT/../shared/fixtures/odoo19_demo.sql.gz}
+if [ "${BENCH_HTTP_REAL:-1}" = 1 ] && [ -f "$DEMO_DUMP" ]; then
+    rq() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$RDB" "$@"; }
+    say "database $RDB: the real Odoo database ${DEMO_DUMP#"$BENCH_ROOT"/}"
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $RDB WITH (FORCE)" -c "CREATE DATABASE $RDB" >/dev/null
+    zcat "$DEMO_DUMP" | rq >/dev/null
+    rq -c 'CREATE EXTENSION api_gateway' -c 'ANALYZE' >/dev/null
+    KEYS_JSON=${DEMO_DUMP%.sql.gz}.keys.json
+    ADMIN_KEY=$(python3 -c 'import json, sys
+k = [k for k in json.load(open(sys.argv[1]))["keys"] if k["login"] == "admin" and not k["scope"] and not k["expiration_date"]]
+print(k[0]["key"])' "$KEYS_JSON") || die "no admin key in $KEYS_JSON"
+    ADMIN_JWT=$(rq <<SQL
+INSERT INTO api_gateway.profile (user_id, rate_limit) VALUES (2, 1000000000)
+    ON CONFLICT (user_id) DO UPDATE SET rate_limit = EXCLUDED.rate_limit;
+SELECT i.body->>'access_token'
+  FROM api_gateway.create_client('bench http real', 2, '{read}') AS c,
+       LATERAL api_gateway.issue_token(c.client_id, c.client_secret) AS i
+ WHERE i.status = 200;
+SQL
+)
+    [ -n "$ADMIN_JWT" ] || die "issue_token gave no access token on $RDB"
+    DOMAIN='[["is_company","=",true]]'
+    PATH_REAL='/api/v1/res.partner?domain=%5B%5B%22is_company%22%2C%22%3D%22%2Ctrue%5D%5D&fields=name,email&limit=10'
+    declare -A RPORT
+    for mode in two single; do
+        RPORT[$mode]=$(free_port)
+        extra=()
+        [ "$mode" = single ] && extra=(--single-statement true)
+        say "api-gateway serve on 127.0.0.1:${RPORT[$mode]} on $RDB (${mode} statement mode), pool of $CONNS"
+        RUST_LOG=warn "$BIN" serve --database-url "postgresql:///$RDB?host=$PGHOST${PGPORT:+&port=$PGPORT}" --listen "127.0.0.1:${RPORT[$mode]}" \
+            --pool-size "$CONNS" --log-level errors --maintenance-interval-s 0 --webhooks false "${extra[@]}" \
+            >"$WORK/server-$mode.log" 2>&1 &
+        SERVERS+=($!)
+    done
+    for mode in two single; do
+        for _ in $(seq 1 100); do
+            curl -fs "http://127.0.0.1:${RPORT[$mode]}/health/ready" >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        # The same 10 records as search_read answers in SQL, with either credential.
+        want=$(rq -v d="$DOMAIN" <<<"SELECT api_gateway.search_read(2, 'res.partner', :'d', '{name,email}', 10)")
+        for cred in "$ADMIN_KEY" "$ADMIN_JWT"; do
+            curl -fs -H "Authorization: Bearer $cred" "http://127.0.0.1:${RPORT[$mode]}$PATH_REAL" >"$WORK/got.json" ||
+                die "GET $PATH_REAL failed ($mode): $(tail -3 "$WORK/server-$mode.log")"
+            python3 -c 'import json, sys
+got = json.load(open(sys.argv[1]))["records"]; want = json.loads(sys.argv[2])
+sys.exit(0 if got == want and len(got) == 10 else 1)' "$WORK/got.json" "$want" ||
+                die "GET $PATH_REAL ($mode) does not answer search_read's 10 records"
+        done
+    done
+    # JSON-2 on an Odoo, when one answers: the same query, read only.
+    ODOO=
+    if [ -n "${ODOO_URL:-}" ] && curl -fs -m 5 "${ODOO_URL%/}/web/health" >/dev/null 2>&1; then
+        ODOO=${ODOO_URL%/}
+        ODOO_KEY=${ODOO_KEY:-$ADMIN_KEY}
+        cat >"$WORK/json2.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"domain": [["is_company", "=", true]], "fields": ["name", "email"], "limit": 10}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Odoo-Database"] = "${ODOO_DATABASE:-odoo19}"
+LUA
+        n=$(curl -fs -X POST -H "Authorization: Bearer $ODOO_KEY" -H "Content-Type: application/json" \
+                -H "X-Odoo-Database: ${ODOO_DATABASE:-odoo19}" \
+                -d '{"domain": [["is_company", "=", true]], "fields": ["name", "email"], "limit": 10}' \
+                "$ODOO/json/2/res.partner/search_read" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))') ||
+            die "JSON-2 search_read on $ODOO failed"
+        [ "$n" = 10 ] || die "JSON-2 search_read on $ODOO answered $n records, expected 10"
+        say "Odoo at $ODOO answers JSON-2: measured in the same rounds"
+    else
+        say "ODOO_URL unset or unreachable: no JSON-2 comparison"
+    fi
+    declare -A RR
+    for round in $(seq 1 "$ROUNDS"); do
+        for kind in key jwt; do
+            if [ "$kind" = jwt ]; then cred=$ADMIN_JWT; else cred=$ADMIN_KEY; fi
+            for mode in two single; do
+                url="http://127.0.0.1:${RPORT[$mode]}$PATH_REAL"
+                script=$BENCH_DIR/pgbench/http_real_search_read.sql
+                [ "$mode" = single ] && script=$BENCH_DIR/pgbench/http_real_single.sql
+                wrk -t1 -c"$CONNS" -d1s -H "Authorization: Bearer $cred" "$url" >/dev/null
+                read -r rps p50 p99 <<<"$(wrk_run "$cred" "$url")"
+                tps=$(pgbench_tps "$RDB" "$CONNS" "$SECS" extended "$script" -D cred="$cred" -D uid=2 -D domain="$DOMAIN")
+                say "real, round $round, $kind, $mode: HTTP $rps req/s (p50 $p50 ms), same SQL via pgbench $tps tps"
+                RR[${kind}_${mode}_rps]+=" $rps"; RR[${kind}_${mode}_p50]+=" $p50"; RR[${kind}_${mode}_tps]+=" $tps"
+            done
+        done
+        if [ -n "$ODOO" ]; then
+            # Gateway (default mode, API key) and JSON-2 back to back.
+            read -r rps _ _ <<<"$(wrk_run "$ADMIN_KEY" "http://127.0.0.1:${RPORT[two]}$PATH_REAL")"
+            wrk -t1 -c"$CONNS" -d1s -s "$WORK/json2.lua" -H "Authorization: Bearer $ODOO_KEY" \
+                "$ODOO/json/2/res.partner/search_read" >/dev/null
+            read -r orps op50 _ <<<"$(wrk_run "$ODOO_KEY" "$ODOO/json/2/res.partner/search_read" -s "$WORK/json2.lua")"
+            say "real, round $round: gateway $rps req/s, Odoo JSON-2 $orps req/s (p50 $op50 ms)"
+            RR[vs_gw_rps]+=" $rps"; RR[vs_odoo_rps]+=" $orps"; RR[vs_odoo_p50]+=" $op50"
+        fi
+    done
+    for kind in key jwt; do
+        for mode in two single; do
+            result_rounds "real_http_${kind}_${mode}_rps" req/s ${RR[${kind}_${mode}_rps]}
+            result "real_http_${kind}_${mode}_p50_ms" "$(median ${RR[${kind}_${mode}_p50]})" ms
+            result_rounds "real_sql_${kind}_${mode}_tps" tps ${RR[${kind}_${mode}_tps]}
+        done
+    done
+    if [ -n "$ODOO" ]; then
+        result_rounds real_vs_gateway_rps req/s ${RR[vs_gw_rps]}
+        result_rounds real_vs_odoo_rps req/s ${RR[vs_odoo_rps]}
+        result real_vs_odoo_p50_ms "$(median ${RR[vs_odoo_p50]})" ms
+    fi
+fi
 say "results in ${BENCH_RESULTS#"$BENCH_ROOT"/}"

@@ -354,6 +354,33 @@ def section_http(r: Results) -> list[str]:
                   f"API key p50 {ms(g('http_key_p50_ms'))}, p99 {ms(g('http_key_p99_ms'))}."]
     except Missing:
         pass
+    if r.has("http", "real_http_key_two_rps"):
+        t = Table(ours="HTTP", baseline="same SQL via pgbench")
+        query = "GET /api/v1/res.partner?domain=[[\"is_company\",\"=\",true]]&fields=name,email&limit=10"
+        for mode, mode_text in (("two", "gate and data call in two transactions (default)"),
+                                ("single", "`--single-statement`")):
+            for kind, text in (("key", "admin's Odoo API key"), ("jwt", "JWT access token")):
+                t.add(f"`{query}`, admin, {text}, {mode_text}, {conns} connections",
+                      lambda kind=kind, mode=mode: (per_s(g(f"real_http_{kind}_{mode}_rps"), " req/s"),
+                                                    tps(g(f"real_sql_{kind}_{mode}_tps")),
+                                                    r.ratio("http", f"real_http_{kind}_{mode}_rps",
+                                                            f"real_sql_{kind}_{mode}_tps")),
+                      target=0.6, short=f"real database: HTTP ({text}, {mode} statement mode) vs the same SQL")
+        lines += ["", "**On the real Odoo database** (`../shared/fixtures/odoo19_demo.sql.gz`), issue 14's query: "
+                  "10 companies x name, email as the admin (uid 2), through the front against the statements it "
+                  "sends, run by pgbench with as many clients:", ""] + t.markdown()
+        if r.has("http", "real_vs_odoo_rps"):
+            t = Table(ours="gateway", baseline="Odoo 19 JSON-2")
+            t.add(f"the same query: gateway (API key, default mode) vs Odoo's `POST /json/2/res.partner/search_read`, "
+                  f"{conns} connections each, same rounds",
+                  lambda: (per_s(g("real_vs_gateway_rps"), " req/s"), per_s(g("real_vs_odoo_rps"), " req/s"),
+                           r.ratio("http", "real_vs_gateway_rps", "real_vs_odoo_rps")),
+                  target=30, short="real database: gateway vs Odoo's JSON-2, requests per second")
+            lines += ["", "Against Odoo itself (`ODOO_URL`: an Odoo 19 server on this machine, same demo data, "
+                      f"its own database; read only), wrk with a Lua script posting the JSON-2 call; Odoo's p50 "
+                      f"latency {ms(g('real_vs_odoo_p50_ms'))}:", ""] + t.markdown()
+        else:
+            lines += ["", "No Odoo server was reachable (`ODOO_URL`): the comparison with JSON-2 did not run."]
     return lines
 
 
@@ -493,7 +520,14 @@ does the same with short runs, for working on the scripts.
   (gate, then data call, each in its own transaction with `SET LOCAL statement_timeout`) with the
   same round trips (pgbench pipelines each transaction as tokio-postgres does) and the same
   protocol (`-M extended`, unnamed statements). Three rounds of 6 s runs. wrk, the front and
-  PostgreSQL share the cores, as they would on one box.
+  PostgreSQL share the cores, as they would on one box. Then, on the real Odoo database, issue
+  14's query as the admin (API key and JWT) through two fronts, the default one and one with
+  `--single-statement`, each against pgbench sending what that front sends
+  (`http_real_search_read.sql`, `http_real_single.sql`), after checking that both answer
+  `search_read`'s 10 records; and, when `ODOO_URL` in `make bench`'s environment reaches an
+  Odoo 19 (`ODOO_DATABASE`, `ODOO_KEY`: the demo database's admin key by default), its JSON-2
+  `POST /json/2/res.partner/search_read` with the same domain, fields and limit under wrk (a Lua
+  script, 8 connections) right after the gateway in each round: read only.
 - `bench/webhooks.sh`: pgbench single-row INSERTs into res_partner (simple protocol, 4 clients,
   5 s runs, 5 interleaved rounds, medians) with one active webhook vs none: with no worker, with
   an idle worker (running and polling, its requests hanging on an endpoint that never answers)

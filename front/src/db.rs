@@ -64,6 +64,30 @@ pub fn pool(args: &ServeArgs) -> Result<Pool, String> {
 
 pub type Params<'a> = [(&'a (dyn ToSql + Sync), Type)];
 
+/// A `json`/`jsonb` column as the JSON text PostgreSQL sent, unparsed: records go from the
+/// database to the response body as they are, never parsed into values and serialised again.
+#[derive(Debug)]
+pub struct RawJson(pub Vec<u8>);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for RawJson {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        // jsonb's binary form is a version byte (1) and the JSON text.
+        let text = match (ty, raw.split_first()) {
+            (&Type::JSONB, Some((1, text))) => text,
+            (&Type::JSONB, _) => return Err("unsupported jsonb binary version".into()),
+            _ => raw,
+        };
+        Ok(RawJson(text.to_vec()))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSON || *ty == Type::JSONB
+    }
+}
+
 /// Run one statement in its own transaction under the statement timeout, and return its rows.
 /// An error rolls the whole transaction back.
 pub async fn query(

@@ -74,13 +74,13 @@ fn search_read_in(
         false,
         lang.map(str::to_string),
     );
-    let parsed = read::parse_domain(domain);
     data::cache::optimistic(|| {
         data::cache::remembered(key.clone(), || {
             read::search_read(read::Request {
                 uid,
                 model,
-                domain: parsed.clone(),
+                // Parsed only when the statement is built (a remembered one needs no domain).
+                domain: read::parse_domain(domain),
                 fields: fields.clone(),
                 page: Some((limit, offset)),
                 order,

@@ -154,6 +154,9 @@ struct State {
     /// the data statement must re-check (the user whose facts were used, and those facts).
     optimistic: bool,
     check: Option<(i32, Option<Facts>)>,
+    /// The running call's answer depends on what the check's partner condition re-checks
+    /// (the commercial partner, through a record rule; the language): see `note_partner_facts`.
+    partner_facts: bool,
     /// Capturing the data statement of the running call (see `remembered`).
     capture: Option<Option<(String, Vec<Param>)>>,
     /// Data statements by request, valid for the generation and the user's facts they were
@@ -173,6 +176,7 @@ thread_local! {
         probed: HashMap::new(),
         last: HashMap::new(),
         optimistic: false,
+        partner_facts: false,
         check: None,
         capture: None,
         statements: HashMap::new(),
@@ -194,7 +198,7 @@ fn statement_key() -> (u32, i64) {
 }
 
 /// Whether this backend caches: the log table exists and every trigger is in place (installed
-/// now if Odoo's tables appeared after the extension).
+/// now if Odoo's tables appeared after the extension), the settings' own included.
 fn enabled() -> bool {
     let mode = STATE.with(|s| s.borrow().mode);
     match mode {
@@ -205,8 +209,13 @@ fn enabled() -> bool {
     let on = Spi::connect_mut(|c| {
         let has = spi(c
             .select(
+                // The settings' trigger came with 0.5.0: before ALTER EXTENSION UPDATE, a
+                // call run on the cache would not see a change to the page limits.
                 "SELECT to_regclass('api_gateway.odoo_security_change') IS NOT NULL \
-                    AND to_regprocedure('api_gateway._install_security_triggers()') IS NOT NULL",
+                    AND to_regprocedure('api_gateway._install_security_triggers()') IS NOT NULL \
+                    AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t \
+                                 WHERE t.tgrelid = 'api_gateway.settings'::regclass \
+                                   AND t.tgname = 'settings_note_security_change')",
                 Some(1),
                 &[],
             )
@@ -463,49 +472,49 @@ pub fn company_ancestors(ids: &[i64]) -> Vec<i64> {
     })
 }
 
-/// What an optimistic data statement re-checks, with its parameters from `$N`: no noted
-/// transaction from `$N` (the lower of the snapshot's xmin and its transaction id) on that is
-/// invisible to the cache's snapshot (`$N+1`) or is the transaction it was taken in (`$N+2`);
-/// the calling transaction's own changes are among those (its id came after the snapshot, or is
-/// that transaction's). And the user (`$N+3`, 0: none) still active with the facts the call
-/// used (`$N+4`, as the probe formats them). The newest noted transaction (one step down the
-/// index) is older than all that in the steady state, and the range is not even looked at:
-/// the plan is generic, and a range predicate on a parameter could be planned as a full scan.
-const CHECK: &str = concat!(
-    "SELECT (coalesce((SELECT o.xact FROM api_gateway.odoo_security_change o ORDER BY o.xact DESC LIMIT 1), \
-                      '0'::xid8) < $L::text::xid8 \
-        OR NOT EXISTS (SELECT 1 FROM api_gateway.odoo_security_change o \
+/// What an optimistic data statement re-checks, with its parameters from `$N` (`$L`, `$S`, ...
+/// below, renumbered by `wrap_sql`): no noted transaction from `$L` (the lower of the snapshot's
+/// xmin and its transaction id) on that is invisible to the cache's snapshot (`$S`) or is the
+/// transaction it was taken in (`$X`); the calling transaction's own changes are among those
+/// (its id came after the snapshot, or is that transaction's). And the user (`$U`, 0: none)
+/// still active with the company and partner (`$C`, `$P`: an array of zero or one element, for
+/// NULL) the call used; when the answer depends on them (`CHECK_PARTNER`), that partner with the
+/// same commercial partner and language (`$Q`, `$G`, the same way). Changes to
+/// `api_gateway.settings` (page limits) are noted in the log too. Each condition is
+/// one scan (an index probe on a real database): every plan node is started on every call, so
+/// the check has as few as it can.
+const CHECK: &str = "SELECT NOT EXISTS (SELECT 1 FROM api_gateway.odoo_security_change o \
                     WHERE o.xact >= $L::text::xid8 \
                       AND (NOT pg_catalog.pg_visible_in_snapshot(o.xact, $S::text::pg_snapshot) \
-                           OR o.xact = $X::text::xid8))) \
-   AND ($U::int8 = 0 OR EXISTS (SELECT 1 FROM api_gateway.settings st, public.res_users u \
-                 LEFT JOIN public.res_partner p ON p.id = u.partner_id \
-                WHERE u.id = $U::int8 AND (u.active IS TRUE OR u.id = 1) AND ",
-    facts_key!(),
-    " = $F::text))"
-);
+                           OR o.xact = $X::text::xid8)) \
+   AND ($U::int8 = 0 OR (EXISTS (SELECT 1 FROM public.res_users u \
+                WHERE u.id = $U::int8 AND (u.active IS TRUE OR u.id = 1) \
+                  AND u.company_id IS NOT DISTINCT FROM $C::int8 AND u.partner_id IS NOT DISTINCT FROM ($P::int8[])[1])";
+/// The partner condition, added when the answer depends on it (`note_partner_facts`).
+const CHECK_PARTNER: &str = " \
+        AND (cardinality($P::int8[]) = 0 OR EXISTS (SELECT 1 FROM public.res_partner p \
+                WHERE p.id = ($P::int8[])[1] AND p.commercial_partner_id IS NOT DISTINCT FROM ($Q::int8[])[1] \
+                  AND p.lang IS NOT DISTINCT FROM ($G::text[])[1]))";
+
+/// The running call's answer depends on the user's commercial partner (a record rule read it)
+/// or language (the statement reads a translation or compares with one): the check of a call
+/// run on the cache then re-checks them too, at the cost of one more scan.
+pub fn note_partner_facts() {
+    STATE.with(|s| s.borrow_mut().partner_facts = true);
+}
 
 /// A data statement run optimistically found the cache stale: the call is run again, verified.
 struct Stale;
 
-/// For the data statement of a call run optimistically: the statement wrapped so that it
-/// answers only when the cache still holds (`SELECT CASE WHEN ok THEN (<sql>) END, ok`; the
-/// second column NULL when a NULL answer itself says the check failed), and the parameters to
-/// append from `$first`. None: the call was verified by a probe; run `sql`.
-pub fn wrap_check(
-    sql: &str,
-    first: usize,
-) -> Option<(String, Vec<api_gateway_core::domain::Param>)> {
+/// The parameters of the check (`CHECK`) for a call run optimistically, to append to the data
+/// statement's; None: the call was verified by a probe, its statement runs as built.
+pub fn check_params() -> Option<Vec<Param>> {
     let (check, base) = STATE.with(|s| {
         let s = s.borrow();
         (s.check.clone(), s.base.clone())
     });
     let (uid, facts) = check?;
     let (snapshot, xact, _) = base?;
-    let mut text = CHECK.to_string();
-    for (i, name) in ["$L", "$S", "$X", "$U", "$F"].iter().enumerate() {
-        text = text.replace(name, &format!("${}", first + i));
-    }
     // pg_snapshot text is xmin:xmax:xip,...; xid8 values are decimal.
     let xmin: u64 = snapshot
         .split(':')
@@ -514,15 +523,43 @@ pub fn wrap_check(
         .unwrap_or(0);
     let xid: Option<u64> = xact.as_deref().and_then(|x| x.parse().ok());
     let low = xid.map_or(xmin, |x| x.min(xmin));
-    let params = vec![
+    let ints = |v: Option<i32>| Param::IntArray(v.map(i64::from).into_iter().collect());
+    let partner_facts = STATE.with(|s| s.borrow().partner_facts);
+    let mut params = vec![
         Param::Text(low.to_string()),
         Param::Text(snapshot),
         // No transaction id: one that no transaction has (xid8 0 is never assigned).
         Param::Text(xid.unwrap_or(0).to_string()),
         Param::Int(i64::from(uid)),
-        Param::Text(facts.map(|f| f.key).unwrap_or_default()),
+        Param::Int(facts.as_ref().map_or(0, |f| i64::from(f.company_id))),
+        ints(facts.as_ref().and_then(|f| f.partner_id)),
     ];
-    let wrapped = if sql.ends_with(") -> 0") {
+    if partner_facts {
+        params.push(ints(facts.as_ref().and_then(|f| f.commercial_partner_id)));
+        params.push(Param::TextArray(
+            facts.and_then(|f| f.lang).into_iter().collect(),
+        ));
+    }
+    Some(params)
+}
+
+/// The data statement `sql` wrapped so that it answers only when the cache still holds, the
+/// check's parameters (`check_params`) numbered from `$first`: `SELECT CASE WHEN ok THEN (<sql>)
+/// END, ok`, the second column NULL when a NULL answer itself says the check failed.
+pub fn wrap_sql(sql: &str, first: usize) -> String {
+    let partner_facts = STATE.with(|s| s.borrow().partner_facts);
+    let mut text = CHECK.to_string();
+    if partner_facts {
+        text.push_str(CHECK_PARTNER);
+    }
+    text.push_str("))");
+    for (i, name) in ["$L", "$S", "$X", "$U", "$C", "$P", "$Q", "$G"]
+        .iter()
+        .enumerate()
+    {
+        text = text.replace(name, &format!("${}", first + i));
+    }
+    if sql.ends_with(") -> 0") {
         // `read`: its answer may be NULL, so the check is a column of its own. OFFSET 0 keeps
         // `k` a subquery evaluated once (pulled up, its expression would be copied into both
         // output columns and run twice).
@@ -531,8 +568,7 @@ pub fn wrap_check(
         // An array is never NULL: NULL says the check failed (fewer nodes to start per call).
         let check = text.strip_prefix("SELECT ").unwrap_or(&text);
         format!("SELECT CASE WHEN {check} THEN ({sql}) END, NULL::boolean")
-    };
-    Some((wrapped, params))
+    }
 }
 
 /// The answer of a wrapped data statement: when the check failed, the call starts again.
@@ -543,7 +579,7 @@ pub fn checked(ok: bool) {
 }
 
 /// Run a read optimistically: with the cached state and the user's last facts, no probe, the
-/// data statement checking them itself (`wrap_check`). When that check fails, or the call fails
+/// data statement checking them itself (`wrap_sql`). When that check fails, or the call fails
 /// on our own error while it used unchecked state, it runs again verified (probe first). A
 /// PostgreSQL error is not retried (its state cannot be resumed), but the next call is verified.
 pub fn optimistic<T>(f: impl Fn() -> T) -> T {
@@ -556,6 +592,7 @@ pub fn optimistic<T>(f: impl Fn() -> T) -> T {
             s.optimistic = on;
             s.check = None;
             s.capture = None;
+            s.partner_facts = false;
         })
     };
     set(true);
@@ -597,6 +634,11 @@ pub struct Statement {
     facts: String,
     sql: String,
     params: Vec<Param>,
+    /// Its prepared plans (as built, and wrapped with the check), kept with it: a repeat call
+    /// neither builds nor looks up any SQL text.
+    plans: crate::data::read::Plans,
+    /// Whether its check needs the partner condition (`note_partner_facts`).
+    partner_facts: bool,
 }
 
 /// Keep a copy of the data statement of the running call when `remembered` asks for it.
@@ -634,12 +676,16 @@ pub fn remembered(
                 .cloned()
         });
         if let Some(st) = hit {
-            return crate::data::read::run_json(&st.sql, &st.params);
+            STATE.with(|s| s.borrow_mut().partner_facts = st.partner_facts);
+            return crate::data::read::run_json_with(&st.sql, &st.params, Some(&st.plans));
         }
     }
     STATE.with(|s| s.borrow_mut().capture = Some(None));
     let out = f();
-    let captured = STATE.with(|s| s.borrow_mut().capture.take().flatten());
+    let (captured, partner_facts) = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        (s.capture.take().flatten(), s.partner_facts)
+    });
     if let (true, Some((sql, params)), Some(facts)) = (usable, captured, facts) {
         STATE.with(|s| {
             bounded(
@@ -650,6 +696,8 @@ pub fn remembered(
                     facts: facts.key,
                     sql,
                     params,
+                    plans: Default::default(),
+                    partner_facts,
                 }),
             )
         });

@@ -318,6 +318,15 @@ impl UserContext {
         if self.superuser || self.rules.is_empty() {
             return None;
         }
+        // A rule reading the commercial partner (a fact of res_partner, not res_users): a call
+        // run on the cache re-checks it.
+        if self
+            .rules
+            .iter()
+            .any(|r| r.3.contains("commercial_partner"))
+        {
+            cache::note_partner_facts();
+        }
         // Loaded through the cache (its fingerprint is a generation, never a real one): the
         // rules' texts and the user's groups and companies are fixed for this uid in this
         // generation; what else the rules read (env.company, the partner) is part of the key.

@@ -479,6 +479,10 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
             ""
         },
     );
+    // A translation read or compared in the user's language: a call run on the cache re-checks it.
+    if reads_param(&sql, &params, &user.lang) {
+        crate::data::cache::note_partner_facts();
+    }
     let sql = if version {
         format!(
             "SELECT CASE WHEN r IS NOT NULL THEN jsonb_build_object('record', r - '{VERSION_KEY}', \
@@ -762,14 +766,45 @@ fn projection(texts: &[&str]) -> String {
         .join(", ")
 }
 
+/// Whether `sql` reads a text parameter whose value is `value` (`$n` not followed by a digit).
+fn reads_param(sql: &str, params: &[Param], value: &str) -> bool {
+    params.iter().enumerate().any(|(i, p)| {
+        matches!(p, Param::Text(v) if v == value) && {
+            let tag = format!("${}", i + 1);
+            sql.match_indices(&tag)
+                .any(|(at, _)| !sql[at + tag.len()..].starts_with(|c: char| c.is_ascii_digit()))
+        }
+    })
+}
+
 pub fn run_json(sql: &str, params: &[Param]) -> Option<RawJsonb> {
+    run_json_with(sql, params, None)
+}
+
+/// The prepared plans of one remembered statement (`crate::data::cache::remembered`).
+#[derive(Default)]
+pub struct Plans {
+    plain: RefCell<Option<Rc<pgrx::spi::OwnedPreparedStatement>>>,
+    wrapped: RefCell<Option<Rc<pgrx::spi::OwnedPreparedStatement>>>,
+}
+
+/// Run a data statement returning one jsonb, with its plans kept in `plans` when given.
+pub fn run_json_with(sql: &str, params: &[Param], plans: Option<&Plans>) -> Option<RawJsonb> {
     crate::data::cache::capture(sql, params);
     // A call run on the cache without a probe: the statement re-checks it (crate::data::cache).
-    if let Some((sql, extra)) = crate::data::cache::wrap_check(sql, params.len() + 1) {
+    if let Some(extra) = crate::data::cache::check_params() {
         let params = [params, &extra[..]].concat();
         let args = params::datums(&params);
         let (json, ok) = Spi::connect(|c| {
-            let plan = crate::spi::plan_cached(c, &sql, &params::types(&params), false);
+            let kept = plans.and_then(|p| p.wrapped.borrow().clone());
+            let plan = kept.unwrap_or_else(|| {
+                let wrapped = crate::data::cache::wrap_sql(sql, params.len() - extra.len() + 1);
+                let plan = crate::spi::plan_cached(c, &wrapped, &params::types(&params), false);
+                if let Some(p) = plans {
+                    *p.wrapped.borrow_mut() = Some(plan.clone());
+                }
+                plan
+            });
             let t = spi(c.select(&*plan, Some(1), &args)).first();
             let ok = spi(t.get::<bool>(2));
             let json = crate::spi::first_jsonb(t);
@@ -781,7 +816,14 @@ pub fn run_json(sql: &str, params: &[Param]) -> Option<RawJsonb> {
     }
     let args = params::datums(params);
     Spi::connect(|c| {
-        let plan = crate::spi::plan_cached(c, sql, &params::types(params), false);
+        let kept = plans.and_then(|p| p.plain.borrow().clone());
+        let plan = kept.unwrap_or_else(|| {
+            let plan = crate::spi::plan_cached(c, sql, &params::types(params), false);
+            if let Some(p) = plans {
+                *p.plain.borrow_mut() = Some(plan.clone());
+            }
+            plan
+        });
         let t = spi(c.select(&*plan, Some(1), &args));
         crate::spi::first_jsonb(t)
     })

@@ -114,4 +114,9 @@ BEGIN
 END;
 $$;
 
+-- The page limits in api_gateway.settings are cached with the rest (the data statements of a
+-- call run on the cache do not re-read them): a change to the settings is noted too.
+CREATE TRIGGER settings_note_security_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON api_gateway.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION api_gateway._note_odoo_security_change();
+
 SELECT api_gateway._install_security_triggers();

@@ -567,3 +567,85 @@ fn cache_triggers_follow_the_extension_and_never_stop_an_odoo_write() {
         .batch_execute(&format!("DROP ROLE IF EXISTS {name}_odoo"))
         .unwrap();
 }
+
+/// The page limits are not re-read by a call run on the cache: a change to the settings is
+/// noted in the log like a change to Odoo's tables, so the very next call (here in the changing
+/// transaction itself) applies it, and a rolled-back change is never seen.
+#[test]
+fn cache_sees_a_change_to_the_page_limits_on_the_next_call() {
+    let mut db = connect();
+    let read = |db: &mut postgres::Transaction| -> i64 {
+        db.query_one(
+            "SELECT jsonb_array_length(api_gateway.search_read(2, 'res.partner', '[]', '{name}', 3))::int8",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let mut tx = db.transaction().unwrap();
+    assert_eq!(read(&mut tx), 3);
+    assert_eq!(read(&mut tx), 3, "from the cache");
+    tx.batch_execute("UPDATE api_gateway.settings SET default_limit = 1, max_limit = 1")
+        .unwrap();
+    let noted: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM api_gateway.odoo_security_change WHERE xact = pg_current_xact_id())",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(noted, "the settings change is noted");
+    assert_eq!(read(&mut tx), 1, "the new maximum applies at once");
+    tx.rollback().unwrap();
+    let mut tx = db.transaction().unwrap();
+    assert_eq!(read(&mut tx), 3, "the rolled-back change is never seen");
+    tx.rollback().unwrap();
+}
+
+/// `run_maintenance` forgets noted transactions finished more than 10 minutes ago (issue 14's
+/// `_purge_security_changes`), as its own job and as part of 'all'.
+#[test]
+fn run_maintenance_purges_the_security_change_log() {
+    let mut db = connect();
+    // Transaction ids no transaction of this cluster can still have (older than any snapshot):
+    // harmless to the caches of sessions running alongside.
+    db.batch_execute(
+        "INSERT INTO api_gateway.odoo_security_change (xact, done_at)
+              VALUES ('3', now() - interval '11 minutes'), ('4', NULL)
+         ON CONFLICT (xact) DO UPDATE SET done_at = EXCLUDED.done_at",
+    )
+    .unwrap();
+    let result: serde_json::Value = db
+        .query_one(
+            "SELECT api_gateway.run_maintenance('security_changes')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        result["forgotten"].as_i64().is_some_and(|n| n >= 1),
+        "{result}"
+    );
+    let left: Vec<(String, bool)> = db
+        .query(
+            "SELECT xact::text, done_at IS NOT NULL FROM api_gateway.odoo_security_change
+              WHERE xact IN ('3', '4') ORDER BY xact",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        left,
+        [("4".to_string(), true)],
+        "the old one forgotten, the other marked finished (forgotten 10 minutes later)"
+    );
+    db.batch_execute("DELETE FROM api_gateway.odoo_security_change WHERE xact = '4'")
+        .unwrap();
+    let all: serde_json::Value = db
+        .query_one("SELECT api_gateway.run_maintenance()", &[])
+        .unwrap()
+        .get(0);
+    assert!(all.get("security_changes").is_some(), "{all}");
+}

@@ -89,7 +89,8 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let obs = state.obs.clone();
     let started = Instant::now();
-    let at = rfc3339(SystemTime::now());
+    // Formatted only for a request that is logged (most are not at level `errors`).
+    let at = SystemTime::now();
     let level = obs.level();
     let method = request.method().as_str().to_string();
     let path = request.uri().path().to_string();
@@ -221,7 +222,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         (None, None)
     };
     let record = json!({
-        "at": at,
+        "at": rfc3339(at),
         "method": method,
         "path": scrub(&full_path),
         "model": model.map(|m| scrub(&m)),

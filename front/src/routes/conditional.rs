@@ -54,8 +54,18 @@ pub fn respond(
     body: &Value,
     version: Option<&str>,
 ) -> Result<Response, Problem> {
-    let cond = condition(headers, header::IF_NONE_MATCH).map_err(|p| g.with_headers(p))?;
     let bytes = serde_json::to_vec(body).map_err(|_| g.with_headers(Problem::internal()))?;
+    respond_bytes(g, headers, bytes, version)
+}
+
+/// `respond` for a body already serialised (JSON text).
+pub fn respond_bytes(
+    g: &Gate,
+    headers: &HeaderMap,
+    bytes: Vec<u8>,
+    version: Option<&str>,
+) -> Result<Response, Problem> {
+    let cond = condition(headers, header::IF_NONE_MATCH).map_err(|p| g.with_headers(p))?;
     let tag = match version {
         Some(v) => etag::record_tag(v, &bytes),
         None => etag::list_tag(&bytes),

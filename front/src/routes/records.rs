@@ -240,14 +240,19 @@ pub async fn list(
             .await?
         }
     };
-    let records: Option<Value> = p.col(0)?;
+    // The records as PostgreSQL wrote them (a JSON array), put in the body as they are.
+    let records: Option<crate::db::RawJson> = p.col(0)?;
     let total: Option<i64> = p.col(1)?;
     let g = &p.gate;
-    let mut body = json!({"records": records.unwrap_or_else(|| json!([]))});
+    let records = records.map_or_else(|| b"[]".to_vec(), |r| r.0);
+    let mut body = Vec::with_capacity(records.len() + 40);
+    body.extend_from_slice(b"{\"records\": ");
+    body.extend_from_slice(&records);
     if count {
-        body["count"] = json!(total.unwrap_or(0));
+        body.extend_from_slice(format!(", \"count\": {}", total.unwrap_or(0)).as_bytes());
     }
-    let mut response = conditional::respond(g, &headers, &body, None)?;
+    body.push(b'}');
+    let mut response = conditional::respond_bytes(g, &headers, body, None)?;
     query::vary_language(&mut response);
     Ok(response)
 }

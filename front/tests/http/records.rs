@@ -288,3 +288,35 @@ async fn a_database_that_is_down_gives_503_not_a_hang() {
     .await;
     assert_problem(&r, 503);
 }
+
+/// A list's records are PostgreSQL's JSON text of `search_read`, put in the body as they are
+/// (never parsed and serialised again by the front), with the count after them.
+#[tokio::test]
+async fn a_list_passes_search_read_json_through_unchanged() {
+    let s = start().await;
+    let t = token(2, &["read"]).await;
+    let r = send(
+        http()
+            .get(s.url(
+                "/api/v1/res.partner?domain=%5B%5B%22is_company%22%2C%22%3D%22%2Ctrue%5D%5D&fields=name,email&limit=3&count=true",
+            ))
+            .header("authorization", bearer(&t)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let db = db().await;
+    let row = db
+        .query_one(
+            "SELECT api_gateway.search_read(2, 'res.partner', '[[\"is_company\",\"=\",true]]', '{name,email}', 3)::text,
+                    api_gateway.search_count(2, 'res.partner', '[[\"is_company\",\"=\",true]]')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (records, count): (String, i64) = (row.get(0), row.get(1));
+    assert_eq!(
+        r.text,
+        format!("{{\"records\": {records}, \"count\": {count}}}"),
+        "the body is the database's JSON text"
+    );
+}
