@@ -1,10 +1,11 @@
 //! Writes and business methods forwarded to Odoo's JSON-2 API (`--odoo-url`).
 //!
 //! A forwarded request passes the gate exactly as any other (scope, IP lists, rate limit; the
-//! traffic log and metrics see it in the middleware), then reads on the same connection what it
-//! needs from the extension (the OAuth2 client's upstream Odoo key; the idempotency key's state),
-//! gives the connection back unless an idempotency key is held, and calls Odoo as the caller's
-//! Odoo user:
+//! traffic log and metrics see it in the middleware), in the same statement as what it needs from
+//! the extension (the OAuth2 client's upstream Odoo key; the idempotency key's state): one round
+//! trip to PostgreSQL before Odoo, plus one after it to store the answer when an idempotency key
+//! is held. It gives the connection back while Odoo works unless an idempotency key is held, and
+//! calls Odoo as the caller's Odoo user:
 //! * an Odoo API key caller: its own key is forwarded;
 //! * an OAuth2 client: the key the extension keeps for it (`api_gateway.upstream_key`).
 //!
@@ -167,47 +168,45 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     Ok(Some(key.to_string()))
 }
 
-/// Who the idempotency key belongs to.
-fn caller(gate: &Gate) -> String {
-    match &gate.client_id {
-        Some(c) => format!("client:{c}"),
-        None => format!("user:{}", gate.uid.unwrap_or(0)),
-    }
-}
+/// The gate and everything the forwarded call needs from the extension, in one statement (one
+/// round trip): after the gate columns, the OAuth2 client's upstream Odoo key (NULL for an API
+/// key caller, who forwards its own), the idempotency caller (`client:<client_id>` or
+/// `user:<uid>`: whose keys these are) and, with an `Idempotency-Key` ($4), the outcome of
+/// `idempotency_begin` as JSON. Nothing after the gate columns runs on a denial; the rate-limit
+/// count, the upstream key and the idempotency key commit together.
+const FORWARD_GATE: &str = "WITH g AS MATERIALIZED (SELECT * FROM api_gateway.authenticate($1::text, $2::inet, $3::text)), \
+     c AS (SELECT g.*, CASE WHEN g.client_id IS NOT NULL THEN 'client:' || g.client_id ELSE 'user:' || g.uid END AS caller FROM g) \
+     SELECT c.status, c.uid, c.client_id, c.scopes, c.error, c.rate_limit, c.remaining, c.reset_s, c.detail, c.window_s, \
+            CASE WHEN c.status = 200 AND c.client_id IS NOT NULL THEN api_gateway.upstream_key(c.client_id) END, \
+            c.caller, \
+            CASE WHEN c.status = 200 AND $4::text IS NOT NULL THEN \
+                (SELECT to_jsonb(b) FROM api_gateway.idempotency_begin(c.caller, $4::text, $5::text, $6::int) AS b) END \
+       FROM c";
 
-/// SHA-256 of everything that makes the request what it is: HTTP method, target and body.
-fn fingerprint(ctx: &Ctx, call: &Call) -> String {
+/// SHA-256 of everything that makes the request what it is: HTTP method, target and the JSON-2
+/// body (as sent).
+fn fingerprint(ctx: &Ctx, call: &Call, body: &str) -> String {
     api_gateway_core::secrets::sha256_hex(&format!(
         "{} {}/{}\n{}",
         ctx.method_name(),
         call.model,
         call.method,
-        call.body
+        body
     ))
 }
 
-/// The key Odoo gets: the caller's own API key, or the OAuth2 client's upstream key.
-async fn upstream_credential(
-    state: &AppState,
+/// The key Odoo gets: the OAuth2 client's upstream key (from the gate's statement), or the
+/// caller's own API key.
+fn upstream_credential(
     ctx: &Ctx,
     gate: &Gate,
-    conn: &deadpool_postgres::Client,
+    upstream_key: Option<String>,
 ) -> Result<String, Problem> {
     if let Some(client_id) = &gate.client_id {
-        let row = query_one_on(
-            conn,
-            state.config.statement_timeout_ms,
-            "SELECT api_gateway.upstream_key($1::text)",
-            &[(client_id, Type::TEXT)],
-        )
-        .await?;
-        return match row.try_get::<_, Option<String>>(0) {
-            Ok(Some(key)) => Ok(key),
-            _ => {
-                tracing::error!("no upstream key for client {client_id}");
-                Err(Problem::internal())
-            }
-        };
+        return upstream_key.ok_or_else(|| {
+            tracing::error!("no upstream key for client {client_id}");
+            Problem::internal()
+        });
     }
     match parse_authorization(ctx.authorization.as_deref()) {
         Ok(Credential::ApiKey(key)) => Ok(key.to_string()),
@@ -218,7 +217,14 @@ async fn upstream_credential(
     }
 }
 
-/// Gate, idempotency, Odoo, answer.
+/// A held idempotency key: whose, which, and the request's fingerprint.
+struct Held {
+    caller: String,
+    key: String,
+    print: String,
+}
+
+/// Gate (with the upstream key and the idempotency key), Odoo, answer.
 pub async fn forward(
     state: &AppState,
     ctx: &Ctx,
@@ -229,38 +235,41 @@ pub async fn forward(
         return Err(Problem::internal());
     };
     let key = idempotency_key(headers)?;
-    let (gate, conn) = gate::pass(state, ctx).await?;
-    let timeout = state.config.statement_timeout_ms;
-    let held = match key {
-        None => None,
-        Some(key) => {
-            let caller = caller(&gate);
-            let print = fingerprint(ctx, &call);
-            let lease_s = (upstream.timeout.as_secs() + 30).min(i32::MAX as u64) as i32;
-            let row = query_one_on(
-                &conn,
-                timeout,
-                "SELECT outcome, status, headers, body FROM api_gateway.idempotency_begin($1::text, $2::text, $3::text, $4::int)",
-                &[
-                    (&caller, Type::TEXT),
-                    (&key, Type::TEXT),
-                    (&print, Type::TEXT),
-                    (&lease_s, Type::INT4),
-                ],
-            )
-            .await
-            .map_err(|p| gate.with_headers(p))?;
-            let outcome: String = row.try_get(0).unwrap_or_default();
-            match outcome.as_str() {
-                "new" => Some((caller, key, print)),
+    // The JSON-2 body is serialised once: the fingerprint and Odoo get the same bytes.
+    let body = call.body.to_string();
+    let print = key.as_ref().map(|_| fingerprint(ctx, &call, &body));
+    let lease_s = (upstream.timeout.as_secs() + 30).min(i32::MAX as u64) as i32;
+    let (passed, conn) = gate::pass(
+        state,
+        ctx,
+        FORWARD_GATE,
+        &[
+            (&key, Type::TEXT),
+            (&print, Type::TEXT),
+            (&lease_s, Type::INT4),
+        ],
+    )
+    .await?;
+    let gate = &passed.gate;
+    let upstream_key: Option<String> = passed.col(0)?;
+    let caller: Option<String> = passed.col(1)?;
+    let begun: Option<Value> = passed.col(2)?;
+    let held = match (key, print, begun) {
+        (Some(key), Some(print), Some(begun)) => {
+            let text = |name: &str| begun.get(name).and_then(Value::as_str).unwrap_or_default();
+            match text("outcome") {
+                "new" => Some(Held {
+                    caller: caller.unwrap_or_default(),
+                    key,
+                    print,
+                }),
                 "replay" => {
-                    let status: Option<i32> = row.try_get(1).unwrap_or(None);
                     let answer = Answer::from_stored(
-                        status.unwrap_or(500),
-                        row.try_get(2).unwrap_or(None),
-                        row.try_get(3).unwrap_or(None),
+                        begun.get("status").and_then(Value::as_i64).unwrap_or(500) as i32,
+                        begun.get("headers").cloned(),
+                        begun.get("body").cloned(),
                     );
-                    return Ok(answer.respond(&gate, true));
+                    return Ok(answer.respond(gate, true));
                 }
                 "mismatch" => {
                     return Err(gate.with_headers(
@@ -277,12 +286,17 @@ pub async fn forward(
                 }
             }
         }
+        (Some(_), _, _) => {
+            tracing::error!("idempotency_begin gave no outcome");
+            return Err(gate.with_headers(Problem::internal()));
+        }
+        _ => None,
     };
-    let credential = match upstream_credential(state, ctx, &gate, &conn).await {
+    let credential = match upstream_credential(ctx, gate, upstream_key) {
         Ok(c) => c,
         Err(p) => {
-            if let Some((caller, key, print)) = &held {
-                release(state, &conn, caller, key, print).await;
+            if let Some(held) = &held {
+                release(state, &conn, held).await;
             }
             return Err(gate.with_headers(p));
         }
@@ -296,32 +310,30 @@ pub async fn forward(
         None
     };
     let result = upstream
-        .call(&credential, &call.model, &call.method, &call.body)
+        .call(&credential, &call.model, &call.method, body)
         .await;
     drop(credential);
     let answer = match result {
         Ok(value) => shape(&call, value),
         Err((problem, failure)) => {
-            if let (Some(Failure::Unreachable), Some((caller, key, print)), Some(conn)) =
-                (failure, &held, &conn)
-            {
+            if let (Some(Failure::Unreachable), Some(held), Some(conn)) = (failure, &held, &conn) {
                 // Nothing reached Odoo: a retry with the same key must run again.
-                release(state, conn, caller, key, print).await;
+                release(state, conn, held).await;
                 return Err(gate.with_headers(problem));
             }
             Answer::from_problem(&problem)
         }
     };
-    if let (Some((caller, key, print)), Some(conn)) = (&held, &conn) {
+    if let (Some(held), Some(conn)) = (&held, &conn) {
         let status = answer.status.as_u16() as i32;
         let stored = query_one_on(
             conn,
-            timeout,
+            state.config.statement_timeout_ms,
             "SELECT api_gateway.idempotency_finish($1::text, $2::text, $3::text, $4::int, $5::jsonb, $6::jsonb)",
             &[
-                (caller, Type::TEXT),
-                (key, Type::TEXT),
-                (print, Type::TEXT),
+                (&held.caller, Type::TEXT),
+                (&held.key, Type::TEXT),
+                (&held.print, Type::TEXT),
                 (&status, Type::INT4),
                 (&answer.stored_headers(), Type::JSONB),
                 (&answer.body, Type::JSONB),
@@ -330,35 +342,31 @@ pub async fn forward(
         .await;
         if let Err(p) = stored {
             tracing::error!(
-                "the answer for idempotency key of {caller} could not be stored ({}); a retry after the lease may run again",
+                "the answer for idempotency key of {} could not be stored ({}); a retry after the lease may run again",
+                held.caller,
                 p.status
             );
         }
     }
-    Ok(answer.respond(&gate, false))
+    Ok(answer.respond(gate, false))
 }
 
-async fn release(
-    state: &AppState,
-    conn: &deadpool_postgres::Client,
-    caller: &str,
-    key: &str,
-    print: &str,
-) {
+async fn release(state: &AppState, conn: &deadpool_postgres::Client, held: &Held) {
     let released = query_one_on(
         conn,
         state.config.statement_timeout_ms,
         "SELECT api_gateway.idempotency_release($1::text, $2::text, $3::text)",
         &[
-            (&caller, Type::TEXT),
-            (&key, Type::TEXT),
-            (&print, Type::TEXT),
+            (&held.caller, Type::TEXT),
+            (&held.key, Type::TEXT),
+            (&held.print, Type::TEXT),
         ],
     )
     .await;
     if released.is_err() {
         tracing::warn!(
-            "an idempotency key of {caller} could not be released; it is freed when its lease ends"
+            "an idempotency key of {} could not be released; it is freed when its lease ends",
+            held.caller
         );
     }
 }
