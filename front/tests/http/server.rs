@@ -474,3 +474,31 @@ async fn the_single_statement_mode_serves_the_same_answers() {
     .await;
     assert_problem(&r, 403);
 }
+
+/// The plain REST build (`--no-default-features`) serves no console, dashboard or statistics,
+/// even with --dashboard true, and refuses to start a webhook worker it does not have.
+#[cfg(not(feature = "admin"))]
+#[tokio::test]
+async fn the_plain_build_has_no_console_dashboard_or_worker() {
+    let s = start_with(|a| a.dashboard = true).await;
+    let c = http();
+    let admin = bearer(&api_key("admin"));
+    for path in [
+        "/api/gateway/admin/",
+        "/api/gateway/admin/api/settings",
+        "/api/gateway/dashboard",
+        "/api/gateway/stats/overview",
+    ] {
+        let r = send(c.get(s.url(path)).header("authorization", admin.clone())).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.text);
+    }
+    let r = send(c.get(s.url("/api/v1/ping")).header("authorization", admin)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut args = api_gateway_front::config::ServeArgs::with_database_url(&database_url());
+    args.webhooks = true;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let e = api_gateway_front::serve_on(listener, args, async {})
+        .await
+        .expect_err("no webhook delivery in this build");
+    assert!(e.contains("webhooks"), "{e}");
+}
