@@ -1,11 +1,11 @@
 //! Writes and business methods forwarded to Odoo's JSON-2 API (`--odoo-url`).
 //!
 //! A forwarded request passes the gate exactly as any other (scope, IP lists, rate limit; the
-//! traffic log and metrics see it in the middleware), in the same statement as what it needs from
-//! the extension (the OAuth2 client's upstream Odoo key; the idempotency key's state): one round
-//! trip to PostgreSQL before Odoo, plus one after it to store the answer when an idempotency key
-//! is held. It gives the connection back while Odoo works unless an idempotency key is held, and
-//! calls Odoo as the caller's Odoo user:
+//! traffic log and metrics see it in the middleware), in one statement that also takes an OAuth2
+//! client's upstream Odoo key: one round trip to PostgreSQL before Odoo. Only with an
+//! `Idempotency-Key` header come two more on the same connection (the key's state before Odoo,
+//! the answer after it). The connection goes back to the pool while Odoo works unless an
+//! idempotency key is held. Odoo is called as the caller's Odoo user:
 //! * an Odoo API key caller: its own key is forwarded;
 //! * an OAuth2 client: the key the extension keeps for it (`api_gateway.upstream_key`).
 //!
@@ -168,20 +168,24 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     Ok(Some(key.to_string()))
 }
 
-/// The gate and everything the forwarded call needs from the extension, in one statement (one
-/// round trip): after the gate columns, the OAuth2 client's upstream Odoo key (NULL for an API
-/// key caller, who forwards its own), the idempotency caller (`client:<client_id>` or
-/// `user:<uid>`: whose keys these are) and, with an `Idempotency-Key` ($4), the outcome of
-/// `idempotency_begin` as JSON. Nothing after the gate columns runs on a denial; the rate-limit
-/// count, the upstream key and the idempotency key commit together.
-const FORWARD_GATE: &str = "WITH g AS MATERIALIZED (SELECT * FROM api_gateway.authenticate($1::text, $2::inet, $3::text)), \
-     c AS (SELECT g.*, CASE WHEN g.client_id IS NOT NULL THEN 'client:' || g.client_id ELSE 'user:' || g.uid END AS caller FROM g) \
-     SELECT c.status, c.uid, c.client_id, c.scopes, c.error, c.rate_limit, c.remaining, c.reset_s, c.detail, c.window_s, \
-            CASE WHEN c.status = 200 AND c.client_id IS NOT NULL THEN api_gateway.upstream_key(c.client_id) END, \
-            c.caller, \
-            CASE WHEN c.status = 200 AND $4::text IS NOT NULL THEN \
-                (SELECT to_jsonb(b) FROM api_gateway.idempotency_begin(c.caller, $4::text, $5::text, $6::int) AS b) END \
-       FROM c";
+/// The gate of a forwarded call, one statement. For an OAuth2 client (a JWT) it also takes the
+/// client's upstream Odoo key, only on a pass: one round trip instead of two. An Odoo API key
+/// caller forwards its own key, so its gate stays the plain `authenticate` (every function named
+/// in a statement costs planning time in PostgreSQL, on every request). Same columns in both.
+const GATE_API_KEY: &str = "SELECT a.status, a.uid, a.client_id, a.scopes, a.error, a.rate_limit, a.remaining, a.reset_s, a.detail, a.window_s, \
+            NULL::text \
+       FROM api_gateway.authenticate($1::text, $2::inet, $3::text) AS a";
+const GATE_CLIENT: &str = "SELECT a.status, a.uid, a.client_id, a.scopes, a.error, a.rate_limit, a.remaining, a.reset_s, a.detail, a.window_s, \
+            CASE WHEN a.status = 200 AND a.client_id IS NOT NULL THEN api_gateway.upstream_key(a.client_id) END \
+       FROM api_gateway.authenticate($1::text, $2::inet, $3::text) AS a";
+
+/// Who the idempotency key belongs to.
+fn caller(gate: &Gate) -> String {
+    match &gate.client_id {
+        Some(c) => format!("client:{c}"),
+        None => format!("user:{}", gate.uid.unwrap_or(0)),
+    }
+}
 
 /// SHA-256 of everything that makes the request what it is: HTTP method, target and the JSON-2
 /// body (as sent).
@@ -195,18 +199,34 @@ fn fingerprint(ctx: &Ctx, call: &Call, body: &str) -> String {
     ))
 }
 
-/// The key Odoo gets: the OAuth2 client's upstream key (from the gate's statement), or the
-/// caller's own API key.
-fn upstream_credential(
+/// The key Odoo gets: the caller's own API key, or the OAuth2 client's upstream key (taken by the
+/// gate's statement; read here only if that statement did not, e.g. a client credential that
+/// did not look like a JWT).
+async fn upstream_credential(
+    state: &AppState,
     ctx: &Ctx,
     gate: &Gate,
-    upstream_key: Option<String>,
+    conn: &deadpool_postgres::Client,
+    taken: Option<String>,
 ) -> Result<String, Problem> {
     if let Some(client_id) = &gate.client_id {
-        return upstream_key.ok_or_else(|| {
-            tracing::error!("no upstream key for client {client_id}");
-            Problem::internal()
-        });
+        if let Some(key) = taken {
+            return Ok(key);
+        }
+        let row = query_one_on(
+            conn,
+            state.config.statement_timeout_ms,
+            "SELECT api_gateway.upstream_key($1::text)",
+            &[(client_id, Type::TEXT)],
+        )
+        .await?;
+        return match row.try_get::<_, Option<String>>(0) {
+            Ok(Some(key)) => Ok(key),
+            _ => {
+                tracing::error!("no upstream key for client {client_id}");
+                Err(Problem::internal())
+            }
+        };
     }
     match parse_authorization(ctx.authorization.as_deref()) {
         Ok(Credential::ApiKey(key)) => Ok(key.to_string()),
@@ -224,7 +244,7 @@ struct Held {
     print: String,
 }
 
-/// Gate (with the upstream key and the idempotency key), Odoo, answer.
+/// Gate (with the upstream key), idempotency, Odoo, answer.
 pub async fn forward(
     state: &AppState,
     ctx: &Ctx,
@@ -237,37 +257,44 @@ pub async fn forward(
     let key = idempotency_key(headers)?;
     // The JSON-2 body is serialised once: the fingerprint and Odoo get the same bytes.
     let body = call.body.to_string();
-    let print = key.as_ref().map(|_| fingerprint(ctx, &call, &body));
-    let lease_s = (upstream.timeout.as_secs() + 30).min(i32::MAX as u64) as i32;
-    let (passed, conn) = gate::pass(
-        state,
-        ctx,
-        FORWARD_GATE,
-        &[
-            (&key, Type::TEXT),
-            (&print, Type::TEXT),
-            (&lease_s, Type::INT4),
-        ],
-    )
-    .await?;
+    let sql = match parse_authorization(ctx.authorization.as_deref()) {
+        Ok(Credential::Jwt(_)) => GATE_CLIENT,
+        _ => GATE_API_KEY,
+    };
+    let (passed, conn) = gate::pass(state, ctx, sql, &[]).await?;
     let gate = &passed.gate;
-    let upstream_key: Option<String> = passed.col(0)?;
-    let caller: Option<String> = passed.col(1)?;
-    let begun: Option<Value> = passed.col(2)?;
-    let held = match (key, print, begun) {
-        (Some(key), Some(print), Some(begun)) => {
-            let text = |name: &str| begun.get(name).and_then(Value::as_str).unwrap_or_default();
-            match text("outcome") {
-                "new" => Some(Held {
-                    caller: caller.unwrap_or_default(),
-                    key,
-                    print,
-                }),
+    let taken: Option<String> = passed.col(0)?;
+    // The idempotency key's state, only when the request has one (its own short transaction:
+    // as a part of the gate's statement it costs more than the round trip it saves).
+    let timeout = state.config.statement_timeout_ms;
+    let held = match key {
+        None => None,
+        Some(key) => {
+            let caller = caller(gate);
+            let print = fingerprint(ctx, &call, &body);
+            let lease_s = (upstream.timeout.as_secs() + 30).min(i32::MAX as u64) as i32;
+            let row = query_one_on(
+                &conn,
+                timeout,
+                "SELECT outcome, status, headers, body FROM api_gateway.idempotency_begin($1::text, $2::text, $3::text, $4::int)",
+                &[
+                    (&caller, Type::TEXT),
+                    (&key, Type::TEXT),
+                    (&print, Type::TEXT),
+                    (&lease_s, Type::INT4),
+                ],
+            )
+            .await
+            .map_err(|p| gate.with_headers(p))?;
+            let outcome: String = row.try_get(0).unwrap_or_default();
+            match outcome.as_str() {
+                "new" => Some(Held { caller, key, print }),
                 "replay" => {
+                    let status: Option<i32> = row.try_get(1).unwrap_or(None);
                     let answer = Answer::from_stored(
-                        begun.get("status").and_then(Value::as_i64).unwrap_or(500) as i32,
-                        begun.get("headers").cloned(),
-                        begun.get("body").cloned(),
+                        status.unwrap_or(500),
+                        row.try_get(2).unwrap_or(None),
+                        row.try_get(3).unwrap_or(None),
                     );
                     return Ok(answer.respond(gate, true));
                 }
@@ -286,13 +313,8 @@ pub async fn forward(
                 }
             }
         }
-        (Some(_), _, _) => {
-            tracing::error!("idempotency_begin gave no outcome");
-            return Err(gate.with_headers(Problem::internal()));
-        }
-        _ => None,
     };
-    let credential = match upstream_credential(ctx, gate, upstream_key) {
+    let credential = match upstream_credential(state, ctx, gate, &conn, taken).await {
         Ok(c) => c,
         Err(p) => {
             if let Some(held) = &held {
@@ -328,7 +350,7 @@ pub async fn forward(
         let status = answer.status.as_u16() as i32;
         let stored = query_one_on(
             conn,
-            state.config.statement_timeout_ms,
+            timeout,
             "SELECT api_gateway.idempotency_finish($1::text, $2::text, $3::text, $4::int, $5::jsonb, $6::jsonb)",
             &[
                 (&held.caller, Type::TEXT),
