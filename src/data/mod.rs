@@ -6,6 +6,7 @@ pub mod attachment;
 pub mod cache;
 pub mod context;
 pub mod meta;
+pub mod nested;
 pub mod params;
 pub mod read;
 pub mod values;

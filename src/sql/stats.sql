@@ -239,6 +239,11 @@ BEGIN
     IF status IS NOT NULL AND status <> ALL (ARRAY['2xx', '3xx', '4xx', '5xx', '429']) THEN
         RAISE EXCEPTION 'status is 2xx, 3xx, 4xx, 5xx or 429' USING ERRCODE = '22023', COLUMN = 'status';
     END IF;
+    SELECT p INTO part FROM unnest(parts) p WHERE p IS NULL OR p <> ALL (known) LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'no such statistics: %', part
+            USING ERRCODE = 'P0002', HINT = 'the statistics are: ' || array_to_string(known, ', ');
+    END IF;
     w := api_gateway.stats_window(coalesce(range, '24h'));
     out := jsonb_build_object('range', coalesce(range, '24h'), 'from', w.from_ts, 'to', w.to_ts,
         'bucket', w.bucket, 'filter', jsonb_build_object('user', user_id, 'status', status));
@@ -284,18 +289,8 @@ BEGIN
                 (SELECT coalesce(jsonb_agg(jsonb_build_object('uid', u.uid,
                     'login', CASE WHEN u.uid = 0 THEN '(anonymous)' ELSE u.login END) ORDER BY u.uid), '[]')
                    FROM api_gateway.stats_users(w.from_ts) u)
-            ELSE api_gateway._unknown_statistics(part, known)
         END);
     END LOOP;
     RETURN out;
-END;
-$$;
-
--- The error of an unknown part name (a function, so that the CASE above stays an expression).
-CREATE FUNCTION api_gateway._unknown_statistics(part text, known text[]) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RAISE EXCEPTION 'no such statistics: %', part
-        USING ERRCODE = 'P0002', HINT = 'the statistics are: ' || array_to_string(known, ', ');
 END;
 $$;

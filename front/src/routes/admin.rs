@@ -14,7 +14,7 @@
 //!
 //! Order of checks: an unknown route is 404, then the admin check (401/403, before the body or
 //! the query is looked at, so non-admin callers learn nothing else), then the input (400).
-use super::{dashboard, query, stats};
+use super::{assets, query, stats};
 use crate::error::{ApiError, Problem, kind};
 use crate::gate::{Ctx, Gate};
 use crate::{AppState, body, webhooks};
@@ -48,23 +48,7 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; s
                    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 fn page_response() -> Response {
-    let mut r = (StatusCode::OK, PAGE).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    r
+    assets::page(PAGE, CSP)
 }
 
 /// The shell holds no data: a browser navigating here (which cannot send the bearer
@@ -107,7 +91,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "admin.css" => ("text/css; charset=utf-8", STYLE),
         _ => return Problem::not_found("no such file").into_response(),
     };
-    dashboard::static_bytes(content_type, body, "no-cache")
+    assets::file(content_type, body, "no-cache")
 }
 
 // ------------------------------------------------------------------------------------------
@@ -727,7 +711,11 @@ pub async fn get_api(
             .await
             .map_err(with)?;
             if read == Read::LogsCsv {
-                return Ok(csv(&gate, &row.get::<_, Value>(0)));
+                return Ok(stats::log_csv(
+                    &gate,
+                    &row.get::<_, Value>(0),
+                    "api-gateway-traffic.csv",
+                ));
             }
             Ok(row)
         }
@@ -758,50 +746,6 @@ pub async fn get_api(
     }
     .map_err(with)?;
     Ok(answer(&gate, StatusCode::OK, row.get(0)))
-}
-
-/// The traffic-log rows as CSV (RFC 4180, formula-safe cells).
-fn csv(gate: &Gate, rows: &Value) -> Response {
-    const COLUMNS: [&str; 11] = [
-        "id",
-        "at",
-        "method",
-        "path",
-        "status",
-        "latency_ms",
-        "client_ip",
-        "uid",
-        "client_id",
-        "user_agent",
-        "error",
-    ];
-    let mut out = COLUMNS.join(",");
-    out.push_str("\r\n");
-    for r in rows.as_array().map(Vec::as_slice).unwrap_or_default() {
-        let cells: Vec<String> = COLUMNS
-            .iter()
-            .map(|c| match &r[*c] {
-                Value::Null => String::new(),
-                Value::String(s) => stats::csv_cell(s),
-                v => stats::csv_cell(&v.to_string()),
-            })
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push_str("\r\n");
-    }
-    let mut resp = (StatusCode::OK, out).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"api-gateway-traffic.csv\""),
-    );
-    h.extend(gate.rate_headers());
-    resp
 }
 
 /// `POST /api/gateway/admin/api/<action>`

@@ -49,16 +49,19 @@ fn filters(q: &BTreeMap<String, String>) -> Result<Filters, Problem> {
     })
 }
 
-/// `api_gateway.stats_overview(range, user, status, parts)`: the statistics named in `parts`
-/// (None: the overview's set), in one JSON object.
-async fn stats_json(
+/// A statistics route: its query (`allowed` parameters), the admin check, then
+/// `api_gateway.stats_overview(range, user, status, parts)` (None: the overview's set).
+async fn statistics(
     state: &AppState,
-    client: &deadpool_postgres::Client,
-    f: &Filters,
+    ctx: &Ctx,
+    raw: Option<String>,
+    allowed: &[&str],
     parts: Option<&[&str]>,
-) -> Result<Value, Problem> {
+) -> Result<(Gate, Value), ApiError> {
+    let f = filters(&query::parse(raw.as_deref(), allowed)?)?;
+    let (gate, client) = admin(state, ctx).await?;
     let row = db::query_one_on(
-        client,
+        &client,
         state.config.statement_timeout_ms,
         "SELECT api_gateway.stats_overview(coalesce($1::text, '24h'), $2::int, $3::text, $4::text[])",
         &[
@@ -68,8 +71,9 @@ async fn stats_json(
             (&parts, Type::TEXT_ARRAY),
         ],
     )
-    .await?;
-    Ok(row.get(0))
+    .await
+    .map_err(|p| gate.with_headers(p))?;
+    Ok((gate, row.get(0)))
 }
 
 fn json_answer(gate: &Gate, body: Value) -> Response {
@@ -86,12 +90,8 @@ pub async fn overview(
     ctx: Ctx,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = query::parse(raw.as_deref(), &["range", "user", "status"])?;
-    let f = filters(&q)?;
-    let (gate, client) = admin(&state, &ctx).await?;
-    let mut body = stats_json(&state, &client, &f, None)
-        .await
-        .map_err(|p| gate.with_headers(p))?;
+    let (gate, mut body) =
+        statistics(&state, &ctx, raw, &["range", "user", "status"], None).await?;
     // The level this front logs at (differs from the settings' with --log-level).
     body["front_log_level"] = json!(state.obs.level().as_str());
     Ok(json_answer(&gate, body))
@@ -105,14 +105,10 @@ pub async fn one(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = query::parse(raw.as_deref(), &["range", "user", "status"])?;
-    let f = filters(&q)?;
-    let (gate, client) = admin(&state, &ctx).await?;
     // The extension knows the names (an unknown one is P0002: 404).
     let part = name.replace('-', "_");
-    let body = stats_json(&state, &client, &f, Some(&[part.as_str()]))
-        .await
-        .map_err(|p| gate.with_headers(p))?;
+    let filters = &["range", "user", "status"];
+    let (gate, body) = statistics(&state, &ctx, raw, filters, Some(&[part.as_str()])).await?;
     Ok(json_answer(&gate, body))
 }
 
@@ -123,12 +119,7 @@ pub async fn users(
     ctx: Ctx,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = query::parse(raw.as_deref(), &["range"])?;
-    let f = filters(&q)?;
-    let (gate, client) = admin(&state, &ctx).await?;
-    let body = stats_json(&state, &client, &f, Some(&["users"]))
-        .await
-        .map_err(|p| gate.with_headers(p))?;
+    let (gate, body) = statistics(&state, &ctx, raw, &["range"], Some(&["users"])).await?;
     Ok(json_answer(&gate, body))
 }
 
@@ -178,15 +169,14 @@ pub async fn faults_csv(
     let f = filters(&q)?;
     let (gate, client) = admin(&state, &ctx).await?;
     // stats_overview with no part checks the filters and gives the window.
-    let sql = "SELECT l.id, to_char(l.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), l.method, l.path, \
-           l.status::int, l.latency_ms::float8, host(l.client_ip), l.uid, l.client_id, l.user_agent, l.error \
-           FROM api_gateway.stats_overview(coalesce($1::text, '24h'), $2::int, $3::text, '{}') o, \
-           LATERAL api_gateway.stats_faults((o->>'from')::timestamptz, $2::int, $3::text, 10000) l \
-           ORDER BY l.at DESC, l.id DESC";
-    let rows = db::query_on(
+    let row = db::query_one_on(
         &client,
         state.config.statement_timeout_ms,
-        sql,
+        "SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.at DESC, x.id DESC), '[]') FROM ( \
+           SELECT l.id, l.at, l.method, l.path, l.status, l.latency_ms, host(l.client_ip) AS client_ip, \
+                  l.uid, l.client_id, l.user_agent, l.error \
+             FROM api_gateway.stats_overview(coalesce($1::text, '24h'), $2::int, $3::text, '{}') o, \
+                  LATERAL api_gateway.stats_faults((o->>'from')::timestamptz, $2::int, $3::text, 10000) l) x",
         &[
             (&f.range, Type::TEXT),
             (&f.user, Type::INT4),
@@ -195,27 +185,43 @@ pub async fn faults_csv(
     )
     .await
     .map_err(|p| gate.with_headers(p))?;
-    let mut out = String::from(
-        "id,at,method,path,status,latency_ms,client_ip,uid,client_id,user_agent,error\r\n",
-    );
-    for r in rows {
-        let cells = [
-            r.get::<_, i64>(0).to_string(),
-            r.get::<_, String>(1),
-            r.get::<_, String>(2),
-            r.get::<_, String>(3),
-            r.get::<_, i32>(4).to_string(),
-            format!("{:.3}", r.get::<_, f64>(5)),
-            r.get::<_, Option<String>>(6).unwrap_or_default(),
-            r.get::<_, Option<i32>>(7)
-                .map(|u| u.to_string())
-                .unwrap_or_default(),
-            r.get::<_, Option<String>>(8).unwrap_or_default(),
-            r.get::<_, Option<String>>(9).unwrap_or_default(),
-            r.get::<_, Option<String>>(10).unwrap_or_default(),
-        ];
-        let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
-        out.push_str(&line.join(","));
+    let range = f.range.as_deref().unwrap_or("24h");
+    let rows: Value = row.get(0);
+    Ok(log_csv(
+        &gate,
+        &rows,
+        &format!("api-gateway-faults-{range}.csv"),
+    ))
+}
+
+/// Log records (the console's traffic log, the dashboard's faults) as a CSV download: one
+/// column per field below, RFC 4180, formula-safe cells.
+pub fn log_csv(gate: &Gate, rows: &Value, filename: &str) -> Response {
+    const COLUMNS: [&str; 11] = [
+        "id",
+        "at",
+        "method",
+        "path",
+        "status",
+        "latency_ms",
+        "client_ip",
+        "uid",
+        "client_id",
+        "user_agent",
+        "error",
+    ];
+    let mut out = COLUMNS.join(",");
+    out.push_str("\r\n");
+    for r in rows.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let cells: Vec<String> = COLUMNS
+            .iter()
+            .map(|c| match &r[*c] {
+                Value::Null => String::new(),
+                Value::String(s) => csv_cell(s),
+                v => csv_cell(&v.to_string()),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
         out.push_str("\r\n");
     }
     let mut resp = (StatusCode::OK, out).into_response();
@@ -225,14 +231,12 @@ pub async fn faults_csv(
         HeaderValue::from_static("text/csv; charset=utf-8"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let range = f.range.as_deref().unwrap_or("24h");
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"api-gateway-faults-{range}.csv\""
-    )) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
+    // The range in a file name is one of the checked names; anything else falls back.
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    h.insert(header::CONTENT_DISPOSITION, disposition);
     h.extend(gate.rate_headers());
-    Ok(resp)
+    resp
 }
 
 /// One CSV cell (RFC 4180), with a leading `'` on values a spreadsheet would run as a formula.
