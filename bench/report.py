@@ -30,6 +30,7 @@ SCRIPTS = {
     "webhooks": "bench/webhooks.sh",
     "stats": "bench/stats.sh",
     "http_logging": "bench/http_logging.sh",
+    "forward": "bench/forward.sh",
 }
 
 
@@ -465,6 +466,59 @@ def section_logging(r: Results) -> list[str]:
     return t.markdown()
 
 
+FORWARD_CASES = (
+    ("gateway", "through the gateway (caller's own Odoo API key)", 1.15),
+    ("gateway_idem", "through the gateway, with an `Idempotency-Key` on every request", 1.15),
+    ("gateway_jwt", "through the gateway as an OAuth2 client (JWT; its upstream key is forwarded)", None),
+)
+
+
+def section_forward(r: Results) -> list[str]:
+    g = lambda id: r.get("forward", id)  # noqa: E731
+    if r.has("forward", "skipped"):
+        return ["Not measured: no Odoo 19 answered at `ODOO_URL` when `bench/forward.sh` ran (CI and most "
+                "machines have none). Run it with `ODOO_URL`, `ODOO_DATABASE` and `DATABASE_URL` (Odoo's "
+                "database with the extension) set, e.g. against `../shared/tools/odoo19-up.sh`."]
+    conns = int(r.values["forward"].get("connections", 2))
+    ops = {"create": "`res.partner` create (name, email)", "write": "`res.partner` write of one field (`ref`)"}
+    t = Table(ours="time per request", baseline="JSON-2 directly", ratio="ratio (time)")
+    for op, what in ops.items():
+        for case, how, target in FORWARD_CASES:
+            t.add(f"{what} {how}, {conns} connections",
+                  lambda op=op, case=case: (ms(g(f"{op}_{case}_ms")), ms(g(f"{op}_direct_ms")),
+                                            r.ratio("forward", f"{op}_{case}_ms", f"{op}_direct_ms")),
+                  target=target, at_most=True, short=f"forwarded {op} {'with Idempotency-Key ' if case == 'gateway_idem' else ''}vs JSON-2 directly")
+    lines = ["What `api-gateway serve --odoo-url` adds to Odoo's own time: the same JSON-2 call sent directly "
+             "to Odoo and through the gateway, as the same Odoo user, same connections. Time per request = "
+             "connections / throughput; the ratio is the median of the rounds' ratios (target: the gateway "
+             "adds at most 15 %).", ""] + t.markdown()
+    fw = r.values["forward"]
+    if any(k.endswith("_gateway_cpu_us") for k in fw):
+        rows = []
+        for op, what in ops.items():
+            try:
+                odoo = g(f"{op}_direct_odoo_cpu_us")
+            except Missing:
+                continue
+            for case, how, _ in FORWARD_CASES:
+                try:
+                    gw = g(f"{op}_{case}_gateway_cpu_us")
+                    rows.append([f"{op}, {how}", us(gw), us(odoo), f"{gw / odoo:.1%}" if odoo else "—"])
+                except Missing:
+                    rows.append([f"{op}, {how}", "not measured", "", ""])
+        lines += ["", "CPU time per request (from /proc, medians of the rounds; it hardly depends on the "
+                  "machine's load, unlike the times above): the gateway's (the front and its PostgreSQL "
+                  "backends) against Odoo's own for the direct call (Odoo's process and its backends):", ""]
+        lines += plain_table(["case", "gateway CPU", "Odoo CPU (direct call)", "gateway / Odoo"], rows)
+    try:
+        lines += ["", "Median latency (wrk p50): " + "; ".join(
+            f"{op} direct {ms(g(f'{op}_direct_p50_ms'))}, gateway {ms(g(f'{op}_gateway_p50_ms'))}, "
+            f"with Idempotency-Key {ms(g(f'{op}_gateway_idem_p50_ms'))}" for op in ops) + "."]
+    except Missing:
+        pass
+    return lines
+
+
 SECTIONS = [
     ("The gate", "gate", section_gate),
     ("Rate limiting: concurrency and Redis", "rate_limit", section_rate_limit),
@@ -473,6 +527,7 @@ SECTIONS = [
     ("Webhooks", "webhooks", section_webhooks),
     ("Traffic statistics", "stats", section_stats),
     ("Traffic log cost (HTTP front)", "http_logging", section_logging),
+    ("Writes forwarded to Odoo", "forward", section_forward),
 ]
 
 METHOD = """\
@@ -540,6 +595,14 @@ does the same with short runs, for working on the scripts.
 - `bench/http_logging.sh`: wrk, 16 connections, against the front at log levels `errors`
   (successful requests are not logged: the baseline), `metadata` and `payloads`, three interleaved
   rounds, medians.
+- `bench/forward.sh` (only with a real Odoo 19 at `ODOO_URL`; skipped, and said so above, without
+  one): wrk (`bench/wrk/forward.lua`), 2 connections, sends the same `res.partner` create (and a
+  write of one field on a partner of its own per connection) to Odoo's `/json/2/` directly and
+  to the gateway's REST route (release build, pool of 2, log level `errors`) with the same Odoo API
+  key: plain, with a new `Idempotency-Key` on every request, and as an OAuth2 client. Five
+  interleaved rounds of 5 s runs, the direct baseline first in odd rounds and last in even ones.
+  When Odoo and PostgreSQL run on the same host, the CPU time of the front and its backends and
+  of Odoo and its backends is read from /proc around each run.
 """
 
 

@@ -15,7 +15,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/bench/lib.sh"
-SCRIPTS=(${BENCH_ONLY:-gate rate_limit data http webhooks stats http_logging})
+SCRIPTS=(${BENCH_ONLY:-gate rate_limit data http webhooks stats http_logging forward})
 started=$SECONDS
 
 step() { printf '\n==> %s\n' "$*" >&2; }

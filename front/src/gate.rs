@@ -414,21 +414,43 @@ pub async fn run(
     })
 }
 
-/// The gate alone, for a call forwarded to Odoo: the pass and the connection it ran on (to read
-/// the upstream credential or an idempotency key before the connection goes back to the pool).
+/// The gate and what a call forwarded to Odoo needs before it leaves, in ONE statement (one
+/// transaction, one round trip): `sql` starts with the gate columns of `authenticate($1, $2, $3)`
+/// (as [`GatedSql::combined`]) and its data columns only run on a pass (`CASE WHEN g.status =
+/// 200`). Returns the pass with its row and the connection it ran on (kept while an idempotency
+/// key is held).
 pub async fn pass(
     state: &AppState,
     ctx: &Ctx,
-) -> Result<(Gate, deadpool_postgres::Client), Problem> {
+    sql: &str,
+    data_params: &crate::db::Params<'_>,
+) -> Result<(Passed, deadpool_postgres::Client), Problem> {
+    use tokio_postgres::types::{ToSql, Type};
+    let method = ctx.method_name();
     let turn = state.auth_guard.admit(ctx.ip).await?;
     let client = state.pool.get().await?;
-    let gate = authenticate_on(&client, state.config.statement_timeout_ms, ctx).await?;
+    let mut params: Vec<(&(dyn ToSql + Sync), Type)> = vec![
+        (&ctx.authorization, Type::TEXT),
+        (&ctx.ip, Type::INET),
+        (&method, Type::TEXT),
+    ];
+    params.extend(data_params.iter().map(|(v, t)| (*v, t.clone())));
+    let row =
+        crate::db::query_one_on(&client, state.config.statement_timeout_ms, sql, &params).await?;
+    let gate = Gate::from_row(&row)?;
     if !gate.passed() {
         drop(client);
         note_failure(state, ctx, &gate, turn.is_some()).await;
-        return Err(gate.denial(ctx.method_name()));
+        return Err(gate.denial(method));
     }
-    Ok((gate, client))
+    Ok((
+        Passed {
+            gate,
+            row,
+            offset: GATE_COLUMNS,
+        },
+        client,
+    ))
 }
 
 /// A 401 (credentials the gate could not accept) counts against the client IP

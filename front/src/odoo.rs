@@ -71,9 +71,9 @@ impl Upstream {
         })
     }
 
-    /// `POST /json/2/<model>/<method>` with `body` as `key`'s user. `model` and `method` are
-    /// validated names (no `/`, `?` or `%`).
-    pub async fn call(&self, key: &str, model: &str, method: &str, body: &Value) -> Answer {
+    /// `POST /json/2/<model>/<method>` with `body` (serialised JSON) as `key`'s user. `model` and
+    /// `method` are validated names (no `/`, `?` or `%`).
+    pub async fn call(&self, key: &str, model: &str, method: &str, body: String) -> Answer {
         let mut request = self
             .http
             .post(format!("{}{model}/{method}", self.base))
@@ -81,7 +81,7 @@ impl Upstream {
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
             .header(header::AUTHORIZATION, format!("bearer {key}"))
-            .body(body.to_string());
+            .body(body);
         if let Some(db) = &self.database {
             request = request.header("X-Odoo-Database", db.clone());
         }

@@ -1,10 +1,11 @@
 //! Writes and business methods forwarded to Odoo's JSON-2 API (`--odoo-url`).
 //!
 //! A forwarded request passes the gate exactly as any other (scope, IP lists, rate limit; the
-//! traffic log and metrics see it in the middleware), then reads on the same connection what it
-//! needs from the extension (the OAuth2 client's upstream Odoo key; the idempotency key's state),
-//! gives the connection back unless an idempotency key is held, and calls Odoo as the caller's
-//! Odoo user:
+//! traffic log and metrics see it in the middleware), in one statement that also takes an OAuth2
+//! client's upstream Odoo key: one round trip to PostgreSQL before Odoo. Only with an
+//! `Idempotency-Key` header come two more on the same connection (the key's state before Odoo,
+//! the answer after it). The connection goes back to the pool while Odoo works unless an
+//! idempotency key is held. Odoo is called as the caller's Odoo user:
 //! * an Odoo API key caller: its own key is forwarded;
 //! * an OAuth2 client: the key the extension keeps for it (`api_gateway.upstream_key`).
 //!
@@ -167,6 +168,17 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     Ok(Some(key.to_string()))
 }
 
+/// The gate of a forwarded call, one statement. For an OAuth2 client (a JWT) it also takes the
+/// client's upstream Odoo key, only on a pass: one round trip instead of two. An Odoo API key
+/// caller forwards its own key, so its gate stays the plain `authenticate` (every function named
+/// in a statement costs planning time in PostgreSQL, on every request). Same columns in both.
+const GATE_API_KEY: &str = "SELECT a.status, a.uid, a.client_id, a.scopes, a.error, a.rate_limit, a.remaining, a.reset_s, a.detail, a.window_s, \
+            NULL::text \
+       FROM api_gateway.authenticate($1::text, $2::inet, $3::text) AS a";
+const GATE_CLIENT: &str = "SELECT a.status, a.uid, a.client_id, a.scopes, a.error, a.rate_limit, a.remaining, a.reset_s, a.detail, a.window_s, \
+            CASE WHEN a.status = 200 AND a.client_id IS NOT NULL THEN api_gateway.upstream_key(a.client_id) END \
+       FROM api_gateway.authenticate($1::text, $2::inet, $3::text) AS a";
+
 /// Who the idempotency key belongs to.
 fn caller(gate: &Gate) -> String {
     match &gate.client_id {
@@ -175,25 +187,32 @@ fn caller(gate: &Gate) -> String {
     }
 }
 
-/// SHA-256 of everything that makes the request what it is: HTTP method, target and body.
-fn fingerprint(ctx: &Ctx, call: &Call) -> String {
+/// SHA-256 of everything that makes the request what it is: HTTP method, target and the JSON-2
+/// body (as sent).
+fn fingerprint(ctx: &Ctx, call: &Call, body: &str) -> String {
     api_gateway_core::secrets::sha256_hex(&format!(
         "{} {}/{}\n{}",
         ctx.method_name(),
         call.model,
         call.method,
-        call.body
+        body
     ))
 }
 
-/// The key Odoo gets: the caller's own API key, or the OAuth2 client's upstream key.
+/// The key Odoo gets: the caller's own API key, or the OAuth2 client's upstream key (taken by the
+/// gate's statement; read here only if that statement did not, e.g. a client credential that
+/// did not look like a JWT).
 async fn upstream_credential(
     state: &AppState,
     ctx: &Ctx,
     gate: &Gate,
     conn: &deadpool_postgres::Client,
+    taken: Option<String>,
 ) -> Result<String, Problem> {
     if let Some(client_id) = &gate.client_id {
+        if let Some(key) = taken {
+            return Ok(key);
+        }
         let row = query_one_on(
             conn,
             state.config.statement_timeout_ms,
@@ -218,7 +237,14 @@ async fn upstream_credential(
     }
 }
 
-/// Gate, idempotency, Odoo, answer.
+/// A held idempotency key: whose, which, and the request's fingerprint.
+struct Held {
+    caller: String,
+    key: String,
+    print: String,
+}
+
+/// Gate (with the upstream key), idempotency, Odoo, answer.
 pub async fn forward(
     state: &AppState,
     ctx: &Ctx,
@@ -229,13 +255,23 @@ pub async fn forward(
         return Err(Problem::internal());
     };
     let key = idempotency_key(headers)?;
-    let (gate, conn) = gate::pass(state, ctx).await?;
+    // The JSON-2 body is serialised once: the fingerprint and Odoo get the same bytes.
+    let body = call.body.to_string();
+    let sql = match parse_authorization(ctx.authorization.as_deref()) {
+        Ok(Credential::Jwt(_)) => GATE_CLIENT,
+        _ => GATE_API_KEY,
+    };
+    let (passed, conn) = gate::pass(state, ctx, sql, &[]).await?;
+    let gate = &passed.gate;
+    let taken: Option<String> = passed.col(0)?;
+    // The idempotency key's state, only when the request has one (its own short transaction:
+    // as a part of the gate's statement it costs more than the round trip it saves).
     let timeout = state.config.statement_timeout_ms;
     let held = match key {
         None => None,
         Some(key) => {
-            let caller = caller(&gate);
-            let print = fingerprint(ctx, &call);
+            let caller = caller(gate);
+            let print = fingerprint(ctx, &call, &body);
             let lease_s = (upstream.timeout.as_secs() + 30).min(i32::MAX as u64) as i32;
             let row = query_one_on(
                 &conn,
@@ -252,7 +288,7 @@ pub async fn forward(
             .map_err(|p| gate.with_headers(p))?;
             let outcome: String = row.try_get(0).unwrap_or_default();
             match outcome.as_str() {
-                "new" => Some((caller, key, print)),
+                "new" => Some(Held { caller, key, print }),
                 "replay" => {
                     let status: Option<i32> = row.try_get(1).unwrap_or(None);
                     let answer = Answer::from_stored(
@@ -260,7 +296,7 @@ pub async fn forward(
                         row.try_get(2).unwrap_or(None),
                         row.try_get(3).unwrap_or(None),
                     );
-                    return Ok(answer.respond(&gate, true));
+                    return Ok(answer.respond(gate, true));
                 }
                 "mismatch" => {
                     return Err(gate.with_headers(
@@ -278,11 +314,11 @@ pub async fn forward(
             }
         }
     };
-    let credential = match upstream_credential(state, ctx, &gate, &conn).await {
+    let credential = match upstream_credential(state, ctx, gate, &conn, taken).await {
         Ok(c) => c,
         Err(p) => {
-            if let Some((caller, key, print)) = &held {
-                release(state, &conn, caller, key, print).await;
+            if let Some(held) = &held {
+                release(state, &conn, held).await;
             }
             return Err(gate.with_headers(p));
         }
@@ -296,32 +332,30 @@ pub async fn forward(
         None
     };
     let result = upstream
-        .call(&credential, &call.model, &call.method, &call.body)
+        .call(&credential, &call.model, &call.method, body)
         .await;
     drop(credential);
     let answer = match result {
         Ok(value) => shape(&call, value),
         Err((problem, failure)) => {
-            if let (Some(Failure::Unreachable), Some((caller, key, print)), Some(conn)) =
-                (failure, &held, &conn)
-            {
+            if let (Some(Failure::Unreachable), Some(held), Some(conn)) = (failure, &held, &conn) {
                 // Nothing reached Odoo: a retry with the same key must run again.
-                release(state, conn, caller, key, print).await;
+                release(state, conn, held).await;
                 return Err(gate.with_headers(problem));
             }
             Answer::from_problem(&problem)
         }
     };
-    if let (Some((caller, key, print)), Some(conn)) = (&held, &conn) {
+    if let (Some(held), Some(conn)) = (&held, &conn) {
         let status = answer.status.as_u16() as i32;
         let stored = query_one_on(
             conn,
             timeout,
             "SELECT api_gateway.idempotency_finish($1::text, $2::text, $3::text, $4::int, $5::jsonb, $6::jsonb)",
             &[
-                (caller, Type::TEXT),
-                (key, Type::TEXT),
-                (print, Type::TEXT),
+                (&held.caller, Type::TEXT),
+                (&held.key, Type::TEXT),
+                (&held.print, Type::TEXT),
                 (&status, Type::INT4),
                 (&answer.stored_headers(), Type::JSONB),
                 (&answer.body, Type::JSONB),
@@ -330,35 +364,31 @@ pub async fn forward(
         .await;
         if let Err(p) = stored {
             tracing::error!(
-                "the answer for idempotency key of {caller} could not be stored ({}); a retry after the lease may run again",
+                "the answer for idempotency key of {} could not be stored ({}); a retry after the lease may run again",
+                held.caller,
                 p.status
             );
         }
     }
-    Ok(answer.respond(&gate, false))
+    Ok(answer.respond(gate, false))
 }
 
-async fn release(
-    state: &AppState,
-    conn: &deadpool_postgres::Client,
-    caller: &str,
-    key: &str,
-    print: &str,
-) {
+async fn release(state: &AppState, conn: &deadpool_postgres::Client, held: &Held) {
     let released = query_one_on(
         conn,
         state.config.statement_timeout_ms,
         "SELECT api_gateway.idempotency_release($1::text, $2::text, $3::text)",
         &[
-            (&caller, Type::TEXT),
-            (&key, Type::TEXT),
-            (&print, Type::TEXT),
+            (&held.caller, Type::TEXT),
+            (&held.key, Type::TEXT),
+            (&held.print, Type::TEXT),
         ],
     )
     .await;
     if released.is_err() {
         tracing::warn!(
-            "an idempotency key of {caller} could not be released; it is freed when its lease ends"
+            "an idempotency key of {} could not be released; it is freed when its lease ends",
+            held.caller
         );
     }
 }

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ struct Odoo {
 struct StandIn {
     url: String,
     state: Arc<Odoo>,
+    /// TCP connections the stand-in accepted.
+    connections: Arc<AtomicUsize>,
 }
 
 impl StandIn {
@@ -127,10 +130,17 @@ async fn stand_in() -> StandIn {
         .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |_| {
+        counted.fetch_add(1, Ordering::SeqCst);
+    });
+    // Like Odoo behind a proxy that keeps connections alive (Odoo's own server closes them).
     tokio::spawn(async move { axum::serve(listener, app).await });
     StandIn {
         url: format!("http://{addr}"),
         state,
+        connections,
     }
 }
 
@@ -222,6 +232,31 @@ async fn forwarded_writes_keep_todays_shapes_and_send_json2_calls() {
         );
         assert_eq!(call.database.as_deref(), Some("odoo19"));
     }
+}
+
+#[tokio::test]
+async fn forwarded_calls_reuse_a_kept_alive_connection_to_odoo() {
+    let odoo = stand_in().await;
+    let s = gateway(&odoo).await;
+    let t = token(2, &["read", "write"]).await;
+    for n in 0..6 {
+        let r = send(
+            http()
+                .patch(s.url("/api/v1/res.partner/7"))
+                .header("authorization", bearer(&t))
+                .json(&json!({"comment": n})),
+        )
+        .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+    }
+    assert_eq!(odoo.calls_to("res.partner/write"), 6);
+    // One after the other: the pooled connection is reused (a second one only if the first was
+    // not back in the pool yet), never one per call.
+    let opened = odoo.connections.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&opened),
+        "{opened} connections for 6 calls"
+    );
 }
 
 #[tokio::test]
@@ -618,6 +653,64 @@ async fn idempotency_keys_replay_refuse_mismatches_and_in_flight_duplicates() {
     // A malformed key: 400 before anything.
     let r = send(post(json!({"name": "x"}), "has space")).await;
     assert_problem(&r, 400);
+}
+
+#[tokio::test]
+async fn idempotency_keys_belong_to_the_api_key_user_or_the_oauth2_client() {
+    if !mini() {
+        return;
+    }
+    let odoo = stand_in().await;
+    let s = gateway(&odoo).await;
+    let db = db().await;
+    let key = api_key("demo");
+    let uid: i32 = db
+        .query_one("SELECT api_gateway.verify_api_key($1, 'rpc')", &[&key])
+        .await
+        .unwrap()
+        .get(0);
+    let (client_id, secret) = new_client(2, &["read", "write"], None).await;
+    let t = token_for(&client_id, &secret).await;
+    let idem = format!("owner-{}", std::process::id());
+    for credential in [&key, &t] {
+        for _ in 0..2 {
+            let r = send(
+                http()
+                    .post(s.url("/api/v1/res.partner"))
+                    .header("authorization", bearer(credential))
+                    .header("idempotency-key", idem.as_str())
+                    .json(&json!({"name": "owned"})),
+            )
+            .await;
+            assert_eq!(r.status, 201, "{}", r.text);
+        }
+    }
+    // One call per caller; each caller's key is its own row, named as docs/sql.md says.
+    assert_eq!(odoo.calls_to("res.partner/create"), 2);
+    let rows = db
+        .query(
+            "SELECT caller, status FROM api_gateway.idempotency WHERE key = $1 ORDER BY caller",
+            &[&idem],
+        )
+        .await
+        .unwrap();
+    let owners: Vec<(String, Option<i32>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        owners,
+        vec![
+            (format!("client:{client_id}"), Some(201)),
+            (format!("user:{uid}"), Some(201)),
+        ]
+    );
+    // The client's upstream key went to Odoo, the API key user's own key for the other call.
+    let sent: Vec<String> = odoo
+        .seen()
+        .iter()
+        .filter_map(|c| c.authorization.clone())
+        .collect();
+    assert_eq!(sent[0], format!("bearer {key}"));
+    assert_ne!(sent[1], format!("bearer {key}"));
+    assert!(!sent[1].contains(&t));
 }
 
 #[tokio::test]
