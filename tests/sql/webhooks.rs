@@ -1788,12 +1788,12 @@ fn alter_table_and_drop_extension_leave_odoo_tables_clean() {
 // `_webhook_capture_sql()` (PL/pgSQL). These tests hold the fast path to what the SQL path
 // writes, and the cache to every committed or rolled-back change of a webhook.
 
-/// The outbox rows of a webhook, oldest first: (action, record id, data, state, attempts,
-/// next_attempt_at = updated_at, event id).
-fn job_rows(
-    db: &mut Client,
-    webhook_id: i32,
-) -> Vec<(String, i32, Option<Value>, String, i32, bool, String)> {
+/// One outbox row: (action, record id, data, state, attempts, next_attempt_at = updated_at,
+/// event id).
+type JobRow = (String, i32, Option<Value>, String, i32, bool, String);
+
+/// The outbox rows of a webhook, oldest first.
+fn job_rows(db: &mut Client, webhook_id: i32) -> Vec<JobRow> {
     db.query(
         "SELECT action, record_id, data::jsonb, state, attempts, next_attempt_at = updated_at, event_id::text \
            FROM api_gateway.webhook_job WHERE webhook_id = $1 ORDER BY id",
