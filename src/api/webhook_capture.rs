@@ -65,8 +65,6 @@ struct Config {
     slow_fn: pg_sys::Oid,
     /// Per watched table (by name, as webhook.table_name): its webhooks without a domain.
     tables: HashMap<String, std::rc::Rc<Vec<Hook>>>,
-    /// The outbox columns, when the table is the one this code knows.
-    layout: Option<Option<JobLayout>>,
 }
 
 thread_local! {
@@ -316,7 +314,6 @@ unsafe fn config_for(
                 job_seq: loaded.job_seq,
                 slow_fn: loaded.slow_fn,
                 tables: HashMap::new(),
-                layout: None,
             });
             cfg.tables.insert(table.to_string(), loaded.hooks);
         });
@@ -538,30 +535,20 @@ impl Outbox {
     /// None when the outbox is not the table this code knows.
     unsafe fn open() -> Option<Outbox> {
         unsafe {
-            let (job_rel, seq, layout) = CONFIG.with(|c| {
+            let (job_rel, seq) = CONFIG.with(|c| {
                 let c = c.borrow();
                 let cfg = c.as_ref()?;
-                Some((cfg.job_rel, cfg.job_seq, cfg.layout))
+                Some((cfg.job_rel, cfg.job_seq))
             })?;
             let rel = pg_sys::table_open(job_rel, pg_sys::RowExclusiveLock as i32);
-            let layout = match layout {
-                Some(l) => l,
-                None => {
-                    let l = if (*(*rel).rd_rel).relkind
-                        == pg_sys::RELKIND_RELATION as std::ffi::c_char
-                        && (*rel).trigdesc.is_null()
-                    {
-                        job_layout((*rel).rd_att)
-                    } else {
-                        None
-                    };
-                    CONFIG.with(|c| {
-                        if let Some(cfg) = c.borrow_mut().as_mut() {
-                            cfg.layout = Some(l);
-                        }
-                    });
-                    l
-                }
+            // From the descriptor as it is now, under the lock (an ALTER TABLE of the outbox
+            // that committed while this waited for it is seen here).
+            let layout = if (*(*rel).rd_rel).relkind == pg_sys::RELKIND_RELATION as std::ffi::c_char
+                && (*rel).trigdesc.is_null()
+            {
+                job_layout((*rel).rd_att)
+            } else {
+                None
             };
             let Some(layout) = layout else {
                 pg_sys::table_close(rel, pg_sys::NoLock as i32);
