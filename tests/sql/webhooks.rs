@@ -1895,10 +1895,10 @@ fn the_direct_outbox_write_equals_what_the_sql_capture_writes() {
         assert_eq!(anonymous(&f.2), anonymous(&s.2), "data of {}", f.0);
     }
     assert_eq!(fast[0].2.as_ref().unwrap()["id"], json!(fast_id));
-    assert_eq!(
-        fast[1].2.as_ref().unwrap()["c"],
-        json!(["is_company", "email"])
-    );
+    let mut changed: Vec<String> =
+        serde_json::from_value(fast[1].2.as_ref().unwrap()["c"].clone()).unwrap();
+    changed.sort();
+    assert_eq!(changed, ["email", "is_company"]);
     assert_eq!(
         fast[1].2.as_ref().unwrap()["p"],
         json!({"email": null, "is_company": false})
