@@ -221,12 +221,8 @@ unsafe fn capture(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 }
 
 /// The relation's name (webhook.table_name is the name in `public`).
-unsafe fn relation_name(rel: pg_sys::Relation) -> String {
-    unsafe {
-        CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr())
-            .to_string_lossy()
-            .into_owned()
-    }
+unsafe fn relation_name<'a>(rel: pg_sys::Relation) -> std::borrow::Cow<'a, str> {
+    unsafe { CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr()).to_string_lossy() }
 }
 
 /// The attribute number of the live column `name`, if any.
@@ -465,8 +461,7 @@ struct JobLayout {
 unsafe fn job_layout(tupdesc: pg_sys::TupleDesc) -> Option<JobLayout> {
     unsafe {
         let natts = usize::try_from((*tupdesc).natts).ok()?;
-        let mut found: HashMap<&'static str, usize> = HashMap::new();
-        let expected: [(&'static str, pg_sys::Oid); 11] = [
+        let expected: [(&str, pg_sys::Oid); 11] = [
             ("id", pg_sys::INT8OID),
             ("event_id", pg_sys::UUIDOID),
             ("webhook_id", pg_sys::INT4OID),
@@ -479,16 +474,15 @@ unsafe fn job_layout(tupdesc: pg_sys::TupleDesc) -> Option<JobLayout> {
             ("created_at", pg_sys::TIMESTAMPTZOID),
             ("updated_at", pg_sys::TIMESTAMPTZOID),
         ];
+        let mut found: [Option<usize>; 11] = [None; 11];
         for i in 0..natts {
             let a = &*(*tupdesc).attrs.as_ptr().add(i);
             if a.attisdropped {
                 continue;
             }
-            let name = CStr::from_ptr(a.attname.data.as_ptr()).to_str().ok()?;
-            match expected.iter().find(|(n, _)| *n == name) {
-                Some((n, typid)) if *typid == a.atttypid => {
-                    found.insert(n, i);
-                }
+            let name = CStr::from_ptr(a.attname.data.as_ptr()).to_bytes();
+            match expected.iter().position(|(n, _)| n.as_bytes() == name) {
+                Some(k) if expected[k].1 == a.atttypid => found[k] = Some(i),
                 Some(_) => return None,
                 None if a.attnotnull
                     || a.atthasdef
@@ -500,20 +494,19 @@ unsafe fn job_layout(tupdesc: pg_sys::TupleDesc) -> Option<JobLayout> {
                 None => {}
             }
         }
-        let at = |n: &str| found.get(n).copied();
         Some(JobLayout {
             natts,
-            id: at("id")?,
-            event_id: at("event_id")?,
-            webhook_id: at("webhook_id")?,
-            action: at("action")?,
-            record_id: at("record_id")?,
-            data: at("data")?,
-            state: at("state")?,
-            attempts: at("attempts")?,
-            next_attempt_at: at("next_attempt_at")?,
-            created_at: at("created_at")?,
-            updated_at: at("updated_at")?,
+            id: found[0]?,
+            event_id: found[1]?,
+            webhook_id: found[2]?,
+            action: found[3]?,
+            record_id: found[4]?,
+            data: found[5]?,
+            state: found[6]?,
+            attempts: found[7]?,
+            next_attempt_at: found[8]?,
+            created_at: found[9]?,
+            updated_at: found[10]?,
         })
     }
 }
