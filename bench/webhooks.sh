@@ -20,7 +20,10 @@
 # Knobs: BENCH_DB (agw_bench_wh), BENCH_SECONDS (5 per pgbench run, quick 2), BENCH_ROUNDS (5,
 # quick 1), BENCH_CLIENTS (4), BENCH_EVENTS (20000, quick 3000), BENCH_RATE (200 events/s),
 # BENCH_LATENCY_S (10, quick 3), BENCH_ENDPOINTS ("1 10 100"), BENCH_KEEP=1 (keep the database),
-# PGBENCH. Builds the webhook_bench example (release) unless WEBHOOK_BENCH points at a binary.
+# PGBENCH, BENCH_COMPARE_SQL=1 (each round of A, B and C also measures the PL/pgSQL capture,
+# _webhook_capture_sql, which was the trigger function before 0.5.0: a same-run before/after).
+# The cluster is PGHOST/PGPORT (default: the system one). Builds the webhook_bench example
+# (release) unless WEBHOOK_BENCH points at a binary.
 # Output: JSON lines in target/bench/webhooks.jsonl (see bench/lib.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -35,7 +38,8 @@ LAT_S=${BENCH_LATENCY_S:-$(quick_or 3 10)}
 ENDPOINT_COUNTS=(${BENCH_ENDPOINTS:-1 10 100})
 KEEP=${BENCH_KEEP:-0}
 FIXTURE=$ROOT/tests/fixtures/odoo19_mini.sql
-URL="postgresql:///$DB?host=$PGHOST"
+COMPARE_SQL=${BENCH_COMPARE_SQL:-0}
+URL="postgresql:///$DB?host=$PGHOST${PGPORT:+&port=$PGPORT}"
 
 die() { echo "webhooks.sh: error: $*" >&2; exit 1; }
 say() { echo "webhooks.sh: $*" >&2; }
@@ -90,20 +94,29 @@ tps() {
     grep -q aborted "$log" && { cat "$log" >&2; die "pgbench clients aborted"; }
     sed -nE 's/^tps = ([0-9.]+) .*/\1/p' "$log" | head -1
 }
+# The INSERT trigger of res_partner runs the PL/pgSQL capture instead of the Rust entry point
+# (until the webhook's next save recreates it).
+sql_capture() {
+    q -c "CREATE OR REPLACE TRIGGER api_gateway_webhook_insert AFTER INSERT ON res_partner REFERENCING NEW TABLE AS agw_new FOR EACH STATEMENT EXECUTE FUNCTION api_gateway._webhook_capture_sql()" >/dev/null
+}
+rust_capture() {
+    q -c "CREATE OR REPLACE TRIGGER api_gateway_webhook_insert AFTER INSERT ON res_partner REFERENCING NEW TABLE AS agw_new FOR EACH STATEMENT EXECUTE FUNCTION api_gateway._webhook_capture()" >/dev/null
+}
 reset_rows() { q -c "DELETE FROM res_partner WHERE name LIKE 'pgbench %'" -c "TRUNCATE api_gateway.webhook_job" >/dev/null; }
 
 # ---------------------------------------------------------------- A: capture cost, no worker
 say "A: $ROUNDS rounds of ${SECS}s, $CLIENTS clients: no webhook vs one webhook, no worker running"
-A_NONE=(); A_HOOK=()
+A_NONE=(); A_HOOK=(); A_SQL=()
 for r in $(seq "$ROUNDS"); do
     q -c "DELETE FROM api_gateway.webhook WHERE name = 'pgbench'" >/dev/null
     A_NONE+=("$(tps)")
     q -c "INSERT INTO api_gateway.webhook (name, model, url) VALUES ('pgbench', 'res.partner', 'https://hooks.example.com/pgbench')" >/dev/null
     A_HOOK+=("$(tps)")
+    if [ "$COMPARE_SQL" = 1 ]; then sql_capture; A_SQL+=("$(tps)"); rust_capture; fi
     reset_rows
 done
 q -c "DELETE FROM api_gateway.webhook WHERE name = 'pgbench'" >/dev/null
-say "A: none ${A_NONE[*]} | webhook ${A_HOOK[*]}"
+say "A: none ${A_NONE[*]} | webhook ${A_HOOK[*]}${A_SQL[*]:+ | SQL capture ${A_SQL[*]}}"
 
 # ---------------------------------------------------------------- C: an idle worker
 # An endpoint that accepts connections and never answers: the worker's 8 requests for the
@@ -125,18 +138,19 @@ for _ in $(seq 100); do [ -s "$WORK/idle.out" ] && break; sleep 0.1; done
 [ -s "$WORK/idle.out" ] || { cat "$WORK/idle.err" >&2; die "webhook_bench serve did not start"; }
 q -c "UPDATE api_gateway.webhook SET active = false WHERE name = 'serve'" >/dev/null
 q -c "INSERT INTO api_gateway.webhook (name, model, url, timeout, active) VALUES ('pgbench', 'res.partner', '$HANG_URL', '5 minutes', false)" >/dev/null
-C_NONE=(); C_HOOK=()
+C_NONE=(); C_HOOK=(); C_SQL=()
 for r in $(seq "$ROUNDS"); do
     q -c "UPDATE api_gateway.webhook SET active = false WHERE name = 'pgbench'" >/dev/null
     C_NONE+=("$(tps)")
     q -c "UPDATE api_gateway.webhook SET active = true WHERE name = 'pgbench'" >/dev/null
     C_HOOK+=("$(tps)")
+    if [ "$COMPARE_SQL" = 1 ]; then sql_capture; C_SQL+=("$(tps)"); rust_capture; fi
     reset_rows
 done
 kill -TERM "$IDLE" 2>/dev/null || true; wait "$IDLE" 2>/dev/null || true
 kill "$HANG" 2>/dev/null || true; wait "$HANG" 2>/dev/null || true
 q -c "DELETE FROM api_gateway.webhook WHERE name IN ('pgbench', 'serve')" >/dev/null
-say "C: none ${C_NONE[*]} | webhook ${C_HOOK[*]}"
+say "C: none ${C_NONE[*]} | webhook ${C_HOOK[*]}${C_SQL[*]:+ | SQL capture ${C_SQL[*]}}"
 
 # ---------------------------------------------------------------- B: with deliveries
 say "B: $ROUNDS rounds: no webhook vs one webhook delivered by the worker to a local receiver"
@@ -144,21 +158,25 @@ DATABASE_URL=$URL BENCH_WEBHOOK=serve "$BIN" serve >"$WORK/serve.out" 2>"$WORK/s
 SERVER=$!; PIDS+=("$SERVER")
 for _ in $(seq 100); do [ -s "$WORK/serve.out" ] && break; sleep 0.1; done
 [ -s "$WORK/serve.out" ] || { cat "$WORK/serve.err" >&2; die "webhook_bench serve did not start"; }
-B_NONE=(); B_HOOK=(); B_BACKLOG=()
+B_NONE=(); B_HOOK=(); B_BACKLOG=(); B_SQL=()
+drain_backlog() {
+    for _ in $(seq 300); do
+        [ "$(q -c "SELECT count(*) FROM api_gateway.webhook_job WHERE state <> 'delivered'")" = 0 ] && break
+        sleep 0.1
+    done
+}
 for r in $(seq "$ROUNDS"); do
     q -c "UPDATE api_gateway.webhook SET active = false WHERE name = 'serve'" >/dev/null
     B_NONE+=("$(tps)")
     q -c "UPDATE api_gateway.webhook SET active = true WHERE name = 'serve'" >/dev/null
     B_HOOK+=("$(tps)")
     B_BACKLOG+=("$(q -c "SELECT count(*) FROM api_gateway.webhook_job WHERE state <> 'delivered'")")
-    for _ in $(seq 300); do
-        [ "$(q -c "SELECT count(*) FROM api_gateway.webhook_job WHERE state <> 'delivered'")" = 0 ] && break
-        sleep 0.1
-    done
+    drain_backlog
+    if [ "$COMPARE_SQL" = 1 ]; then sql_capture; B_SQL+=("$(tps)"); rust_capture; drain_backlog; fi
     reset_rows
 done
 kill -TERM "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true
-say "B: none ${B_NONE[*]} | webhook ${B_HOOK[*]} | backlog at the end of each run ${B_BACKLOG[*]}"
+say "B: none ${B_NONE[*]} | webhook ${B_HOOK[*]} | backlog at the end of each run ${B_BACKLOG[*]}${B_SQL[*]:+ | SQL capture ${B_SQL[*]}}"
 
 # ---------------------------------------------------------------- D: delivery
 j() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
@@ -168,6 +186,11 @@ result_rounds capture_none_b tps "${B_NONE[@]}"
 result_rounds capture_hook_b tps "${B_HOOK[@]}"
 result_rounds capture_none_c tps "${C_NONE[@]}"
 result_rounds capture_hook_c tps "${C_HOOK[@]}"
+if [ "$COMPARE_SQL" = 1 ]; then
+    result_rounds capture_sql_a tps "${A_SQL[@]}"
+    result_rounds capture_sql_b tps "${B_SQL[@]}"
+    result_rounds capture_sql_c tps "${C_SQL[@]}"
+fi
 for e in "${ENDPOINT_COUNTS[@]}"; do
     say "D: $e endpoint(s): draining $EVENTS queued events"
     DRAIN=$(DATABASE_URL=$URL BENCH_ENDPOINTS=$e BENCH_EVENTS=$EVENTS "$BIN" drain) || die "drain failed"

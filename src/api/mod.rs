@@ -7,4 +7,5 @@ pub mod oauth;
 pub mod rate_limit;
 pub mod secrets;
 pub mod settings;
+pub mod webhook_capture;
 pub mod webhooks;

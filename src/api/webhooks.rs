@@ -261,11 +261,14 @@ unsafe fn push_json_value(out: &mut String, typid: pg_sys::Oid, value: pg_sys::D
     }
 }
 
-/// A row (a composite datum) taken apart.
-struct Row {
+/// A row taken apart: from a composite datum (a SQL argument) or from a tuple slot (the
+/// capture trigger's transition tables, see `webhook_capture.rs`).
+pub(crate) struct Row {
     tupdesc: pg_sys::TupleDesc,
     values: Vec<pg_sys::Datum>,
     nulls: Vec<bool>,
+    /// Whether `tupdesc` came from lookup_rowtype_tupdesc (released on drop).
+    looked_up: bool,
 }
 
 impl Row {
@@ -279,16 +282,51 @@ impl Row {
             let mut tuple: pg_sys::HeapTupleData = std::mem::zeroed();
             tuple.t_len = pgrx::heap_tuple_header_get_datum_length(header) as u32;
             tuple.t_data = header;
+            let mut row = Row::from_heap_tuple(tupdesc, &mut tuple);
+            row.looked_up = true;
+            row
+        }
+    }
+
+    /// The attributes of `tuple`, described by `tupdesc` (which must outlive the row).
+    pub(crate) unsafe fn from_heap_tuple(
+        tupdesc: pg_sys::TupleDesc,
+        tuple: pg_sys::HeapTuple,
+    ) -> Row {
+        unsafe {
             let natts = usize::try_from((*tupdesc).natts).unwrap_or(0);
             let mut values = vec![pg_sys::Datum::from(0usize); natts];
             let mut nulls = vec![true; natts];
-            pg_sys::heap_deform_tuple(&mut tuple, tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            pg_sys::heap_deform_tuple(tuple, tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
             Row {
                 tupdesc,
                 values,
                 nulls,
+                looked_up: false,
             }
         }
+    }
+
+    /// The attributes of the tuple in `slot` (valid while the slot keeps that tuple).
+    pub(crate) unsafe fn from_slot(slot: *mut pg_sys::TupleTableSlot) -> Row {
+        unsafe {
+            pg_sys::slot_getallattrs(slot);
+            let tupdesc = (*slot).tts_tupleDescriptor;
+            let natts = usize::try_from((*tupdesc).natts).unwrap_or(0);
+            Row {
+                tupdesc,
+                values: std::slice::from_raw_parts((*slot).tts_values, natts).to_vec(),
+                nulls: std::slice::from_raw_parts((*slot).tts_isnull, natts).to_vec(),
+                looked_up: false,
+            }
+        }
+    }
+
+    /// The value of attribute `attnum` as an integer, when it is a non-NULL int4.
+    pub(crate) fn int4(&self, attnum: i16) -> Option<i32> {
+        let (_, typid, _, _) = self.attr(attnum)?;
+        let i = (attnum - 1) as usize;
+        (typid == pg_sys::INT4OID && !self.nulls[i]).then(|| self.values[i].value() as i32)
     }
 
     /// The live attribute `attnum` (1-based): (name, type, by value, length), or None.
@@ -308,24 +346,28 @@ impl Row {
     }
 
     /// `{"name": value, ...}` for the non-NULL attributes among `attnums`.
-    fn push_object(&self, out: &mut String, attnums: &[i16]) {
+    pub(crate) fn push_object(&self, out: &mut String, attnums: &[i16]) {
         out.push('{');
         let mut first = true;
         for &n in attnums {
-            let Some((name, typid, _, _)) = self.attr(n) else {
+            let Some(i) = usize::try_from(n).ok().and_then(|n| n.checked_sub(1)) else {
                 continue;
             };
-            let i = (n - 1) as usize;
-            if self.nulls[i] {
+            if i >= self.values.len() || self.nulls[i] {
+                continue;
+            }
+            let a = unsafe { &*(*self.tupdesc).attrs.as_ptr().add(i) };
+            if a.attisdropped {
                 continue;
             }
             if !first {
                 out.push(',');
             }
             first = false;
-            push_json_string(out, &name);
+            let name = unsafe { std::ffi::CStr::from_ptr(a.attname.data.as_ptr()) };
+            push_json_string(out, &name.to_string_lossy());
             out.push(':');
-            unsafe { push_json_value(out, typid, self.values[i]) };
+            unsafe { push_json_value(out, a.atttypid, self.values[i]) };
         }
         out.push('}');
     }
@@ -335,7 +377,7 @@ impl Drop for Row {
     fn drop(&mut self) {
         // ReleaseTupleDesc: only reference-counted descriptors are released.
         unsafe {
-            if (*self.tupdesc).tdrefcount >= 0 {
+            if self.looked_up && (*self.tupdesc).tdrefcount >= 0 {
                 pg_sys::DecrTupleDescRefCount(self.tupdesc);
             }
         }
@@ -364,8 +406,13 @@ fn _webhook_write_json(
 ) -> Option<String> {
     let n = unsafe { Row::new(new.datum()) };
     let o = unsafe { Row::new(old.datum()) };
+    write_json(&n, &o, &attnums, &watched)
+}
+
+/// What `_webhook_write_json` returns, for two rows taken apart.
+pub(crate) fn write_json(n: &Row, o: &Row, attnums: &[i16], watched: &[i16]) -> Option<String> {
     let mut changed: Vec<(String, i16)> = vec![];
-    for &a in &watched {
+    for &a in watched {
         let Some((name, _, by_val, len)) = n.attr(a) else {
             continue;
         };
@@ -390,7 +437,7 @@ fn _webhook_write_json(
     }
     let mut out = String::with_capacity(512);
     out.push_str("{\"r\":");
-    n.push_object(&mut out, &attnums);
+    n.push_object(&mut out, attnums);
     out.push_str(",\"c\":[");
     for (k, (name, _)) in changed.iter().enumerate() {
         if k > 0 {
@@ -474,6 +521,11 @@ thread_local! {
 /// lookup that finds nothing; it never says false when an event of this transaction exists.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _webhook_queued() -> bool {
+    queued()
+}
+
+/// Whether the current transaction may have queued a webhook event already.
+pub(crate) fn queued() -> bool {
     let current = unsafe { pg_sys::GetTopFullTransactionIdIfAny() };
     current.value != 0 && QUEUED_IN.with(|q| q.get().value == current.value)
 }
@@ -481,6 +533,11 @@ fn _webhook_queued() -> bool {
 /// `api_gateway._webhook_mark_queued()`: the current transaction queued a webhook event.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _webhook_mark_queued() {
+    mark_queued()
+}
+
+/// The current transaction queued a webhook event.
+pub(crate) fn mark_queued() {
     let current = unsafe { pg_sys::GetTopFullTransactionIdIfAny() };
     QUEUED_IN.with(|q| q.set(current));
 }

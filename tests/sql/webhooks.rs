@@ -1780,3 +1780,373 @@ fn alter_table_and_drop_extension_leave_odoo_tables_clean() {
     }
     tx.rollback().unwrap();
 }
+
+// ------------------------------------------------------------------------ cheap capture
+//
+// `_webhook_capture()` (Rust) writes INSERTs and the first UPDATE or DELETE of a transaction
+// straight into the outbox, from a per-backend cache of the webhooks; everything else goes to
+// `_webhook_capture_sql()` (PL/pgSQL). These tests hold the fast path to what the SQL path
+// writes, and the cache to every committed or rolled-back change of a webhook.
+
+/// One outbox row: (action, record id, data, state, attempts, next_attempt_at = updated_at,
+/// event id).
+type JobRow = (String, i32, Option<Value>, String, i32, bool, String);
+
+/// The outbox rows of a webhook, oldest first.
+fn job_rows(db: &mut Client, webhook_id: i32) -> Vec<JobRow> {
+    db.query(
+        "SELECT action, record_id, data::jsonb, state, attempts, next_attempt_at = updated_at, event_id::text \
+           FROM api_gateway.webhook_job WHERE webhook_id = $1 ORDER BY id",
+        &[&webhook_id],
+    )
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6)))
+    .collect()
+}
+
+/// `data` with the record's own id and name replaced, to compare two records' events.
+fn anonymous(data: &Option<Value>) -> Option<Value> {
+    let mut d = data.clone()?;
+    fn strip(v: &mut Value) {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("id");
+            o.remove("name");
+            o.remove("display_name");
+            o.remove("complete_name");
+            o.remove("commercial_partner_id");
+        }
+    }
+    strip(&mut d);
+    if let Some(r) = d.get_mut("r") {
+        strip(r);
+    }
+    Some(d)
+}
+
+#[test]
+fn the_direct_outbox_write_equals_what_the_sql_capture_writes() {
+    let _g = serial();
+    let mut db = connect();
+    let plain = committed(&mut db, |tx| {
+        prepare(tx);
+        add_webhook(tx, "wh sql cap plain", "res.partner", "", "")
+    });
+    let _cleanup = CleanupSql(vec![
+        "DELETE FROM api_gateway.webhook WHERE name LIKE 'wh sql cap %'".into(),
+        "DELETE FROM res_partner WHERE name LIKE 'wh cap %'".into(),
+    ]);
+    // One record through the Rust path (no webhook of the table has a domain: INSERT, then
+    // the first UPDATE and DELETE of their own transactions), then one through the SQL path
+    // (a webhook with a domain sends every statement of the table there).
+    let run = |db: &mut Client, name: &str| {
+        let id = committed(db, |tx| new_partner(tx, name, false));
+        committed(db, |tx| {
+            tx.execute(
+                "UPDATE res_partner SET email = 'cap@example.com', is_company = true WHERE id = $1",
+                &[&id],
+            )
+            .unwrap();
+        });
+        committed(db, |tx| {
+            tx.execute("DELETE FROM res_partner WHERE id = $1", &[&id])
+                .unwrap();
+        });
+        id
+    };
+    let fast_id = run(&mut db, "wh cap fast");
+    let fast_filtered: i64 = db
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.res_partner'::regclass \
+               AND tgfoid = 'api_gateway._webhook_capture()'::regprocedure AND tgnargs > 0",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(fast_filtered, 0, "the first run must take the Rust path");
+    committed(&mut db, |tx| {
+        prepare(tx);
+        add_webhook(
+            tx,
+            "wh sql cap domain",
+            "res.partner",
+            ", domain",
+            ", $$[('id', '>', 0)]$$",
+        )
+    });
+    let slow_id = run(&mut db, "wh cap slow");
+    let rows = job_rows(&mut db, plain);
+    let fast: Vec<_> = rows.iter().filter(|r| r.1 == fast_id).collect();
+    let slow: Vec<_> = rows.iter().filter(|r| r.1 == slow_id).collect();
+    assert_eq!(fast.len(), 3, "{rows:?}");
+    assert_eq!(slow.len(), 3, "{rows:?}");
+    for (f, s) in fast.iter().zip(&slow) {
+        assert_eq!(f.0, s.0, "action");
+        assert_eq!(
+            (f.3.as_str(), f.4, f.5),
+            ("pending", 0, true),
+            "defaults: {f:?}"
+        );
+        assert_eq!(
+            (s.3.as_str(), s.4, s.5),
+            ("pending", 0, true),
+            "defaults: {s:?}"
+        );
+        assert_eq!(anonymous(&f.2), anonymous(&s.2), "data of {}", f.0);
+    }
+    assert_eq!(fast[0].2.as_ref().unwrap()["id"], json!(fast_id));
+    let mut changed: Vec<String> =
+        serde_json::from_value(fast[1].2.as_ref().unwrap()["c"].clone()).unwrap();
+    changed.sort();
+    assert_eq!(changed, ["email", "is_company"]);
+    assert_eq!(
+        fast[1].2.as_ref().unwrap()["p"],
+        json!({"email": null, "is_company": false})
+    );
+    assert!(fast[2].2.is_none());
+    // The payloads rendered for delivery are the same too.
+    let rendered: Vec<Value> = db
+        .query(
+            "SELECT payload - 'event_id' - 'timestamp' FROM api_gateway.webhook_queue \
+              WHERE webhook_id = $1 ORDER BY id",
+            &[&plain],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rendered.len(), 6);
+    for k in 0..3 {
+        let (mut f, mut s) = (rendered[k].clone(), rendered[k + 3].clone());
+        for v in [&mut f, &mut s] {
+            let r = v["record"].as_object_mut().unwrap();
+            for key in [
+                "id",
+                "name",
+                "display_name",
+                "complete_name",
+                "commercial_partner_id",
+            ] {
+                r.remove(key);
+            }
+        }
+        assert_eq!(f, s, "payload {k}");
+    }
+}
+
+#[test]
+fn event_ids_written_by_capture_are_distinct_version_4_uuids_and_savepoints_undo_them() {
+    let _g = serial();
+    let mut db = connect();
+    let mut tx = db.transaction().unwrap();
+    prepare(&mut tx);
+    let id = add_webhook(
+        &mut tx,
+        "wh sql cap uuid",
+        "res.partner.category",
+        ", fields",
+        ", '{name}'",
+    );
+    tx.batch_execute(
+        "INSERT INTO res_partner_category (name, active) \
+         SELECT jsonb_build_object('en_US', 'uuid ' || g), true FROM generate_series(1, 1000) g",
+    )
+    .unwrap();
+    let (n, distinct, v4): (i64, i64, i64) = {
+        let r = tx
+            .query_one(
+                "SELECT count(*), count(DISTINCT event_id), \
+                        count(*) FILTER (WHERE event_id::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$') \
+                   FROM api_gateway.webhook_job WHERE webhook_id = $1",
+                &[&id],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert_eq!((n, distinct, v4), (1000, 1000, 1000));
+    // Written in the (sub)transaction of the statement: a rollback to a savepoint removes them.
+    tx.batch_execute(
+        "SAVEPOINT s; \
+         INSERT INTO res_partner_category (name, active) VALUES ('{\"en_US\": \"undone\"}', true); \
+         ROLLBACK TO SAVEPOINT s; \
+         INSERT INTO res_partner_category (name, active) VALUES ('{\"en_US\": \"kept\"}', true)",
+    )
+    .unwrap();
+    let names: Vec<Value> = payloads(&mut tx, id)
+        .into_iter()
+        .skip(1000)
+        .map(|p| p["record"]["name"].clone())
+        .collect();
+    assert_eq!(names, vec![json!({"en_US": "kept"})]);
+    tx.rollback().unwrap();
+}
+
+#[test]
+fn the_capture_cache_follows_every_change_of_the_webhooks() {
+    let _g = serial();
+    let mut admin = connect();
+    let mut writer = connect();
+    let h1 = committed(&mut admin, |tx| {
+        prepare(tx);
+        add_webhook(
+            tx,
+            "wh sql cap cache 1",
+            "res.partner.category",
+            ", fields",
+            ", '{name}'",
+        )
+    });
+    let _cleanup = CleanupSql(vec![
+        "DELETE FROM api_gateway.webhook WHERE name LIKE 'wh sql cap cache %'".into(),
+        "DELETE FROM res_partner_category WHERE name->>'en_US' LIKE 'cache %'".into(),
+    ]);
+    let insert = |db: &mut Client, name: &str| -> i32 {
+        db.query_one(
+            "INSERT INTO res_partner_category (name, active) VALUES (jsonb_build_object('en_US', $1::text), true) RETURNING id",
+            &[&name],
+        )
+        .unwrap()
+        .get(0)
+    };
+    // The webhooks that queued an event for a record, and the payload keys of the first.
+    let hooks_of = |db: &mut Client, record: i32| -> (Vec<i32>, Vec<String>) {
+        let rows = db
+            .query(
+                "SELECT webhook_id, data::jsonb FROM api_gateway.webhook_job j \
+                  JOIN api_gateway.webhook w ON w.id = j.webhook_id \
+                  WHERE record_id = $1 AND w.name LIKE 'wh sql cap cache %' ORDER BY webhook_id",
+                &[&record],
+            )
+            .unwrap();
+        let ids = rows.iter().map(|r| r.get(0)).collect();
+        let keys = rows
+            .first()
+            .and_then(|r| r.get::<_, Option<Value>>(1))
+            .and_then(|d| d.as_object().map(|o| o.keys().cloned().collect()))
+            .unwrap_or_default();
+        (ids, keys)
+    };
+    // The writer's backend fills its cache.
+    let r = insert(&mut writer, "cache 1");
+    assert_eq!(hooks_of(&mut writer, r).0, vec![h1]);
+    // Another session changes the payload fields: the writer's next statement uses them.
+    admin
+        .execute(
+            "UPDATE api_gateway.webhook SET fields = '{name,active}' WHERE id = $1",
+            &[&h1],
+        )
+        .unwrap();
+    let r = insert(&mut writer, "cache 2");
+    assert_eq!(
+        hooks_of(&mut writer, r),
+        (vec![h1], vec!["active".into(), "id".into(), "name".into()])
+    );
+    // A second webhook, then its deactivation.
+    let h2 = committed(&mut admin, |tx| {
+        prepare(tx);
+        add_webhook(
+            tx,
+            "wh sql cap cache 2",
+            "res.partner.category",
+            ", fields",
+            ", '{name}'",
+        )
+    });
+    let r = insert(&mut writer, "cache 3");
+    assert_eq!(hooks_of(&mut writer, r).0, vec![h1, h2]);
+    admin
+        .execute(
+            "UPDATE api_gateway.webhook SET active = false WHERE id = $1",
+            &[&h2],
+        )
+        .unwrap();
+    let r = insert(&mut writer, "cache 4");
+    assert_eq!(hooks_of(&mut writer, r).0, vec![h1]);
+    // A REPEATABLE READ writer (as Odoo's) whose snapshot predates a change still gets it at
+    // its next statement, and does not keep a stale list for the transactions after it.
+    writer
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM res_partner_category",
+        )
+        .unwrap();
+    admin
+        .execute(
+            "UPDATE api_gateway.webhook SET active = true WHERE id = $1",
+            &[&h2],
+        )
+        .unwrap();
+    let r = insert(&mut writer, "cache 5");
+    writer.batch_execute("COMMIT").unwrap();
+    assert_eq!(hooks_of(&mut writer, r).0, vec![h1, h2]);
+    let r = insert(&mut writer, "cache 6");
+    assert_eq!(hooks_of(&mut writer, r).0, vec![h1, h2]);
+    // The writer's own change of a webhook counts from its next statement, and is forgotten
+    // when it rolls back.
+    writer
+        .batch_execute(&format!(
+            "BEGIN; UPDATE api_gateway.webhook SET on_create = false WHERE id = {h1}"
+        ))
+        .unwrap();
+    let r = insert(&mut writer, "cache 7");
+    assert_eq!(hooks_of(&mut writer, r).0, vec![h2]);
+    writer.batch_execute("ROLLBACK").unwrap();
+    let r = insert(&mut writer, "cache 8");
+    assert_eq!(hooks_of(&mut writer, r).0, vec![h1, h2]);
+    writer
+        .batch_execute(&format!(
+            "BEGIN; UPDATE api_gateway.webhook SET on_create = false WHERE id = {h1}"
+        ))
+        .unwrap();
+    let r = insert(&mut writer, "cache 9");
+    assert_eq!(hooks_of(&mut writer, r).0, vec![h2]);
+    writer.batch_execute("COMMIT").unwrap();
+    // Deleted: nothing more for it.
+    admin
+        .execute("DELETE FROM api_gateway.webhook WHERE id = $1", &[&h2])
+        .unwrap();
+    let r = insert(&mut writer, "cache 10");
+    assert_eq!(hooks_of(&mut writer, r).0, Vec::<i32>::new());
+}
+
+#[test]
+fn capture_writes_through_sql_when_the_outbox_is_not_the_table_it_knows() {
+    let _g = serial();
+    let mut db = connect();
+    let mut tx = db.transaction().unwrap();
+    prepare(&mut tx);
+    let id = add_webhook(
+        &mut tx,
+        "wh sql cap shape",
+        "res.partner.category",
+        ", fields",
+        ", '{name}'",
+    );
+    tx.batch_execute(
+        "INSERT INTO res_partner_category (name, active) VALUES ('{\"en_US\": \"before\"}', true)",
+    )
+    .unwrap();
+    // A column the Rust path does not fill, NOT NULL with a default: only an INSERT fills it.
+    tx.batch_execute(
+        "ALTER TABLE api_gateway.webhook_job ADD COLUMN agw_test_extra text NOT NULL DEFAULT 'filled'; \
+         INSERT INTO res_partner_category (name, active) VALUES ('{\"en_US\": \"after\"}', true)",
+    )
+    .unwrap();
+    let rows: Vec<(String, String)> = tx
+        .query(
+            "SELECT data::jsonb->'name'->>'en_US', agw_test_extra FROM api_gateway.webhook_job \
+              WHERE webhook_id = $1 ORDER BY id",
+            &[&id],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("before".into(), "filled".into()),
+            ("after".into(), "filled".into())
+        ]
+    );
+    tx.rollback().unwrap();
+}
