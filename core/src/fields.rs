@@ -106,6 +106,84 @@ pub fn search_default(model: &str, domain: &Domain) -> Option<Domain> {
     }
 }
 
+/// Where the value of a requested field comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Read in SQL: a column, a path of columns (`_inherits`, related), or `display_name`.
+    Sql,
+    /// Filled by Odoo's own `read()` (with `--odoo-url`): binary fields (their bytes live in
+    /// Odoo's filestore) and computed fields that are not stored.
+    Odoo,
+}
+
+/// The source of field `name` of type `ttype`; `sql_path` says whether SQL can reach its value.
+pub fn source(name: &str, ttype: &str, sql_path: bool) -> Source {
+    if name == "display_name" || (sql_path && ttype != "binary") {
+        Source::Sql
+    } else {
+        Source::Odoo
+    }
+}
+
+/// What a search answers for a user whom no access right lets read the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithoutAccess {
+    /// Odoo's AccessError (42501).
+    Refuse,
+    /// No records: the model's `_search` filters the rows instead of checking the right.
+    Empty,
+}
+
+/// `ir.attachment._search` checks the access right only when the domain pins `res_model` to one
+/// to five models (it then searches through `super()._search`); otherwise it fetches as superuser
+/// and keeps what `_filtered_access('read')` allows, which is nothing without the right.
+pub fn search_without_access(model: &str, domain: &Domain) -> WithoutAccess {
+    if model != "ir.attachment" {
+        return WithoutAccess::Refuse;
+    }
+    let pinned = pinned_values(domain, "res_model");
+    if pinned.as_ref().is_some_and(|v| (1..=5).contains(&v.len())) {
+        WithoutAccess::Refuse
+    } else {
+        WithoutAccess::Empty
+    }
+}
+
+/// The values a domain pins `field` to at its top level (Odoo's `condition_values`): the
+/// intersection of its `=`/`in` conditions on the field, None when none constrains it.
+fn pinned_values(domain: &Domain, field: &str) -> Option<Vec<String>> {
+    let leaves: Vec<&Leaf> = match domain {
+        Domain::Leaf(l) => vec![l],
+        Domain::And(v) => v
+            .iter()
+            .filter_map(|d| match d {
+                Domain::Leaf(l) => Some(l),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    };
+    let mut out: Option<Vec<String>> = None;
+    for l in leaves.iter().filter(|l| l.path == field) {
+        let values: Vec<String> = match (&l.op, &l.value) {
+            (Operator::Eq, LeafValue::Value(Value::Str(s))) => vec![s.clone()],
+            (Operator::In, LeafValue::Value(Value::List(items))) => items
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Str(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => continue,
+        };
+        out = Some(match out {
+            None => values,
+            Some(prev) => prev.into_iter().filter(|v| values.contains(v)).collect(),
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +230,49 @@ mod tests {
         }
         assert!(x2many_domain("account.move", "invoice_line_ids").is_some());
         assert!(x2many_domain("account.move", "line_ids").is_none());
+    }
+
+    #[test]
+    fn sources() {
+        assert_eq!(source("display_name", "char", false), Source::Sql);
+        assert_eq!(source("name", "char", true), Source::Sql);
+        assert_eq!(source("lst_price", "float", false), Source::Odoo);
+        assert_eq!(source("image_128", "binary", true), Source::Odoo);
+        assert_eq!(source("image_128", "binary", false), Source::Odoo);
+    }
+
+    #[test]
+    fn attachment_searches_without_the_right_are_empty_unless_res_model_is_pinned() {
+        let d = |s: &str| parse(s).unwrap();
+        let w = |m: &str, s: &str| search_without_access(m, &d(s));
+        assert_eq!(w("res.partner", "[]"), WithoutAccess::Refuse);
+        assert_eq!(w("ir.attachment", "[]"), WithoutAccess::Empty);
+        assert_eq!(w("ir.attachment", "[('id','>',0)]"), WithoutAccess::Empty);
+        assert_eq!(
+            w("ir.attachment", "[('res_model','=','res.partner')]"),
+            WithoutAccess::Refuse
+        );
+        assert_eq!(
+            w(
+                "ir.attachment",
+                "[('res_model','in',['a','b']),('name','=','x')]"
+            ),
+            WithoutAccess::Refuse
+        );
+        assert_eq!(
+            w(
+                "ir.attachment",
+                "[('res_model','in',['a','b','c','d','e','f'])]"
+            ),
+            WithoutAccess::Empty
+        );
+        assert_eq!(
+            w("ir.attachment", "['|',('res_model','=','a'),('id','=',1)]"),
+            WithoutAccess::Empty
+        );
+        assert_eq!(
+            w("ir.attachment", "[('res_model','!=','a')]"),
+            WithoutAccess::Empty
+        );
     }
 }

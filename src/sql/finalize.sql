@@ -53,6 +53,10 @@ BEGIN
         'api_gateway.write_if_match(integer, text, integer, jsonb, text[])',
         'api_gateway.unlink_if_match(integer, text, integer, text[])',
         'api_gateway.search_page(integer, text, text, text[], integer, text, text)',
+        -- --odoo-url: the fields Odoo fills in a read, and binary fields served as files.
+        'api_gateway.fields_in_sql(integer, text, text[])',
+        'api_gateway.odoo_fill(integer, text, text[])',
+        'api_gateway.binary_file(integer, text, integer, text)',
         'api_gateway.log_requests(jsonb)',
         'api_gateway.log_level()',
         'api_gateway.ensure_log_partitions(integer)',

@@ -3,6 +3,7 @@ pub mod admin;
 pub mod conditional;
 pub mod dashboard;
 pub mod docs;
+pub mod fill;
 pub mod forward;
 pub mod health;
 pub mod metrics;
