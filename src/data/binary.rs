@@ -66,6 +66,18 @@ pub fn binary_file(uid: i32, model_name: &str, id: i32, field: &str) -> Option<V
         return None;
     }
     let row = Spi::connect(|c| {
+        // A database without Odoo's attachments (a bare fixture): no facts, Odoo decides.
+        let has_table = spi(c
+            .select(
+                "SELECT to_regclass('public.ir_attachment') IS NOT NULL",
+                Some(1),
+                &[],
+            )
+            .and_then(|t| t.first().get::<bool>(1)))
+        .unwrap_or(false);
+        if !has_table {
+            return None;
+        }
         let t = if model_name == "ir.attachment" {
             spi(c.select(OWN, Some(1), &[id.into()]))
         } else {
