@@ -295,9 +295,11 @@ fn select_fields(
                     raise(
                         PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
                         format!(
-                            "invalid field list: {}.{name} is not stored in the database ({})",
-                            model.info.model,
-                            why.unwrap_or_else(|| "Odoo computes it".into())
+                            "invalid field list: {}",
+                            why.unwrap_or_else(|| format!(
+                                "{}.{name} is not stored in the database",
+                                model.info.model
+                            ))
                         ),
                         Some(
                             "non-stored computed and binary fields need Odoo itself: start api-gateway serve with --odoo-url",
