@@ -24,15 +24,35 @@ N = int(os.environ.get("BENCH_REQUESTS", "100"))
 FIELDS = "name,default_code,list_price,uom_id"
 
 
+class Conn:
+    """One keep-alive connection, opened again when the server closed it (idle timeout)."""
+
+    def __init__(self, u):
+        self.u = u
+        self.c = None
+
+    def request(self, method, path, body, headers):
+        for attempt in (1, 2):
+            if self.c is None:
+                self.c = http.client.HTTPConnection(self.u.hostname, self.u.port, timeout=60)
+            try:
+                self.c.request(method, path, body=body, headers=headers)
+                r = self.c.getresponse()
+                return r, r.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.c.close()
+                self.c = None
+                if attempt == 2:
+                    raise
+
+
 def conn(u):
-    return http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    return Conn(u)
 
 
 def timed(c, method, path, body=None, headers=None):
     t0 = time.perf_counter()
-    c.request(method, path, body=body, headers=headers or {})
-    r = c.getresponse()
-    data = r.read()
+    r, data = c.request(method, path, body, headers or {})
     ms = (time.perf_counter() - t0) * 1000
     if r.status != 200:
         raise SystemExit(f"odoo_fill.py: {method} {path}: {r.status} {data[:300]!r}")
