@@ -132,12 +132,13 @@ pub async fn list(
         let total: Option<i64> = p.col(1)?;
         let g = &p.gate;
         let mut page = page.unwrap_or_else(|| json!({"records": [], "next": null}));
-        if fills && let Some(plan) = Plan::from_column(p.col(2)?) {
-            if let Some(records) = page["records"].as_array_mut() {
-                fill::fill(&state, &ctx, g, &model, &plan, records)
-                    .await
-                    .map_err(|e| g.with_headers(e))?;
-            }
+        if fills
+            && let Some(plan) = Plan::from_column(p.col(2)?)
+            && let Some(records) = page["records"].as_array_mut()
+        {
+            fill::fill(&state, &ctx, g, &model, &plan, records)
+                .await
+                .map_err(|e| g.with_headers(e))?;
         }
         if count {
             page["count"] = json!(total.unwrap_or(0));
@@ -258,7 +259,7 @@ pub async fn download(
     query::parse(raw.as_deref(), &[])?;
     let cond = conditional::condition(&headers, header::IF_NONE_MATCH)?;
     if state.odoo.is_none() {
-        return Err(files_need_odoo().into());
+        return Err(files_need_odoo());
     }
     let p = gate::run(
         &state,
@@ -273,7 +274,7 @@ pub async fn download(
     .await?;
     let g = &p.gate;
     let Some(facts) = p.col::<Option<Value>>(0)? else {
-        return Err(g.with_headers(missing(&model, id)).into());
+        return Err(g.with_headers(missing(&model, id)));
     };
     let attachment = &facts["attachment"];
     let checksum = attachment["checksum"].as_str();
@@ -302,11 +303,9 @@ pub async fn download(
         .find(|r| r["id"].as_i64() == Some(i64::from(id)))
         .and_then(|r| r[field.as_str()].as_str());
     let Some(encoded) = encoded.filter(|e| !e.is_empty()) else {
-        return Err(g
-            .with_headers(Problem::not_found(format!(
-                "{model} {id} has no file in {field}"
-            )))
-            .into());
+        return Err(g.with_headers(Problem::not_found(format!(
+            "{model} {id} has no file in {field}"
+        ))));
     };
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD
