@@ -212,4 +212,75 @@ if [ -n "${BENCH_ODOO_URL:-}" ]; then
         if [ "$id" = odoo_fill_rows ]; then result "$id" "$values" rows; else result_rounds "$id" ms $values; fi
     done <<<"$out"
 fi
+
+# pair ID_A SCRIPT_A "VARS_A" ID_B SCRIPT_B "VARS_B" DB: two workloads (each with its own pgbench
+# -D variables, words without spaces) in interleaved rounds, A first in odd rounds.
+pair() {
+    local ida=$1 a=$2 va=$3 idb=$4 b=$5 vb=$6 db=$7
+    local xs=() ys=() round
+    for round in $(seq 1 "$ROUNDS"); do
+        say "$ida vs $idb, round $round of $ROUNDS, 4 clients, ${SECS}s each"
+        if [ $((round % 2)) = 1 ]; then
+            xs+=("$(pgbench_tps "$db" 4 "$SECS" prepared "$a" $va)")
+            ys+=("$(pgbench_tps "$db" 4 "$SECS" prepared "$b" $vb)")
+        else
+            ys+=("$(pgbench_tps "$db" 4 "$SECS" prepared "$b" $vb)")
+            xs+=("$(pgbench_tps "$db" 4 "$SECS" prepared "$a" $va)")
+        fi
+        say "  $ida ${xs[-1]} tps, $idb ${ys[-1]} tps"
+    done
+    result_rounds "$ida" tps "${xs[@]}"
+    result_rounds "$idb" tps "${ys[@]}"
+}
+
+# Issue 18.1, nested reads, on the real Odoo database: a sale order with 20 lines (made here
+# from the demo's S00001 and its lines), read flat and with its lines and their products, as the
+# demo user (uid 5; his record rules apply to the order, the lines and the products).
+#   BENCH_DATA_NESTED=0 skips it and the paging rows below.
+if [ "${BENCH_DATA_NESTED:-1}" = 1 ] && [ "${BENCH_DATA_PAGING_ONLY:-0}" = 0 ] && [ -f "$DEMO_DUMP" ]; then
+    NDB=${DB}_nested
+    say "database $NDB: the real Odoo database and an order of 20 lines"
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $NDB WITH (FORCE)" -c "CREATE DATABASE $NDB" >/dev/null
+    zcat "$DEMO_DUMP" | psql -X -q -v ON_ERROR_STOP=1 -d "$NDB" >/dev/null
+    order=$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$NDB" -f "$BENCH_DIR/sql/order_20_lines.sql" | tail -1)
+    psql -X -q -v ON_ERROR_STOP=1 -d "$NDB" -c 'CREATE EXTENSION api_gateway' -c 'ANALYZE' >/dev/null
+    lines=$(psql -X -q -At -d "$NDB" -v id="$order" -c "SELECT jsonb_array_length(api_gateway.search_read(5, 'sale.order', '[(\"id\", \"=\", $order)]', '{\"order_line{product_id{name}}\"}') -> 0 -> 'order_line')")
+    [ "$lines" = 20 ] || die "nested read: order $order has $lines lines visible to the demo user, 20 expected"
+    pair nested_read_l20 "$BENCH_DIR/pgbench/nested_read.sql" "-D uid=5 -D id=$order" \
+        flat_read_l20 "$BENCH_DIR/pgbench/nested_flat.sql" "-D uid=5 -D id=$order" "$NDB"
+    [ "${BENCH_KEEP:-0}" = 1 ] || psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $NDB WITH (FORCE)" >/dev/null
+fi
+
+# Issue 18.2, cursor paging on the mini fixture with 10,050 more partners: page 1,000 (10 rows a
+# page, order id) costs what page 1 costs by cursor; offset paging's page 1,000 next to it.
+if [ "${BENCH_DATA_NESTED:-1}" = 1 ]; then
+    PDB=${DB}_paging
+    say "database $PDB: the mini fixture and 10,050 partners to page through"
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $PDB WITH (FORCE)" -c "CREATE DATABASE $PDB" >/dev/null
+    psql -X -q -v ON_ERROR_STOP=1 -d "$PDB" -f "$BENCH_ROOT/tests/fixtures/odoo19_mini.sql" >/dev/null
+    psql -X -q -v ON_ERROR_STOP=1 -d "$PDB" -c 'CREATE EXTENSION api_gateway' \
+        -c "INSERT INTO public.res_partner (name, complete_name, email, active, partner_share, type)
+            SELECT 'Page ' || g, 'Page ' || g, 'p' || g || '@bench.example', true, false, 'contact'
+              FROM generate_series(1, 10050) g" -c ANALYZE >/dev/null
+    # The cursor of page 1,000: the `next` after 9,990 records, in hops of at most max_limit.
+    after=""
+    for hop in 999 999 999 999 999 999 999 999 999 999; do
+        after=$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$PDB" -v after="$after" -v n="$hop" <<'SQL'
+SELECT api_gateway.search_page(2, 'res.partner', '[("name", "=like", "Page %")]', '{name}', :n, 'id', nullif(:'after', '')) ->> 'next';
+SQL
+)
+    done
+    # Both ways give the same page 1,000 before either is timed.
+    same=$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$PDB" -v after="$after" -v offset=9990 -v uid=2 <<SQL
+SELECT (($(quoted "$BENCH_DIR/pgbench/paging_cursor.sql")) -> 'records') = ($(quoted "$BENCH_DIR/pgbench/paging_offset.sql"))
+       AND jsonb_array_length(($(quoted "$BENCH_DIR/pgbench/paging_offset.sql"))) = 10;
+SQL
+)
+    [ "$same" = t ] || die "paging: page 1,000 by cursor and by offset differ"
+    pair cursor_p1000 "$BENCH_DIR/pgbench/paging_cursor.sql" "-D uid=2 -D after=$after" \
+        cursor_p1 "$BENCH_DIR/pgbench/paging_cursor_first.sql" "-D uid=2" "$PDB"
+    pair offset_p1000 "$BENCH_DIR/pgbench/paging_offset.sql" "-D uid=2 -D offset=9990" \
+        offset_p1 "$BENCH_DIR/pgbench/paging_offset.sql" "-D uid=2 -D offset=0" "$PDB"
+    [ "${BENCH_KEEP:-0}" = 1 ] || psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $PDB WITH (FORCE)" >/dev/null
+fi
 say "results in ${BENCH_RESULTS#"$BENCH_ROOT"/}"

@@ -326,6 +326,32 @@ def section_data(r: Results) -> list[str]:
               short="a field Odoo fills vs Odoo alone")
         lines += ["", "**Issue 20: what display names and fields Odoo fills cost** (same run; the "
                   "Odoo rows need `BENCH_ODOO_URL`, a running Odoo 19 on the demo database):", ""] + t.markdown()
+    lines += section_nested(r)
+    return lines
+
+
+def section_nested(r: Results) -> list[str]:
+    """Issue 18: nested reads (cost against a flat read) and cursor paging (page 1,000 vs 1)."""
+    g = lambda id: r.get("data", id)  # noqa: E731
+    have = r.values.get("data", {})
+    lines: list[str] = []
+    if "nested_read_l20" in have:
+        t = Table(ours="nested", baseline="flat", ratio="cost (flat / nested)")
+        t.add("a sale order of 20 lines read with its lines and each line's product in one request "
+              "(`order_line{product_id{name,default_code},...}`) vs the order alone, demo user, real database, 4 clients",
+              lambda: (tps(g("nested_read_l20")), tps(g("flat_read_l20")),
+                       r.ratio("data", "flat_read_l20", "nested_read_l20")),
+              target=2, at_most=True, short="nested read of a 20-line order vs a flat read (cost)")
+        lines += ["", "**Nested reads** (issue 18), same run:", ""] + t.markdown()
+    if "cursor_p1000" in have:
+        t = Table(ours="page 1,000", baseline="page 1", ratio="ratio")
+        t.add("cursor paging (`search_page`, 10 rows a page, order id) over 10,050 partners: page 1,000 vs page 1, 4 clients",
+              lambda: (tps(g("cursor_p1000")), tps(g("cursor_p1")), r.ratio("data", "cursor_p1000", "cursor_p1")),
+              target=0.8, short="cursor paging: page 1,000 vs page 1")
+        if "offset_p1000" in have:
+            t.add("offset paging (`search_read`, offset 9,990) for comparison: page 1,000 vs page 1",
+                  lambda: (tps(g("offset_p1000")), tps(g("offset_p1")), r.ratio("data", "offset_p1000", "offset_p1")))
+        lines += ["", "**Cursor paging** (issue 18), same run, mini fixture:", ""] + t.markdown()
     return lines
 
 

@@ -159,7 +159,9 @@ fn field_schema(field: &Value, for_input: bool) -> Value {
                     {"type": "integer"},
                     {"type": "array", "minItems": 2, "maxItems": 2,
                      "items": {"type": ["integer", "string"]},
-                     "description": "[id, display name]"}
+                     "description": "[id, display name]"},
+                    {"type": "object", "required": ["id"],
+                     "description": "the related record with the sub-fields asked for (nested read: fields=name{...} or specification)"}
                 ]})
             }
         }
@@ -167,7 +169,10 @@ fn field_schema(field: &Value, for_input: bool) -> Value {
             if for_input {
                 json!({"type": "array"})
             } else {
-                json!({"type": "array", "items": {"type": "integer"}})
+                json!({"type": "array", "items": {"anyOf": [
+                    {"type": "integer"},
+                    {"type": "object", "required": ["id"],
+                     "description": "a related record with the sub-fields asked for (nested read)"}]}})
             }
         }
         _ => json!({}),
@@ -320,6 +325,7 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
             [
                 "domain",
                 "fields",
+                "specification",
                 "limit",
                 "offset",
                 "order",
@@ -360,7 +366,11 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
     let read_params: Vec<Value> = id_params
         .iter()
         .cloned()
-        .chain([param("fields"), param("If-None-Match")])
+        .chain([
+            param("fields"),
+            param("specification"),
+            param("If-None-Match"),
+        ])
         .collect();
     let id_params_keyed: Vec<Value> = id_params
         .iter()
@@ -602,8 +612,11 @@ fn parameters() -> Value {
             "description": "Odoo domain, as a Python literal or JSON, e.g. [('is_company','=',True)] or [[\"name\",\"ilike\",\"ada\"]]",
             "schema": {"type": "string"}, "example": "[(\"is_company\", \"=\", True)]"},
         "fields": {"name": "fields", "in": "query", "required": false,
-            "description": "Comma-separated field names (default: all readable fields)",
-            "schema": {"type": "string"}, "example": "name,email"},
+            "description": "Comma-separated field names (default: all readable fields). A relational field may name sub-fields to read the related records in the same request, with that model's access rights and record rules: `partner_id{name,email}`, `order_line(limit=5,order='sequence desc'){product_id{name},price_subtotal}` (at most 4 levels; an x2many's `limit` reads only its first N records in full, the others come back as {\"id\": N}, as Odoo's web_read does). See docs/http.md, nested reads.",
+            "schema": {"type": "string"}, "example": "name,partner_id{name,email},order_line{product_id{name},price_subtotal}"},
+        "specification": {"name": "specification", "in": "query", "required": false,
+            "description": "Instead of fields: an Odoo 17+ `web_read` specification as JSON, e.g. {\"partner_id\": {\"fields\": {\"name\": {}}}, \"order_line\": {\"fields\": {\"name\": {}}, \"limit\": 5, \"order\": \"sequence\"}}. Values are shaped as web_read returns them (a many2one without sub-fields is its id). Not with after.",
+            "schema": {"type": "string"}, "example": "{\"name\": {}, \"partner_id\": {\"fields\": {\"display_name\": {}}}}"},
         "limit": {"name": "limit", "in": "query", "required": false,
             "description": "Maximum number of records (default and maximum set in api_gateway.settings)",
             "schema": {"type": "integer", "minimum": 0, "maximum": 2147483647}},

@@ -53,6 +53,7 @@ fn search_read(
                 active_test: true,
                 single: false,
                 version: false,
+                specification: None,
             })
         })
     })
@@ -130,8 +131,154 @@ fn data_read(
             active_test: false,
             single: true,
             version: false,
+            specification: None,
         })
     })
+}
+
+/// The tree of a `specification` argument (NULL reads only `id`, as Odoo's `web_read({})`).
+fn specification(spec: Option<pgrx::JsonB>) -> Vec<api_gateway_core::nested::Node> {
+    match spec {
+        Some(s) => data::nested::specification_tree(&s.0),
+        None => vec![],
+    }
+}
+
+/// `api_gateway.web_search_read(uid, model, domain DEFAULT '[]', specification DEFAULT '{}',
+/// "limit" DEFAULT NULL, "offset" DEFAULT 0, "order" DEFAULT NULL) RETURNS jsonb`: the visible
+/// records matching the domain, each shaped by a `web_read` specification (nested records read
+/// with their own model's access rights and rules), in one statement.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, public, pg_temp)]
+fn web_search_read(
+    uid: Option<i32>,
+    model: Option<&str>,
+    domain: default!(Option<&str>, "'[]'"),
+    specification: default!(Option<pgrx::JsonB>, "'{}'"),
+    limit: default!(Option<i32>, "NULL"),
+    offset: default!(Option<i32>, 0),
+    order: default!(Option<&str>, "NULL"),
+) -> RawJsonb {
+    let uid = required(uid, "uid");
+    let model = required(model, "model");
+    let spec_text = specification.as_ref().map(|s| s.0.to_string());
+    let tree = self::specification(specification);
+    // The remembered statement's key: a specification where a field list goes, behind a
+    // control character no valid field list holds (an invalid one is never remembered).
+    let key = (
+        uid,
+        model.to_string(),
+        domain.map(str::to_string),
+        Some(vec![Some(format!(
+            "\u{1}spec {}",
+            spec_text.unwrap_or_default()
+        ))]),
+        limit,
+        offset,
+        order.map(str::to_string),
+        false,
+    );
+    let parsed = read::parse_domain(domain);
+    data::cache::optimistic(|| {
+        data::cache::remembered(key.clone(), || {
+            read::search_read(read::Request {
+                uid,
+                model,
+                domain: parsed.clone(),
+                fields: None,
+                page: Some((limit, offset)),
+                order,
+                active_test: true,
+                single: false,
+                version: false,
+                specification: Some(tree.clone()),
+            })
+        })
+    })
+    .unwrap_or_else(|| {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "web_search_read returned no row",
+            None,
+        )
+    })
+}
+
+fn web_read_one(
+    uid: Option<i32>,
+    model: Option<&str>,
+    id: Option<i32>,
+    specification: Option<pgrx::JsonB>,
+    version: bool,
+) -> Option<RawJsonb> {
+    let uid = required(uid, "uid");
+    let model = required(model, "model");
+    let tree = self::specification(specification);
+    let id = id?;
+    data::cache::optimistic(|| {
+        read::search_read(read::Request {
+            uid,
+            model,
+            domain: read::id_domain(id),
+            fields: None,
+            page: None,
+            order: None,
+            active_test: false,
+            single: true,
+            version,
+            specification: Some(tree.clone()),
+        })
+    })
+}
+
+/// `api_gateway.web_read(uid, model, id, specification DEFAULT '{}') RETURNS jsonb`: the record
+/// shaped by a `web_read` specification, or NULL like `read`.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, public, pg_temp)]
+fn web_read(
+    uid: Option<i32>,
+    model: Option<&str>,
+    id: Option<i32>,
+    specification: default!(Option<pgrx::JsonB>, "'{}'"),
+) -> Option<RawJsonb> {
+    web_read_one(uid, model, id, specification, false)
+}
+
+/// `api_gateway.web_read_versioned(uid, model, id, specification DEFAULT '{}') RETURNS jsonb`:
+/// `{"record": <as web_read returns it>, "version": "<row version>"}`, or NULL.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, public, pg_temp)]
+fn web_read_versioned(
+    uid: Option<i32>,
+    model: Option<&str>,
+    id: Option<i32>,
+    specification: default!(Option<pgrx::JsonB>, "'{}'"),
+) -> Option<RawJsonb> {
+    web_read_one(uid, model, id, specification, true)
+}
+
+/// `api_gateway._nested_read_refused(uid, model, id) RETURNS jsonb`: raises 42501. A nested
+/// read's statement evaluates it for a related record the caller may not read (Odoo's `read`
+/// raises AccessError there); it only ever raises, so it needs no grant.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn _nested_read_refused(
+    uid: Option<i32>,
+    model: Option<&str>,
+    id: Option<i32>,
+) -> Option<pgrx::JsonB> {
+    raise(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!(
+            "user {} may not read record {} of model {} (reached by a nested read): its access rights or record rules hide it",
+            uid.unwrap_or(0),
+            id.unwrap_or(0),
+            model.unwrap_or("?")
+        ),
+        Some(
+            "read it without sub-fields (its id and display_name need no access), or ask for access to it",
+        ),
+    )
 }
 
 /// `api_gateway.fields_in_sql(uid, model, fields) RETURNS text[]`: the requested fields SQL
@@ -250,6 +397,7 @@ fn read_versioned(
             active_test: false,
             single: true,
             version: true,
+            specification: None,
         })
     })
 }

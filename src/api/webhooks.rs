@@ -144,8 +144,8 @@ fn _webhook_condition(model: &str, domain: Option<&str>) -> Option<String> {
     let condition = format!("({inlined})");
     // Run it once (no row read) so that a condition the table cannot evaluate is refused now.
     let probe = format!(
-        "SELECT count(*) FROM (SELECT 1 FROM public.\"{}\" t WHERE {condition} LIMIT 0) s",
-        m.table()
+        "SELECT count(*) FROM (SELECT 1 FROM public.{} t WHERE {condition} LIMIT 0) s",
+        m.table_ident()
     );
     Spi::connect(|c| spi(c.select(probe.as_str(), Some(1), &[]).map(|_| ())));
     Some(condition)

@@ -311,4 +311,9 @@ impl ModelMeta {
     pub fn table(&self) -> &str {
         &self.info.table
     }
+
+    /// The table as the quoted identifier generated statements use (`public.{}`).
+    pub fn table_ident(&self) -> api_gateway_core::ident::Ident {
+        crate::error::ident(&self.info.table)
+    }
 }

@@ -7,6 +7,7 @@ pub mod binary;
 pub mod cache;
 pub mod context;
 pub mod meta;
+pub mod nested;
 pub mod params;
 pub mod read;
 pub mod values;

@@ -269,6 +269,11 @@ pub fn split_fields(
     let shaper = Shaper::new(&models, &user, vec![], 1, 2);
     let (mut sql, mut odoo) = (vec!["id".to_string()], vec![]);
     for name in list {
+        // A nested read (`name{...}`) is SQL's (its sub-fields are checked there).
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            sql.push(name);
+            continue;
+        }
         let target = match requested_field(&user, &shaper, &model, &name).0 {
             Source::Sql => &mut sql,
             Source::Odoo => &mut odoo,
@@ -468,6 +473,31 @@ pub struct Request<'a> {
     /// With `single`: return `{"record": <record>, "version": "<row version>"}` instead, the
     /// version being the row's `xmin` (it changes with every update of the row; see ETags).
     pub version: bool,
+    /// A `web_read` specification (then `fields` is ignored): nested reads shaped as `web_read`.
+    pub specification: Option<Vec<api_gateway_core::nested::Node>>,
+}
+
+/// The (key, SQL value) pairs of each record: a flat field list as before, or a nested tree
+/// (a `fields` list with `{...}`, or a specification) built by `nested.rs`.
+fn record_pairs(
+    user: &UserContext,
+    shaper: &Shaper,
+    model: &Rc<ModelMeta>,
+    fields: Option<Vec<Option<String>>>,
+    specification: Option<Vec<api_gateway_core::nested::Node>>,
+) -> Vec<(String, String)> {
+    use crate::data::nested::{self, Style};
+    let tree = match specification {
+        Some(nodes) => Some((nodes, Style::Web)),
+        None => nested::fields_tree(&fields).map(|nodes| (nodes, Style::Read)),
+    };
+    if let Some((nodes, style)) = tree {
+        return nested::Builder::new(shaper, user, style).pairs(model, "t", &nodes, "");
+    }
+    select_fields(user, shaper, model, fields)
+        .iter()
+        .map(|n| (n.clone(), shaper.value(model, n)))
+        .collect()
 }
 
 /// The records as a JSON array (for `read`: the first record, or NULL).
@@ -488,11 +518,7 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
     params.push(Param::Int(user.company_id));
     let company_param = params.len();
     let shaper = Shaper::new(&models, &user, params, lang_param, company_param);
-    let names = select_fields(&user, &shaper, &model, req.fields);
-    let mut pairs: Vec<(String, String)> = names
-        .iter()
-        .map(|n| (n.clone(), shaper.value(&model, n)))
-        .collect();
+    let mut pairs = record_pairs(&user, &shaper, &model, req.fields, req.specification);
     let version = req.single && req.version;
     // The columns the page carries, before the row version (not a column of the table) joins.
     let columns = projection(&[
@@ -613,11 +639,7 @@ pub fn search_page(req: PageRequest) -> RawJsonb {
     params.push(Param::Int(user.company_id));
     let company_param = params.len();
     let shaper = Shaper::new(&models, &user, params, lang_param, company_param);
-    let names = select_fields(&user, &shaper, &model, req.fields);
-    let pairs: Vec<(String, String)> = names
-        .iter()
-        .map(|n| (n.clone(), shaper.value(&model, n)))
-        .collect();
+    let pairs = record_pairs(&user, &shaper, &model, req.fields, None);
     let mut params = shaper.into_params();
     let terms = order_terms(&model, req.order, lang_param);
     let signature = order_signature(&terms);

@@ -18,19 +18,19 @@ const MAX_DEPTH: usize = 6;
 
 /// Where a record's columns are read from: a row alias in scope, or an id expression.
 #[derive(Clone)]
-enum Row {
+pub(crate) enum Row {
     Alias(String),
     Id(String),
 }
 
 /// A field reached from a row: the model that stores it, its metadata, the SQL of its raw column
 /// and of the id of the row holding it; `hops` > 0 when reached through a related path.
-struct Resolved {
-    model: Rc<ModelMeta>,
-    field: FieldInfo,
-    raw: String,
-    row_id: String,
-    hops: usize,
+pub(crate) struct Resolved {
+    pub model: Rc<ModelMeta>,
+    pub field: FieldInfo,
+    pub raw: String,
+    pub row_id: String,
+    pub hops: usize,
 }
 
 pub struct Shaper<'a, 'u> {
@@ -46,6 +46,14 @@ pub struct Shaper<'a, 'u> {
     tables: RefCell<std::collections::HashMap<String, bool>>,
     /// (read allowed, read rule) per comodel of the x2many read.
     comodel_rules: RefCell<std::collections::HashMap<String, (bool, Option<Domain>)>>,
+}
+
+/// The rows an x2many reads, as `FROM ... WHERE ...` over `alias`, and the comodel's order.
+pub(crate) struct X2manyRows {
+    pub comodel: Rc<ModelMeta>,
+    pub alias: String,
+    pub from_where: String,
+    pub order: String,
 }
 
 enum X2manyRefusal {
@@ -88,7 +96,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
         exists
     }
 
-    fn alias(&self, prefix: &str) -> String {
+    pub(crate) fn alias(&self, prefix: &str) -> String {
         let n = self.next_alias.get() + 1;
         self.next_alias.set(n);
         format!("{prefix}{n}")
@@ -116,7 +124,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
 
     /// The id a many2one holds (company-dependent ones hold `{"<company>": id}`, else the
     /// fallback default).
-    fn m2o_id(&self, r: &Resolved) -> String {
+    pub(crate) fn m2o_id(&self, r: &Resolved) -> String {
         if r.field.company_dependent {
             format!(
                 "coalesce((nullif({}->(${}::text), 'null'::jsonb))#>>'{{}}', {}#>>'{{}}')::int4",
@@ -149,7 +157,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
 
     /// Follow `path` (`name`, `partner_id.country_id.code`) from `row` of `model`, expanding
     /// related and `_inherits` fields. Err says why the path cannot be read in SQL.
-    fn resolve(
+    pub(crate) fn resolve(
         &self,
         model: &Rc<ModelMeta>,
         row: &Row,
@@ -246,7 +254,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
     }
 
     /// SQL text of the display name of `row` of `model` (NULL when Odoo has False).
-    fn display(&self, model: &Rc<ModelMeta>, row: &Row, depth: usize) -> String {
+    pub(crate) fn display(&self, model: &Rc<ModelMeta>, row: &Row, depth: usize) -> String {
         if depth > MAX_DEPTH {
             return format!("('{},' || {})", model.info.model, Self::row_id(row));
         }
@@ -337,11 +345,16 @@ impl<'a, 'u> Shaper<'a, 'u> {
 
     /// The JSON value of field `name` for the row `t` of `model`.
     pub fn value(&self, model: &Rc<ModelMeta>, name: &str) -> String {
+        self.value_at(model, "t", name)
+    }
+
+    /// The JSON value of field `name` for the row `alias` of `model`.
+    pub fn value_at(&self, model: &Rc<ModelMeta>, alias: &str, name: &str) -> String {
         if name == "display_name" {
-            let d = self.display(model, &Row::Alias("t".into()), 0);
+            let d = self.display(model, &Row::Alias(alias.into()), 0);
             return format!("coalesce(to_jsonb({d}), 'false'::jsonb)");
         }
-        let r = match self.resolve(model, &Row::Alias("t".into()), name, 0) {
+        let r = match self.resolve(model, &Row::Alias(alias.into()), name, 0) {
             Ok(r) => r,
             Err(why) => raise(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -397,14 +410,25 @@ impl<'a, 'u> Shaper<'a, 'u> {
     /// x2many ids as Odoo's `read` gives them: the field's own domain, the comodel's read rules
     /// (the user must be allowed to read the comodel at all), active lines only, comodel order.
     fn x2many(&self, r: &Resolved) -> String {
+        match self.x2many_rows(r) {
+            Some(rows) => format!(
+                "coalesce((SELECT jsonb_agg({c}.id ORDER BY {order}) {from}), '[]'::jsonb)",
+                c = rows.alias,
+                order = rows.order,
+                from = rows.from_where
+            ),
+            None => "'[]'::jsonb".into(),
+        }
+    }
+
+    /// The related rows an x2many reads for its record (alias, FROM ... WHERE ..., the
+    /// comodel's order), None when the field has no table to read.
+    pub(crate) fn x2many_rows(&self, r: &Resolved) -> Option<X2manyRows> {
         let f = &r.field;
-        let Some(co) = f
+        let co = f
             .relation
             .as_deref()
-            .and_then(|rel| self.models.try_get(rel))
-        else {
-            return "'[]'::jsonb".into();
-        };
+            .and_then(|rel| self.models.try_get(rel))?;
         let c = self.alias("c");
         let mut filter = String::new();
         if co.info.has_active {
@@ -437,7 +461,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
             "many2many" => {
                 let (Some(rel), Some(c1), Some(c2)) = (&f.relation_table, &f.column1, &f.column2)
                 else {
-                    return "'[]'::jsonb".into();
+                    return None;
                 };
                 let rr = self.alias("r");
                 format!(
@@ -447,9 +471,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 )
             }
             _ => {
-                let Some(inverse) = &f.relation_field else {
-                    return "'[]'::jsonb".into();
-                };
+                let inverse = f.relation_field.as_ref()?;
                 format!(
                     "FROM public.\"{t}\" {c} WHERE {c}.\"{inverse}\" = {id}",
                     t = co.table(),
@@ -457,7 +479,12 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 )
             }
         };
-        format!("coalesce((SELECT jsonb_agg({c}.id ORDER BY {order}) {from}{filter}), '[]'::jsonb)")
+        Some(X2manyRows {
+            comodel: co,
+            from_where: format!("{from}{filter}"),
+            order,
+            alias: c,
+        })
     }
 
     /// ORDER BY of `model`'s `_order` on row alias `a`, as Odoo sorts: a many2one by its
@@ -544,16 +571,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
         let rule = if self.user.superuser || r.hops > 0 {
             None
         } else {
-            let model = co.info.model.clone();
-            let cached = self.comodel_rules.borrow().get(&model).cloned();
-            let (allowed, rule) = cached.unwrap_or_else(|| {
-                let ctx = context::load(self.user.uid, &model, Operation::Read);
-                let loaded = (ctx.allowed, ctx.rule_domain(&model));
-                self.comodel_rules
-                    .borrow_mut()
-                    .insert(model, loaded.clone());
-                loaded
-            });
+            let (allowed, rule) = self.comodel_rule(co);
             if !allowed {
                 return Err(X2manyRefusal::Denied);
             }
@@ -578,6 +596,59 @@ impl<'a, 'u> Shaper<'a, 'u> {
             self.params.borrow_mut().extend(sql.params);
         }
         Ok(format!(" AND ({})", sql.text))
+    }
+
+    /// Whether the user may read `co` at all (`ir.model.access`) and its read rule, as loaded
+    /// once per request (the superuser: allowed, no rule).
+    pub(crate) fn comodel_rule(&self, co: &ModelMeta) -> (bool, Option<Domain>) {
+        if self.user.superuser {
+            return (true, None);
+        }
+        let model = co.info.model.clone();
+        let cached = self.comodel_rules.borrow().get(&model).cloned();
+        cached.unwrap_or_else(|| {
+            let ctx = context::load(self.user.uid, &model, Operation::Read);
+            let loaded = (ctx.allowed, ctx.rule_domain(&model));
+            self.comodel_rules
+                .borrow_mut()
+                .insert(model, loaded.clone());
+            loaded
+        })
+    }
+
+    /// `rule` compiled on row `alias` of `co` as SQL (its parameters kept); Err says why the
+    /// gateway cannot enforce it.
+    pub(crate) fn rule_sql(
+        &self,
+        co: &ModelMeta,
+        rule: &Domain,
+        alias: &str,
+    ) -> Result<String, String> {
+        let opts = CompileOptions {
+            lang: &self.user.lang,
+            company_id: self.user.company_id,
+            active_test: false,
+        };
+        let first = self.params.borrow().len() + 1;
+        let sql = domain::compile_search(
+            &Domain::True,
+            Some(rule),
+            &co.info,
+            self.models,
+            alias,
+            first,
+            &opts,
+        )
+        .map_err(|e| e.to_string())?;
+        self.params.borrow_mut().extend(sql.params);
+        Ok(sql.text)
+    }
+
+    /// A parameter added to the statement; its number.
+    pub(crate) fn param(&self, p: Param) -> usize {
+        let mut params = self.params.borrow_mut();
+        params.push(p);
+        params.len()
     }
 
     /// Whether the x2many `name` can be read by this user (comodel readable, rules enforceable):

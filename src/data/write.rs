@@ -6,7 +6,7 @@ use crate::data::context::{self, UserContext};
 use crate::data::meta::ModelMeta;
 use crate::data::read::{Models, id_domain, visible_rows};
 use crate::data::{Operation, params};
-use crate::error::{raise, spi};
+use crate::error::{ident, raise, spi};
 use api_gateway_core::domain::Param;
 use api_gateway_core::field_values::{FieldSpec, ValueError, column_value, many2one_id};
 use pgrx::prelude::*;
@@ -67,8 +67,8 @@ fn check_targets(model: &ModelMeta, targets: &[(String, String, i64)]) {
             continue;
         };
         let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM public.\"{}\" WHERE id = $1::int8)",
-            co.table()
+            "SELECT EXISTS (SELECT 1 FROM public.{} WHERE id = $1::int8)",
+            co.table_ident()
         );
         let p = [Param::Int(*id)];
         let args = params::datums(&p);
@@ -321,7 +321,7 @@ fn recompute(model: &ModelMeta, id: i64) {
 fn quoted(names: &[&String]) -> String {
     names
         .iter()
-        .map(|n| format!("\"{n}\""))
+        .map(|n| ident(n).to_string())
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -335,34 +335,35 @@ fn apply_many2many(model: &ModelMeta, id: i64, m2m: &[(String, Vec<Command>)]) {
                 model.info.model
             ));
         };
+        let (rel, c1, c2) = (ident(rel), ident(c1), ident(c2));
         for cmd in cmds {
             let (sql, arg): (String, Option<Vec<i64>>) = match cmd {
                 Command::Replace(ids) => {
                     exec(
-                        &format!("DELETE FROM public.\"{rel}\" WHERE \"{c1}\" = $1::int4"),
+                        &format!("DELETE FROM public.{rel} WHERE {c1} = $1::int4"),
                         &[Param::Int(id)],
                     );
                     (
                         format!(
-                            "INSERT INTO public.\"{rel}\" (\"{c1}\", \"{c2}\") SELECT $1::int4, unnest($2::int4[]) ON CONFLICT DO NOTHING"
+                            "INSERT INTO public.{rel} ({c1}, {c2}) SELECT $1::int4, unnest($2::int4[]) ON CONFLICT DO NOTHING"
                         ),
                         Some(ids.clone()),
                     )
                 }
                 Command::Link(x) => (
                     format!(
-                        "INSERT INTO public.\"{rel}\" (\"{c1}\", \"{c2}\") VALUES ($1::int4, ($2::int8[])[1]) ON CONFLICT DO NOTHING"
+                        "INSERT INTO public.{rel} ({c1}, {c2}) VALUES ($1::int4, ($2::int8[])[1]) ON CONFLICT DO NOTHING"
                     ),
                     Some(vec![*x]),
                 ),
                 Command::Unlink(x) => (
                     format!(
-                        "DELETE FROM public.\"{rel}\" WHERE \"{c1}\" = $1::int4 AND \"{c2}\" = ($2::int8[])[1]"
+                        "DELETE FROM public.{rel} WHERE {c1} = $1::int4 AND {c2} = ($2::int8[])[1]"
                     ),
                     Some(vec![*x]),
                 ),
                 Command::Clear => (
-                    format!("DELETE FROM public.\"{rel}\" WHERE \"{c1}\" = $1::int4"),
+                    format!("DELETE FROM public.{rel} WHERE {c1} = $1::int4"),
                     None,
                 ),
             };
@@ -445,7 +446,7 @@ pub fn create(uid: i32, model_name: &str, vals: &Value) -> i32 {
     let mut cols = quoted(&names);
     let mut exprs = names
         .iter()
-        .map(|n| format!("r.\"{n}\""))
+        .map(|n| format!("r.{}", ident(n)))
         .collect::<Vec<_>>()
         .join(", ");
     for n in &log {
@@ -458,18 +459,18 @@ pub fn create(uid: i32, model_name: &str, vals: &Value) -> i32 {
             cols.push_str(", ");
             exprs.push_str(", ");
         }
-        cols.push_str(&format!("\"{n}\""));
+        cols.push_str(&ident(n).to_string());
         exprs.push_str(e);
     }
     let sql = if cols.is_empty() {
         format!(
-            "INSERT INTO public.\"{}\" DEFAULT VALUES RETURNING id",
-            model.table()
+            "INSERT INTO public.{} DEFAULT VALUES RETURNING id",
+            model.table_ident()
         )
     } else {
         format!(
-            "INSERT INTO public.\"{t}\" ({cols}) SELECT {exprs} FROM jsonb_populate_record(NULL::public.\"{t}\", $1::jsonb) r RETURNING id",
-            t = model.table()
+            "INSERT INTO public.{t} ({cols}) SELECT {exprs} FROM jsonb_populate_record(NULL::public.{t}, $1::jsonb) r RETURNING id",
+            t = model.table_ident()
         )
     };
     let payload = pgrx::JsonB(Value::Object(v.columns));
@@ -512,8 +513,8 @@ fn check_version(model: &ModelMeta, id: i32, versions: Option<&[String]>, lock: 
         return Outcome::Done;
     };
     let sql = format!(
-        "SELECT xmin::text FROM public.\"{}\" WHERE id = $1::int4 FOR {lock}",
-        model.table()
+        "SELECT xmin::text FROM public.{} WHERE id = $1::int4 FOR {lock}",
+        model.table_ident()
     );
     let current: Option<String> = Spi::connect_mut(|c| {
         let t = spi(c.update(sql.as_str(), Some(1), &[id.into()]));
@@ -569,29 +570,30 @@ pub fn write_checked(
     let mut sets: Vec<String> = names
         .iter()
         .map(|n| {
+            let c = ident(n);
             if v.company_dependent.contains(n) {
                 // merge the current company's value into the others; null values drop out
                 // (no row left: NULL), as Odoo's company-dependent UPDATE does
                 format!(
-                    "\"{n}\" = (SELECT jsonb_object_agg(d.key, d.value) \
-                       FROM jsonb_each(coalesce(t.\"{n}\", '{{}}'::jsonb) || r.\"{n}\") d \
+                    "{c} = (SELECT jsonb_object_agg(d.key, d.value) \
+                       FROM jsonb_each(coalesce(t.{c}, '{{}}'::jsonb) || r.{c}) d \
                       WHERE d.value <> 'null'::jsonb)"
                 )
             } else {
-                format!("\"{n}\" = r.\"{n}\"")
+                format!("{c} = r.{c}")
             }
         })
         .collect();
     if model.fields.get("write_uid").is_some_and(|f| f.has_column) {
-        sets.push("\"write_uid\" = $2::int4".into());
+        sets.push("write_uid = $2::int4".into());
     }
     if model.fields.get("write_date").is_some_and(|f| f.has_column) {
-        sets.push("\"write_date\" = (now() AT TIME ZONE 'utc')".into());
+        sets.push("write_date = (now() AT TIME ZONE 'utc')".into());
     }
     if !sets.is_empty() {
         let sql = format!(
-            "UPDATE public.\"{t}\" t SET {sets} FROM jsonb_populate_record(NULL::public.\"{t}\", $1::jsonb) r WHERE t.id = $3::int4",
-            t = model.table(),
+            "UPDATE public.{t} t SET {sets} FROM jsonb_populate_record(NULL::public.{t}, $1::jsonb) r WHERE t.id = $3::int4",
+            t = model.table_ident(),
             sets = sets.join(", ")
         );
         let payload = pgrx::JsonB(Value::Object(v.columns));
@@ -631,8 +633,8 @@ pub fn unlink_checked(uid: i32, model_name: &str, id: i32, versions: Option<&[St
     }
     let deleted = exec(
         &format!(
-            "DELETE FROM public.\"{}\" WHERE id = $1::int4",
-            model.table()
+            "DELETE FROM public.{} WHERE id = $1::int4",
+            model.table_ident()
         ),
         &[Param::Int(i64::from(id))],
     ) > 0;

@@ -53,6 +53,9 @@ BEGIN
         'api_gateway.write_if_match(integer, text, integer, jsonb, text[])',
         'api_gateway.unlink_if_match(integer, text, integer, text[])',
         'api_gateway.search_page(integer, text, text, text[], integer, text, text)',
+        'api_gateway.web_search_read(integer, text, text, jsonb, integer, integer, text)',
+        'api_gateway.web_read(integer, text, integer, jsonb)',
+        'api_gateway.web_read_versioned(integer, text, integer, jsonb)',
         -- --odoo-url: the fields Odoo fills in a read, and binary fields served as files.
         'api_gateway.fields_in_sql(integer, text, text[])',
         'api_gateway.odoo_fill(integer, text, text[])',
@@ -101,6 +104,8 @@ ALTER FUNCTION api_gateway.verify_api_key(text, text) SET plan_cache_mode = forc
 ALTER FUNCTION api_gateway.search_read(integer, text, text, text[], integer, integer, text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION api_gateway.search_count(integer, text, text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION api_gateway.read(integer, text, integer, text[]) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.web_search_read(integer, text, text, jsonb, integer, integer, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION api_gateway.web_read(integer, text, integer, jsonb) SET plan_cache_mode = force_generic_plan;
 
 -- Pure helpers that hold no secret: anyone may use them.
 GRANT EXECUTE ON FUNCTION api_gateway.jwt_sign(jsonb, text, text) TO PUBLIC;

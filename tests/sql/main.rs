@@ -9,6 +9,7 @@ mod foundation;
 mod gate;
 mod least_privilege;
 mod name_search;
+mod nested;
 mod observability;
 mod rate_limit;
 mod read_fidelity;

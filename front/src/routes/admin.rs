@@ -14,7 +14,7 @@
 //!
 //! Order of checks: an unknown route is 404, then the admin check (401/403, before the body or
 //! the query is looked at, so non-admin callers learn nothing else), then the input (400).
-use super::{dashboard, query, stats};
+use super::{assets, query, stats};
 use crate::error::{ApiError, Problem, kind};
 use crate::gate::{Ctx, Gate};
 use crate::{AppState, body, webhooks};
@@ -48,23 +48,7 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; s
                    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 fn page_response() -> Response {
-    let mut r = (StatusCode::OK, PAGE).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    r
+    assets::page(PAGE, CSP)
 }
 
 /// The shell holds no data: a browser navigating here (which cannot send the bearer
@@ -107,7 +91,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "admin.css" => ("text/css; charset=utf-8", STYLE),
         _ => return Problem::not_found("no such file").into_response(),
     };
-    dashboard::static_bytes(content_type, body, "no-cache")
+    assets::file(content_type, body, "no-cache")
 }
 
 // ------------------------------------------------------------------------------------------

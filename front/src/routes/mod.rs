@@ -1,6 +1,7 @@
 //! Routes. Handlers are thin: one SQL statement each (gate + data call), translated to HTTP.
 #[cfg(feature = "admin")]
 pub mod admin;
+pub mod assets;
 pub mod conditional;
 #[cfg(feature = "dashboard")]
 pub mod dashboard;

@@ -22,6 +22,13 @@ const SEARCH_PAGE: GatedSql = gated_sql!(
     "CASE WHEN g.status = 200 THEN api_gateway.search_page(g.uid, $4, $5, $6, $7, $8, $9) END, \
      CASE WHEN g.status = 200 AND $10 THEN api_gateway.search_count(g.uid, $4, $5) END"
 );
+const WEB_SEARCH_READ: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.web_search_read(g.uid, $4, $5, $6, $7, $8, $9) END, \
+     CASE WHEN g.status = 200 AND $10 THEN api_gateway.search_count(g.uid, $4, $5) END"
+);
+const WEB_READ: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.web_read_versioned(g.uid, $4, $5, $6) END"
+);
 const READ: GatedSql =
     gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.read_versioned(g.uid, $4, $5, $6) END");
 // With --odoo-url and a field list: SQL reads what it can (`fields_in_sql`) and says what Odoo
@@ -78,7 +85,8 @@ fn missing(model: &str, id: i32) -> Problem {
     ))
 }
 
-/// `GET /api/v1/<model>?domain=&fields=&limit=&offset=&order=&count=`
+/// `GET /api/v1/<model>?domain=&fields=&limit=&offset=&order=&count=` (or `specification=`
+/// instead of `fields=`: a `web_read` specification)
 pub async fn list(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -92,7 +100,14 @@ pub async fn list(
     let q = query::parse(
         raw.as_deref(),
         &[
-            "domain", "fields", "limit", "offset", "order", "count", "after",
+            "domain",
+            "fields",
+            "specification",
+            "limit",
+            "offset",
+            "order",
+            "count",
+            "after",
         ],
     )?;
     let domain = q
@@ -101,6 +116,7 @@ pub async fn list(
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "[]".to_string());
     let fields = query::fields(&q)?;
+    let specification = query::specification(&q)?;
     let limit = query::non_negative(&q, "limit")?;
     let offset = query::non_negative(&q, "offset")?.unwrap_or(0);
     let order = q
@@ -110,9 +126,15 @@ pub async fn list(
     let count = query::boolean(&q, "count")?;
     // `after` (empty on the first page) asks for keyset pagination: a signed cursor for the
     // next page. Plain lists stay on `search_read`, whose statement the extension caches.
+    if specification.is_some() && q.contains_key("after") {
+        return Err(Problem::invalid_parameter(
+            "specification",
+            "specification is not available with after (cursor paging): use fields=name{...} there",
+        ));
+    }
     if q.contains_key("after") && !q.contains_key("offset") {
         let after = q.get("after").cloned().filter(|a| !a.is_empty());
-        let fills = state.odoo.is_some() && fields.is_some();
+        let fills = state.odoo.is_some() && query::flat(&fields);
         let p = gate::run(
             &state,
             &ctx,
@@ -156,15 +178,23 @@ pub async fn list(
             "after (a cursor) and offset cannot be combined",
         ));
     }
-    let fills = state.odoo.is_some() && fields.is_some();
+    let fills = state.odoo.is_some() && specification.is_none() && query::flat(&fields);
+    let (sql, shape) = match &specification {
+        Some(_) => (WEB_SEARCH_READ, Type::JSONB),
+        None if fills => (SEARCH_READ_FILL, Type::TEXT_ARRAY),
+        None => (SEARCH_READ, Type::TEXT_ARRAY),
+    };
     let p = gate::run(
         &state,
         &ctx,
-        if fills { SEARCH_READ_FILL } else { SEARCH_READ },
+        sql,
         &[
             (&model, Type::TEXT),
             (&domain, Type::TEXT),
-            (&fields, Type::TEXT_ARRAY),
+            match &specification {
+                Some(s) => (s as &(dyn tokio_postgres::types::ToSql + Sync), shape),
+                None => (&fields, shape),
+            },
             (&limit, Type::INT4),
             (&offset, Type::INT4),
             (&order, Type::TEXT),
@@ -191,7 +221,7 @@ pub async fn list(
     conditional::respond(g, &headers, &body, None)
 }
 
-/// `GET /api/v1/<model>/<id>?fields=`
+/// `GET /api/v1/<model>/<id>?fields=` or `?specification=`
 pub async fn read(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -203,20 +233,34 @@ pub async fn read(
     let Path((model, id)) = path.map_err(path_problem)?;
     let model = query::model(&model)?;
     let id = query::record_id(&id)?;
-    let q = query::parse(raw.as_deref(), &["fields"])?;
+    let q = query::parse(raw.as_deref(), &["fields", "specification"])?;
     let fields = query::fields(&q)?;
-    let fills = state.odoo.is_some() && fields.is_some();
-    let p = gate::run(
-        &state,
-        &ctx,
-        if fills { READ_FILL } else { READ },
-        &[
-            (&model, Type::TEXT),
-            (&id, Type::INT4),
-            (&fields, Type::TEXT_ARRAY),
-        ],
-    )
-    .await?;
+    let specification = query::specification(&q)?;
+    let fills = state.odoo.is_some() && specification.is_none() && query::flat(&fields);
+    let p = match &specification {
+        Some(s) => {
+            gate::run(
+                &state,
+                &ctx,
+                WEB_READ,
+                &[(&model, Type::TEXT), (&id, Type::INT4), (s, Type::JSONB)],
+            )
+            .await?
+        }
+        None => {
+            gate::run(
+                &state,
+                &ctx,
+                if fills { READ_FILL } else { READ },
+                &[
+                    (&model, Type::TEXT),
+                    (&id, Type::INT4),
+                    (&fields, Type::TEXT_ARRAY),
+                ],
+            )
+            .await?
+        }
+    };
     let g = &p.gate;
     match p.col::<Option<Value>>(0)? {
         Some(mut v) if v["record"].is_object() => {

@@ -7,6 +7,7 @@ mod admin;
 mod common;
 mod conditional;
 mod forward;
+mod nested;
 mod oauth;
 mod privileges;
 mod records;
