@@ -760,6 +760,16 @@ async fn reads_fill_odoo_only_fields_with_one_json2_read_as_the_caller() {
     assert_eq!(last.path, "res.partner/read");
     let sent = last.authorization.unwrap();
     assert!(!sent.contains(&t) && sent.starts_with("bearer "), "{sent}");
+    // A nested read stays in SQL (Odoo fills flat field lists only).
+    let before = odoo.seen().len();
+    let r = get(
+        "/api/v1/res.partner?domain=[(\"id\",\"=\",3)]&fields=name,parent_id{name}",
+        bearer(&key),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["records"][0]["name"], "Ada Admin");
+    assert_eq!(odoo.seen().len(), before);
     // Unknown fields are still the caller's mistake, before Odoo is asked.
     let before = odoo.seen().len();
     let r = get(
