@@ -9,7 +9,13 @@
 # issue 14's query on it: res.partner [("is_company", "=", True)], name and email, 10 rows, for
 # admin, demo, portal and jeff (second company), then 1,000 rows ([] with 2,000 more partners)
 # for the internal users, each against the hand-written SQL of the same answer, and SELECT 1.
-#   BENCH_DATA_MINI=0 skips the mini-fixture part, BENCH_DATA_REAL=0 the real one.
+# On the real database too (issue 20): search_read of 80 partners with display_name and two
+# many2one fields against the same 5 stored fields alone, as the demo user.
+#   BENCH_DATA_MINI=0 skips the mini-fixture part, BENCH_DATA_REAL=0 the real one,
+#   BENCH_DATA_REAL_USERS=0 the per-user comparisons with hand-written SQL on it.
+# With BENCH_ODOO_URL (a running Odoo 19 on the demo database) and BENCH_ODOO_DATABASE_URL (that
+# database, with the extension): the cost of a field Odoo fills, bench/odoo_fill.py through a
+# release `api-gateway serve --odoo-url` (BENCH_ODOO_DATABASE names the database for Odoo).
 #   Output: target/bench/data.jsonl (see bench/lib.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -150,7 +156,7 @@ SQL
                 -D commercial="$commercial"
         done
     }
-    run_users 10 '[["is_company", "=", true]]' true admin demo portal jeff
+    [ "${BENCH_DATA_REAL_USERS:-1}" = 1 ] && run_users 10 '[["is_company", "=", true]]' true admin demo portal jeff
     q_real() { psql -X -q -v ON_ERROR_STOP=1 -d "$RDB" "$@" >/dev/null; }
     q_real -c "INSERT INTO public.res_partner (name, complete_name, email, phone, city, is_company, active, company_id,
                    partner_share, type, commercial_partner_id, autopost_bills)
@@ -158,7 +164,53 @@ SQL
                       '+1 555 ' || g, 'City ' || (g % 50), g % 5 = 0, g % 10 <> 0,
                       CASE g % 3 WHEN 0 THEN 1 WHEN 1 THEN 2 ELSE NULL END, g % 4 <> 0, 'contact', NULL, 'ask'
                  FROM generate_series(1, 2000) g" -c ANALYZE
-    run_users 1000 '[]' false admin demo jeff
+    [ "${BENCH_DATA_REAL_USERS:-1}" = 1 ] && run_users 1000 '[]' false admin demo jeff
+    # The cost of display names on the real database (issue 20): 80 partners, demo user. The
+    # added partners get a parent company and a country, as a list view of contacts shows them.
+    q_real -c "UPDATE public.res_partner b SET parent_id = (SELECT min(id) FROM public.res_partner
+                   WHERE is_company AND name NOT LIKE 'Bench %' AND company_id IS NULL),
+                   country_id = (SELECT id FROM public.res_country WHERE code = 'BE')
+                WHERE b.name LIKE 'Bench %' AND NOT b.is_company" -c ANALYZE
+    uid=$(psql -X -q -At -d "$RDB" -c "SELECT id FROM public.res_users WHERE login = 'demo'")
+    plain=() display=()
+    for round in $(seq 1 "$ROUNDS"); do
+        say "real database, 80 partners, round $round of $ROUNDS: without and with display_name + 2 many2one"
+        if [ $((round % 2)) = 1 ]; then
+            plain+=("$(pgbench_tps "$RDB" 4 "$SECS" prepared "$BENCH_DIR/pgbench/real_search_read_80.sql" -D uid="$uid")")
+            display+=("$(pgbench_tps "$RDB" 4 "$SECS" prepared "$BENCH_DIR/pgbench/real_search_read_display_80.sql" -D uid="$uid")")
+        else
+            display+=("$(pgbench_tps "$RDB" 4 "$SECS" prepared "$BENCH_DIR/pgbench/real_search_read_display_80.sql" -D uid="$uid")")
+            plain+=("$(pgbench_tps "$RDB" 4 "$SECS" prepared "$BENCH_DIR/pgbench/real_search_read_80.sql" -D uid="$uid")")
+        fi
+        say "  without ${plain[-1]} tps, with ${display[-1]} tps"
+    done
+    result_rounds "real_plain_r80" tps "${plain[@]}"
+    result_rounds "real_display_r80" tps "${display[@]}"
+fi
+
+if [ -n "${BENCH_ODOO_URL:-}" ]; then
+    : "${BENCH_ODOO_DATABASE_URL:?BENCH_ODOO_DATABASE_URL: the Odoo database, with the extension}"
+    curl -fs -m 5 -o /dev/null "${BENCH_ODOO_URL%/}/web/version" || die "no Odoo answers at $BENCH_ODOO_URL"
+    KEYS=${BENCH_ODOO_KEYS:-$BENCH_ROOT/../shared/fixtures/odoo19_demo.keys.json}
+    OKEY=$(python3 -c "import json; print(next(k['key'] for k in json.load(open('$KEYS'))['keys'] if k['uid'] == 2 and k['scope'] is None and k['expiration_date'] is None))")
+    psql -X -q -d "$BENCH_ODOO_DATABASE_URL" -c "INSERT INTO api_gateway.profile (user_id, rate_limit) VALUES (2, 100000000)
+        ON CONFLICT (user_id) DO UPDATE SET rate_limit = 100000000, active = true, allowed_ips = NULL" >/dev/null
+    BIN=${API_GATEWAY_BIN:-${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release/api-gateway}
+    [ -n "${API_GATEWAY_BIN:-}" ] || (cd "$BENCH_ROOT" && cargo build -q --release -p api_gateway_front --bin api-gateway >&2)
+    port=$(free_port)
+    DATABASE_URL=$BENCH_ODOO_DATABASE_URL "$BIN" serve --listen "127.0.0.1:$port" --odoo-url "$BENCH_ODOO_URL" \
+        ${BENCH_ODOO_DATABASE:+--odoo-database "$BENCH_ODOO_DATABASE"} --maintenance-interval-s 0 >/dev/null 2>&1 &
+    gw_pid=$!
+    for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$port/health/ready" && break; sleep 0.1; done
+    say "a field Odoo fills: product.product with and without lst_price through the front, $ROUNDS rounds"
+    out=$(AGW_GATEWAY_URL="http://127.0.0.1:$port" ODOO_URL=$BENCH_ODOO_URL ODOO_API_KEY=$OKEY \
+          ODOO_DATABASE=${BENCH_ODOO_DATABASE:-} BENCH_ROUNDS=$ROUNDS BENCH_REQUESTS=${BENCH_REQUESTS:-$(quick_or 30 100)} \
+          python3 "$BENCH_DIR/odoo_fill.py") || { kill "$gw_pid"; die "odoo_fill.py failed"; }
+    kill "$gw_pid"; wait "$gw_pid" 2>/dev/null || true
+    while read -r id values; do
+        # shellcheck disable=SC2086
+        if [ "$id" = odoo_fill_rows ]; then result "$id" "$values" rows; else result_rounds "$id" ms $values; fi
+    done <<<"$out"
 fi
 
 # pair ID_A SCRIPT_A "VARS_A" ID_B SCRIPT_B "VARS_B" DB: two workloads (each with its own pgbench

@@ -307,6 +307,26 @@ def section_data(r: Results) -> list[str]:
                   "6,856 `ir_model_fields` rows, 157 record rules), same run:", ""] + t.markdown()
         if "real_select1" in real:
             lines += ["", f"`SELECT 1` on that database, same clients: {tps(g('real_select1'))}."]
+    if "real_display_r80" in real or "odoo_fill_filled_ms" in real:
+        t = Table(ours="with", baseline="without")
+        t.add("real database: `search_read` res.partner, 80 rows, demo user, + `display_name` and "
+              "`parent_id`, `country_id` vs the same 5 stored fields alone, 4 clients",
+              lambda: (tps(g("real_display_r80")), tps(g("real_plain_r80")),
+                       r.ratio("data", "real_display_r80", "real_plain_r80")),
+              short="real database: display names, cost on 80 rows")
+        rows = int(real.get("odoo_fill_rows", 0))
+        t.add(f"GET /api/v1/product.product ({rows} rows, 4 stored fields) + `lst_price` filled by one "
+              "Odoo JSON-2 read vs without it, one connection, latency median (ratio = requests/s with / without)",
+              lambda: (ms(g("odoo_fill_filled_ms")), ms(g("odoo_fill_plain_ms")),
+                       r.ratio("data", "odoo_fill_plain_ms", "odoo_fill_filled_ms")),
+              short="a field Odoo fills: cost")
+        t.add(f"the same read with `lst_price` through the gateway vs Odoo's own JSON-2 `read` of those "
+              f"{rows} records and fields (ratio = requests/s gateway / Odoo)",
+              lambda: (ms(g("odoo_fill_filled_ms")), ms(g("odoo_fill_json2_ms")),
+                       r.ratio("data", "odoo_fill_json2_ms", "odoo_fill_filled_ms")),
+              short="a field Odoo fills vs Odoo alone")
+        lines += ["", "**Issue 20: what display names and fields Odoo fills cost** (same run; the "
+                  "Odoo rows need `BENCH_ODOO_URL`, a running Odoo 19 on the demo database):", ""] + t.markdown()
     lines += section_nested(r)
     return lines
 
@@ -568,7 +588,14 @@ does the same with short runs, for working on the scripts.
   '{name,email}', 10)` for admin, demo, portal and jeff (second company) against
   `bench/pgbench/real_handwritten.sql` (`real_handwritten_portal.sql` for the portal user: the
   portal rule's `child_of` as a recursive query), each checked to return the identical JSON; then
-  1,000 rows (`[]`, 2,000 more partners loaded) for the internal users; and `SELECT 1`.
+  1,000 rows (`[]`, 2,000 more partners loaded) for the internal users; and `SELECT 1`. Issue 20
+  on the same database: 80 partners for demo (the added ones with a parent company and a
+  country) with `display_name`, `parent_id`, `country_id` vs the 5 stored fields alone
+  (`bench/pgbench/real_search_read_80.sql`, `real_search_read_display_80.sql`); with
+  `BENCH_ODOO_URL`, `bench/odoo_fill.py`: a release `api-gateway serve --odoo-url`, one
+  connection, 100 sequential requests per round and figure (median), three rounds alternating
+  the order: product.product (80 at most) with and without `lst_price`, and Odoo's JSON-2 `read`
+  of the same records and fields (`lst_price` checked equal first).
 - `bench/http.sh`: `api-gateway serve` (release build, pool of 8, log level `errors`) under `wrk`
   (2 threads, 8 connections, after a warm-up that fills the pool and the key cache) vs pgbench with
   8 clients running `bench/pgbench/http_search_read.sql`: the very statements the front sends

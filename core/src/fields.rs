@@ -133,7 +133,10 @@ pub fn search_default(model: &str, domain: &Domain) -> Option<Domain> {
 /// binaries: `api-gateway serve --odoo-url`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    /// Read in SQL: a column, a path of columns (`_inherits`, related), or `display_name`.
     Sql,
+    /// Filled by Odoo's own `read()` (with `--odoo-url`): binary fields (their bytes live in
+    /// Odoo's filestore) and computed fields that are not stored.
     Odoo,
 }
 
@@ -164,34 +167,26 @@ pub struct FieldFacts {
 /// How deep related paths may nest (as the read path allows).
 const MAX_RELATED_DEPTH: usize = 6;
 
-/// Whether the gateway serves `model.name` from SQL: stored; or related, through many2one hops
-/// of servable models, to a stored field; or `display_name` (computed in SQL from the model's
-/// rule). Binaries and one2many whose inverse is not a column need Odoo, as does every other
-/// non-stored field. `lookup(model, field)` gives the facts of a field of a servable model.
-pub fn source(
+/// The source of `model.name` from the catalog alone (what `fields_get` reports): SQL reaches
+/// stored fields, related fields through many2one hops to a stored one, and one2many whose
+/// inverse is a column; [`source`] decides. `lookup(model, field)` gives the facts of a field of
+/// a servable model.
+pub fn source_of(
     lookup: &dyn Fn(&str, &str) -> Option<FieldFacts>,
     model: &str,
     name: &str,
 ) -> Source {
-    if name == "display_name" {
-        return Source::Sql;
-    }
     match resolve(lookup, model, name, 0) {
-        Some(f) if f.ttype == "binary" => Source::Odoo,
-        Some(f) if f.ttype == "one2many" => {
-            let inverse = match (&f.relation, &f.relation_field) {
-                (Some(co), Some(inv)) => lookup(co, inv),
-                _ => None,
-            };
-            // The lines are found by their inverse column (a many2one, or `res_id`).
-            if inverse.is_some_and(|i| i.stored) {
-                Source::Sql
-            } else {
-                Source::Odoo
-            }
+        Some(f) => {
+            // The lines of a one2many are found by their inverse column (a many2one, or `res_id`).
+            let sql_path = f.ttype != "one2many"
+                || match (&f.relation, &f.relation_field) {
+                    (Some(co), Some(inv)) => lookup(co, inv).is_some_and(|i| i.stored),
+                    _ => false,
+                };
+            source(name, &f.ttype, sql_path)
         }
-        Some(_) => Source::Sql,
-        None => Source::Odoo,
+        None => source(name, "", false),
     }
 }
 
@@ -304,6 +299,74 @@ pub fn describe(d: &Description) -> serde_json::Value {
     Value::Object(o)
 }
 
+/// The source of field `name` of type `ttype`; `sql_path` says whether SQL can reach its value.
+pub fn source(name: &str, ttype: &str, sql_path: bool) -> Source {
+    if name == "display_name" || (sql_path && ttype != "binary") {
+        Source::Sql
+    } else {
+        Source::Odoo
+    }
+}
+
+/// What a search answers for a user whom no access right lets read the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithoutAccess {
+    /// Odoo's AccessError (42501).
+    Refuse,
+    /// No records: the model's `_search` filters the rows instead of checking the right.
+    Empty,
+}
+
+/// `ir.attachment._search` checks the access right only when the domain pins `res_model` to one
+/// to five models (it then searches through `super()._search`); otherwise it fetches as superuser
+/// and keeps what `_filtered_access('read')` allows, which is nothing without the right.
+pub fn search_without_access(model: &str, domain: &Domain) -> WithoutAccess {
+    if model != "ir.attachment" {
+        return WithoutAccess::Refuse;
+    }
+    let pinned = pinned_values(domain, "res_model");
+    if pinned.as_ref().is_some_and(|v| (1..=5).contains(&v.len())) {
+        WithoutAccess::Refuse
+    } else {
+        WithoutAccess::Empty
+    }
+}
+
+/// The values a domain pins `field` to at its top level (Odoo's `condition_values`): the
+/// intersection of its `=`/`in` conditions on the field, None when none constrains it.
+fn pinned_values(domain: &Domain, field: &str) -> Option<Vec<String>> {
+    let leaves: Vec<&Leaf> = match domain {
+        Domain::Leaf(l) => vec![l],
+        Domain::And(v) => v
+            .iter()
+            .filter_map(|d| match d {
+                Domain::Leaf(l) => Some(l),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    };
+    let mut out: Option<Vec<String>> = None;
+    for l in leaves.iter().filter(|l| l.path == field) {
+        let values: Vec<String> = match (&l.op, &l.value) {
+            (Operator::Eq, LeafValue::Value(Value::Str(s))) => vec![s.clone()],
+            (Operator::In, LeafValue::Value(Value::List(items))) => items
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Str(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => continue,
+        };
+        out = Some(match out {
+            None => values,
+            Some(prev) => prev.into_iter().filter(|v| values.contains(v)).collect(),
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,7 +430,7 @@ mod tests {
 
     #[test]
     fn sources_follow_related_paths_to_stored_fields() {
-        let s = |m: &str, f: &str| source(&facts, m, f);
+        let s = |m: &str, f: &str| source_of(&facts, m, f);
         assert_eq!(s("product.product", "display_name"), Source::Sql);
         assert_eq!(s("product.product", "name"), Source::Sql);
         assert_eq!(s("product.product", "categ_name"), Source::Sql);
@@ -475,5 +538,49 @@ mod tests {
         }
         assert!(x2many_domain("account.move", "invoice_line_ids").is_some());
         assert!(x2many_domain("account.move", "line_ids").is_none());
+    }
+
+    #[test]
+    fn sources() {
+        assert_eq!(source("display_name", "char", false), Source::Sql);
+        assert_eq!(source("name", "char", true), Source::Sql);
+        assert_eq!(source("lst_price", "float", false), Source::Odoo);
+        assert_eq!(source("image_128", "binary", true), Source::Odoo);
+        assert_eq!(source("image_128", "binary", false), Source::Odoo);
+    }
+
+    #[test]
+    fn attachment_searches_without_the_right_are_empty_unless_res_model_is_pinned() {
+        let d = |s: &str| parse(s).unwrap();
+        let w = |m: &str, s: &str| search_without_access(m, &d(s));
+        assert_eq!(w("res.partner", "[]"), WithoutAccess::Refuse);
+        assert_eq!(w("ir.attachment", "[]"), WithoutAccess::Empty);
+        assert_eq!(w("ir.attachment", "[('id','>',0)]"), WithoutAccess::Empty);
+        assert_eq!(
+            w("ir.attachment", "[('res_model','=','res.partner')]"),
+            WithoutAccess::Refuse
+        );
+        assert_eq!(
+            w(
+                "ir.attachment",
+                "[('res_model','in',['a','b']),('name','=','x')]"
+            ),
+            WithoutAccess::Refuse
+        );
+        assert_eq!(
+            w(
+                "ir.attachment",
+                "[('res_model','in',['a','b','c','d','e','f'])]"
+            ),
+            WithoutAccess::Empty
+        );
+        assert_eq!(
+            w("ir.attachment", "['|',('res_model','=','a'),('id','=',1)]"),
+            WithoutAccess::Empty
+        );
+        assert_eq!(
+            w("ir.attachment", "[('res_model','!=','a')]"),
+            WithoutAccess::Empty
+        );
     }
 }

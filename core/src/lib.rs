@@ -5,6 +5,7 @@ pub mod counter;
 pub mod cursor;
 pub mod display;
 pub mod domain;
+pub mod download;
 pub mod etag;
 pub mod field_values;
 pub mod fields;

@@ -291,8 +291,10 @@ pub struct ServeArgs {
     /// Odoo's URL (e.g. http://127.0.0.1:8069). When set, writes (POST, PUT/PATCH, DELETE on
     /// /api/v1/<model>[/<id>]) and business methods (/api/v1/<model>[/<id>]/call/<method>) are
     /// forwarded to Odoo's JSON-2 API as the authenticated user, after the gate passed; reads stay
-    /// in SQL. Unset: writes go to the extension's SQL writes (models in
-    /// settings.sql_write_models only) and method calls get 501.
+    /// in SQL, except fields only Odoo gives (computed and not stored, binary), filled by one
+    /// JSON-2 read per request, and files (GET /api/v1/<model>/<id>/<field>). Unset: writes go
+    /// to the extension's SQL writes (models in settings.sql_write_models only), method calls
+    /// and files get 501, and such fields 400.
     #[arg(long, env = "ODOO_URL")]
     pub odoo_url: Option<String>,
 

@@ -127,6 +127,10 @@ pub fn app(state: AppState) -> Router {
                 .delete(routes::records::unlink),
         )
         .route(
+            "/api/v1/{model}/{id}/{field}",
+            get(routes::records::download),
+        )
+        .route(
             "/api/v1/{model}/call/{method}",
             post(routes::records::call_model),
         )

@@ -490,6 +490,31 @@ fn fields_path() -> Value {
     }})
 }
 
+/// A binary field as a file (read through Odoo; 501 without --odoo-url).
+fn file_path() -> Value {
+    let mut responses = gated_responses((
+        "200",
+        json!({"description": "The file's bytes, with the attachment's content type and name (Content-Disposition: attachment) and a strong ETag",
+               "headers": {
+                   "RateLimit-Policy": {"$ref": "#/components/headers/RateLimit-Policy"},
+                   "RateLimit": {"$ref": "#/components/headers/RateLimit"},
+                   "ETag": {"$ref": "#/components/headers/ETag"},
+                   "Content-Disposition": {"schema": {"type": "string"},
+                       "description": "attachment; filename=\"...\"; filename*=UTF-8''..."}},
+               "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                           "image/*": {"schema": {"type": "string", "format": "binary"}}}}),
+    ));
+    responses["304"] = json!({"$ref": "#/components/responses/NotModified"});
+    json!({"get": {
+        "tags": ["any model"], "operationId": "download_binary_field",
+        "summary": "Download a binary field as a file",
+        "description": "The bytes of a binary field (an image, `ir.attachment.datas`), read through Odoo's JSON-2 `read` as the caller's Odoo user after the gateway checked that the caller may read the record and the field (as Odoo: access right, record rules, field groups). The content type and file name are the attachment's (`ir_attachment.mimetype`/`name`) where Odoo keeps one. 404 when the record is not visible or the field holds no file; 422 for a field that is not binary. Needs `--odoo-url` (else 501).",
+        "parameters": [param("model"), param("id"), param("field"), param("If-None-Match")],
+        "security": security("read"),
+        "responses": responses,
+    }})
+}
+
 /// ETag on reads and 304 for If-None-Match; 412 for If-Match on writes (RFC 9110 §13).
 fn conditional_responses(collection: &mut Value, item: &mut Value) {
     collection["get"]["responses"]["200"]["headers"]["Link"] =
@@ -541,6 +566,7 @@ pub fn generate(version: &str, models: &Value, public_url: &str, methods: bool) 
         let (model_call, record_call) = method_paths();
         paths.insert("/api/v1/{model}/call/{method}".into(), model_call);
         paths.insert("/api/v1/{model}/{id}/call/{method}".into(), record_call);
+        paths.insert("/api/v1/{model}/{id}/{field}".into(), file_path());
     }
     paths.extend(oauth_paths());
     paths.insert(
@@ -667,6 +693,10 @@ fn parameters() -> Value {
             "description": "A public method of the model (Odoo refuses private and _-prefixed ones)",
             "schema": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 128},
             "example": "action_confirm"},
+        "field": {"name": "field", "in": "path", "required": true,
+            "description": "A binary field of the model, e.g. image_128 (or datas on ir.attachment)",
+            "schema": {"type": "string", "pattern": "^[a-z_][a-z0-9_]*$", "maxLength": 128},
+            "example": "image_128"},
         "Idempotency-Key": {"name": "Idempotency-Key", "in": "header", "required": false,
             "description": "With --odoo-url: a unique key per request (draft-ietf-httpapi-idempotency-key-header); a retry with the same key and request gets the first answer again (Idempotent-Replayed: true) for 24 hours, another request with it 422, a duplicate while the first runs 409",
             "schema": {"type": "string", "minLength": 1, "maxLength": 257}},
@@ -835,8 +865,13 @@ mod tests {
         );
         assert!(doc["paths"]["/api/v1/{model}/call/{method}"]["post"].is_object());
         assert!(doc["components"]["parameters"]["method"].is_object());
+        let file = &doc["paths"]["/api/v1/{model}/{id}/{field}"]["get"];
+        assert_eq!(file["security"][0]["oauth2"], json!(["read"]));
+        assert!(file["responses"]["304"].is_object());
+        assert!(doc["components"]["parameters"]["field"].is_object());
         let without = generate("0.3.0", &models, "", false);
         assert!(without["paths"]["/api/v1/{model}/call/{method}"].is_null());
+        assert!(without["paths"]["/api/v1/{model}/{id}/{field}"].is_null());
     }
 
     #[test]

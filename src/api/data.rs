@@ -391,6 +391,67 @@ fn _nested_read_refused(
     )
 }
 
+/// `api_gateway.fields_in_sql(uid, model, fields) RETURNS text[]`: the requested fields SQL
+/// reads (`id` first), each checked as `search_read` checks it; NULL when `fields` is NULL or
+/// empty (every stored field). With `odoo_fill`, the front's split of a field list when
+/// Odoo fills the rest (`--odoo-url`); the decision is `api_gateway_core::fields::source`.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, public, pg_temp)]
+fn fields_in_sql(
+    uid: Option<i32>,
+    model: Option<&str>,
+    fields: Option<Vec<Option<String>>>,
+) -> Option<Vec<String>> {
+    let uid = required(uid, "uid");
+    let model = required(model, "model");
+    read::split_fields(uid, model, fields).0
+}
+
+/// `api_gateway.odoo_fill(uid, model, fields) RETURNS jsonb`: what Odoo must fill, NULL when
+/// nothing: `{"fields": [the requested fields only Odoo can give (binary, computed and not
+/// stored), in the order asked], "context": {"lang": the user's language}}`; the front asks
+/// Odoo's `read` for them with that context (the language SQL reads in).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, public, pg_temp)]
+fn odoo_fill(
+    uid: Option<i32>,
+    model: Option<&str>,
+    fields: Option<Vec<Option<String>>>,
+) -> Option<pgrx::JsonB> {
+    let uid = required(uid, "uid");
+    let model = required(model, "model");
+    let odoo = read::split_fields(uid, model, fields).1;
+    if odoo.is_empty() {
+        return None;
+    }
+    let lang = context::load(uid, model, data::Operation::Read)
+        .lang
+        .clone();
+    Some(pgrx::JsonB(serde_json::json!({
+        "fields": odoo,
+        "context": {"lang": lang},
+    })))
+}
+
+/// `api_gateway.binary_file(uid, model, id, field) RETURNS jsonb`: before a binary field is
+/// served as a file, Odoo's checks (access right and field groups: 42501; not a binary field:
+/// 22023) and `{"attachment": {name, mimetype, checksum, store_fname, file_size, type} | null}`;
+/// NULL when the record does not exist or the user may not read it.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, public, pg_temp)]
+fn binary_file(
+    uid: Option<i32>,
+    model: Option<&str>,
+    id: Option<i32>,
+    field: Option<&str>,
+) -> Option<pgrx::JsonB> {
+    let uid = required(uid, "uid");
+    let model = required(model, "model");
+    let field = required(field, "field");
+    let id = id?;
+    data::binary::binary_file(uid, model, id, field).map(pgrx::JsonB)
+}
+
 /// SQL writes are opt-in per model (`settings.sql_write_models`): they skip Odoo's Python
 /// (defaults, computed fields, sequences, constraints, business rules), so any other model is
 /// refused with 0A000 before anything is checked or written.

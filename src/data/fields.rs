@@ -160,7 +160,7 @@ pub fn fields_get(uid: i32, model: &str, lang: Option<&str>) -> serde_json::Valu
             .selection
             .as_deref()
             .and_then(|s| serde_json::from_str::<Vec<(String, String)>>(s).ok());
-        let source = fields::source(&lookup, model, &row.name);
+        let source = fields::source_of(&lookup, model, &row.name);
         let d = Description {
             name: row.name.clone(),
             ttype: row.ttype,

@@ -3,6 +3,7 @@
 //! language itself (parsing, rule evaluation, compilation to SQL) is pure and lives in
 //! `api_gateway_core::domain`; this module only fetches what it needs through SPI.
 pub mod attachment;
+pub mod binary;
 pub mod cache;
 pub mod context;
 pub mod fields;

@@ -11,6 +11,7 @@ use crate::spi::RawJsonb;
 use api_gateway_core::domain::{
     self, CompileOptions, Domain, DomainError, ModelInfo, Param, Schema,
 };
+use api_gateway_core::fields::{self, Source};
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -173,6 +174,14 @@ pub fn visible_rows(
     }
 }
 
+/// A search Odoo answers with no records where the access right is missing, instead of
+/// refusing (`ir.attachment._search`; the decision is `fields::search_without_access`).
+fn searches_nothing(user: &UserContext, model: &str, domain: &Domain) -> bool {
+    !user.allowed
+        && api_gateway_core::fields::search_without_access(model, domain)
+            == api_gateway_core::fields::WithoutAccess::Empty
+}
+
 /// Parse the caller's domain (Python-literal or JSON text).
 pub fn parse_domain(text: Option<&str>) -> Domain {
     let text = text.unwrap_or("[]");
@@ -186,6 +195,92 @@ pub fn parse_domain(text: Option<&str>) -> Domain {
     domain::parse(text).unwrap_or_else(|e| bad_input("domain", &e))
 }
 
+/// Whether the user may read field `name` of `model` (its `groups`).
+pub fn field_readable(user: &UserContext, model: &ModelMeta, name: &str) -> bool {
+    model.fields.get(name).is_none_or(|f| {
+        api_gateway_core::fields::visible(&f.groups, &user.groups, user.superuser)
+    })
+}
+
+/// One requested field checked as Odoo checks it (unknown: 22023; restricted to groups the user
+/// is not in: 42501), and where its value comes from (`fields::source`), with the reason SQL
+/// cannot read it.
+fn requested_field(
+    user: &UserContext,
+    shaper: &Shaper,
+    model: &Rc<ModelMeta>,
+    name: &str,
+) -> (Source, Option<String>) {
+    if name != "display_name" && !model.info.fields.contains_key(name) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "invalid field list: unknown field {}.{}",
+                model.info.model,
+                truncate(name)
+            ),
+            None,
+        )
+    }
+    // Odoo checks the field's groups before anything else (AccessError).
+    if !field_readable(user, model, name) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "user {} may not read field {}.{name}: it is restricted to groups the user is not in",
+                user.uid, model.info.model
+            ),
+            None,
+        )
+    }
+    let servable = shaper.servable(model, name);
+    let ttype = model
+        .info
+        .fields
+        .get(name)
+        .map(|f| f.ttype.as_str())
+        .unwrap_or("char");
+    (
+        fields::source(name, ttype, servable.is_ok()),
+        servable.err(),
+    )
+}
+
+/// The requested fields split by source: (read in SQL, `id` first; filled by Odoo), in the
+/// order asked, each checked once. NULL or empty asks for every stored field: all SQL.
+pub fn split_fields(
+    uid: i32,
+    model_name: &str,
+    fields: Option<Vec<Option<String>>>,
+) -> (Option<Vec<String>>, Vec<String>) {
+    crate::odoo::require_odoo("fields_in_sql", crate::data::TABLES);
+    let user = context::load(uid, model_name, Operation::Read);
+    let models = Models::new(&user, model_name);
+    let model = models.get(model_name);
+    user.require_access(model_name, Operation::Read);
+    let list: Vec<String> = fields.into_iter().flatten().flatten().collect();
+    if list.is_empty() {
+        return (None, vec![]);
+    }
+    let shaper = Shaper::new(&models, &user, vec![], 1, 2);
+    let (mut sql, mut odoo) = (vec!["id".to_string()], vec![]);
+    for name in list {
+        // A nested read (`name{...}`) is SQL's (its sub-fields are checked there).
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            sql.push(name);
+            continue;
+        }
+        let target = match requested_field(&user, &shaper, &model, &name).0 {
+            Source::Sql => &mut sql,
+            Source::Odoo => &mut odoo,
+        };
+        if !target.contains(&name) {
+            target.push(name);
+        }
+    }
+    (Some(sql), odoo)
+}
+
 /// The fields to return: the ones asked for (each checked), or every stored readable field.
 fn select_fields(
     user: &UserContext,
@@ -193,45 +288,23 @@ fn select_fields(
     model: &Rc<ModelMeta>,
     fields: Option<Vec<Option<String>>>,
 ) -> Vec<String> {
-    let readable = |name: &str| -> bool {
-        model.fields.get(name).is_none_or(|f| {
-            api_gateway_core::fields::visible(&f.groups, &user.groups, user.superuser)
-        })
-    };
     match fields {
         Some(list) if !list.is_empty() => {
             let mut out: Vec<String> = vec![];
             for name in list.into_iter().flatten() {
-                if name != "display_name" && !model.info.fields.contains_key(&name) {
+                if let (Source::Odoo, why) = requested_field(user, shaper, model, &name) {
                     raise(
                         PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
                         format!(
-                            "invalid field list: unknown field {}.{}",
-                            model.info.model,
-                            truncate(&name)
+                            "invalid field list: {}",
+                            why.unwrap_or_else(|| format!(
+                                "{}.{name} is not stored in the database",
+                                model.info.model
+                            ))
                         ),
-                        None,
-                    )
-                }
-                // Odoo checks the field's groups before anything else (AccessError).
-                if !readable(&name) {
-                    raise(
-                        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                        format!(
-                            "user {} may not read field {}.{name}: it is restricted to groups the user is not in",
-                            user.uid, model.info.model
+                        Some(
+                            "non-stored computed and binary fields need Odoo itself: start api-gateway serve with --odoo-url",
                         ),
-                        None,
-                    )
-                }
-                if let Err(why) = shaper.servable(model, &name) {
-                    raise(
-                        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                        format!(
-                            "invalid field list: {}.{name} is not stored in the database ({why})",
-                            model.info.model
-                        ),
-                        Some("non-stored computed and binary fields need Odoo itself"),
                     )
                 }
                 if !out.contains(&name) {
@@ -251,7 +324,7 @@ fn select_fields(
                 .filter(|f| {
                     f.store
                         && f.ttype != "binary"
-                        && readable(&f.name)
+                        && field_readable(user, model, &f.name)
                         && shaper.servable(model, &f.name).is_ok()
                         && shaper.x2many_readable(model, &f.name)
                 })
@@ -434,6 +507,9 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
     }
     let models = Models::new(&user, req.model);
     let model = models.get(req.model);
+    if !req.single && searches_nothing(&user, req.model, &req.domain) {
+        return Some(RawJsonb::from_json_text(b"[]".to_vec()));
+    }
     user.require_access(req.model, Operation::Read);
     let page = req.page.map(|(limit, offset)| page(&user, limit, offset));
     let q = visible_rows(&user, &models, &model, &req.domain, req.active_test);
@@ -560,9 +636,12 @@ pub fn search_page(req: PageRequest) -> RawJsonb {
     }
     let models = Models::new(&user, req.model);
     let model = models.get(req.model);
+    let domain = parse_domain(Some(req.domain_text));
+    if searches_nothing(&user, req.model, &domain) {
+        return RawJsonb::from_json_text(br#"{"records": [], "next": null}"#.to_vec());
+    }
     user.require_access(req.model, Operation::Read);
     let limit = page(&user, req.limit, None).limit;
-    let domain = parse_domain(Some(req.domain_text));
     let q = visible_rows(&user, &models, &model, &domain, true);
     let mut params = q.params;
     params.push(Param::Text(user.lang.clone()));
@@ -838,6 +917,9 @@ pub fn search_count(uid: i32, model_name: &str, domain: Domain, lang: Option<Str
     }
     let models = Models::new(&user, model_name);
     let model = models.get(model_name);
+    if searches_nothing(&user, model_name, &domain) {
+        return 0;
+    }
     user.require_access(model_name, Operation::Read);
     let q = visible_rows(&user, &models, &model, &domain, true);
     let sql = format!("SELECT count(*) {}", q.from_where);

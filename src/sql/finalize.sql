@@ -59,6 +59,10 @@ BEGIN
         'api_gateway.web_search_read(integer, text, text, jsonb, integer, integer, text)',
         'api_gateway.web_read(integer, text, integer, jsonb)',
         'api_gateway.web_read_versioned(integer, text, integer, jsonb)',
+        -- --odoo-url: the fields Odoo fills in a read, and binary fields served as files.
+        'api_gateway.fields_in_sql(integer, text, text[])',
+        'api_gateway.odoo_fill(integer, text, text[])',
+        'api_gateway.binary_file(integer, text, integer, text)',
         'api_gateway.log_requests(jsonb)',
         'api_gateway.log_level()',
         'api_gateway.ensure_log_partitions(integer)',

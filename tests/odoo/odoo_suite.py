@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -99,6 +100,78 @@ def comparable_fields(model):
 
 def read(model, ids, fields):
     return odoo(model, "read", {"ids": ids, "fields": fields})
+
+
+def gw_bytes(path, token, headers=None):
+    """GET through the gateway, the body as bytes."""
+    req = urllib.request.Request(f"{GW}{path}", method="GET")
+    req.add_header("Authorization", f"Bearer {token}")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+def same_read(token, model, ids, fields, ctx):
+    """The gateway's search_read of `fields` for `ids` against Odoo's read(): (ok, detail, Odoo's records)."""
+    want = {r["id"]: r for r in odoo(model, "read", {"ids": ids, "fields": fields, "context": ctx})}
+    domain = urllib.parse.quote(json.dumps([["id", "in", ids]]))
+    status, _, body, raw = gw("GET", f"/api/v1/{model}?domain={domain}&fields={','.join(fields)}&limit=80", token)
+    got = {r["id"]: r for r in (body or {}).get("records", [])} if status == 200 else {}
+    diffs = [(i, f, want[i][f], got.get(i, {}).get(f)) for i in want for f in fields
+             if json.dumps(want[i][f]) != json.dumps(got.get(i, {}).get(f))]
+    return status == 200 and len(got) == len(want) and not diffs, f"{status} {str(diffs[:3])[:400]} {raw[:200]}", want
+
+
+def filled_reads(token):
+    """Reads with fields SQL cannot give (product.product lst_price, res.partner image_128) equal
+    Odoo's read() for the same user, ids, fields and language; a binary field and an attachment
+    downloaded through the gateway are Odoo's bytes, with a strong ETag and 304."""
+    import base64
+    lang = odoo("res.users", "read", {"ids": [int(os.environ.get("ODOO_UID", "2"))], "fields": ["lang"]})[0]["lang"]
+    ctx = {"lang": lang or "en_US"}
+    ids = odoo("product.product", "search", {"domain": [["sale_ok", "=", True]], "limit": 40, "order": "id"})
+    fields = ["name", "lst_price", "display_name", "categ_id", "image_128"]
+    ok, detail, products = same_read(token, "product.product", ids, fields, ctx)
+    check(f"product.product {len(ids)} records x {fields}: SQL + one Odoo read equal Odoo's read()", ok, detail)
+    status, _, body, raw = gw("GET", f"/api/v1/product.product/{ids[0]}?fields=lst_price,name", token)
+    check("one product with lst_price equals Odoo's", status == 200 and body.get("lst_price") == products[ids[0]]["lst_price"],
+          f"{status} {raw[:200]}")
+    # Partners whose images are in this Odoo's filestore.
+    partners = odoo("res.partner", "search", {"domain": [], "limit": 40, "order": "id"})
+    ok, detail, want = same_read(token, "res.partner", partners, ["name", "image_128", "email_formatted"], ctx)
+    with_image = [i for i in partners if want[i]["image_128"]]
+    check(f"res.partner {len(partners)} records x image_128, email_formatted ({len(with_image)} with an image): equal Odoo's read()",
+          ok and with_image, detail)
+    if with_image:
+        pid = with_image[0]
+        status, headers, data = gw_bytes(f"/api/v1/res.partner/{pid}/image_128", token)
+        expected = base64.b64decode(want[pid]["image_128"])
+        check("GET /api/v1/res.partner/<id>/image_128 -> Odoo's bytes, an image type, a strong ETag",
+              status == 200 and data == expected and headers.get("content-type", "").startswith("image/")
+              and headers.get("etag", "").startswith('"sha1-'), f"{status} {headers} {len(data)} vs {len(expected)}")
+        status, _, _ = gw_bytes(f"/api/v1/res.partner/{pid}/image_128", token, {"If-None-Match": headers.get("etag", "")})
+        check("the same ETag in If-None-Match -> 304", status == 304, str(status))
+    # An attachment: its own bytes, mimetype and name; the ETag from Odoo's checksum.
+    atts = odoo("ir.attachment", "search_read", {"domain": [["res_model", "=", "res.partner"], ["res_field", "=", "image_1920"]],
+                                                 "fields": ["name", "mimetype", "checksum", "datas"], "limit": 40, "order": "id"})
+    att = next((a for a in atts if a["datas"]), None)
+    check("an attachment with bytes in the filestore exists", att is not None, str(len(atts)))
+    if att:
+        att_bytes = base64.b64decode(att["datas"])
+        status, headers, data = gw_bytes(f"/api/v1/ir.attachment/{att['id']}/datas", token)
+        check(f"GET /api/v1/ir.attachment/{att['id']}/datas -> its bytes, mimetype {att['mimetype']}, its name, ETag from the checksum",
+              status == 200 and data == att_bytes and headers.get("content-type") == att["mimetype"]
+              and f'filename="{att["name"]}"' in headers.get("content-disposition", "")
+              and headers.get("etag") == f'"sha1-{att["checksum"]}"',
+              f"{status} {headers} {len(data)} vs {len(att_bytes)}")
+        status, _, _ = gw_bytes(f"/api/v1/ir.attachment/{att['id']}/datas", token, {"If-None-Match": f'"sha1-{att["checksum"]}"'})
+        check("attachment If-None-Match with its checksum -> 304", status == 304, str(status))
+    status, _, body, raw = gw("GET", f"/api/v1/product.product/{ids[0]}/name", token)
+    check("a field that is not binary -> 400 problem", status == 400, f"{status} {raw[:200]}")
 
 
 def main():
@@ -196,6 +269,9 @@ def main():
     check("API-key caller: unlink -> 204, gone in Odoo", status == 204 and gone == 0, f"{status} {raw[:200]}")
     status, _, body, raw = gw("PATCH", "/api/v1/res.partner/999999999", KEY, {"comment": "x"})
     check("write on a missing record -> 404 with Odoo's message", status == 404 and "does not exist" in (body or {}).get("detail", ""), f"{status} {raw[:200]}")
+
+    # 5a. fields only Odoo gives (issue 20): computed and not stored, binary; files
+    filled_reads(token)
 
     # 5. the OAuth2 client's upstream key disappears from Odoo when the client is deactivated
     like = f"api_gateway: OAuth2 client {client_id} %"

@@ -11,14 +11,7 @@ use std::path::PathBuf;
 
 /// Values where the gateway knowingly differs from Odoo, with the reason (docs/sql.md, "Read
 /// fidelity"). Any other difference fails the suite.
-const KNOWN: &[(&str, &str, &str, &str)] = &[(
-    "portal",
-    "ir.attachment",
-    "search_count *",
-    "a user without the access right on ir.attachment: the gateway refuses with 42501, Odoo's \
-     ir.attachment._search answers an empty search (it refuses only when the domain names \
-     res_model)",
-)];
+const KNOWN: &[(&str, &str, &str, &str)] = &[];
 
 fn answers() -> Value {
     let path =

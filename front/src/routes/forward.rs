@@ -237,6 +237,26 @@ async fn upstream_credential(
     }
 }
 
+/// The key Odoo gets for a caller that passed the gate, outside a forwarded write: a pooled
+/// connection is taken only for an OAuth2 client (its upstream key).
+pub async fn caller_credential(
+    state: &AppState,
+    ctx: &Ctx,
+    gate: &Gate,
+) -> Result<String, Problem> {
+    if gate.client_id.is_none() {
+        return match parse_authorization(ctx.authorization.as_deref()) {
+            Ok(Credential::ApiKey(key)) => Ok(key.to_string()),
+            _ => {
+                tracing::error!("a gate pass without a client has no API key to forward");
+                Err(Problem::internal())
+            }
+        };
+    }
+    let conn = state.pool.get().await?;
+    upstream_credential(state, ctx, gate, &conn).await
+}
+
 /// A held idempotency key: whose, which, and the request's fingerprint.
 struct Held {
     caller: String,

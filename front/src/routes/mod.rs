@@ -7,6 +7,7 @@ pub mod conditional;
 pub mod dashboard;
 pub mod docs;
 pub mod fields;
+pub mod fill;
 pub mod forward;
 pub mod health;
 pub mod metrics;

@@ -111,6 +111,33 @@ pub fn record_id(s: &str) -> Result<i32, Problem> {
     }
 }
 
+/// A field name path segment as Odoo names fields (`[a-z_][a-z0-9_]*`, at most 128), or 404.
+pub fn field_name(s: &str) -> Result<String, Problem> {
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(Problem::not_found(format!(
+            "{:?} is not a field name",
+            crate::error::truncate(s, 80)
+        )))
+    }
+}
+
+/// A flat field list (names only, no nested `{...}` reads): the fields Odoo may fill.
+pub fn flat(fields: &Option<Vec<String>>) -> bool {
+    fields.as_ref().is_some_and(|list| {
+        list.iter()
+            .all(|f| f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    })
+}
+
 /// `fields=a,b{c,d},e`: None when absent or empty (all fields).
 pub fn fields(q: &BTreeMap<String, String>) -> Result<Option<Vec<String>>, Problem> {
     let Some(raw) = q.get("fields") else {

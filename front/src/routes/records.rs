@@ -1,5 +1,6 @@
 //! `/api/v1/<model>` and `/api/v1/<model>/<id>`: search_read, read, create, write, unlink. Each is
 //! one statement: the gate and, on a pass, the data function.
+use super::fill::{self, Plan};
 use super::forward::{self, Call, Shape};
 use super::{conditional, query};
 use crate::error::{ApiError, Problem};
@@ -49,6 +50,29 @@ const READ_LANG: GatedSql = gated_sql!(
     "CASE WHEN g.status = 200 THEN api_gateway.read_versioned(g.uid, $4, $5, $6, \
        coalesce($7, api_gateway.negotiate_language($8))) END"
 );
+// With --odoo-url and a flat field list: SQL reads what it can (`fields_in_sql`) and says what
+// Odoo fills (`odoo_fill`), in the same statement, in the request's language as above.
+const SEARCH_READ_FILL: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.search_read(g.uid, $4, $5, api_gateway.fields_in_sql(g.uid, $4, $6), $7, $8, $9, \
+       coalesce($11, api_gateway.negotiate_language($12))) END, \
+     CASE WHEN g.status = 200 AND $10 THEN api_gateway.search_count(g.uid, $4, $5, \
+       coalesce($11, api_gateway.negotiate_language($12))) END, \
+     CASE WHEN g.status = 200 THEN api_gateway.odoo_fill(g.uid, $4, $6) END"
+);
+const SEARCH_PAGE_FILL: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.search_page(g.uid, $4, $5, api_gateway.fields_in_sql(g.uid, $4, $6), $7, $8, $9, \
+       coalesce($11, api_gateway.negotiate_language($12))) END, \
+     CASE WHEN g.status = 200 AND $10 THEN api_gateway.search_count(g.uid, $4, $5, \
+       coalesce($11, api_gateway.negotiate_language($12))) END, \
+     CASE WHEN g.status = 200 THEN api_gateway.odoo_fill(g.uid, $4, $6) END"
+);
+const READ_FILL: GatedSql = gated_sql!(
+    "CASE WHEN g.status = 200 THEN api_gateway.read_versioned(g.uid, $4, $5, api_gateway.fields_in_sql(g.uid, $4, $6), \
+       coalesce($7, api_gateway.negotiate_language($8))) END, \
+     CASE WHEN g.status = 200 THEN api_gateway.odoo_fill(g.uid, $4, $6) END"
+);
+const BINARY_FILE: GatedSql =
+    gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.binary_file(g.uid, $4, $5, $6) END");
 const CREATE: GatedSql =
     gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.\"create\"(g.uid, $4, $5) END");
 const WRITE: GatedSql =
@@ -146,13 +170,14 @@ pub async fn list(
     }
     if q.contains_key("after") && !q.contains_key("offset") {
         let after = q.get("after").cloned().filter(|a| !a.is_empty());
+        let fills = state.odoo.is_some() && query::flat(&fields);
         let p = gate::run(
             &state,
             &ctx,
-            if in_language {
-                SEARCH_PAGE_LANG
-            } else {
-                SEARCH_PAGE
+            match (fills, in_language) {
+                (true, _) => SEARCH_PAGE_FILL,
+                (false, true) => SEARCH_PAGE_LANG,
+                (false, false) => SEARCH_PAGE,
             },
             crate::db::params_up_to(
                 &[
@@ -166,7 +191,7 @@ pub async fn list(
                     (&lang, Type::TEXT),
                     (&accept, Type::TEXT),
                 ],
-                if in_language { 9 } else { 7 },
+                if fills || in_language { 9 } else { 7 },
             ),
         )
         .await?;
@@ -174,6 +199,14 @@ pub async fn list(
         let total: Option<i64> = p.col(1)?;
         let g = &p.gate;
         let mut page = page.unwrap_or_else(|| json!({"records": [], "next": null}));
+        if fills
+            && let Some(plan) = Plan::from_column(p.col(2)?)
+            && let Some(records) = page["records"].as_array_mut()
+        {
+            fill::fill(&state, &ctx, g, &model, &plan, records)
+                .await
+                .map_err(|e| g.with_headers(e))?;
+        }
         if count {
             page["count"] = json!(total.unwrap_or(0));
         }
@@ -194,6 +227,7 @@ pub async fn list(
     if specification.is_some() && lang.is_some() {
         return Err(no_lang_with_specification());
     }
+    let fills = state.odoo.is_some() && specification.is_none() && query::flat(&fields);
     let p = match &specification {
         // web_search_read has no language argument yet: Accept-Language is ignored there.
         Some(s) => {
@@ -217,10 +251,10 @@ pub async fn list(
             gate::run(
                 &state,
                 &ctx,
-                if in_language {
-                    SEARCH_READ_LANG
-                } else {
-                    SEARCH_READ
+                match (fills, in_language) {
+                    (true, _) => SEARCH_READ_FILL,
+                    (false, true) => SEARCH_READ_LANG,
+                    (false, false) => SEARCH_READ,
                 },
                 crate::db::params_up_to(
                     &[
@@ -234,7 +268,7 @@ pub async fn list(
                         (&lang, Type::TEXT),
                         (&accept, Type::TEXT),
                     ],
-                    if in_language { 9 } else { 7 },
+                    if fills || in_language { 9 } else { 7 },
                 ),
             )
             .await?
@@ -244,7 +278,16 @@ pub async fn list(
     let records: Option<crate::db::RawJson> = p.col(0)?;
     let total: Option<i64> = p.col(1)?;
     let g = &p.gate;
-    let records = records.map_or_else(|| b"[]".to_vec(), |r| r.0);
+    let mut records = records.map_or_else(|| b"[]".to_vec(), |r| r.0);
+    if fills && let Some(plan) = Plan::from_column(p.col(2)?) {
+        // Odoo's values go into the records, so this body is parsed and written again.
+        let mut list: Vec<Value> =
+            serde_json::from_slice(&records).map_err(|_| g.with_headers(Problem::internal()))?;
+        fill::fill(&state, &ctx, g, &model, &plan, &mut list)
+            .await
+            .map_err(|e| g.with_headers(e))?;
+        records = serde_json::to_vec(&list).map_err(|_| g.with_headers(Problem::internal()))?;
+    }
     let mut body = Vec::with_capacity(records.len() + 40);
     body.extend_from_slice(b"{\"records\": ");
     body.extend_from_slice(&records);
@@ -278,6 +321,7 @@ pub async fn read(
     if specification.is_some() && lang.is_some() {
         return Err(no_lang_with_specification());
     }
+    let fills = state.odoo.is_some() && specification.is_none() && query::flat(&fields);
     let p = match &specification {
         // web_read has no language argument yet: Accept-Language is ignored there.
         Some(s) => {
@@ -293,7 +337,11 @@ pub async fn read(
             gate::run(
                 &state,
                 &ctx,
-                if in_language { READ_LANG } else { READ },
+                match (fills, in_language) {
+                    (true, _) => READ_FILL,
+                    (false, true) => READ_LANG,
+                    (false, false) => READ,
+                },
                 crate::db::params_up_to(
                     &[
                         (&model, Type::TEXT),
@@ -302,7 +350,7 @@ pub async fn read(
                         (&lang, Type::TEXT),
                         (&accept, Type::TEXT),
                     ],
-                    if in_language { 5 } else { 3 },
+                    if fills || in_language { 5 } else { 3 },
                 ),
             )
             .await?
@@ -310,14 +358,184 @@ pub async fn read(
     };
     let g = &p.gate;
     match p.col::<Option<Value>>(0)? {
-        Some(v) if v["record"].is_object() => {
-            let version = v["version"].as_str().unwrap_or("0");
-            let mut response = conditional::respond(g, &headers, &v["record"], Some(version))?;
+        Some(mut v) if v["record"].is_object() => {
+            if fills && let Some(plan) = Plan::from_column(p.col(1)?) {
+                fill::fill(
+                    &state,
+                    &ctx,
+                    g,
+                    &model,
+                    &plan,
+                    std::slice::from_mut(&mut v["record"]),
+                )
+                .await
+                .map_err(|e| g.with_headers(e))?;
+            }
+            // The tag covers the body, Odoo's values included.
+            let version = v["version"].as_str().unwrap_or("0").to_string();
+            let mut response = conditional::respond(g, &headers, &v["record"], Some(&version))?;
             query::vary_language(&mut response);
             Ok(response)
         }
         _ => Err(g.with_headers(missing(&model, id))),
     }
+}
+
+/// `GET /api/v1/<model>/<id>/<field>`: a binary field as a file, read through Odoo as the
+/// caller (`--odoo-url`), with its attachment's content type and name, a strong `ETag` (304 on
+/// `If-None-Match`, answered before Odoo is asked when the attachment has a checksum).
+pub async fn download(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    use api_gateway_core::download;
+    ctx.require_credentials()?;
+    let Path((model, id, field)) = path.map_err(path_problem)?;
+    let model = query::model(&model)?;
+    let id = query::record_id(&id)?;
+    let field = query::field_name(&field)?;
+    query::parse(raw.as_deref(), &[])?;
+    let cond = conditional::condition(&headers, header::IF_NONE_MATCH)?;
+    if state.odoo.is_none() {
+        return Err(files_need_odoo());
+    }
+    let p = gate::run(
+        &state,
+        &ctx,
+        BINARY_FILE,
+        &[
+            (&model, Type::TEXT),
+            (&id, Type::INT4),
+            (&field, Type::TEXT),
+        ],
+    )
+    .await?;
+    let g = &p.gate;
+    let Some(facts) = p.col::<Option<Value>>(0)? else {
+        return Err(g.with_headers(missing(&model, id)));
+    };
+    let attachment = &facts["attachment"];
+    let checksum = attachment["checksum"].as_str();
+    let not_modified = |tag: &str| {
+        cond.as_ref()
+            .is_some_and(|c| api_gateway_core::etag::none_match_fails(c, tag))
+    };
+    if let Some(tag) = download::file_tag(checksum, None)
+        && not_modified(&tag)
+    {
+        return Ok(file_response(g, StatusCode::NOT_MODIFIED, &tag, None));
+    }
+    let rows = fill::odoo_read(
+        &state,
+        &ctx,
+        g,
+        &model,
+        &[i64::from(id)],
+        std::slice::from_ref(&field),
+        &json!({}),
+    )
+    .await
+    .map_err(|e| g.with_headers(e))?;
+    let encoded = rows
+        .iter()
+        .find(|r| r["id"].as_i64() == Some(i64::from(id)))
+        .and_then(|r| r[field.as_str()].as_str());
+    let Some(encoded) = encoded.filter(|e| !e.is_empty()) else {
+        return Err(g.with_headers(Problem::not_found(format!(
+            "{model} {id} has no file in {field}"
+        ))));
+    };
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| {
+            g.with_headers(
+                Problem::new(StatusCode::BAD_GATEWAY, crate::error::kind::UPSTREAM_ERROR)
+                    .detail(format!("Odoo's {model}.read gave {field} not in base64")),
+            )
+        })?;
+    let tag = download::file_tag(checksum, Some(&bytes)).unwrap_or_default();
+    if not_modified(&tag) {
+        return Ok(file_response(g, StatusCode::NOT_MODIFIED, &tag, None));
+    }
+    let content_type = download::content_type(
+        attachment["mimetype"].as_str(),
+        &bytes[..bytes.len().min(16)],
+    );
+    let name = attachment["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&field);
+    let mut response = file_response(g, StatusCode::OK, &tag, Some(bytes::Bytes::from(bytes)));
+    let h = response.headers_mut();
+    for (k, v) in [
+        (header::CONTENT_TYPE, content_type),
+        (
+            header::CONTENT_DISPOSITION,
+            download::content_disposition(name),
+        ),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    }
+    Ok(response)
+}
+
+/// Chunks a file body is streamed in.
+const FILE_CHUNK: usize = 64 * 1024;
+
+fn file_response(
+    g: &gate::Gate,
+    status: StatusCode,
+    tag: &str,
+    bytes: Option<bytes::Bytes>,
+) -> Response {
+    let mut response = match bytes {
+        Some(b) => {
+            let len = b.len();
+            let chunks = (0..len.div_ceil(FILE_CHUNK).max(1)).map(move |i| {
+                Ok::<_, std::convert::Infallible>(
+                    b.slice(i * FILE_CHUNK..((i + 1) * FILE_CHUNK).min(len)),
+                )
+            });
+            let mut r = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+            *r.status_mut() = status;
+            if let Ok(v) = HeaderValue::from_str(&len.to_string()) {
+                r.headers_mut().insert(header::CONTENT_LENGTH, v);
+            }
+            r
+        }
+        None => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = status;
+            r
+        }
+    };
+    let h = response.headers_mut();
+    h.extend(g.rate_headers());
+    if let Ok(v) = HeaderValue::from_str(tag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    response
+}
+
+/// 501 for a file without `--odoo-url`.
+fn files_need_odoo() -> Problem {
+    Problem::new(StatusCode::NOT_IMPLEMENTED, crate::error::kind::NOT_IMPLEMENTED).detail(
+        "binary fields are kept in Odoo's filestore and read through Odoo: start api-gateway serve with --odoo-url to download them",
+    )
 }
 
 /// `POST /api/v1/<model>` with a JSON object: 201, `{"id": N}` and `Location`.

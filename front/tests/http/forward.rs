@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A PNG header and a few bytes, base64 as Odoo's `read` gives binary fields.
+const STAND_IN_PNG_B64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+
 #[derive(Debug, Clone)]
 struct Seen {
     path: String,
@@ -77,6 +80,31 @@ async fn json2(
     });
     match (model.as_str(), method.as_str()) {
         ("res.partner", "create") => axum::Json(json!([4242])).into_response(),
+        // Odoo's read of what only Odoo gives: a value per id and field, as Odoo would compute it.
+        ("res.partner", "read") => {
+            let rows: Vec<Value> = body["ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_i64)
+                .map(|id| {
+                    let mut row = serde_json::Map::new();
+                    row.insert("id".into(), json!(id));
+                    for f in body["fields"].as_array().into_iter().flatten() {
+                        let f = f.as_str().unwrap_or("");
+                        let v = match f {
+                            "email_formatted" => json!(format!("partner{id}@odoo.example")),
+                            "company_type" => json!("person"),
+                            "image_128" => json!(STAND_IN_PNG_B64),
+                            _ => json!(false),
+                        };
+                        row.insert(f.into(), v);
+                    }
+                    Value::Object(row)
+                })
+                .collect();
+            axum::Json(Value::Array(rows)).into_response()
+        }
         (_, "write" | "unlink" | "action_confirm") => axum::Json(json!(true)).into_response(),
         ("res.partner", "echo") => axum::Json(json!({"got": body})).into_response(),
         ("wait.model", _) => {
@@ -735,4 +763,248 @@ async fn without_odoo_sql_writes_to_unlisted_models_say_they_go_through_odoo() {
         detail.contains("res.partner.category") && detail.contains("through Odoo"),
         "{detail}"
     );
+}
+
+#[tokio::test]
+async fn reads_fill_odoo_only_fields_with_one_json2_read_as_the_caller() {
+    if !mini() {
+        return;
+    }
+    let odoo = stand_in().await;
+    let s = gateway(&odoo).await;
+    let key = api_key("admin");
+    let c = http();
+    let get = |path: &str, auth: String| send(c.get(s.url(path)).header("authorization", auth));
+    // Stored fields only: SQL alone, Odoo is not asked.
+    let r = get(
+        "/api/v1/res.partner?domain=[(\"id\",\"in\",[1,3])]&fields=name",
+        bearer(&key),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(odoo.calls_to("res.partner/read"), 0);
+    // A computed field that is not stored and a selection computed in Python: one read for both
+    // records, as the caller, in the user's language; merged into SQL's records.
+    let r = get(
+        "/api/v1/res.partner?domain=[(\"id\",\"in\",[1,3])]&fields=name,email_formatted,company_type&order=id",
+        bearer(&key),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["records"],
+        json!([
+            {"id": 1, "name": "Mini Corp", "email_formatted": "partner1@odoo.example", "company_type": "person"},
+            {"id": 3, "name": "Ada Admin", "email_formatted": "partner3@odoo.example", "company_type": "person"},
+        ])
+    );
+    let reads: Vec<Seen> = odoo
+        .seen()
+        .into_iter()
+        .filter(|x| x.path == "res.partner/read")
+        .collect();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(
+        reads[0].body,
+        json!({"ids": [1, 3], "fields": ["email_formatted", "company_type"], "context": {"lang": "en_US"}})
+    );
+    assert_eq!(
+        reads[0].authorization.as_deref(),
+        Some(format!("bearer {key}").as_str())
+    );
+    // One record, with its ETag over the merged body; and a cursor page.
+    let r = get("/api/v1/res.partner/3?fields=email_formatted", bearer(&key)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body,
+        json!({"id": 3, "email_formatted": "partner3@odoo.example"})
+    );
+    let tag = r.header("etag").unwrap().to_string();
+    let r = send(
+        c.get(s.url("/api/v1/res.partner/3?fields=email_formatted"))
+            .header("authorization", bearer(&key))
+            .header("if-none-match", &tag),
+    )
+    .await;
+    assert_eq!(r.status, 304);
+    let r = get(
+        "/api/v1/res.partner?domain=[(\"id\",\"=\",3)]&fields=image_128&after=",
+        bearer(&key),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["records"][0]["image_128"], json!(STAND_IN_PNG_B64));
+    // No record: nothing to ask Odoo.
+    let before = odoo.calls_to("res.partner/read");
+    let r = get(
+        "/api/v1/res.partner?domain=[(\"id\",\"=\",-1)]&fields=email_formatted",
+        bearer(&key),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["records"], json!([]));
+    assert_eq!(odoo.calls_to("res.partner/read"), before);
+    // An OAuth2 client: its upstream key, never the access token.
+    let (client_id, secret) = new_client(2, &["read"], None).await;
+    let t = token_for(&client_id, &secret).await;
+    let r = get("/api/v1/res.partner/3?fields=email_formatted", bearer(&t)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let last = odoo.seen().pop().unwrap();
+    assert_eq!(last.path, "res.partner/read");
+    let sent = last.authorization.unwrap();
+    assert!(!sent.contains(&t) && sent.starts_with("bearer "), "{sent}");
+    // A nested read stays in SQL (Odoo fills flat field lists only).
+    let before = odoo.seen().len();
+    let r = get(
+        "/api/v1/res.partner?domain=[(\"id\",\"=\",3)]&fields=name,parent_id{name}",
+        bearer(&key),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["records"][0]["name"], "Ada Admin");
+    assert_eq!(odoo.seen().len(), before);
+    // Unknown fields are still the caller's mistake, before Odoo is asked.
+    let before = odoo.seen().len();
+    let r = get(
+        "/api/v1/res.partner?fields=email_formatted,nope",
+        bearer(&key),
+    )
+    .await;
+    assert_problem(&r, 400);
+    assert_eq!(odoo.seen().len(), before);
+}
+
+#[tokio::test]
+async fn without_odoo_fields_only_odoo_gives_are_refused_naming_them_and_files_are_501() {
+    if !mini() {
+        return;
+    }
+    let s = start().await;
+    let key = api_key("admin");
+    let r = send(
+        http()
+            .get(s.url("/api/v1/res.partner?fields=name,email_formatted"))
+            .header("authorization", bearer(&key)),
+    )
+    .await;
+    assert_problem(&r, 400);
+    assert_eq!(r.body["sqlstate"], "22023");
+    assert!(r.text.contains("email_formatted"), "{}", r.text);
+    let r = send(
+        http()
+            .get(s.url("/api/v1/res.partner/3/image_128"))
+            .header("authorization", bearer(&key)),
+    )
+    .await;
+    assert_problem(&r, 501);
+}
+
+#[tokio::test]
+async fn odoo_down_while_filling_a_read_is_503() {
+    if !mini() {
+        return;
+    }
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let s = start_with(move |a| a.odoo_url = Some(url)).await;
+    let key = api_key("admin");
+    for path in [
+        "/api/v1/res.partner?fields=name,email_formatted",
+        "/api/v1/res.partner/3?fields=email_formatted",
+        "/api/v1/res.partner/3/image_128",
+    ] {
+        let r = send(
+            http()
+                .get(s.url(path))
+                .header("authorization", bearer(&key)),
+        )
+        .await;
+        assert_problem(&r, 503);
+        assert_eq!(kind(&r), "upstream-unavailable");
+        assert_eq!(r.header("retry-after"), Some("5"));
+    }
+    // Stored fields need no Odoo.
+    let r = send(
+        http()
+            .get(s.url("/api/v1/res.partner?fields=name"))
+            .header("authorization", bearer(&key)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test]
+async fn binary_fields_download_as_bytes_with_type_name_and_etag() {
+    if !mini() {
+        return;
+    }
+    use base64::Engine as _;
+    let odoo = stand_in().await;
+    let s = gateway(&odoo).await;
+    let key = api_key("admin");
+    let c = http();
+    let r = c
+        .get(s.url("/api/v1/res.partner/3/image_128"))
+        .header("authorization", bearer(&key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    let bytes = r.bytes().await.unwrap();
+    let expected = base64::engine::general_purpose::STANDARD
+        .decode(STAND_IN_PNG_B64)
+        .unwrap();
+    assert_eq!(&bytes[..], &expected[..]);
+    assert_eq!(h["content-type"], "image/png");
+    assert_eq!(
+        h["content-disposition"],
+        "attachment; filename=\"image_128\"; filename*=UTF-8''image_128"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-length"], expected.len().to_string().as_str());
+    let tag = h["etag"].to_str().unwrap().to_string();
+    assert!(tag.starts_with('"'), "{tag}");
+    let calls = odoo.seen();
+    assert_eq!(calls.last().unwrap().body["fields"], json!(["image_128"]));
+    assert_eq!(calls.last().unwrap().body["ids"], json!([3]));
+    let r = c
+        .get(s.url("/api/v1/res.partner/3/image_128"))
+        .header("authorization", bearer(&key))
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(r.headers()["etag"].to_str().unwrap(), tag);
+    // Not a binary field, an unknown field, a record that does not exist: Odoo is not asked.
+    let before = odoo.seen().len();
+    for (path, status) in [
+        ("/api/v1/res.partner/3/name", 400),
+        ("/api/v1/res.partner/3/no_such_field", 400),
+        ("/api/v1/res.partner/999999/image_128", 404),
+        ("/api/v1/res.partner/3/Bad-Name", 404),
+    ] {
+        let r = send(c.get(s.url(path)).header("authorization", bearer(&key))).await;
+        assert_problem(&r, status);
+    }
+    let r = send(c.get(s.url("/api/v1/res.partner/3/image_128"))).await;
+    assert_problem(&r, 401);
+    assert_eq!(odoo.seen().len(), before);
+    // The method routes next to it still route.
+    let r = send(
+        c.post(s.url("/api/v1/res.partner/3/call/action_confirm"))
+            .header("authorization", bearer(&key))
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = send(
+        c.post(s.url("/api/v1/res.partner/call/echo"))
+            .header("authorization", bearer(&key))
+            .json(&json!({"x": 1})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
 }
