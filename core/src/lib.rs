@@ -6,6 +6,7 @@ pub mod cursor;
 pub mod display;
 pub mod domain;
 pub mod etag;
+pub mod feed;
 pub mod field_values;
 pub mod fields;
 pub mod gate;

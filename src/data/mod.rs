@@ -5,6 +5,7 @@
 pub mod attachment;
 pub mod cache;
 pub mod context;
+pub mod feed;
 pub mod meta;
 pub mod params;
 pub mod read;

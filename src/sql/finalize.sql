@@ -53,6 +53,7 @@ BEGIN
         'api_gateway.write_if_match(integer, text, integer, jsonb, text[])',
         'api_gateway.unlink_if_match(integer, text, integer, text[])',
         'api_gateway.search_page(integer, text, text, text[], integer, text, text)',
+        'api_gateway.changes(integer, text, text, text[], integer)',
         'api_gateway.log_requests(jsonb)',
         'api_gateway.log_level()',
         'api_gateway.ensure_log_partitions(integer)',

@@ -166,7 +166,8 @@ $$;
 -- (delivered/dead jobs past retention), 'secret_display' (one-time secret displays), 'tokens'
 -- (tokens expired more than 7 days ago), 'throttles' (ended rate-limit windows),
 -- 'upstream_keys' (OAuth2 clients' Odoo keys: renew those with less than 7 days left, remove
--- expired ones), 'idempotency' (idempotency keys older than 24 hours), or 'all'.
+-- expired ones), 'idempotency' (idempotency keys older than 24 hours), 'feeds' (change feed log
+-- rows past each feed's retention), or 'all'.
 CREATE FUNCTION api_gateway.run_maintenance(job text DEFAULT 'all') RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -186,10 +187,11 @@ BEGIN
             'tokens', api_gateway.run_maintenance('tokens'),
             'throttles', api_gateway.run_maintenance('throttles'),
             'upstream_keys', api_gateway.run_maintenance('upstream_keys'),
-            'idempotency', api_gateway.run_maintenance('idempotency'));
+            'idempotency', api_gateway.run_maintenance('idempotency'),
+            'feeds', api_gateway.run_maintenance('feeds'));
     END IF;
-    IF job NOT IN ('logs', 'webhook_jobs', 'secret_display', 'tokens', 'throttles', 'upstream_keys', 'idempotency') THEN
-        RAISE EXCEPTION 'unknown maintenance job "%": use logs, webhook_jobs, secret_display, tokens, throttles, upstream_keys, idempotency or all', job
+    IF job NOT IN ('logs', 'webhook_jobs', 'secret_display', 'tokens', 'throttles', 'upstream_keys', 'idempotency', 'feeds') THEN
+        RAISE EXCEPTION 'unknown maintenance job "%": use logs, webhook_jobs, secret_display, tokens, throttles, upstream_keys, idempotency, feeds or all', job
             USING ERRCODE = '22023';
     END IF;
     IF NOT pg_try_advisory_xact_lock(hashtext('api_gateway.maintenance'), hashtext(job)) THEN
@@ -257,6 +259,13 @@ BEGIN
         DELETE FROM api_gateway.idempotency i WHERE i.started_at < now() - interval '24 hours';
         GET DIAGNOSTICS n = ROW_COUNT;
         result := jsonb_build_object('keys_deleted', n);
+    ELSIF job = 'feeds' THEN
+        IF to_regprocedure('api_gateway._feed_purge()') IS NOT NULL THEN
+            EXECUTE 'SELECT api_gateway._feed_purge()' INTO n;
+        ELSE
+            n := 0;
+        END IF;
+        result := jsonb_build_object('log_rows_deleted', n);
     ELSE
         DELETE FROM api_gateway.throttle WHERE window_start + make_interval(secs => window_s) < now();
         GET DIAGNOSTICS n = ROW_COUNT;

@@ -4,6 +4,7 @@ mod cache;
 mod conditional;
 mod cursor;
 mod data;
+mod feed;
 mod forward;
 mod foundation;
 mod gate;
