@@ -117,6 +117,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/{model}",
             get(routes::records::list).post(routes::records::create),
         )
+        .route("/api/v1/{model}/changes", get(routes::records::changes))
         .route(
             "/api/v1/{model}/{id}",
             get(routes::records::read)

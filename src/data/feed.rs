@@ -82,7 +82,10 @@ pub fn changes(req: Request) -> RawJsonb {
     let Some((feed_id, purged_below, intact, table)) = feed_row(req.model) else {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("the change feed of model {} is not enabled", req.model),
+            format!(
+                "the change feed of model {m} is not enabled: a database administrator must enable it (feed_enable('{m}'))",
+                m = req.model
+            ),
             Some(&format!(
                 "a DBA enables it with SELECT api_gateway.feed_enable('{}')",
                 req.model

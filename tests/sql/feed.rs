@@ -292,7 +292,7 @@ fn feed_applies_the_callers_record_rules() {
 fn feed_cursors_resume_only_their_own_feed() {
     let mut db = connect();
     enable(&mut db, "res.partner");
-    enable(&mut db, "res.partner.category");
+    enable(&mut db, "product.template");
     let demo = uid(&mut db, "demo");
     let admin = uid(&mut db, "admin");
     let cursor = start(&mut db, demo, "res.partner");
@@ -303,7 +303,7 @@ fn feed_cursors_resume_only_their_own_feed() {
         "22023"
     );
     assert_eq!(
-        changes(&mut db, demo, "res.partner.category", Some(&cursor), None).unwrap_err(),
+        changes(&mut db, demo, "product.template", Some(&cursor), None).unwrap_err(),
         "22023"
     );
     let mut altered = cursor.clone().into_bytes();
@@ -379,7 +379,8 @@ fn feed_must_be_enabled_by_the_dba() {
     assert_eq!(n, 0);
 }
 
-/// On res.partner.category alone (no other test writes it or expires its cursors): retention,
+/// On res.partner.category alone (no other test of this suite enables, writes it or expires its
+/// cursors): retention,
 /// lost triggers and disabling.
 #[test]
 fn feed_cursors_expire_with_retention_and_repairs() {

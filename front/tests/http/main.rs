@@ -5,6 +5,7 @@
 mod admin;
 mod common;
 mod conditional;
+mod feed;
 mod forward;
 mod oauth;
 mod privileges;
