@@ -103,7 +103,13 @@ fn poll_all(db: &mut Client, uid: i32, since: &str, mine: &[i32], seen: &mut See
     panic!("the window never ends");
 }
 
+/// Enable the feed, after removing what an interrupted earlier run may have left.
 fn enable(db: &mut Client, model: &str) {
+    db.batch_execute(
+        "DELETE FROM public.res_partner WHERE name LIKE 'it-feed-%'; \
+         DELETE FROM public.res_partner_category WHERE name->>'en_US' LIKE 'it-feed-%'",
+    )
+    .unwrap();
     db.query_one("SELECT api_gateway.feed_enable($1)", &[&model])
         .unwrap();
 }
@@ -118,6 +124,10 @@ fn start(db: &mut Client, uid: i32, model: &str) -> String {
 
 #[test]
 fn feed_returns_out_of_order_commits_exactly_once() {
+    // Commits rows into Odoo tables: never under a test comparing whole result sets.
+    let _exclusive = api_gateway_tests::BULK_WRITES
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
     let mut db = connect();
     enable(&mut db, "res.partner");
     let demo = uid(&mut db, "demo");
@@ -155,6 +165,10 @@ fn feed_returns_out_of_order_commits_exactly_once() {
 
 #[test]
 fn feed_returns_each_deletion_exactly_once() {
+    // Commits rows into Odoo tables: never under a test comparing whole result sets.
+    let _exclusive = api_gateway_tests::BULK_WRITES
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
     let mut db = connect();
     enable(&mut db, "res.partner");
     let demo = uid(&mut db, "demo");
@@ -204,6 +218,10 @@ fn feed_returns_each_deletion_exactly_once() {
 
 #[test]
 fn feed_pages_a_window_without_skipping_what_commits_meanwhile() {
+    // Commits rows into Odoo tables: never under a test comparing whole result sets.
+    let _exclusive = api_gateway_tests::BULK_WRITES
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
     let mut db = connect();
     enable(&mut db, "res.partner");
     let admin = uid(&mut db, "admin");
@@ -241,6 +259,10 @@ fn feed_pages_a_window_without_skipping_what_commits_meanwhile() {
 
 #[test]
 fn feed_applies_the_callers_record_rules() {
+    // Commits rows into Odoo tables: never under a test comparing whole result sets.
+    let _exclusive = api_gateway_tests::BULK_WRITES
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
     let mut db = connect();
     enable(&mut db, "res.partner");
     let demo = uid(&mut db, "demo");
@@ -290,6 +312,10 @@ fn feed_applies_the_callers_record_rules() {
 
 #[test]
 fn feed_cursors_resume_only_their_own_feed() {
+    // Commits rows into Odoo tables: never under a test comparing whole result sets.
+    let _exclusive = api_gateway_tests::BULK_WRITES
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
     let mut db = connect();
     enable(&mut db, "res.partner");
     enable(&mut db, "product.template");
@@ -384,11 +410,16 @@ fn feed_must_be_enabled_by_the_dba() {
 /// lost triggers and disabling.
 #[test]
 fn feed_cursors_expire_with_retention_and_repairs() {
+    // Commits rows into Odoo tables: never under a test comparing whole result sets.
+    let _exclusive = api_gateway_tests::BULK_WRITES
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
     let mut db = connect();
     let admin = uid(&mut db, "admin");
     let model = "res.partner.category";
     db.query_one("SELECT api_gateway.feed_disable($1)", &[&model])
         .unwrap();
+    enable(&mut db, "res.partner");
     db.query_one("SELECT api_gateway.feed_enable($1, '1 hour')", &[&model])
         .unwrap();
     let old = start(&mut db, admin, model);
