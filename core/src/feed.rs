@@ -197,12 +197,12 @@ pub fn open(
 }
 
 /// The log keeps every row whose transaction committed less than the retention ago; rows of
-/// transactions below `purged_below` may be gone. A cursor needs the rows of every transaction
-/// not visible in its snapshot, and all of those are at or above its `xmin`: it is whole while
-/// `purged_below <= xmin` (conservative: a transaction below the horizon but visible in the
-/// snapshot would not be needed).
+/// transactions below `purged_below` may be gone (every such transaction had ended when the
+/// horizon was noted). A cursor needs the rows of every transaction not visible in its snapshot:
+/// it has expired when such a transaction is below the horizon, i.e. when the horizon passes the
+/// snapshot's `xmax`, or one of the transactions the snapshot saw running.
 pub fn expired(since: &Snapshot, purged_below: u64) -> bool {
-    purged_below > since.xmin
+    purged_below > since.xmax || since.xip.first().is_some_and(|&x| x < purged_below)
 }
 
 #[cfg(test)]
@@ -276,8 +276,20 @@ mod tests {
             open(&t, &key, "res.partner", 6, 4, 0),
             Err(FeedError::Reenabled)
         );
+        // Expired once the purge horizon passes a transaction the snapshot did not see (101,
+        // running when it was taken; or 105, not started yet).
         assert_eq!(
-            open(&t, &key, "res.partner", 6, 3, 101),
+            open(&t, &key, "res.partner", 6, 3, 102),
+            Err(FeedError::Expired)
+        );
+        assert!(open(&t, &key, "res.partner", 6, 3, 101).is_ok());
+        let quiet = sign(
+            &FeedCursor::at("k1", "res.partner", 6, 3, &snap("100:105:")),
+            &key,
+        );
+        assert!(open(&quiet, &key, "res.partner", 6, 3, 105).is_ok());
+        assert_eq!(
+            open(&quiet, &key, "res.partner", 6, 3, 106),
             Err(FeedError::Expired)
         );
         // Another key, or the payload rewritten for another model or user, does not verify.
@@ -389,6 +401,18 @@ mod tests {
             let mut got = seen.clone();
             got.sort();
             prop_assert_eq!(got, expected);
+        }
+
+        /// `expired` is exactly: some transaction below the horizon is invisible in the snapshot.
+        #[test]
+        fn expired_iff_a_purged_transaction_was_unseen(
+            xmin in 1u64..40, span in 0u64..20, picks in proptest::collection::btree_set(0u64..20, 0..6),
+            purged_below in 0u64..80,
+        ) {
+            let xip: Vec<u64> = picks.into_iter().filter(|p| *p < span).map(|p| xmin + p).collect();
+            let s = Snapshot { xmin, xmax: xmin + span, xip };
+            let unseen_purged = (1..purged_below).any(|x| !s.visible(x));
+            prop_assert_eq!(expired(&s, purged_below), unseen_purged);
         }
 
         #[test]

@@ -22,8 +22,8 @@ CREATE TABLE api_gateway.feed (
     retention    interval NOT NULL DEFAULT '7 days'
                  CHECK (retention BETWEEN interval '1 hour' AND interval '3650 days'),
     enabled_at   timestamptz NOT NULL DEFAULT now(),
-    -- Log rows of transactions below this id may have been purged: a cursor whose snapshot's
-    -- xmin is below it expires (core::feed::expired).
+    -- Log rows of transactions below this id may have been purged: a cursor whose snapshot did
+    -- not see one of them expires (core::feed::expired).
     purged_below xid8 NOT NULL,
     purged_at    timestamptz
 );
