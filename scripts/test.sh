@@ -23,6 +23,9 @@ run() { # run NAME CMD... : output to the terminal and to $LOGS/NAME.log
 
 fmt_check() { cargo fmt --all -- --check && echo "fmt: 1 passed, 0 failed"; }
 run fmt fmt_check
+# Lint warnings fail the run, as formatting does (issue 13).
+lint_check() { cargo clippy -q --workspace --all-targets -- -D warnings && echo "clippy: 1 passed, 0 failed"; }
+run clippy lint_check
 run unit-core cargo test -q -p api_gateway_core
 run unit-front cargo test -q -p api_gateway_front --lib
 
@@ -57,6 +60,9 @@ for fx in "${fixtures[@]}"; do
 done
 run http env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
     cargo test -q -p api_gateway_front --test http
+# The plain REST gateway (no console, dashboard or webhook worker) passes the REST tests too.
+run http-plain env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
+    cargo test -q -p api_gateway_front --no-default-features --test http
 run webhooks env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
     cargo test -q -p api_gateway_front --test webhooks
 run observability env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
@@ -73,7 +79,7 @@ run upgrade "$ROOT/tests/upgrade/check.sh"
 run chaos env API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$ROOT/tests/chaos/run.sh"
 
 # One closing line for the whole run, summed over every runner's own summary lines.
-passed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p; s/^=* ?([0-9]+) passed.*/\1/p; s/^upgrade: ([0-9]+) passed.*/\1/p; s/^chaos: ([0-9]+) passed.*/\1/p; s/^docs: ([0-9]+) passed.*/\1/p; s/^pgbouncer: ([0-9]+) passed.*/\1/p; s/^fmt: ([0-9]+) passed.*/\1/p' | awk '{s+=$1} END {print s+0}')
+passed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p; s/^=* ?([0-9]+) passed.*/\1/p; s/^upgrade: ([0-9]+) passed.*/\1/p; s/^chaos: ([0-9]+) passed.*/\1/p; s/^docs: ([0-9]+) passed.*/\1/p; s/^pgbouncer: ([0-9]+) passed.*/\1/p; s/^fmt: ([0-9]+) passed.*/\1/p; s/^clippy: ([0-9]+) passed.*/\1/p' | awk '{s+=$1} END {print s+0}')
 failed=$(cat "$LOGS"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. [0-9]+ passed; ([0-9]+) failed.*/\1/p; s/^=* ?[0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^=* ?([0-9]+) failed.*/\1/p; s/^upgrade: [0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^chaos: [0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^docs: [0-9]+ passed, ([0-9]+) failed.*/\1/p; s/^pgbouncer: [0-9]+ passed, ([0-9]+) failed.*/\1/p' | awk '{s+=$1} END {print s+0}')
 passed=${passed:-0}; failed=${failed:-0}
 if [ ${#failures[@]} -gt 0 ] && [ "$failed" = 0 ]; then failed=${#failures[@]}; fi

@@ -10,6 +10,7 @@ pub mod feed;
 pub mod field_values;
 pub mod fields;
 pub mod gate;
+pub mod ident;
 pub mod jwt;
 pub mod name_search;
 pub mod ratelimit;

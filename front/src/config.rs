@@ -22,6 +22,7 @@ pub enum Command {
     #[command(after_help = SERVE_AFTER_HELP)]
     Serve(ServeArgs),
     /// Deliver webhooks (api_gateway.webhook_job) until SIGTERM/SIGINT, without serving HTTP.
+    #[cfg(feature = "webhooks")]
     Worker(WorkerArgs),
 }
 
@@ -46,6 +47,7 @@ pub struct WebhookArgs {
 }
 
 impl WebhookArgs {
+    #[cfg(feature = "webhooks")]
     pub fn worker_config(
         &self,
         database_url: &str,
@@ -311,6 +313,7 @@ impl ServeArgs {
         let cli = Cli::parse_from(["api-gateway", "serve", "--database-url", database_url]);
         match cli.command {
             Command::Serve(args) => args,
+            #[cfg(feature = "webhooks")]
             Command::Worker(_) => unreachable!("parsed as serve"),
         }
     }

@@ -458,3 +458,35 @@ pub async fn authenticate_on(
     .await?;
     Gate::from_row(&row)
 }
+
+/// The admin check of the dashboard's data and of `/metrics`: the gate (as for a GET) must pass
+/// and grant the `admin` scope (an OAuth2 token with scope `admin`, or an Odoo administrator's
+/// API key). Returns the gate row and the connection it used.
+pub async fn admin(
+    state: &AppState,
+    ctx: &Ctx,
+) -> Result<(Gate, deadpool_postgres::Client), Problem> {
+    ctx.require_credentials()?;
+    let client = state.pool.get().await?;
+    let mut as_get = ctx.clone();
+    as_get.method = Method::GET;
+    let timeout = state.config.statement_timeout_ms;
+    let gate = authenticate_on(&client, timeout, &as_get).await?;
+    if !gate.passed() {
+        return Err(gate.denial("GET"));
+    }
+    if !gate
+        .scopes
+        .as_ref()
+        .is_some_and(|s| s.iter().any(|x| x == "admin"))
+    {
+        return Err(gate.with_headers(bearer_problem(
+            StatusCode::FORBIDDEN,
+            kind::INSUFFICIENT_SCOPE,
+            Some("insufficient_scope"),
+            "this needs the admin scope: an OAuth2 token with scope admin, or an Odoo administrator's API key",
+            Some("admin"),
+        )));
+    }
+    Ok((gate, client))
+}

@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod routes;
 pub mod server;
 pub mod telemetry;
+#[cfg(feature = "webhooks")]
 pub mod webhooks;
 
 use axum::Router;
@@ -139,8 +140,9 @@ pub fn app(state: AppState) -> Router {
         .route("/health/live", get(routes::health::live))
         .route("/health/ready", get(routes::health::ready))
         .route("/metrics", get(routes::metrics::metrics));
+    #[cfg(feature = "admin")]
     if state.config.dashboard {
-        use routes::{admin, dashboard, stats};
+        use routes::admin;
         router = router
             .route("/api/gateway/admin", get(admin::home))
             .route("/api/gateway/admin/", get(admin::home))
@@ -149,7 +151,12 @@ pub fn app(state: AppState) -> Router {
             .route(
                 "/api/gateway/admin/api/{*rest}",
                 get(admin::get_api).post(admin::post_api),
-            )
+            );
+    }
+    #[cfg(feature = "dashboard")]
+    if state.config.dashboard {
+        use routes::{dashboard, stats};
+        router = router
             .route("/api/gateway/dashboard", get(dashboard::page))
             .route("/api/gateway/dashboard/", get(dashboard::page))
             .route("/api/gateway/dashboard/{file}", get(dashboard::asset))
@@ -266,11 +273,13 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
 pub async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        #[cfg(feature = "webhooks")]
         Command::Worker(args) => worker(args).await,
     }
 }
 
 /// `api-gateway worker`: webhook delivery only, until SIGTERM/SIGINT.
+#[cfg(feature = "webhooks")]
 pub async fn worker(args: config::WorkerArgs) -> Result<(), String> {
     let mut serve_like = ServeArgs::with_database_url(&args.database_url);
     serve_like.pool_size = args.pool_size;
@@ -297,6 +306,12 @@ pub async fn serve_on(
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    #[cfg(not(feature = "webhooks"))]
+    if args.webhooks {
+        return Err(
+            "--webhooks true: this build has no webhook delivery (cargo feature `webhooks`)".into(),
+        );
+    }
     let pool = db::pool(&args)?;
     // Fail fast on a bad URL or a database without the extension.
     {
@@ -327,6 +342,12 @@ pub async fn serve_on(
         .then(|| tokio::spawn(openapi::refresh_loop(state.clone())));
     let observability = obs::start(&state).await;
     let (webhooks_stop, webhooks_stopped) = tokio::sync::oneshot::channel::<()>();
+    #[cfg(not(feature = "webhooks"))]
+    let delivery: Option<tokio::task::JoinHandle<Result<(), String>>> = {
+        drop(webhooks_stopped);
+        None
+    };
+    #[cfg(feature = "webhooks")]
     let delivery = args.webhooks.then(|| {
         let cfg = args.webhook.worker_config(&args.database_url, grace);
         tokio::spawn(webhooks::run(state.pool.clone(), cfg, async move {

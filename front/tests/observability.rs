@@ -420,8 +420,9 @@ async fn batches_are_one_call_each_and_shutdown_flushes_the_rest() {
         Some(25.0)
     );
     // Shutdown writes the rest, without waiting for the timer.
+    // (The batch timer is a minute: a shutdown that waited for it would take that long.)
     let took = stop(s).await;
-    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(took < Duration::from_secs(45), "{took:?}");
     assert_eq!(count_rows(&ua).await, 25);
 }
 
@@ -441,16 +442,16 @@ async fn a_full_queue_drops_and_counts_and_never_blocks_a_request() {
         .await
         .unwrap();
     let c = reqwest::Client::builder().user_agent(&ua).build().unwrap();
-    let started = Instant::now();
-    for _ in 0..40 {
-        let r = send(c.get(s.url("/api/v1/res.partner/987654321"))).await;
-        assert_eq!(r.status, 401);
-    }
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(5),
-        "requests waited for the log: {took:?}"
-    );
+    // The writer stays blocked until the lock is released below: a request that waited for the
+    // log would never finish, so this bound detects a hang, not a speed (the machine may be busy).
+    tokio::time::timeout(Duration::from_secs(120), async {
+        for _ in 0..40 {
+            let r = send(c.get(s.url("/api/v1/res.partner/987654321"))).await;
+            assert_eq!(r.status, 401);
+        }
+    })
+    .await
+    .expect("requests answered while the log writer was blocked");
     let m = metrics(&s, None).await;
     let queued = m
         .value("api_gateway_log_records_queued_total", &[])
@@ -1254,8 +1255,9 @@ async fn the_live_stream_carries_notifications_and_ends_at_shutdown() {
         "{v}"
     );
     // Shutdown ends the stream instead of waiting for it.
+    // (A stream lives 15 minutes: a shutdown that waited for it would take that long.)
     let took = stop(s).await;
-    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert!(took < Duration::from_secs(60), "{took:?}");
     let mut rest = String::new();
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
         while let Ok(Some(b)) = resp.chunk().await {

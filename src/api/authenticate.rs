@@ -820,6 +820,8 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
 /// integer, uid integer, client_id text, scopes text[], error text, rate_limit integer,
 /// remaining integer, reset_s integer, detail text, window_s integer)`. Status 200 means pass;
 /// `window_s` is the length of the rate-limit window when a limit applies.
+// pgrx spells a returned table's columns as one tuple type.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn authenticate(

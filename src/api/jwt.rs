@@ -30,7 +30,7 @@ pub fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
-fn require<'a, T>(value: Option<T>, what: &str) -> T {
+fn require<T>(value: Option<T>, what: &str) -> T {
     value.unwrap_or_else(|| {
         raise(
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,

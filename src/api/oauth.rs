@@ -300,7 +300,7 @@ fn revoke_token(token: Option<&str>) -> bool {
     };
     Spi::connect_mut(|c| {
         let plan = crate::spi::plan(c, REVOKE, &[PgBuiltInOids::TEXTOID], true);
-        spi(c.update(plan, None, &[jti.into()])).len() > 0
+        !spi(c.update(plan, None, &[jti.into()])).is_empty()
     })
 }
 

@@ -136,6 +136,9 @@ enum Mode {
 /// per-call facts the rules read (company, partner, commercial partner).
 type DomainKey = (i32, String, Vec<i32>, i64, Option<i64>, Option<i64>);
 
+/// The access right of (model, operation, group set).
+type AccessKey = (String, Operation, Rc<[i32]>);
+
 struct State {
     mode: Mode,
     /// The snapshot the cache was read under, the id of the transaction it was taken in, when.
@@ -157,7 +160,7 @@ struct State {
     /// built under.
     statements: HashMap<StatementKey, Rc<Statement>>,
     users: HashMap<i32, Rc<UserSecurity>>,
-    access: HashMap<(String, Operation, Rc<[i32]>), Rc<Access>>,
+    access: HashMap<AccessKey, Rc<Access>>,
     domains: HashMap<DomainKey, Option<Domain>>,
 }
 
@@ -250,7 +253,7 @@ fn validate(uid: i32) -> (u64, Option<Facts>) {
     // Optimistic: the cache and the user's last facts, re-checked by the data statement itself.
     let unverified = STATE.with(|s| {
         let mut s = s.borrow_mut();
-        if !s.optimistic || !s.base.as_ref().is_some_and(|b| b.2.elapsed() < MAX_AGE) {
+        if !s.optimistic || s.base.as_ref().is_none_or(|b| b.2.elapsed() >= MAX_AGE) {
             return None;
         }
         let facts = if uid == 0 {

@@ -136,10 +136,10 @@ fn try_model_with(model: &str, print: (i64, i64)) -> Result<Rc<ModelMeta>, Strin
     if !valid_model_name(model) {
         return Err(unknown());
     }
-    if let Some(m) = CACHE.with(|c| c.borrow().get(model).cloned()) {
-        if m.fingerprint == print {
-            return Ok(m);
-        }
+    if let Some(m) = CACHE.with(|c| c.borrow().get(model).cloned())
+        && m.fingerprint == print
+    {
+        return Ok(m);
     }
     if print.0 == 0 {
         return Err(unknown());

@@ -485,10 +485,8 @@ pub fn create(uid: i32, model_name: &str, vals: &Value) -> i32 {
     recompute(&model, id);
     // Odoo checks the create rules on the new record after the insert; a failure here raises,
     // which rolls back the insert with the rest of the statement.
-    if user.rule_domain(model_name).is_some() {
-        if !record_matches(&user, &models, &model, id) {
-            refuse_rules(&user, model_name, Operation::Create, id);
-        }
+    if user.rule_domain(model_name).is_some() && !record_matches(&user, &models, &model, id) {
+        refuse_rules(&user, model_name, Operation::Create, id);
     }
     id as i32
 }
@@ -557,10 +555,10 @@ pub fn write_checked(
     if !visible(uid, &models, &model, i64::from(id)) {
         return Outcome::NotFound;
     }
-    if user.rule_domain(model_name).is_some() {
-        if !record_matches(&user, &models, &model, i64::from(id)) {
-            refuse_rules(&user, model_name, Operation::Write, i64::from(id));
-        }
+    if user.rule_domain(model_name).is_some()
+        && !record_matches(&user, &models, &model, i64::from(id))
+    {
+        refuse_rules(&user, model_name, Operation::Write, i64::from(id));
     }
     let checked = check_version(&model, id, versions, "NO KEY UPDATE");
     if checked != Outcome::Done {
@@ -622,10 +620,10 @@ pub fn unlink_checked(uid: i32, model_name: &str, id: i32, versions: Option<&[St
     if !visible(uid, &models, &model, i64::from(id)) {
         return Outcome::NotFound;
     }
-    if user.rule_domain(model_name).is_some() {
-        if !record_matches(&user, &models, &model, i64::from(id)) {
-            refuse_rules(&user, model_name, Operation::Unlink, i64::from(id));
-        }
+    if user.rule_domain(model_name).is_some()
+        && !record_matches(&user, &models, &model, i64::from(id))
+    {
+        refuse_rules(&user, model_name, Operation::Unlink, i64::from(id));
     }
     let checked = check_version(&model, id, versions, "UPDATE");
     if checked != Outcome::Done {

@@ -200,3 +200,97 @@ BEGIN
     END IF;
 END;
 $$;
+-- `stats_window(range)`: the dashboard's time window for a range name: its start, its end (now)
+-- and the bucket of its charts. 24h = the last 24 hours by hour, 30d = 30 days by day, 1y = 12
+-- months by month. Any other name is 22023 naming the column `range`.
+CREATE FUNCTION api_gateway.stats_window(range text, OUT from_ts timestamptz, OUT to_ts timestamptz, OUT bucket text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    to_ts := now();
+    CASE range
+        WHEN '24h' THEN from_ts := date_trunc('hour', to_ts) - interval '23 hours'; bucket := 'hour';
+        WHEN '30d' THEN from_ts := date_trunc('day', to_ts) - interval '29 days'; bucket := 'day';
+        WHEN '1y' THEN from_ts := date_trunc('month', to_ts) - interval '11 months'; bucket := 'month';
+        ELSE RAISE EXCEPTION 'range is 24h, 30d or 1y' USING ERRCODE = '22023', COLUMN = 'range';
+    END CASE;
+END;
+$$;
+
+-- `stats_overview(range, user_id, status, parts)`: the dashboard's statistics in one JSON object:
+-- `range`, `from`, `to`, `bucket`, `filter`, plus each part named in `parts` (NULL = every part
+-- but `webhooks` and `users`): traffic, top_endpoints, slowest_endpoints, top_ips, latency,
+-- methods, status, health, kpis, webhooks, faults, log_level, users. `user_id` filters by Odoo
+-- user (0 = anonymous requests), `status` by class (2xx, 3xx, 4xx, 5xx, 429). A bad filter is
+-- 22023 naming its column; an unknown part is P0002.
+CREATE FUNCTION api_gateway.stats_overview(range text DEFAULT '24h', user_id integer DEFAULT NULL,
+    status text DEFAULT NULL, parts text[] DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    known CONSTANT text[] := ARRAY['traffic', 'top_endpoints', 'slowest_endpoints', 'top_ips', 'latency',
+        'methods', 'status', 'health', 'kpis', 'webhooks', 'faults', 'log_level', 'users'];
+    w record;
+    part text;
+    out jsonb;
+BEGIN
+    IF user_id < 0 THEN
+        RAISE EXCEPTION 'user is an Odoo user id (0 for anonymous requests)' USING ERRCODE = '22023', COLUMN = 'user';
+    END IF;
+    IF status IS NOT NULL AND status <> ALL (ARRAY['2xx', '3xx', '4xx', '5xx', '429']) THEN
+        RAISE EXCEPTION 'status is 2xx, 3xx, 4xx, 5xx or 429' USING ERRCODE = '22023', COLUMN = 'status';
+    END IF;
+    SELECT p INTO part FROM unnest(parts) p WHERE p IS NULL OR p <> ALL (known) LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'no such statistics: %', part
+            USING ERRCODE = 'P0002', HINT = 'the statistics are: ' || array_to_string(known, ', ');
+    END IF;
+    w := api_gateway.stats_window(coalesce(range, '24h'));
+    out := jsonb_build_object('range', coalesce(range, '24h'), 'from', w.from_ts, 'to', w.to_ts,
+        'bucket', w.bucket, 'filter', jsonb_build_object('user', user_id, 'status', status));
+    FOREACH part IN ARRAY coalesce(parts, known[1:9] || known[11:12]) LOOP
+        out := out || jsonb_build_object(part, CASE part
+            WHEN 'traffic' THEN
+                (SELECT coalesce(jsonb_agg(jsonb_build_object('t', x.bucket_start, 'requests', x.requests,
+                    'errors', x.errors, 'rate_limited', x.rate_limited) ORDER BY x.bucket_start), '[]')
+                   FROM api_gateway.stats_traffic(w.from_ts, w.to_ts, w.bucket, user_id, status) x)
+            WHEN 'top_endpoints' THEN
+                (SELECT coalesce(jsonb_agg(to_jsonb(x) - 'n' ORDER BY x.n), '[]')
+                   FROM api_gateway.stats_top_endpoints(w.from_ts, w.to_ts, user_id, status, 5) WITH ORDINALITY
+                        x(method, endpoint, requests, errors, avg_latency_ms, n))
+            WHEN 'slowest_endpoints' THEN
+                (SELECT coalesce(jsonb_agg(to_jsonb(x) - 'n' ORDER BY x.n), '[]')
+                   FROM api_gateway.stats_slowest_endpoints(w.from_ts, w.to_ts, user_id, 5) WITH ORDINALITY
+                        x(method, endpoint, requests, avg_latency_ms, max_latency_ms, n))
+            WHEN 'top_ips' THEN
+                (SELECT coalesce(jsonb_agg(jsonb_build_object('client_ip', host(x.client_ip), 'requests', x.requests,
+                    'errors', x.errors) ORDER BY x.n), '[]')
+                   FROM api_gateway.stats_top_ips(w.from_ts, w.to_ts, 5) WITH ORDINALITY x(client_ip, requests, errors, n))
+            WHEN 'latency' THEN
+                (SELECT coalesce(jsonb_agg(to_jsonb(x) - 'n' ORDER BY x.n), '[]')
+                   FROM api_gateway.stats_latency_histogram(w.from_ts, w.to_ts, user_id, status) WITH ORDINALITY
+                        x(range, requests, n))
+            WHEN 'methods' THEN
+                (SELECT coalesce(jsonb_agg(to_jsonb(x) - 'n' ORDER BY x.n), '[]')
+                   FROM api_gateway.stats_methods(w.from_ts, w.to_ts, user_id, status) WITH ORDINALITY x(method, requests, n))
+            WHEN 'status' THEN
+                (SELECT coalesce(jsonb_agg(to_jsonb(x) - 'n' ORDER BY x.n), '[]')
+                   FROM api_gateway.stats_status(w.from_ts, w.to_ts, user_id) WITH ORDINALITY x(class, requests, n))
+            WHEN 'health' THEN
+                (SELECT to_jsonb(h) FROM api_gateway.stats_health(w.from_ts, w.to_ts, user_id) h)
+            WHEN 'kpis' THEN api_gateway.stats_kpis(w.from_ts, w.to_ts, user_id)
+            WHEN 'webhooks' THEN coalesce(api_gateway.stats_kpis(w.from_ts, w.to_ts, user_id)->'webhooks', '{}')
+            WHEN 'faults' THEN
+                (SELECT coalesce(jsonb_agg(jsonb_build_object('id', l.id, 'at', l.at, 'method', l.method, 'path', l.path,
+                    'status', l.status, 'latency_ms', l.latency_ms, 'client_ip', host(l.client_ip), 'uid', l.uid,
+                    'client_id', l.client_id, 'error', l.error) ORDER BY l.at DESC, l.id DESC), '[]')
+                   FROM api_gateway.stats_faults(w.from_ts, user_id, status, 100) l)
+            WHEN 'log_level' THEN to_jsonb(api_gateway.log_level())
+            WHEN 'users' THEN
+                (SELECT coalesce(jsonb_agg(jsonb_build_object('uid', u.uid,
+                    'login', CASE WHEN u.uid = 0 THEN '(anonymous)' ELSE u.login END) ORDER BY u.uid), '[]')
+                   FROM api_gateway.stats_users(w.from_ts) u)
+        END);
+    END LOOP;
+    RETURN out;
+END;
+$$;

@@ -252,3 +252,66 @@ fn statistics_are_not_public() {
     assert_eq!(sqlstate(&err), "42501");
     tx.rollback().unwrap();
 }
+
+/// The dashboard's statistics in one call: the window of each range, the parts asked for (the
+/// overview's set by default), and a clear error for a bad filter or an unknown part.
+#[test]
+fn stats_overview_gives_the_parts_asked_for_and_checks_its_filters() {
+    let mut db = connect_plain();
+    let mut tx = db.transaction().unwrap();
+    tx.query_one(
+        "SELECT api_gateway.log_requests($1)",
+        &[&log_rows(3, 404, 12.0)],
+    )
+    .unwrap();
+    let o: Value = tx
+        .query_one("SELECT api_gateway.stats_overview('30d')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(o["range"], "30d");
+    assert_eq!(o["bucket"], "day");
+    assert_eq!(o["traffic"].as_array().unwrap().len(), 30);
+    for part in [
+        "top_endpoints",
+        "latency",
+        "status",
+        "health",
+        "kpis",
+        "faults",
+        "log_level",
+    ] {
+        assert!(!o[part].is_null(), "{part}: {o}");
+    }
+    assert!(
+        o.get("webhooks").is_none() && o.get("users").is_none(),
+        "{o}"
+    );
+    let o: Value = tx
+        .query_one(
+            "SELECT api_gateway.stats_overview('1y', NULL, '4xx', ARRAY['traffic', 'users'])",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(o["traffic"].as_array().unwrap().len(), 12);
+    assert_eq!(o["filter"]["status"], "4xx");
+    assert!(o["users"].is_array() && o.get("kpis").is_none(), "{o}");
+    for (call, state) in [
+        ("SELECT api_gateway.stats_overview('7d')", "22023"),
+        ("SELECT api_gateway.stats_overview('24h', -1)", "22023"),
+        (
+            "SELECT api_gateway.stats_overview('24h', NULL, '6xx')",
+            "22023",
+        ),
+        (
+            "SELECT api_gateway.stats_overview('24h', NULL, NULL, ARRAY['nope'])",
+            "P0002",
+        ),
+    ] {
+        tx.batch_execute("SAVEPOINT s").unwrap();
+        let err = tx.query_one(call, &[]).unwrap_err();
+        assert_eq!(sqlstate(&err), state, "{call}");
+        tx.batch_execute("ROLLBACK TO SAVEPOINT s").unwrap();
+    }
+    tx.rollback().unwrap();
+}

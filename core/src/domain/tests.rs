@@ -1643,7 +1643,7 @@ fn paths_longer_than_the_hop_limit_are_refused_before_any_sql() {
     assert!(msg.contains("60 relations"), "{msg}");
     assert!(msg.contains(&format!("at most {MAX_PATH_HOPS}")), "{msg}");
     // exactly at the limit compiles, one more hop does not
-    let at_limit = vec!["parent_id"; MAX_PATH_HOPS].join(".") + ".name";
+    let at_limit = ["parent_id"; MAX_PATH_HOPS].join(".") + ".name";
     compile(
         &leaf(&at_limit, Operator::Eq, s("x")),
         m,
@@ -1653,7 +1653,7 @@ fn paths_longer_than_the_hop_limit_are_refused_before_any_sql() {
         &OPTS,
     )
     .unwrap();
-    let over = vec!["parent_id"; MAX_PATH_HOPS + 1].join(".") + ".name";
+    let over = ["parent_id"; MAX_PATH_HOPS + 1].join(".") + ".name";
     too_complex(compile(
         &leaf(&over, Operator::Eq, s("x")),
         m,

@@ -14,7 +14,7 @@
 //!
 //! Order of checks: an unknown route is 404, then the admin check (401/403, before the body or
 //! the query is looked at, so non-admin callers learn nothing else), then the input (400).
-use super::{dashboard, query, stats};
+use super::{assets, query, stats};
 use crate::error::{ApiError, Problem, kind};
 use crate::gate::{Ctx, Gate};
 use crate::{AppState, body, webhooks};
@@ -48,23 +48,7 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; s
                    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 fn page_response() -> Response {
-    let mut r = (StatusCode::OK, PAGE).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    r
+    assets::page(PAGE, CSP)
 }
 
 /// The shell holds no data: a browser navigating here (which cannot send the bearer
@@ -72,7 +56,7 @@ fn page_response() -> Response {
 /// must be an admin's (401/403 otherwise), like every call of the API.
 async fn shell(state: &AppState, ctx: &Ctx) -> Result<Response, ApiError> {
     if ctx.authorization.is_some() {
-        let (gate, _client) = stats::admin(state, ctx).await?;
+        let (gate, _client) = crate::gate::admin(state, ctx).await?;
         let mut r = page_response();
         r.headers_mut().extend(gate.rate_headers());
         return Ok(r);
@@ -107,7 +91,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "admin.css" => ("text/css; charset=utf-8", STYLE),
         _ => return Problem::not_found("no such file").into_response(),
     };
-    dashboard::static_bytes(content_type, body, "no-cache")
+    assets::file(content_type, body, "no-cache")
 }
 
 // ------------------------------------------------------------------------------------------
@@ -267,6 +251,285 @@ impl Action {
     }
 }
 
+/// A value an action binds after the actor's uid (`$1`) and client id (`$2`).
+enum Arg {
+    Int(i32),
+    BigInt(i64),
+    Text(String),
+    Bool(bool),
+    Float(f64),
+    Json(Value),
+}
+
+impl Arg {
+    fn bind(&self) -> (&(dyn ToSql + Sync), Type) {
+        match self {
+            Arg::Int(v) => (v, Type::INT4),
+            Arg::BigInt(v) => (v, Type::INT8),
+            Arg::Text(v) => (v, Type::TEXT),
+            Arg::Bool(v) => (v, Type::BOOL),
+            Arg::Float(v) => (v, Type::FLOAT8),
+            Arg::Json(v) => (v, Type::JSONB),
+        }
+    }
+}
+
+/// What one action runs: one `api_gateway.admin_*` statement, its arguments after the actor,
+/// the status of success and how its row becomes the answer.
+struct Call {
+    sql: &'static str,
+    args: Vec<Arg>,
+    status: StatusCode,
+    reply: Box<dyn FnOnce(&Row) -> Value + Send>,
+    /// A `field` the function names that the console knows under another name.
+    field_alias: Option<(&'static str, &'static str)>,
+}
+
+fn call(
+    sql: &'static str,
+    args: Vec<Arg>,
+    status: StatusCode,
+    reply: impl FnOnce(&Row) -> Value + Send + 'static,
+) -> Call {
+    Call {
+        sql,
+        args,
+        status,
+        reply: Box::new(reply),
+        field_alias: None,
+    }
+}
+
+/// The function's own JSON answer.
+fn row_json(row: &Row) -> Value {
+    row.get(0)
+}
+
+fn bad_body(field: &str, detail: &str) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, kind::INVALID_BODY)
+        .detail(detail)
+        .member("field", field)
+}
+
+impl Action {
+    /// The table of actions: each one's statement, arguments, success status and answer.
+    fn call(self, body: Value) -> Result<Call, Problem> {
+        use Action::*;
+        use Arg::{BigInt, Bool, Float, Int, Json, Text};
+        const OK: StatusCode = StatusCode::OK;
+        const CREATED: StatusCode = StatusCode::CREATED;
+        Ok(match self {
+            UpdateSettings => call(
+                "SELECT api_gateway.admin_update_settings($1::int, $2::text, $3::jsonb)",
+                vec![Json(body)],
+                OK,
+                row_json,
+            ),
+            UpdateWebhookSettings => call(
+                "SELECT api_gateway.admin_update_webhook_settings($1::int, $2::text, $3::jsonb)",
+                vec![Json(body)],
+                OK,
+                row_json,
+            ),
+            RotateSigningKey => call(
+                "SELECT api_gateway.admin_rotate_signing_key($1::int, $2::text)",
+                vec![],
+                OK,
+                |row| json!({"jwt_kid": row.get::<_, String>(0)}),
+            ),
+            SaveProfile => call(
+                "SELECT api_gateway.admin_save_profile($1::int, $2::text, $3::jsonb)",
+                vec![Json(body)],
+                OK,
+                row_json,
+            ),
+            SetProfileActive(user_id, active) => call(
+                "SELECT api_gateway.admin_set_profile_active($1::int, $2::text, $3::int, $4::bool)::text",
+                vec![Int(user_id), Bool(active)],
+                OK,
+                move |_| json!({"user_id": user_id, "active": active}),
+            ),
+            DeleteProfile(user_id) => call(
+                "SELECT api_gateway.admin_delete_profile($1::int, $2::text, $3::int)::text",
+                vec![Int(user_id)],
+                OK,
+                move |_| json!({"user_id": user_id, "deleted": true}),
+            ),
+            CreateClient => call(
+                "SELECT api_gateway.admin_create_client($1::int, $2::text, $3::jsonb)",
+                vec![Json(body)],
+                CREATED,
+                row_json,
+            ),
+            UpdateClient(id) => call(
+                "SELECT api_gateway.admin_update_client($1::int, $2::text, $3::text, $4::jsonb)",
+                vec![Text(id), Json(body)],
+                OK,
+                row_json,
+            ),
+            RotateClientSecret(id) => call(
+                "SELECT api_gateway.admin_rotate_client_secret($1::int, $2::text, $3::text)",
+                vec![Text(id.clone())],
+                OK,
+                move |row| json!({"client_id": id, "client_secret": row.get::<_, String>(0)}),
+            ),
+            RevokeClientTokens(id) => call(
+                "SELECT api_gateway.admin_revoke_client_tokens($1::int, $2::text, $3::text)",
+                vec![Text(id)],
+                OK,
+                |row| json!({"revoked": row.get::<_, i32>(0)}),
+            ),
+            DeleteClient(id) => call(
+                "SELECT api_gateway.admin_delete_client($1::int, $2::text, $3::text)::text",
+                vec![Text(id.clone())],
+                OK,
+                move |_| json!({"client_id": id, "deleted": true}),
+            ),
+            RevokeToken(jti) => call(
+                "SELECT api_gateway.admin_revoke_token($1::int, $2::text, $3::text)",
+                vec![Text(jti)],
+                OK,
+                |row| json!({"revoked": row.get::<_, bool>(0)}),
+            ),
+            ResetThrottle => {
+                let subject = body
+                    .get("subject")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        bad_body(
+                            "subject",
+                            "send {\"subject\": \"...\"}: the throttle to reset",
+                        )
+                    })?;
+                call(
+                    "SELECT api_gateway.admin_reset_throttle($1::int, $2::text, $3::text)",
+                    vec![Text(subject)],
+                    OK,
+                    |row| json!({"reset": row.get::<_, bool>(0)}),
+                )
+            }
+            CreateWebhook | UpdateWebhook(_) => {
+                let mut body = body;
+                let status = match self {
+                    UpdateWebhook(id) => {
+                        body["id"] = json!(id);
+                        OK
+                    }
+                    _ if body.get("id").is_some() => {
+                        return Err(bad_body(
+                            "id",
+                            "a new webhook has no id; POST to webhooks/<id> to change one",
+                        ));
+                    }
+                    _ => CREATED,
+                };
+                call(
+                    "SELECT api_gateway.admin_save_webhook($1::int, $2::text, $3::jsonb)",
+                    vec![Json(body)],
+                    status,
+                    row_json,
+                )
+            }
+            SetWebhookActive(id, active) => call(
+                "SELECT api_gateway.admin_set_webhook_active($1::int, $2::text, $3::int, $4::bool)::text",
+                vec![Int(id), Bool(active)],
+                OK,
+                move |_| json!({"id": id, "active": active}),
+            ),
+            RotateWebhookSecret(id) => {
+                // How long the previous secret stays valid (deliveries carry both signatures);
+                // the database checks the range (0 to 30 days).
+                let overlap_s: f64 = match body.get("overlap_hours") {
+                    None | Some(Value::Null) => 86_400.0,
+                    Some(v) => v.as_f64().map(|h| h * 3600.0).ok_or_else(|| {
+                        bad_body(
+                            "overlap_hours",
+                            "overlap_hours is a number of hours (0 to 720)",
+                        )
+                    })?,
+                };
+                Call {
+                    field_alias: Some(("overlap", "overlap_hours")),
+                    ..call(
+                        "SELECT api_gateway.admin_rotate_webhook_secret($1::int, $2::text, $3::int, make_interval(secs => $4::float8))",
+                        vec![Int(id), Float(overlap_s)],
+                        OK,
+                        move |row| json!({"id": id, "secret": row.get::<_, String>(0), "previous_secret_valid_s": overlap_s}),
+                    )
+                }
+            }
+            ReplayDeadJobs(id) => call(
+                "SELECT api_gateway.admin_replay_dead_jobs($1::int, $2::text, $3::int)",
+                vec![Int(id)],
+                OK,
+                |row| json!({"replayed": row.get::<_, i32>(0)}),
+            ),
+            ReplayJob(job) => call(
+                "SELECT api_gateway.admin_replay_job($1::int, $2::text, $3::bigint)",
+                vec![BigInt(job)],
+                OK,
+                |row| json!({"replayed": row.get::<_, bool>(0)}),
+            ),
+            DeleteWebhook(id) => call(
+                "SELECT api_gateway.admin_delete_webhook($1::int, $2::text, $3::int)::text",
+                vec![Int(id)],
+                OK,
+                move |_| json!({"id": id, "deleted": true}),
+            ),
+            // Not one statement: it sends a request (`test_webhook`).
+            TestWebhook(_) => unreachable!("the webhook test is not a table action"),
+        })
+    }
+}
+
+/// `webhooks/<id>/test`: the extension makes the test event, the front sends it once.
+async fn test_webhook(
+    state: &AppState,
+    client: deadpool_postgres::Client,
+    gate: &Gate,
+    id: i32,
+) -> Result<(StatusCode, Value), Problem> {
+    let row = one_row(
+        state,
+        &client,
+        "SELECT event_id, url, headers, secret, timeout_ms, payload, allow_private \
+           FROM api_gateway.admin_webhook_test_event($1::int, $2::text, $3::int)",
+        &[
+            (&gate.uid, Type::INT4),
+            (&gate.client_id, Type::TEXT),
+            (&id, Type::INT4),
+        ],
+    )
+    .await?;
+    // The connection goes back to the pool before the (possibly slow) POST.
+    drop(client);
+    let event_id: String = row.get(0);
+    let job = webhooks::Job {
+        id: 0,
+        event_id: event_id.clone(),
+        webhook_id: id,
+        attempt: 1,
+        url: row.get(1),
+        headers: row.get(2),
+        secret: row.get(3),
+        previous_secret: None,
+        timeout: Duration::from_millis(row.get::<_, i32>(4).max(100) as u64),
+        payload: row.get(5),
+    };
+    let done = webhooks::send_once(job, row.get(6)).await;
+    Ok((
+        StatusCode::OK,
+        json!({
+            "event_id": event_id,
+            "delivered": done.outcome == "delivered",
+            "status": done.status,
+            "error": done.error,
+        }),
+    ))
+}
+
 /// One statement in its own transaction under the statement timeout (one transaction per
 /// action: the change and its audit row commit together). A database error keeps the field
 /// the function named (`RAISE ... COLUMN`) as the problem's `field` member, for the form.
@@ -361,7 +624,7 @@ pub async fn get_api(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let read = read_of(&rest).ok_or_else(|| route_not_found("GET"))?;
-    let (gate, client) = stats::admin(&state, &ctx).await?;
+    let (gate, client) = crate::gate::admin(&state, &ctx).await?;
     let with = |p: Problem| gate.with_headers(p);
     let raw = raw.as_deref();
     let row = match read {
@@ -448,7 +711,11 @@ pub async fn get_api(
             .await
             .map_err(with)?;
             if read == Read::LogsCsv {
-                return Ok(csv(&gate, &row.get::<_, Value>(0)));
+                return Ok(stats::log_csv(
+                    &gate,
+                    &row.get::<_, Value>(0),
+                    "api-gateway-traffic.csv",
+                ));
             }
             Ok(row)
         }
@@ -481,50 +748,6 @@ pub async fn get_api(
     Ok(answer(&gate, StatusCode::OK, row.get(0)))
 }
 
-/// The traffic-log rows as CSV (RFC 4180, formula-safe cells).
-fn csv(gate: &Gate, rows: &Value) -> Response {
-    const COLUMNS: [&str; 11] = [
-        "id",
-        "at",
-        "method",
-        "path",
-        "status",
-        "latency_ms",
-        "client_ip",
-        "uid",
-        "client_id",
-        "user_agent",
-        "error",
-    ];
-    let mut out = COLUMNS.join(",");
-    out.push_str("\r\n");
-    for r in rows.as_array().map(Vec::as_slice).unwrap_or_default() {
-        let cells: Vec<String> = COLUMNS
-            .iter()
-            .map(|c| match &r[*c] {
-                Value::Null => String::new(),
-                Value::String(s) => stats::csv_cell(s),
-                v => stats::csv_cell(&v.to_string()),
-            })
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push_str("\r\n");
-    }
-    let mut resp = (StatusCode::OK, out).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"api-gateway-traffic.csv\""),
-    );
-    h.extend(gate.rate_headers());
-    resp
-}
-
 /// `POST /api/gateway/admin/api/<action>`
 pub async fn post_api(
     State(state): State<AppState>,
@@ -535,7 +758,7 @@ pub async fn post_api(
     request_body: Body,
 ) -> Result<Response, ApiError> {
     let action = action_of(&rest).ok_or_else(|| route_not_found("POST"))?;
-    let (gate, client) = stats::admin(&state, &ctx).await?;
+    let (gate, client) = crate::gate::admin(&state, &ctx).await?;
     let with = |p: Problem| gate.with_headers(p);
     query::parse(raw.as_deref(), &[]).map_err(with)?;
     // Rotating a webhook secret takes an optional body ({"overlap_hours": n}).
@@ -548,382 +771,26 @@ pub async fn post_api(
     } else {
         Value::Null
     };
-    let uid = gate.uid;
-    let actor_client = gate.client_id.clone();
-    let (status, body) = match &action {
-        Action::UpdateSettings => {
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_update_settings($1::int, $2::text, $3::jsonb)",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (&args, Type::JSONB),
-                ],
-            )
+    let (status, body) = match action {
+        Action::TestWebhook(id) => test_webhook(&state, client, &gate, id)
             .await
-            .map_err(with)?;
-            (StatusCode::OK, row.get::<_, Value>(0))
-        }
-        Action::UpdateWebhookSettings => {
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_update_webhook_settings($1::int, $2::text, $3::jsonb)",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (&args, Type::JSONB),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            (StatusCode::OK, row.get::<_, Value>(0))
-        }
-        Action::RotateSigningKey => {
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_rotate_signing_key($1::int, $2::text)",
-                &[(&uid, Type::INT4), (&actor_client, Type::TEXT)],
-            )
-            .await
-            .map_err(with)?;
-            (StatusCode::OK, json!({"jwt_kid": row.get::<_, String>(0)}))
-        }
-        Action::SaveProfile => {
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_save_profile($1::int, $2::text, $3::jsonb)",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (&args, Type::JSONB),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            (StatusCode::OK, row.get::<_, Value>(0))
-        }
-        Action::SetProfileActive(user_id, active) => {
-            one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_set_profile_active($1::int, $2::text, $3::int, $4::bool)::text",
-                &[(&uid, Type::INT4), (&actor_client, Type::TEXT), (user_id, Type::INT4), (active, Type::BOOL)],
-            )
-            .await
-            .map_err(with)?;
-            (
-                StatusCode::OK,
-                json!({"user_id": user_id, "active": active}),
-            )
-        }
-        Action::CreateClient => {
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_create_client($1::int, $2::text, $3::jsonb)",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (&args, Type::JSONB),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            (StatusCode::CREATED, row.get::<_, Value>(0))
-        }
-        Action::UpdateClient(id) => {
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_update_client($1::int, $2::text, $3::text, $4::jsonb)",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (id, Type::TEXT),
-                    (&args, Type::JSONB),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            (StatusCode::OK, row.get::<_, Value>(0))
-        }
-        Action::RotateClientSecret(id) => {
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_rotate_client_secret($1::int, $2::text, $3::text)",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (id, Type::TEXT),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            (
-                StatusCode::OK,
-                json!({"client_id": id, "client_secret": row.get::<_, String>(0)}),
-            )
-        }
-        Action::RevokeClientTokens(id) => {
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_revoke_client_tokens($1::int, $2::text, $3::text)",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (id, Type::TEXT),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            (StatusCode::OK, json!({"revoked": row.get::<_, i32>(0)}))
-        }
-        Action::RevokeToken(jti) => {
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_revoke_token($1::int, $2::text, $3::text)",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (jti, Type::TEXT),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            (StatusCode::OK, json!({"revoked": row.get::<_, bool>(0)}))
-        }
-        Action::ResetThrottle => {
-            let subject = args
-                .get("subject")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    with(
-                        Problem::new(StatusCode::BAD_REQUEST, kind::INVALID_BODY)
-                            .detail("send {\"subject\": \"...\"}: the throttle to reset")
-                            .member("field", "subject"),
-                    )
+            .map_err(with)?,
+        action => {
+            let call = action.call(args).map_err(with)?;
+            let mut params: Vec<(&(dyn ToSql + Sync), Type)> =
+                vec![(&gate.uid, Type::INT4), (&gate.client_id, Type::TEXT)];
+            params.extend(call.args.iter().map(Arg::bind));
+            let row = one_row(&state, &client, call.sql, &params)
+                .await
+                .map_err(|p| match call.field_alias {
+                    Some((from, to))
+                        if p.extra.get("field").and_then(Value::as_str) == Some(from) =>
+                    {
+                        with(p.member("field", to))
+                    }
+                    _ => with(p),
                 })?;
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_reset_throttle($1::int, $2::text, $3::text)",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (&subject, Type::TEXT),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            (StatusCode::OK, json!({"reset": row.get::<_, bool>(0)}))
-        }
-        Action::CreateWebhook | Action::UpdateWebhook(_) => {
-            let mut args = args;
-            let creating = action == Action::CreateWebhook;
-            match &action {
-                Action::UpdateWebhook(id) => {
-                    args["id"] = json!(id);
-                }
-                _ if args.get("id").is_some() => {
-                    return Err(with(
-                        Problem::new(StatusCode::BAD_REQUEST, kind::INVALID_BODY)
-                            .detail("a new webhook has no id; POST to webhooks/<id> to change one")
-                            .member("field", "id"),
-                    ));
-                }
-                _ => {}
-            }
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_save_webhook($1::int, $2::text, $3::jsonb)",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (&args, Type::JSONB),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            let status = if creating {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            (status, row.get::<_, Value>(0))
-        }
-        Action::SetWebhookActive(id, active) => {
-            one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_set_webhook_active($1::int, $2::text, $3::int, $4::bool)::text",
-                &[(&uid, Type::INT4), (&actor_client, Type::TEXT), (id, Type::INT4), (active, Type::BOOL)],
-            )
-            .await
-            .map_err(with)?;
-            (StatusCode::OK, json!({"id": id, "active": active}))
-        }
-        Action::RotateWebhookSecret(id) => {
-            // How long the previous secret stays valid (deliveries carry both signatures);
-            // the database checks the range (0 to 30 days).
-            let overlap_s: f64 = match args.get("overlap_hours") {
-                None | Some(Value::Null) => 86_400.0,
-                Some(v) => v.as_f64().map(|h| h * 3600.0).ok_or_else(|| {
-                    with(
-                        Problem::new(StatusCode::BAD_REQUEST, kind::INVALID_BODY)
-                            .detail("overlap_hours is a number of hours (0 to 720)")
-                            .member("field", "overlap_hours"),
-                    )
-                })?,
-            };
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_rotate_webhook_secret($1::int, $2::text, $3::int, make_interval(secs => $4::float8))",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (id, Type::INT4),
-                    (&overlap_s, Type::FLOAT8),
-                ],
-            )
-            .await
-            .map_err(|p| {
-                if p.extra.get("field").and_then(Value::as_str) == Some("overlap") {
-                    with(p.member("field", "overlap_hours"))
-                } else {
-                    with(p)
-                }
-            })?;
-            (
-                StatusCode::OK,
-                json!({"id": id, "secret": row.get::<_, String>(0), "previous_secret_valid_s": overlap_s}),
-            )
-        }
-        Action::TestWebhook(id) => {
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT event_id, url, headers, secret, timeout_ms, payload, allow_private \
-                   FROM api_gateway.admin_webhook_test_event($1::int, $2::text, $3::int)",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (id, Type::INT4),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            // The connection goes back to the pool before the (possibly slow) POST.
-            drop(client);
-            let event_id: String = row.get(0);
-            let job = webhooks::Job {
-                id: 0,
-                event_id: event_id.clone(),
-                webhook_id: *id,
-                attempt: 1,
-                url: row.get(1),
-                headers: row.get(2),
-                secret: row.get(3),
-                previous_secret: None,
-                timeout: Duration::from_millis(row.get::<_, i32>(4).max(100) as u64),
-                payload: row.get(5),
-            };
-            let done = webhooks::send_once(job, row.get(6)).await;
-            (
-                StatusCode::OK,
-                json!({
-                    "event_id": event_id,
-                    "delivered": done.outcome == "delivered",
-                    "status": done.status,
-                    "error": done.error,
-                }),
-            )
-        }
-        Action::ReplayDeadJobs(id) => {
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_replay_dead_jobs($1::int, $2::text, $3::int)",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (id, Type::INT4),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            (StatusCode::OK, json!({"replayed": row.get::<_, i32>(0)}))
-        }
-        Action::ReplayJob(job) => {
-            let row = one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_replay_job($1::int, $2::text, $3::bigint)",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (job, Type::INT8),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            (StatusCode::OK, json!({"replayed": row.get::<_, bool>(0)}))
-        }
-        Action::DeleteProfile(user_id) => {
-            one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_delete_profile($1::int, $2::text, $3::int)::text",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (user_id, Type::INT4),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            (StatusCode::OK, json!({"user_id": user_id, "deleted": true}))
-        }
-        Action::DeleteClient(id) => {
-            one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_delete_client($1::int, $2::text, $3::text)::text",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (id, Type::TEXT),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            (StatusCode::OK, json!({"client_id": id, "deleted": true}))
-        }
-        Action::DeleteWebhook(id) => {
-            one_row(
-                &state,
-                &client,
-                "SELECT api_gateway.admin_delete_webhook($1::int, $2::text, $3::int)::text",
-                &[
-                    (&uid, Type::INT4),
-                    (&actor_client, Type::TEXT),
-                    (id, Type::INT4),
-                ],
-            )
-            .await
-            .map_err(with)?;
-            (StatusCode::OK, json!({"id": id, "deleted": true}))
+            (call.status, (call.reply)(&row))
         }
     };
     Ok(answer(&gate, status, body))

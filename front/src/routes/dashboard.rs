@@ -2,9 +2,9 @@
 //! `/api/gateway/stats/...` with the admin credential the page asks for once per browser
 //! session and keeps in sessionStorage). Chart.js is the npm package's UMD build, vendored under
 //! front/assets/chartjs (checked by sha256 at build time) and embedded: no CDN.
+use super::assets;
 use crate::error::Problem;
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 const PAGE: &[u8] = include_bytes!("../../assets/dashboard/dashboard.html");
@@ -18,46 +18,22 @@ const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'se
                    script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
                    form-action 'none'";
 
-/// A static asset with its content type and caching policy (also the console's).
-pub fn static_bytes(
-    content_type: &'static str,
-    body: &'static [u8],
-    cache: &'static str,
-) -> Response {
-    let mut r = (StatusCode::OK, body).into_response();
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    r
-}
-
 /// `GET /api/gateway/dashboard`
 pub async fn page() -> Response {
-    let mut r = static_bytes("text/html; charset=utf-8", PAGE, "no-cache");
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    r
+    assets::page(PAGE, CSP)
 }
 
 /// `GET /api/gateway/dashboard/<file>`
 pub async fn asset(Path(file): Path<String>) -> Response {
     match file.as_str() {
-        "dashboard.js" => static_bytes("text/javascript; charset=utf-8", SCRIPT, "no-cache"),
-        "dashboard.css" => static_bytes("text/css; charset=utf-8", STYLE, "no-cache"),
-        "chart.umd.min.js" => static_bytes(
+        "dashboard.js" => assets::file("text/javascript; charset=utf-8", SCRIPT, "no-cache"),
+        "dashboard.css" => assets::file("text/css; charset=utf-8", STYLE, "no-cache"),
+        "chart.umd.min.js" => assets::file(
             "text/javascript; charset=utf-8",
             CHART,
             "public, max-age=86400",
         ),
-        "chart.js-LICENSE.md" => static_bytes(
+        "chart.js-LICENSE.md" => assets::file(
             "text/plain; charset=utf-8",
             CHART_LICENSE,
             "public, max-age=86400",

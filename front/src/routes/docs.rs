@@ -1,5 +1,6 @@
 //! `GET /api/openapi.json` (the generated document) and `GET /api/docs` (Swagger UI from the npm
 //! package swagger-ui-dist, vendored under front/assets and embedded in the binary: no CDN).
+use super::assets;
 use crate::error::Problem;
 use crate::{AppState, openapi};
 use axum::extract::{Path, State};
@@ -16,36 +17,19 @@ const LICENSE: &[u8] = include_bytes!("../../assets/swagger-ui/LICENSE");
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
                    script-src 'self'; connect-src *; frame-ancestors 'none'; base-uri 'none'";
 
-fn bytes(content_type: &'static str, body: &'static [u8], cache: &'static str) -> Response {
-    let mut r = (StatusCode::OK, body).into_response();
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    r
-}
-
 /// `GET /api/docs`
 pub async fn page() -> Response {
-    let mut r = bytes("text/html; charset=utf-8", PAGE, "no-cache");
-    r.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    r.headers_mut().insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    r
+    assets::page(PAGE, CSP)
 }
 
 /// `GET /api/docs/<file>`: the viewer's files.
 pub async fn asset(Path(file): Path<String>) -> Response {
     let day = "public, max-age=86400";
     match file.as_str() {
-        "swagger-ui-bundle.js" => bytes("text/javascript; charset=utf-8", BUNDLE, day),
-        "swagger-ui.css" => bytes("text/css; charset=utf-8", CSS, day),
-        "init.js" => bytes("text/javascript; charset=utf-8", INIT, "no-cache"),
-        "LICENSE" => bytes("text/plain; charset=utf-8", LICENSE, day),
+        "swagger-ui-bundle.js" => assets::file("text/javascript; charset=utf-8", BUNDLE, day),
+        "swagger-ui.css" => assets::file("text/css; charset=utf-8", CSS, day),
+        "init.js" => assets::file("text/javascript; charset=utf-8", INIT, "no-cache"),
+        "LICENSE" => assets::file("text/plain; charset=utf-8", LICENSE, day),
         _ => Problem::not_found("no such file").into_response(),
     }
 }

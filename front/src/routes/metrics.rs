@@ -12,7 +12,7 @@ pub async fn metrics(State(state): State<AppState>, ctx: Ctx) -> Response {
     let client = if state.obs.options.metrics_public {
         state.pool.get().await.ok()
     } else {
-        match super::stats::admin(&state, &ctx).await {
+        match crate::gate::admin(&state, &ctx).await {
             Ok((_, client)) => Some(client),
             Err(p) => return p.into_response(),
         }

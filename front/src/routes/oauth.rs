@@ -2,6 +2,7 @@
 //! body credentials), `/api/oauth/revoke` (RFC 7009) and `/api/oauth/introspect` (RFC 7662).
 //! Bodies are `application/x-www-form-urlencoded`; answers are RFC 6749 JSON with
 //! `Cache-Control: no-store`, never problem+json.
+use super::query;
 use crate::error::oauth_description;
 use crate::gate::{Ctx, REALM};
 use crate::{AppState, body, db};
@@ -10,7 +11,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use percent_encoding::percent_decode;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use tokio_postgres::types::Type;
@@ -94,25 +94,12 @@ async fn form(
         })?;
     let text =
         std::str::from_utf8(&bytes).map_err(|_| invalid_request("the body is not valid UTF-8"))?;
-    let mut out = BTreeMap::new();
-    for pair in text.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = form_decode(k).ok_or_else(|| invalid_request("bad percent-encoding"))?;
-        let v = form_decode(v).ok_or_else(|| invalid_request("bad percent-encoding"))?;
-        if out.insert(k.clone(), v).is_some() {
-            return Err(invalid_request(&format!(
-                "the parameter {k} is given more than once"
-            )));
+    query::decode_pairs(text).map_err(|e| match e {
+        query::FormError::Encoding { .. } => invalid_request("bad percent-encoding"),
+        query::FormError::Repeated(k) => {
+            invalid_request(&format!("the parameter {k} is given more than once"))
         }
-    }
-    Ok(out)
-}
-
-/// `application/x-www-form-urlencoded` decoding of one name or value; NUL is refused.
-fn form_decode(s: &str) -> Option<String> {
-    let plus = s.replace('+', " ");
-    let v = percent_decode(plus.as_bytes()).decode_utf8().ok()?;
-    (!v.contains('\0')).then(|| v.into_owned())
+    })
 }
 
 /// Client credentials from HTTP Basic (client_secret_basic) or the body (client_secret_post).
@@ -148,7 +135,7 @@ fn client_auth(
             let Some((id, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
                 return Err(invalid_client());
             };
-            match (form_decode(id), form_decode(secret)) {
+            match (query::decode(id).ok(), query::decode(secret).ok()) {
                 (Some(id), Some(secret)) => Ok(ClientAuth::Basic(id, secret)),
                 _ => Err(invalid_client()),
             }
@@ -159,6 +146,18 @@ fn client_auth(
         )),
         None => Ok(ClientAuth::None),
     }
+}
+
+/// Every OAuth2 endpoint's start: the form body, then the client's credentials in it or in
+/// `Authorization: Basic`.
+async fn form_and_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(BTreeMap<String, String>, ClientAuth), Response> {
+    let form = form(state, headers, body).await?;
+    let auth = client_auth(headers, &form)?;
+    Ok((form, auth))
 }
 
 fn plausible(id: &str, secret: &str) -> bool {
@@ -172,12 +171,8 @@ pub async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let form = match form(&state, &headers, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let auth = match client_auth(&headers, &form) {
-        Ok(a) => a,
+    let (form, auth) = match form_and_client(&state, &headers, body).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     match form.get("grant_type").map(String::as_str) {
@@ -262,12 +257,8 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let form = match form(&state, &headers, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let auth = match client_auth(&headers, &form) {
-        Ok(a) => a,
+    let (form, auth) = match form_and_client(&state, &headers, body).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let Some(token) = form.get("token").filter(|t| !t.is_empty()) else {
@@ -333,12 +324,8 @@ pub async fn introspect(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let form = match form(&state, &headers, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let auth = match client_auth(&headers, &form) {
-        Ok(a) => a,
+    let (form, auth) = match form_and_client(&state, &headers, body).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let token = form.get("token").cloned().unwrap_or_default();

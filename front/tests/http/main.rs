@@ -2,6 +2,7 @@
 //! database given by DATABASE_URL (AGW_TEST_FIXTURE=mini for the project's own fixture) and
 //! called with a real HTTP client or raw TCP. Every test makes its own clients and tokens with
 //! SQL, so the order does not matter.
+#[cfg(feature = "admin")]
 mod admin;
 mod common;
 mod conditional;
