@@ -819,3 +819,476 @@ $$;
 REVOKE ALL ON FUNCTION api_gateway.fields_in_sql(integer, text, text[]),
     api_gateway.odoo_fill(integer, text, text[]),
     api_gateway.binary_file(integer, text, integer, text) FROM PUBLIC;
+
+-- == feed (issue 18.3): the change feed: feed_enable / feed_disable, capture triggers and log,
+-- changes(), retention in run_maintenance('feeds') ==
+
+-- src/sql/feed.sql
+-- The change feed (`api_gateway.changes`, `GET /api/v1/<model>/changes`): per model, enabled by
+-- the DBA. Statement-level triggers on the model's table log (record id, operation, writing
+-- transaction's id as xid8) in the writer's transaction; a poll returns the records whose
+-- transaction was not visible in the previous poll's snapshot and is now (commit order, so a
+-- long transaction that commits after a later one is never skipped; core/src/feed.rs).
+--
+-- Not the webhook capture triggers: those serialise rows per webhook, skip writes that change
+-- no watched field and merge events per transaction, while the feed must log every write of
+-- every record at the cost of one INSERT ... SELECT of ids; sharing would make each path pay
+-- for the other and couple two contracts. Both coexist on a table (a few microseconds each).
+
+-- One row per enabled model. Not dumped: a restored database has other transaction ids, so
+-- its feeds are enabled again after a restore (their cursors then expire: 410).
+CREATE TABLE api_gateway.feed (
+    model        text PRIMARY KEY,
+    table_name   text NOT NULL,
+    -- Random, new at every enabling: the cursors of an earlier enabling (or of another
+    -- database) name another id and expire.
+    id           bigint NOT NULL UNIQUE,
+    -- Log rows (and so deletions) are kept this long after their transaction committed; a
+    -- cursor not used for longer expires.
+    retention    interval NOT NULL DEFAULT '7 days'
+                 CHECK (retention BETWEEN interval '1 hour' AND interval '3650 days'),
+    enabled_at   timestamptz NOT NULL DEFAULT now(),
+    -- Log rows of transactions below this id may have been purged: a cursor whose snapshot did
+    -- not see one of them expires (core::feed::expired).
+    purged_below xid8 NOT NULL,
+    purged_at    timestamptz
+);
+COMMENT ON TABLE api_gateway.feed IS
+    'Models whose change feed is enabled (feed_enable / feed_disable); retention of their change log.';
+
+-- The log: at most one row per record, operation and transaction ('c' created, 'u' updated,
+-- 'd' deleted). Keyed by transaction first: a poll reads the transactions after its cursor's
+-- xmin with one range scan.
+CREATE TABLE api_gateway.feed_log (
+    feed_id bigint NOT NULL,
+    xact    xid8   NOT NULL,
+    res_id  bigint NOT NULL,
+    op      "char" NOT NULL CHECK (op IN ('c', 'u', 'd')),
+    PRIMARY KEY (feed_id, xact, res_id, op)
+);
+COMMENT ON TABLE api_gateway.feed_log IS
+    'Change feed log: which records each transaction created, updated or deleted (written by the feed triggers).';
+
+-- Purge horizons: at `at`, every transaction below `below` had ended. run_maintenance('feeds')
+-- adds one per run and purges a feed's rows below the newest horizon older than its retention.
+CREATE TABLE api_gateway.feed_horizon (
+    at    timestamptz PRIMARY KEY,
+    below xid8 NOT NULL
+);
+
+-- The capture trigger function: AFTER INSERT / UPDATE / DELETE FOR EACH STATEMENT with the
+-- transition table, one INSERT ... SELECT of the ids per statement. TG_ARGV[0] is the feed id.
+-- ON CONFLICT: a transaction that writes a record many times logs it once. Transactions never
+-- conflict with each other (the key holds the transaction id), so writers never wait here.
+-- SECURITY DEFINER: Odoo's role has no right on the api_gateway schema.
+CREATE FUNCTION api_gateway._feed_capture() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO api_gateway.feed_log (feed_id, xact, res_id, op)
+        SELECT TG_ARGV[0]::bigint, pg_current_xact_id(), n.id, 'c' FROM agw_feed_new n
+        ON CONFLICT DO NOTHING;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO api_gateway.feed_log (feed_id, xact, res_id, op)
+        SELECT TG_ARGV[0]::bigint, pg_current_xact_id(), n.id, 'u' FROM agw_feed_new n
+        ON CONFLICT DO NOTHING;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO api_gateway.feed_log (feed_id, xact, res_id, op)
+        SELECT TG_ARGV[0]::bigint, pg_current_xact_id(), o.id, 'd' FROM agw_feed_old o
+        ON CONFLICT DO NOTHING;
+    ELSE
+        -- TRUNCATE names no record: every cursor taken before it commits expires (410), so
+        -- its clients read everything again rather than miss the deletions.
+        UPDATE api_gateway.feed f
+           SET purged_below = greatest(f.purged_below, (pg_current_xact_id()::text::numeric + 1)::text::xid8),
+               purged_at = now()
+         WHERE f.id = TG_ARGV[0]::bigint;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- The feed triggers a table should have: (name, event, REFERENCING clause).
+CREATE FUNCTION api_gateway._feed_triggers() RETURNS TABLE (name text, event text, ref text)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    VALUES ('api_gateway_feed_insert', 'INSERT', 'REFERENCING NEW TABLE AS agw_feed_new'),
+           ('api_gateway_feed_update', 'UPDATE', 'REFERENCING NEW TABLE AS agw_feed_new'),
+           ('api_gateway_feed_delete', 'DELETE', 'REFERENCING OLD TABLE AS agw_feed_old'),
+           ('api_gateway_feed_truncate', 'TRUNCATE', '');
+$$;
+
+-- Whether `tbl` has every feed trigger, enabled, for feed `feed_id` (a disabled or missing one
+-- means writes may have gone unlogged: the feed refuses to answer rather than skip them).
+CREATE FUNCTION api_gateway._feed_intact(tbl text, feed_id bigint) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT count(*) = 4
+      FROM pg_trigger t
+     WHERE t.tgrelid = to_regclass(format('public.%I', tbl))
+       AND t.tgname IN (SELECT name FROM api_gateway._feed_triggers())
+       AND t.tgfoid = 'api_gateway._feed_capture()'::regprocedure
+       AND t.tgenabled <> 'D'
+       AND t.tgargs = convert_to(feed_id::text, 'UTF8') || '\x00'::bytea;
+$$;
+
+-- Installs (or, with feed_id NULL, removes) the feed triggers on `tbl`. CREATE TRIGGER waits for
+-- the table's running writers (SHARE ROW EXCLUSIVE), at most webhook_settings.ddl_lock_timeout.
+CREATE FUNCTION api_gateway._feed_sync(tbl text, feed_id bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel regclass := to_regclass(format('public.%I', tbl));
+    trg record;
+    wait interval;
+BEGIN
+    IF rel IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT s.ddl_lock_timeout INTO wait FROM api_gateway.webhook_settings s;
+    PERFORM set_config('lock_timeout', (extract(epoch FROM coalesce(wait, interval '2 seconds')) * 1000)::bigint::text, true);
+    FOR trg IN SELECT * FROM api_gateway._feed_triggers() LOOP
+        BEGIN
+            IF feed_id IS NULL THEN
+                EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trg.name, rel);
+            ELSE
+                EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION api_gateway._feed_capture(%L)',
+                               trg.name, trg.event, rel, trg.ref, feed_id::text);
+            END IF;
+        EXCEPTION WHEN lock_not_available THEN
+            RAISE EXCEPTION 'could not lock table % within % to change the change feed trigger', rel, wait
+                USING ERRCODE = '55P03',
+                      HINT = 'a long transaction is using the table; retry, or raise api_gateway.webhook_settings.ddl_lock_timeout';
+        END;
+    END LOOP;
+END;
+$$;
+
+-- `feed_enable(model, retention)`: start logging the model's changes (or change the retention
+-- of an enabled feed; or repair one whose triggers were dropped or disabled, which expires its
+-- cursors). Returns the feed as JSON.
+CREATE FUNCTION api_gateway.feed_enable(model text, retention interval DEFAULT '7 days') RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m text := btrim(model);
+    tbl text;
+    f api_gateway.feed;
+BEGIN
+    IF m IS NULL OR m !~ '^[a-z0-9_]+(\.[a-z0-9_]+)*$' THEN
+        RAISE EXCEPTION 'invalid model name "%"', left(model, 100) USING ERRCODE = '22023';
+    END IF;
+    IF retention IS NULL OR retention < interval '1 hour' OR retention > interval '3650 days' THEN
+        RAISE EXCEPTION 'invalid retention %: from 1 hour to 3650 days', retention USING ERRCODE = '22023';
+    END IF;
+    IF to_regclass('public.ir_model') IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM public.ir_model im WHERE im.model = m) THEN
+            RAISE EXCEPTION 'unknown model "%"', m USING ERRCODE = '42P01';
+        END IF;
+    END IF;
+    tbl := replace(m, '.', '_');
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a
+                    WHERE a.attrelid = to_regclass(format('public.%I', tbl)) AND a.attname = 'id' AND NOT a.attisdropped)
+       OR (SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass(format('public.%I', tbl))) <> 'r' THEN
+        RAISE EXCEPTION 'model "%" has no table public.% with an id column', m, tbl USING ERRCODE = '42P01';
+    END IF;
+    SELECT * INTO f FROM api_gateway.feed x WHERE x.model = m FOR UPDATE;
+    IF FOUND AND f.table_name = tbl AND api_gateway._feed_intact(tbl, f.id) THEN
+        UPDATE api_gateway.feed x SET retention = feed_enable.retention WHERE x.model = m RETURNING * INTO f;
+    ELSE
+        IF FOUND THEN
+            DELETE FROM api_gateway.feed_log l WHERE l.feed_id = f.id;
+            DELETE FROM api_gateway.feed x WHERE x.model = m;
+        END IF;
+        INSERT INTO api_gateway.feed (model, table_name, id, retention, purged_below)
+        VALUES (m, tbl, (('x' || left(replace(gen_random_uuid()::text, '-', ''), 16))::bit(64)::bigint & 9223372036854775807),
+                feed_enable.retention, pg_snapshot_xmin(pg_current_snapshot()))
+        RETURNING * INTO f;
+        PERFORM api_gateway._feed_sync(tbl, f.id);
+    END IF;
+    RETURN jsonb_build_object('model', f.model, 'table', f.table_name, 'retention', f.retention::text,
+                              'enabled_at', f.enabled_at);
+END;
+$$;
+
+-- `feed_disable(model)`: stop logging, forget the log; the feed's cursors expire. True when the
+-- model had a feed.
+CREATE FUNCTION api_gateway.feed_disable(model text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f api_gateway.feed;
+BEGIN
+    DELETE FROM api_gateway.feed x WHERE x.model = btrim(feed_disable.model) RETURNING * INTO f;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM api_gateway._feed_sync(f.table_name, NULL);
+    DELETE FROM api_gateway.feed_log l WHERE l.feed_id = f.id;
+    RETURN true;
+END;
+$$;
+
+-- Maintenance (run_maintenance('feeds')): note a horizon, then drop each feed's log rows of
+-- transactions that ended more than its retention ago, and the rows no feed owns (triggers
+-- restored from a dump before their feed was enabled again). Returns the rows deleted.
+CREATE FUNCTION api_gateway._feed_purge() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f record;
+    horizon xid8;
+    n bigint;
+    total bigint := 0;
+BEGIN
+    -- The snapshot first, the time after it: every transaction below xmin ended before `at`.
+    horizon := pg_snapshot_xmin(pg_current_snapshot());
+    INSERT INTO api_gateway.feed_horizon (at, below) VALUES (clock_timestamp(), horizon) ON CONFLICT DO NOTHING;
+    FOR f IN SELECT x.id, x.retention, x.purged_below FROM api_gateway.feed x LOOP
+        SELECT h.below INTO horizon FROM api_gateway.feed_horizon h
+         WHERE h.at <= now() - f.retention ORDER BY h.at DESC LIMIT 1;
+        CONTINUE WHEN horizon IS NULL OR horizon <= f.purged_below;
+        DELETE FROM api_gateway.feed_log l WHERE l.feed_id = f.id AND l.xact < horizon;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+        UPDATE api_gateway.feed x SET purged_below = horizon, purged_at = now() WHERE x.id = f.id;
+    END LOOP;
+    DELETE FROM api_gateway.feed_log l WHERE NOT EXISTS (SELECT 1 FROM api_gateway.feed x WHERE x.id = l.feed_id);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    total := total + n;
+    -- Horizons: keep those a feed may still need (the newest one older than the longest
+    -- retention, and every later one).
+    DELETE FROM api_gateway.feed_horizon h
+     WHERE h.at < (SELECT max(g.at) FROM api_gateway.feed_horizon g
+                    WHERE g.at <= now() - coalesce((SELECT max(x.retention) FROM api_gateway.feed x), interval '0'));
+    RETURN total;
+END;
+$$;
+
+-- DROP EXTENSION api_gateway: the triggers on Odoo's tables depend on _feed_capture(), so they
+-- are removed first (as the webhook and security-cache triggers are); if the DROP named another
+-- extension after all, they are installed again at its end.
+CREATE FUNCTION api_gateway._feed_before_drop_extension() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+BEGIN
+    IF current_query() !~* 'api_gateway' THEN
+        RETURN;
+    END IF;
+    FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel FROM pg_trigger tg
+              WHERE tg.tgfoid = 'api_gateway._feed_capture()'::regprocedure LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+    END LOOP;
+END;
+$$;
+
+CREATE FUNCTION api_gateway._feed_after_drop_extension() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('api_gateway.feed') IS NULL OR current_query() !~* 'api_gateway' THEN
+        RETURN;
+    END IF;
+    BEGIN
+        PERFORM api_gateway._feed_sync(f.table_name, f.id) FROM api_gateway.feed f;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'api_gateway could not reinstall its change feed triggers after DROP EXTENSION (%); run feed_enable for each feed', SQLERRM;
+    END;
+END;
+$$;
+
+CREATE EVENT TRIGGER api_gateway_feed_drop_start ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._feed_before_drop_extension();
+CREATE EVENT TRIGGER api_gateway_feed_drop_end ON ddl_command_end
+    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._feed_after_drop_extension();
+
+-- src/api/data.rs
+CREATE  FUNCTION "changes"(
+	"uid" INT, /* Option < i32 > */
+	"model" TEXT, /* Option < & str > */
+	"since" TEXT DEFAULT NULL, /* Option < & str > */
+	"fields" TEXT[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < String > > > */
+	"limit" INT DEFAULT NULL /* Option < i32 > */
+) RETURNS jsonb /* RawJsonb */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, public, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'changes_wrapper';
+
+REVOKE ALL ON TABLE api_gateway.feed, api_gateway.feed_log, api_gateway.feed_horizon FROM PUBLIC;
+REVOKE ALL ON FUNCTION api_gateway._feed_capture(), api_gateway._feed_triggers(), api_gateway._feed_intact(text, bigint),
+    api_gateway._feed_sync(text, bigint), api_gateway.feed_enable(text, interval), api_gateway.feed_disable(text),
+    api_gateway._feed_purge(), api_gateway._feed_before_drop_extension(), api_gateway._feed_after_drop_extension(),
+    api_gateway.changes(integer, text, text, text[], integer) FROM PUBLIC;
+
+-- src/sql/observability.sql
+-- `run_maintenance(job)`: 'logs' (retention: drop old partitions, delete old default rows in
+-- batches, prepare the next partitions, trim rollups older than a year), 'webhook_jobs'
+-- (delivered/dead jobs past retention), 'secret_display' (one-time secret displays), 'tokens'
+-- (tokens expired more than 7 days ago), 'throttles' (ended rate-limit windows),
+-- 'upstream_keys' (OAuth2 clients' Odoo keys: renew those with less than 7 days left, remove
+-- expired ones), 'idempotency' (idempotency keys older than 24 hours), 'security_changes' (the
+-- data caches' change log: transactions finished more than 10 minutes ago), 'feeds' (change feed
+-- log rows past each feed's retention), or 'all'.
+CREATE OR REPLACE FUNCTION api_gateway.run_maintenance(job text DEFAULT 'all') RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keep_days integer;
+    cutoff timestamptz;
+    part record;
+    n bigint;
+    orphans bigint := 0;
+    dropped integer := 0;
+    result jsonb;
+BEGIN
+    IF job = 'all' THEN
+        RETURN jsonb_build_object(
+            'logs', api_gateway.run_maintenance('logs'),
+            'webhook_jobs', api_gateway.run_maintenance('webhook_jobs'),
+            'secret_display', api_gateway.run_maintenance('secret_display'),
+            'tokens', api_gateway.run_maintenance('tokens'),
+            'throttles', api_gateway.run_maintenance('throttles'),
+            'upstream_keys', api_gateway.run_maintenance('upstream_keys'),
+            'idempotency', api_gateway.run_maintenance('idempotency'),
+            'security_changes', api_gateway.run_maintenance('security_changes'),
+            'feeds', api_gateway.run_maintenance('feeds'));
+    END IF;
+    IF job NOT IN ('logs', 'webhook_jobs', 'secret_display', 'tokens', 'throttles', 'upstream_keys', 'idempotency',
+                   'security_changes', 'feeds') THEN
+        RAISE EXCEPTION 'unknown maintenance job "%": use logs, webhook_jobs, secret_display, tokens, throttles, upstream_keys, idempotency, security_changes, feeds or all', job
+            USING ERRCODE = '22023';
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(hashtext('api_gateway.maintenance'), hashtext(job)) THEN
+        RETURN jsonb_build_object('skipped', 'another session is running this job');
+    END IF;
+    SELECT log_retention_days INTO keep_days FROM api_gateway.settings;
+    cutoff := now() - make_interval(days => keep_days);
+    IF job = 'logs' THEN
+        FOR part IN
+            SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'api_gateway.request_log'::regclass AND c.relname ~ '^request_log_[0-9]{8}$'
+               AND to_date(substr(c.relname, 13), 'YYYYMMDD') + 1 <= cutoff::date
+        LOOP
+            EXECUTE format('DROP TABLE api_gateway.%I', part.relname);
+            dropped := dropped + 1;
+        END LOOP;
+        n := 0;
+        LOOP
+            DELETE FROM api_gateway.request_log_default
+             WHERE ctid IN (SELECT ctid FROM api_gateway.request_log_default WHERE at < cutoff LIMIT 10000);
+            EXIT WHEN NOT FOUND;
+            n := n + 10000;
+        END LOOP;
+        DELETE FROM api_gateway.request_stats WHERE bucket < now() - interval '400 days';
+        DELETE FROM api_gateway.request_stats_ip WHERE bucket < now() - interval '400 days';
+        result := jsonb_build_object('partitions_dropped', dropped, 'default_rows_deleted_about', n,
+                                     'partitions_created', api_gateway.ensure_log_partitions());
+    ELSIF job = 'webhook_jobs' THEN
+        IF to_regprocedure('api_gateway.purge_webhook_jobs(interval)') IS NOT NULL THEN
+            EXECUTE 'SELECT to_jsonb(api_gateway.purge_webhook_jobs($1))' INTO result USING make_interval(days => keep_days);
+            result := jsonb_build_object('purged', result);
+        ELSE
+            result := jsonb_build_object('purged', 0);
+        END IF;
+    ELSIF job = 'secret_display' THEN
+        -- Client secrets are returned by create_client once and never stored in clear, so there
+        -- is no display to clear; webhook signing secrets must stay readable to sign.
+        result := jsonb_build_object('cleared', 0);
+    ELSIF job = 'tokens' THEN
+        DELETE FROM api_gateway.token WHERE expires_at < now() - interval '7 days';
+        GET DIAGNOSTICS n = ROW_COUNT;
+        DELETE FROM api_gateway.signing_key WHERE valid_until < now();
+        result := jsonb_build_object('tokens_deleted', n);
+    ELSIF job = 'upstream_keys' THEN
+        DELETE FROM api_gateway.upstream_key u WHERE u.expires_at < now();
+        GET DIAGNOSTICS n = ROW_COUNT;
+        -- The gateway's keys no row knows (after a restore: the plaintexts are not dumped).
+        IF to_regclass('public.res_users_apikeys') IS NOT NULL THEN
+            EXECUTE 'DELETE FROM public.res_users_apikeys k
+                      WHERE k.name LIKE ''api\_gateway: OAuth2 client gw\_%''
+                        AND NOT EXISTS (SELECT 1 FROM api_gateway.upstream_key u WHERE u.apikey_id = k.id)';
+            GET DIAGNOSTICS orphans = ROW_COUNT;
+        END IF;
+        dropped := 0;
+        FOR part IN
+            SELECT DISTINCT u.client_id FROM api_gateway.upstream_key u
+              JOIN api_gateway.client c ON c.client_id = u.client_id AND c.active
+             WHERE u.key IS NOT NULL AND u.expires_at < now() + interval '7 days'
+        LOOP
+            PERFORM api_gateway._renew_upstream_key(part.client_id);
+            dropped := dropped + 1;
+        END LOOP;
+        result := jsonb_build_object('expired_removed', n, 'orphans_removed', orphans, 'renewed', dropped);
+    ELSIF job = 'idempotency' THEN
+        DELETE FROM api_gateway.idempotency i WHERE i.started_at < now() - interval '24 hours';
+        GET DIAGNOSTICS n = ROW_COUNT;
+        result := jsonb_build_object('keys_deleted', n);
+    ELSIF job = 'security_changes' THEN
+        result := jsonb_build_object('forgotten', api_gateway._purge_security_changes());
+    ELSIF job = 'feeds' THEN
+        IF to_regprocedure('api_gateway._feed_purge()') IS NOT NULL THEN
+            EXECUTE 'SELECT api_gateway._feed_purge()' INTO n;
+        ELSE
+            n := 0;
+        END IF;
+        result := jsonb_build_object('log_rows_deleted', n);
+    ELSE
+        DELETE FROM api_gateway.throttle WHERE window_start + make_interval(secs => window_s) < now();
+        GET DIAGNOSTICS n = ROW_COUNT;
+        result := jsonb_build_object('windows_deleted', n);
+    END IF;
+    RETURN api_gateway._record_run(job, result);
+END;
+$$;
+
+
+-- src/sql/finalize.sql
+-- `grant_front(role)`: everything `api-gateway serve` calls: the gate, OAuth2, the data
+-- functions, the traffic log writer and maintenance, the dashboard's statistics, /metrics and
+-- the admin console (every admin_* function). Returns the number of functions granted. Serve
+-- also delivers webhooks unless --webhooks false: then grant_worker(role) too.
+CREATE OR REPLACE FUNCTION api_gateway.grant_front(role name) RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN api_gateway._grant_execute(role, ARRAY[
+        'api_gateway.version()',
+        'api_gateway.authenticate(text, inet, text)',
+        'api_gateway.issue_token(text, text, text, inet)',
+        'api_gateway.revoke_token(text)',
+        'api_gateway.introspect_token(text)',
+        'api_gateway.oauth_client_check(text, text, inet)',
+        'api_gateway.revoke_token_as_client(text, text)',
+        'api_gateway.describe_models(integer)',
+        'api_gateway.search_read(integer, text, text, text[], integer, integer, text, text)',
+        'api_gateway.search_count(integer, text, text, text)',
+        'api_gateway.read(integer, text, integer, text[], text)',
+        'api_gateway.create(integer, text, jsonb)',
+        'api_gateway.write(integer, text, integer, jsonb)',
+        'api_gateway.unlink(integer, text, integer)',
+        'api_gateway.read_versioned(integer, text, integer, text[], text)',
+        'api_gateway.write_if_match(integer, text, integer, jsonb, text[])',
+        'api_gateway.unlink_if_match(integer, text, integer, text[])',
+        'api_gateway.search_page(integer, text, text, text[], integer, text, text, text)',
+        -- Schema per model and language per request.
+        'api_gateway.fields_get(integer, text, text)',
+        'api_gateway.negotiate_language(text)',
+        'api_gateway.web_search_read(integer, text, text, jsonb, integer, integer, text)',
+        'api_gateway.web_read(integer, text, integer, jsonb)',
+        'api_gateway.web_read_versioned(integer, text, integer, jsonb)',
+        -- --odoo-url: the fields Odoo fills in a read, and binary fields served as files.
+        'api_gateway.fields_in_sql(integer, text, text[])',
+        'api_gateway.odoo_fill(integer, text, text[])',
+        'api_gateway.binary_file(integer, text, integer, text)',
+        'api_gateway.changes(integer, text, text, text[], integer)',
+        'api_gateway.log_requests(jsonb)',
+        'api_gateway.log_level()',
+        'api_gateway.ensure_log_partitions(integer)',
+        'api_gateway.run_maintenance(text)',
+        'api_gateway.metrics_gauges()',
+        -- --odoo-url: the OAuth2 clients' upstream Odoo keys and the idempotency keys.
+        'api_gateway.upstream_key(text)',
+        'api_gateway.idempotency_begin(text, text, text, integer)',
+        'api_gateway.idempotency_finish(text, text, text, integer, jsonb, jsonb)',
+        'api_gateway.idempotency_release(text, text, text)']
+        -- The dashboard's and the console's families, whole: stats_* and admin_*.
+        || ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
+                  WHERE p.pronamespace = 'api_gateway'::regnamespace
+                    AND (p.proname LIKE 'stats\_%' OR p.proname LIKE 'admin\_%')
+                  ORDER BY 1));
+END;
+$$;
+

@@ -41,6 +41,11 @@ pgrx::extension_sql_file!(
     requires = ["gate"]
 );
 pgrx::extension_sql_file!(
+    "sql/feed.sql",
+    name = "feed",
+    requires = ["webhooks", "observability"]
+);
+pgrx::extension_sql_file!(
     "sql/admin.sql",
     name = "admin",
     requires = ["gate", "throttles", "webhooks", "stats"]

@@ -7,6 +7,7 @@ pub mod display;
 pub mod domain;
 pub mod download;
 pub mod etag;
+pub mod feed;
 pub mod field_values;
 pub mod fields;
 pub mod gate;

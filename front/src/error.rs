@@ -36,6 +36,10 @@ pub mod kind {
     pub const REQUEST_TIMEOUT: (&str, &str) = ("request-timeout", "Request Timeout");
     pub const INVALID_INPUT: (&str, &str) = ("invalid-input", "Invalid input");
     pub const CONFLICT: (&str, &str) = ("conflict", "Conflict");
+    /// A feature the DBA enables per model (the change feed) is off for this one.
+    pub const NOT_ENABLED: (&str, &str) = ("not-enabled", "Not enabled for this model");
+    /// A change feed cursor older than the feed's retention (or than its last enabling).
+    pub const CURSOR_EXPIRED: (&str, &str) = ("cursor-expired", "Cursor expired");
     pub const PRECONDITION_FAILED: (&str, &str) = ("precondition-failed", "Precondition Failed");
     pub const INVALID_PRECONDITION: (&str, &str) =
         ("invalid-precondition", "Malformed conditional header");
@@ -205,6 +209,8 @@ pub fn status_for_sqlstate(code: &str) -> (StatusCode, (&'static str, &'static s
         "02000" | "P0002" => (S::NOT_FOUND, kind::NOT_FOUND),
         "23502" | "23514" => (S::UNPROCESSABLE_ENTITY, kind::CONSTRAINT_VIOLATION),
         "40001" | "40P01" | "55P03" => (S::CONFLICT, kind::CONFLICT),
+        "55000" => (S::CONFLICT, kind::NOT_ENABLED),
+        "72000" => (S::GONE, kind::CURSOR_EXPIRED),
         "57014" => (S::GATEWAY_TIMEOUT, kind::TIMEOUT),
         "42703" | "42601" | "0A000" | "P0001" => (S::BAD_REQUEST, kind::INVALID_INPUT),
         c if c.starts_with("23") => (S::CONFLICT, kind::CONFLICT),
@@ -334,6 +340,8 @@ mod tests {
         assert_eq!(s("23502"), 422);
         assert_eq!(s("23514"), 422);
         assert_eq!(s("57014"), 504);
+        assert_eq!(s("55000"), 409);
+        assert_eq!(s("72000"), 410);
         assert_eq!(s("08006"), 503);
         assert_eq!(s("53300"), 503);
         assert_eq!(s("57P01"), 503);

@@ -119,6 +119,7 @@ pub fn app(state: AppState) -> Router {
             get(routes::records::list).post(routes::records::create),
         )
         .route("/api/v1/{model}/fields", get(routes::fields::fields))
+        .route("/api/v1/{model}/changes", get(routes::records::changes))
         .route(
             "/api/v1/{model}/{id}",
             get(routes::records::read)

@@ -440,6 +440,29 @@ fn record_paths(model: Option<(&str, &str)>) -> (Value, Value) {
     (collection, item)
 }
 
+/// `GET /api/v1/{model}/changes`: the change feed, on the models the DBA enabled.
+fn changes_path() -> Value {
+    json!({"get": {
+        "tags": ["any model"], "operationId": "changes",
+        "summary": "Changes since a cursor (change feed)",
+        "description": "The records created or updated since `since`, with their current values as a list returns them (the caller's access rights and record rules applied; archived records included), the ids deleted since, and the cursor of the next poll. Built on commit order: a change is returned by exactly one poll, also when transactions commit out of order. Without `since`, a new feed: no change, and the cursor of this moment (start the feed, then read everything once, then poll with `next`). The DBA enables the feed per model (`api_gateway.feed_enable`): 409 `not-enabled` otherwise; a cursor older than the feed's retention: 410 `cursor-expired` (start again).",
+        "parameters": [param("model"), param("since"), param("fields"), param("limit")],
+        "security": security("read"),
+        "responses": {
+            "200": {"description": "The changes since the cursor",
+                "headers": rate_headers(),
+                "content": {"application/json": {"schema": schema_ref("Changes")}}},
+            "401": {"$ref": "#/components/responses/Unauthorized"},
+            "403": {"$ref": "#/components/responses/Forbidden"},
+            "404": {"$ref": "#/components/responses/NotFound"},
+            "409": problem_response("The model's change feed is not enabled (a DBA enables it with api_gateway.feed_enable)"),
+            "410": problem_response("The cursor is older than the feed's retention (or than its last enabling): start a new feed without since"),
+            "429": {"$ref": "#/components/responses/TooManyRequests"},
+            "default": {"$ref": "#/components/responses/Problem"},
+        },
+    }})
+}
+
 /// The business method routes (forwarded to Odoo's JSON-2; 501 without --odoo-url).
 fn method_paths() -> (Value, Value) {
     let op = |id: &str, summary: &str, description: &str, params: Vec<Value>| {
@@ -562,6 +585,7 @@ pub fn generate(version: &str, models: &Value, public_url: &str, methods: bool) 
     paths.insert("/api/v1/{model}".into(), collection);
     paths.insert("/api/v1/{model}/{id}".into(), item);
     paths.insert("/api/v1/{model}/fields".into(), fields_path());
+    paths.insert("/api/v1/{model}/changes".into(), changes_path());
     if methods {
         let (model_call, record_call) = method_paths();
         paths.insert("/api/v1/{model}/call/{method}".into(), model_call);
@@ -680,6 +704,9 @@ fn parameters() -> Value {
         "after": {"name": "after", "in": "query", "required": false,
             "description": "Keyset pagination: empty on the first page, then the `next` cursor of the previous page (opaque, signed; valid only for the same user, model, domain and order; not with offset)",
             "schema": {"type": "string"}},
+        "since": {"name": "since", "in": "query", "required": false,
+            "description": "Change feed: the `next` cursor of the previous poll (opaque, signed; valid only for the same user and model); absent or empty to start a feed",
+            "schema": {"type": "string"}},
         "count": {"name": "count", "in": "query", "required": false,
             "description": "Also return the total number of matching records",
             "schema": {"type": "boolean"}},
@@ -715,6 +742,13 @@ fn base_schemas() -> Map<String, Value> {
                 "error": {"type": "string", "description": "The gate's error code (RFC 6750 where one fits)"},
                 "parameter": {"type": "string"}, "line": {"type": "integer"}, "column": {"type": "integer"},
                 "limit": {"type": "integer"}}},
+        "Changes": {"type": "object", "required": ["records", "deleted", "next", "more"], "properties": {
+            "records": {"type": "array", "items": schema_ref("Record"),
+                "description": "Records created or updated since the cursor that the caller may read, current values, by id"},
+            "deleted": {"type": "array", "items": {"type": "integer"},
+                "description": "Ids deleted since the cursor (a record created and deleted in between is in neither list)"},
+            "next": {"type": "string", "description": "The cursor of the next poll (pass it as since)"},
+            "more": {"type": "boolean", "description": "The page was full: poll again with next right away"}}},
         "OAuthError": {"type": "object", "required": ["error"], "properties": {
             "error": {"type": "string", "enum": ["invalid_request", "invalid_client", "invalid_grant",
                 "unauthorized_client", "unsupported_grant_type", "invalid_scope", "access_denied",
@@ -864,6 +898,21 @@ mod tests {
             "#/components/schemas/MethodResult"
         );
         assert!(doc["paths"]["/api/v1/{model}/call/{method}"]["post"].is_object());
+        let changes = &doc["paths"]["/api/v1/{model}/changes"]["get"];
+        assert_eq!(
+            changes["responses"]["410"]["description"]
+                .as_str()
+                .map(|d| d.contains("retention")),
+            Some(true)
+        );
+        assert!(
+            changes["parameters"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"$ref": "#/components/parameters/since"}))
+        );
+        assert!(doc["components"]["parameters"]["since"].is_object());
+        assert!(doc["components"]["schemas"]["Changes"]["properties"]["deleted"].is_object());
         assert!(doc["components"]["parameters"]["method"].is_object());
         let file = &doc["paths"]["/api/v1/{model}/{id}/{field}"]["get"];
         assert_eq!(file["security"][0]["oauth2"], json!(["read"]));

@@ -161,6 +161,31 @@ fn search_page_in(
     })
 }
 
+/// `api_gateway.changes(uid, model, since DEFAULT NULL, fields DEFAULT NULL, "limit" DEFAULT
+/// NULL) RETURNS jsonb`: the change feed of a model the DBA enabled (`feed_enable`):
+/// `{"records": [...], "deleted": [ids], "next": "<cursor>", "more": bool}`, the records created
+/// or updated since the cursor `since` with their current values as `search_read` returns them,
+/// the ids deleted since, and the cursor of the next poll. Without `since`: a new feed (no
+/// change, a cursor at this moment).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, public, pg_temp)]
+fn changes(
+    uid: Option<i32>,
+    model: Option<&str>,
+    since: default!(Option<&str>, "NULL"),
+    fields: default!(Option<Vec<Option<String>>>, "NULL"),
+    limit: default!(Option<i32>, "NULL"),
+) -> RawJsonb {
+    data::feed::changes(data::feed::Request {
+        uid: required(uid, "uid"),
+        model: required(model, "model"),
+        since: since.filter(|s| !s.is_empty()),
+        fields,
+        limit,
+    })
+}
+
+
 /// 0.4.0's `search_count` (no language), kept for a 0.4.0 schema (see `search_read`).
 #[pg_extern(volatile, security_definer, sql = false)]
 fn search_count(uid: Option<i32>, model: Option<&str>, domain: Option<&str>) -> i64 {

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod context;
 pub mod fields;
 pub mod lang;
+pub mod feed;
 pub mod meta;
 pub mod nested;
 pub mod params;

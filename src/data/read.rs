@@ -282,7 +282,7 @@ pub fn split_fields(
 }
 
 /// The fields to return: the ones asked for (each checked), or every stored readable field.
-fn select_fields(
+pub(crate) fn select_fields(
     user: &UserContext,
     shaper: &Shaper,
     model: &Rc<ModelMeta>,
@@ -341,7 +341,7 @@ fn truncate(s: &str) -> String {
 }
 
 /// `jsonb_build_object` takes at most 100 arguments: build in chunks and concatenate.
-fn object_sql(pairs: &[(String, String)]) -> String {
+pub(crate) fn object_sql(pairs: &[(String, String)]) -> String {
     let chunks: Vec<String> = pairs
         .chunks(40)
         .map(|chunk| {
@@ -587,7 +587,7 @@ pub struct PageRequest<'a> {
 }
 
 /// The signing keys the extension keeps: (kid, secret), the current one first.
-fn signing_keys() -> Vec<(String, String)> {
+pub(crate) fn signing_keys() -> Vec<(String, String)> {
     Spi::connect(|c| {
         let t = spi(c.select(
             "SELECT jwt_kid, jwt_secret FROM api_gateway.settings \

@@ -63,6 +63,7 @@ BEGIN
         'api_gateway.fields_in_sql(integer, text, text[])',
         'api_gateway.odoo_fill(integer, text, text[])',
         'api_gateway.binary_file(integer, text, integer, text)',
+        'api_gateway.changes(integer, text, text, text[], integer)',
         'api_gateway.log_requests(jsonb)',
         'api_gateway.log_level()',
         'api_gateway.ensure_log_partitions(integer)',

@@ -167,7 +167,8 @@ $$;
 -- (tokens expired more than 7 days ago), 'throttles' (ended rate-limit windows),
 -- 'upstream_keys' (OAuth2 clients' Odoo keys: renew those with less than 7 days left, remove
 -- expired ones), 'idempotency' (idempotency keys older than 24 hours), 'security_changes' (the
--- data caches' change log: transactions finished more than 10 minutes ago), or 'all'.
+-- data caches' change log: transactions finished more than 10 minutes ago), 'feeds' (change feed
+-- log rows past each feed's retention), or 'all'.
 CREATE FUNCTION api_gateway.run_maintenance(job text DEFAULT 'all') RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -188,11 +189,12 @@ BEGIN
             'throttles', api_gateway.run_maintenance('throttles'),
             'upstream_keys', api_gateway.run_maintenance('upstream_keys'),
             'idempotency', api_gateway.run_maintenance('idempotency'),
-            'security_changes', api_gateway.run_maintenance('security_changes'));
+            'security_changes', api_gateway.run_maintenance('security_changes'),
+            'feeds', api_gateway.run_maintenance('feeds'));
     END IF;
     IF job NOT IN ('logs', 'webhook_jobs', 'secret_display', 'tokens', 'throttles', 'upstream_keys', 'idempotency',
-                   'security_changes') THEN
-        RAISE EXCEPTION 'unknown maintenance job "%": use logs, webhook_jobs, secret_display, tokens, throttles, upstream_keys, idempotency, security_changes or all', job
+                   'security_changes', 'feeds') THEN
+        RAISE EXCEPTION 'unknown maintenance job "%": use logs, webhook_jobs, secret_display, tokens, throttles, upstream_keys, idempotency, security_changes, feeds or all', job
             USING ERRCODE = '22023';
     END IF;
     IF NOT pg_try_advisory_xact_lock(hashtext('api_gateway.maintenance'), hashtext(job)) THEN
@@ -262,6 +264,13 @@ BEGIN
         result := jsonb_build_object('keys_deleted', n);
     ELSIF job = 'security_changes' THEN
         result := jsonb_build_object('forgotten', api_gateway._purge_security_changes());
+    ELSIF job = 'feeds' THEN
+        IF to_regprocedure('api_gateway._feed_purge()') IS NOT NULL THEN
+            EXECUTE 'SELECT api_gateway._feed_purge()' INTO n;
+        ELSE
+            n := 0;
+        END IF;
+        result := jsonb_build_object('log_rows_deleted', n);
     ELSE
         DELETE FROM api_gateway.throttle WHERE window_start + make_interval(secs => window_s) < now();
         GET DIAGNOSTICS n = ROW_COUNT;

@@ -364,6 +364,8 @@ def substitutions(code: str, ctx: "PageContext") -> str:
     code = re.sub(r"(?<=/)odoo(?=[?\s'\"]|$)", ctx.db, code, flags=re.M)
     code = code.replace("host=/var/run/postgresql", f"host={ctx.pghost}")
     if ctx.pgport != "5432":
+        # a cluster on another port (a private test cluster): URLs name it too
+        code = re.sub(rf"host={re.escape(ctx.pghost)}(?![\w/&]*port=)", f"host={ctx.pghost}&port={ctx.pgport}", code)
         code = code.replace("@127.0.0.1/", f"@127.0.0.1:{ctx.pgport}/")
     return code
 

@@ -19,6 +19,10 @@ fn err_of(tx: &mut Transaction, sql: &str) -> (String, String) {
 
 #[test]
 fn forward_sql_writes_are_opt_in_per_model() {
+    // Counts res_partner before and after: no other test may commit partners meanwhile.
+    let _shared = api_gateway_tests::BULK_WRITES
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
     let mut db = connect();
     let mut tx = db.transaction().unwrap();
     tx.batch_execute("UPDATE api_gateway.settings SET sql_write_models = '{}'")

@@ -5,6 +5,7 @@ mod conditional;
 mod cursor;
 mod data;
 mod fields_get;
+mod feed;
 mod forward;
 mod foundation;
 mod gate;

@@ -29,6 +29,8 @@ const WEB_SEARCH_READ: GatedSql = gated_sql!(
 const WEB_READ: GatedSql = gated_sql!(
     "CASE WHEN g.status = 200 THEN api_gateway.web_read_versioned(g.uid, $4, $5, $6) END"
 );
+const CHANGES: GatedSql =
+    gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.changes(g.uid, $4, $5, $6, $7) END");
 const READ: GatedSql =
     gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.read_versioned(g.uid, $4, $5, $6) END");
 // The same reads in the language of `lang=` ($11 for lists, $7 for a record) or of
@@ -298,6 +300,38 @@ pub async fn list(
     let mut response = conditional::respond_bytes(g, &headers, body, None)?;
     query::vary_language(&mut response);
     Ok(response)
+}
+
+/// `GET /api/v1/<model>/changes?since=&fields=&limit=`: the change feed (the DBA enables it per
+/// model): `{"records": [...], "deleted": [ids], "next": "<cursor>", "more": bool}`. Without
+/// `since`, a new feed: no change, and the cursor of this moment.
+pub async fn changes(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    ctx.require_credentials()?;
+    let Path(model) = path.map_err(path_problem)?;
+    let model = query::model(&model)?;
+    let q = query::parse(raw.as_deref(), &["since", "fields", "limit"])?;
+    let since = q.get("since").cloned().filter(|s| !s.is_empty());
+    let fields = query::fields(&q)?;
+    let limit = query::non_negative(&q, "limit")?;
+    let p = gate::run(
+        &state,
+        &ctx,
+        CHANGES,
+        &[
+            (&model, Type::TEXT),
+            (&since, Type::TEXT),
+            (&fields, Type::TEXT_ARRAY),
+            (&limit, Type::INT4),
+        ],
+    )
+    .await?;
+    let body: Option<Value> = p.col(0)?;
+    Ok(p.gate.respond(StatusCode::OK, body))
 }
 
 /// `GET /api/v1/<model>/<id>?fields=` or `?specification=`

@@ -7,6 +7,7 @@ mod admin;
 mod common;
 mod conditional;
 mod fields;
+mod feed;
 mod forward;
 mod nested;
 mod oauth;

@@ -1,0 +1,239 @@
+//! `api_gateway.changes`: the change feed of a model (src/sql/feed.sql logs the writes; the
+//! cursor and its expiry are decided by `api_gateway_core::feed`). One statement reads the log
+//! window and the changed records' current values, shaped and filtered exactly as
+//! `search_read` does (same field selection, values, access rights and record rules).
+use crate::data::context;
+use crate::data::read::{self, Models};
+use crate::data::values::Shaper;
+use crate::data::{Operation, params};
+use crate::error::{raise, spi};
+use crate::spi::RawJsonb;
+use api_gateway_core::domain::{Domain, Param};
+use api_gateway_core::{cursor, feed};
+use pgrx::prelude::*;
+
+pub struct Request<'a> {
+    pub uid: i32,
+    pub model: &'a str,
+    pub since: Option<&'a str>,
+    pub fields: Option<Vec<Option<String>>>,
+    pub limit: Option<i32>,
+}
+
+/// The model's feed: (id, purge horizon, triggers intact, table).
+fn feed_row(model: &str) -> Option<(i64, u64, bool, String)> {
+    Spi::connect(|c| {
+        let t = spi(c.select(
+            "SELECT f.id, f.purged_below::text, api_gateway._feed_intact(f.table_name, f.id), f.table_name \
+               FROM api_gateway.feed f WHERE f.model = $1",
+            Some(1),
+            &[model.into()],
+        ));
+        if t.is_empty() {
+            return None;
+        }
+        let row = t.first();
+        Some((
+            spi(row.get::<i64>(1)).unwrap_or_default(),
+            spi(row.get::<String>(2))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(u64::MAX),
+            spi(row.get::<bool>(3)).unwrap_or(false),
+            spi(row.get::<String>(4)).unwrap_or_default(),
+        ))
+    })
+}
+
+fn bad_cursor(e: impl std::fmt::Display) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("invalid cursor: {e}"),
+        Some("pass back the next of the previous answer unchanged, for the same model and user"),
+    )
+}
+
+fn snapshot(text: Option<String>) -> feed::Snapshot {
+    text.as_deref()
+        .and_then(feed::Snapshot::parse)
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "changes: unreadable snapshot",
+                None,
+            )
+        })
+}
+
+/// `{"records": [...], "deleted": [ids], "next": "<cursor>", "more": bool}`.
+pub fn changes(req: Request) -> RawJsonb {
+    crate::odoo::require_odoo("changes", crate::data::TABLES);
+    let user = context::load(req.uid, req.model, Operation::Read);
+    let models = Models::new(&user, req.model);
+    let model = models.get(req.model);
+    user.require_access(req.model, Operation::Read);
+    let limit = read::page(&user, req.limit, None).limit;
+    if limit == 0 {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "invalid limit 0: a change feed page holds at least one change",
+            None,
+        );
+    }
+    let Some((feed_id, purged_below, intact, table)) = feed_row(req.model) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "the change feed of model {m} is not enabled: a database administrator must enable it (feed_enable('{m}'))",
+                m = req.model
+            ),
+            Some(&format!(
+                "a DBA enables it with SELECT api_gateway.feed_enable('{}')",
+                req.model
+            )),
+        )
+    };
+    if !intact || table != model.table() {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "the change feed of model {} lost its triggers on table {table} (dropped, disabled, or the table was re-created): changes may be missing",
+                req.model
+            ),
+            Some(&format!(
+                "a DBA repairs it with SELECT api_gateway.feed_enable('{}'); its cursors then expire and clients read everything once",
+                req.model
+            )),
+        )
+    }
+    let keys = read::signing_keys();
+    let Some((kid, secret)) = keys.first().cloned() else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "api_gateway.settings has no row",
+            None,
+        )
+    };
+    let sign = |c: &feed::FeedCursor| feed::sign(c, &cursor::derive_key(&secret));
+    let Some(token) = req.since else {
+        // A new feed: no change yet, a cursor at this moment. Changes committed from now on
+        // (and those of transactions still running) come with the next poll.
+        let now = snapshot(
+            Spi::get_one::<String>("SELECT pg_current_snapshot()::text")
+                .ok()
+                .flatten(),
+        );
+        let c = feed::FeedCursor::at(&kid, req.model, req.uid, feed_id, &now);
+        return finish(None, false, &sign(&c));
+    };
+    let claimed = cursor::claimed_kid(token).unwrap_or_else(|e| bad_cursor(e));
+    let key = keys
+        .iter()
+        .find(|(k, _)| *k == claimed)
+        .map(|(_, s)| cursor::derive_key(s))
+        .unwrap_or_else(|| bad_cursor(cursor::CursorError::BadSignature));
+    let (c, since, upto) = feed::open(token, &key, req.model, req.uid, feed_id, purged_below)
+        .unwrap_or_else(|e| match e {
+            feed::FeedError::Expired | feed::FeedError::Reenabled => raise(
+                PgSqlErrorCode::ERRCODE_SNAPSHOT_TOO_OLD,
+                format!("cursor expired: {e}"),
+                Some("call again without since to start a new feed"),
+            ),
+            _ => bad_cursor(e),
+        });
+
+    // The records: every readable record of the model (archived ones too: archiving is a
+    // change), restricted below to the ids of the window.
+    let q = read::visible_rows(&user, &models, &model, &Domain::True, false);
+    let mut params = q.params;
+    params.push(Param::Text(user.lang.clone()));
+    let lang_param = params.len();
+    params.push(Param::Int(user.company_id));
+    let company_param = params.len();
+    let shaper = Shaper::new(&models, &user, params, lang_param, company_param);
+    let names = read::select_fields(&user, &shaper, &model, req.fields);
+    let pairs: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.clone(), shaper.value(&model, n)))
+        .collect();
+    let mut params = shaper.into_params();
+    let mut param = |p: Param| {
+        params.push(p);
+        params.len()
+    };
+    let f = param(Param::Int(feed_id));
+    let s = param(Param::Text(since.to_string()));
+    let u = param(Param::Text(
+        upto.as_ref().map(|u| u.to_string()).unwrap_or_default(),
+    ));
+    let a = param(Param::Int(c.after.unwrap_or(i64::MIN)));
+    let l = param(Param::Int(limit));
+    // The window: transactions visible now (or in the window's closing snapshot while it is
+    // read in pages) that were not in the cursor's snapshot; its first `limit` records by id,
+    // after the last one returned. Created and deleted in the window: the caller never saw the
+    // record, neither list names it. Deleted: named only if the id does not exist now.
+    let sql = format!(
+        "WITH w AS (SELECT coalesce(nullif(${u}, '')::pg_snapshot, pg_current_snapshot()) AS hi, ${s}::pg_snapshot AS lo), \
+         c AS (SELECT l.res_id, bool_or(l.op = 'c') AS created, bool_or(l.op = 'd') AS deleted \
+                 FROM api_gateway.feed_log l, w \
+                WHERE l.feed_id = ${f} AND l.xact >= pg_snapshot_xmin(w.lo) \
+                  AND NOT pg_visible_in_snapshot(l.xact, w.lo) AND pg_visible_in_snapshot(l.xact, w.hi) \
+                  AND l.res_id > ${a} \
+                GROUP BY l.res_id ORDER BY l.res_id LIMIT ${l} + 1), \
+         p AS (SELECT c.* FROM c ORDER BY c.res_id LIMIT ${l}) \
+         SELECT jsonb_build_object( \
+                  'records', (SELECT coalesce(jsonb_agg({obj} ORDER BY t.\"id\"), '[]'::jsonb) \
+                                {from_where} AND t.\"id\" IN (SELECT p.res_id FROM p)), \
+                  'deleted', (SELECT coalesce(jsonb_agg(p.res_id ORDER BY p.res_id), '[]'::jsonb) FROM p \
+                               WHERE p.deleted AND NOT p.created \
+                                 AND NOT EXISTS (SELECT 1 FROM public.\"{table}\" x WHERE x.\"id\" = p.res_id))), \
+                (SELECT w.hi::text FROM w), \
+                (SELECT max(p.res_id) FROM p), \
+                (SELECT count(*) FROM c) > ${l}",
+        obj = read::object_sql(&pairs),
+        from_where = q.from_where,
+        table = model.table(),
+    );
+    let args = params::datums(&params);
+    let (body, hi, last, more) = Spi::connect(|client| {
+        let plan = crate::spi::plan_cached(client, &sql, &params::types(&params), false);
+        let t = spi(client.select(&*plan, Some(1), &args)).first();
+        let hi: Option<String> = spi(t.get::<String>(2));
+        let last: Option<i64> = spi(t.get::<i64>(3));
+        let more = spi(t.get::<bool>(4)).unwrap_or(false);
+        let datum = spi(t.get_datum_by_ordinal(1));
+        // SAFETY: column 1 is the jsonb of this result row.
+        let body = datum.map(|d| unsafe { crate::spi::transfer_jsonb(d) });
+        (body, hi, last, more)
+    });
+    let hi = snapshot(hi);
+    let body = body.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "changes returned no row",
+            None,
+        )
+    });
+    let next = c.next(&hi, if more { last } else { None });
+    finish(Some(body), more, &sign(&next))
+}
+
+/// The answer: `body` (records, deleted; empty lists without one) with `more` and `next`.
+fn finish(body: Option<RawJsonb>, more: bool, next: &str) -> RawJsonb {
+    Spi::connect(|c| {
+        let args: Vec<pgrx::datum::DatumWithOid> = vec![body.into(), more.into(), next.into()];
+        let t = spi(c.select(
+            "SELECT coalesce($1::jsonb, '{\"records\": [], \"deleted\": []}'::jsonb) \
+                    || jsonb_build_object('next', $3::text, 'more', $2::boolean)",
+            Some(1),
+            &args,
+        ));
+        crate::spi::first_jsonb(t)
+    })
+    .unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "changes returned no row",
+            None,
+        )
+    })
+}
