@@ -185,7 +185,6 @@ fn changes(
     })
 }
 
-
 /// 0.4.0's `search_count` (no language), kept for a 0.4.0 schema (see `search_read`).
 #[pg_extern(volatile, security_definer, sql = false)]
 fn search_count(uid: Option<i32>, model: Option<&str>, domain: Option<&str>) -> i64 {

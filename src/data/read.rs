@@ -197,9 +197,10 @@ pub fn parse_domain(text: Option<&str>) -> Domain {
 
 /// Whether the user may read field `name` of `model` (its `groups`).
 pub fn field_readable(user: &UserContext, model: &ModelMeta, name: &str) -> bool {
-    model.fields.get(name).is_none_or(|f| {
-        api_gateway_core::fields::visible(&f.groups, &user.groups, user.superuser)
-    })
+    model
+        .fields
+        .get(name)
+        .is_none_or(|f| api_gateway_core::fields::visible(&f.groups, &user.groups, user.superuser))
 }
 
 /// One requested field checked as Odoo checks it (unknown: 22023; restricted to groups the user

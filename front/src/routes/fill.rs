@@ -55,7 +55,7 @@ pub async fn odoo_read(
     };
     let key = forward::caller_credential(state, ctx, gate).await?;
     let body = json!({"ids": ids, "fields": fields, "context": context});
-    let answer = upstream.call(&key, model, "read", &body).await;
+    let answer = upstream.call(&key, model, "read", body.to_string()).await;
     drop(key);
     let records = answer.map_err(|(problem, _)| problem)?;
     match records {

@@ -254,7 +254,7 @@ pub async fn caller_credential(
         };
     }
     let conn = state.pool.get().await?;
-    upstream_credential(state, ctx, gate, &conn).await
+    upstream_credential(state, ctx, gate, &conn, None).await
 }
 
 /// A held idempotency key: whose, which, and the request's fingerprint.

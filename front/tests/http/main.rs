@@ -6,8 +6,8 @@
 mod admin;
 mod common;
 mod conditional;
-mod fields;
 mod feed;
+mod fields;
 mod forward;
 mod nested;
 mod oauth;
