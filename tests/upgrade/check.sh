@@ -45,6 +45,8 @@ done
 gate_answers() { # DB -> "200 200" when a JWT of a fresh client passes twice
     psql -X -qAt -v ON_ERROR_STOP=1 -d "$1" <<'SQL' 2>&1 | tr '\n' ' ' | sed 's/ $//'
 CREATE TABLE IF NOT EXISTS public.res_users (id integer PRIMARY KEY, active boolean);
+-- Odoo's group membership: the gate re-reads the settings group on every request.
+CREATE TABLE IF NOT EXISTS public.res_groups_users_rel (gid integer, uid integer);
 INSERT INTO public.res_users VALUES (2, true) ON CONFLICT DO NOTHING;
 SELECT c.client_id, c.client_secret FROM api_gateway.create_client('upgrade check', 2) c \gset
 SELECT body->>'access_token' AS tok FROM api_gateway.issue_token(:'client_id', :'client_secret') \gset
