@@ -21,7 +21,9 @@ use std::rc::Rc;
 pub struct Models<'u> {
     user: &'u UserContext,
     /// Append-only (`elsa`): a model handed out by reference stays where it is while `self` lives,
-    /// which [`Schema::model`] needs.
+    /// which [`Schema::model`] needs. The box holds the `Rc` itself in place, so that both a
+    /// reference and a clone of it can be handed out.
+    #[allow(clippy::redundant_allocation)]
     loaded: FrozenMap<String, Box<Rc<ModelMeta>>>,
     /// A comodel the caller's domain searched without read access.
     denied: RefCell<Option<String>>,
