@@ -137,11 +137,9 @@ fn _webhook_condition(model: &str, domain: Option<&str>) -> Option<String> {
         company_id,
         active_test: false,
     };
-    let sql = domain::compile(&parsed, &m.info, &models, "t", 1, &opts)
+    let condition = domain::compile_literal(&parsed, &m.info, &models, "t", &opts)
+        .map(|sql| format!("({sql})"))
         .unwrap_or_else(|e| bad(format!("invalid webhook domain: {e}"), None));
-    let inlined = webhook::inline_params(&sql.text, &sql.params)
-        .unwrap_or_else(|e| bad(format!("invalid webhook domain: {e}"), None));
-    let condition = format!("({inlined})");
     // Run it once (no row read) so that a condition the table cannot evaluate is refused now.
     let probe = format!(
         "SELECT count(*) FROM (SELECT 1 FROM public.{} t WHERE {condition} LIMIT 0) s",

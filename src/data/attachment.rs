@@ -68,9 +68,9 @@ pub fn access(user: &UserContext, models: &Models, first_param: usize) -> (Strin
         };
         params.extend(sql.params);
         readable.push(format!(
-            "(t.res_model = '{res_model}' AND EXISTS (SELECT 1 FROM public.\"{table}\" {a} \
+            "(t.res_model = '{res_model}' AND EXISTS (SELECT 1 FROM public.{table} {a} \
                WHERE {a}.id = t.res_id AND ({cond})))",
-            table = co.table(),
+            table = co.table_ident(),
             cond = sql.text
         ));
     }

@@ -181,17 +181,17 @@ pub fn changes(req: Request) -> RawJsonb {
                 GROUP BY l.res_id ORDER BY l.res_id LIMIT ${l} + 1), \
          p AS (SELECT c.* FROM c ORDER BY c.res_id LIMIT ${l}) \
          SELECT jsonb_build_object( \
-                  'records', (SELECT coalesce(jsonb_agg({obj} ORDER BY t.\"id\"), '[]'::jsonb) \
-                                {from_where} AND t.\"id\" IN (SELECT p.res_id FROM p)), \
+                  'records', (SELECT coalesce(jsonb_agg({obj} ORDER BY t.id), '[]'::jsonb) \
+                                {from_where} AND t.id IN (SELECT p.res_id FROM p)), \
                   'deleted', (SELECT coalesce(jsonb_agg(p.res_id ORDER BY p.res_id), '[]'::jsonb) FROM p \
                                WHERE p.deleted AND NOT p.created \
-                                 AND NOT EXISTS (SELECT 1 FROM public.\"{table}\" x WHERE x.\"id\" = p.res_id))), \
+                                 AND NOT EXISTS (SELECT 1 FROM public.{table} x WHERE x.id = p.res_id))), \
                 (SELECT w.hi::text FROM w), \
                 (SELECT max(p.res_id) FROM p), \
                 (SELECT count(*) FROM c) > ${l}",
         obj = read::object_sql(&pairs),
         from_where = q.from_where,
-        table = model.table(),
+        table = model.table_ident(),
     );
     let args = params::datums(&params);
     let (body, hi, last, more) = Spi::connect(|client| {

@@ -12,17 +12,19 @@ use api_gateway_core::domain::{
     self, CompileOptions, Domain, DomainError, ModelInfo, Param, Schema,
 };
 use api_gateway_core::fields::{self, Source};
+use elsa::FrozenMap;
 use pgrx::prelude::*;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 /// The models a compilation may visit, loaded on demand, plus the user's read rules on them.
 pub struct Models<'u> {
     user: &'u UserContext,
-    loaded: RefCell<HashMap<String, Rc<ModelMeta>>>,
-    /// Keeps every `Rc` alive while `self` lives, so references handed out stay valid.
-    keep: RefCell<Vec<Rc<ModelMeta>>>,
+    /// Append-only (`elsa`): a model handed out by reference stays where it is while `self` lives,
+    /// which [`Schema::model`] needs. The box holds the `Rc` itself in place, so that both a
+    /// reference and a clone of it can be handed out.
+    #[allow(clippy::redundant_allocation)]
+    loaded: FrozenMap<String, Box<Rc<ModelMeta>>>,
     /// A comodel the caller's domain searched without read access.
     denied: RefCell<Option<String>>,
 }
@@ -32,52 +34,39 @@ impl<'u> Models<'u> {
     pub fn new(user: &'u UserContext, model: &str) -> Self {
         let models = Models {
             user,
-            loaded: RefCell::new(HashMap::new()),
-            keep: RefCell::new(vec![]),
+            loaded: FrozenMap::new(),
             denied: RefCell::new(None),
         };
         let m = meta::model_with(model, user.fingerprint);
-        models
-            .loaded
-            .borrow_mut()
-            .insert(model.to_string(), m.clone());
-        models.keep.borrow_mut().push(m);
+        models.loaded.insert(model.to_string(), Box::new(m));
         models
     }
 
     /// A comodel if it can be served, else None (never raises).
     pub fn try_get(&self, model: &str) -> Option<Rc<ModelMeta>> {
-        if let Some(m) = self.loaded.borrow().get(model) {
-            return Some(m.clone());
+        self.try_get_ref(model).cloned()
+    }
+
+    fn try_get_ref(&self, model: &str) -> Option<&Rc<ModelMeta>> {
+        if let Some(m) = self.loaded.get(model) {
+            return Some(m);
         }
         let m = meta::try_model(model).ok()?;
-        self.loaded
-            .borrow_mut()
-            .insert(model.to_string(), m.clone());
-        self.keep.borrow_mut().push(m.clone());
-        Some(m)
+        Some(self.loaded.insert(model.to_string(), Box::new(m)))
     }
 
     pub fn get(&self, model: &str) -> Rc<ModelMeta> {
-        if let Some(m) = self.loaded.borrow().get(model) {
+        if let Some(m) = self.loaded.get(model) {
             return m.clone();
         }
         let m = meta::model(model);
-        self.loaded
-            .borrow_mut()
-            .insert(model.to_string(), m.clone());
-        self.keep.borrow_mut().push(m.clone());
-        m
+        self.loaded.insert(model.to_string(), Box::new(m)).clone()
     }
 }
 
 impl Schema for Models<'_> {
     fn model(&self, name: &str) -> Option<&ModelInfo> {
-        let rc = self.try_get(name)?;
-        let ptr: *const ModelMeta = Rc::as_ptr(&rc);
-        // SAFETY: `keep` holds a clone of this Rc for as long as `self` lives and is never
-        // shrunk, so the ModelMeta is neither moved nor freed while the reference is in use.
-        Some(unsafe { &(*ptr).info })
+        Some(&self.try_get_ref(name)?.info)
     }
 
     fn related(&self, model: &str, field: &str) -> Option<String> {
@@ -169,7 +158,7 @@ pub fn visible_rows(
         params.extend(extra);
     }
     Query {
-        from_where: format!("FROM public.\"{}\" t WHERE {}", model.table(), text),
+        from_where: format!("FROM public.{} t WHERE {}", model.table_ident(), text),
         params,
     }
 }
@@ -376,10 +365,11 @@ fn order_terms(model: &ModelMeta, order: Option<&str>, lang_param: usize) -> Vec
         .iter()
         .map(|(name, desc)| {
             let f = &model.info.fields[name];
+            let column = crate::error::ident(name);
             let expr = if f.translate {
-                format!("coalesce(t.\"{name}\"->>${lang_param}, t.\"{name}\"->>'en_US')")
+                format!("coalesce(t.{column}->>${lang_param}, t.{column}->>'en_US')")
             } else {
-                format!("t.\"{name}\"")
+                format!("t.{column}")
             };
             OrderTerm {
                 name: name.clone(),
@@ -689,9 +679,9 @@ pub fn search_page(req: PageRequest) -> RawJsonb {
                     format!("(${k}::jsonb->>'{}')", t.name)
                 } else {
                     format!(
-                        "(SELECT k.\"{}\" FROM jsonb_populate_record(NULL::public.\"{}\", ${k}::jsonb) k)",
-                        t.name,
-                        model.table()
+                        "(SELECT k.{} FROM jsonb_populate_record(NULL::public.{}, ${k}::jsonb) k)",
+                        crate::error::ident(&t.name),
+                        model.table_ident()
                     )
                 }
             })
@@ -841,7 +831,7 @@ fn projection(texts: &[&str]) -> String {
     }
     columns
         .iter()
-        .map(|c| format!("t.\"{c}\""))
+        .map(|c| format!("t.{}", crate::error::ident(c)))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -6,7 +6,7 @@ use crate::data::context;
 use crate::data::meta::ModelMeta;
 use crate::data::read::Models;
 use crate::data::{Operation, context::UserContext};
-use crate::error::raise;
+use crate::error::{ident, raise};
 use api_gateway_core::display::{self, Piece};
 use api_gateway_core::domain::{self, CompileOptions, Domain, FieldInfo, Param};
 use pgrx::prelude::*;
@@ -104,12 +104,13 @@ impl<'a, 'u> Shaper<'a, 'u> {
 
     fn column(&self, model: &ModelMeta, row: &Row, name: &str) -> String {
         match row {
-            Row::Alias(a) => format!("{a}.\"{name}\""),
+            Row::Alias(a) => format!("{a}.{}", ident(name)),
             Row::Id(e) => {
                 let x = self.alias("v");
                 format!(
-                    "(SELECT {x}.\"{name}\" FROM public.\"{}\" {x} WHERE {x}.id = {e})",
-                    model.table()
+                    "(SELECT {x}.{} FROM public.{} {x} WHERE {x}.id = {e})",
+                    ident(name),
+                    model.table_ident()
                 )
             }
         }
@@ -290,8 +291,8 @@ impl<'a, 'u> Shaper<'a, 'u> {
         match row {
             Row::Alias(_) => expr,
             Row::Id(e) => format!(
-                "(SELECT {expr} FROM public.\"{}\" {x} WHERE {x}.id = {e})",
-                model.table()
+                "(SELECT {expr} FROM public.{} {x} WHERE {x}.id = {e})",
+                model.table_ident()
             ),
         }
     }
@@ -440,7 +441,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 domain::Value::Bool(b) => b.to_string(),
                 _ => continue,
             };
-            filter.push_str(&format!(" AND {c}.\"{column}\" = {literal}"));
+            filter.push_str(&format!(" AND {c}.{} = {literal}", ident(column)));
         }
         match self.x2many_where(r, &co, &c, true) {
             Ok(w) => filter.push_str(&w),
@@ -465,16 +466,20 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 };
                 let rr = self.alias("r");
                 format!(
-                    "FROM public.\"{rel}\" {rr} JOIN public.\"{t}\" {c} ON {c}.id = {rr}.\"{c2}\" WHERE {rr}.\"{c1}\" = {id}",
-                    t = co.table(),
+                    "FROM public.{rel} {rr} JOIN public.{t} {c} ON {c}.id = {rr}.{c2} WHERE {rr}.{c1} = {id}",
+                    rel = ident(rel),
+                    c1 = ident(c1),
+                    c2 = ident(c2),
+                    t = co.table_ident(),
                     id = r.row_id
                 )
             }
             _ => {
                 let inverse = f.relation_field.as_ref()?;
                 format!(
-                    "FROM public.\"{t}\" {c} WHERE {c}.\"{inverse}\" = {id}",
-                    t = co.table(),
+                    "FROM public.{t} {c} WHERE {c}.{inverse} = {id}",
+                    inverse = ident(inverse),
+                    t = co.table_ident(),
                     id = r.row_id
                 )
             }
@@ -536,8 +541,8 @@ impl<'a, 'u> Shaper<'a, 'u> {
                     for (e, d) in self.order_terms(&co, &Row::Alias(x.clone()), depth + 1) {
                         out.push((
                             format!(
-                                "(SELECT {e} FROM public.\"{}\" {x} WHERE {x}.id = {id})",
-                                co.table()
+                                "(SELECT {e} FROM public.{} {x} WHERE {x}.id = {id})",
+                                co.table_ident()
                             ),
                             d != desc,
                         ));

@@ -207,8 +207,40 @@ pub fn compile_search(
     first_param: usize,
     opts: &CompileOptions,
 ) -> Result<Sql, DomainError> {
-    compile_inner(domain, rule, model, schema, alias, first_param, opts)
+    compile_inner(
+        domain,
+        rule,
+        model,
+        schema,
+        alias,
+        Values::Params(first_param),
+        opts,
+    )
+    .map_err(DomainError::clipped)
+}
+
+/// [`compile`] with every value written as a literal instead of a parameter (no parameters
+/// left), for a condition stored and run later: a webhook's domain. The values go in where the
+/// compiler puts its placeholders, so no SQL text is scanned afterwards.
+pub fn compile_literal(
+    domain: &Domain,
+    model: &ModelInfo,
+    schema: &dyn Schema,
+    alias: &str,
+    opts: &CompileOptions,
+) -> Result<String, DomainError> {
+    compile_inner(domain, None, model, schema, alias, Values::Literals, opts)
+        .map(|sql| sql.text)
         .map_err(DomainError::clipped)
+}
+
+/// How a compiled condition carries its values.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Values {
+    /// As parameters numbered from this one.
+    Params(usize),
+    /// As literals in the text.
+    Literals,
 }
 
 fn compile_inner(
@@ -217,10 +249,10 @@ fn compile_inner(
     model: &ModelInfo,
     schema: &dyn Schema,
     alias: &str,
-    first_param: usize,
+    values: Values,
     opts: &CompileOptions,
 ) -> Result<Sql, DomainError> {
-    if first_param == 0 {
+    if values == Values::Params(0) {
         return Err(DomainError::InvalidValue(
             "parameters are numbered from 1".into(),
         ));
@@ -255,7 +287,7 @@ fn compile_inner(
         parts.push(c.domain(rule, model, alias, sudo, false)?);
     }
     let text = and_frags(parts).into_sql();
-    c.finish(text, first_param)
+    c.finish(text, values)
 }
 
 /// A double-quoted identifier; only plain identifiers are accepted.
@@ -793,7 +825,12 @@ impl<'s> Compiler<'s> {
         Ok(format!("{}_{}", self.alias_prefix, self.alias_count))
     }
 
-    fn finish(self, text: String, first_param: usize) -> Result<Sql, DomainError> {
+    /// Number the markers' parameters in order of appearance, or write each value.
+    fn finish(self, text: String, values: Values) -> Result<Sql, DomainError> {
+        let first_param = match values {
+            Values::Params(first) => first,
+            Values::Literals => 1,
+        };
         let mut slots: Vec<Option<Param>> = self.params.into_iter().map(Some).collect();
         let mut numbers: HashMap<usize, usize> = HashMap::new();
         let mut params = Vec::new();
@@ -806,6 +843,14 @@ impl<'s> Compiler<'s> {
             let idx: usize = part
                 .parse()
                 .map_err(|_| DomainError::Malformed("internal placeholder error".into()))?;
+            if values == Values::Literals {
+                let p = slots
+                    .get(idx)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| DomainError::Malformed("internal placeholder error".into()))?;
+                out.push_str(&super::literal::literal(p)?);
+                continue;
+            }
             let n = match numbers.get(&idx) {
                 Some(n) => *n,
                 None => {

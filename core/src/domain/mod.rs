@@ -16,6 +16,7 @@
 mod compile;
 mod eval;
 mod lexer;
+mod literal;
 mod order;
 mod parse;
 
@@ -25,7 +26,8 @@ mod proptests;
 mod tests;
 
 pub use compile::{
-    CompileOptions, FieldInfo, ModelInfo, Param, Schema, Sql, compile, compile_search,
+    CompileOptions, FieldInfo, ModelInfo, Param, Schema, Sql, compile, compile_literal,
+    compile_search,
 };
 pub use eval::EvalContext;
 pub use order::parse_order;

@@ -2,7 +2,7 @@
 //! caller (`api_gateway.fields_get`), in the language of `lang=` or `Accept-Language` (else the
 //! user's), each with `source`: `sql` or `odoo` (needs `--odoo-url`). One gated statement.
 use super::{conditional, query};
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::gate::{self, Ctx, GatedSql};
 use crate::{AppState, gated_sql};
 use axum::extract::rejection::PathRejection;
@@ -25,10 +25,7 @@ pub async fn fields(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    ctx.require_credentials()?;
-    let Path(model) =
-        path.map_err(|e| Problem::not_found(format!("bad path: {}", e.body_text())))?;
-    let model = query::model(&model)?;
+    let model = super::records::model_path(&ctx, path)?;
     let q = query::parse(raw.as_deref(), &["lang"])?;
     let lang = query::lang(&q)?;
     let accept = query::accept_language(&headers);

@@ -113,6 +113,44 @@ fn path_problem(e: PathRejection) -> Problem {
     Problem::not_found(format!("bad path: {}", e.body_text()))
 }
 
+/// The model a data route names, once the caller has sent credentials (401 comes before 404).
+pub fn model_path(ctx: &Ctx, path: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
+    ctx.require_credentials()?;
+    let Path(model) = path.map_err(path_problem)?;
+    query::model(&model)
+}
+
+/// The model and record a route names, and what follows them (`None` for two segments).
+fn record_path<R: RecordPath>(
+    ctx: &Ctx,
+    path: Result<Path<R>, PathRejection>,
+) -> Result<(String, i32, R::Rest), Problem> {
+    ctx.require_credentials()?;
+    let Path(segments) = path.map_err(path_problem)?;
+    let (model, id, rest) = segments.split();
+    Ok((query::model(&model)?, query::record_id(&id)?, rest))
+}
+
+/// `<model>/<id>` or `<model>/<id>/<name>`.
+trait RecordPath {
+    type Rest;
+    fn split(self) -> (String, String, Self::Rest);
+}
+
+impl RecordPath for (String, String) {
+    type Rest = ();
+    fn split(self) -> (String, String, ()) {
+        (self.0, self.1, ())
+    }
+}
+
+impl RecordPath for (String, String, String) {
+    type Rest = String;
+    fn split(self) -> (String, String, String) {
+        (self.0, self.1, self.2)
+    }
+}
+
 fn missing(model: &str, id: i32) -> Problem {
     Problem::not_found(format!(
         "{model} {id} does not exist or is not visible to this user"
@@ -128,9 +166,7 @@ pub async fn list(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    ctx.require_credentials()?;
-    let Path(model) = path.map_err(path_problem)?;
-    let model = query::model(&model)?;
+    let model = model_path(&ctx, path)?;
     let q = query::parse(
         raw.as_deref(),
         &[
@@ -311,9 +347,7 @@ pub async fn changes(
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    ctx.require_credentials()?;
-    let Path(model) = path.map_err(path_problem)?;
-    let model = query::model(&model)?;
+    let model = model_path(&ctx, path)?;
     let q = query::parse(raw.as_deref(), &["since", "fields", "limit"])?;
     let since = q.get("since").cloned().filter(|s| !s.is_empty());
     let fields = query::fields(&q)?;
@@ -342,10 +376,7 @@ pub async fn read(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    ctx.require_credentials()?;
-    let Path((model, id)) = path.map_err(path_problem)?;
-    let model = query::model(&model)?;
-    let id = query::record_id(&id)?;
+    let (model, id, ()) = record_path(&ctx, path)?;
     let q = query::parse(raw.as_deref(), &["fields", "specification", "lang"])?;
     let fields = query::fields(&q)?;
     let specification = query::specification(&q)?;
@@ -426,10 +457,7 @@ pub async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     use api_gateway_core::download;
-    ctx.require_credentials()?;
-    let Path((model, id, field)) = path.map_err(path_problem)?;
-    let model = query::model(&model)?;
-    let id = query::record_id(&id)?;
+    let (model, id, field) = record_path(&ctx, path)?;
     let field = query::field_name(&field)?;
     query::parse(raw.as_deref(), &[])?;
     let cond = conditional::condition(&headers, header::IF_NONE_MATCH)?;
@@ -581,9 +609,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    ctx.require_credentials()?;
-    let Path(model) = path.map_err(path_problem)?;
-    let model = query::model(&model)?;
+    let model = model_path(&ctx, path)?;
     query::parse(raw.as_deref(), &[])?;
     let vals = body::json_object(&headers, body, state.config.body_limit).await?;
     if state.odoo.is_some() {
@@ -626,10 +652,7 @@ pub async fn write(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    ctx.require_credentials()?;
-    let Path((model, id)) = path.map_err(path_problem)?;
-    let model = query::model(&model)?;
-    let id = query::record_id(&id)?;
+    let (model, id, ()) = record_path(&ctx, path)?;
     query::parse(raw.as_deref(), &[])?;
     let versions = conditional::if_match(&headers)?;
     let vals = body::json_object(&headers, body, state.config.body_limit).await?;
@@ -643,37 +666,15 @@ pub async fn write(
         };
         return forward::forward(&state, &ctx, &headers, call).await;
     }
-    if let Some(versions) = versions {
-        let p = gate::run(
-            &state,
-            &ctx,
-            WRITE_IF_MATCH,
-            &[
-                (&model, Type::TEXT),
-                (&id, Type::INT4),
-                (&vals, Type::JSONB),
-                (&versions, Type::TEXT_ARRAY),
-            ],
-        )
-        .await?;
-        return written(&p.gate, p.col::<Option<&str>>(0)?, &model, id);
-    }
-    let p = gate::run(
+    change(
         &state,
         &ctx,
-        WRITE,
-        &[
-            (&model, Type::TEXT),
-            (&id, Type::INT4),
-            (&vals, Type::JSONB),
-        ],
+        (&model, id),
+        Some(&vals),
+        versions,
+        (WRITE, WRITE_IF_MATCH),
     )
-    .await?;
-    let g = &p.gate;
-    match p.col::<Option<bool>>(0)? {
-        Some(true) => Ok(g.respond(StatusCode::NO_CONTENT, None)),
-        _ => Err(g.with_headers(missing(&model, id))),
-    }
+    .await
 }
 
 /// `DELETE /api/v1/<model>/<id>`: 204.
@@ -684,10 +685,7 @@ pub async fn unlink(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    ctx.require_credentials()?;
-    let Path((model, id)) = path.map_err(path_problem)?;
-    let model = query::model(&model)?;
-    let id = query::record_id(&id)?;
+    let (model, id, ()) = record_path(&ctx, path)?;
     query::parse(raw.as_deref(), &[])?;
     let versions = conditional::if_match(&headers)?;
     if state.odoo.is_some() {
@@ -700,31 +698,42 @@ pub async fn unlink(
         };
         return forward::forward(&state, &ctx, &headers, call).await;
     }
-    if let Some(versions) = versions {
-        let p = gate::run(
-            &state,
-            &ctx,
-            UNLINK_IF_MATCH,
-            &[
-                (&model, Type::TEXT),
-                (&id, Type::INT4),
-                (&versions, Type::TEXT_ARRAY),
-            ],
-        )
-        .await?;
-        return written(&p.gate, p.col::<Option<&str>>(0)?, &model, id);
-    }
-    let p = gate::run(
+    change(
         &state,
         &ctx,
-        UNLINK,
-        &[(&model, Type::TEXT), (&id, Type::INT4)],
+        (&model, id),
+        None,
+        versions,
+        (UNLINK, UNLINK_IF_MATCH),
     )
-    .await?;
+    .await
+}
+
+/// A write (`vals`) or an unlink in SQL: the plain statement, or with `If-Match` the one that
+/// checks the record's version first. 204; 404 (412 when the version differs).
+async fn change(
+    state: &AppState,
+    ctx: &Ctx,
+    (model, id): (&String, i32),
+    vals: Option<&Value>,
+    versions: Option<Vec<String>>,
+    (plain, if_match): (GatedSql, GatedSql),
+) -> Result<Response, ApiError> {
+    let mut params: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> =
+        vec![(model, Type::TEXT), (&id, Type::INT4)];
+    if let Some(vals) = &vals {
+        params.push((vals, Type::JSONB));
+    }
+    if let Some(versions) = &versions {
+        params.push((versions, Type::TEXT_ARRAY));
+        let p = gate::run(state, ctx, if_match, &params).await?;
+        return written(&p.gate, p.col::<Option<&str>>(0)?, model, id);
+    }
+    let p = gate::run(state, ctx, plain, &params).await?;
     let g = &p.gate;
     match p.col::<Option<bool>>(0)? {
         Some(true) => Ok(g.respond(StatusCode::NO_CONTENT, None)),
-        _ => Err(g.with_headers(missing(&model, id))),
+        _ => Err(g.with_headers(missing(model, id))),
     }
 }
 
@@ -776,10 +785,7 @@ pub async fn call_record(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    ctx.require_credentials()?;
-    let Path((model, id, method)) = path.map_err(path_problem)?;
-    let model = query::model(&model)?;
-    let id = query::record_id(&id)?;
+    let (model, id, method) = record_path(&ctx, path)?;
     let method = method_name(&method)?;
     query::parse(raw.as_deref(), &[])?;
     let kwargs = body::json_object(&headers, body, state.config.body_limit).await?;
