@@ -17,6 +17,7 @@ pub mod lang;
 pub mod name_search;
 pub mod nested;
 pub mod ratelimit;
+pub mod rules;
 pub mod secrets;
 pub mod sliding_window;
 pub mod webhook;

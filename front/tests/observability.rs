@@ -577,10 +577,7 @@ async fn maintenance_runs_on_schedule_from_several_fronts() {
         if n == 9 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the nine jobs did not run ({n})"
-        );
+        assert!(Instant::now() < deadline, "the nine jobs did not run ({n})");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -3,18 +3,14 @@
 //! (`cache`, checked by one probe per statement), or in one query per call where it is off.
 use crate::data::{Operation, cache};
 use crate::error::{raise, spi};
-use api_gateway_core::domain::{self, Domain, DomainError, EvalContext, Value};
+use api_gateway_core::domain::{self, Domain, DomainError, Value};
+use api_gateway_core::rules;
 use pgrx::prelude::*;
 use std::collections::HashMap;
 
 pub const SUPERUSER_ID: i32 = 1;
 
-/// `_inherits` delegations whose parent rules apply to the child (Odoo's `_compute_domain`):
-/// ir_model does not record them, so the well-known ones are listed here.
-pub const INHERITS: &[(&str, &str, &str)] = &[
-    ("res.users", "res.partner", "partner_id"),
-    ("product.product", "product.template", "product_tmpl_id"),
-];
+pub use api_gateway_core::rules::INHERITS;
 
 const CONTEXT: &str = "WITH RECURSIVE g(gid) AS ( \
        SELECT r.gid FROM public.res_groups_users_rel r WHERE r.uid = $1 \
@@ -54,7 +50,7 @@ pub struct UserContext {
     /// ACL for the operation asked.
     pub allowed: bool,
     /// (model, rule id, rule name, domain_force, global) for the model and its `_inherits` parents.
-    pub rules: Vec<(String, i32, String, String, bool)>,
+    pub rules: Vec<rules::Rule>,
     /// Fingerprint of the model's ir_model_fields rows, read in the same query.
     pub fingerprint: (i64, i64),
     /// settings.default_limit and max_limit.
@@ -287,27 +283,14 @@ impl UserContext {
     }
 
     fn eval_context(&self) -> HashMap<String, Value> {
-        let int = |v: Option<i64>| v.map(Value::Int).unwrap_or(Value::Bool(false));
-        let ints = |v: &[i64]| Value::List(v.iter().copied().map(Value::Int).collect());
-        let mut m = HashMap::new();
-        m.insert("user.id".into(), Value::Int(i64::from(self.uid)));
-        m.insert("user.ids".into(), ints(&[i64::from(self.uid)]));
-        for (name, v) in [
-            ("partner_id", self.partner_id),
-            ("commercial_partner_id", self.commercial_partner_id),
-        ] {
-            m.insert(format!("user.{name}.id"), int(v));
-            m.insert(
-                format!("user.{name}.ids"),
-                ints(&v.into_iter().collect::<Vec<_>>()),
-            );
-        }
-        m.insert("user.company_id.id".into(), Value::Int(self.company_id));
-        m.insert("user.company_ids.ids".into(), ints(&self.company_ids));
-        m.insert("user.all_group_ids.ids".into(), ints(&self.groups));
-        m.insert("company_ids".into(), ints(&self.company_ids));
-        m.insert("company_id".into(), Value::Int(self.company_id));
-        m
+        rules::eval_context(&rules::RuleUser {
+            uid: self.uid,
+            partner_id: self.partner_id,
+            commercial_partner_id: self.commercial_partner_id,
+            company_id: self.company_id,
+            company_ids: &self.company_ids,
+            groups: &self.groups,
+        })
     }
 
     /// The record-rule domain for the loaded operation (Odoo's `_compute_domain`): global rules
@@ -345,51 +328,16 @@ impl UserContext {
     }
 
     fn compute_rule_domain(&self, model: &str) -> Option<Domain> {
-        let ctx = self.eval_context();
-        let mut globals = vec![];
-        let mut parents: HashMap<String, (Vec<Domain>, Vec<Domain>)> = HashMap::new();
-        let mut groups = vec![];
-        for (rule_model, id, name, text, global) in &self.rules {
-            let mut dom = domain::parse_rule(text, &ctx as &dyn EvalContext)
-                .unwrap_or_else(|e| fail_closed(model, *id, name, &e.to_string()));
-            if self.fingerprint.1 == -1 {
-                dom = resolve_company_parents(rule_model, dom);
-            }
-            if rule_model == model {
-                if *global {
-                    globals.push(dom)
-                } else {
-                    groups.push(dom)
-                }
+        // Company hierarchies are resolved only where the context came through the cache.
+        let resolve = self.fingerprint.1 == -1;
+        let combined = rules::combine(model, &self.rules, &self.eval_context(), |m, d| {
+            if resolve {
+                resolve_company_parents(m, d)
             } else {
-                let entry = parents.entry(rule_model.clone()).or_default();
-                if *global {
-                    entry.0.push(dom)
-                } else {
-                    entry.1.push(dom)
-                }
+                d
             }
-        }
-        for (parent, (g, grp)) in parents {
-            let field = INHERITS
-                .iter()
-                .find(|(m, p, _)| *m == model && *p == parent)
-                .map(|x| x.2)
-                .unwrap_or("id");
-            let mut parts = g;
-            if !grp.is_empty() {
-                parts.push(domain::or(grp));
-            }
-            globals.push(Domain::Leaf(domain::Leaf {
-                path: field.to_string(),
-                op: domain::Operator::Any,
-                value: domain::LeafValue::Domain(Box::new(domain::and(parts))),
-            }));
-        }
-        if !groups.is_empty() {
-            globals.push(domain::or(groups));
-        }
-        Some(domain::and(globals))
+        });
+        Some(combined.unwrap_or_else(|e| fail_closed(model, e.id, &e.name, &e.why)))
     }
 }
 
@@ -401,21 +349,10 @@ impl UserContext {
         model: &str,
         check: impl Fn(&Domain) -> Option<DomainError>,
     ) -> (i32, String, Option<String>) {
-        let ctx = self.eval_context();
-        for (rule_model, id, name, text, _) in &self.rules {
-            if rule_model != model {
-                continue;
-            }
-            match domain::parse_rule(text, &ctx as &dyn EvalContext) {
-                Err(e) => return (*id, name.clone(), Some(e.to_string())),
-                Ok(d) => {
-                    if let Some(e) = check(&d) {
-                        return (*id, name.clone(), Some(e.to_string()));
-                    }
-                }
-            }
+        match rules::culprit(model, &self.rules, &self.eval_context(), check) {
+            Some(e) => (e.id, e.name, Some(e.why)),
+            None => (0, "record rules".into(), None),
         }
-        (0, "record rules".into(), None)
     }
 }
 
