@@ -7,7 +7,8 @@
 //! The rules follow Odoo 19's `convert_to_column` where it is strict and are stricter where it
 //! would store whatever it is given: a `char` takes a string, not `str(dict)`; a selection takes
 //! one of its keys (Odoo's `Selection.convert_to_cache` refuses others too).
-use serde_json::Value;
+use crate::domain::FieldInfo;
+use serde_json::{Map, Value};
 
 /// What a value is checked against: the field and, when the database knows them, the keys of a
 /// selection (`ir_model_fields_selection`; `None` for a selection computed by a method) and the
@@ -33,6 +34,9 @@ pub enum ValueError {
     /// A string longer than the field's `size` (22001).
     #[error("{0}")]
     TooLong(String),
+    /// A field the user may not write (its groups: 42501).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl ValueError {
@@ -41,6 +45,7 @@ impl ValueError {
             ValueError::Invalid(_) => "22023",
             ValueError::OutOfRange(_) => "22003",
             ValueError::TooLong(_) => "22001",
+            ValueError::Forbidden(_) => "42501",
         }
     }
 }
@@ -282,6 +287,212 @@ pub fn is_datetime(s: &str) -> bool {
         .all(|(p, max)| p.len() == 2 && digits(p).is_some_and(|n| n <= max))
 }
 
+/// Set by the ORM on every record, never by the caller.
+pub const MAGIC: &[&str] = &["id", "create_uid", "create_date", "write_uid", "write_date"];
+
+/// What the write path knows of one field of the model.
+pub struct WriteField<'a> {
+    pub info: &'a FieldInfo,
+    /// A column of the model's table holds it.
+    pub has_column: bool,
+    pub readonly: bool,
+    /// Groups allowed to access it; empty = everyone.
+    pub groups: &'a [i32],
+}
+
+/// Who writes: what the values depend on.
+pub struct Writer<'a> {
+    pub uid: i32,
+    pub superuser: bool,
+    pub groups: &'a [i64],
+    /// Translated fields are stored for en_US and this language.
+    pub lang: &'a str,
+    /// Company-dependent fields are stored for this company.
+    pub company_id: i64,
+}
+
+/// A many2many command (Odoo's `Command`), the ones the SQL path applies.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// `[6, 0, ids]`: replace the set.
+    Replace(Vec<i64>),
+    /// `[4, id]`: link.
+    Link(i64),
+    /// `[3, id]`: unlink (the relation only, as Odoo does).
+    Unlink(i64),
+    /// `[5]`: clear.
+    Clear,
+}
+
+/// The caller's values split into plain columns (a JSON object for `jsonb_populate_record`) and
+/// many2many commands to apply once the row exists.
+#[derive(Debug, Default)]
+pub struct Values {
+    pub columns: Map<String, Value>,
+    pub many2many: Vec<(String, Vec<Command>)>,
+    /// Company-dependent columns among `columns` (values `{company_id: value}`).
+    pub company_dependent: Vec<String>,
+    /// Many2one values the caller must check exist: (field, comodel, id).
+    pub targets: Vec<(String, String, i64)>,
+}
+
+fn invalid(msg: String) -> ValueError {
+    ValueError::Invalid(msg)
+}
+
+fn ids(v: &Value, what: &str) -> Result<Vec<i64>, ValueError> {
+    v.as_array()
+        .ok_or_else(|| invalid(format!("{what}: expected a list of ids")))?
+        .iter()
+        .map(|x| {
+            x.as_i64()
+                .filter(|i| *i > 0)
+                .ok_or_else(|| invalid(format!("{what}: ids are positive integers")))
+        })
+        .collect()
+}
+
+/// A many2many value: a command list, or a plain list of ids ("replace with these").
+pub fn commands(field: &str, v: &Value) -> Result<Vec<Command>, ValueError> {
+    let list = v.as_array().ok_or_else(|| {
+        invalid(format!(
+            "{field}: many2many values are command lists like [[6, 0, [ids]]]"
+        ))
+    })?;
+    if list.iter().all(Value::is_i64) {
+        return Ok(vec![Command::Replace(ids(v, field)?)]);
+    }
+    list.iter()
+        .map(|c| {
+            let c = c
+                .as_array()
+                .ok_or_else(|| invalid(format!("{field}: each command is a list")))?;
+            let code = c.first().and_then(Value::as_i64).unwrap_or(-1);
+            let arg = |i: usize, form: &str| {
+                c.get(i)
+                    .and_then(Value::as_i64)
+                    .filter(|x| *x > 0)
+                    .ok_or_else(|| invalid(format!("{field}: {form} needs an id")))
+            };
+            Ok(match code {
+                6 => Command::Replace(ids(c.get(2).unwrap_or(&Value::Null), field)?),
+                4 => Command::Link(arg(1, "[4, id]")?),
+                3 => Command::Unlink(arg(1, "[3, id]")?),
+                5 => Command::Clear,
+                _ => {
+                    return Err(invalid(format!(
+                        "{field}: unsupported many2many command {code}: use [6, 0, ids], [4, id], [3, id] or [5]"
+                    )));
+                }
+            })
+        })
+        .collect()
+}
+
+/// A field's `size` (0: none) and selection keys, as `ir_model_fields` records them.
+pub type Extras = (usize, Vec<String>);
+
+/// Check and shape the caller's `vals` for `model`: only stored fields the user may write.
+/// `field(name)` gives what is known of a field; `extras(name)` its `size` and selection keys
+/// (`ir_model_fields`), where it has them.
+pub fn shape<'m>(
+    model: &str,
+    field: &dyn Fn(&str) -> Option<WriteField<'m>>,
+    extras: &dyn Fn(&str) -> Option<Extras>,
+    writer: &Writer,
+    vals: &Value,
+) -> Result<Values, ValueError> {
+    let obj = vals
+        .as_object()
+        .ok_or_else(|| invalid("vals must be a JSON object of field values".into()))?;
+    let mut out = Values::default();
+    for (name, value) in obj {
+        let Some(f) = field(name) else {
+            let shown: String = name.chars().take(64).collect();
+            return Err(invalid(format!("unknown field {model}.{shown}")));
+        };
+        if MAGIC.contains(&name.as_str()) {
+            return Err(invalid(format!(
+                "field {model}.{name} is set by the gateway, not by the caller"
+            )));
+        }
+        if !crate::fields::visible(f.groups, writer.groups, writer.superuser) {
+            return Err(ValueError::Forbidden(format!(
+                "user {} may not write field {model}.{name}",
+                writer.uid
+            )));
+        }
+        if f.readonly {
+            return Err(invalid(format!(
+                "field {model}.{name} is read-only (computed or system-managed): it can only change through Odoo"
+            )));
+        }
+        let info = f.info;
+        match info.ttype.as_str() {
+            "many2many" => out.many2many.push((name.clone(), commands(name, value)?)),
+            "one2many" => {
+                return Err(invalid(format!(
+                    "field {model}.{name} is a one2many: write the inverse many2one on the other model instead"
+                )));
+            }
+            "binary" => {
+                return Err(invalid(format!(
+                    "field {model}.{name} is stored as an attachment: not writable here"
+                )));
+            }
+            _ if !f.has_column => {
+                return Err(invalid(format!(
+                    "field {model}.{name} is not stored in the database"
+                )));
+            }
+            _ => {
+                let extra = extras(name);
+                let spec = FieldSpec {
+                    model,
+                    name,
+                    ttype: &info.ttype,
+                    selection: extra.as_ref().map(|(_, keys)| keys.as_slice()),
+                    size: extra.as_ref().map(|(n, _)| *n),
+                };
+                let v = column_value(&spec, value)?;
+                if info.ttype == "many2one"
+                    && let (Some(id), Some(comodel)) = (many2one_id(&v), info.relation.as_deref())
+                {
+                    out.targets.push((name.clone(), comodel.to_string(), id));
+                }
+                let v = if info.translate {
+                    match v {
+                        Value::String(s) => {
+                            let mut t = Map::new();
+                            t.insert("en_US".into(), Value::String(s.clone()));
+                            t.insert(writer.lang.to_string(), Value::String(s));
+                            Value::Object(t)
+                        }
+                        Value::Null => Value::Null,
+                        other => {
+                            return Err(invalid(format!(
+                                "field {model}.{name} is translated: give a string (stored for en_US and {}) , got {other}",
+                                writer.lang
+                            )));
+                        }
+                    }
+                } else if info.company_dependent {
+                    // The current company's value only; `write` merges it into the others (a
+                    // null removes this company's value, as Odoo does).
+                    out.company_dependent.push(name.clone());
+                    let mut t = Map::new();
+                    t.insert(writer.company_id.to_string(), v);
+                    Value::Object(t)
+                } else {
+                    v
+                };
+                out.columns.insert(name.clone(), v);
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +506,159 @@ mod tests {
             selection: None,
             size: None,
         }
+    }
+
+    /// res.partner-like fields for `shape`: name (translated), ref, state (a selection),
+    /// parent_id, category_id (many2many), child_ids, image, comment_html (no column),
+    /// barcode (company-dependent), secret (groups 7), display (read-only).
+    fn shape_fields() -> Vec<(FieldInfo, bool, bool, Vec<i32>)> {
+        let mut name = FieldInfo::new("name", "char");
+        name.translate = true;
+        let mut parent = FieldInfo::new("parent_id", "many2one");
+        parent.relation = Some("res.partner".into());
+        let mut cats = FieldInfo::new("category_id", "many2many");
+        cats.relation = Some("res.partner.category".into());
+        let mut barcode = FieldInfo::new("barcode", "char");
+        barcode.company_dependent = true;
+        vec![
+            (name, true, false, vec![]),
+            (FieldInfo::new("ref", "char"), true, false, vec![]),
+            (FieldInfo::new("state", "selection"), true, false, vec![]),
+            (parent, true, false, vec![]),
+            (cats, false, false, vec![]),
+            (
+                FieldInfo::new("child_ids", "one2many"),
+                false,
+                false,
+                vec![],
+            ),
+            (FieldInfo::new("image", "binary"), false, false, vec![]),
+            (FieldInfo::new("comment_html", "html"), false, false, vec![]),
+            (barcode, true, false, vec![]),
+            (FieldInfo::new("secret", "char"), true, false, vec![7]),
+            (FieldInfo::new("display", "char"), true, true, vec![]),
+            (
+                FieldInfo::new("write_date", "datetime"),
+                true,
+                false,
+                vec![],
+            ),
+        ]
+    }
+
+    fn shaped(vals: Value, groups: &[i64]) -> Result<Values, ValueError> {
+        let fields = shape_fields();
+        let field = |n: &str| {
+            fields.iter().find(|f| f.0.name == n).map(|f| WriteField {
+                info: &f.0,
+                has_column: f.1,
+                readonly: f.2,
+                groups: &f.3,
+            })
+        };
+        let extras =
+            |n: &str| (n == "state").then(|| (0, vec!["draft".to_string(), "done".to_string()]));
+        let writer = Writer {
+            uid: 5,
+            superuser: false,
+            groups,
+            lang: "fr_FR",
+            company_id: 3,
+        };
+        shape("res.partner", &field, &extras, &writer, &vals)
+    }
+
+    fn refusal(r: Result<Values, ValueError>) -> (&'static str, String) {
+        match r {
+            Err(e) => (e.sqlstate(), e.to_string()),
+            Ok(v) => panic!("expected a refusal, got {v:?}"),
+        }
+    }
+
+    #[test]
+    fn shape_splits_columns_commands_and_targets() {
+        let v = shaped(
+            json!({"name": "Ada", "ref": false, "state": "done", "parent_id": [9, "X"],
+                   "category_id": [[4, 2], [3, 1], [5], [6, 0, [7, 8]]], "barcode": "B1"}),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(v.columns["name"], json!({"en_US": "Ada", "fr_FR": "Ada"}));
+        assert_eq!(v.columns["ref"], Value::Null);
+        assert_eq!(v.columns["state"], json!("done"));
+        assert_eq!(v.columns["parent_id"], json!(9));
+        assert_eq!(v.columns["barcode"], json!({"3": "B1"}));
+        assert_eq!(v.company_dependent, ["barcode"]);
+        assert_eq!(
+            v.targets,
+            [("parent_id".to_string(), "res.partner".to_string(), 9)]
+        );
+        assert_eq!(
+            v.many2many,
+            [(
+                "category_id".to_string(),
+                vec![
+                    Command::Link(2),
+                    Command::Unlink(1),
+                    Command::Clear,
+                    Command::Replace(vec![7, 8])
+                ]
+            )]
+        );
+        // A plain list of ids replaces the set.
+        let v = shaped(json!({"category_id": [3, 4]}), &[]).unwrap();
+        assert_eq!(v.many2many[0].1, [Command::Replace(vec![3, 4])]);
+    }
+
+    #[test]
+    fn shape_refuses_what_odoo_would_not_store() {
+        let cases = [
+            (json!([1]), "22023", "vals must be a JSON object"),
+            (
+                json!({"nope": 1}),
+                "22023",
+                "unknown field res.partner.nope",
+            ),
+            (
+                json!({"write_date": "2024-01-01 00:00:00"}),
+                "22023",
+                "set by the gateway",
+            ),
+            (
+                json!({"secret": "x"}),
+                "42501",
+                "user 5 may not write field res.partner.secret",
+            ),
+            (json!({"display": "x"}), "22023", "read-only"),
+            (json!({"child_ids": [1]}), "22023", "one2many"),
+            (json!({"image": "aGk="}), "22023", "attachment"),
+            (json!({"comment_html": "<p/>"}), "22023", "not stored"),
+            (json!({"state": "gone"}), "22023", "state"),
+            (json!({"name": 5}), "22023", "name"),
+            (
+                json!({"category_id": [[9, 1]]}),
+                "22023",
+                "unsupported many2many command 9",
+            ),
+            (
+                json!({"category_id": [[4]]}),
+                "22023",
+                "[4, id] needs an id",
+            ),
+            (
+                json!({"category_id": [[6, 0, [0]]]}),
+                "22023",
+                "ids are positive integers",
+            ),
+            (json!({"category_id": "x"}), "22023", "command lists"),
+        ];
+        for (vals, state, text) in cases {
+            let (got_state, got) = refusal(shaped(vals.clone(), &[]));
+            assert_eq!(got_state, state, "{vals}: {got}");
+            assert!(got.contains(text), "{vals}: {got}");
+        }
+        // The field's group lets its members write it.
+        assert!(shaped(json!({"secret": "x"}), &[7]).is_ok());
     }
 
     fn invalid(r: Result<Value, ValueError>) -> String {

@@ -8,12 +8,10 @@ use crate::data::read::{Models, id_domain, visible_rows};
 use crate::data::{Operation, params};
 use crate::error::{ident, raise, spi};
 use api_gateway_core::domain::Param;
-use api_gateway_core::field_values::{FieldSpec, ValueError, column_value, many2one_id};
+use api_gateway_core::field_values::{self, Command, ValueError, Values, WriteField, Writer};
 use pgrx::prelude::*;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-
-const MAGIC: &[&str] = &["id", "create_uid", "create_date", "write_uid", "write_date"];
 
 fn invalid(msg: String) -> ! {
     raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, msg, None)
@@ -24,6 +22,7 @@ fn refuse_value(e: &ValueError) -> ! {
     let code = match e.sqlstate() {
         "22003" => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
         "22001" => PgSqlErrorCode::ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
+        "42501" => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         _ => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
     };
     raise(code, e.to_string(), None)
@@ -92,174 +91,37 @@ fn check_targets(model: &ModelMeta, targets: &[(String, String, i64)]) {
     }
 }
 
-/// Values split into plain columns (as a JSON object for `jsonb_populate_record`) and many2many
-/// commands to apply after the row exists.
-struct Values {
-    columns: Map<String, Value>,
-    many2many: Vec<(String, Vec<Command>)>,
-    /// Company-dependent columns among `columns` (values `{company_id: value}`).
-    company_dependent: Vec<String>,
-    /// Many2one values to check: (field, comodel, id).
-    targets: Vec<(String, String, i64)>,
-}
-
-enum Command {
-    /// `[6, 0, ids]`: replace the set.
-    Replace(Vec<i64>),
-    /// `[4, id]`: link.
-    Link(i64),
-    /// `[3, id]`: unlink (the relation only, as Odoo does).
-    Unlink(i64),
-    /// `[5]`: clear.
-    Clear,
-}
-
-fn ids(v: &Value, what: &str) -> Vec<i64> {
-    v.as_array()
-        .unwrap_or_else(|| invalid(format!("{what}: expected a list of ids")))
-        .iter()
-        .map(|x| {
-            x.as_i64()
-                .filter(|i| *i > 0)
-                .unwrap_or_else(|| invalid(format!("{what}: ids are positive integers")))
-        })
-        .collect()
-}
-
-fn commands(field: &str, v: &Value) -> Vec<Command> {
-    let list = v.as_array().unwrap_or_else(|| {
-        invalid(format!(
-            "{field}: many2many values are command lists like [[6, 0, [ids]]]"
-        ))
-    });
-    // A plain list of ids is accepted as "replace with these".
-    if list.iter().all(Value::is_i64) {
-        return vec![Command::Replace(ids(v, field))];
-    }
-    list.iter()
-        .map(|c| {
-            let c = c.as_array().unwrap_or_else(|| invalid(format!("{field}: each command is a list")));
-            let code = c.first().and_then(Value::as_i64).unwrap_or(-1);
-            let arg = |i: usize| c.get(i).and_then(Value::as_i64).filter(|x| *x > 0);
-            match code {
-                6 => Command::Replace(ids(c.get(2).unwrap_or(&Value::Null), field)),
-                4 => Command::Link(arg(1).unwrap_or_else(|| invalid(format!("{field}: [4, id] needs an id")))),
-                3 => Command::Unlink(arg(1).unwrap_or_else(|| invalid(format!("{field}: [3, id] needs an id")))),
-                5 => Command::Clear,
-                _ => invalid(format!(
-                    "{field}: unsupported many2many command {code}: use [6, 0, ids], [4, id], [3, id] or [5]"
-                )),
-            }
-        })
-        .collect()
-}
-
-/// Check and shape the caller's values: only stored, writable fields of the model.
+/// Check and shape the caller's values (`core::field_values::shape`): only stored, writable
+/// fields of the model.
 fn values(user: &UserContext, model: &ModelMeta, vals: &Value) -> Values {
-    let obj = vals
-        .as_object()
-        .unwrap_or_else(|| invalid("vals must be a JSON object of field values".into()));
-    let mut out = Values {
-        columns: Map::new(),
-        many2many: vec![],
-        company_dependent: vec![],
-        targets: vec![],
+    let extras = match vals.as_object() {
+        Some(obj) => field_extras(&model.info.model, obj.keys()),
+        None => HashMap::new(),
     };
-    let extras = field_extras(&model.info.model, obj.keys());
-    for (name, value) in obj {
-        let shown: String = name.chars().take(64).collect();
-        let (Some(info), Some(meta)) = (model.info.fields.get(name), model.fields.get(name)) else {
-            invalid(format!("unknown field {}.{shown}", model.info.model));
-        };
-        if MAGIC.contains(&name.as_str()) {
-            invalid(format!(
-                "field {}.{name} is set by the gateway, not by the caller",
-                model.info.model
-            ));
-        }
-        if !meta.groups.is_empty()
-            && !user.superuser
-            && !meta
-                .groups
-                .iter()
-                .any(|g| user.groups.contains(&i64::from(*g)))
-        {
-            raise(
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!(
-                    "user {} may not write field {}.{name}",
-                    user.uid, model.info.model
-                ),
-                None,
-            );
-        }
-        if meta.readonly {
-            invalid(format!(
-                "field {}.{name} is read-only (computed or system-managed): it can only change through Odoo",
-                model.info.model
-            ));
-        }
-        match info.ttype.as_str() {
-            "many2many" => out.many2many.push((name.clone(), commands(name, value))),
-            "one2many" => invalid(format!(
-                "field {}.{name} is a one2many: write the inverse many2one on the other model instead",
-                model.info.model
-            )),
-            "binary" => invalid(format!(
-                "field {}.{name} is stored as an attachment: not writable here",
-                model.info.model
-            )),
-            _ if !meta.has_column => invalid(format!(
-                "field {}.{name} is not stored in the database",
-                model.info.model
-            )),
-            _ => {
-                let (size, selection) = extras
-                    .get(name.as_str())
-                    .map(|(n, keys)| (Some(*n), Some(keys.as_slice())))
-                    .unwrap_or((None, None));
-                let spec = FieldSpec {
-                    model: &model.info.model,
-                    name,
-                    ttype: &info.ttype,
-                    selection,
-                    size,
-                };
-                let v = column_value(&spec, value).unwrap_or_else(|e| refuse_value(&e));
-                if info.ttype == "many2one"
-                    && let (Some(id), Some(comodel)) = (many2one_id(&v), info.relation.as_deref())
-                {
-                    out.targets.push((name.clone(), comodel.to_string(), id));
-                }
-                let v = if info.translate {
-                    match v {
-                        Value::String(s) => {
-                            let mut t = Map::new();
-                            t.insert("en_US".into(), Value::String(s.clone()));
-                            t.insert(user.lang.clone(), Value::String(s));
-                            Value::Object(t)
-                        }
-                        Value::Null => Value::Null,
-                        other => invalid(format!(
-                            "field {}.{name} is translated: give a string (stored for en_US and {}) , got {other}",
-                            model.info.model, user.lang
-                        )),
-                    }
-                } else if info.company_dependent {
-                    // The current company's value only; `write` merges it into the others
-                    // (a null removes this company's value, as Odoo does).
-                    out.company_dependent.push(name.clone());
-                    let mut t = Map::new();
-                    t.insert(user.company_id.to_string(), v);
-                    Value::Object(t)
-                } else {
-                    v
-                };
-                out.columns.insert(name.clone(), v);
-            }
-        }
-    }
-    out
+    let field = |name: &str| {
+        let (info, meta) = (model.info.fields.get(name)?, model.fields.get(name)?);
+        Some(WriteField {
+            info,
+            has_column: meta.has_column,
+            readonly: meta.readonly,
+            groups: &meta.groups,
+        })
+    };
+    let writer = Writer {
+        uid: user.uid,
+        superuser: user.superuser,
+        groups: &user.groups,
+        lang: &user.lang,
+        company_id: user.company_id,
+    };
+    field_values::shape(
+        &model.info.model,
+        &field,
+        &|name| extras.get(name).cloned(),
+        &writer,
+        vals,
+    )
+    .unwrap_or_else(|e| refuse_value(&e))
 }
 
 /// Defaults Odoo's Python gives every new record that the database cannot know: `active` is
@@ -427,7 +289,7 @@ pub fn create(uid: i32, model_name: &str, vals: &Value) -> i32 {
     for (name, meta) in &model.fields {
         if meta.required
             && meta.has_column
-            && !MAGIC.contains(&name.as_str())
+            && !field_values::MAGIC.contains(&name.as_str())
             && v.columns.get(name).is_none_or(Value::is_null)
         {
             raise(
