@@ -9,7 +9,7 @@
 //! rule strings it encodes.
 mod cases;
 
-use api_gateway_tests::{Fixture, connect, fixture, sqlstate};
+use api_gateway_tests::{Fixture, connect, demo_only, fixture, sqlstate};
 use cases::Case;
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient};
@@ -1657,11 +1657,8 @@ fn data_one2many_to_a_many2one_reference_keeps_the_model() {
 // 6. The real Odoo database: every model served or refused with a clear SQLSTATE.
 
 #[test]
-fn data_every_model_of_the_real_database_is_served_or_refused_cleanly() {
-    if fixture() != Fixture::Demo {
-        println!("{:?}: only on the real Odoo database", fixture());
-        return;
-    }
+fn demo_every_model_of_the_real_database_is_served_or_refused_cleanly() {
+    demo_only();
     let mut db = connect();
     db.execute("SET statement_timeout = '60s'", &[]).unwrap();
     let models: Vec<String> = db

@@ -4,7 +4,7 @@
 //! `negotiate_language` maps `Accept-Language` to an installed language. On the real demo
 //! database every case of `tests/fixtures/fields_get/odoo19_demo.json` (Odoo 19's own answers,
 //! made by `tests/odoo/gen_fields_get.py`) is replayed and compared.
-use api_gateway_tests::{Fixture, connect, fixture, sqlstate};
+use api_gateway_tests::{Fixture, connect, demo_only, fixture, sqlstate};
 use postgres::Client;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -332,10 +332,8 @@ fn accept_language_is_matched_to_installed_languages() {
 }
 
 #[test]
-fn fields_restricted_to_groups_the_user_lacks_are_left_out() {
-    if fixture() != Fixture::Demo {
-        return; // the project's fixtures have no field restricted by groups
-    }
+fn demo_fields_restricted_to_groups_the_user_lacks_are_left_out() {
+    demo_only();
     let mut c = connect();
     let admin = fields_get(&mut c, 2, "product.product", Some("en_US"));
     let portal = fields_get(&mut c, 6, "product.product", Some("en_US"));
@@ -416,10 +414,8 @@ fn same(odoo: &Value, ours: &Value) -> bool {
 }
 
 #[test]
-fn fields_get_answers_as_odoo_does() {
-    if fixture() != Fixture::Demo {
-        return; // the answers are the demo database's
-    }
+fn demo_fields_get_answers_as_odoo_does() {
+    demo_only();
     let mut c = connect();
     let answers = odoo_answers();
     let attributes: Vec<String> = answers["attributes"]

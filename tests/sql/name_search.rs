@@ -3,7 +3,7 @@
 //! by `tests/odoo/gen_name_search.py` against a running Odoo 19 on the real demo database) must
 //! find here exactly the records Odoo's JSON-2 `search` found for the same user and language, and
 //! every Odoo refusal must be a refusal here. Runs on the demo fixture only.
-use api_gateway_tests::{Fixture, connect, fixture, sqlstate};
+use api_gateway_tests::{connect, demo_only, sqlstate};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -77,13 +77,8 @@ fn gateway(
 }
 
 #[test]
-fn name_search_finds_what_odoo_finds() {
-    if fixture() != Fixture::Demo {
-        println!(
-            "name search: Odoo's answers are those of the demo database; nothing to compare here"
-        );
-        return;
-    }
+fn demo_name_search_finds_what_odoo_finds() {
+    demo_only();
     let data = answers();
     let users = &data["users"];
     let mut db = connect();

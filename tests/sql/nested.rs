@@ -3,7 +3,7 @@
 //! rights and record rules for the caller. Each nested answer is compared with the plain reads
 //! it replaces (the extension's own flat `search_read`, whose fidelity to Odoo is tested
 //! elsewhere), on every fixture; the sale-order case runs on the real demo database.
-use api_gateway_tests::{Fixture, connect, fixture, sqlstate};
+use api_gateway_tests::{connect, demo_only, sqlstate};
 use postgres::GenericClient;
 use serde_json::{Value, json};
 
@@ -363,9 +363,7 @@ fn malformed_trees_are_22023_naming_the_bad_part() {
 /// without that line.
 #[test]
 fn demo_sale_order_with_lines_and_products_in_one_request_equals_three_plain_reads() {
-    if fixture() != Fixture::Demo {
-        return;
-    }
+    demo_only();
     let mut db = connect();
     let mut tx = db.transaction().unwrap();
     let order: i64 = tx
@@ -483,9 +481,7 @@ fn demo_sale_order_with_lines_and_products_in_one_request_equals_three_plain_rea
 /// caller may not read fails the whole request with 42501 (Odoo's AccessError).
 #[test]
 fn demo_portal_refusals_are_odoos() {
-    if fixture() != Fixture::Demo {
-        return;
-    }
+    demo_only();
     let mut db = connect();
     let mut tx = db.transaction().unwrap();
     let domain = "[('name', '=', 'S00019')]";

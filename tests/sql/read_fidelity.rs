@@ -3,7 +3,7 @@
 //! real demo database (`tests/fixtures/read_fidelity/odoo19_demo.json`, made by
 //! `tests/odoo/gen_read_fidelity.py` against a running Odoo), and every Odoo refusal must be a
 //! 42501 refusal here. Runs on the demo fixture only (the answers are that database's).
-use api_gateway_tests::{Fixture, connect, fixture, sqlstate};
+use api_gateway_tests::{connect, demo_only, sqlstate};
 use postgres::Client;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -346,13 +346,8 @@ fn short(v: &Value) -> String {
 }
 
 #[test]
-fn read_fidelity_values_equal_odoo() {
-    if fixture() != Fixture::Demo {
-        println!(
-            "read fidelity: Odoo's answers are those of the demo database; nothing to compare here"
-        );
-        return;
-    }
+fn demo_read_fidelity_values_equal_odoo() {
+    demo_only();
     let tally = replay(|_, _| true);
     let mut per_field: BTreeMap<(String, String), usize> = BTreeMap::new();
     for d in &tally.diffs {
@@ -381,12 +376,7 @@ fn read_fidelity_values_equal_odoo() {
 
 /// display_name of the model and the display part of every many2one pointing to it.
 fn display_names_of(model: &str) {
-    if fixture() != Fixture::Demo {
-        println!(
-            "read fidelity: Odoo's answers are those of the demo database; nothing to compare here"
-        );
-        return;
-    }
+    demo_only();
     let mut db = connect();
     let pointing: BTreeSet<(String, String)> = db
         .query(
@@ -423,17 +413,17 @@ macro_rules! display_name_tests {
 }
 
 display_name_tests! {
-    read_fidelity_display_name_res_partner => "res.partner",
-    read_fidelity_display_name_res_users => "res.users",
-    read_fidelity_display_name_product_product => "product.product",
-    read_fidelity_display_name_product_template => "product.template",
-    read_fidelity_display_name_res_country_state => "res.country.state",
-    read_fidelity_display_name_account_move => "account.move",
-    read_fidelity_display_name_account_move_line => "account.move.line",
-    read_fidelity_display_name_sale_order => "sale.order",
-    read_fidelity_display_name_sale_order_line => "sale.order.line",
-    read_fidelity_display_name_uom_uom => "uom.uom",
-    read_fidelity_display_name_product_category => "product.category",
-    read_fidelity_display_name_res_partner_category => "res.partner.category",
-    read_fidelity_display_name_res_company => "res.company",
+    demo_read_fidelity_display_name_res_partner => "res.partner",
+    demo_read_fidelity_display_name_res_users => "res.users",
+    demo_read_fidelity_display_name_product_product => "product.product",
+    demo_read_fidelity_display_name_product_template => "product.template",
+    demo_read_fidelity_display_name_res_country_state => "res.country.state",
+    demo_read_fidelity_display_name_account_move => "account.move",
+    demo_read_fidelity_display_name_account_move_line => "account.move.line",
+    demo_read_fidelity_display_name_sale_order => "sale.order",
+    demo_read_fidelity_display_name_sale_order_line => "sale.order.line",
+    demo_read_fidelity_display_name_uom_uom => "uom.uom",
+    demo_read_fidelity_display_name_product_category => "product.category",
+    demo_read_fidelity_display_name_res_partner_category => "res.partner.category",
+    demo_read_fidelity_display_name_res_company => "res.company",
 }

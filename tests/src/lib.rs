@@ -22,6 +22,17 @@ pub fn fixture() -> Fixture {
     }
 }
 
+/// The tests named `demo_*` compare with what Odoo answered on the real demo database: they run
+/// only there (`make test` skips them on the other fixtures with `--skip demo_`) and fail loudly
+/// anywhere else rather than pass without comparing anything.
+pub fn demo_only() {
+    assert_eq!(
+        fixture(),
+        Fixture::Demo,
+        "a demo_* test runs on the real demo database only (AGW_TEST_FIXTURE=demo)"
+    );
+}
+
 pub fn database() -> String {
     std::env::var("AGW_TEST_DB").unwrap_or_else(|_| scratch_db("mini"))
 }
