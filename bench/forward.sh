@@ -45,7 +45,9 @@ fi
 [[ $SECS =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS must be a positive integer"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer"
 [[ $CONNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_CONNECTIONS must be a positive integer"
-: "${DATABASE_URL:?DATABASE_URL is required: the Odoo database, with the api_gateway extension}"
+# The Odoo database, with the extension: as data.sh names it (BENCH_ODOO_DATABASE_URL) or DATABASE_URL.
+DATABASE_URL=${DATABASE_URL:-${BENCH_ODOO_DATABASE_URL:-}}
+: "${DATABASE_URL:?DATABASE_URL (or BENCH_ODOO_DATABASE_URL) is required: the Odoo database, with the api_gateway extension}"
 command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 version=$(curl -fsS -m 5 "$ODOO_URL/web/version" | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
 case "$version" in 19.*) ;; *) die "Odoo $version at $ODOO_URL is not 19.x" ;; esac
