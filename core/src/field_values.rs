@@ -493,6 +493,38 @@ pub fn shape<'m>(
     Ok(out)
 }
 
+/// Defaults Odoo's Python gives every new record that the database cannot know: `active` is
+/// true, and a new partner is a contact shared with no internal user (`partner_share`), which
+/// the multi-company record rule of res.partner depends on. `has_column(name)`: the model's
+/// table has that column.
+pub fn orm_defaults(
+    model: &str,
+    has_column: &dyn Fn(&str) -> bool,
+    columns: &mut Map<String, Value>,
+) {
+    if has_column("active") && !columns.contains_key("active") {
+        columns.insert("active".into(), Value::Bool(true));
+    }
+    if model == "res.partner" {
+        if has_column("partner_share") {
+            columns.insert("partner_share".into(), Value::Bool(true));
+        }
+        if has_column("type") && columns.get("type").is_none_or(Value::is_null) {
+            columns.insert("type".into(), Value::String("contact".into()));
+        }
+    }
+}
+
+/// Whether a write of `columns` changes what res.partner's stored computed fields
+/// (`commercial_partner_id`, `complete_name`, `commercial_company_name`) depend on: `name`,
+/// `parent_id`, `is_company` (Odoo's `@api.depends` of their compute methods).
+pub fn partner_recompute_needed(model: &str, columns: &Map<String, Value>) -> bool {
+    model == "res.partner"
+        && ["name", "parent_id", "is_company"]
+            .iter()
+            .any(|f| columns.contains_key(*f))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,6 +691,53 @@ mod tests {
         }
         // The field's group lets its members write it.
         assert!(shaped(json!({"secret": "x"}), &[7]).is_ok());
+    }
+
+    #[test]
+    fn orm_defaults_are_odoos() {
+        let all = |_: &str| true;
+        let mut c = Map::new();
+        orm_defaults("res.partner", &all, &mut c);
+        assert_eq!(
+            Value::Object(c.clone()),
+            json!({"active": true, "partner_share": true, "type": "contact"})
+        );
+        // What the caller gave stays; a model without the column gets nothing.
+        let mut c = Map::new();
+        c.insert("active".into(), json!(false));
+        c.insert("type".into(), json!("invoice"));
+        orm_defaults("res.partner", &|n| n != "partner_share", &mut c);
+        assert_eq!(
+            Value::Object(c),
+            json!({"active": false, "type": "invoice"})
+        );
+        let mut c = Map::new();
+        orm_defaults("res.partner.category", &|n| n == "active", &mut c);
+        assert_eq!(Value::Object(c), json!({"active": true}));
+        let mut c = Map::new();
+        orm_defaults("res.country", &|_| false, &mut c);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn partner_recompute_follows_its_dependencies() {
+        let cols = |v: Value| v.as_object().unwrap().clone();
+        assert!(partner_recompute_needed(
+            "res.partner",
+            &cols(json!({"name": "x"}))
+        ));
+        assert!(partner_recompute_needed(
+            "res.partner",
+            &cols(json!({"parent_id": 3, "ref": "r"}))
+        ));
+        assert!(!partner_recompute_needed(
+            "res.partner",
+            &cols(json!({"ref": "r"}))
+        ));
+        assert!(!partner_recompute_needed(
+            "res.users",
+            &cols(json!({"name": "x"}))
+        ));
     }
 
     fn invalid(r: Result<Value, ValueError>) -> String {

@@ -10,7 +10,7 @@ use crate::error::{ident, raise, spi};
 use api_gateway_core::domain::Param;
 use api_gateway_core::field_values::{self, Command, ValueError, Values, WriteField, Writer};
 use pgrx::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 
 fn invalid(msg: String) -> ! {
@@ -123,27 +123,6 @@ fn values(user: &UserContext, model: &ModelMeta, vals: &Value) -> Values {
     )
     .unwrap_or_else(|e| refuse_value(&e))
 }
-
-/// Defaults Odoo's Python gives every new record that the database cannot know: `active` is
-/// true, and a new partner is a contact shared with no internal user (`partner_share`), which
-/// the multi-company record rule of res.partner depends on.
-fn orm_defaults(model: &ModelMeta, columns: &mut Map<String, Value>) {
-    let has = |f: &str| model.fields.get(f).is_some_and(|m| m.has_column);
-    if has("active") && !columns.contains_key("active") {
-        columns.insert("active".into(), Value::Bool(true));
-    }
-    if model.info.model == "res.partner" {
-        if has("partner_share") {
-            columns.insert("partner_share".into(), Value::Bool(true));
-        }
-        if has("type") && columns.get("type").is_none_or(Value::is_null) {
-            columns.insert("type".into(), Value::String("contact".into()));
-        }
-    }
-}
-
-/// Fields whose change makes [`recompute`] necessary.
-const RECOMPUTE_TRIGGERS: &[&str] = &["name", "parent_id", "is_company"];
 
 /// Stored fields of res.partner that Odoo computes in Python and that rules and display names
 /// depend on: commercial_partner_id, complete_name, commercial_company_name (as
@@ -285,7 +264,11 @@ pub fn create(uid: i32, model_name: &str, vals: &Value) -> i32 {
             v.columns.insert(name.clone(), Value::Null);
         }
     }
-    orm_defaults(&model, &mut v.columns);
+    field_values::orm_defaults(
+        &model.info.model,
+        &|f| model.fields.get(f).is_some_and(|m| m.has_column),
+        &mut v.columns,
+    );
     for (name, meta) in &model.fields {
         if meta.required
             && meta.has_column
@@ -412,9 +395,7 @@ pub fn write_checked(
     user.require_access(model_name, Operation::Write);
     let v = values(&user, &model, vals);
     check_targets(&model, &v.targets);
-    let needs_recompute = RECOMPUTE_TRIGGERS
-        .iter()
-        .any(|f| v.columns.contains_key(*f));
+    let needs_recompute = field_values::partner_recompute_needed(model_name, &v.columns);
     if !visible(uid, &models, &model, i64::from(id)) {
         return Outcome::NotFound;
     }
