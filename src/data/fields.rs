@@ -4,14 +4,13 @@
 //! `ir_model_fields` (stored or not) and the model metadata; the decisions (visibility, source,
 //! shape) are `api_gateway_core::fields`.
 use crate::data::context::{self, INHERITS};
-use crate::data::meta::{self, ModelMeta};
+use crate::data::meta;
+use crate::data::read::Models;
+use crate::data::values::Shaper;
 use crate::data::{Operation, lang};
 use crate::error::spi;
-use api_gateway_core::fields::{self, Description, FieldFacts, Source};
+use api_gateway_core::fields::{self, Description, Source};
 use pgrx::prelude::*;
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
 
 /// Labels and help of `_inherits` fields come from the parent's field (Odoo's `base_field`):
 /// `$3` the parent model, `$4` the delegation field. `SELECTION` is replaced by the selection
@@ -116,37 +115,16 @@ fn rows(model: &str, lang: &str) -> Vec<Row> {
     })
 }
 
-/// What the source decision needs of one field of a servable model.
-fn facts_of(m: &ModelMeta, name: &str) -> Option<FieldFacts> {
-    let info = m.info.fields.get(name)?;
-    Some(FieldFacts {
-        ttype: info.ttype.clone(),
-        stored: info.store,
-        related: m.fields.get(name).and_then(|f| f.related.clone()),
-        relation: info.relation.clone(),
-        relation_field: info.relation_field.clone(),
-    })
-}
-
 /// `{field: description}` of `model` for `uid`, in `lang` (an explicit code, else the user's).
 pub fn fields_get(uid: i32, model: &str, lang: Option<&str>) -> serde_json::Value {
     crate::odoo::require_odoo("fields_get", crate::data::TABLES);
     let _ = meta::model(model); // 42P01 for a model the gateway cannot serve
     let user = context::load(uid, model, Operation::Read);
     let lang = lang::explicit(lang).unwrap_or_else(|| user.lang.clone());
-    let main = meta::model_with(model, user.fingerprint);
-    let comodels: RefCell<HashMap<String, Option<Rc<ModelMeta>>>> = RefCell::new(HashMap::new());
-    let lookup = |m: &str, f: &str| -> Option<FieldFacts> {
-        if m == model {
-            return facts_of(&main, f);
-        }
-        let co = comodels
-            .borrow_mut()
-            .entry(m.to_string())
-            .or_insert_with(|| meta::try_model(m).ok())
-            .clone()?;
-        facts_of(&co, f)
-    };
+    // Where a field is read from is decided as the reads decide it (`Shaper::servable`).
+    let models = Models::new(&user, model);
+    let main = models.get(model);
+    let shaper = Shaper::new(&models, &user, vec![], 1, 2);
     let mut out = serde_json::Map::new();
     for row in rows(model, &lang) {
         // Names the gateway cannot quote are not served (meta.rs), so not described either.
@@ -160,7 +138,12 @@ pub fn fields_get(uid: i32, model: &str, lang: Option<&str>) -> serde_json::Valu
             .selection
             .as_deref()
             .and_then(|s| serde_json::from_str::<Vec<(String, String)>>(s).ok());
-        let source = fields::source_of(&lookup, model, &row.name);
+        let ttype = main
+            .info
+            .fields
+            .get(&row.name)
+            .map_or("", |f| f.ttype.as_str());
+        let source = fields::source(&row.name, ttype, shaper.servable(&main, &row.name).is_ok());
         let d = Description {
             name: row.name.clone(),
             ttype: row.ttype,

@@ -50,6 +50,50 @@ fn has_french(c: &mut Client) -> bool {
     .unwrap_or(false)
 }
 
+/// `source` is the reads' own decision: every field `fields_get` says SQL serves is read by
+/// `search_read`, and every field it leaves to Odoo is refused there with the hint to use Odoo.
+#[test]
+fn the_source_fields_get_reports_is_what_the_reads_do() {
+    let mut c = connect();
+    let models: Vec<String> = c
+        .query(
+            "SELECT m FROM unnest(ARRAY['res.partner', 'product.product', 'sale.order']) m \
+              WHERE EXISTS (SELECT 1 FROM public.ir_model WHERE model = m)",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut checked = 0;
+    for model in &models {
+        let described = fields_get(&mut c, 2, model, Some("en_US"));
+        for (name, d) in described.as_object().unwrap() {
+            let read = c.query_one(
+                "SELECT api_gateway.search_read(2, $1, '[]', ARRAY[$2], 1)",
+                &[model, name],
+            );
+            match d["source"].as_str() {
+                Some("sql") => {
+                    assert!(read.is_ok(), "{model}.{name}: sql, yet {:?}", read.err())
+                }
+                Some("odoo") => {
+                    let e = read.expect_err(&format!("{model}.{name}: odoo, yet SQL read it"));
+                    assert_eq!(sqlstate(&e), "22023", "{model}.{name}: {e}");
+                    assert!(
+                        e.to_string().contains("--odoo-url")
+                            || format!("{e:?}").contains("--odoo-url"),
+                        "{model}.{name}: {e:?}"
+                    );
+                }
+                other => panic!("{model}.{name}: source {other:?}"),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "only {checked} fields checked");
+}
+
 #[test]
 fn every_field_is_listed_with_its_label_and_source() {
     let mut c = connect();
