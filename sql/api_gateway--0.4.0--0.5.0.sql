@@ -1292,3 +1292,22 @@ BEGIN
 END;
 $$;
 
+-- == review: the settings trigger is not dropped by the DROP EXTENSION guard (it goes with the extension) ==
+-- src/sql/security_cache.sql
+CREATE OR REPLACE FUNCTION api_gateway._security_before_drop_extension() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+BEGIN
+    IF current_query() !~* 'api_gateway' THEN
+        RETURN;
+    END IF;
+    -- Only the triggers on Odoo's tables: the one on api_gateway.settings goes with the
+    -- extension (and would not be installed again if the DROP named another extension).
+    FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel FROM pg_trigger tg
+              WHERE tg.tgfoid = 'api_gateway._note_odoo_security_change()'::regprocedure
+                AND tg.tgrelid <> 'api_gateway.settings'::regclass LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+    END LOOP;
+END;
+$$;

@@ -77,8 +77,11 @@ BEGIN
     IF current_query() !~* 'api_gateway' THEN
         RETURN;
     END IF;
+    -- Only the triggers on Odoo's tables: the one on api_gateway.settings goes with the
+    -- extension (and would not be installed again if the DROP named another extension).
     FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel FROM pg_trigger tg
-              WHERE tg.tgfoid = 'api_gateway._note_odoo_security_change()'::regprocedure LOOP
+              WHERE tg.tgfoid = 'api_gateway._note_odoo_security_change()'::regprocedure
+                AND tg.tgrelid <> 'api_gateway.settings'::regclass LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
     END LOOP;
 END;

@@ -649,3 +649,41 @@ fn run_maintenance_purges_the_security_change_log() {
         .get(0);
     assert!(all.get("security_changes").is_some(), "{all}");
 }
+
+/// A DROP EXTENSION of another extension whose statement names api_gateway removes the triggers
+/// on Odoo's tables and installs them again at its end; the settings trigger (on the extension's
+/// own table, which the reinstall does not cover) is left alone, so the cache stays on.
+#[test]
+fn dropping_another_extension_keeps_every_security_trigger() {
+    let mut db = connect();
+    let mut tx = db.transaction().unwrap();
+    let available: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto' AND installed_version IS NULL)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        available,
+        "the test needs pgcrypto available and not installed"
+    );
+    let count = |tx: &mut postgres::Transaction| -> (i64, i64) {
+        let r = tx
+            .query_one(
+                "SELECT count(*) FILTER (WHERE tgrelid <> 'api_gateway.settings'::regclass), \
+                        count(*) FILTER (WHERE tgrelid = 'api_gateway.settings'::regclass) \
+                   FROM pg_trigger WHERE tgfoid = 'api_gateway._note_odoo_security_change()'::regprocedure",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let before = count(&mut tx);
+    assert!(before.0 > 0 && before.1 == 1, "{before:?}");
+    tx.batch_execute("CREATE EXTENSION pgcrypto").unwrap();
+    tx.batch_execute("DROP EXTENSION pgcrypto /* not api_gateway */")
+        .unwrap();
+    assert_eq!(count(&mut tx), before);
+    tx.rollback().unwrap();
+}
