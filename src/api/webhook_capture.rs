@@ -80,7 +80,13 @@ thread_local! {
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     let relevant = relid == pg_sys::InvalidOid
-        || WATCHED_RELS.with(|w| w.try_borrow().map(|w| w.contains(&relid)).unwrap_or(true));
+        // Before the first load (an empty list) every invalidation counts: one that arrives
+        // while the first load runs must not be missed.
+        || WATCHED_RELS.with(|w| {
+            w.try_borrow()
+                .map(|w| w.is_empty() || w.contains(&relid))
+                .unwrap_or(true)
+        });
     if relevant {
         GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
     }
@@ -154,11 +160,19 @@ unsafe fn capture(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         if rows.is_null() || pg_sys::tuplestore_tuple_count(rows) == 0 {
             return pg_sys::Datum::from(0usize);
         }
+        let tupdesc = (*(*trigdata).tg_relation).rd_att;
+        // An `id` that is not an int4 column (or none at all): the SQL path, which writes or
+        // refuses such rows as the outbox's `record_id` does, never drops them silently.
+        let id_attnum = attnum_of(tupdesc, c"id");
+        let Some(id_at) = id_attnum.filter(|a| {
+            (*(*tupdesc).attrs.as_ptr().add((*a - 1) as usize)).atttypid == pg_sys::INT4OID
+        }) else {
+            return call_slow(fcinfo, cfg_slow);
+        };
+        let id_attnum = Some(id_at);
         let Some(mut outbox) = Outbox::open() else {
             return call_slow(fcinfo, cfg_slow);
         };
-        let tupdesc = (*(*trigdata).tg_relation).rd_att;
-        let id_attnum = attnum_of(tupdesc, c"id");
         let captured_at = pg_sys::GetCurrentTimestamp();
         let mut written = 0u64;
         match op {
