@@ -14,6 +14,7 @@
 //!   `Read` style (`fields`) it stays `[id, display_name]` as `read` returns it.
 use crate::data::context::{self, UserContext};
 use crate::data::meta::ModelMeta;
+use crate::data::read;
 use crate::data::values::{Resolved, Row, Shaper};
 use crate::error::{ident, raise};
 use api_gateway_core::domain::{self, Param};
@@ -72,17 +73,6 @@ fn join(at: &str, name: &str) -> String {
     }
 }
 
-/// Whether the user may read field `name` of `model` (its `groups`).
-pub fn field_readable(user: &UserContext, model: &ModelMeta, name: &str) -> bool {
-    model.fields.get(name).is_none_or(|f| {
-        f.groups.is_empty()
-            || user.superuser
-            || f.groups
-                .iter()
-                .any(|g| user.groups.contains(&i64::from(*g)))
-    })
-}
-
 pub struct Builder<'s, 'a, 'u> {
     pub shaper: &'s Shaper<'a, 'u>,
     pub user: &'u UserContext,
@@ -124,7 +114,7 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
         if name != "display_name" && !model.info.fields.contains_key(name) {
             invalid(&here, format!("unknown field {}.{name}", model.info.model));
         }
-        if !field_readable(self.user, model, name) {
+        if !read::field_readable(self.user, model, name) {
             raise(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!(
@@ -245,7 +235,7 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
         let co = self.comodel(r, at);
         let id = self.shaper.m2o_id(r);
         let n = self.shaper.alias("n");
-        let obj = object_sql(&self.pairs(&co, &n, sub, at));
+        let obj = read::object_sql(&self.pairs(&co, &n, sub, at));
         let table = co.table_ident();
         if !Self::reads_records(sub) {
             return format!(
@@ -289,7 +279,7 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             Some(_) => self.shaper.alias("e"),
             None => c.clone(),
         };
-        let mut obj = object_sql(&self.pairs(&co, &e, sub, at));
+        let mut obj = read::object_sql(&self.pairs(&co, &e, sub, at));
         // A related x2many lists its ids as the superuser (values.rs): reading the records
         // themselves is the caller's read, refused when a rule hides one of them.
         if r.hops > 0 && Self::reads_records(sub) {
@@ -341,21 +331,5 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             terms.push(format!("{alias}.id ASC"));
         }
         terms.join(", ")
-    }
-}
-
-/// `jsonb_build_object` takes at most 100 arguments: build in chunks and concatenate.
-pub fn object_sql(pairs: &[(String, String)]) -> String {
-    let chunks: Vec<String> = pairs
-        .chunks(40)
-        .map(|chunk| {
-            let args: Vec<String> = chunk.iter().map(|(k, v)| format!("'{k}', {v}")).collect();
-            format!("jsonb_build_object({})", args.join(", "))
-        })
-        .collect();
-    if chunks.is_empty() {
-        "'{}'::jsonb".into()
-    } else {
-        chunks.join(" || ")
     }
 }

@@ -256,7 +256,7 @@ pub fn split_fields(
     let (mut sql, mut odoo) = (vec!["id".to_string()], vec![]);
     for name in list {
         // A nested read (`name{...}`) is SQL's (its sub-fields are checked there).
-        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if api_gateway_core::nested::is_nested(&name) {
             sql.push(name);
             continue;
         }
