@@ -296,7 +296,6 @@ pub async fn worker(args: config::WorkerArgs) -> Result<(), String> {
     webhooks::run(pool, cfg, shutdown_signal()).await
 }
 
-/// Bind and serve until SIGTERM/SIGINT.
 /// Whether the database counts rate limits in shared memory (api_gateway preloaded, with room
 /// for subjects, and not switched off): then the gate locks no counter row, and one statement per
 /// request (gate and data together) is the default (docs/http.md).
@@ -312,6 +311,7 @@ pub async fn counters_in_shared_memory(client: &tokio_postgres::Client) -> bool 
         .unwrap_or(false)
 }
 
+/// Bind and serve until SIGTERM/SIGINT.
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

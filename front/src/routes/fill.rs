@@ -61,7 +61,11 @@ pub async fn odoo_read(
     match records {
         Value::Array(rows) => Ok(rows),
         other => {
-            tracing::error!("Odoo's {model}.read answered {other} instead of a list");
+            // Record data, possibly personal: only its beginning reaches the log.
+            tracing::error!(
+                "Odoo's {model}.read answered {} instead of a list",
+                crate::error::truncate(&other.to_string(), 120)
+            );
             Err(bad_gateway(format!(
                 "Odoo's {model}.read did not answer with a list of records"
             )))

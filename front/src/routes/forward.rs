@@ -434,7 +434,10 @@ fn shape(call: &Call, value: Value) -> Answer {
                     ..ok(StatusCode::CREATED, Some(json!({"id": id})))
                 },
                 None => {
-                    tracing::error!("Odoo's {model}.create answered {value} instead of [id]");
+                    tracing::error!(
+                        "Odoo's {model}.create answered {} instead of [id]",
+                        crate::error::truncate(&value.to_string(), 120)
+                    );
                     Answer::from_problem(
                         &Problem::new(StatusCode::BAD_GATEWAY, kind::UPSTREAM_ERROR)
                             .detail("Odoo's create did not answer with the new record's id"),
