@@ -293,7 +293,6 @@ fn web_search_read(
     let uid = required(uid, "uid");
     let model = required(model, "model");
     let spec_text = specification.as_ref().map(|s| s.0.to_string());
-    let tree = self::specification(specification);
     // The remembered statement's key: a specification where a field list goes, behind a
     // control character no valid field list holds (an invalid one is never remembered).
     let key = (
@@ -310,20 +309,22 @@ fn web_search_read(
         false,
         None,
     );
-    let parsed = read::parse_domain(domain);
     data::cache::optimistic(|| {
         data::cache::remembered(key.clone(), || {
+            // Parsed only when the statement is built (a remembered one needs neither).
             read::search_read(read::Request {
                 uid,
                 model,
-                domain: parsed.clone(),
+                domain: read::parse_domain(domain),
                 fields: None,
                 page: Some((limit, offset)),
                 order,
                 active_test: true,
                 single: false,
                 version: false,
-                specification: Some(tree.clone()),
+                specification: Some(self::specification(
+                    specification.as_ref().map(|j| pgrx::JsonB(j.0.clone())),
+                )),
                 lang: None,
             })
         })
