@@ -14,20 +14,7 @@ thread_local! {
 /// says "needs Odoo's table public.res_users_apikeys" rather than a bare relation error.
 pub fn require_odoo(function: &str, tables: &[&'static str]) {
     for table in tables {
-        if PRESENT.with(|p| p.borrow().contains(table)) {
-            continue;
-        }
-        let qualified = format!("public.{table}");
-        let found: Option<bool> = spi(Spi::connect(|c| {
-            c.select(
-                "SELECT to_regclass($1) IS NOT NULL",
-                Some(1),
-                &[qualified.as_str().into()],
-            )?
-            .first()
-            .get_one::<bool>()
-        }));
-        if found != Some(true) {
+        if !has_table(table) {
             raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
                 format!(
@@ -38,6 +25,26 @@ pub fn require_odoo(function: &str, tables: &[&'static str]) {
                 ),
             );
         }
+    }
+}
+
+/// Whether `public.<table>` exists; asked of the catalog until it does, then remembered.
+pub fn has_table(table: &'static str) -> bool {
+    if PRESENT.with(|p| p.borrow().contains(table)) {
+        return true;
+    }
+    let qualified = format!("public.{table}");
+    let found: Option<bool> = spi(Spi::connect(|c| {
+        c.select(
+            "SELECT to_regclass($1) IS NOT NULL",
+            Some(1),
+            &[qualified.as_str().into()],
+        )?
+        .first()
+        .get_one::<bool>()
+    }));
+    if found == Some(true) {
         PRESENT.with(|p| p.borrow_mut().insert(table));
     }
+    found == Some(true)
 }

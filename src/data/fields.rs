@@ -52,26 +52,6 @@ struct Row {
     selection: Option<String>,
 }
 
-thread_local! {
-    /// Whether ir_model_fields_selection exists (a table does not vanish under a running Odoo).
-    static SELECTION_TABLE: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
-}
-
-fn selection_table_exists() -> bool {
-    if let Some(known) = SELECTION_TABLE.with(|c| c.get()) {
-        return known;
-    }
-    let found =
-        Spi::get_one::<bool>("SELECT to_regclass('public.ir_model_fields_selection') IS NOT NULL")
-            .ok()
-            .flatten()
-            .unwrap_or(false);
-    if found {
-        SELECTION_TABLE.with(|c| c.set(Some(true)));
-    }
-    found
-}
-
 fn rows(model: &str, lang: &str) -> Vec<Row> {
     let (parent, delegate) = INHERITS
         .iter()
@@ -80,7 +60,7 @@ fn rows(model: &str, lang: &str) -> Vec<Row> {
         .unwrap_or((None, None));
     let sql = FACTS.replace(
         "SELECTION",
-        if selection_table_exists() {
+        if crate::odoo::has_table("ir_model_fields_selection") {
             SELECTION
         } else {
             "NULL::text"

@@ -7,18 +7,10 @@ use pgrx::prelude::*;
 
 /// The active `res_lang` codes (none when the table is missing: then only `en_US`).
 pub fn installed() -> Vec<String> {
+    if !crate::odoo::has_table("res_lang") {
+        return vec![];
+    }
     Spi::connect(|c| {
-        let present = spi(c
-            .select(
-                "SELECT to_regclass('public.res_lang') IS NOT NULL",
-                Some(1),
-                &[],
-            )
-            .and_then(|t| t.first().get::<bool>(1)))
-        .unwrap_or(false);
-        if !present {
-            return vec![];
-        }
         let t = spi(c.select(
             "SELECT code::text FROM public.res_lang WHERE active ORDER BY code",
             None,
