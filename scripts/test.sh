@@ -75,7 +75,9 @@ run front-python env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_T
     API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/front/tests/python"
 run pgbouncer env API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" "$ROOT/front/tests/pgbouncer.sh" ${DBP}_mini
 # Every SQL and shell example of README.md and docs/*.md, run as written on the project's fixture
-# (conventions: docs/README.md).
+# (conventions: docs/README.md). The README's `cargo build -p api_gateway_front` is built here
+# first: without the dev-dependencies' features it is a build of its own (tokio, reqwest, axum...).
+cargo build -q -p api_gateway_front
 run docs env API_GATEWAY_BIN="$ROOT/target/debug/api-gateway" AGW_DOCS_DB_PREFIX=${DBP}_docs \
     "$VENV/bin/python" "$ROOT/tests/docs/run_docs.py"
 run upgrade "$ROOT/tests/upgrade/check.sh"

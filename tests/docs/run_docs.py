@@ -417,7 +417,7 @@ def wait_live(ctx: PageContext, proc: subprocess.Popen | None, timeout: float = 
         except OSError:
             pass
         time.sleep(0.2)
-    return "the server did not answer /health/live within 60 s"
+    return f"the server did not answer /health/live within {timeout:.0f} s"
 
 
 def needs_front(code: str) -> bool:
@@ -457,7 +457,8 @@ def run_sh(ctx: PageContext, block: Block, background: bool) -> tuple[int | None
         )
         ctx.procs.append(proc)
         ctx.front_started = True
-        err = wait_live(ctx, proc)
+        # a block that builds before it serves gets the build's time as well
+        err = wait_live(ctx, proc, timeout=900 if "cargo build" in script else 60)
         return (None if err is None else 1), "", err or ""
     p = subprocess.Popen(
         ["bash", "-c", script],
