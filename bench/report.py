@@ -31,6 +31,7 @@ SCRIPTS = {
     "stats": "bench/stats.sh",
     "http_logging": "bench/http_logging.sh",
     "forward": "bench/forward.sh",
+    "webhooks_baseline": "bench/webhooks_baseline.sh",
 }
 
 
@@ -343,6 +344,11 @@ def section_nested(r: Results) -> list[str]:
               lambda: (tps(g("nested_read_l20")), tps(g("flat_read_l20")),
                        r.ratio("data", "flat_read_l20", "nested_read_l20")),
               target=2, at_most=True, short="nested read of a 20-line order vs a flat read (cost)")
+        if "three_reads_l20" in have:
+            t.add("the same nested read vs the three plain reads it replaces (the order; its lines by "
+                  "`order_id`; their products by id, from the lines' answer), three round trips",
+                  lambda: (tps(g("nested_read_l20b")), tps(g("three_reads_l20")),
+                           r.ratio("data", "three_reads_l20", "nested_read_l20b")))
         lines += ["", "**Nested reads** (issue 18), same run:", ""] + t.markdown()
     if "cursor_p1000" in have:
         t = Table(ours="page 1,000", baseline="page 1", ratio="ratio")
@@ -439,6 +445,22 @@ def section_webhooks(r: Results) -> list[str]:
         lines += plain_table(["endpoints", "events drained", "delivery rate", f"vs {counts[0]} endpoint",
                               "target", "met?", "latency median / p95 / p99"], rows)
     return lines
+
+
+def section_webhooks_baseline(r: Results) -> list[str]:
+    g = lambda id: r.get("webhooks_baseline", id)  # noqa: E731
+    counts = sorted({int(k.split("_e")[-1]) for k in r.values.get("webhooks_baseline", {})
+                     if k.startswith("drain_ours_e") and "@" not in k})
+    t = Table(ours="this build", baseline="baseline build")
+    for e in counts:
+        t.add(f"webhook delivery, {e} endpoint(s): queued events drained per second",
+              lambda e=e: (per_s(g(f"drain_ours_e{e}"), " events/s"), per_s(g(f"drain_base_e{e}"), " events/s"),
+                           r.ratio("webhooks_baseline", f"drain_ours_e{e}", f"drain_base_e{e}")),
+              target=1, short=f"webhook delivery to {e} endpoint(s) vs the baseline build")
+    return ["Delivery of this build against an earlier one (`BENCH_BASELINE_REV`), in the same run: the "
+            "two builds' extensions are installed in turn (a cluster restart each) and each build's own "
+            f"webhook_bench drains the same queue, in {g('baseline_rev_rounds'):.0f} alternating rounds.",
+            ""] + t.markdown()
 
 
 STATS_LABELS = {
@@ -548,6 +570,7 @@ SECTIONS = [
     ("Traffic statistics", "stats", section_stats),
     ("Traffic log cost (HTTP front)", "http_logging", section_logging),
     ("Writes forwarded to Odoo", "forward", section_forward),
+    ("Webhook delivery against an earlier build", "webhooks_baseline", section_webhooks_baseline),
 ]
 
 METHOD = """\

@@ -8,6 +8,7 @@
 #   BENCH_QUICK=1 make bench           # about 6 minutes, short runs (for working on the scripts)
 #   BENCH_ONLY="gate data" make bench  # some scripts only (the others' sections say not measured)
 #   SETUP_SKIP_EXTENSION=1 make bench  # measure the extension already installed (no build+install)
+#   BENCH_BASELINE_REV=856a07d make bench  # also webhook delivery against that build (0.4.0)
 #
 # Each script's output goes to target/bench/<script>.log, its results to <script>.jsonl and its
 # exit status and duration to <script>.status. Exits non-zero when a script failed, after writing
@@ -16,6 +17,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/bench/lib.sh"
 SCRIPTS=(${BENCH_ONLY:-gate rate_limit data http webhooks stats http_logging forward})
+# Delivery against an earlier build swaps the installed extension: only when asked for.
+[ -z "${BENCH_ONLY:-}" ] && [ -n "${BENCH_BASELINE_REV:-}" ] && SCRIPTS+=(webhooks_baseline)
 started=$SECONDS
 
 step() { printf '\n==> %s\n' "$*" >&2; }

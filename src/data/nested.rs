@@ -20,6 +20,7 @@ use crate::error::{ident, raise};
 use api_gateway_core::domain::{self, Param};
 use api_gateway_core::nested::{self, Node, SpecError};
 use pgrx::prelude::*;
+use std::cell::RefCell;
 use std::rc::Rc;
 
 /// How values without sub-fields are shaped.
@@ -78,6 +79,10 @@ pub struct Builder<'s, 'a, 'u> {
     pub user: &'u UserContext,
     pub style: Style,
     uid_param: std::cell::Cell<Option<usize>>,
+    /// The row alias of the x2many being built and the LEFT JOINs its many2one sub-records
+    /// add: joined, PostgreSQL reads a comodel (and checks its rules) for all the rows at once
+    /// instead of one correlated subquery per row.
+    joins: RefCell<Option<(String, Vec<String>)>>,
 }
 
 impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
@@ -87,6 +92,7 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             user,
             style,
             uid_param: std::cell::Cell::new(None),
+            joins: RefCell::new(None),
         }
     }
 
@@ -171,7 +177,7 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
                 let id = self.shaper.m2o_id(&r);
                 format!("coalesce(to_jsonb({id}), 'false'::jsonb)")
             }
-            ("many2one", Some(sub)) => self.many2one(&r, sub, &here),
+            ("many2one", Some(sub)) => self.many2one(alias, &r, sub, &here),
             _ if x2many && !node.is_plain() => self.x2many(&r, node, &here),
             _ => self.shaper.value_at(model, alias, &node.name),
         }
@@ -231,26 +237,49 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             })
     }
 
-    fn many2one(&self, r: &Resolved, sub: &[Node], at: &str) -> String {
+    /// The related record of many2one `r` on row `alias`: a LEFT JOIN when `alias` is the row of
+    /// the x2many being built, a correlated subquery otherwise (one record per row there).
+    fn many2one(&self, alias: &str, r: &Resolved, sub: &[Node], at: &str) -> String {
         let co = self.comodel(r, at);
         let id = self.shaper.m2o_id(r);
         let n = self.shaper.alias("n");
         let obj = read::object_sql(&self.pairs(&co, &n, sub, at));
         let table = co.table_ident();
-        if !Self::reads_records(sub) {
-            return format!(
-                "CASE WHEN {id} IS NULL THEN 'false'::jsonb ELSE \
-                 coalesce((SELECT {obj} FROM public.{table} {n} WHERE {n}.id = {id}), 'false'::jsonb) END"
-            );
-        }
-        let refused = self.refusal(&co.info.model, &id);
-        match self.readable_rows(&co, &n) {
-            None => format!("CASE WHEN {id} IS NULL THEN 'false'::jsonb ELSE {refused} END"),
-            Some(rule) => format!(
-                "CASE WHEN {id} IS NULL THEN 'false'::jsonb ELSE \
-                 coalesce((SELECT {obj} FROM public.{table} {n} WHERE {n}.id = {id} AND ({rule})), {refused}) END"
-            ),
-        }
+        let (rule, missing) = if Self::reads_records(sub) {
+            let refused = self.refusal(&co.info.model, &id);
+            match self.readable_rows(&co, &n) {
+                None => return format!("CASE WHEN {id} IS NULL THEN 'false'::jsonb ELSE {refused} END"),
+                Some(rule) => (rule, refused),
+            }
+        } else {
+            ("true".to_string(), "'false'::jsonb".to_string())
+        };
+        let related = match self.joins.borrow_mut().as_mut() {
+            Some((row, joins)) if row == alias => {
+                let j = self.shaper.alias("j");
+                joins.push(format!(
+                    " LEFT JOIN (SELECT {n}.id, {obj} AS obj FROM public.{table} {n} WHERE {rule}) {j} \
+                     ON {j}.id = {id}"
+                ));
+                format!("{j}.obj")
+            }
+            _ => format!("(SELECT {obj} FROM public.{table} {n} WHERE {n}.id = {id} AND ({rule}))"),
+        };
+        format!("CASE WHEN {id} IS NULL THEN 'false'::jsonb ELSE coalesce({related}, {missing}) END")
+    }
+
+    /// The pairs of the x2many rows on `alias`, with the joins their many2one sub-records need.
+    fn row_pairs(
+        &self,
+        co: &Rc<ModelMeta>,
+        alias: &str,
+        sub: &[Node],
+        at: &str,
+    ) -> (Vec<(String, String)>, String) {
+        let outer = self.joins.replace(Some((alias.to_string(), vec![])));
+        let pairs = self.pairs(co, alias, sub, at);
+        let (_, joins) = self.joins.replace(outer).expect("set above");
+        (pairs, joins.concat())
     }
 
     fn x2many(&self, r: &Resolved, node: &Node, at: &str) -> String {
@@ -263,14 +292,14 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             Some(o) => self.order(&co, c, o, at),
             None => rows.order.clone(),
         };
-        let from = &rows.from_where;
         let Some(sub) = &node.fields else {
             // `order` alone sorts the ids (Odoo applies `limit` only with sub-fields).
             if node.limit.is_some() && self.style == Style::Read {
                 invalid(at, "limit needs sub-fields: name(limit=N){...}".into());
             }
             return format!(
-                "coalesce((SELECT jsonb_agg({c}.id ORDER BY {order}) {from}), '[]'::jsonb)"
+                "coalesce((SELECT jsonb_agg({c}.id ORDER BY {order}) {}), '[]'::jsonb)",
+                rows.from_where("")
             );
         };
         // With a limit the records are read from a second scan of the comodel (`e`), joined to
@@ -279,7 +308,8 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             Some(_) => self.shaper.alias("e"),
             None => c.clone(),
         };
-        let mut obj = read::object_sql(&self.pairs(&co, &e, sub, at));
+        let (pairs, joins) = self.row_pairs(&co, &e, sub, at);
+        let mut obj = read::object_sql(&pairs);
         // A related x2many lists its ids as the superuser (values.rs): reading the records
         // themselves is the caller's read, refused when a rule hides one of them.
         if r.hops > 0 && Self::reads_records(sub) {
@@ -290,9 +320,10 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             };
         }
         match node.limit {
-            None => {
-                format!("coalesce((SELECT jsonb_agg({obj} ORDER BY {order}) {from}), '[]'::jsonb)")
-            }
+            None => format!(
+                "coalesce((SELECT jsonb_agg({obj} ORDER BY {order}) {}), '[]'::jsonb)",
+                rows.from_where(&joins)
+            ),
             Some(limit) => {
                 let k = self.shaper.alias("k");
                 let table = co.table_ident();
@@ -301,7 +332,8 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
                     "coalesce((SELECT jsonb_agg(CASE WHEN {k}.n <= ${l}::int8 THEN {obj} \
                        ELSE jsonb_build_object('id', {e}.id) END ORDER BY {k}.n) \
                        FROM (SELECT {c}.id, row_number() OVER (ORDER BY {order}) AS n {from}) {k} \
-                       JOIN public.{table} {e} ON {e}.id = {k}.id), '[]'::jsonb)"
+                       JOIN public.{table} {e} ON {e}.id = {k}.id{joins}), '[]'::jsonb)",
+                    from = rows.from_where("")
                 )
             }
         }

@@ -52,8 +52,19 @@ pub struct Shaper<'a, 'u> {
 pub(crate) struct X2manyRows {
     pub comodel: Rc<ModelMeta>,
     pub alias: String,
-    pub from_where: String,
+    /// `FROM ...` of the rows (the comodel's table as `alias`, and for a many2many its relation
+    /// table): joins to the row alias go after it.
+    pub from: String,
+    /// The rows' condition (after `WHERE`).
+    pub condition: String,
     pub order: String,
+}
+
+impl X2manyRows {
+    /// `FROM ... <joins> WHERE ...`.
+    pub fn from_where(&self, joins: &str) -> String {
+        format!("{}{joins} WHERE {}", self.from, self.condition)
+    }
 }
 
 enum X2manyRefusal {
@@ -416,7 +427,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 "coalesce((SELECT jsonb_agg({c}.id ORDER BY {order}) {from}), '[]'::jsonb)",
                 c = rows.alias,
                 order = rows.order,
-                from = rows.from_where
+                from = rows.from_where("")
             ),
             None => "'[]'::jsonb".into(),
         }
@@ -457,36 +468,45 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 context::fail_closed(&co.info.model, 0, "record rules", &why)
             }
         }
-        let order = self.order_sql(&co, &c);
-        let from = match f.ttype.as_str() {
+        // A one2many's rows share their inverse field (the parent): a sort key on it is constant.
+        let constant = match f.ttype.as_str() {
+            "many2many" => None,
+            _ => f.relation_field.as_deref(),
+        };
+        let order = self.order_sql(&co, &c, constant);
+        let (from, condition) = match f.ttype.as_str() {
             "many2many" => {
                 let (Some(rel), Some(c1), Some(c2)) = (&f.relation_table, &f.column1, &f.column2)
                 else {
                     return None;
                 };
                 let rr = self.alias("r");
-                format!(
-                    "FROM public.{rel} {rr} JOIN public.{t} {c} ON {c}.id = {rr}.{c2} WHERE {rr}.{c1} = {id}",
-                    rel = ident(rel),
-                    c1 = ident(c1),
-                    c2 = ident(c2),
-                    t = co.table_ident(),
-                    id = r.row_id
+                (
+                    format!(
+                        "FROM public.{rel} {rr} JOIN public.{t} {c} ON {c}.id = {rr}.{c2}",
+                        rel = ident(rel),
+                        c2 = ident(c2),
+                        t = co.table_ident(),
+                    ),
+                    format!("{rr}.{c1} = {id}", c1 = ident(c1), id = r.row_id),
                 )
             }
             _ => {
                 let inverse = f.relation_field.as_ref()?;
-                format!(
-                    "FROM public.{t} {c} WHERE {c}.{inverse} = {id}",
-                    inverse = ident(inverse),
-                    t = co.table_ident(),
-                    id = r.row_id
+                (
+                    format!("FROM public.{t} {c}", t = co.table_ident()),
+                    format!(
+                        "{c}.{inverse} = {id}",
+                        inverse = ident(inverse),
+                        id = r.row_id
+                    ),
                 )
             }
         };
         Some(X2manyRows {
             comodel: co,
-            from_where: format!("{from}{filter}"),
+            from,
+            condition: format!("{condition}{filter}"),
             order,
             alias: c,
         })
@@ -494,9 +514,10 @@ impl<'a, 'u> Shaper<'a, 'u> {
 
     /// ORDER BY of `model`'s `_order` on row alias `a`, as Odoo sorts: a many2one by its
     /// comodel's `_order` (reversed by `desc`), related fields through their path, `id` last.
-    fn order_sql(&self, model: &Rc<ModelMeta>, a: &str) -> String {
+    /// `constant` names a field all the rows share, left out.
+    fn order_sql(&self, model: &Rc<ModelMeta>, a: &str, constant: Option<&str>) -> String {
         let mut terms: Vec<String> = self
-            .order_terms(model, &Row::Alias(a.to_string()), 0)
+            .order_terms(model, &Row::Alias(a.to_string()), 0, constant)
             .into_iter()
             .map(|(e, desc)| format!("{e} {}", if desc { "DESC" } else { "ASC" }))
             .collect();
@@ -504,7 +525,13 @@ impl<'a, 'u> Shaper<'a, 'u> {
         terms.join(", ")
     }
 
-    fn order_terms(&self, model: &Rc<ModelMeta>, row: &Row, depth: usize) -> Vec<(String, bool)> {
+    fn order_terms(
+        &self,
+        model: &Rc<ModelMeta>,
+        row: &Row,
+        depth: usize,
+        constant: Option<&str>,
+    ) -> Vec<(String, bool)> {
         // `_order` may name related fields, which the caller-facing `order` parser refuses.
         let parsed: Vec<(String, bool)> = model
             .order
@@ -513,7 +540,8 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 let mut words = item.split_whitespace();
                 let name = words.next()?.to_string();
                 let desc = words.next().is_some_and(|d| d.eq_ignore_ascii_case("desc"));
-                crate::data::meta::plain_identifier(&name).then_some((name, desc))
+                (crate::data::meta::plain_identifier(&name) && Some(name.as_str()) != constant)
+                    .then_some((name, desc))
             })
             .collect();
         let mut out = vec![];
@@ -538,7 +566,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
                         continue;
                     }
                     let x = self.alias("o");
-                    for (e, d) in self.order_terms(&co, &Row::Alias(x.clone()), depth + 1) {
+                    for (e, d) in self.order_terms(&co, &Row::Alias(x.clone()), depth + 1, None) {
                         out.push((
                             format!(
                                 "(SELECT {e} FROM public.{} {x} WHERE {x}.id = {id})",
