@@ -653,6 +653,10 @@ does the same with short runs, for working on the scripts.
   interleaved rounds of 5 s runs, the direct baseline first in odd rounds and last in even ones.
   When Odoo and PostgreSQL run on the same host, the CPU time of the front and its backends and
   of Odoo and its backends is read from /proc around each run.
+- `bench/webhooks_baseline.sh` (only with `BENCH_BASELINE_REV`, e.g. 856a07d for 0.4.0): this
+  build's and that build's extensions installed in turn (a cluster restart each, a fresh database
+  from the mini fixture), each draining 20,000 queued events with its own `webhook_bench` at 1, 10
+  and 100 endpoints; rounds alternate which build goes first.
 """
 
 
