@@ -248,7 +248,11 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
         let (rule, missing) = if Self::reads_records(sub) {
             let refused = self.refusal(&co.info.model, &id);
             match self.readable_rows(&co, &n) {
-                None => return format!("CASE WHEN {id} IS NULL THEN 'false'::jsonb ELSE {refused} END"),
+                None => {
+                    return format!(
+                        "CASE WHEN {id} IS NULL THEN 'false'::jsonb ELSE {refused} END"
+                    );
+                }
                 Some(rule) => (rule, refused),
             }
         } else {
@@ -265,7 +269,9 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             }
             _ => format!("(SELECT {obj} FROM public.{table} {n} WHERE {n}.id = {id} AND ({rule}))"),
         };
-        format!("CASE WHEN {id} IS NULL THEN 'false'::jsonb ELSE coalesce({related}, {missing}) END")
+        format!(
+            "CASE WHEN {id} IS NULL THEN 'false'::jsonb ELSE coalesce({related}, {missing}) END"
+        )
     }
 
     /// The pairs of the x2many rows on `alias`, with the joins their many2one sub-records need.
@@ -299,7 +305,7 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             }
             return format!(
                 "coalesce((SELECT jsonb_agg({c}.id ORDER BY {order}) {}), '[]'::jsonb)",
-                rows.from_where("")
+                rows.rows_sql("")
             );
         };
         // With a limit the records are read from a second scan of the comodel (`e`), joined to
@@ -322,7 +328,7 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
         match node.limit {
             None => format!(
                 "coalesce((SELECT jsonb_agg({obj} ORDER BY {order}) {}), '[]'::jsonb)",
-                rows.from_where(&joins)
+                rows.rows_sql(&joins)
             ),
             Some(limit) => {
                 let k = self.shaper.alias("k");
@@ -333,7 +339,7 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
                        ELSE jsonb_build_object('id', {e}.id) END ORDER BY {k}.n) \
                        FROM (SELECT {c}.id, row_number() OVER (ORDER BY {order}) AS n {from}) {k} \
                        JOIN public.{table} {e} ON {e}.id = {k}.id{joins}), '[]'::jsonb)",
-                    from = rows.from_where("")
+                    from = rows.rows_sql("")
                 )
             }
         }

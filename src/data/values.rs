@@ -62,7 +62,7 @@ pub(crate) struct X2manyRows {
 
 impl X2manyRows {
     /// `FROM ... <joins> WHERE ...`.
-    pub fn from_where(&self, joins: &str) -> String {
+    pub fn rows_sql(&self, joins: &str) -> String {
         format!("{}{joins} WHERE {}", self.from, self.condition)
     }
 }
@@ -427,7 +427,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 "coalesce((SELECT jsonb_agg({c}.id ORDER BY {order}) {from}), '[]'::jsonb)",
                 c = rows.alias,
                 order = rows.order,
-                from = rows.from_where("")
+                from = rows.rows_sql("")
             ),
             None => "'[]'::jsonb".into(),
         }
