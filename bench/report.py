@@ -744,8 +744,12 @@ def main(results_dir: Path, out: Path) -> None:
         if status and status[0] != 0:
             lines += ["", f"`{SCRIPTS[script]}` failed (status {status[0]}) after these results; "
                           "rows it did not reach say \"not measured\"."]
-        if status:
-            lines += ["", f"<sub>{SCRIPTS[script]}: {status[1] / 60:.1f} min</sub>"]
+        # a script run again on its own later has results of another date than the page's
+        results = r.dir / f"{script}.jsonl"
+        written = datetime.fromtimestamp(results.stat().st_mtime, timezone.utc)
+        same_run = status and (r.dir / f"{script}.status").stat().st_mtime >= results.stat().st_mtime - 60
+        lines += ["", f"<sub>{SCRIPTS[script]}" + (f": {status[1] / 60:.1f} min" if same_run else "")
+                  + f", results of {written:%Y-%m-%d %H:%M} UTC</sub>"]
     missed = [w for w, ok in TARGETS if not ok]
     summary = [f"**Targets met: {len(TARGETS) - len(missed)} of {len(TARGETS)}.**"
                + (" Missed: " + "; ".join(missed) + "." if missed else "")]
