@@ -268,11 +268,8 @@ fn read_one(
 }
 
 /// The tree of a `specification` argument (NULL reads only `id`, as Odoo's `web_read({})`).
-fn specification(spec: Option<pgrx::JsonB>) -> Vec<api_gateway_core::nested::Node> {
-    match spec {
-        Some(s) => data::nested::specification_tree(&s.0),
-        None => vec![],
-    }
+fn specification(spec: Option<&pgrx::JsonB>) -> Vec<api_gateway_core::nested::Node> {
+    spec.map_or_else(Vec::new, |s| data::nested::specification_tree(&s.0))
 }
 
 /// `api_gateway.web_search_read(uid, model, domain DEFAULT '[]', specification DEFAULT '{}',
@@ -322,9 +319,7 @@ fn web_search_read(
                 active_test: true,
                 single: false,
                 version: false,
-                specification: Some(self::specification(
-                    specification.as_ref().map(|j| pgrx::JsonB(j.0.clone())),
-                )),
+                specification: Some(self::specification(specification.as_ref())),
                 lang: None,
             })
         })
@@ -347,7 +342,7 @@ fn web_read_one(
 ) -> Option<RawJsonb> {
     let uid = required(uid, "uid");
     let model = required(model, "model");
-    let tree = self::specification(specification);
+    let tree = self::specification(specification.as_ref());
     let id = id?;
     data::cache::optimistic(|| {
         read::search_read(read::Request {

@@ -163,13 +163,11 @@ unsafe fn capture(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         let tupdesc = (*(*trigdata).tg_relation).rd_att;
         // An `id` that is not an int4 column (or none at all): the SQL path, which writes or
         // refuses such rows as the outbox's `record_id` does, never drops them silently.
-        let id_attnum = attnum_of(tupdesc, c"id");
-        let Some(id_at) = id_attnum.filter(|a| {
+        let Some(id_attnum) = attnum_of(tupdesc, c"id").filter(|a| {
             (*(*tupdesc).attrs.as_ptr().add((*a - 1) as usize)).atttypid == pg_sys::INT4OID
         }) else {
             return call_slow(fcinfo, cfg_slow);
         };
-        let id_attnum = Some(id_at);
         let Some(mut outbox) = Outbox::open() else {
             return call_slow(fcinfo, cfg_slow);
         };
@@ -177,7 +175,7 @@ unsafe fn capture(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         let mut written = 0u64;
         match op {
             Op::Insert => scan(rows, tupdesc, |row| {
-                let Some(record_id) = id_attnum.and_then(|a| row.int4(a)) else {
+                let Some(record_id) = row.int4(id_attnum) else {
                     return;
                 };
                 for h in &hooks {
@@ -188,7 +186,7 @@ unsafe fn capture(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
                 }
             }),
             Op::Delete => scan(rows, tupdesc, |row| {
-                let Some(record_id) = id_attnum.and_then(|a| row.int4(a)) else {
+                let Some(record_id) = row.int4(id_attnum) else {
                     return;
                 };
                 for h in &hooks {
@@ -204,12 +202,12 @@ unsafe fn capture(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
                 let mut old: HashMap<i32, pg_sys::HeapTuple> = HashMap::new();
                 scan_slots(old_rows, tupdesc, |slot| {
                     let row = Row::from_slot(slot);
-                    if let Some(id) = id_attnum.and_then(|a| row.int4(a)) {
+                    if let Some(id) = row.int4(id_attnum) {
                         old.insert(id, pg_sys::ExecCopySlotHeapTuple(slot));
                     }
                 });
                 scan(rows, tupdesc, |row| {
-                    let Some(record_id) = id_attnum.and_then(|a| row.int4(a)) else {
+                    let Some(record_id) = row.int4(id_attnum) else {
                         return;
                     };
                     let Some(&before) = old.get(&record_id) else {
