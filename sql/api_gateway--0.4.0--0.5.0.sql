@@ -1059,43 +1059,6 @@ BEGIN
 END;
 $$;
 
--- DROP EXTENSION api_gateway: the triggers on Odoo's tables depend on _feed_capture(), so they
--- are removed first (as the webhook and security-cache triggers are); if the DROP named another
--- extension after all, they are installed again at its end.
-CREATE FUNCTION api_gateway._feed_before_drop_extension() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    t record;
-BEGIN
-    IF current_query() !~* 'api_gateway' THEN
-        RETURN;
-    END IF;
-    FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel FROM pg_trigger tg
-              WHERE tg.tgfoid = 'api_gateway._feed_capture()'::regprocedure LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
-    END LOOP;
-END;
-$$;
-
-CREATE FUNCTION api_gateway._feed_after_drop_extension() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF to_regclass('api_gateway.feed') IS NULL OR current_query() !~* 'api_gateway' THEN
-        RETURN;
-    END IF;
-    BEGIN
-        PERFORM api_gateway._feed_sync(f.table_name, f.id) FROM api_gateway.feed f;
-    EXCEPTION WHEN OTHERS THEN
-        RAISE WARNING 'api_gateway could not reinstall its change feed triggers after DROP EXTENSION (%); run feed_enable for each feed', SQLERRM;
-    END;
-END;
-$$;
-
-CREATE EVENT TRIGGER api_gateway_feed_drop_start ON ddl_command_start
-    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._feed_before_drop_extension();
-CREATE EVENT TRIGGER api_gateway_feed_drop_end ON ddl_command_end
-    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._feed_after_drop_extension();
-
 -- src/api/data.rs
 CREATE  FUNCTION "changes"(
 	"uid" INT, /* Option < i32 > */
@@ -1112,7 +1075,7 @@ AS 'MODULE_PATHNAME', 'changes_wrapper';
 REVOKE ALL ON TABLE api_gateway.feed, api_gateway.feed_log, api_gateway.feed_horizon FROM PUBLIC;
 REVOKE ALL ON FUNCTION api_gateway._feed_capture(), api_gateway._feed_triggers(), api_gateway._feed_intact(text, bigint),
     api_gateway._feed_sync(text, bigint), api_gateway.feed_enable(text, interval), api_gateway.feed_disable(text),
-    api_gateway._feed_purge(), api_gateway._feed_before_drop_extension(), api_gateway._feed_after_drop_extension(),
+    api_gateway._feed_purge(),
     api_gateway.changes(integer, text, text, text[], integer) FROM PUBLIC;
 
 -- src/sql/observability.sql
@@ -1292,9 +1255,23 @@ BEGIN
 END;
 $$;
 
--- == review: the settings trigger is not dropped by the DROP EXTENSION guard (it goes with the extension) ==
--- src/sql/security_cache.sql
-CREATE OR REPLACE FUNCTION api_gateway._security_before_drop_extension() RETURNS event_trigger
+-- == dropext (issue 13): one DROP EXTENSION guard for every trigger the extension puts on Odoo's tables ==
+DROP EVENT TRIGGER api_gateway_webhook_drop_start;
+DROP EVENT TRIGGER api_gateway_webhook_drop_end;
+DROP EVENT TRIGGER api_gateway_security_drop_start;
+DROP EVENT TRIGGER api_gateway_security_drop_end;
+DROP FUNCTION api_gateway._webhook_before_drop_extension();
+DROP FUNCTION api_gateway._webhook_after_drop_extension();
+DROP FUNCTION api_gateway._security_before_drop_extension();
+DROP FUNCTION api_gateway._security_after_drop_extension();
+-- src/sql/drop_extension.sql
+-- DROP EXTENSION api_gateway: the triggers the extension puts on Odoo's tables (webhook
+-- capture, change feed, security cache) depend on its functions, so without this the DROP would
+-- fail or need CASCADE. Before any DROP EXTENSION whose text names api_gateway, every trigger on
+-- a table outside the extension's schema whose function is the extension's is removed (the
+-- triggers on its own tables go with it); if the DROP named another extension after all, each
+-- kind is installed again at its end.
+CREATE FUNCTION api_gateway._before_drop_extension() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
@@ -1302,12 +1279,167 @@ BEGIN
     IF current_query() !~* 'api_gateway' THEN
         RETURN;
     END IF;
-    -- Only the triggers on Odoo's tables: the one on api_gateway.settings goes with the
-    -- extension (and would not be installed again if the DROP named another extension).
-    FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel FROM pg_trigger tg
-              WHERE tg.tgfoid = 'api_gateway._note_odoo_security_change()'::regprocedure
-                AND tg.tgrelid <> 'api_gateway.settings'::regclass LOOP
+    FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel
+               FROM pg_trigger tg
+               JOIN pg_proc p ON p.oid = tg.tgfoid
+               JOIN pg_class c ON c.oid = tg.tgrelid
+              WHERE NOT tg.tgisinternal
+                AND p.pronamespace = 'api_gateway'::regnamespace
+                AND c.relnamespace <> 'api_gateway'::regnamespace LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
     END LOOP;
+END;
+$$;
+
+CREATE FUNCTION api_gateway._after_drop_extension() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regnamespace('api_gateway') IS NULL OR current_query() !~* 'api_gateway' THEN
+        RETURN;
+    END IF;
+    BEGIN
+        PERFORM api_gateway._webhook_sync(t.table_name)
+           FROM (SELECT DISTINCT table_name FROM api_gateway.webhook) t;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'api_gateway could not reinstall its webhook triggers after DROP EXTENSION (%); save a webhook of each model again', SQLERRM;
+    END;
+    BEGIN
+        PERFORM api_gateway._feed_sync(f.table_name, f.id) FROM api_gateway.feed f;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'api_gateway could not reinstall its change feed triggers after DROP EXTENSION (%); run feed_enable for each feed', SQLERRM;
+    END;
+    -- Never raises (a table it cannot lock is left for the next data call).
+    PERFORM api_gateway._install_security_triggers();
+END;
+$$;
+
+CREATE EVENT TRIGGER api_gateway_drop_start ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._before_drop_extension();
+CREATE EVENT TRIGGER api_gateway_drop_end ON ddl_command_end
+    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._after_drop_extension();
+REVOKE ALL ON FUNCTION api_gateway._before_drop_extension(), api_gateway._after_drop_extension() FROM PUBLIC;
+
+-- == webhookprep: a webhook saved before Odoo's ir_model exists is no longer refused by the restore check ==
+-- src/sql/webhooks.sql
+CREATE OR REPLACE FUNCTION api_gateway._webhook_prepare() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text;
+    v jsonb;
+    port text;
+    recompile boolean;
+BEGIN
+    NEW.name := btrim(NEW.name);
+    NEW.model := btrim(NEW.model);
+    NEW.url := btrim(NEW.url);
+    NEW.headers := coalesce(NEW.headers, '{}'::jsonb);
+    IF NEW.secret IS NULL THEN
+        NEW.secret := api_gateway._new_webhook_secret();
+    ELSIF NOT api_gateway._webhook_secret_valid(NEW.secret) THEN
+        RAISE EXCEPTION 'invalid webhook secret: expected whsec_ followed by the base64 of 24 to 64 random bytes'
+            USING ERRCODE = '22023', COLUMN = 'secret', HINT = 'leave secret NULL to have one generated';
+    END IF;
+    -- Rotation: the previous secret stays valid (deliveries carry both signatures) until
+    -- previous_secret_expires_at: 24 hours unless the same UPDATE sets it (rotate_webhook_secret
+    -- does). previous_secret itself is never taken from the statement.
+    IF TG_OP = 'INSERT' THEN
+        NEW.previous_secret := NULL;
+        NEW.previous_secret_expires_at := NULL;
+    ELSIF NEW.secret IS DISTINCT FROM OLD.secret THEN
+        NEW.previous_secret := OLD.secret;
+        IF NEW.previous_secret_expires_at IS NOT DISTINCT FROM OLD.previous_secret_expires_at THEN
+            NEW.previous_secret_expires_at := now() + interval '24 hours';
+        END IF;
+    ELSE
+        NEW.previous_secret := OLD.previous_secret;
+    END IF;
+    IF NEW.previous_secret IS NULL OR NEW.previous_secret_expires_at IS NULL OR NEW.previous_secret_expires_at <= now() THEN
+        NEW.previous_secret := NULL;
+        NEW.previous_secret_expires_at := NULL;
+    END IF;
+    IF length(NEW.url) > 2048 OR NEW.url !~* '^https?://[^\s/?#@]+([/?#]\S*)?$' THEN
+        RAISE EXCEPTION 'invalid webhook url: expected http(s)://host[:port][/path], without credentials or spaces'
+            USING ERRCODE = '22023', COLUMN = 'url', HINT = 'put credentials in headers, e.g. {"Authorization": "Bearer ..."}';
+    END IF;
+    -- The port, when given: digits, 1 to 65535 (an IPv6 literal's colons are inside brackets).
+    port := substring(NEW.url from '^[A-Za-z]+://(?:\[[^]]*\]|[^:/?#\[]*)(:[^/?#]*)?');
+    IF port IS NOT NULL AND (CASE WHEN port ~ '^:[0-9]{1,5}$' THEN substr(port, 2)::integer NOT BETWEEN 1 AND 65535 ELSE true END) THEN
+        RAISE EXCEPTION 'invalid webhook url: port "%" is not a number from 1 to 65535', left(substr(port, 2), 20)
+            USING ERRCODE = '22023', COLUMN = 'url';
+    END IF;
+    IF jsonb_typeof(NEW.headers) <> 'object' THEN
+        RAISE EXCEPTION 'invalid webhook headers: expected a JSON object of header names to string values'
+            USING ERRCODE = '22023', COLUMN = 'headers';
+    END IF;
+    FOR k, v IN SELECT * FROM jsonb_each(NEW.headers) LOOP
+        IF k !~ '^[!#$%&''*+.^_`|~0-9A-Za-z-]{1,100}$' THEN
+            RAISE EXCEPTION 'invalid webhook header name "%"', left(k, 100) USING ERRCODE = '22023', COLUMN = 'headers';
+        END IF;
+        IF lower(k) IN ('webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type') THEN
+            RAISE EXCEPTION 'webhook header "%" is set by the gateway and cannot be configured', k
+                USING ERRCODE = '22023', COLUMN = 'headers';
+        END IF;
+        -- Hop-by-hop and framing headers (RFC 9110 sections 7.6.1, 7.2, 8.6, 10.1.1, 11.7.2;
+        -- RFC 9112 section 6.1): the HTTP client sets or refuses them; configured, they would
+        -- break or smuggle the request.
+        IF lower(k) IN ('connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer',
+                        'upgrade', 'expect', 'proxy-authorization', 'proxy-authenticate', 'host', 'content-length') THEN
+            RAISE EXCEPTION 'webhook header "%" is a hop-by-hop or framing header and cannot be configured', k
+                USING ERRCODE = '22023', COLUMN = 'headers';
+        END IF;
+        IF jsonb_typeof(v) <> 'string' OR (v #>> '{}') ~ '[\r\n\x01-\x08\x0b\x0c\x0e-\x1f\x7f]' OR length(v #>> '{}') > 8192 THEN
+            RAISE EXCEPTION 'invalid value for webhook header "%": expected a string without control characters', k
+                USING ERRCODE = '22023', COLUMN = 'headers';
+        END IF;
+    END LOOP;
+    IF TG_OP = 'UPDATE' THEN
+        NEW.created_at := OLD.created_at;
+        NEW.updated_at := now();
+        recompile := NEW.model IS DISTINCT FROM OLD.model OR NEW.fields IS DISTINCT FROM OLD.fields
+                     OR NEW.domain IS DISTINCT FROM OLD.domain OR (NEW.active AND NOT OLD.active);
+    ELSE
+        recompile := true;
+    END IF;
+    IF NOT recompile THEN
+        NEW.table_name := OLD.table_name;
+        NEW.payload_fields := OLD.payload_fields;
+        NEW.watched_fields := OLD.watched_fields;
+        NEW.condition := OLD.condition;
+        -- Always from the table as it is now (see _webhook_after_alter_table).
+        NEW.payload_attnums := api_gateway._webhook_attnums(NEW.table_name, NEW.payload_fields);
+        NEW.watched_attnums := api_gateway._webhook_attnums(NEW.table_name, NEW.watched_fields);
+        RETURN NEW;
+    END IF;
+    -- Nested: PL/pgSQL plans a whole condition at once, and public.ir_model may not exist
+    -- (Odoo installed after the extension).
+    IF to_regclass('public.ir_model') IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM public.ir_model) THEN
+            -- Odoo's metadata is not there yet: this is pg_restore replaying the webhook rows
+            -- before public's data. Keep the row, inactive, to be re-enabled after the restore.
+            NEW.active := false;
+            NEW.disabled_reason := 'saved while Odoo''s ir_model was empty (a restore?): re-enable with UPDATE api_gateway.webhook SET active = true';
+            NEW.table_name := replace(NEW.model, '.', '_');
+            NEW.payload_fields := '{id}';
+            NEW.watched_fields := '{}';
+            NEW.payload_attnums := '{}';
+            NEW.watched_attnums := '{}';
+            NEW.condition := NULL;
+            RETURN NEW;
+        END IF;
+    END IF;
+    NEW.payload_fields := api_gateway._webhook_fields(NEW.model, NEW.fields);
+    NEW.condition := api_gateway._webhook_condition(NEW.model, NEW.domain);
+    NEW.table_name := replace(NEW.model, '.', '_');
+    -- Odoo stamps write_date/write_uid on every write: they alone never make a write fire.
+    NEW.watched_fields := ARRAY(SELECT f FROM unnest(NEW.payload_fields) AS f
+                                 WHERE f NOT IN ('id', 'write_date', 'write_uid'));
+    NEW.payload_attnums := api_gateway._webhook_attnums(NEW.table_name, NEW.payload_fields);
+    NEW.watched_attnums := api_gateway._webhook_attnums(NEW.table_name, NEW.watched_fields);
+    IF NEW.active THEN
+        NEW.disabled_reason := NULL;
+    END IF;
+    RETURN NEW;
 END;
 $$;

@@ -46,6 +46,11 @@ pgrx::extension_sql_file!(
     requires = ["webhooks", "observability"]
 );
 pgrx::extension_sql_file!(
+    "sql/drop_extension.sql",
+    name = "drop_extension",
+    requires = ["webhooks", "security_cache", "feed"]
+);
+pgrx::extension_sql_file!(
     "sql/admin.sql",
     name = "admin",
     requires = ["gate", "throttles", "webhooks", "stats"]

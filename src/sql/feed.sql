@@ -233,39 +233,3 @@ BEGIN
 END;
 $$;
 
--- DROP EXTENSION api_gateway: the triggers on Odoo's tables depend on _feed_capture(), so they
--- are removed first (as the webhook and security-cache triggers are); if the DROP named another
--- extension after all, they are installed again at its end.
-CREATE FUNCTION api_gateway._feed_before_drop_extension() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    t record;
-BEGIN
-    IF current_query() !~* 'api_gateway' THEN
-        RETURN;
-    END IF;
-    FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel FROM pg_trigger tg
-              WHERE tg.tgfoid = 'api_gateway._feed_capture()'::regprocedure LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
-    END LOOP;
-END;
-$$;
-
-CREATE FUNCTION api_gateway._feed_after_drop_extension() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF to_regclass('api_gateway.feed') IS NULL OR current_query() !~* 'api_gateway' THEN
-        RETURN;
-    END IF;
-    BEGIN
-        PERFORM api_gateway._feed_sync(f.table_name, f.id) FROM api_gateway.feed f;
-    EXCEPTION WHEN OTHERS THEN
-        RAISE WARNING 'api_gateway could not reinstall its change feed triggers after DROP EXTENSION (%); run feed_enable for each feed', SQLERRM;
-    END;
-END;
-$$;
-
-CREATE EVENT TRIGGER api_gateway_feed_drop_start ON ddl_command_start
-    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._feed_before_drop_extension();
-CREATE EVENT TRIGGER api_gateway_feed_drop_end ON ddl_command_end
-    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._feed_after_drop_extension();

@@ -66,42 +66,6 @@ BEGIN
 END;
 $$;
 
--- DROP EXTENSION api_gateway: the triggers on Odoo's tables depend on the trigger function,
--- so they are removed first (as the webhook capture triggers are); if the DROP named another
--- extension after all, they are installed again at its end.
-CREATE FUNCTION api_gateway._security_before_drop_extension() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    t record;
-BEGIN
-    IF current_query() !~* 'api_gateway' THEN
-        RETURN;
-    END IF;
-    -- Only the triggers on Odoo's tables: the one on api_gateway.settings goes with the
-    -- extension (and would not be installed again if the DROP named another extension).
-    FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel FROM pg_trigger tg
-              WHERE tg.tgfoid = 'api_gateway._note_odoo_security_change()'::regprocedure
-                AND tg.tgrelid <> 'api_gateway.settings'::regclass LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
-    END LOOP;
-END;
-$$;
-
-CREATE FUNCTION api_gateway._security_after_drop_extension() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF to_regprocedure('api_gateway._install_security_triggers()') IS NULL OR current_query() !~* 'api_gateway' THEN
-        RETURN;
-    END IF;
-    PERFORM api_gateway._install_security_triggers();
-END;
-$$;
-
-CREATE EVENT TRIGGER api_gateway_security_drop_start ON ddl_command_start
-    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._security_before_drop_extension();
-CREATE EVENT TRIGGER api_gateway_security_drop_end ON ddl_command_end
-    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._security_after_drop_extension();
-
 -- Maintenance: a noted transaction is forgotten 10 minutes after it was first seen finished.
 -- A backend's cache is never older than a minute, so no backend can still need the row.
 CREATE FUNCTION api_gateway._purge_security_changes() RETURNS bigint

@@ -586,18 +586,22 @@ BEGIN
         NEW.watched_attnums := api_gateway._webhook_attnums(NEW.table_name, NEW.watched_fields);
         RETURN NEW;
     END IF;
-    IF to_regclass('public.ir_model') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM public.ir_model) THEN
-        -- Odoo's metadata is not there yet: this is pg_restore replaying the webhook rows
-        -- before public's data. Keep the row, inactive, to be re-enabled after the restore.
-        NEW.active := false;
-        NEW.disabled_reason := 'saved while Odoo''s ir_model was empty (a restore?): re-enable with UPDATE api_gateway.webhook SET active = true';
-        NEW.table_name := replace(NEW.model, '.', '_');
-        NEW.payload_fields := '{id}';
-        NEW.watched_fields := '{}';
-        NEW.payload_attnums := '{}';
-        NEW.watched_attnums := '{}';
-        NEW.condition := NULL;
-        RETURN NEW;
+    -- Nested: PL/pgSQL plans a whole condition at once, and public.ir_model may not exist
+    -- (Odoo installed after the extension).
+    IF to_regclass('public.ir_model') IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM public.ir_model) THEN
+            -- Odoo's metadata is not there yet: this is pg_restore replaying the webhook rows
+            -- before public's data. Keep the row, inactive, to be re-enabled after the restore.
+            NEW.active := false;
+            NEW.disabled_reason := 'saved while Odoo''s ir_model was empty (a restore?): re-enable with UPDATE api_gateway.webhook SET active = true';
+            NEW.table_name := replace(NEW.model, '.', '_');
+            NEW.payload_fields := '{id}';
+            NEW.watched_fields := '{}';
+            NEW.payload_attnums := '{}';
+            NEW.watched_attnums := '{}';
+            NEW.condition := NULL;
+            RETURN NEW;
+        END IF;
     END IF;
     NEW.payload_fields := api_gateway._webhook_fields(NEW.model, NEW.fields);
     NEW.condition := api_gateway._webhook_condition(NEW.model, NEW.domain);
@@ -703,49 +707,6 @@ $$;
 
 CREATE EVENT TRIGGER api_gateway_webhook_alter_table ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION api_gateway._webhook_after_alter_table();
-
--- DROP EXTENSION api_gateway: the capture triggers on Odoo's tables depend on
--- _webhook_capture(), so without this the DROP would fail (or need CASCADE). Before any DROP
--- EXTENSION whose text names api_gateway, they are removed; after a DROP EXTENSION that left
--- this extension in place (another extension was dropped), they are installed again.
-CREATE FUNCTION api_gateway._webhook_before_drop_extension() RETURNS event_trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    t record;
-BEGIN
-    IF current_query() !~* 'api_gateway' THEN
-        RETURN;
-    END IF;
-    FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel FROM pg_trigger tg
-              WHERE tg.tgfoid = 'api_gateway._webhook_capture()'::regprocedure LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
-    END LOOP;
-END;
-$$;
-
-CREATE FUNCTION api_gateway._webhook_after_drop_extension() RETURNS event_trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF to_regclass('api_gateway.webhook') IS NULL OR current_query() !~* 'api_gateway' THEN
-        RETURN;
-    END IF;
-    BEGIN
-        PERFORM api_gateway._webhook_sync(t.table_name)
-           FROM (SELECT DISTINCT table_name FROM api_gateway.webhook) t;
-    EXCEPTION WHEN OTHERS THEN
-        RAISE WARNING 'api_gateway could not reinstall its webhook triggers after DROP EXTENSION (%); save a webhook of each model again', SQLERRM;
-    END;
-END;
-$$;
-
-CREATE EVENT TRIGGER api_gateway_webhook_drop_start ON ddl_command_start
-    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._webhook_before_drop_extension();
-CREATE EVENT TRIGGER api_gateway_webhook_drop_end ON ddl_command_end
-    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION api_gateway._webhook_after_drop_extension();
 
 -- `webhook_secret(webhook_id)`: the signing secret receivers verify with.
 CREATE FUNCTION api_gateway.webhook_secret(webhook_id integer) RETURNS text

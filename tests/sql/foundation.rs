@@ -143,6 +143,101 @@ fn drop_extension_leaves_odoo_tables_alone() {
         .unwrap();
 }
 
+/// One guard for every kind of trigger the extension puts on Odoo's tables (webhook capture,
+/// change feed, security cache): DROP EXTENSION api_gateway removes them all and leaves Odoo's
+/// own triggers; dropping another extension in a statement that names api_gateway installs each
+/// kind again.
+#[test]
+fn drop_extension_removes_every_kind_of_trigger_on_odoo_tables() {
+    let db_name = &api_gateway_tests::scratch_db("drop_kinds");
+    let mut admin = api_gateway_tests::connect_to("postgres");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db_name}"))
+        .unwrap();
+    // The project's Odoo fixture, loaded into a database of the test's own.
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/odoo19_mini.sql");
+    let loaded = std::process::Command::new("psql")
+        .args([
+            "-q",
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            db_name,
+            "-f",
+            fixture,
+        ])
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    let mut db = api_gateway_tests::connect_to(db_name);
+    db.batch_execute(
+        "CREATE FUNCTION odoo_own() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+         CREATE TRIGGER odoo_own AFTER INSERT ON res_partner FOR EACH STATEMENT EXECUTE FUNCTION odoo_own();
+         CREATE EXTENSION api_gateway;
+         UPDATE api_gateway.webhook_settings SET allow_private_targets = true;
+         INSERT INTO api_gateway.webhook (name, model, url) VALUES ('drop', 'res.partner', 'https://hooks.example.com/odoo');
+         SELECT api_gateway.feed_enable('res.partner.category');",
+    )
+    .unwrap();
+    // (table, kind) of every trigger on Odoo's tables.
+    let kinds = |db: &mut postgres::Client| -> Vec<(String, String)> {
+        db.query(
+            "SELECT DISTINCT c.relname::text, p.proname::text FROM pg_trigger t
+               JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
+              WHERE NOT t.tgisinternal AND c.relnamespace = 'public'::regnamespace ORDER BY 1, 2",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    };
+    let installed = kinds(&mut db);
+    for (table, function) in [
+        ("ir_rule", "_note_odoo_security_change"),
+        ("res_partner", "_webhook_capture"),
+        ("res_partner", "odoo_own"),
+        ("res_partner_category", "_feed_capture"),
+    ] {
+        assert!(
+            installed.contains(&(table.to_string(), function.to_string())),
+            "{table} {function} in {installed:?}"
+        );
+    }
+    let count = |db: &mut postgres::Client| -> i64 {
+        db.query_one(
+            "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+              WHERE NOT t.tgisinternal AND c.relnamespace = 'public'::regnamespace",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let before = count(&mut db);
+    db.batch_execute("CREATE EXTENSION pgcrypto; DROP EXTENSION pgcrypto /* not api_gateway */")
+        .unwrap();
+    assert_eq!(kinds(&mut db), installed, "installed again");
+    assert_eq!(count(&mut db), before);
+    db.batch_execute("DROP EXTENSION api_gateway").unwrap();
+    assert_eq!(
+        kinds(&mut db),
+        [("res_partner".to_string(), "odoo_own".to_string())],
+        "only Odoo's own trigger is left"
+    );
+    db.batch_execute(
+        "UPDATE res_partner SET write_date = now(); UPDATE ir_rule SET active = active",
+    )
+    .unwrap();
+    drop(db);
+    admin
+        .batch_execute(&format!("DROP DATABASE {db_name} WITH (FORCE)"))
+        .unwrap();
+}
+
 #[test]
 fn pg_dump_and_restore_keep_the_gateway_configuration() {
     use std::process::Command;
