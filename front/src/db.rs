@@ -155,11 +155,6 @@ pub async fn query_one_on(
     )
 }
 
-/// The first `n` of `params` (a statement that takes optional trailing parameters).
-pub fn params_up_to<'a, 'b>(params: &'b Params<'a>, n: usize) -> &'b Params<'a> {
-    &params[..n.min(params.len())]
-}
-
 #[cfg(test)]
 mod tests {
     use super::pg_config_with;

@@ -87,6 +87,50 @@ const WRITE_IF_MATCH: GatedSql = gated_sql!(
 const UNLINK_IF_MATCH: GatedSql =
     gated_sql!("CASE WHEN g.status = 200 THEN api_gateway.unlink_if_match(g.uid, $4, $5, $6) END");
 
+/// A flat read's three statements: with Odoo filling what SQL cannot (`--odoo-url`), in a
+/// requested language, and plain. The first two take the language pair (`lang=`,
+/// `Accept-Language`) as their last two parameters; the plain one does not.
+struct FlatRead {
+    fill: GatedSql,
+    lang: GatedSql,
+    plain: GatedSql,
+}
+
+const LIST: FlatRead = FlatRead {
+    fill: SEARCH_READ_FILL,
+    lang: SEARCH_READ_LANG,
+    plain: SEARCH_READ,
+};
+const PAGE: FlatRead = FlatRead {
+    fill: SEARCH_PAGE_FILL,
+    lang: SEARCH_PAGE_LANG,
+    plain: SEARCH_PAGE,
+};
+const RECORD: FlatRead = FlatRead {
+    fill: READ_FILL,
+    lang: READ_LANG,
+    plain: READ,
+};
+
+impl FlatRead {
+    /// Runs the statement for this request with the parameters it takes of `params` (which end
+    /// with the language pair).
+    async fn run(
+        &self,
+        state: &AppState,
+        ctx: &Ctx,
+        (fills, in_language): (bool, bool),
+        params: &crate::db::Params<'_>,
+    ) -> Result<gate::Passed, Problem> {
+        let (sql, params) = match (fills, in_language) {
+            (true, _) => (self.fill, params),
+            (false, true) => (self.lang, params),
+            (false, false) => (self.plain, &params[..params.len() - 2]),
+        };
+        gate::run(state, ctx, sql, params).await
+    }
+}
+
 /// The answer to a write or unlink: 204, 404, or 412 when `If-Match` no longer held.
 fn written(
     g: &gate::Gate,
@@ -209,15 +253,11 @@ pub async fn list(
     if q.contains_key("after") && !q.contains_key("offset") {
         let after = q.get("after").cloned().filter(|a| !a.is_empty());
         let fills = state.odoo.is_some() && query::flat(&fields);
-        let p = gate::run(
-            &state,
-            &ctx,
-            match (fills, in_language) {
-                (true, _) => SEARCH_PAGE_FILL,
-                (false, true) => SEARCH_PAGE_LANG,
-                (false, false) => SEARCH_PAGE,
-            },
-            crate::db::params_up_to(
+        let p = PAGE
+            .run(
+                &state,
+                &ctx,
+                (fills, in_language),
                 &[
                     (&model, Type::TEXT),
                     (&domain, Type::TEXT),
@@ -229,10 +269,8 @@ pub async fn list(
                     (&lang, Type::TEXT),
                     (&accept, Type::TEXT),
                 ],
-                if fills || in_language { 9 } else { 7 },
-            ),
-        )
-        .await?;
+            )
+            .await?;
         let page: Option<Value> = p.col(0)?;
         let total: Option<i64> = p.col(1)?;
         let g = &p.gate;
@@ -286,28 +324,21 @@ pub async fn list(
             .await?
         }
         None => {
-            gate::run(
+            LIST.run(
                 &state,
                 &ctx,
-                match (fills, in_language) {
-                    (true, _) => SEARCH_READ_FILL,
-                    (false, true) => SEARCH_READ_LANG,
-                    (false, false) => SEARCH_READ,
-                },
-                crate::db::params_up_to(
-                    &[
-                        (&model, Type::TEXT),
-                        (&domain, Type::TEXT),
-                        (&fields, Type::TEXT_ARRAY),
-                        (&limit, Type::INT4),
-                        (&offset, Type::INT4),
-                        (&order, Type::TEXT),
-                        (&count, Type::BOOL),
-                        (&lang, Type::TEXT),
-                        (&accept, Type::TEXT),
-                    ],
-                    if fills || in_language { 9 } else { 7 },
-                ),
+                (fills, in_language),
+                &[
+                    (&model, Type::TEXT),
+                    (&domain, Type::TEXT),
+                    (&fields, Type::TEXT_ARRAY),
+                    (&limit, Type::INT4),
+                    (&offset, Type::INT4),
+                    (&order, Type::TEXT),
+                    (&count, Type::BOOL),
+                    (&lang, Type::TEXT),
+                    (&accept, Type::TEXT),
+                ],
             )
             .await?
         }
@@ -399,15 +430,11 @@ pub async fn read(
             .await?
         }
         None => {
-            gate::run(
-                &state,
-                &ctx,
-                match (fills, in_language) {
-                    (true, _) => READ_FILL,
-                    (false, true) => READ_LANG,
-                    (false, false) => READ,
-                },
-                crate::db::params_up_to(
+            RECORD
+                .run(
+                    &state,
+                    &ctx,
+                    (fills, in_language),
                     &[
                         (&model, Type::TEXT),
                         (&id, Type::INT4),
@@ -415,10 +442,8 @@ pub async fn read(
                         (&lang, Type::TEXT),
                         (&accept, Type::TEXT),
                     ],
-                    if fills || in_language { 5 } else { 3 },
-                ),
-            )
-            .await?
+                )
+                .await?
         }
     };
     let g = &p.gate;
