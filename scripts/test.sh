@@ -64,8 +64,10 @@ for fx in "${fixtures[@]}"; do
 done
 run http env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
     cargo test -q -p api_gateway_front --test http
-# The plain REST gateway (no console, dashboard or webhook worker) passes the REST tests too.
+# The plain REST gateway (no console, dashboard or webhook worker) passes the REST tests too,
+# with unprepared statements (--prepared-statements false, as behind a transaction pooler).
 run http-plain env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
+    API_GATEWAY_PREPARED_STATEMENTS=false \
     cargo test -q -p api_gateway_front --no-default-features --test http
 run webhooks env DATABASE_URL="postgresql:///${DBP}_mini?host=$PGHOST" AGW_TEST_FIXTURE=mini \
     cargo test -q -p api_gateway_front --test webhooks

@@ -2,11 +2,14 @@
 //!
 //! Every request is one transaction holding one statement (the gate call and the data call
 //! combined), sent pipelined with its `BEGIN; SET LOCAL statement_timeout` and `COMMIT`, so it
-//! costs one network round trip. No session state, no named prepared statements (`query_typed`
-//! uses the unnamed statement): transaction-mode PgBouncer works.
+//! costs one network round trip. No session state. Statements are prepared once per connection
+//! (`--prepared-statements`, on by default: parsing and planning them for every request cost a
+//! third of the database's time); off, each uses the unnamed statement (`query_typed`), which
+//! transaction-mode PgBouncer before 1.21 needs.
 use crate::config::ServeArgs;
 use crate::error::Problem;
 use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Row};
@@ -33,6 +36,37 @@ pub fn describe_error(e: &tokio_postgres::Error) -> String {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => e.to_string(),
     }
+}
+
+/// Whether `query_on` prepares its statements (`--prepared-statements`; set once by `serve`).
+static PREPARED: AtomicBool = AtomicBool::new(false);
+
+pub fn use_prepared_statements(on: bool) {
+    PREPARED.store(on, Ordering::Relaxed);
+}
+
+/// `--prepared-statements` not given: whether this connection reaches PostgreSQL directly. Over
+/// TCP, a server port other than the one connected to means a pooler in between (PgBouncer in
+/// transaction mode hands each transaction any server connection, so named statements would
+/// meet another client's); over a Unix socket `inet_server_port()` is NULL and so is the answer
+/// of a pooler's socket, so the socket's own port is compared too.
+pub async fn reaches_postgres_directly(
+    client: &deadpool_postgres::Client,
+    url: &str,
+) -> Result<bool, String> {
+    let pg = pg_config(url)?;
+    let port = i32::from(pg.get_ports().first().copied().unwrap_or(5432));
+    let rows = client
+        .query_typed(
+            "SELECT inet_server_port(), current_setting('port')::int",
+            &[],
+        )
+        .await
+        .map_err(|e| describe_error(&e))?;
+    let row = rows.first().ok_or("SELECT returned no row")?;
+    let tcp_port: Option<i32> = row.get(0);
+    let server_port: i32 = row.get(1);
+    Ok(tcp_port.unwrap_or(server_port) == port)
 }
 
 pub fn pool(args: &ServeArgs) -> Result<Pool, String> {
@@ -107,15 +141,48 @@ pub async fn query_on(
     sql: &str,
     params: &Params<'_>,
 ) -> Result<Vec<Row>, Problem> {
+    if !PREPARED.load(Ordering::Relaxed) {
+        return in_transaction(
+            client,
+            statement_timeout_ms,
+            client.query_typed(sql, params),
+        )
+        .await;
+    }
+    let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+    let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+    let statement = client.prepare_typed_cached(sql, &types).await?;
+    let rows = in_transaction(
+        client,
+        statement_timeout_ms,
+        client.query(&statement, &values),
+    )
+    .await;
+    if let Err(e) = &rows
+        && e.sqlstate.as_deref() == Some("0A000")
+    {
+        // "cached plan must not change result type": a function's result changed under the
+        // kept statement (ALTER EXTENSION UPDATE). Nothing ran; prepare it again next time.
+        client.statement_cache.remove(sql, &types);
+    }
+    rows
+}
+
+/// Runs `statement` in its own transaction under the statement timeout (none when 0). The three
+/// requests are queued on the connection at the first poll, in this order, so they travel
+/// together; when the statement fails, COMMIT answers ROLLBACK.
+async fn in_transaction(
+    client: &deadpool_postgres::Client,
+    statement_timeout_ms: u64,
+    statement: impl std::future::Future<Output = Result<Vec<Row>, tokio_postgres::Error>>,
+) -> Result<Vec<Row>, Problem> {
     if statement_timeout_ms == 0 {
-        return Ok(client.query_typed(sql, params).await?);
+        return Ok(statement.await?);
     }
     let begin = format!("BEGIN; SET LOCAL statement_timeout = {statement_timeout_ms}");
-    // The three requests are queued on the connection at the first poll, in this order, so they
-    // travel together; when the statement fails, COMMIT answers ROLLBACK.
     let (began, rows, committed) = tokio::join!(
         client.batch_execute(&begin),
-        client.query_typed(sql, params),
+        statement,
         client.batch_execute("COMMIT"),
     );
     began?;

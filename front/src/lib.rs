@@ -348,6 +348,19 @@ pub async fn serve_on(
             Some(given) => given,
             None => counters_in_shared_memory(&client).await,
         };
+        let prepared = match args.prepared_statements {
+            Some(given) => given,
+            None => db::reaches_postgres_directly(&client, &args.database_url).await?,
+        };
+        db::use_prepared_statements(prepared);
+        tracing::info!(
+            "statements are {}",
+            if prepared {
+                "prepared once per connection"
+            } else {
+                "parsed for every request (unnamed statements; --prepared-statements)"
+            }
+        );
     }
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let grace = Duration::from_secs(args.shutdown_grace_s);

@@ -103,6 +103,9 @@ for p in "$P1" "$P2"; do
 done
 check "front 1 ready through pgbouncer" curl -sf "http://127.0.0.1:$P1/health/ready" -o /dev/null
 check "front 2 ready through pgbouncer" curl -sf "http://127.0.0.1:$P2/health/ready" -o /dev/null
+# --prepared-statements not given: PgBouncer's port is not PostgreSQL's, so no named statements
+# (they would meet other clients' on PgBouncer's server connections).
+check "front 1 saw the pooler: statements unprepared" grep -q "parsed for every request" "$WORK/front-$P1.log"
 
 # A client for the admin (uid 2), made with SQL directly; a generous quota for the bursts.
 psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -c "INSERT INTO api_gateway.profile (user_id, rate_limit) VALUES (2, 1000000) \

@@ -529,3 +529,32 @@ async fn the_plain_build_has_no_console_dashboard_or_worker() {
         .expect_err("no webhook delivery in this build");
     assert!(e.contains("webhooks"), "{e}");
 }
+
+/// `--prepared-statements` not given: a direct connection prepares statements; a URL naming
+/// another port than the server's own is taken for a pooler (front/tests/pgbouncer.sh sees it through a real PgBouncer).
+#[tokio::test]
+async fn statements_are_prepared_only_when_the_database_is_reached_directly() {
+    let url = least_privilege::front_url(&database_url());
+    let args = api_gateway_front::config::ServeArgs::with_database_url(&url);
+    let pool = api_gateway_front::db::pool(&args).unwrap();
+    let client = pool.get().await.unwrap();
+    assert!(
+        api_gateway_front::db::reaches_postgres_directly(&client, &url)
+            .await
+            .unwrap()
+    );
+    // Same connection, as if it had been made to a pooler's port.
+    let port: i32 = client
+        .query_one("SELECT current_setting('port')::int", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let elsewhere = url.replace(&format!(":{port}/"), &format!(":{}/", port + 1));
+    assert_ne!(elsewhere, url);
+    assert!(
+        !api_gateway_front::db::reaches_postgres_directly(&client, &elsewhere)
+            .await
+            .unwrap(),
+        "{elsewhere}"
+    );
+}
