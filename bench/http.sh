@@ -132,7 +132,7 @@ for round in $(seq 1 "$ROUNDS"); do
         # Warm-up: every pooled connection verifies the key once (PBKDF2) and plans its statements.
         wrk -t1 -c"$CONNS" -d1s -H "Authorization: Bearer $cred" "http://127.0.0.1:$PORT$PATH_LIST" >/dev/null
         read -r rps p50 p99 <<<"$(wrk_run "$cred")"
-        tps=$(pgbench_tps "$DB" "$CONNS" "$SECS" extended "$BENCH_DIR/pgbench/http_search_read.sql" \
+        tps=$(pgbench_tps "$DB" "$CONNS" "$SECS" prepared "$BENCH_DIR/pgbench/http_search_read.sql" \
             -D cred="$cred" -D uid="$UID_DEMO")
         say "round $round, $kind: HTTP $rps req/s (p50 $p50 ms, p99 $p99 ms), same SQL via pgbench $tps tps"
         RPS[$kind]+=" $rps"; P50[$kind]+=" $p50"; P99[$kind]+=" $p99"; SQLTPS[$kind]+=" $tps"
@@ -229,7 +229,7 @@ LUA
                 [ "$mode" = single ] && script=$BENCH_DIR/pgbench/http_real_single.sql
                 wrk -t1 -c"$CONNS" -d1s -H "Authorization: Bearer $cred" "$url" >/dev/null
                 read -r rps p50 p99 <<<"$(wrk_run "$cred" "$url")"
-                tps=$(pgbench_tps "$RDB" "$CONNS" "$SECS" extended "$script" -D cred="$cred" -D uid=2 -D domain="$DOMAIN")
+                tps=$(pgbench_tps "$RDB" "$CONNS" "$SECS" prepared "$script" -D cred="$cred" -D uid=2 -D domain="$DOMAIN")
                 say "real, round $round, $kind, $mode: HTTP $rps req/s (p50 $p50 ms), same SQL via pgbench $tps tps"
                 RR[${kind}_${mode}_rps]+=" $rps"; RR[${kind}_${mode}_p50]+=" $p50"; RR[${kind}_${mode}_tps]+=" $tps"
             done

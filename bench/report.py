@@ -624,7 +624,7 @@ does the same with short runs, for working on the scripts.
   8 clients running `bench/pgbench/http_search_read.sql`: the very statements the front sends
   (gate, then data call, each in its own transaction with `SET LOCAL statement_timeout`) with the
   same round trips (pgbench pipelines each transaction as tokio-postgres does) and the same
-  protocol (`-M extended`, unnamed statements). Three rounds of 6 s runs. wrk, the front and
+  protocol (`-M prepared`: the front prepares its statements once per connection). Three rounds of 6 s runs. wrk, the front and
   PostgreSQL share the cores, as they would on one box. Then, on the real Odoo database, issue
   14's query as the admin (API key and JWT) through two fronts, the default one and one with
   `--single-statement`, each against pgbench sending what that front sends

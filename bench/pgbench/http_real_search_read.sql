@@ -3,7 +3,8 @@
 -- then the data call, each in its own transaction with the statement timeout set inside it,
 -- each transaction's messages sent together (one round trip each, as tokio-postgres pipelines
 -- them). -D cred=<JWT or Odoo API key> -D uid=<the uid it authenticates as>
--- -D domain=<the domain>; run with -M extended (unnamed statements, as the front's query_typed).
+-- -D domain=<the domain>; run with -M prepared (the front prepares its statements once per
+-- connection; pgbench prepares BEGIN/SET/COMMIT too, which the front sends as simple queries).
 \startpipeline
 BEGIN;
 SET LOCAL statement_timeout = 15000;

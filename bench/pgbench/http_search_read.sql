@@ -2,8 +2,9 @@
 -- (front/src/gate.rs and routes/records.rs, default settings): the gate, then the data call,
 -- each in its own transaction with the statement timeout set inside it, each transaction's
 -- messages sent together (one round trip each, as tokio-postgres pipelines them).
--- -D cred=<JWT or Odoo API key> -D uid=<the uid it authenticates as>; run with -M extended
--- (unnamed statements, as the front's query_typed).
+-- -D cred=<JWT or Odoo API key> -D uid=<the uid it authenticates as>; run with -M prepared
+-- (the front prepares its statements once per connection; pgbench prepares BEGIN/SET/COMMIT
+-- too, which the front sends as simple queries).
 \startpipeline
 BEGIN;
 SET LOCAL statement_timeout = 15000;
