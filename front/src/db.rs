@@ -152,12 +152,38 @@ pub async fn query_on(
     let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
     let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
     let statement = client.prepare_typed_cached(sql, &types).await?;
-    let rows = in_transaction(
-        client,
-        statement_timeout_ms,
-        client.query(&statement, &values),
-    )
-    .await;
+    let rows = if statement_timeout_ms == 0 {
+        client
+            .query(&statement, &values)
+            .await
+            .map_err(Problem::from)
+    } else {
+        // BEGIN, the timeout and COMMIT are prepared too (their text is fixed per front), so the
+        // request's four messages are all bind-and-execute, queued together as in
+        // `in_transaction`.
+        let begin = client.prepare_typed_cached("BEGIN", &[]).await?;
+        let timeout = client
+            .prepare_typed_cached(
+                &format!("SET LOCAL statement_timeout = {statement_timeout_ms}"),
+                &[],
+            )
+            .await?;
+        let commit = client.prepare_typed_cached("COMMIT", &[]).await?;
+        let (began, timed, rows, committed) = tokio::join!(
+            client.execute(&begin, &[]),
+            client.execute(&timeout, &[]),
+            client.query(&statement, &values),
+            client.execute(&commit, &[]),
+        );
+        (|| {
+            began?;
+            timed?;
+            let rows = rows?;
+            committed?;
+            Ok::<_, tokio_postgres::Error>(rows)
+        })()
+        .map_err(Problem::from)
+    };
     if let Err(e) = &rows
         && e.sqlstate.as_deref() == Some("0A000")
     {
