@@ -384,8 +384,8 @@ def section_http(r: Results) -> list[str]:
     if r.has("http", "real_http_key_two_rps"):
         t = Table(ours="HTTP", baseline="same SQL via pgbench")
         query = "GET /api/v1/res.partner?domain=[[\"is_company\",\"=\",true]]&fields=name,email&limit=10"
-        for mode, mode_text in (("two", "gate and data call in two transactions (default)"),
-                                ("single", "`--single-statement`")):
+        for mode, mode_text in (("two", "gate and data call in two transactions (`--single-statement false`)"),
+                                ("single", "one statement (`--single-statement true`, the default with counters in shared memory)")):
             for kind, text in (("key", "admin's Odoo API key"), ("jwt", "JWT access token")):
                 t.add(f"`{query}`, admin, {text}, {mode_text}, {conns} connections",
                       lambda kind=kind, mode=mode: (per_s(g(f"real_http_{kind}_{mode}_rps"), " req/s"),
@@ -398,7 +398,7 @@ def section_http(r: Results) -> list[str]:
                   "sends, run by pgbench with as many clients:", ""] + t.markdown()
         if r.has("http", "real_vs_odoo_rps"):
             t = Table(ours="gateway", baseline="Odoo 19 JSON-2")
-            t.add(f"the same query: gateway (API key, default mode) vs Odoo's `POST /json/2/res.partner/search_read`, "
+            t.add(f"the same query: gateway (API key, one statement: the default with counters in shared memory) vs Odoo's `POST /json/2/res.partner/search_read`, "
                   f"{conns} connections each, same rounds",
                   lambda: (per_s(g("real_vs_gateway_rps"), " req/s"), per_s(g("real_vs_odoo_rps"), " req/s"),
                            r.ratio("http", "real_vs_gateway_rps", "real_vs_odoo_rps")),
@@ -624,10 +624,11 @@ does the same with short runs, for working on the scripts.
   8 clients running `bench/pgbench/http_search_read.sql`: the very statements the front sends
   (gate, then data call, each in its own transaction with `SET LOCAL statement_timeout`) with the
   same round trips (pgbench pipelines each transaction as tokio-postgres does) and the same
-  protocol (`-M prepared`: the front prepares its statements once per connection). Three rounds of 6 s runs. wrk, the front and
+  protocol (`-M prepared`: the front prepares its statements once per connection); that front
+  runs with `--single-statement false`. Three rounds of 6 s runs. wrk, the front and
   PostgreSQL share the cores, as they would on one box. Then, on the real Odoo database, issue
-  14's query as the admin (API key and JWT) through two fronts, the default one and one with
-  `--single-statement`, each against pgbench sending what that front sends
+  14's query as the admin (API key and JWT) through two fronts, `--single-statement false` and
+  `true`, each against pgbench sending what that front sends
   (`http_real_search_read.sql`, `http_real_single.sql`), after checking that both answer
   `search_read`'s 10 records; and, when `ODOO_URL` in `make bench`'s environment reaches an
   Odoo 19 (`ODOO_DATABASE`, `ODOO_KEY`: the demo database's admin key by default), its JSON-2
