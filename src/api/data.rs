@@ -477,17 +477,19 @@ fn binary_file(
 /// refused with 0A000 before anything is checked or written.
 fn require_sql_writes(model: &str) {
     let listed: Option<bool> = spi(Spi::connect(|c| {
-        c.select(
+        let plan = crate::spi::plan(
+            c,
             // Read through to_jsonb: between the library's replacement and ALTER EXTENSION
             // UPDATE to 0.4.0 the column does not exist yet, and writes keep working as before.
             "SELECT CASE WHEN to_jsonb(s) ? 'sql_write_models' \
                          THEN (to_jsonb(s) -> 'sql_write_models') ? $1 ELSE true END \
                FROM api_gateway.settings s",
-            Some(1),
-            &[model.into()],
-        )?
-        .first()
-        .get_one::<bool>()
+            &[PgBuiltInOids::TEXTOID],
+            false,
+        );
+        c.select(plan, Some(1), &[model.into()])?
+            .first()
+            .get_one::<bool>()
     }));
     if listed != Some(true) {
         raise(

@@ -23,12 +23,14 @@ pub struct Request<'a> {
 /// The model's feed: (id, purge horizon, triggers intact, table).
 fn feed_row(model: &str) -> Option<(i64, u64, bool, String)> {
     Spi::connect(|c| {
-        let t = spi(c.select(
+        let plan = crate::spi::plan(
+            c,
             "SELECT f.id, f.purged_below::text, api_gateway._feed_intact(f.table_name, f.id), f.table_name \
                FROM api_gateway.feed f WHERE f.model = $1",
-            Some(1),
-            &[model.into()],
-        ));
+            &[PgBuiltInOids::TEXTOID],
+            false,
+        );
+        let t = spi(c.select(plan, Some(1), &[model.into()]));
         if t.is_empty() {
             return None;
         }
@@ -221,12 +223,18 @@ pub fn changes(req: Request) -> RawJsonb {
 fn finish(body: Option<RawJsonb>, more: bool, next: &str) -> RawJsonb {
     Spi::connect(|c| {
         let args: Vec<pgrx::datum::DatumWithOid> = vec![body.into(), more.into(), next.into()];
-        let t = spi(c.select(
+        let plan = crate::spi::plan(
+            c,
             "SELECT coalesce($1::jsonb, '{\"records\": [], \"deleted\": []}'::jsonb) \
                     || jsonb_build_object('next', $3::text, 'more', $2::boolean)",
-            Some(1),
-            &args,
-        ));
+            &[
+                PgBuiltInOids::JSONBOID,
+                PgBuiltInOids::BOOLOID,
+                PgBuiltInOids::TEXTOID,
+            ],
+            false,
+        );
+        let t = spi(c.select(plan, Some(1), &args));
         crate::spi::first_jsonb(t)
     })
     .unwrap_or_else(|| {

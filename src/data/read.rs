@@ -580,12 +580,14 @@ pub struct PageRequest<'a> {
 /// The signing keys the extension keeps: (kid, secret), the current one first.
 pub(crate) fn signing_keys() -> Vec<(String, String)> {
     Spi::connect(|c| {
-        let t = spi(c.select(
+        let plan = crate::spi::plan(
+            c,
             "SELECT jwt_kid, jwt_secret FROM api_gateway.settings \
              UNION ALL SELECT kid, secret FROM api_gateway.signing_key WHERE valid_until > now()",
-            None,
             &[],
-        ));
+            false,
+        );
+        let t = spi(c.select(plan, None, &[]));
         t.map(|r| {
             (
                 spi(r.get::<String>(1)).unwrap_or_default(),
@@ -599,12 +601,14 @@ pub(crate) fn signing_keys() -> Vec<(String, String)> {
 /// The columns of `table` with a NOT NULL constraint (keyset conditions need no NULL cases there).
 fn not_null_columns(table: &str) -> Vec<String> {
     Spi::connect(|c| {
-        let t = spi(c.select(
+        let plan = crate::spi::plan(
+            c,
             "SELECT attname::text FROM pg_attribute \
              WHERE attrelid = to_regclass('public.' || quote_ident($1)) AND attnotnull AND attnum > 0",
-            None,
-            &[table.into()],
-        ));
+            &[PgBuiltInOids::TEXTOID],
+            false,
+        );
+        let t = spi(c.select(plan, None, &[table.into()]));
         t.filter_map(|r| spi(r.get::<String>(1))).collect()
     })
 }
@@ -759,11 +763,13 @@ pub fn search_page(req: PageRequest) -> RawJsonb {
     };
     Spi::connect(|c| {
         let args: Vec<pgrx::datum::DatumWithOid> = vec![records.into(), next.as_deref().into()];
-        let t = spi(c.select(
+        let plan = crate::spi::plan(
+            c,
             "SELECT jsonb_build_object('records', $1::jsonb, 'next', $2::text)",
-            Some(1),
-            &args,
-        ));
+            &[PgBuiltInOids::JSONBOID, PgBuiltInOids::TEXTOID],
+            false,
+        );
+        let t = spi(c.select(plan, Some(1), &args));
         crate::spi::first_jsonb(t)
     })
     .unwrap_or_else(|| {
