@@ -248,6 +248,9 @@ if [ "${BENCH_DATA_NESTED:-1}" = 1 ] && [ "${BENCH_DATA_PAGING_ONLY:-0}" = 0 ] &
     [ "$lines" = 20 ] || die "nested read: order $order has $lines lines visible to the demo user, 20 expected"
     pair nested_read_l20 "$BENCH_DIR/pgbench/nested_read.sql" "-D uid=5 -D id=$order" \
         flat_read_l20 "$BENCH_DIR/pgbench/nested_flat.sql" "-D uid=5 -D id=$order" "$NDB"
+    # the floor: the same two reads by hand-written SQL (no rights, rules or display names)
+    pair hand_nested_l20 "$BENCH_DIR/pgbench/nested_handwritten.sql" "-D id=$order" \
+        hand_flat_l20 "$BENCH_DIR/pgbench/nested_flat_handwritten.sql" "-D id=$order" "$NDB"
     # what an integrator does without nested reads
     pair nested_read_l20b "$BENCH_DIR/pgbench/nested_read.sql" "-D uid=5 -D id=$order" \
         three_reads_l20 "$BENCH_DIR/pgbench/nested_three_reads.sql" "-D uid=5 -D id=$order" "$NDB"

@@ -344,6 +344,11 @@ def section_nested(r: Results) -> list[str]:
               lambda: (tps(g("nested_read_l20")), tps(g("flat_read_l20")),
                        r.ratio("data", "flat_read_l20", "nested_read_l20")),
               target=2, at_most=True, short="nested read of a 20-line order vs a flat read (cost)")
+        if "hand_nested_l20" in have:
+            t.add("the floor: the same nested and flat reads by hand-written SQL (same shape; no access rights, "
+                  "record rules or display names), nested vs flat",
+                  lambda: (tps(g("hand_nested_l20")), tps(g("hand_flat_l20")),
+                           r.ratio("data", "hand_flat_l20", "hand_nested_l20")))
         if "three_reads_l20" in have:
             t.add("the same nested read vs the three plain reads it replaces (the order; its lines by "
                   "`order_id`; their products by id, from the lines' answer), three round trips",
