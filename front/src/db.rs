@@ -134,84 +134,99 @@ pub async fn query(
     query_on(&client, statement_timeout_ms, sql, params).await
 }
 
-/// `query` on a connection already taken from the pool.
+/// `query` on a connection already taken from the pool: prepared or not as `serve` decided.
 pub async fn query_on(
     client: &deadpool_postgres::Client,
     statement_timeout_ms: u64,
     sql: &str,
     params: &Params<'_>,
 ) -> Result<Vec<Row>, Problem> {
-    if !PREPARED.load(Ordering::Relaxed) {
-        return in_transaction(
-            client,
-            statement_timeout_ms,
-            client.query_typed(sql, params),
-        )
-        .await;
+    if PREPARED.load(Ordering::Relaxed) {
+        return query_prepared(client, statement_timeout_ms, sql, params).await;
     }
+    let rows = in_transaction(
+        client,
+        statement_timeout_ms,
+        false,
+        client.query_typed(sql, params),
+    );
+    Ok(rows.await?)
+}
+
+/// `query_on` with `sql` prepared once on this connection (deadpool's statement cache) and then
+/// only bound and executed.
+pub async fn query_prepared(
+    client: &deadpool_postgres::Client,
+    statement_timeout_ms: u64,
+    sql: &str,
+    params: &Params<'_>,
+) -> Result<Vec<Row>, Problem> {
     let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
     let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
     let statement = client.prepare_typed_cached(sql, &types).await?;
-    let rows = if statement_timeout_ms == 0 {
-        client
-            .query(&statement, &values)
-            .await
-            .map_err(Problem::from)
-    } else {
-        // BEGIN, the timeout and COMMIT are prepared too (their text is fixed per front), so the
-        // request's four messages are all bind-and-execute, queued together as in
-        // `in_transaction`.
-        let begin = client.prepare_typed_cached("BEGIN", &[]).await?;
-        let timeout = client
-            .prepare_typed_cached(
-                &format!("SET LOCAL statement_timeout = {statement_timeout_ms}"),
-                &[],
-            )
-            .await?;
-        let commit = client.prepare_typed_cached("COMMIT", &[]).await?;
-        let (began, timed, rows, committed) = tokio::join!(
-            client.execute(&begin, &[]),
-            client.execute(&timeout, &[]),
-            client.query(&statement, &values),
-            client.execute(&commit, &[]),
-        );
-        (|| {
-            began?;
-            timed?;
-            let rows = rows?;
-            committed?;
-            Ok::<_, tokio_postgres::Error>(rows)
-        })()
-        .map_err(Problem::from)
-    };
+    let rows = in_transaction(
+        client,
+        statement_timeout_ms,
+        true,
+        client.query(&statement, &values),
+    )
+    .await;
     if let Err(e) = &rows
-        && e.sqlstate.as_deref() == Some("0A000")
+        && e.as_db_error().is_some_and(|d| {
+            d.message()
+                .starts_with("cached plan must not change result type")
+        })
     {
-        // "cached plan must not change result type": a function's result changed under the
-        // kept statement (ALTER EXTENSION UPDATE). Nothing ran; prepare it again next time.
+        // A function's result columns changed under the kept statement (ALTER EXTENSION
+        // UPDATE): nothing ran; the next request prepares it again.
         client.statement_cache.remove(sql, &types);
     }
-    rows
+    Ok(rows?)
 }
 
-/// Runs `statement` in its own transaction under the statement timeout (none when 0). The three
+/// Runs `statement` in its own transaction under the statement timeout (none when 0). The
 /// requests are queued on the connection at the first poll, in this order, so they travel
-/// together; when the statement fails, COMMIT answers ROLLBACK.
+/// together; when the statement fails, COMMIT answers ROLLBACK. `prepared`: BEGIN, the timeout
+/// and COMMIT are kept statements too (bind and execute only), else one simple query each side.
 async fn in_transaction(
     client: &deadpool_postgres::Client,
     statement_timeout_ms: u64,
+    prepared: bool,
     statement: impl std::future::Future<Output = Result<Vec<Row>, tokio_postgres::Error>>,
-) -> Result<Vec<Row>, Problem> {
+) -> Result<Vec<Row>, tokio_postgres::Error> {
     if statement_timeout_ms == 0 {
-        return Ok(statement.await?);
+        return statement.await;
     }
-    let begin = format!("BEGIN; SET LOCAL statement_timeout = {statement_timeout_ms}");
-    let (began, rows, committed) = tokio::join!(
-        client.batch_execute(&begin),
+    if !prepared {
+        let begin = format!("BEGIN; SET LOCAL statement_timeout = {statement_timeout_ms}");
+        let (began, rows, committed) = tokio::join!(
+            client.batch_execute(&begin),
+            statement,
+            client.batch_execute("COMMIT"),
+        );
+        began?;
+        let rows = rows?;
+        committed?;
+        return Ok(rows);
+    }
+    let begin = client.prepare_typed_cached("BEGIN", &[]).await?;
+    let timeout = client
+        .prepare_typed_cached(
+            "SELECT pg_catalog.set_config('statement_timeout', $1, true)",
+            &[Type::TEXT],
+        )
+        .await?;
+    let commit = client.prepare_typed_cached("COMMIT", &[]).await?;
+    let ms = statement_timeout_ms.to_string();
+    let ms: [&(dyn ToSql + Sync); 1] = [&ms];
+    let (began, timed, rows, committed) = tokio::join!(
+        client.execute(&begin, &[]),
+        client.execute(&timeout, &ms),
         statement,
-        client.batch_execute("COMMIT"),
+        client.execute(&commit, &[]),
     );
     began?;
+    timed?;
     let rows = rows?;
     committed?;
     Ok(rows)

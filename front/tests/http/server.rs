@@ -558,3 +558,70 @@ async fn statements_are_prepared_only_when_the_database_is_reached_directly() {
         "{elsewhere}"
     );
 }
+
+/// The prepared path: the statement is kept on the connection; the statement timeout still
+/// holds and stays local to the request's transaction; a statement whose result columns change
+/// under it (a function replaced, as by ALTER EXTENSION UPDATE) fails once with 0A000 and is
+/// prepared afresh for the next request.
+#[tokio::test]
+async fn a_prepared_statement_is_kept_timed_out_and_prepared_again_when_its_result_changes() {
+    use api_gateway_front::db::query_prepared;
+    let admin = db().await;
+    let f = "public.agw_it_result_shape";
+    admin
+        .batch_execute(&format!(
+            "DROP FUNCTION IF EXISTS {f}(); \
+             CREATE FUNCTION {f}() RETURNS TABLE(a int) LANGUAGE sql AS 'SELECT 1'"
+        ))
+        .await
+        .unwrap();
+    let url = least_privilege::front_url(&database_url());
+    let pool = api_gateway_front::db::pool(
+        &api_gateway_front::config::ServeArgs::with_database_url(&url),
+    )
+    .unwrap();
+    let client = pool.get().await.unwrap();
+    let sql = format!("SELECT * FROM {f}()");
+    let rows = query_prepared(&client, 5000, &sql, &[]).await.unwrap();
+    assert_eq!(rows[0].len(), 1);
+    let kept: i64 = client
+        .query_typed(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1",
+            &[(&sql, tokio_postgres::types::Type::TEXT)],
+        )
+        .await
+        .unwrap()[0]
+        .get(0);
+    assert_eq!(kept, 1, "kept on the connection");
+    // The timeout is the request's own and ends with its transaction.
+    let before: String = client
+        .query_typed("SHOW statement_timeout", &[])
+        .await
+        .unwrap()[0]
+        .get(0);
+    let e = query_prepared(&client, 50, "SELECT pg_sleep(0.5)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.sqlstate.as_deref(), Some("57014"), "{e:?}");
+    let after: String = client
+        .query_typed("SHOW statement_timeout", &[])
+        .await
+        .unwrap()[0]
+        .get(0);
+    assert_eq!(before, after);
+    admin
+        .batch_execute(&format!(
+            "DROP FUNCTION {f}(); \
+             CREATE FUNCTION {f}() RETURNS TABLE(a int, b int) LANGUAGE sql AS 'SELECT 1, 2'"
+        ))
+        .await
+        .unwrap();
+    let e = query_prepared(&client, 5000, &sql, &[]).await.unwrap_err();
+    assert_eq!(e.sqlstate.as_deref(), Some("0A000"), "{e:?}");
+    let rows = query_prepared(&client, 5000, &sql, &[]).await.unwrap();
+    assert_eq!(rows[0].len(), 2, "prepared again with the new columns");
+    admin
+        .batch_execute(&format!("DROP FUNCTION {f}()"))
+        .await
+        .unwrap();
+}
