@@ -118,12 +118,18 @@ pub fn first_jsonb(table: pgrx::spi::SpiTupleTable<'_>) -> Option<RawJsonb> {
     }))
 }
 
-/// A jsonb datum of an SPI result row, copied out of SPI's memory (as `first_jsonb` does).
-///
-/// # Safety
-/// `datum` must be a jsonb varlena of the current SPI result.
-pub unsafe fn transfer_jsonb(datum: pgrx::pg_sys::Datum) -> RawJsonb {
-    RawJsonb(unsafe { pgrx::pg_sys::SPI_datumTransfer(datum, false, -1) })
+/// Column `ordinal` of the current row of `table` when it is a jsonb, copied out of SPI's
+/// memory (as `first_jsonb` does); None when NULL or of another type.
+pub fn jsonb_at(table: &pgrx::spi::SpiTupleTable<'_>, ordinal: usize) -> Option<RawJsonb> {
+    if spi(table.column_type_oid(ordinal)).value() != pgrx::pg_sys::JSONBOID {
+        return None;
+    }
+    let datum = spi(table.get_datum_by_ordinal(ordinal))?;
+    // SAFETY: a jsonb varlena of the current result row (its type checked above); copied into
+    // the memory context that was current before SPI_connect.
+    Some(RawJsonb(unsafe {
+        pgrx::pg_sys::SPI_datumTransfer(datum, false, -1)
+    }))
 }
 
 // SAFETY: the datum is a valid jsonb varlena living in the function's caller memory context.

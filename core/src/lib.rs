@@ -16,6 +16,7 @@ pub mod jwt;
 pub mod lang;
 pub mod name_search;
 pub mod nested;
+pub mod odoo;
 pub mod ratelimit;
 pub mod rules;
 pub mod secrets;

@@ -269,7 +269,10 @@ fn read_one(
 
 /// The tree of a `specification` argument (NULL reads only `id`, as Odoo's `web_read({})`).
 fn specification(spec: Option<&pgrx::JsonB>) -> Vec<api_gateway_core::nested::Node> {
-    spec.map_or_else(Vec::new, |s| data::nested::specification_tree(&s.0))
+    spec.map_or_else(Vec::new, |s| {
+        api_gateway_core::odoo::nested_read::specification_tree(&s.0)
+            .unwrap_or_else(|e| data::refuse(e))
+    })
 }
 
 /// `api_gateway.web_search_read(uid, model, domain DEFAULT '[]', specification DEFAULT '{}',

@@ -267,6 +267,17 @@ fn build(uid: i32, row: Row) -> UserContext {
 }
 
 impl UserContext {
+    /// The reader as `api_gateway_core::odoo` sees it.
+    pub fn reader(&self) -> api_gateway_core::odoo::Reader<'_> {
+        api_gateway_core::odoo::Reader {
+            uid: self.uid,
+            superuser: self.superuser,
+            lang: &self.lang,
+            company_id: self.company_id,
+            groups: &self.groups,
+        }
+    }
+
     /// Refuse with 42501 when the ACL does not grant `op` on `model` (Odoo's AccessError).
     pub fn require_access(&self, model: &str, op: Operation) {
         if !self.allowed {

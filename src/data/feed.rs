@@ -4,11 +4,11 @@
 //! `search_read` does (same field selection, values, access rights and record rules).
 use crate::data::context;
 use crate::data::read::{self, Models};
-use crate::data::values::Shaper;
 use crate::data::{Operation, params};
 use crate::error::{raise, spi};
 use crate::spi::RawJsonb;
 use api_gateway_core::domain::{Domain, Param};
+use api_gateway_core::odoo::select;
 use api_gateway_core::{cursor, feed};
 use pgrx::prelude::*;
 
@@ -73,7 +73,9 @@ pub fn changes(req: Request) -> RawJsonb {
     let models = Models::new(&user, req.model);
     let model = models.get(req.model);
     user.require_access(req.model, Operation::Read);
-    let limit = read::page(&user, req.limit, None).limit;
+    let limit = select::page(user.limits, req.limit, None)
+        .unwrap_or_else(|e| crate::data::refuse(e))
+        .limit;
     if limit == 0 {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -146,17 +148,15 @@ pub fn changes(req: Request) -> RawJsonb {
     // The records: every readable record of the model (archived ones too: archiving is a
     // change), restricted below to the ids of the window.
     let q = read::visible_rows(&user, &models, &model, &Domain::True, false);
-    let mut params = q.params;
-    params.push(Param::Text(user.lang.clone()));
-    let lang_param = params.len();
-    params.push(Param::Int(user.company_id));
-    let company_param = params.len();
-    let shaper = Shaper::new(&models, &user, params, lang_param, company_param);
-    let names = read::select_fields(&user, &shaper, &model, req.fields);
-    let pairs: Vec<(String, String)> = names
-        .iter()
-        .map(|n| (n.clone(), shaper.value(&model, n)))
-        .collect();
+    let shaper = read::shaper_over(&models, &user, q.params);
+    let pairs = select::select_fields(&shaper, &model, req.fields)
+        .and_then(|names| {
+            names
+                .iter()
+                .map(|n| Ok((n.clone(), shaper.value(&model, n)?)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap_or_else(|e| crate::data::refuse(e));
     let mut params = shaper.into_params();
     let mut param = |p: Param| {
         params.push(p);
@@ -191,7 +191,7 @@ pub fn changes(req: Request) -> RawJsonb {
                 (SELECT w.hi::text FROM w), \
                 (SELECT max(p.res_id) FROM p), \
                 (SELECT count(*) FROM c) > ${l}",
-        obj = read::object_sql(&pairs),
+        obj = select::object_sql(&pairs),
         from_where = q.from_where,
         table = model.table_ident(),
     );
@@ -202,10 +202,7 @@ pub fn changes(req: Request) -> RawJsonb {
         let hi: Option<String> = spi(t.get::<String>(2));
         let last: Option<i64> = spi(t.get::<i64>(3));
         let more = spi(t.get::<bool>(4)).unwrap_or(false);
-        let datum = spi(t.get_datum_by_ordinal(1));
-        // SAFETY: column 1 is the jsonb of this result row.
-        let body = datum.map(|d| unsafe { crate::spi::transfer_jsonb(d) });
-        (body, hi, last, more)
+        (crate::spi::jsonb_at(&t, 1), hi, last, more)
     });
     let hi = snapshot(hi);
     let body = body.unwrap_or_else(|| {

@@ -6,7 +6,6 @@
 use crate::data::context::{self, INHERITS};
 use crate::data::meta;
 use crate::data::read::Models;
-use crate::data::values::Shaper;
 use crate::data::{Operation, lang};
 use crate::error::spi;
 use api_gateway_core::fields::{self, Description, Source};
@@ -104,7 +103,7 @@ pub fn fields_get(uid: i32, model: &str, lang: Option<&str>) -> serde_json::Valu
     // Where a field is read from is decided as the reads decide it (`Shaper::servable`).
     let models = Models::new(&user, model);
     let main = models.get(model);
-    let shaper = Shaper::new(&models, &user, vec![], 1, 2);
+    let shaper = models.shaper(vec![], 1, 2);
     let mut out = serde_json::Map::new();
     for row in rows(model, &lang) {
         // Names the gateway cannot quote are not served (meta.rs), so not described either.

@@ -3,32 +3,15 @@
 //! `ir_model_fields` rows (row count and the sum of their xmin), so a module install or a
 //! changed field is seen on the next call.
 use crate::error::{raise, spi};
-use api_gateway_core::domain::{FieldInfo, ModelInfo, Value};
+use api_gateway_core::domain::{FieldInfo, ModelInfo};
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// What the gateway knows about one field beyond what the domain compiler needs.
-#[derive(Debug, Clone)]
-pub struct FieldMeta {
-    /// A column of the model's table holds it (false for x2many, attachments, non-stored).
-    pub has_column: bool,
-    pub readonly: bool,
-    pub required: bool,
-    /// Groups allowed to access it (`groups=` on the field); empty = everyone.
-    pub groups: Vec<i32>,
-    /// `ir_model_fields.related` of a non-stored related field (e.g. `partner_id.name`).
-    pub related: Option<String>,
-}
-
-#[derive(Debug)]
-pub struct ModelMeta {
-    pub info: ModelInfo,
-    pub order: String,
-    pub fields: HashMap<String, FieldMeta>,
-    pub fingerprint: (i64, i64),
-}
+pub use api_gateway_core::odoo::meta::{
+    FieldMeta, ModelMeta, line_filter, plain_identifier, valid_model_name,
+};
 
 thread_local! {
     static CACHE: RefCell<HashMap<String, Rc<ModelMeta>>> = RefCell::new(HashMap::new());
@@ -54,41 +37,6 @@ const FIELDS: &str = "SELECT f.id, f.name, f.ttype, coalesce(f.store, false), f.
   LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = to_regclass('public.' || quote_ident($2)) \
        AND a.attname = f.name AND a.attnum > 0 AND NOT a.attisdropped \
  WHERE f.model = $1";
-
-/// Model names are lower-case dotted identifiers; anything else cannot name a model.
-pub fn valid_model_name(model: &str) -> bool {
-    !model.is_empty()
-        && model.len() <= 128
-        && model
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
-        && !model.starts_with('.')
-        && !model.ends_with('.')
-}
-
-/// Conditions of a one2many's own domain that Odoo keeps in Python, not in `ir_model_fields`:
-/// `res_id` lines (messages, attachments, followers) belong to this model only when their
-/// `model`/`res_model` column says so; a partner's `child_ids` are its active contacts.
-fn line_filter(model: &str, field: &str, model_column: Option<String>) -> Vec<(String, Value)> {
-    let mut out = vec![];
-    if let Some(column) = model_column {
-        out.push((column, Value::Str(model.to_string())));
-    }
-    if model == "res.partner" && field == "child_ids" {
-        out.push(("active".to_string(), Value::Bool(true)));
-    }
-    out
-}
-
-/// `[a-z_][a-z0-9_]*`, at most 63 bytes: the only field names spliced into SQL (quoted).
-pub fn plain_identifier(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    name.len() <= 63
-        && bytes
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
 
 fn fingerprint(model: &str) -> (i64, i64) {
     // A backend that caches keys metadata on the cache generation (checked in this statement).
@@ -299,21 +247,6 @@ fn load(model: &str, fingerprint: (i64, i64)) -> Result<ModelMeta, String> {
         .find(|n| info.fields.contains_key(*n))
         .unwrap_or("id")
         .to_string();
-    Ok(ModelMeta {
-        info,
-        order,
-        fields,
-        fingerprint,
-    })
-}
-
-impl ModelMeta {
-    pub fn table(&self) -> &str {
-        &self.info.table
-    }
-
-    /// The table as the quoted identifier generated statements use (`public.{}`).
-    pub fn table_ident(&self) -> api_gateway_core::ident::Ident {
-        crate::error::ident(&self.info.table)
-    }
+    ModelMeta::new(info, order, fields, fingerprint)
+        .map_err(|e| format!("model \"{model}\" cannot be served: its table name is {e}"))
 }

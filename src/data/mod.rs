@@ -10,14 +10,13 @@ pub mod feed;
 pub mod fields;
 pub mod lang;
 pub mod meta;
-pub mod nested;
 pub mod params;
 pub mod read;
-pub mod values;
 pub mod write;
 
 use crate::error::raise;
 use api_gateway_core::domain::DomainError;
+use api_gateway_core::odoo::ReadError;
 use pgrx::prelude::*;
 
 /// The Odoo tables data access reads.
@@ -42,6 +41,26 @@ pub fn bad_input(what: &str, err: &DomainError) -> ! {
         format!("invalid {what}: {err}"),
         None,
     )
+}
+
+/// A read the gateway cannot build, as the SQLSTATE its kind maps to.
+pub fn refuse(err: ReadError) -> ! {
+    match err {
+        ReadError::Invalid { message, hint } => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            message,
+            hint,
+        ),
+        ReadError::Denied(message) => raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            message,
+            None,
+        ),
+        ReadError::Unenforceable { model, why } => {
+            context::fail_closed(&model, 0, "record rules", &why)
+        }
+        ReadError::BadName(message) => raise(PgSqlErrorCode::ERRCODE_INVALID_NAME, message, None),
+    }
 }
 
 /// The operations of `ir.model.access` and `ir.rule`.

@@ -1,20 +1,22 @@
 //! search_read / search_count / read: the user's domain AND the record rules, compiled to one
 //! parameterised statement that returns the records as a JSON array shaped like Odoo's
-//! `search_read` (many2one as `[id, display_name]`, x2many as id lists, translations in the
-//! user's language with en_US fallback, False for empty values).
+//! `search_read`. What the statement says is decided in `api_gateway_core::odoo`; this module
+//! answers its questions ([`ReadFacts`]) with SPI and runs what it builds.
 use crate::data::context::{self, UserContext};
 use crate::data::meta::{self, ModelMeta};
-use crate::data::values::Shaper;
-use crate::data::{Operation, bad_input, params};
+use crate::data::{Operation, bad_input, params, refuse};
 use crate::error::{raise, spi};
 use crate::spi::RawJsonb;
 use api_gateway_core::domain::{
     self, CompileOptions, Domain, DomainError, ModelInfo, Param, Schema,
 };
-use api_gateway_core::fields::{self, Source};
+use api_gateway_core::odoo::ReadFacts;
+use api_gateway_core::odoo::select::{self, Shape};
+use api_gateway_core::odoo::shape::Shaper;
 use elsa::FrozenMap;
 use pgrx::prelude::*;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 /// The models a compilation may visit, loaded on demand, plus the user's read rules on them.
@@ -27,6 +29,10 @@ pub struct Models<'u> {
     loaded: FrozenMap<String, Box<Rc<ModelMeta>>>,
     /// A comodel the caller's domain searched without read access.
     denied: RefCell<Option<String>>,
+    /// Tables already checked for existence.
+    tables: RefCell<HashMap<String, bool>>,
+    /// (read allowed, read rule) per comodel, loaded once per request.
+    access: RefCell<HashMap<String, (bool, Option<Domain>)>>,
 }
 
 impl<'u> Models<'u> {
@@ -36,6 +42,8 @@ impl<'u> Models<'u> {
             user,
             loaded: FrozenMap::new(),
             denied: RefCell::new(None),
+            tables: RefCell::new(HashMap::new()),
+            access: RefCell::new(HashMap::new()),
         };
         let m = meta::model_with(model, user.fingerprint);
         models.loaded.insert(model.to_string(), Box::new(m));
@@ -62,6 +70,16 @@ impl<'u> Models<'u> {
         let m = meta::model(model);
         self.loaded.insert(model.to_string(), Box::new(m)).clone()
     }
+
+    /// A shaper of values read by this request's user, the statement's parameters so far given.
+    pub fn shaper(
+        &self,
+        params: Vec<Param>,
+        lang_param: usize,
+        company_param: usize,
+    ) -> Shaper<'_> {
+        Shaper::new(self, self.user.reader(), params, lang_param, company_param)
+    }
 }
 
 impl Schema for Models<'_> {
@@ -79,14 +97,47 @@ impl Schema for Models<'_> {
         if self.user.superuser {
             return Ok(None);
         }
-        let ctx = context::load(self.user.uid, model, Operation::Read);
-        if !ctx.allowed {
+        let (allowed, rule) = self.read_access(model);
+        if !allowed {
             *self.denied.borrow_mut() = Some(model.to_string());
             return Err(DomainError::InvalidValue(format!(
                 "no read access to {model}"
             )));
         }
-        Ok(ctx.rule_domain(model))
+        Ok(rule)
+    }
+}
+
+impl ReadFacts for Models<'_> {
+    fn meta(&self, model: &str) -> Option<Rc<ModelMeta>> {
+        self.try_get(model)
+    }
+
+    fn table_exists(&self, table: &str) -> bool {
+        if let Some(known) = self.tables.borrow().get(table) {
+            return *known;
+        }
+        let exists = Spi::get_one_with_args::<bool>(
+            "SELECT to_regclass('public.' || quote_ident($1)) IS NOT NULL",
+            &[table.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        self.tables.borrow_mut().insert(table.to_string(), exists);
+        exists
+    }
+
+    fn read_access(&self, model: &str) -> (bool, Option<Domain>) {
+        if let Some(known) = self.access.borrow().get(model) {
+            return known.clone();
+        }
+        let ctx = context::load(self.user.uid, model, Operation::Read);
+        let loaded = (ctx.allowed, ctx.rule_domain(model));
+        self.access
+            .borrow_mut()
+            .insert(model.to_string(), loaded.clone());
+        loaded
     }
 }
 
@@ -186,54 +237,7 @@ pub fn parse_domain(text: Option<&str>) -> Domain {
 
 /// Whether the user may read field `name` of `model` (its `groups`).
 pub fn field_readable(user: &UserContext, model: &ModelMeta, name: &str) -> bool {
-    model
-        .fields
-        .get(name)
-        .is_none_or(|f| api_gateway_core::fields::visible(&f.groups, &user.groups, user.superuser))
-}
-
-/// One requested field checked as Odoo checks it (unknown: 22023; restricted to groups the user
-/// is not in: 42501), and where its value comes from (`fields::source`), with the reason SQL
-/// cannot read it.
-fn requested_field(
-    user: &UserContext,
-    shaper: &Shaper,
-    model: &Rc<ModelMeta>,
-    name: &str,
-) -> (Source, Option<String>) {
-    if name != "display_name" && !model.info.fields.contains_key(name) {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!(
-                "invalid field list: unknown field {}.{}",
-                model.info.model,
-                truncate(name)
-            ),
-            None,
-        )
-    }
-    // Odoo checks the field's groups before anything else (AccessError).
-    if !field_readable(user, model, name) {
-        raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "user {} may not read field {}.{name}: it is restricted to groups the user is not in",
-                user.uid, model.info.model
-            ),
-            None,
-        )
-    }
-    let servable = shaper.servable(model, name);
-    let ttype = model
-        .info
-        .fields
-        .get(name)
-        .map(|f| f.ttype.as_str())
-        .unwrap_or("char");
-    (
-        fields::source(name, ttype, servable.is_ok()),
-        servable.err(),
-    )
+    select::field_readable(&user.reader(), model, name)
 }
 
 /// The requested fields split by source: (read in SQL, `id` first; filled by Odoo), in the
@@ -252,198 +256,32 @@ pub fn split_fields(
     if list.is_empty() {
         return (None, vec![]);
     }
-    let shaper = Shaper::new(&models, &user, vec![], 1, 2);
-    let (mut sql, mut odoo) = (vec!["id".to_string()], vec![]);
-    for name in list {
-        // A nested read (`name{...}`) is SQL's (its sub-fields are checked there).
-        if api_gateway_core::nested::is_nested(&name) {
-            sql.push(name);
-            continue;
-        }
-        let target = match requested_field(&user, &shaper, &model, &name).0 {
-            Source::Sql => &mut sql,
-            Source::Odoo => &mut odoo,
-        };
-        if !target.contains(&name) {
-            target.push(name);
-        }
-    }
+    let shaper = models.shaper(vec![], 1, 2);
+    let (sql, odoo) = select::split_fields(&shaper, &model, list).unwrap_or_else(|e| refuse(e));
     (Some(sql), odoo)
 }
 
-/// The fields to return: the ones asked for (each checked), or every stored readable field.
-pub(crate) fn select_fields(
+/// The first parameters of a read statement: the rows' own, then the reader's language and
+/// company (their numbers are the shaper's `lang_param` and `company_param`).
+pub(crate) fn shaper_over<'m>(
+    models: &'m Models,
     user: &UserContext,
-    shaper: &Shaper,
-    model: &Rc<ModelMeta>,
-    fields: Option<Vec<Option<String>>>,
-) -> Vec<String> {
-    match fields {
-        Some(list) if !list.is_empty() => {
-            let mut out: Vec<String> = vec![];
-            for name in list.into_iter().flatten() {
-                if let (Source::Odoo, why) = requested_field(user, shaper, model, &name) {
-                    raise(
-                        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                        format!(
-                            "invalid field list: {}",
-                            why.unwrap_or_else(|| format!(
-                                "{}.{name} is not stored in the database",
-                                model.info.model
-                            ))
-                        ),
-                        Some(
-                            "non-stored computed and binary fields need Odoo itself: start api-gateway serve with --odoo-url",
-                        ),
-                    )
-                }
-                if !out.contains(&name) {
-                    out.push(name)
-                }
-            }
-            if !out.iter().any(|f| f == "id") {
-                out.insert(0, "id".into());
-            }
-            out
-        }
-        _ => {
-            let mut names: Vec<String> = model
-                .info
-                .fields
-                .values()
-                .filter(|f| {
-                    f.store
-                        && f.ttype != "binary"
-                        && field_readable(user, model, &f.name)
-                        && shaper.servable(model, &f.name).is_ok()
-                        && shaper.x2many_readable(model, &f.name)
-                })
-                .map(|f| f.name.clone())
-                .collect();
-            names.sort_by(|a, b| (a != "id", a).cmp(&(b != "id", b)));
-            names
-        }
+    mut params: Vec<Param>,
+) -> Shaper<'m> {
+    params.push(Param::Text(user.lang.clone()));
+    let lang_param = params.len();
+    params.push(Param::Int(user.company_id));
+    let company_param = params.len();
+    models.shaper(params, lang_param, company_param)
+}
+
+/// The context of a read by `uid` of `model` in `lang` (an explicit code, else the user's).
+fn reader_context(uid: i32, model: &str, lang: &Option<String>) -> UserContext {
+    let mut user = context::load(uid, model, Operation::Read);
+    if let Some(lang) = lang {
+        user.lang = lang.clone();
     }
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
-}
-
-/// `jsonb_build_object` takes at most 100 arguments: build in chunks and concatenate.
-pub(crate) fn object_sql(pairs: &[(String, String)]) -> String {
-    let chunks: Vec<String> = pairs
-        .chunks(40)
-        .map(|chunk| {
-            let args: Vec<String> = chunk.iter().map(|(k, v)| format!("'{k}', {v}")).collect();
-            format!("jsonb_build_object({})", args.join(", "))
-        })
-        .collect();
-    if chunks.is_empty() {
-        "'{}'::jsonb".into()
-    } else {
-        chunks.join(" || ")
-    }
-}
-
-/// One term of ORDER BY: the field, its SQL expression over the row `t`, descending or not.
-pub struct OrderTerm {
-    pub name: String,
-    pub expr: String,
-    pub translated: bool,
-    pub desc: bool,
-}
-
-/// The terms of a validated `order` string (the model's `_order` by default), `id` last.
-fn order_terms(model: &ModelMeta, order: Option<&str>, lang_param: usize) -> Vec<OrderTerm> {
-    let parsed = match order.map(str::trim).filter(|o| !o.is_empty()) {
-        Some(o) => domain::parse_order(o, &model.info).unwrap_or_else(|e| bad_input("order", &e)),
-        // The model's own _order may name things we cannot sort on in SQL; fall back to id.
-        None => domain::parse_order(&model.order, &model.info).unwrap_or_default(),
-    };
-    let mut terms: Vec<OrderTerm> = parsed
-        .iter()
-        .map(|(name, desc)| {
-            let f = &model.info.fields[name];
-            let column = crate::error::ident(name);
-            let expr = if f.translate {
-                format!("coalesce(t.{column}->>${lang_param}, t.{column}->>'en_US')")
-            } else {
-                format!("t.{column}")
-            };
-            OrderTerm {
-                name: name.clone(),
-                expr,
-                translated: f.translate,
-                desc: *desc,
-            }
-        })
-        .collect();
-    if !parsed.iter().any(|(n, _)| n == "id") {
-        terms.push(OrderTerm {
-            name: "id".into(),
-            expr: "t.\"id\"".into(),
-            translated: false,
-            desc: false,
-        });
-    }
-    terms
-}
-
-fn order_by(terms: &[OrderTerm]) -> String {
-    terms
-        .iter()
-        .map(|t| format!("{} {}", t.expr, if t.desc { "DESC" } else { "ASC" }))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// ORDER BY for a validated `order` string (the model's `_order` by default), `id` last.
-fn order_sql(model: &ModelMeta, order: Option<&str>, lang_param: usize) -> String {
-    order_by(&order_terms(model, order, lang_param))
-}
-
-/// The order as a cursor pins it: `name asc,id asc`.
-fn order_signature(terms: &[OrderTerm]) -> String {
-    terms
-        .iter()
-        .map(|t| format!("{} {}", t.name, if t.desc { "desc" } else { "asc" }))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// The key a versioned read carries the row version under, removed before it is returned.
-const VERSION_KEY: &str = "__agw_version";
-
-pub struct Page {
-    pub limit: i64,
-    pub offset: i64,
-}
-
-/// `limit` NULL: the settings' default; capped by the settings' maximum. Negative: 22023.
-pub fn page(user: &UserContext, limit: Option<i32>, offset: Option<i32>) -> Page {
-    let (default, max) = user.limits;
-    let limit = match limit {
-        None => default,
-        Some(l) if l < 0 => raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("invalid limit {l}: must be >= 0"),
-            None,
-        ),
-        Some(l) => l.min(max),
-    };
-    let offset = offset.unwrap_or(0);
-    if offset < 0 {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("invalid offset {offset}: must be >= 0"),
-            None,
-        );
-    }
-    Page {
-        limit: i64::from(limit),
-        offset: i64::from(offset),
-    }
+    user
 }
 
 pub struct Request<'a> {
@@ -466,100 +304,45 @@ pub struct Request<'a> {
     pub specification: Option<Vec<api_gateway_core::nested::Node>>,
 }
 
-/// The (key, SQL value) pairs of each record: a flat field list as before, or a nested tree
-/// (a `fields` list with `{...}`, or a specification) built by `nested.rs`.
-fn record_pairs(
-    user: &UserContext,
-    shaper: &Shaper,
-    model: &Rc<ModelMeta>,
-    fields: Option<Vec<Option<String>>>,
-    specification: Option<Vec<api_gateway_core::nested::Node>>,
-) -> Vec<(String, String)> {
-    use crate::data::nested::{self, Style};
-    let tree = match specification {
-        Some(nodes) => Some((nodes, Style::Web)),
-        None => nested::fields_tree(&fields).map(|nodes| (nodes, Style::Read)),
-    };
-    if let Some((nodes, style)) = tree {
-        return nested::Builder::new(shaper, user, style).pairs(model, "t", &nodes, "");
-    }
-    select_fields(user, shaper, model, fields)
-        .iter()
-        .map(|n| (n.clone(), shaper.value(model, n)))
-        .collect()
-}
-
 /// The records as a JSON array (for `read`: the first record, or NULL).
 pub fn search_read(req: Request) -> Option<RawJsonb> {
     crate::odoo::require_odoo("search_read", crate::data::TABLES);
-    let mut user = context::load(req.uid, req.model, Operation::Read);
-    if let Some(lang) = &req.lang {
-        user.lang = lang.clone();
-    }
+    let user = reader_context(req.uid, req.model, &req.lang);
     let models = Models::new(&user, req.model);
     let model = models.get(req.model);
     if !req.single && searches_nothing(&user, req.model, &req.domain) {
         return Some(RawJsonb::from_json_text(b"[]".to_vec()));
     }
     user.require_access(req.model, Operation::Read);
-    let page = req.page.map(|(limit, offset)| page(&user, limit, offset));
+    let page = req.page.map(|(limit, offset)| {
+        select::page(user.limits, limit, offset).unwrap_or_else(|e| refuse(e))
+    });
     let q = visible_rows(&user, &models, &model, &req.domain, req.active_test);
-    let mut params = q.params;
-    params.push(Param::Text(user.lang.clone()));
-    let lang_param = params.len();
-    params.push(Param::Int(user.company_id));
-    let company_param = params.len();
-    let shaper = Shaper::new(&models, &user, params, lang_param, company_param);
-    let mut pairs = record_pairs(&user, &shaper, &model, req.fields, req.specification);
-    let version = req.single && req.version;
-    // The columns the page carries, before the row version (not a column of the table) joins.
-    let columns = projection(&[
-        &object_sql(&pairs),
-        &order_sql(&model, req.order, lang_param),
-    ]);
-    if version {
-        pairs.push((VERSION_KEY.into(), "t.\"__agw_xmin\"".into()));
-    }
+    let shaper = shaper_over(&models, &user, q.params);
+    let built =
+        select::record_pairs(&shaper, &model, req.fields, req.specification).and_then(|pairs| {
+            Ok((
+                pairs,
+                select::order_terms(&model, req.order, "t", shaper.lang_param)?,
+            ))
+        });
+    let (pairs, terms) = built.unwrap_or_else(|e| refuse(e));
     let mut params = shaper.into_params();
-    let order = order_sql(&model, req.order, lang_param);
-    let mut page_sql = String::new();
-    if let Some(p) = &page {
+    let page = page.map(|p| {
         params.push(Param::Int(p.limit));
         params.push(Param::Int(p.offset));
-        page_sql = format!(
-            " LIMIT ${}::int8 OFFSET ${}::int8",
-            params.len() - 1,
-            params.len()
-        );
-    }
-    let obj = object_sql(&pairs);
-    let sql = format!(
-        // The page's order again in the aggregate (it ends with id, so it is total): cheaper
-        // than numbering the rows with a window function.
-        "SELECT coalesce(jsonb_agg({obj} ORDER BY {order}), '[]'::jsonb) FROM ( \
-           SELECT {columns}{xmin} {from_where} \
-            ORDER BY {order}{page_sql}) t",
-        from_where = q.from_where,
-        xmin = if version {
-            ", t.xmin::text AS \"__agw_xmin\""
-        } else {
-            ""
-        },
-    );
+        (params.len() - 1, params.len())
+    });
+    let shape = match (req.single, req.version) {
+        (true, true) => Shape::Versioned,
+        (true, false) => Shape::Single,
+        (false, _) => Shape::List,
+    };
+    let sql = select::search_read_sql(pairs, &terms, &q.from_where, page, shape);
     // A translation read or compared in the user's language: a call run on the cache re-checks it.
-    if reads_param(&sql, &params, &user.lang) {
+    if select::reads_param(&sql, &params, &user.lang) {
         crate::data::cache::note_partner_facts();
     }
-    let sql = if version {
-        format!(
-            "SELECT CASE WHEN r IS NOT NULL THEN jsonb_build_object('record', r - '{VERSION_KEY}', \
-             'version', r -> '{VERSION_KEY}') END FROM (SELECT ({sql}) -> 0 AS r) v"
-        )
-    } else if req.single {
-        format!("SELECT ({sql}) -> 0")
-    } else {
-        sql
-    };
     run_json(&sql, &params)
 }
 
@@ -625,10 +408,7 @@ fn bad_cursor(e: impl std::fmt::Display) -> ! {
 pub fn search_page(req: PageRequest) -> RawJsonb {
     use api_gateway_core::cursor;
     crate::odoo::require_odoo("search_page", crate::data::TABLES);
-    let mut user = context::load(req.uid, req.model, Operation::Read);
-    if let Some(lang) = &req.lang {
-        user.lang = lang.clone();
-    }
+    let user = reader_context(req.uid, req.model, &req.lang);
     let models = Models::new(&user, req.model);
     let model = models.get(req.model);
     let domain = parse_domain(Some(req.domain_text));
@@ -636,18 +416,20 @@ pub fn search_page(req: PageRequest) -> RawJsonb {
         return RawJsonb::from_json_text(br#"{"records": [], "next": null}"#.to_vec());
     }
     user.require_access(req.model, Operation::Read);
-    let limit = page(&user, req.limit, None).limit;
+    let limit = select::page(user.limits, req.limit, None)
+        .unwrap_or_else(|e| refuse(e))
+        .limit;
     let q = visible_rows(&user, &models, &model, &domain, true);
-    let mut params = q.params;
-    params.push(Param::Text(user.lang.clone()));
-    let lang_param = params.len();
-    params.push(Param::Int(user.company_id));
-    let company_param = params.len();
-    let shaper = Shaper::new(&models, &user, params, lang_param, company_param);
-    let pairs = record_pairs(&user, &shaper, &model, req.fields, None);
+    let shaper = shaper_over(&models, &user, q.params);
+    let built = select::record_pairs(&shaper, &model, req.fields, None).and_then(|pairs| {
+        Ok((
+            pairs,
+            select::order_terms(&model, req.order, "t", shaper.lang_param)?,
+        ))
+    });
+    let (pairs, terms) = built.unwrap_or_else(|e| refuse(e));
     let mut params = shaper.into_params();
-    let terms = order_terms(&model, req.order, lang_param);
-    let signature = order_signature(&terms);
+    let signature = select::order_signature(&terms);
     let keys = signing_keys();
     let Some((kid, secret)) = keys.first().cloned() else {
         raise(
@@ -675,63 +457,19 @@ pub fn search_page(req: PageRequest) -> RawJsonb {
         )
         .unwrap_or_else(|e| bad_cursor(e));
         params.push(Param::Text(serde_json::Value::Object(c.key).to_string()));
-        let k = params.len();
-        let key_exprs: Vec<String> = terms
-            .iter()
-            .map(|t| {
-                if t.translated {
-                    format!("(${k}::jsonb->>'{}')", t.name)
-                } else {
-                    format!(
-                        "(SELECT k.{} FROM jsonb_populate_record(NULL::public.{}, ${k}::jsonb) k)",
-                        crate::error::ident(&t.name),
-                        model.table_ident()
-                    )
-                }
-            })
-            .collect();
         let not_null = not_null_columns(model.table());
-        let cursor_terms: Vec<cursor::Term> = terms
-            .iter()
-            .zip(&key_exprs)
-            .map(|(t, key)| cursor::Term {
-                row: &t.expr,
-                key,
-                desc: t.desc,
-                not_null: t.name == "id" || (!t.translated && not_null.contains(&t.name)),
-            })
-            .collect();
-        keyset = format!(" AND {}", cursor::keyset_sql(&cursor_terms));
+        let after = select::keyset_sql(&model, &terms, params.len(), &not_null)
+            .unwrap_or_else(|e| refuse(e));
+        keyset = format!(" AND {after}");
     }
-    let key_obj = object_sql(
-        &terms
-            .iter()
-            .map(|t| (t.name.clone(), format!("to_jsonb({})", t.expr)))
-            .collect::<Vec<_>>(),
-    );
     params.push(Param::Int(limit));
-    let l = params.len();
-    let order = order_by(&terms);
-    // LIMIT n + 1 tells whether there is a next page; the key of the n-th row starts it.
-    let sql = format!(
-        "SELECT coalesce(jsonb_agg({obj} ORDER BY t.\"__agw_n\") FILTER (WHERE t.\"__agw_n\" <= ${l}), '[]'::jsonb), \
-                CASE WHEN count(*) > ${l} AND ${l} > 0 THEN \
-                  ((array_agg(t.\"__agw_key\" ORDER BY t.\"__agw_n\"))[${l}::int4])::text END \
-           FROM (SELECT t.*, row_number() OVER (ORDER BY {order}) AS \"__agw_n\" FROM ( \
-             SELECT t.*, {key_obj} AS \"__agw_key\" {from_where}{keyset} \
-              ORDER BY {order} LIMIT ${l}::int8 + 1) t) t",
-        obj = object_sql(&pairs),
-        from_where = q.from_where,
-    );
+    let sql = select::page_sql(&pairs, &terms, &q.from_where, &keyset, params.len());
     let args = params::datums(&params);
     let (records, last) = Spi::connect(|c| {
         let plan = crate::spi::plan_cached(c, &sql, &params::types(&params), false);
         let t = spi(c.select(&*plan, Some(1), &args)).first();
         let last: Option<String> = spi(t.get::<String>(2));
-        let datum = spi(t.get_datum_by_ordinal(1));
-        // SAFETY: column 1 is the jsonb of this result row.
-        let records = datum.map(|d| unsafe { crate::spi::transfer_jsonb(d) });
-        (records, last)
+        (crate::spi::jsonb_at(&t, 1), last)
     });
     let next = last.map(|key| {
         let key = match serde_json::from_str::<serde_json::Value>(&key) {
@@ -778,78 +516,6 @@ pub fn search_page(req: PageRequest) -> RawJsonb {
             "search_page returned no row",
             None,
         )
-    })
-}
-
-/// The columns of row `t` that the outer query's expressions name (`t."col"`, `t.id`, the alias
-/// quoted or not), so the
-/// page carries only those through its sort; `t.*` if they name the row any other way.
-fn projection(texts: &[&str]) -> String {
-    let mut columns: Vec<String> = vec![];
-    for text in texts {
-        // The alias may be written quoted, or as a row value: `"t".x`, `(t).x`.
-        let text = &text.replace("\"t\".", "t.").replace("(t).", "t.");
-        let bytes = text.as_bytes();
-        let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-        // The whole row used as a value (`to_jsonb(t)`, `"t"`): every column.
-        let whole_row = text.contains("\"t\"")
-            || (0..bytes.len()).any(|k| {
-                bytes[k] == b't'
-                    && (k == 0 || !(ident(bytes[k - 1]) || bytes[k - 1] == b'.'))
-                    && bytes
-                        .get(k + 1)
-                        .is_none_or(|&n| !ident(n) && n != b'.' && n != b'\'')
-            });
-        if whole_row {
-            return "t.*".into();
-        }
-        let mut i = 0;
-        while let Some(at) = text[i..].find("t.") {
-            let at = i + at;
-            i = at + 2;
-            let starts_name = at == 0 || {
-                let b = bytes[at - 1];
-                !(b.is_ascii_alphanumeric() || b == b'_' || b == b'"' || b == b'.')
-            };
-            if !starts_name {
-                continue;
-            }
-            let rest = &text[at + 2..];
-            let column = if let Some(quoted) = rest.strip_prefix('"') {
-                match quoted.find('"') {
-                    Some(end) if meta::plain_identifier(&quoted[..end]) => &quoted[..end],
-                    _ => return "t.*".into(),
-                }
-            } else if rest.starts_with("id")
-                && !rest[2..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-            {
-                "id"
-            } else {
-                return "t.*".into();
-            };
-            if !columns.iter().any(|c| c == column) {
-                columns.push(column.to_string());
-            }
-        }
-    }
-    if columns.is_empty() {
-        return "t.id".into();
-    }
-    columns
-        .iter()
-        .map(|c| format!("t.{}", crate::error::ident(c)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Whether `sql` reads a text parameter whose value is `value` (`$n` not followed by a digit).
-fn reads_param(sql: &str, params: &[Param], value: &str) -> bool {
-    params.iter().enumerate().any(|(i, p)| {
-        matches!(p, Param::Text(v) if v == value) && {
-            let tag = format!("${}", i + 1);
-            sql.match_indices(&tag)
-                .any(|(at, _)| !sql[at + tag.len()..].starts_with(|c: char| c.is_ascii_digit()))
-        }
     })
 }
 

@@ -1,15 +1,11 @@
 //! The SQL of each value `read` returns, shaped as Odoo 19's `read()`: fields reached through
 //! `_inherits` and related paths, `display_name` (Odoo's default or the model's rule from
-//! `api_gateway_core::display`), many2one as `[id, display_name]`, x2many filtered by the
-//! field's own domain, the comodel's record rules and `active`, in the comodel's `_order`.
-use crate::data::context;
-use crate::data::meta::ModelMeta;
-use crate::data::read::Models;
-use crate::data::{Operation, context::UserContext};
-use crate::error::{ident, raise};
-use api_gateway_core::display::{self, Piece};
-use api_gateway_core::domain::{self, CompileOptions, Domain, FieldInfo, Param};
-use pgrx::prelude::*;
+//! [`crate::display`]), many2one as `[id, display_name]`, x2many filtered by the field's own
+//! domain, the comodel's record rules and `active`, in the comodel's `_order`.
+use super::meta::{ModelMeta, plain_identifier, valid_model_name};
+use super::{ReadError, ReadFacts, Reader, ident};
+use crate::display::{self, Piece};
+use crate::domain::{self, CompileOptions, Domain, FieldInfo, Param};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -18,14 +14,14 @@ const MAX_DEPTH: usize = 6;
 
 /// Where a record's columns are read from: a row alias in scope, or an id expression.
 #[derive(Clone)]
-pub(crate) enum Row {
+pub enum Row {
     Alias(String),
     Id(String),
 }
 
 /// A field reached from a row: the model that stores it, its metadata, the SQL of its raw column
 /// and of the id of the row holding it; `hops` > 0 when reached through a related path.
-pub(crate) struct Resolved {
+pub struct Resolved {
     pub model: Rc<ModelMeta>,
     pub field: FieldInfo,
     pub raw: String,
@@ -33,23 +29,20 @@ pub(crate) struct Resolved {
     pub hops: usize,
 }
 
-pub struct Shaper<'a, 'u> {
-    pub models: &'a Models<'u>,
-    pub user: &'u UserContext,
+/// Builds the value expressions of one statement, numbering the parameters it adds after the
+/// caller's.
+pub struct Shaper<'a> {
+    pub facts: &'a dyn ReadFacts,
+    pub reader: Reader<'a>,
     pub lang_param: usize,
     pub company_param: usize,
-    /// Parameters added by x2many rule domains; numbered after the caller's ones.
-    pub params: RefCell<Vec<Param>>,
+    /// The statement's parameters: the caller's, then those x2many rule domains add.
+    params: RefCell<Vec<Param>>,
     next_alias: Cell<usize>,
-    /// Tables already checked for existence (rules and fallbacks read them by name; the
-    /// project's small fixtures lack some).
-    tables: RefCell<std::collections::HashMap<String, bool>>,
-    /// (read allowed, read rule) per comodel of the x2many read.
-    comodel_rules: RefCell<std::collections::HashMap<String, (bool, Option<Domain>)>>,
 }
 
 /// The rows an x2many reads, as `FROM ... WHERE ...` over `alias`, and the comodel's order.
-pub(crate) struct X2manyRows {
+pub struct X2manyRows {
     pub comodel: Rc<ModelMeta>,
     pub alias: String,
     /// `FROM ...` of the rows (the comodel's table as `alias`, and for a many2many its relation
@@ -67,64 +60,58 @@ impl X2manyRows {
     }
 }
 
-enum X2manyRefusal {
-    Denied,
-    Unenforceable(String),
-}
-
-impl<'a, 'u> Shaper<'a, 'u> {
+impl<'a> Shaper<'a> {
+    /// `params` are the caller's; `lang_param` and `company_param` number the reader's language
+    /// and company among them.
     pub fn new(
-        models: &'a Models<'u>,
-        user: &'u UserContext,
+        facts: &'a dyn ReadFacts,
+        reader: Reader<'a>,
         params: Vec<Param>,
         lang_param: usize,
         company_param: usize,
     ) -> Self {
         Shaper {
-            models,
-            user,
+            facts,
+            reader,
             lang_param,
             company_param,
             params: RefCell::new(params),
             next_alias: Cell::new(0),
-            tables: RefCell::new(Default::default()),
-            comodel_rules: RefCell::new(Default::default()),
         }
     }
 
-    fn table_exists(&self, table: &str) -> bool {
-        if let Some(known) = self.tables.borrow().get(table) {
-            return *known;
+    fn options(&self) -> CompileOptions<'_> {
+        CompileOptions {
+            lang: self.reader.lang,
+            company_id: self.reader.company_id,
+            active_test: false,
         }
-        let exists = Spi::get_one_with_args::<bool>(
-            "SELECT to_regclass('public.' || quote_ident($1)) IS NOT NULL",
-            &[table.into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false);
-        self.tables.borrow_mut().insert(table.to_string(), exists);
-        exists
     }
 
-    pub(crate) fn alias(&self, prefix: &str) -> String {
+    /// A fresh row alias (`prefix` and a number).
+    pub fn alias(&self, prefix: &str) -> String {
         let n = self.next_alias.get() + 1;
         self.next_alias.set(n);
         format!("{prefix}{n}")
     }
 
-    fn column(&self, model: &ModelMeta, row: &Row, name: &str) -> String {
-        match row {
-            Row::Alias(a) => format!("{a}.{}", ident(name)),
+    /// A comodel the gateway can serve.
+    pub fn comodel(&self, model: Option<&str>) -> Option<Rc<ModelMeta>> {
+        self.facts.meta(model?)
+    }
+
+    fn column(&self, model: &ModelMeta, row: &Row, name: &str) -> Result<String, String> {
+        let name = ident(name).map_err(|e| e.to_string())?;
+        Ok(match row {
+            Row::Alias(a) => format!("{a}.{name}"),
             Row::Id(e) => {
                 let x = self.alias("v");
                 format!(
-                    "(SELECT {x}.{} FROM public.{} {x} WHERE {x}.id = {e})",
-                    ident(name),
+                    "(SELECT {x}.{name} FROM public.{} {x} WHERE {x}.id = {e})",
                     model.table_ident()
                 )
             }
-        }
+        })
     }
 
     fn row_id(row: &Row) -> String {
@@ -136,7 +123,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
 
     /// The id a many2one holds (company-dependent ones hold `{"<company>": id}`, else the
     /// fallback default).
-    pub(crate) fn m2o_id(&self, r: &Resolved) -> String {
+    pub fn m2o_id(&self, r: &Resolved) -> String {
         if r.field.company_dependent {
             format!(
                 "coalesce((nullif({}->(${}::text), 'null'::jsonb))#>>'{{}}', {}#>>'{{}}')::int4",
@@ -152,10 +139,11 @@ impl<'a, 'u> Shaper<'a, 'u> {
     /// Odoo's fallback for a company-dependent field without a value for `env.company`: the
     /// `ir.default` of the field (the superuser's, company-specific first), as jsonb or NULL.
     fn company_fallback(&self, r: &Resolved) -> String {
-        if !self.table_exists("ir_default") {
+        if !self.facts.table_exists("ir_default") {
             return "NULL::jsonb".into();
         }
-        // Model and field names are validated identifiers (meta.rs), safe as literals.
+        // Model names are valid model names and field names plain identifiers (their metadata
+        // is loaded only then): safe as literals.
         format!(
             "(SELECT d.json_value::jsonb FROM public.ir_default d \
                JOIN public.ir_model_fields f ON f.id = d.field_id \
@@ -169,7 +157,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
 
     /// Follow `path` (`name`, `partner_id.country_id.code`) from `row` of `model`, expanding
     /// related and `_inherits` fields. Err says why the path cannot be read in SQL.
-    pub(crate) fn resolve(
+    pub fn resolve(
         &self,
         model: &Rc<ModelMeta>,
         row: &Row,
@@ -195,7 +183,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 raw: if x2many {
                     String::new()
                 } else {
-                    self.column(model, row, head)
+                    self.column(model, row, head)?
                 },
                 row_id: Self::row_id(row),
                 hops: 0,
@@ -217,12 +205,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 first.model.info.model
             ));
         }
-        let Some(comodel) = first
-            .field
-            .relation
-            .as_deref()
-            .and_then(|r| self.models.try_get(r))
-        else {
+        let Some(comodel) = self.comodel(first.field.relation.as_deref()) else {
             return Err(format!(
                 "the comodel of {}.{head} cannot be served",
                 model.info.model
@@ -240,12 +223,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
         match r.field.ttype.as_str() {
             "many2one" => {
                 let id = self.m2o_id(r);
-                match r
-                    .field
-                    .relation
-                    .as_deref()
-                    .and_then(|rel| self.models.try_get(rel))
-                {
+                match self.comodel(r.field.relation.as_deref()) {
                     Some(co) => self.display(&co, &Row::Id(id), depth + 1),
                     None => "NULL::text".into(),
                 }
@@ -266,7 +244,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
     }
 
     /// SQL text of the display name of `row` of `model` (NULL when Odoo has False).
-    pub(crate) fn display(&self, model: &Rc<ModelMeta>, row: &Row, depth: usize) -> String {
+    pub fn display(&self, model: &Rc<ModelMeta>, row: &Row, depth: usize) -> String {
         if depth > MAX_DEPTH {
             return format!("('{},' || {})", model.info.model, Self::row_id(row));
         }
@@ -279,7 +257,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
             Some(template)
                 if display::tables(template)
                     .iter()
-                    .all(|t| self.table_exists(t)) =>
+                    .all(|t| self.facts.table_exists(t)) =>
             {
                 display::render(template, |p| match p {
                     Piece::Row => Some(x.clone()),
@@ -340,8 +318,8 @@ impl<'a, 'u> Shaper<'a, 'u> {
             "one2many" => match (&r.field.relation, &r.field.relation_field) {
                 (Some(rel), Some(inverse))
                     if self
-                        .models
-                        .try_get(rel)
+                        .facts
+                        .meta(rel)
                         .is_some_and(|co| co.fields.get(inverse).is_some_and(|i| i.has_column)) =>
                 {
                     Ok(())
@@ -356,35 +334,31 @@ impl<'a, 'u> Shaper<'a, 'u> {
     }
 
     /// The JSON value of field `name` for the row `t` of `model`.
-    pub fn value(&self, model: &Rc<ModelMeta>, name: &str) -> String {
+    pub fn value(&self, model: &Rc<ModelMeta>, name: &str) -> Result<String, ReadError> {
         self.value_at(model, "t", name)
     }
 
     /// The JSON value of field `name` for the row `alias` of `model`.
-    pub fn value_at(&self, model: &Rc<ModelMeta>, alias: &str, name: &str) -> String {
+    pub fn value_at(
+        &self,
+        model: &Rc<ModelMeta>,
+        alias: &str,
+        name: &str,
+    ) -> Result<String, ReadError> {
         if name == "display_name" {
             let d = self.display(model, &Row::Alias(alias.into()), 0);
-            return format!("coalesce(to_jsonb({d}), 'false'::jsonb)");
+            return Ok(format!("coalesce(to_jsonb({d}), 'false'::jsonb)"));
         }
-        let r = match self.resolve(model, &Row::Alias(alias.into()), name, 0) {
-            Ok(r) => r,
-            Err(why) => raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("invalid field list: {why}"),
-                None,
-            ),
-        };
+        let r = self
+            .resolve(model, &Row::Alias(alias.into()), name, 0)
+            .map_err(|why| ReadError::invalid(format!("invalid field list: {why}")))?;
         let col = r.raw.clone();
         let f = &r.field;
         let lang = self.lang_param;
-        match f.ttype.as_str() {
+        Ok(match f.ttype.as_str() {
             "many2one" => {
                 let id = self.m2o_id(&r);
-                let display = match f
-                    .relation
-                    .as_deref()
-                    .map(|rel| (rel, self.models.try_get(rel)))
-                {
+                let display = match f.relation.as_deref().map(|rel| (rel, self.facts.meta(rel))) {
                     Some((_, Some(co))) => self.display(&co, &Row::Id(id.clone()), 1),
                     Some((rel, None)) => format!("('{}' || ',' || {id})", rel.replace('\'', "")),
                     None => format!("{id}::text"),
@@ -394,7 +368,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
                      ELSE jsonb_build_array({id}, coalesce(to_jsonb({display}), 'false'::jsonb)) END"
                 )
             }
-            "many2many" | "one2many" => self.x2many(&r),
+            "many2many" | "one2many" => self.x2many(&r)?,
             _ if f.company_dependent => {
                 let empty = match f.ttype.as_str() {
                     "integer" | "float" | "monetary" => "'0'::jsonb",
@@ -416,13 +390,13 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 "coalesce(to_jsonb(to_char({col}, 'YYYY-MM-DD HH24:MI:SS')), 'false'::jsonb)"
             ),
             _ => format!("coalesce(to_jsonb({col}), 'false'::jsonb)"),
-        }
+        })
     }
 
     /// x2many ids as Odoo's `read` gives them: the field's own domain, the comodel's read rules
     /// (the user must be allowed to read the comodel at all), active lines only, comodel order.
-    fn x2many(&self, r: &Resolved) -> String {
-        match self.x2many_rows(r) {
+    fn x2many(&self, r: &Resolved) -> Result<String, ReadError> {
+        Ok(match self.x2many_rows(r)? {
             Some(rows) => format!(
                 "coalesce((SELECT jsonb_agg({c}.id ORDER BY {order}) {from}), '[]'::jsonb)",
                 c = rows.alias,
@@ -430,17 +404,16 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 from = rows.rows_sql("")
             ),
             None => "'[]'::jsonb".into(),
-        }
+        })
     }
 
     /// The related rows an x2many reads for its record (alias, FROM ... WHERE ..., the
     /// comodel's order), None when the field has no table to read.
-    pub(crate) fn x2many_rows(&self, r: &Resolved) -> Option<X2manyRows> {
+    pub fn x2many_rows(&self, r: &Resolved) -> Result<Option<X2manyRows>, ReadError> {
         let f = &r.field;
-        let co = f
-            .relation
-            .as_deref()
-            .and_then(|rel| self.models.try_get(rel))?;
+        let Some(co) = self.comodel(f.relation.as_deref()) else {
+            return Ok(None);
+        };
         let c = self.alias("c");
         let mut filter = String::new();
         if co.info.has_active {
@@ -448,26 +421,13 @@ impl<'a, 'u> Shaper<'a, 'u> {
         }
         for (column, value) in &f.line_filter {
             let literal = match value {
-                domain::Value::Str(v) if crate::data::meta::valid_model_name(v) => format!("'{v}'"),
+                domain::Value::Str(v) if valid_model_name(v) => format!("'{v}'"),
                 domain::Value::Bool(b) => b.to_string(),
                 _ => continue,
             };
-            filter.push_str(&format!(" AND {c}.{} = {literal}", ident(column)));
+            filter.push_str(&format!(" AND {c}.{} = {literal}", ident(column)?));
         }
-        match self.x2many_where(r, &co, &c, true) {
-            Ok(w) => filter.push_str(&w),
-            Err(X2manyRefusal::Denied) => raise(
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!(
-                    "user {} may not read field {}.{} (no read access to {})",
-                    self.user.uid, r.model.info.model, f.name, co.info.model
-                ),
-                None,
-            ),
-            Err(X2manyRefusal::Unenforceable(why)) => {
-                context::fail_closed(&co.info.model, 0, "record rules", &why)
-            }
-        }
+        filter.push_str(&self.x2many_where(r, &co, &c, true)?);
         // A one2many's rows share their inverse field (the parent): a sort key on it is constant.
         let constant = match f.ttype.as_str() {
             "many2many" => None,
@@ -478,38 +438,40 @@ impl<'a, 'u> Shaper<'a, 'u> {
             "many2many" => {
                 let (Some(rel), Some(c1), Some(c2)) = (&f.relation_table, &f.column1, &f.column2)
                 else {
-                    return None;
+                    return Ok(None);
                 };
                 let rr = self.alias("r");
                 (
                     format!(
                         "FROM public.{rel} {rr} JOIN public.{t} {c} ON {c}.id = {rr}.{c2}",
-                        rel = ident(rel),
-                        c2 = ident(c2),
+                        rel = ident(rel)?,
+                        c2 = ident(c2)?,
                         t = co.table_ident(),
                     ),
-                    format!("{rr}.{c1} = {id}", c1 = ident(c1), id = r.row_id),
+                    format!("{rr}.{c1} = {id}", c1 = ident(c1)?, id = r.row_id),
                 )
             }
             _ => {
-                let inverse = f.relation_field.as_ref()?;
+                let Some(inverse) = f.relation_field.as_ref() else {
+                    return Ok(None);
+                };
                 (
                     format!("FROM public.{t} {c}", t = co.table_ident()),
                     format!(
                         "{c}.{inverse} = {id}",
-                        inverse = ident(inverse),
+                        inverse = ident(inverse)?,
                         id = r.row_id
                     ),
                 )
             }
         };
-        Some(X2manyRows {
+        Ok(Some(X2manyRows {
             comodel: co,
             from,
             condition: format!("{condition}{filter}"),
             order,
             alias: c,
-        })
+        }))
     }
 
     /// ORDER BY of `model`'s `_order` on row alias `a`, as Odoo sorts: a many2one by its
@@ -521,7 +483,13 @@ impl<'a, 'u> Shaper<'a, 'u> {
             .into_iter()
             .map(|(e, desc)| format!("{e} {}", if desc { "DESC" } else { "ASC" }))
             .collect();
-        terms.push(format!("{a}.id ASC"));
+        let names_id = model
+            .order
+            .split(',')
+            .any(|item| item.split_whitespace().next() == Some("id"));
+        if !names_id {
+            terms.push(format!("{a}.id ASC"));
+        }
         terms.join(", ")
     }
 
@@ -540,8 +508,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 let mut words = item.split_whitespace();
                 let name = words.next()?.to_string();
                 let desc = words.next().is_some_and(|d| d.eq_ignore_ascii_case("desc"));
-                (crate::data::meta::plain_identifier(&name) && Some(name.as_str()) != constant)
-                    .then_some((name, desc))
+                (plain_identifier(&name) && Some(name.as_str()) != constant).then_some((name, desc))
             })
             .collect();
         let mut out = vec![];
@@ -553,12 +520,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
                 "one2many" | "many2many" => {}
                 "many2one" => {
                     let id = self.m2o_id(&r);
-                    let Some(co) = r
-                        .field
-                        .relation
-                        .as_deref()
-                        .and_then(|c| self.models.try_get(c))
-                    else {
+                    let Some(co) = self.comodel(r.field.relation.as_deref()) else {
                         continue;
                     };
                     if depth >= 2 || co.order.trim() == "id" {
@@ -600,85 +562,82 @@ impl<'a, 'u> Shaper<'a, 'u> {
         co: &Rc<ModelMeta>,
         c: &str,
         keep: bool,
-    ) -> Result<String, X2manyRefusal> {
-        let rule = if self.user.superuser || r.hops > 0 {
+    ) -> Result<String, ReadError> {
+        let rule = if self.reader.superuser || r.hops > 0 {
             None
         } else {
             let (allowed, rule) = self.comodel_rule(co);
             if !allowed {
-                return Err(X2manyRefusal::Denied);
+                return Err(ReadError::Denied(format!(
+                    "user {} may not read field {}.{} (no read access to {})",
+                    self.reader.uid, r.model.info.model, r.field.name, co.info.model
+                )));
             }
             rule
         };
-        let own = api_gateway_core::fields::x2many_domain(&r.model.info.model, &r.field.name)
+        let own = crate::fields::x2many_domain(&r.model.info.model, &r.field.name)
             .and_then(|d| domain::parse(d).ok())
             .unwrap_or(Domain::True);
         if rule.is_none() && own == Domain::True {
             return Ok(String::new());
         }
-        let opts = CompileOptions {
-            lang: &self.user.lang,
-            company_id: self.user.company_id,
-            active_test: false,
-        };
         let first = self.params.borrow().len() + 1;
-        let sql =
-            domain::compile_search(&own, rule.as_ref(), &co.info, self.models, c, first, &opts)
-                .map_err(|e| X2manyRefusal::Unenforceable(e.to_string()))?;
+        let sql = domain::compile_search(
+            &own,
+            rule.as_ref(),
+            &co.info,
+            self.facts,
+            c,
+            first,
+            &self.options(),
+        )
+        .map_err(|e| ReadError::Unenforceable {
+            model: co.info.model.clone(),
+            why: e.to_string(),
+        })?;
         if keep {
             self.params.borrow_mut().extend(sql.params);
         }
         Ok(format!(" AND ({})", sql.text))
     }
 
-    /// Whether the user may read `co` at all (`ir.model.access`) and its read rule, as loaded
-    /// once per request (the superuser: allowed, no rule).
-    pub(crate) fn comodel_rule(&self, co: &ModelMeta) -> (bool, Option<Domain>) {
-        if self.user.superuser {
+    /// Whether the reader may read `co` at all (`ir.model.access`) and its read rule (the
+    /// superuser: allowed, no rule).
+    pub fn comodel_rule(&self, co: &ModelMeta) -> (bool, Option<Domain>) {
+        if self.reader.superuser {
             return (true, None);
         }
-        let model = co.info.model.clone();
-        let cached = self.comodel_rules.borrow().get(&model).cloned();
-        cached.unwrap_or_else(|| {
-            let ctx = context::load(self.user.uid, &model, Operation::Read);
-            let loaded = (ctx.allowed, ctx.rule_domain(&model));
-            self.comodel_rules
-                .borrow_mut()
-                .insert(model, loaded.clone());
-            loaded
-        })
+        self.facts.read_access(&co.info.model)
     }
 
-    /// `rule` compiled on row `alias` of `co` as SQL (its parameters kept); Err says why the
-    /// gateway cannot enforce it.
-    pub(crate) fn rule_sql(
+    /// `rule` compiled on row `alias` of `co` as SQL (its parameters kept); Err when the gateway
+    /// cannot enforce it.
+    pub fn rule_sql(
         &self,
         co: &ModelMeta,
         rule: &Domain,
         alias: &str,
-    ) -> Result<String, String> {
-        let opts = CompileOptions {
-            lang: &self.user.lang,
-            company_id: self.user.company_id,
-            active_test: false,
-        };
+    ) -> Result<String, ReadError> {
         let first = self.params.borrow().len() + 1;
         let sql = domain::compile_search(
             &Domain::True,
             Some(rule),
             &co.info,
-            self.models,
+            self.facts,
             alias,
             first,
-            &opts,
+            &self.options(),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ReadError::Unenforceable {
+            model: co.info.model.clone(),
+            why: e.to_string(),
+        })?;
         self.params.borrow_mut().extend(sql.params);
         Ok(sql.text)
     }
 
     /// A parameter added to the statement; its number.
-    pub(crate) fn param(&self, p: Param) -> usize {
+    pub fn param(&self, p: Param) -> usize {
         let mut params = self.params.borrow_mut();
         params.push(p);
         params.len()
@@ -693,12 +652,7 @@ impl<'a, 'u> Shaper<'a, 'u> {
         if !matches!(r.field.ttype.as_str(), "one2many" | "many2many") {
             return true;
         }
-        let Some(co) = r
-            .field
-            .relation
-            .as_deref()
-            .and_then(|c| self.models.try_get(c))
-        else {
+        let Some(co) = self.comodel(r.field.relation.as_deref()) else {
             return false;
         };
         self.x2many_where(&r, &co, "c0", false).is_ok()

@@ -1,7 +1,7 @@
 //! Nested reads: the JSON of a record with, for each relational field given sub-fields, the
 //! related records read as the caller (that model's access rights, field groups and record
-//! rules), all as correlated subqueries of the one statement `read.rs` runs. The field tree
-//! comes from `api_gateway_core::nested` (a `fields` list or a `web_read` specification).
+//! rules), all as correlated subqueries of one statement. The field tree comes from
+//! [`crate::nested`] (a `fields` list or a `web_read` specification).
 //!
 //! What comes back follows Odoo 19's `web_read` (addons/web/models/models.py):
 //! - many2one with sub-fields: `{"id": N, ...}` (False when empty). `id` and `display_name`
@@ -12,15 +12,13 @@
 //!   sorted by `order`, the first `limit` read in full and the others as `{"id": N}`;
 //! - in the `Web` style a many2one without sub-fields is its id (Odoo's `load=None`); in the
 //!   `Read` style (`fields`) it stays `[id, display_name]` as `read` returns it.
-use crate::data::context::{self, UserContext};
-use crate::data::meta::ModelMeta;
-use crate::data::read;
-use crate::data::values::{Resolved, Row, Shaper};
-use crate::error::{ident, raise};
-use api_gateway_core::domain::{self, Param};
-use api_gateway_core::nested::{self, Node, SpecError};
-use pgrx::prelude::*;
-use std::cell::RefCell;
+use super::ReadError;
+use super::meta::ModelMeta;
+use super::select::{field_readable, object_sql, order_terms};
+use super::shape::{Resolved, Row, Shaper};
+use crate::domain::Param;
+use crate::nested::{self, Node, SpecError};
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 /// How values without sub-fields are shaped.
@@ -32,15 +30,11 @@ pub enum Style {
     Web,
 }
 
-fn bad(what: &str, e: &SpecError) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        format!("invalid {what}: {e}"),
-        None,
-    )
+fn bad(what: &str, e: &SpecError) -> ReadError {
+    ReadError::invalid(format!("invalid {what}: {e}"))
 }
 
-fn invalid(at: &str, message: String) -> ! {
+fn invalid(at: &str, message: String) -> ReadError {
     bad(
         "field list",
         &SpecError {
@@ -52,18 +46,22 @@ fn invalid(at: &str, message: String) -> ! {
 
 /// The tree of a `fields` list that nests (a `{`, `(` or `,` in an item), else None: plain lists
 /// keep the flat read.
-pub fn fields_tree(fields: &Option<Vec<Option<String>>>) -> Option<Vec<Node>> {
-    let list = fields.as_ref()?;
+pub fn fields_tree(fields: &Option<Vec<Option<String>>>) -> Result<Option<Vec<Node>>, ReadError> {
+    let Some(list) = fields.as_ref() else {
+        return Ok(None);
+    };
     if !list.iter().flatten().any(|f| nested::is_nested(f)) {
-        return None;
+        return Ok(None);
     }
     let items: Vec<&str> = list.iter().flatten().map(String::as_str).collect();
-    Some(nested::parse_fields(&items).unwrap_or_else(|e| bad("field list", &e)))
+    nested::parse_fields(&items)
+        .map(Some)
+        .map_err(|e| bad("field list", &e))
 }
 
 /// The tree of a `web_read` specification.
-pub fn specification_tree(spec: &serde_json::Value) -> Vec<Node> {
-    nested::parse_specification(spec).unwrap_or_else(|e| bad("specification", &e))
+pub fn specification_tree(spec: &serde_json::Value) -> Result<Vec<Node>, ReadError> {
+    nested::parse_specification(spec).map_err(|e| bad("specification", &e))
 }
 
 fn join(at: &str, name: &str) -> String {
@@ -74,24 +72,22 @@ fn join(at: &str, name: &str) -> String {
     }
 }
 
-pub struct Builder<'s, 'a, 'u> {
-    pub shaper: &'s Shaper<'a, 'u>,
-    pub user: &'u UserContext,
+pub struct Builder<'s, 'a> {
+    pub shaper: &'s Shaper<'a>,
     pub style: Style,
-    uid_param: std::cell::Cell<Option<usize>>,
+    uid_param: Cell<Option<usize>>,
     /// The row alias of the x2many being built and the LEFT JOINs its many2one sub-records
     /// add: joined, PostgreSQL reads a comodel (and checks its rules) for all the rows at once
     /// instead of one correlated subquery per row.
     joins: RefCell<Option<(String, Vec<String>)>>,
 }
 
-impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
-    pub fn new(shaper: &'s Shaper<'a, 'u>, user: &'u UserContext, style: Style) -> Self {
+impl<'s, 'a> Builder<'s, 'a> {
+    pub fn new(shaper: &'s Shaper<'a>, style: Style) -> Self {
         Builder {
             shaper,
-            user,
             style,
-            uid_param: std::cell::Cell::new(None),
+            uid_param: Cell::new(None),
             joins: RefCell::new(None),
         }
     }
@@ -103,79 +99,85 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
         alias: &str,
         nodes: &[Node],
         at: &str,
-    ) -> Vec<(String, String)> {
+    ) -> Result<Vec<(String, String)>, ReadError> {
         let mut out = vec![("id".to_string(), format!("to_jsonb({alias}.id)"))];
         for node in nodes {
             if node.name == "id" && node.is_plain() {
                 continue;
             }
-            let value = self.value(model, alias, node, at);
+            let value = self.value(model, alias, node, at)?;
             out.push((node.name.clone(), value));
         }
-        out
+        Ok(out)
     }
 
-    fn check_field(&self, model: &Rc<ModelMeta>, name: &str, at: &str) {
+    fn check_field(&self, model: &Rc<ModelMeta>, name: &str, at: &str) -> Result<(), ReadError> {
         let here = join(at, name);
         if name != "display_name" && !model.info.fields.contains_key(name) {
-            invalid(&here, format!("unknown field {}.{name}", model.info.model));
+            return Err(invalid(
+                &here,
+                format!("unknown field {}.{name}", model.info.model),
+            ));
         }
-        if !read::field_readable(self.user, model, name) {
-            raise(
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!(
-                    "user {} may not read field {}.{name} (at {here}): it is restricted to groups the user is not in",
-                    self.user.uid, model.info.model
-                ),
-                None,
-            )
+        let reader = &self.shaper.reader;
+        if !field_readable(reader, model, name) {
+            return Err(ReadError::Denied(format!(
+                "user {} may not read field {}.{name} (at {here}): it is restricted to groups the user is not in",
+                reader.uid, model.info.model
+            )));
         }
         if let Err(why) = self.shaper.servable(model, name) {
-            raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!(
+            return Err(ReadError::Invalid {
+                message: format!(
                     "invalid field list: at {here}: {}.{name} is not stored in the database ({why})",
                     model.info.model
                 ),
-                Some("non-stored computed and binary fields need Odoo itself"),
-            )
+                hint: Some("non-stored computed and binary fields need Odoo itself"),
+            });
         }
+        Ok(())
     }
 
-    fn value(&self, model: &Rc<ModelMeta>, alias: &str, node: &Node, at: &str) -> String {
-        self.check_field(model, &node.name, at);
+    fn value(
+        &self,
+        model: &Rc<ModelMeta>,
+        alias: &str,
+        node: &Node,
+        at: &str,
+    ) -> Result<String, ReadError> {
+        self.check_field(model, &node.name, at)?;
         let here = join(at, &node.name);
         if node.name == "display_name" {
             if !node.is_plain() {
-                invalid(&here, "display_name has no sub-fields".into());
+                return Err(invalid(&here, "display_name has no sub-fields".into()));
             }
             return self.shaper.value_at(model, alias, "display_name");
         }
         let r = self
             .shaper
             .resolve(model, &Row::Alias(alias.to_string()), &node.name, 0)
-            .unwrap_or_else(|why| invalid(&here, why));
+            .map_err(|why| invalid(&here, why))?;
         let ttype = r.field.ttype.clone();
         let x2many = matches!(ttype.as_str(), "one2many" | "many2many");
         if (node.limit.is_some() || node.order.is_some()) && !x2many {
-            invalid(
+            return Err(invalid(
                 &here,
                 format!("limit and order apply to one2many and many2many fields, not to a {ttype}"),
-            );
+            ));
         }
         if node.fields.is_some() && ttype != "many2one" && !x2many {
-            invalid(
+            return Err(invalid(
                 &here,
                 format!(
                     "{}.{} is a {ttype}: it has no sub-fields",
                     model.info.model, node.name
                 ),
-            );
+            ));
         }
         match (ttype.as_str(), &node.fields) {
             ("many2one", None) if self.style == Style::Web => {
                 let id = self.shaper.m2o_id(&r);
-                format!("coalesce(to_jsonb({id}), 'false'::jsonb)")
+                Ok(format!("coalesce(to_jsonb({id}), 'false'::jsonb)"))
             }
             ("many2one", Some(sub)) => self.many2one(alias, &r, sub, &here),
             _ if x2many && !node.is_plain() => self.x2many(&r, node, &here),
@@ -188,12 +190,14 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
         let uid = match self.uid_param.get() {
             Some(p) => p,
             None => {
-                let p = self.shaper.param(Param::Int(i64::from(self.user.uid)));
+                let p = self
+                    .shaper
+                    .param(Param::Int(i64::from(self.shaper.reader.uid)));
                 self.uid_param.set(Some(p));
                 p
             }
         };
-        // Model names are validated identifiers (meta.rs): safe as a literal.
+        // Model names are valid model names (meta.rs): safe as a literal.
         format!("api_gateway._nested_read_refused(${uid}::int4, '{model}', ({id})::int4)")
     }
 
@@ -205,28 +209,21 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
 
     /// The condition on row `alias` of `co` under which the caller may read it ("true" when no
     /// rule), or None when the caller may not read `co` at all.
-    fn readable_rows(&self, co: &ModelMeta, alias: &str) -> Option<String> {
+    fn readable_rows(&self, co: &ModelMeta, alias: &str) -> Result<Option<String>, ReadError> {
         let (allowed, rule) = self.shaper.comodel_rule(co);
         if !allowed {
-            return None;
+            return Ok(None);
         }
-        Some(match rule {
+        Ok(Some(match rule {
             None => "true".into(),
-            Some(rule) => self
-                .shaper
-                .rule_sql(co, &rule, alias)
-                .unwrap_or_else(|why| {
-                    context::fail_closed(&co.info.model, 0, "record rules", &why)
-                }),
-        })
+            Some(rule) => self.shaper.rule_sql(co, &rule, alias)?,
+        }))
     }
 
-    fn comodel(&self, r: &Resolved, at: &str) -> Rc<ModelMeta> {
-        r.field
-            .relation
-            .as_deref()
-            .and_then(|rel| self.shaper.models.try_get(rel))
-            .unwrap_or_else(|| {
+    fn comodel(&self, r: &Resolved, at: &str) -> Result<Rc<ModelMeta>, ReadError> {
+        self.shaper
+            .comodel(r.field.relation.as_deref())
+            .ok_or_else(|| {
                 invalid(
                     at,
                     format!(
@@ -239,19 +236,25 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
 
     /// The related record of many2one `r` on row `alias`: a LEFT JOIN when `alias` is the row of
     /// the x2many being built, a correlated subquery otherwise (one record per row there).
-    fn many2one(&self, alias: &str, r: &Resolved, sub: &[Node], at: &str) -> String {
-        let co = self.comodel(r, at);
+    fn many2one(
+        &self,
+        alias: &str,
+        r: &Resolved,
+        sub: &[Node],
+        at: &str,
+    ) -> Result<String, ReadError> {
+        let co = self.comodel(r, at)?;
         let id = self.shaper.m2o_id(r);
         let n = self.shaper.alias("n");
-        let obj = read::object_sql(&self.pairs(&co, &n, sub, at));
+        let obj = object_sql(&self.pairs(&co, &n, sub, at)?);
         let table = co.table_ident();
         let (rule, missing) = if Self::reads_records(sub) {
             let refused = self.refusal(&co.info.model, &id);
-            match self.readable_rows(&co, &n) {
+            match self.readable_rows(&co, &n)? {
                 None => {
-                    return format!(
+                    return Ok(format!(
                         "CASE WHEN {id} IS NULL THEN 'false'::jsonb ELSE {refused} END"
-                    );
+                    ));
                 }
                 Some(rule) => (rule, refused),
             }
@@ -269,9 +272,9 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             }
             _ => format!("(SELECT {obj} FROM public.{table} {n} WHERE {n}.id = {id} AND ({rule}))"),
         };
-        format!(
+        Ok(format!(
             "CASE WHEN {id} IS NULL THEN 'false'::jsonb ELSE coalesce({related}, {missing}) END"
-        )
+        ))
     }
 
     /// The pairs of the x2many rows on `alias`, with the joins their many2one sub-records need.
@@ -281,32 +284,39 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
         alias: &str,
         sub: &[Node],
         at: &str,
-    ) -> (Vec<(String, String)>, String) {
+    ) -> Result<(Vec<(String, String)>, String), ReadError> {
         let outer = self.joins.replace(Some((alias.to_string(), vec![])));
         let pairs = self.pairs(co, alias, sub, at);
-        let (_, joins) = self.joins.replace(outer).expect("set above");
-        (pairs, joins.concat())
+        let joins = self
+            .joins
+            .replace(outer)
+            .map(|(_, j)| j)
+            .unwrap_or_default();
+        Ok((pairs?, joins.concat()))
     }
 
-    fn x2many(&self, r: &Resolved, node: &Node, at: &str) -> String {
-        let Some(rows) = self.shaper.x2many_rows(r) else {
-            return "'[]'::jsonb".into();
+    fn x2many(&self, r: &Resolved, node: &Node, at: &str) -> Result<String, ReadError> {
+        let Some(rows) = self.shaper.x2many_rows(r)? else {
+            return Ok("'[]'::jsonb".into());
         };
         let co = rows.comodel.clone();
         let c = &rows.alias;
         let order = match &node.order {
-            Some(o) => self.order(&co, c, o, at),
+            Some(o) => self.order(&co, c, o, at)?,
             None => rows.order.clone(),
         };
         let Some(sub) = &node.fields else {
             // `order` alone sorts the ids (Odoo applies `limit` only with sub-fields).
             if node.limit.is_some() && self.style == Style::Read {
-                invalid(at, "limit needs sub-fields: name(limit=N){...}".into());
+                return Err(invalid(
+                    at,
+                    "limit needs sub-fields: name(limit=N){...}".into(),
+                ));
             }
-            return format!(
+            return Ok(format!(
                 "coalesce((SELECT jsonb_agg({c}.id ORDER BY {order}) {}), '[]'::jsonb)",
                 rows.rows_sql("")
-            );
+            ));
         };
         // With a limit the records are read from a second scan of the comodel (`e`), joined to
         // the numbered ids; without one, straight from the rows (`c`).
@@ -314,18 +324,18 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
             Some(_) => self.shaper.alias("e"),
             None => c.clone(),
         };
-        let (pairs, joins) = self.row_pairs(&co, &e, sub, at);
-        let mut obj = read::object_sql(&pairs);
-        // A related x2many lists its ids as the superuser (values.rs): reading the records
+        let (pairs, joins) = self.row_pairs(&co, &e, sub, at)?;
+        let mut obj = object_sql(&pairs);
+        // A related x2many lists its ids as the superuser (shape.rs): reading the records
         // themselves is the caller's read, refused when a rule hides one of them.
         if r.hops > 0 && Self::reads_records(sub) {
             let refused = self.refusal(&co.info.model, &format!("{e}.id"));
-            obj = match self.readable_rows(&co, &e) {
+            obj = match self.readable_rows(&co, &e)? {
                 None => refused,
                 Some(rule) => format!("CASE WHEN {rule} THEN {obj} ELSE {refused} END"),
             };
         }
-        match node.limit {
+        Ok(match node.limit {
             None => format!(
                 "coalesce((SELECT jsonb_agg({obj} ORDER BY {order}) {}), '[]'::jsonb)",
                 rows.rows_sql(&joins)
@@ -342,32 +352,19 @@ impl<'s, 'a, 'u> Builder<'s, 'a, 'u> {
                     from = rows.rows_sql("")
                 )
             }
-        }
+        })
     }
 
     /// ORDER BY of a caller's `order` on row `alias` of `co`, `id` last.
-    fn order(&self, co: &ModelMeta, alias: &str, order: &str, at: &str) -> String {
-        let parsed = domain::parse_order(order, &co.info)
-            .unwrap_or_else(|e| invalid(at, format!("invalid order: {e}")));
-        let mut terms: Vec<String> = parsed
-            .iter()
-            .map(|(name, desc)| {
-                let f = &co.info.fields[name];
-                let column = ident(name);
-                let expr = if f.translate {
-                    format!(
-                        "coalesce({alias}.{column}->>${l}, {alias}.{column}->>'en_US')",
-                        l = self.shaper.lang_param
-                    )
-                } else {
-                    format!("{alias}.{column}")
-                };
-                format!("{expr} {}", if *desc { "DESC" } else { "ASC" })
-            })
-            .collect();
-        if !parsed.iter().any(|(n, _)| n == "id") {
-            terms.push(format!("{alias}.id ASC"));
-        }
-        terms.join(", ")
+    fn order(
+        &self,
+        co: &ModelMeta,
+        alias: &str,
+        order: &str,
+        at: &str,
+    ) -> Result<String, ReadError> {
+        let terms = order_terms(co, Some(order), alias, self.shaper.lang_param)
+            .map_err(|e| invalid(at, e.to_string()))?;
+        Ok(super::select::order_by(&terms))
     }
 }
