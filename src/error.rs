@@ -23,15 +23,3 @@ pub fn spi<T>(result: Result<T, pgrx::spi::SpiError>) -> T {
         ),
     }
 }
-
-/// An Odoo table or column name as a quoted identifier of a generated statement; a name that
-/// cannot be one (Odoo's metadata damaged) is 42602, never SQL text.
-pub fn ident(name: &str) -> api_gateway_core::ident::Ident {
-    api_gateway_core::ident::Ident::new(name).unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_NAME,
-            format!("api_gateway: {e} cannot name a table or a column"),
-            None,
-        )
-    })
-}

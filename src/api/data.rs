@@ -533,16 +533,6 @@ fn read_versioned_lang(
     read_one(uid, model, id, fields, lang, true)
 }
 
-/// What a conditional write or unlink did: `done`, `not_found` (missing or not visible: as the
-/// plain function's false) or `changed` (the row version is none of `versions`; nothing done).
-fn outcome(o: data::write::Outcome) -> &'static str {
-    match o {
-        data::write::Outcome::Done => "done",
-        data::write::Outcome::NotFound => "not_found",
-        data::write::Outcome::Changed => "changed",
-    }
-}
-
 fn versions(v: Option<Vec<Option<String>>>) -> Vec<String> {
     required(v, "versions").into_iter().flatten().collect()
 }
@@ -565,13 +555,7 @@ fn write_if_match(
     let vals = required(vals, "vals");
     let versions = self::versions(versions);
     require_sql_writes(model);
-    outcome(data::write::write_checked(
-        uid,
-        model,
-        id,
-        &vals.0,
-        Some(&versions),
-    ))
+    data::write::write_checked(uid, model, id, &vals.0, Some(&versions)).as_str()
 }
 
 /// `api_gateway.unlink_if_match(uid, model, id, versions text[]) RETURNS text`: `unlink` under
@@ -589,7 +573,7 @@ fn unlink_if_match(
     let id = required(id, "id");
     let versions = self::versions(versions);
     require_sql_writes(model);
-    outcome(data::write::unlink_checked(uid, model, id, Some(&versions)))
+    data::write::unlink_checked(uid, model, id, Some(&versions)).as_str()
 }
 
 /// `api_gateway.create(uid, model, vals jsonb) RETURNS integer`: the new record's id.

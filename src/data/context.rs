@@ -3,7 +3,7 @@
 //! (`cache`, checked by one probe per statement), or in one query per call where it is off.
 use crate::data::{Operation, cache};
 use crate::error::{raise, spi};
-use api_gateway_core::domain::{self, Domain, DomainError, Value};
+use api_gateway_core::domain::{self, Domain, Value};
 use api_gateway_core::rules;
 use pgrx::prelude::*;
 use std::collections::HashMap;
@@ -293,7 +293,7 @@ impl UserContext {
         }
     }
 
-    fn eval_context(&self) -> HashMap<String, Value> {
+    pub fn eval_context(&self) -> HashMap<String, Value> {
         rules::eval_context(&rules::RuleUser {
             uid: self.uid,
             partner_id: self.partner_id,
@@ -349,21 +349,6 @@ impl UserContext {
             }
         });
         Some(combined.unwrap_or_else(|e| fail_closed(model, e.id, &e.name, &e.why)))
-    }
-}
-
-impl UserContext {
-    /// The first rule of `model` whose domain `check` refuses: (id, name, why). Used to name the
-    /// rule in a fail-closed error; (0, "record rules", None) when no single rule is at fault.
-    pub fn culprit_rule(
-        &self,
-        model: &str,
-        check: impl Fn(&Domain) -> Option<DomainError>,
-    ) -> (i32, String, Option<String>) {
-        match rules::culprit(model, &self.rules, &self.eval_context(), check) {
-            Some(e) => (e.id, e.name, Some(e.why)),
-            None => (0, "record rules".into(), None),
-        }
     }
 }
 

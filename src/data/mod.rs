@@ -56,9 +56,12 @@ pub fn refuse(err: ReadError) -> ! {
             message,
             None,
         ),
-        ReadError::Unenforceable { model, why } => {
-            context::fail_closed(&model, 0, "record rules", &why)
-        }
+        ReadError::Unenforceable {
+            model,
+            rule_id,
+            rule_name,
+            why,
+        } => context::fail_closed(&model, rule_id, &rule_name, &why),
         ReadError::BadName(message) => raise(PgSqlErrorCode::ERRCODE_INVALID_NAME, message, None),
     }
 }

@@ -7,12 +7,11 @@ use crate::data::meta::{self, ModelMeta};
 use crate::data::{Operation, bad_input, params, refuse};
 use crate::error::{raise, spi};
 use crate::spi::RawJsonb;
-use api_gateway_core::domain::{
-    self, CompileOptions, Domain, DomainError, ModelInfo, Param, Schema,
-};
+use api_gateway_core::domain::{self, Domain, DomainError, ModelInfo, Param, Schema};
 use api_gateway_core::odoo::ReadFacts;
 use api_gateway_core::odoo::select::{self, Shape};
 use api_gateway_core::odoo::shape::Shaper;
+use api_gateway_core::odoo::visible::{self, Query, Rules};
 use elsa::FrozenMap;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -128,6 +127,10 @@ impl ReadFacts for Models<'_> {
         exists
     }
 
+    fn denied_comodel(&self) -> Option<String> {
+        self.denied.borrow().clone()
+    }
+
     fn read_access(&self, model: &str) -> (bool, Option<Domain>) {
         if let Some(known) = self.access.borrow().get(model) {
             return known.clone();
@@ -141,12 +144,8 @@ impl ReadFacts for Models<'_> {
     }
 }
 
-pub struct Query {
-    pub from_where: String,
-    pub params: Vec<Param>,
-}
-
-/// FROM + WHERE for the model's rows visible to the user for `op`, matching `domain`.
+/// FROM + WHERE for the model's rows visible to the user, matching `domain`
+/// (`api_gateway_core::odoo::visible`).
 pub fn visible_rows(
     user: &UserContext,
     models: &Models,
@@ -155,63 +154,22 @@ pub fn visible_rows(
     active_test: bool,
 ) -> Query {
     let rule = user.rule_domain(&model.info.model);
-    // Conditions the model's own `_search` adds (ir.attachment: res_field = False).
-    let with_default;
-    let domain = match api_gateway_core::fields::search_default(&model.info.model, domain) {
-        Some(extra) => {
-            with_default = domain::and(vec![domain.clone(), extra]);
-            &with_default
-        }
-        None => domain,
+    let eval = user.eval_context();
+    let rules = Rules {
+        domain: rule.as_ref(),
+        rules: &user.rules,
+        eval: &eval,
     };
-    let opts = CompileOptions {
-        lang: &user.lang,
-        company_id: user.company_id,
+    visible::visible_rows(
+        models,
+        &user.reader(),
+        model,
+        domain,
+        &rules,
         active_test,
-    };
-    // The caller's domain alone first: its mistakes are bad input (22023)...
-    if let Err(e) = domain::compile(domain, &model.info, models, "t", 1, &opts) {
-        if let Some(comodel) = models.denied.borrow().clone() {
-            raise(
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!(
-                    "user {} may not read records of model {comodel} (searched through the domain)",
-                    user.uid
-                ),
-                None,
-            );
-        }
-        bad_input("domain", &e);
-    }
-    // ...so what fails once the rules are added is a rule the gateway cannot enforce: fail closed.
-    let sql = domain::compile_search(domain, rule.as_ref(), &model.info, models, "t", 1, &opts)
-        .unwrap_or_else(|e| {
-            let (id, name, why) = user.culprit_rule(&model.info.model, |d| {
-                domain::compile_search(&Domain::True, Some(d), &model.info, models, "t", 1, &opts)
-                    .err()
-            });
-            if why.is_none() && matches!(e, DomainError::TooComplex(_)) {
-                // no rule fails alone: the caller's domain and the rules together pass a limit
-                bad_input("domain", &e);
-            }
-            context::fail_closed(
-                &model.info.model,
-                id,
-                &name,
-                &why.unwrap_or_else(|| e.to_string()),
-            )
-        });
-    let (mut text, mut params) = (sql.text, sql.params);
-    // ir.attachment: Odoo's own access check (the attached record's) on top of ACL and rules.
-    if model.info.model == "ir.attachment" && !user.superuser {
-        let (cond, extra) = crate::data::attachment::access(user, models, params.len() + 1);
-        text = format!("({text}) AND {cond}");
-        params.extend(extra);
-    }
-    Query {
-        from_where: format!("FROM public.{} t WHERE {}", model.table_ident(), text),
-        params,
-    }
+        crate::data::attachment::facts,
+    )
+    .unwrap_or_else(|e| refuse(e))
 }
 
 /// A search Odoo answers with no records where the access right is missing, instead of

@@ -5,17 +5,15 @@
 use crate::data::context::{self, UserContext};
 use crate::data::meta::ModelMeta;
 use crate::data::read::{Models, id_domain, visible_rows};
-use crate::data::{Operation, params};
-use crate::error::{ident, raise, spi};
+use crate::data::{Operation, params, refuse};
+use crate::error::{raise, spi};
 use api_gateway_core::domain::Param;
 use api_gateway_core::field_values::{self, Command, ValueError, Values, WriteField, Writer};
+use api_gateway_core::odoo::write;
+pub use api_gateway_core::odoo::write::Outcome;
 use pgrx::prelude::*;
 use serde_json::Value;
 use std::collections::HashMap;
-
-fn invalid(msg: String) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, msg, None)
-}
 
 /// A value refused by `api_gateway_core::field_values`, with its SQLSTATE.
 fn refuse_value(e: &ValueError) -> ! {
@@ -124,95 +122,21 @@ fn values(user: &UserContext, model: &ModelMeta, vals: &Value) -> Values {
     .unwrap_or_else(|e| refuse_value(&e))
 }
 
-/// Stored fields of res.partner that Odoo computes in Python and that rules and display names
-/// depend on: commercial_partner_id, complete_name, commercial_company_name (as
-/// `_compute_commercial_partner`, `_compute_complete_name`, `_compute_commercial_company_name`).
+/// Odoo's stored partner fields computed in Python (`odoo::write::partner_recompute`).
 fn recompute(model: &ModelMeta, id: i64) {
-    if model.info.model != "res.partner" {
-        return;
+    for sql in write::partner_recompute(model) {
+        exec(sql, &[Param::Int(id)]);
     }
-    let has = |f: &str| model.fields.get(f).is_some_and(|m| m.has_column);
-    if !(has("commercial_partner_id")
-        && has("complete_name")
-        && has("parent_id")
-        && has("is_company"))
-    {
-        return;
-    }
-    exec(
-        "UPDATE public.res_partner p SET \
-           commercial_partner_id = CASE WHEN coalesce(p.is_company, false) OR p.parent_id IS NULL THEN p.id \
-               ELSE coalesce((SELECT q.commercial_partner_id FROM public.res_partner q WHERE q.id = p.parent_id), p.parent_id) END, \
-           complete_name = CASE WHEN p.parent_id IS NOT NULL AND NOT coalesce(p.is_company, false) \
-               THEN btrim(coalesce((SELECT q.name FROM public.res_partner q WHERE q.id = p.parent_id), '') || ', ' || coalesce(p.name, '')) \
-               ELSE btrim(coalesce(p.name, '')) END \
-         WHERE p.id = $1::int4",
-        &[Param::Int(id)],
-    );
-    if has("commercial_company_name") {
-        exec(
-            "UPDATE public.res_partner p SET commercial_company_name = \
-               (SELECT c.name FROM public.res_partner c WHERE c.id = p.commercial_partner_id AND c.is_company) \
-             WHERE p.id = $1::int4",
-            &[Param::Int(id)],
-        );
-    }
-}
-
-fn quoted(names: &[&String]) -> String {
-    names
-        .iter()
-        .map(|n| ident(n).to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn apply_many2many(model: &ModelMeta, id: i64, m2m: &[(String, Vec<Command>)]) {
     for (field, cmds) in m2m {
-        let f = &model.info.fields[field];
-        let (Some(rel), Some(c1), Some(c2)) = (&f.relation_table, &f.column1, &f.column2) else {
-            invalid(format!(
-                "field {}.{field} has no relation table",
-                model.info.model
-            ));
-        };
-        let (rel, c1, c2) = (ident(rel), ident(c1), ident(c2));
-        for cmd in cmds {
-            let (sql, arg): (String, Option<Vec<i64>>) = match cmd {
-                Command::Replace(ids) => {
-                    exec(
-                        &format!("DELETE FROM public.{rel} WHERE {c1} = $1::int4"),
-                        &[Param::Int(id)],
-                    );
-                    (
-                        format!(
-                            "INSERT INTO public.{rel} ({c1}, {c2}) SELECT $1::int4, unnest($2::int4[]) ON CONFLICT DO NOTHING"
-                        ),
-                        Some(ids.clone()),
-                    )
-                }
-                Command::Link(x) => (
-                    format!(
-                        "INSERT INTO public.{rel} ({c1}, {c2}) VALUES ($1::int4, ($2::int8[])[1]) ON CONFLICT DO NOTHING"
-                    ),
-                    Some(vec![*x]),
-                ),
-                Command::Unlink(x) => (
-                    format!(
-                        "DELETE FROM public.{rel} WHERE {c1} = $1::int4 AND {c2} = ($2::int8[])[1]"
-                    ),
-                    Some(vec![*x]),
-                ),
-                Command::Clear => (
-                    format!("DELETE FROM public.{rel} WHERE {c1} = $1::int4"),
-                    None,
-                ),
-            };
+        for step in write::many2many_steps(model, field, cmds).unwrap_or_else(|e| refuse(e)) {
             let mut p = vec![Param::Int(id)];
-            if let Some(a) = arg {
-                p.push(Param::IntArray(a));
+            if let Some(ids) = step.ids {
+                p.push(Param::IntArray(ids));
             }
-            exec(&sql, &p);
+            exec(&step.sql, &p);
         }
     }
 }
@@ -269,61 +193,20 @@ pub fn create(uid: i32, model_name: &str, vals: &Value) -> i32 {
         &|f| model.fields.get(f).is_some_and(|m| m.has_column),
         &mut v.columns,
     );
-    for (name, meta) in &model.fields {
-        if meta.required
-            && meta.has_column
-            && !field_values::MAGIC.contains(&name.as_str())
-            && v.columns.get(name).is_none_or(Value::is_null)
-        {
-            raise(
-                PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION,
-                format!("field {model_name}.{name} is required"),
-                None,
-            );
-        }
+    if let Some(name) = write::missing_required(&model, &v) {
+        raise(
+            PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION,
+            format!("field {model_name}.{name} is required"),
+            None,
+        );
     }
-    let mut names: Vec<&String> = v.columns.keys().collect();
-    names.sort();
-    let log = ["create_uid", "write_uid", "create_date", "write_date"]
-        .into_iter()
-        .filter(|n| model.fields.get(*n).is_some_and(|f| f.has_column))
-        .collect::<Vec<_>>();
-    let mut cols = quoted(&names);
-    let mut exprs = names
-        .iter()
-        .map(|n| format!("r.{}", ident(n)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    for n in &log {
-        let e = if n.ends_with("uid") {
-            "$2::int4"
-        } else {
-            "(now() AT TIME ZONE 'utc')"
-        };
-        if !cols.is_empty() {
-            cols.push_str(", ");
-            exprs.push_str(", ");
-        }
-        cols.push_str(&ident(n).to_string());
-        exprs.push_str(e);
-    }
-    let sql = if cols.is_empty() {
-        format!(
-            "INSERT INTO public.{} DEFAULT VALUES RETURNING id",
-            model.table_ident()
-        )
-    } else {
-        format!(
-            "INSERT INTO public.{t} ({cols}) SELECT {exprs} FROM jsonb_populate_record(NULL::public.{t}, $1::jsonb) r RETURNING id",
-            t = model.table_ident()
-        )
-    };
+    let (sql, takes_params) = write::insert_sql(&model, &v).unwrap_or_else(|e| refuse(e));
     let payload = pgrx::JsonB(Value::Object(v.columns));
     let id: i64 = Spi::connect_mut(|c| {
-        let t = if cols.is_empty() {
-            spi(c.update(sql.as_str(), None, &[]))
-        } else {
+        let t = if takes_params {
             spi(c.update(sql.as_str(), None, &[payload.into(), uid.into()]))
+        } else {
+            spi(c.update(sql.as_str(), None, &[]))
         };
         spi(t.first().get::<i32>(1)).map(i64::from).unwrap_or(0)
     });
@@ -343,24 +226,13 @@ fn visible(uid: i32, models: &Models, model: &ModelMeta, id: i64) -> bool {
     record_matches(&reader, models, model, id)
 }
 
-/// What a write or unlink conditioned on the row version did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Done,
-    NotFound,
-    Changed,
-}
-
 /// Lock the row (as the write will) and compare its version with `versions`: the lock holds
 /// until the transaction ends, so the version checked is the one the write replaces.
 fn check_version(model: &ModelMeta, id: i32, versions: Option<&[String]>, lock: &str) -> Outcome {
     let Some(versions) = versions else {
         return Outcome::Done;
     };
-    let sql = format!(
-        "SELECT xmin::text FROM public.{} WHERE id = $1::int4 FOR {lock}",
-        model.table_ident()
-    );
+    let sql = write::version_sql(model, lock);
     let current: Option<String> = Spi::connect_mut(|c| {
         let t = spi(c.update(sql.as_str(), Some(1), &[id.into()]));
         if t.is_empty() {
@@ -369,11 +241,7 @@ fn check_version(model: &ModelMeta, id: i32, versions: Option<&[String]>, lock: 
             spi(t.first().get::<String>(1))
         }
     });
-    match current {
-        None => Outcome::NotFound,
-        Some(v) if versions.contains(&v) => Outcome::Done,
-        Some(_) => Outcome::Changed,
-    }
+    write::version_outcome(current.as_deref(), versions)
 }
 
 pub fn write(uid: i32, model_name: &str, id: i32, vals: &Value) -> bool {
@@ -408,37 +276,7 @@ pub fn write_checked(
     if checked != Outcome::Done {
         return checked;
     }
-    let mut names: Vec<&String> = v.columns.keys().collect();
-    names.sort();
-    let mut sets: Vec<String> = names
-        .iter()
-        .map(|n| {
-            let c = ident(n);
-            if v.company_dependent.contains(n) {
-                // merge the current company's value into the others; null values drop out
-                // (no row left: NULL), as Odoo's company-dependent UPDATE does
-                format!(
-                    "{c} = (SELECT jsonb_object_agg(d.key, d.value) \
-                       FROM jsonb_each(coalesce(t.{c}, '{{}}'::jsonb) || r.{c}) d \
-                      WHERE d.value <> 'null'::jsonb)"
-                )
-            } else {
-                format!("{c} = r.{c}")
-            }
-        })
-        .collect();
-    if model.fields.get("write_uid").is_some_and(|f| f.has_column) {
-        sets.push("write_uid = $2::int4".into());
-    }
-    if model.fields.get("write_date").is_some_and(|f| f.has_column) {
-        sets.push("write_date = (now() AT TIME ZONE 'utc')".into());
-    }
-    if !sets.is_empty() {
-        let sql = format!(
-            "UPDATE public.{t} t SET {sets} FROM jsonb_populate_record(NULL::public.{t}, $1::jsonb) r WHERE t.id = $3::int4",
-            t = model.table_ident(),
-            sets = sets.join(", ")
-        );
+    if let Some(sql) = write::update_sql(&model, &v).unwrap_or_else(|e| refuse(e)) {
         let payload = pgrx::JsonB(Value::Object(v.columns));
         Spi::connect_mut(|c| {
             spi(c.update(sql.as_str(), None, &[payload.into(), uid.into(), id.into()]));

@@ -8,6 +8,8 @@ pub mod meta;
 pub mod nested_read;
 pub mod select;
 pub mod shape;
+pub mod visible;
+pub mod write;
 
 #[cfg(test)]
 mod tests;
@@ -24,6 +26,11 @@ pub trait ReadFacts: Schema {
     fn table_exists(&self, table: &str) -> bool;
     /// Whether the reader may read `model` at all (`ir.model.access`), and its read rule.
     fn read_access(&self, model: &str) -> (bool, Option<Domain>);
+    /// A comodel the last compilation searched without read access ([`Schema::read_rule`]
+    /// refused it): the search is then the caller's AccessError, not a bad domain.
+    fn denied_comodel(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The reader: `env.user` and what of its environment a read depends on.
@@ -49,8 +56,14 @@ pub enum ReadError {
     #[error("{0}")]
     Denied(String),
     /// A record rule of `model` the gateway cannot enforce: the read is refused (fail closed).
-    #[error("record rules of {model} cannot be enforced: {why}")]
-    Unenforceable { model: String, why: String },
+    /// `rule_id` 0 when no single rule is at fault.
+    #[error("record rule {rule_id} \"{rule_name}\" on {model} cannot be enforced: {why}")]
+    Unenforceable {
+        model: String,
+        rule_id: i32,
+        rule_name: String,
+        why: String,
+    },
     /// A name from the metadata that cannot be an SQL identifier (42602).
     #[error("{0}")]
     BadName(String),

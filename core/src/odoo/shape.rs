@@ -53,6 +53,16 @@ pub struct X2manyRows {
     pub order: String,
 }
 
+/// A rule of `co` the compiler refused, no single rule named (the comodel's combined rules).
+fn unenforceable(co: &ModelMeta, e: domain::DomainError) -> ReadError {
+    ReadError::Unenforceable {
+        model: co.info.model.clone(),
+        rule_id: 0,
+        rule_name: "record rules".into(),
+        why: e.to_string(),
+    }
+}
+
 impl X2manyRows {
     /// `FROM ... <joins> WHERE ...`.
     pub fn rows_sql(&self, joins: &str) -> String {
@@ -591,10 +601,7 @@ impl<'a> Shaper<'a> {
             first,
             &self.options(),
         )
-        .map_err(|e| ReadError::Unenforceable {
-            model: co.info.model.clone(),
-            why: e.to_string(),
-        })?;
+        .map_err(|e| unenforceable(co, e))?;
         if keep {
             self.params.borrow_mut().extend(sql.params);
         }
@@ -628,10 +635,7 @@ impl<'a> Shaper<'a> {
             first,
             &self.options(),
         )
-        .map_err(|e| ReadError::Unenforceable {
-            model: co.info.model.clone(),
-            why: e.to_string(),
-        })?;
+        .map_err(|e| unenforceable(co, e))?;
         self.params.borrow_mut().extend(sql.params);
         Ok(sql.text)
     }

@@ -16,6 +16,8 @@ struct Library {
     models: HashMap<String, Rc<ModelMeta>>,
     /// (may read, read rule) per model; absent: readable, no rule.
     access: HashMap<String, (bool, Option<Domain>)>,
+    /// A comodel a search reached without read access.
+    denied: std::cell::RefCell<Option<String>>,
 }
 
 fn model(name: &str, order: &str, fields: Vec<(FieldInfo, FieldMeta)>) -> Rc<ModelMeta> {
@@ -128,6 +130,7 @@ impl Library {
         Library {
             models,
             access: HashMap::new(),
+            denied: Default::default(),
         }
     }
 
@@ -153,7 +156,14 @@ impl Schema for Library {
     }
 
     fn read_rule(&self, model: &str) -> Result<Option<Domain>, DomainError> {
-        Ok(self.read_access(model).1)
+        let (allowed, rule) = self.read_access(model);
+        if !allowed {
+            *self.denied.borrow_mut() = Some(model.into());
+            return Err(DomainError::InvalidValue(format!(
+                "no read access to {model}"
+            )));
+        }
+        Ok(rule)
     }
 
     fn related(&self, model: &str, field: &str) -> Option<String> {
@@ -172,6 +182,10 @@ impl ReadFacts for Library {
 
     fn read_access(&self, model: &str) -> (bool, Option<Domain>) {
         self.access.get(model).cloned().unwrap_or((true, None))
+    }
+
+    fn denied_comodel(&self) -> Option<String> {
+        self.denied.borrow().clone()
     }
 }
 
@@ -607,4 +621,131 @@ fn a_relation_table_that_cannot_be_named_is_refused() {
         shaper(&lib).value(&odd, "tag_ids"),
         Err(ReadError::BadName(_))
     ));
+}
+
+mod visible_rows {
+    use super::*;
+    use crate::odoo::visible::{AttachmentFacts, Rules, attachment_access, visible_rows};
+
+    fn no_attachments() -> AttachmentFacts {
+        AttachmentFacts {
+            res_models: vec![],
+            system_group: None,
+        }
+    }
+
+    fn rows(lib: &Library, domain: &str, rules: &[Rule]) -> Result<String, ReadError> {
+        let eval: HashMap<String, domain::Value> = HashMap::new();
+        let combined = crate::rules::combine("x.book", rules, &eval, |_, d| d).ok();
+        let r = Rules {
+            domain: combined.as_ref(),
+            rules,
+            eval: &eval,
+        };
+        let d = domain::parse(domain).unwrap();
+        visible_rows(lib, &reader(), &lib.book(), &d, &r, true, no_attachments)
+            .map(|q| q.from_where)
+    }
+
+    type Rule = crate::rules::Rule;
+
+    fn rule(id: i32, text: &str) -> Rule {
+        ("x.book".into(), id, format!("rule {id}"), text.into(), true)
+    }
+
+    #[test]
+    fn the_domain_and_the_rules_make_one_condition() {
+        let lib = Library::new();
+        let sql = rows(
+            &lib,
+            "[('price', '>', 3)]",
+            &[rule(4, "[('price', '<', 100)]")],
+        )
+        .unwrap();
+        assert!(sql.starts_with("FROM public.\"x_book\" t WHERE "), "{sql}");
+        assert!(sql.contains("$1") && sql.contains("$2"), "{sql}");
+    }
+
+    #[test]
+    fn a_bad_domain_is_the_callers_mistake() {
+        let lib = Library::new();
+        match rows(&lib, "[('nope', '=', 1)]", &[]) {
+            Err(ReadError::Invalid { message, .. }) => {
+                assert!(message.starts_with("invalid domain:"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn searching_through_a_comodel_the_reader_may_not_read_is_denied() {
+        let lib = Library::new().deny("x.author");
+        match rows(&lib, "[('author_id.name', '=', 'Ann')]", &[]) {
+            Err(ReadError::Denied(m)) => assert!(
+                m.contains("may not read records of model x.author (searched through the domain)"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_rule_that_cannot_be_compiled_is_named_and_refuses_the_read() {
+        let lib = Library::new();
+        let rules = [
+            rule(3, "[('price', '>', 0)]"),
+            rule(9, "[('nope', '=', 1)]"),
+        ];
+        match rows(&lib, "[]", &rules) {
+            Err(ReadError::Unenforceable {
+                model,
+                rule_id,
+                rule_name,
+                ..
+            }) => assert_eq!(
+                (model.as_str(), rule_id, rule_name.as_str()),
+                ("x.book", 9, "rule 9")
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn attachments_follow_the_attached_records_rights() {
+        let lib = Library::new()
+            .rule("x.author", "[('active', '=', True)]")
+            .deny("x.tag");
+        let known = AttachmentFacts {
+            res_models: vec![
+                "x.author".into(),
+                "x.tag".into(),
+                "x.unknown".into(),
+                "Bad Name".into(),
+            ],
+            system_group: Some(4),
+        };
+        let (cond, params) = attachment_access(&lib, &reader(), &known, 3);
+        assert!(
+            cond.contains(
+                "t.res_model = 'x.author' AND EXISTS (SELECT 1 FROM public.\"x_author\" att0"
+            ),
+            "{cond}"
+        );
+        assert!(
+            !cond.contains("x.tag") && !cond.contains("x.unknown") && !cond.contains("Bad"),
+            "{cond}"
+        );
+        assert!(
+            cond.contains("t.create_uid = 5"),
+            "not a system administrator: {cond}"
+        );
+        assert!(params.is_empty() || cond.contains("$3"), "{cond}");
+        let admin_groups = [4];
+        let admin = Reader {
+            groups: &admin_groups,
+            ..reader()
+        };
+        let (cond, _) = attachment_access(&lib, &admin, &known, 1);
+        assert!(cond.contains("((TRUE) AND"), "{cond}");
+    }
 }
