@@ -205,6 +205,51 @@ pub fn expired(since: &Snapshot, purged_below: u64) -> bool {
     purged_below > since.xmax || since.xip.first().is_some_and(|&x| x < purged_below)
 }
 
+/// The parameter numbers of a change-feed statement: the feed's id, the cursor's snapshot,
+/// the window's closing snapshot ('' while open), the last id returned and the page size.
+pub struct Window {
+    pub feed: usize,
+    pub since: usize,
+    pub upto: usize,
+    pub after: usize,
+    pub limit: usize,
+}
+
+/// The statement of one page of a change feed: the transactions visible now (or in the
+/// window's closing snapshot while it is read in pages) that were not in the cursor's snapshot;
+/// their first `limit` records by id after the last one returned, shaped by `record` over the
+/// readable rows `from_where` (row `t`), and the ids deleted. Created and deleted in the window:
+/// the caller never saw the record, neither list names it. Deleted: named only if the id does
+/// not exist now. Columns: the body (`records`, `deleted`), the closing snapshot, the last id,
+/// whether more follow.
+pub fn changes_sql(
+    record: &str,
+    from_where: &str,
+    table: &crate::ident::Ident,
+    w: &Window,
+) -> String {
+    let (f, s, u, a, l) = (w.feed, w.since, w.upto, w.after, w.limit);
+    format!(
+        "WITH w AS (SELECT coalesce(nullif(${u}, '')::pg_snapshot, pg_current_snapshot()) AS hi, ${s}::pg_snapshot AS lo), \
+         c AS (SELECT l.res_id, bool_or(l.op = 'c') AS created, bool_or(l.op = 'd') AS deleted \
+                 FROM api_gateway.feed_log l, w \
+                WHERE l.feed_id = ${f} AND l.xact >= pg_snapshot_xmin(w.lo) \
+                  AND NOT pg_visible_in_snapshot(l.xact, w.lo) AND pg_visible_in_snapshot(l.xact, w.hi) \
+                  AND l.res_id > ${a} \
+                GROUP BY l.res_id ORDER BY l.res_id LIMIT ${l} + 1), \
+         p AS (SELECT c.* FROM c ORDER BY c.res_id LIMIT ${l}) \
+         SELECT jsonb_build_object( \
+                  'records', (SELECT coalesce(jsonb_agg({record} ORDER BY t.id), '[]'::jsonb) \
+                                {from_where} AND t.id IN (SELECT p.res_id FROM p)), \
+                  'deleted', (SELECT coalesce(jsonb_agg(p.res_id ORDER BY p.res_id), '[]'::jsonb) FROM p \
+                               WHERE p.deleted AND NOT p.created \
+                                 AND NOT EXISTS (SELECT 1 FROM public.{table} x WHERE x.id = p.res_id))), \
+                (SELECT w.hi::text FROM w), \
+                (SELECT max(p.res_id) FROM p), \
+                (SELECT count(*) FROM c) > ${l}"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,5 +473,28 @@ mod tests {
             let _ = Snapshot::parse(&s);
             let _ = open(&s, b"k", "m", 1, 1, 0);
         }
+    }
+
+    #[test]
+    fn the_changes_statement_reads_the_window_with_its_parameters() {
+        let table = crate::ident::Ident::new("res_partner").unwrap();
+        let w = Window {
+            feed: 4,
+            since: 5,
+            upto: 6,
+            after: 7,
+            limit: 8,
+        };
+        let sql = changes_sql(
+            "to_jsonb(t.id)",
+            "FROM public.\"res_partner\" t WHERE true",
+            &table,
+            &w,
+        );
+        assert!(sql.contains("coalesce(nullif($6, '')::pg_snapshot, pg_current_snapshot()) AS hi, $5::pg_snapshot AS lo"));
+        assert!(sql.contains("l.feed_id = $4") && sql.contains("l.res_id > $7"));
+        assert!(sql.contains("LIMIT $8 + 1") && sql.ends_with("(SELECT count(*) FROM c) > $8"));
+        assert!(sql.contains("jsonb_agg(to_jsonb(t.id) ORDER BY t.id)"));
+        assert!(sql.contains("FROM public.\"res_partner\" x WHERE x.id = p.res_id"));
     }
 }

@@ -136,6 +136,49 @@ pub fn culprit(
         })
 }
 
+/// `(<many2one to res.company>, 'parent_of', ids)`, as multi-company rules write it, becomes
+/// `(…, 'in', <ids and their ancestors>)`: the same records, without a recursive query in every
+/// data statement. `to_company` tells whether a field of the rule's model is a many2one to
+/// `res.company`; `ancestors` gives the companies and all their parents.
+pub fn resolve_company_parents(
+    d: Domain,
+    to_company: &dyn Fn(&str) -> bool,
+    ancestors: &dyn Fn(&[i64]) -> Vec<i64>,
+) -> Domain {
+    let recurse = |x| resolve_company_parents(x, to_company, ancestors);
+    match d {
+        Domain::And(v) => Domain::And(v.into_iter().map(recurse).collect()),
+        Domain::Or(v) => Domain::Or(v.into_iter().map(recurse).collect()),
+        Domain::Not(x) => Domain::Not(Box::new(recurse(*x))),
+        Domain::Leaf(leaf) if leaf.op == domain::Operator::ParentOf => {
+            let ids: Option<Vec<i64>> = match &leaf.value {
+                domain::LeafValue::Value(Value::Int(i)) => Some(vec![*i]),
+                domain::LeafValue::Value(Value::List(l)) => l
+                    .iter()
+                    .map(|v| match v {
+                        Value::Int(i) => Some(*i),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => None,
+            };
+            match ids {
+                Some(ids) if !ids.is_empty() && to_company(&leaf.path) => {
+                    Domain::Leaf(domain::Leaf {
+                        path: leaf.path,
+                        op: domain::Operator::In,
+                        value: domain::LeafValue::Value(Value::List(
+                            ancestors(&ids).into_iter().map(Value::Int).collect(),
+                        )),
+                    })
+                }
+                _ => Domain::Leaf(leaf),
+            }
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,5 +302,21 @@ mod tests {
         })
         .unwrap();
         assert_eq!(e.id, 1);
+    }
+
+    #[test]
+    fn parent_of_a_company_becomes_in_its_ancestors() {
+        let d = domain::parse(
+            "['|', ('company_id', 'parent_of', [3]), '!', ('company_id', 'parent_of', 7), ('partner_id', 'parent_of', [3])]",
+        )
+        .unwrap();
+        let to_company = |f: &str| f == "company_id";
+        let ancestors = |ids: &[i64]| ids.iter().flat_map(|i| [*i, 1]).collect();
+        let out = resolve_company_parents(d, &to_company, &ancestors);
+        let expected = domain::parse(
+            "['|', ('company_id', 'in', [3, 1]), '!', ('company_id', 'in', [7, 1]), ('partner_id', 'parent_of', [3])]",
+        )
+        .unwrap();
+        assert_eq!(out, expected);
     }
 }

@@ -3,7 +3,7 @@
 //! (`cache`, checked by one probe per statement), or in one query per call where it is off.
 use crate::data::{Operation, cache};
 use crate::error::{raise, spi};
-use api_gateway_core::domain::{self, Domain, Value};
+use api_gateway_core::domain::{Domain, Value};
 use api_gateway_core::rules;
 use pgrx::prelude::*;
 use std::collections::HashMap;
@@ -343,64 +343,21 @@ impl UserContext {
         let resolve = self.fingerprint.1 == -1;
         let combined = rules::combine(model, &self.rules, &self.eval_context(), |m, d| {
             if resolve {
-                resolve_company_parents(m, d)
+                // `res_company` changes drop the cached context, so the ancestors read here hold
+                // as long as the rule domain does.
+                let to_company = |field: &str| {
+                    crate::data::meta::try_model(m).is_ok_and(|meta| {
+                        meta.info.fields.get(field).is_some_and(|f| {
+                            f.ttype == "many2one" && f.relation.as_deref() == Some("res.company")
+                        })
+                    })
+                };
+                rules::resolve_company_parents(d, &to_company, &cache::company_ancestors)
             } else {
                 d
             }
         });
         Some(combined.unwrap_or_else(|e| fail_closed(model, e.id, &e.name, &e.why)))
-    }
-}
-
-/// `(<many2one to res.company>, 'parent_of', ids)`, as multi-company rules write it, becomes
-/// `(…, 'in', <ids and their ancestors>)`: the same records, without a recursive query in every
-/// data statement. Only where the context came through the cache: `res_company` is one of the
-/// tables whose changes drop it, so the ancestors read here hold as long as the rule domain does.
-fn resolve_company_parents(model: &str, d: Domain) -> Domain {
-    match d {
-        Domain::And(v) => Domain::And(
-            v.into_iter()
-                .map(|x| resolve_company_parents(model, x))
-                .collect(),
-        ),
-        Domain::Or(v) => Domain::Or(
-            v.into_iter()
-                .map(|x| resolve_company_parents(model, x))
-                .collect(),
-        ),
-        Domain::Not(x) => Domain::Not(Box::new(resolve_company_parents(model, *x))),
-        Domain::Leaf(leaf) if leaf.op == domain::Operator::ParentOf => {
-            let ids: Option<Vec<i64>> = match &leaf.value {
-                domain::LeafValue::Value(Value::Int(i)) => Some(vec![*i]),
-                domain::LeafValue::Value(Value::List(l)) => l
-                    .iter()
-                    .map(|v| match v {
-                        Value::Int(i) => Some(*i),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => None,
-            };
-            let to_company = crate::data::meta::try_model(model).is_ok_and(|m| {
-                m.info.fields.get(&leaf.path).is_some_and(|f| {
-                    f.ttype == "many2one" && f.relation.as_deref() == Some("res.company")
-                })
-            });
-            match ids {
-                Some(ids) if to_company && !ids.is_empty() => Domain::Leaf(domain::Leaf {
-                    path: leaf.path,
-                    op: domain::Operator::In,
-                    value: domain::LeafValue::Value(Value::List(
-                        cache::company_ancestors(&ids)
-                            .into_iter()
-                            .map(Value::Int)
-                            .collect(),
-                    )),
-                }),
-                _ => Domain::Leaf(leaf),
-            }
-        }
-        other => other,
     }
 }
 

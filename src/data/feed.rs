@@ -162,38 +162,20 @@ pub fn changes(req: Request) -> RawJsonb {
         params.push(p);
         params.len()
     };
-    let f = param(Param::Int(feed_id));
-    let s = param(Param::Text(since.to_string()));
-    let u = param(Param::Text(
-        upto.as_ref().map(|u| u.to_string()).unwrap_or_default(),
-    ));
-    let a = param(Param::Int(c.after.unwrap_or(i64::MIN)));
-    let l = param(Param::Int(limit));
-    // The window: transactions visible now (or in the window's closing snapshot while it is
-    // read in pages) that were not in the cursor's snapshot; its first `limit` records by id,
-    // after the last one returned. Created and deleted in the window: the caller never saw the
-    // record, neither list names it. Deleted: named only if the id does not exist now.
-    let sql = format!(
-        "WITH w AS (SELECT coalesce(nullif(${u}, '')::pg_snapshot, pg_current_snapshot()) AS hi, ${s}::pg_snapshot AS lo), \
-         c AS (SELECT l.res_id, bool_or(l.op = 'c') AS created, bool_or(l.op = 'd') AS deleted \
-                 FROM api_gateway.feed_log l, w \
-                WHERE l.feed_id = ${f} AND l.xact >= pg_snapshot_xmin(w.lo) \
-                  AND NOT pg_visible_in_snapshot(l.xact, w.lo) AND pg_visible_in_snapshot(l.xact, w.hi) \
-                  AND l.res_id > ${a} \
-                GROUP BY l.res_id ORDER BY l.res_id LIMIT ${l} + 1), \
-         p AS (SELECT c.* FROM c ORDER BY c.res_id LIMIT ${l}) \
-         SELECT jsonb_build_object( \
-                  'records', (SELECT coalesce(jsonb_agg({obj} ORDER BY t.id), '[]'::jsonb) \
-                                {from_where} AND t.id IN (SELECT p.res_id FROM p)), \
-                  'deleted', (SELECT coalesce(jsonb_agg(p.res_id ORDER BY p.res_id), '[]'::jsonb) FROM p \
-                               WHERE p.deleted AND NOT p.created \
-                                 AND NOT EXISTS (SELECT 1 FROM public.{table} x WHERE x.id = p.res_id))), \
-                (SELECT w.hi::text FROM w), \
-                (SELECT max(p.res_id) FROM p), \
-                (SELECT count(*) FROM c) > ${l}",
-        obj = select::object_sql(&pairs),
-        from_where = q.from_where,
-        table = model.table_ident(),
+    let window = feed::Window {
+        feed: param(Param::Int(feed_id)),
+        since: param(Param::Text(since.to_string())),
+        upto: param(Param::Text(
+            upto.as_ref().map(|u| u.to_string()).unwrap_or_default(),
+        )),
+        after: param(Param::Int(c.after.unwrap_or(i64::MIN))),
+        limit: param(Param::Int(limit)),
+    };
+    let sql = feed::changes_sql(
+        &select::object_sql(&pairs),
+        &q.from_where,
+        model.table_ident(),
+        &window,
     );
     let args = params::datums(&params);
     let (body, hi, last, more) = Spi::connect(|client| {

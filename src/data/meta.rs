@@ -3,15 +3,14 @@
 //! `ir_model_fields` rows (row count and the sum of their xmin), so a module install or a
 //! changed field is seen on the next call.
 use crate::error::{raise, spi};
-use api_gateway_core::domain::{FieldInfo, ModelInfo};
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-pub use api_gateway_core::odoo::meta::{
-    FieldMeta, ModelMeta, line_filter, plain_identifier, valid_model_name,
-};
+pub use api_gateway_core::odoo::meta::ModelMeta;
+use api_gateway_core::odoo::meta::valid_model_name;
+use api_gateway_core::odoo::meta::{self, FieldRow, ModelRow};
 
 thread_local! {
     static CACHE: RefCell<HashMap<String, Rc<ModelMeta>>> = RefCell::new(HashMap::new());
@@ -103,6 +102,7 @@ fn try_model_with(model: &str, print: (i64, i64)) -> Result<Rc<ModelMeta>, Strin
     Ok(loaded)
 }
 
+/// The rows of `model` in `ir_model` and `ir_model_fields` (`odoo::meta::assemble` decides).
 fn load(model: &str, fingerprint: (i64, i64)) -> Result<ModelMeta, String> {
     let table = model.replace('.', "_");
     let head = Spi::connect(|c| {
@@ -111,33 +111,15 @@ fn load(model: &str, fingerprint: (i64, i64)) -> Result<ModelMeta, String> {
             return None;
         }
         let r = t.first();
-        Some((
-            spi(r.get::<i32>(1)).unwrap_or(0),
-            spi(r.get::<String>(2)).unwrap_or_default(),
-            spi(r.get::<String>(3)).unwrap_or_else(|| "id".into()),
-            spi(r.get::<bool>(4)).unwrap_or(false),
-            spi(r.get::<bool>(5)).unwrap_or(false),
-        ))
+        Some(ModelRow {
+            order: spi(r.get::<String>(3)).unwrap_or_else(|| "id".into()),
+            is_abstract: spi(r.get::<bool>(4)).unwrap_or(false),
+            has_table: spi(r.get::<bool>(5)).unwrap_or(false),
+        })
     });
-    let Some((_, _, order, is_abstract, has_table)) = head else {
-        return Err(format!(
-            "unknown model \"{model}\": it has no row in ir_model"
-        ));
-    };
-    if is_abstract || !has_table {
-        return Err(format!(
-            "model \"{model}\" cannot be served: {}",
-            if is_abstract {
-                "it is abstract (no table)".to_string()
-            } else {
-                format!(
-                    "its table public.{table} does not exist (a custom _table is not supported)"
-                )
-            }
-        ));
+    if !head.as_ref().is_some_and(|h| h.has_table && !h.is_abstract) {
+        return meta::assemble(model, head, vec![], &HashMap::new(), fingerprint);
     }
-    let mut info = ModelInfo::new(model, &table);
-    let mut fields = HashMap::new();
     // Field-level groups live in ir_model_fields_group_rel, absent from some databases.
     let has_group_rel = Spi::connect(|c| {
         spi(c
@@ -155,62 +137,43 @@ fn load(model: &str, fingerprint: (i64, i64)) -> Result<ModelMeta, String> {
         "'{}'::int[]"
     };
     let fields_sql = FIELDS.replace("GROUPS", groups);
-    Spi::connect(|c| {
+    let rows = Spi::connect(|c| {
         let rows = spi(c.select(
             fields_sql.as_str(),
             None,
             &[model.into(), table.as_str().into()],
         ));
-        for r in rows {
+        rows.map(|r| {
             let text = |n: usize| spi(r.get::<String>(n));
             let flag = |n: usize| spi(r.get::<bool>(n)).unwrap_or(false);
-            let name = text(2).unwrap_or_default();
-            if !plain_identifier(&name) {
-                continue; // cannot be named safely in SQL, so it is not served
+            FieldRow {
+                name: text(2).unwrap_or_default(),
+                ttype: text(3).unwrap_or_default(),
+                store: flag(4),
+                relation: text(5),
+                relation_field: text(6),
+                relation_table: text(7),
+                column1: text(8),
+                column2: text(9),
+                translate: flag(10),
+                company_dependent: flag(11),
+                required: flag(12),
+                readonly: flag(13),
+                has_column: flag(14),
+                not_null: flag(15),
+                groups: spi(r.get::<Vec<i32>>(17)).unwrap_or_default(),
+                related: text(18),
+                model_column: text(19),
             }
-            let ttype = text(3).unwrap_or_default();
-            let has_column = flag(14);
-            let relational_x2many = ttype == "one2many" || ttype == "many2many";
-            let store = flag(4) && (has_column || relational_x2many);
-            info.fields.insert(
-                name.clone(),
-                FieldInfo {
-                    name: name.clone(),
-                    ttype: ttype.clone(),
-                    store,
-                    relation: text(5).filter(|s| !s.is_empty()),
-                    relation_field: text(6).filter(|s| !s.is_empty()),
-                    relation_table: text(7).filter(|s| !s.is_empty()),
-                    column1: text(8).filter(|s| !s.is_empty()),
-                    column2: text(9).filter(|s| !s.is_empty()),
-                    translate: flag(10),
-                    company_dependent: flag(11),
-                    line_filter: line_filter(model, &name, text(19)),
-                    // The compiler drops `IS NULL` branches only for real NOT NULL columns.
-                    required: flag(15),
-                },
-            );
-            fields.insert(
-                name,
-                FieldMeta {
-                    has_column,
-                    readonly: flag(13),
-                    required: flag(12),
-                    groups: spi(r.get::<Vec<i32>>(17)).unwrap_or_default(),
-                    related: text(18).filter(|s| !s.is_empty() && !store),
-                },
-            );
-        }
+        })
+        .collect::<Vec<_>>()
     });
-    // Field-level groups Odoo keeps in Python, resolved to group ids (an xml id that does not
-    // resolve names a group nobody is in).
+    // Field-level groups Odoo keeps in Python, resolved to group ids.
+    let mut python_groups = HashMap::new();
     let listed: Vec<(&str, Vec<&str>)> = api_gateway_core::fields::field_groups(model).collect();
     if !listed.is_empty() {
         Spi::connect(|c| {
             for (field, xmlids) in listed {
-                let Some(meta) = fields.get_mut(field) else {
-                    continue;
-                };
                 let ids: Vec<String> = xmlids.iter().map(|x| x.to_string()).collect();
                 let found = spi(c.select(
                     "SELECT coalesce(array_agg(res_id::int4), '{}') FROM public.ir_model_data \
@@ -220,33 +183,9 @@ fn load(model: &str, fingerprint: (i64, i64)) -> Result<ModelMeta, String> {
                 ))
                 .first()
                 .get::<Vec<i32>>(1);
-                let found = spi(found).unwrap_or_default();
-                meta.groups = if found.is_empty() { vec![-1] } else { found };
+                python_groups.insert(field.to_string(), spi(found).unwrap_or_default());
             }
         });
     }
-    // `id` is always there, even where ir_model_fields lacks it.
-    info.fields.entry("id".into()).or_insert_with(|| FieldInfo {
-        required: true,
-        ..FieldInfo::new("id", "integer")
-    });
-    fields.entry("id".into()).or_insert(FieldMeta {
-        has_column: true,
-        readonly: true,
-        required: false,
-        groups: vec![],
-        related: None,
-    });
-    let column = |n: &str| fields.get(n).is_some_and(|f| f.has_column);
-    info.has_active = column("active") || column("x_active");
-    if !column("active") && column("x_active") {
-        info.fields.remove("active");
-    }
-    info.rec_name = ["name", "x_name"]
-        .into_iter()
-        .find(|n| info.fields.contains_key(*n))
-        .unwrap_or("id")
-        .to_string();
-    ModelMeta::new(info, order, fields, fingerprint)
-        .map_err(|e| format!("model \"{model}\" cannot be served: its table name is {e}"))
+    meta::assemble(model, head, rows, &python_groups, fingerprint)
 }

@@ -1,6 +1,6 @@
 //! What the gateway knows of a model: its `ir_model` row, its `ir_model_fields` rows and the
 //! facts of its table, as the extension loads them. The names rules live here.
-use crate::domain::{ModelInfo, Value};
+use crate::domain::{FieldInfo, ModelInfo, Value};
 use crate::ident::{Ident, IdentError};
 use std::collections::HashMap;
 
@@ -92,6 +92,133 @@ pub fn line_filter(model: &str, field: &str, model_column: Option<String>) -> Ve
     out
 }
 
+/// The `ir_model` row of a model as the extension reads it.
+pub struct ModelRow {
+    pub order: String,
+    pub is_abstract: bool,
+    /// `public.<model with dots as underscores>` exists.
+    pub has_table: bool,
+}
+
+/// One `ir_model_fields` row of a model with the facts of its column, as the extension reads it.
+#[derive(Debug, Clone, Default)]
+pub struct FieldRow {
+    pub name: String,
+    pub ttype: String,
+    pub store: bool,
+    pub relation: Option<String>,
+    pub relation_field: Option<String>,
+    pub relation_table: Option<String>,
+    pub column1: Option<String>,
+    pub column2: Option<String>,
+    pub translate: bool,
+    pub company_dependent: bool,
+    pub required: bool,
+    pub readonly: bool,
+    /// The model's table has a column of this name.
+    pub has_column: bool,
+    /// That column is NOT NULL.
+    pub not_null: bool,
+    pub groups: Vec<i32>,
+    pub related: Option<String>,
+    /// For a one2many through `res_id`: the comodel's `model`/`res_model` column.
+    pub model_column: Option<String>,
+}
+
+/// What the gateway knows of `model` from its rows. `python_groups` holds, for the fields
+/// whose `groups=` Odoo keeps in Python ([`crate::fields::field_groups`]), the group ids their
+/// xml ids resolve to. Err says why the model cannot be served.
+pub fn assemble(
+    model: &str,
+    head: Option<ModelRow>,
+    rows: Vec<FieldRow>,
+    python_groups: &HashMap<String, Vec<i32>>,
+    fingerprint: (i64, i64),
+) -> Result<ModelMeta, String> {
+    let table = model.replace('.', "_");
+    let Some(head) = head else {
+        return Err(format!(
+            "unknown model \"{model}\": it has no row in ir_model"
+        ));
+    };
+    if head.is_abstract {
+        return Err(format!(
+            "model \"{model}\" cannot be served: it is abstract (no table)"
+        ));
+    }
+    if !head.has_table {
+        return Err(format!(
+            "model \"{model}\" cannot be served: its table public.{table} does not exist (a custom _table is not supported)"
+        ));
+    }
+    let mut info = ModelInfo::new(model, &table);
+    let mut fields = HashMap::new();
+    for row in rows {
+        if !plain_identifier(&row.name) {
+            continue; // cannot be named safely in SQL, so it is not served
+        }
+        let x2many = row.ttype == "one2many" || row.ttype == "many2many";
+        let store = row.store && (row.has_column || x2many);
+        let groups = match python_groups.get(&row.name) {
+            // an xml id that does not resolve names a group nobody is in
+            Some(ids) if ids.is_empty() => vec![-1],
+            Some(ids) => ids.clone(),
+            None => row.groups,
+        };
+        let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+        fields.insert(
+            row.name.clone(),
+            FieldMeta {
+                has_column: row.has_column,
+                readonly: row.readonly,
+                required: row.required,
+                groups,
+                related: nonempty(row.related).filter(|_| !store),
+            },
+        );
+        info.fields.insert(
+            row.name.clone(),
+            FieldInfo {
+                line_filter: line_filter(model, &row.name, row.model_column),
+                name: row.name,
+                ttype: row.ttype,
+                store,
+                relation: nonempty(row.relation),
+                relation_field: nonempty(row.relation_field),
+                relation_table: nonempty(row.relation_table),
+                column1: nonempty(row.column1),
+                column2: nonempty(row.column2),
+                translate: row.translate,
+                company_dependent: row.company_dependent,
+                // The compiler drops `IS NULL` branches only for real NOT NULL columns.
+                required: row.not_null,
+            },
+        );
+    }
+    // `id` is always there, even where ir_model_fields lacks it.
+    info.fields.entry("id".into()).or_insert_with(|| FieldInfo {
+        required: true,
+        ..FieldInfo::new("id", "integer")
+    });
+    fields.entry("id".into()).or_insert(FieldMeta {
+        has_column: true,
+        readonly: true,
+        ..FieldMeta::default()
+    });
+    let column = |n: &str| fields.get(n).is_some_and(|f| f.has_column);
+    info.has_active = column("active") || column("x_active");
+    if !column("active") && column("x_active") {
+        info.fields.remove("active");
+    }
+    info.rec_name = ["name", "x_name"]
+        .into_iter()
+        .find(|n| info.fields.contains_key(*n))
+        .unwrap_or("id")
+        .to_string();
+    ModelMeta::new(info, head.order, fields, fingerprint)
+        .map_err(|e| format!("model \"{model}\" cannot be served: its table name is {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +276,109 @@ mod tests {
                 (0, 0)
             )
             .is_err()
+        );
+    }
+
+    fn row(name: &str, ttype: &str) -> FieldRow {
+        FieldRow {
+            name: name.into(),
+            ttype: ttype.into(),
+            store: true,
+            has_column: true,
+            ..FieldRow::default()
+        }
+    }
+
+    fn head() -> Option<ModelRow> {
+        Some(ModelRow {
+            order: "name".into(),
+            is_abstract: false,
+            has_table: true,
+        })
+    }
+
+    #[test]
+    fn a_model_is_assembled_from_its_rows() {
+        let mut groups = HashMap::new();
+        groups.insert("secret".to_string(), vec![]);
+        groups.insert("note".to_string(), vec![4, 5]);
+        let related = FieldRow {
+            store: false,
+            has_column: false,
+            related: Some("partner_id.name".into()),
+            ..row("partner_name", "char")
+        };
+        let tags = FieldRow {
+            has_column: false,
+            relation: Some("x.tag".into()),
+            relation_table: Some(String::new()),
+            ..row("tag_ids", "many2many")
+        };
+        let m = assemble(
+            "x.thing",
+            head(),
+            vec![
+                row("x_name", "char"),
+                row("x_active", "boolean"),
+                row("secret", "char"),
+                row("note", "text"),
+                row("Bad Name", "char"),
+                related,
+                tags,
+                FieldRow {
+                    has_column: false,
+                    ..row("ghost", "char")
+                },
+            ],
+            &groups,
+            (3, 4),
+        )
+        .unwrap();
+        assert_eq!(m.table(), "x_thing");
+        assert_eq!(m.info.rec_name, "x_name");
+        assert!(m.info.has_active);
+        assert!(m.info.fields.contains_key("id") && m.fields["id"].has_column);
+        assert!(!m.info.fields.contains_key("Bad Name"));
+        assert_eq!(m.fields["secret"].groups, vec![-1]);
+        assert_eq!(m.fields["note"].groups, vec![4, 5]);
+        assert_eq!(
+            m.fields["partner_name"].related.as_deref(),
+            Some("partner_id.name")
+        );
+        assert!(m.info.fields["tag_ids"].store, "an x2many has no column");
+        assert_eq!(
+            m.info.fields["tag_ids"].relation_table, None,
+            "empty is none"
+        );
+        assert!(
+            !m.info.fields["ghost"].store,
+            "stored without a column is not stored"
+        );
+        assert_eq!(m.fingerprint, (3, 4));
+    }
+
+    #[test]
+    fn models_without_a_row_a_table_or_with_none_are_refused() {
+        let none = HashMap::new();
+        let e = assemble("x.gone", None, vec![], &none, (0, 0)).unwrap_err();
+        assert!(e.contains("no row in ir_model"), "{e}");
+        let abstract_head = Some(ModelRow {
+            is_abstract: true,
+            ..head().unwrap()
+        });
+        assert!(
+            assemble("x.mixin", abstract_head, vec![], &none, (0, 0))
+                .unwrap_err()
+                .contains("abstract")
+        );
+        let no_table = Some(ModelRow {
+            has_table: false,
+            ..head().unwrap()
+        });
+        assert!(
+            assemble("x.custom", no_table, vec![], &none, (0, 0))
+                .unwrap_err()
+                .contains("custom _table")
         );
     }
 }
