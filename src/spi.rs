@@ -118,6 +118,27 @@ pub fn first_jsonb(table: pgrx::spi::SpiTupleTable<'_>) -> Option<RawJsonb> {
     }))
 }
 
+/// The jsonb of a one-row statement kept as a plan (`types` of its `args`); a statement that
+/// returns none is an internal error naming `what`.
+pub fn one_jsonb(
+    sql: &'static str,
+    types: &[pgrx::pg_sys::PgBuiltInOids],
+    args: Vec<pgrx::datum::DatumWithOid>,
+    what: &str,
+) -> RawJsonb {
+    pgrx::Spi::connect(|c| {
+        let plan = plan(c, sql, types, false);
+        first_jsonb(spi(c.select(plan, Some(1), &args)))
+    })
+    .unwrap_or_else(|| {
+        crate::error::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("{what} returned no row"),
+            None,
+        )
+    })
+}
+
 /// Column `ordinal` of the current row of `table` when it is a jsonb, copied out of SPI's
 /// memory (as `first_jsonb` does); None when NULL or of another type.
 pub fn jsonb_at(table: &pgrx::spi::SpiTupleTable<'_>, ordinal: usize) -> Option<RawJsonb> {

@@ -39,8 +39,56 @@ fn json_err(e: serde_json::Error) -> MergeError {
     MergeError::Json(e.to_string())
 }
 
-fn push_key(out: &mut String, key: &str) {
-    out.push_str(&serde_json::to_string(key).expect("a string serialises"));
+/// A JSON string, escaped exactly as PostgreSQL's `escape_json` escapes it (so the event's text
+/// equals what `jsonb_build_object` would give).
+pub fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The data of a write event: `{"r":<record>,"c":[<changed names>],"p":{<name>:<value before>}}`,
+/// `push_record` writing the record and `push_before` each field's previous value.
+pub fn push_write<T>(
+    out: &mut String,
+    push_record: impl FnOnce(&mut String),
+    changed: &[(&str, T)],
+    mut push_before: impl FnMut(&mut String, &T),
+) {
+    out.push_str("{\"r\":");
+    push_record(out);
+    out.push_str(",\"c\":[");
+    for (i, (name, _)) in changed.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(out, name);
+    }
+    out.push_str("],\"p\":{");
+    for (i, (name, before)) in changed.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(out, name);
+        out.push(':');
+        push_before(out, before);
+    }
+    out.push_str("}}");
 }
 
 /// Merge the write `new_write` (`{"r","c","p"}`, None when the statement changed no watched
@@ -106,25 +154,12 @@ pub fn merge_write(
             }
             changed.sort_by(|a, b| position(a.0).cmp(&position(b.0)).then(a.0.cmp(b.0)));
             let mut out = String::with_capacity(record.len() + 64);
-            out.push_str("{\"r\":");
-            out.push_str(record);
-            out.push_str(",\"c\":[");
-            for (i, (f, _)) in changed.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_key(&mut out, f);
-            }
-            out.push_str("],\"p\":{");
-            for (i, (f, before)) in changed.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_key(&mut out, f);
-                out.push(':');
-                out.push_str(before);
-            }
-            out.push_str("}}");
+            push_write(
+                &mut out,
+                |o| o.push_str(record),
+                &changed,
+                |o, before| o.push_str(before),
+            );
             Ok(Some(out))
         }
         other => Err(MergeError::Action(other.to_string())),
@@ -290,6 +325,17 @@ mod tests {
             }
             let net = write(&start, &current);
             prop_assert_eq!(pending, net);
+        }
+    }
+
+    proptest! {
+        /// The escaper writes what PostgreSQL's escape_json writes, which JSON parsers read back.
+        #[test]
+        fn escaped_strings_read_back(s in "\\PC*|[\\x00-\\x1f\"\\\\]*") {
+            let mut out = String::new();
+            push_json_string(&mut out, &s);
+            let back: String = serde_json::from_str(&out).unwrap();
+            prop_assert_eq!(back, s);
         }
     }
 }

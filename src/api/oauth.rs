@@ -65,8 +65,21 @@ fn client_secret_matches(stored_hash: Option<&str>, presented: &str) -> bool {
     secrets::constant_time_eq(presented.as_bytes(), stored.as_bytes()) && stored_hash.is_some()
 }
 
-/// The client's row as CLIENT reads it: (secret hash, active, allowed from this IP).
-fn client_row(client_id: &str, ip: Option<&str>) -> (Option<String>, bool, bool) {
+/// What CLIENT reads of a client (None when unknown) and of the settings.
+struct ClientRow {
+    secret_hash: Option<String>,
+    uid: Option<i32>,
+    scopes: Option<Vec<String>>,
+    active: bool,
+    user_active: bool,
+    ip_ok: bool,
+    kid: String,
+    signing_secret: String,
+    issuer: String,
+    lifetime: i32,
+}
+
+fn client_row(client_id: &str, ip: Option<&str>) -> ClientRow {
     Spi::connect(|c| {
         let plan = crate::spi::plan(
             c,
@@ -76,12 +89,24 @@ fn client_row(client_id: &str, ip: Option<&str>) -> (Option<String>, bool, bool)
         );
         let t = spi(c.select(plan, Some(1), &[client_id.into(), ip.into()]));
         let r = t.first();
-        (
-            spi(r.get::<String>(1)),
-            spi(r.get::<bool>(4)).unwrap_or(false),
-            spi(r.get::<bool>(6)).unwrap_or(false),
-        )
+        ClientRow {
+            secret_hash: spi(r.get::<String>(1)),
+            uid: spi(r.get::<i32>(2)),
+            scopes: spi(r.get::<Vec<String>>(3)),
+            active: spi(r.get::<bool>(4)).unwrap_or(false),
+            user_active: spi(r.get::<bool>(5)).unwrap_or(false),
+            ip_ok: spi(r.get::<bool>(6)).unwrap_or(false),
+            kid: spi(r.get::<String>(7)).unwrap_or_default(),
+            signing_secret: spi(r.get::<String>(8)).unwrap_or_default(),
+            issuer: spi(r.get::<String>(9)).unwrap_or_default(),
+            lifetime: spi(r.get::<i32>(10)).unwrap_or(3600),
+        }
     })
+}
+
+/// Client credentials longer than any the gateway issues are refused unread.
+fn credentials_fit(client_id: &str, client_secret: &str) -> bool {
+    client_id.len() <= 64 && client_secret.len() <= 256
 }
 
 /// `api_gateway.oauth_client_check(client_id text, client_secret text, client_ip inet DEFAULT
@@ -99,12 +124,11 @@ fn oauth_client_check(
     let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else {
         return false;
     };
-    if client_id.len() > 64 || client_secret.len() > 256 {
+    if !credentials_fit(client_id, client_secret) {
         return false;
     }
-    let ip = client_ip.as_ref().map(|i| i.0.as_str());
-    let (hash, active, ip_ok) = client_row(client_id, ip);
-    client_secret_matches(hash.as_deref(), client_secret) && active && ip_ok
+    let row = client_row(client_id, client_ip.as_ref().map(|i| i.0.as_str()));
+    client_secret_matches(row.secret_hash.as_deref(), client_secret) && row.active && row.ip_ok
 }
 
 /// `api_gateway.issue_token(client_id text, client_secret text, scope text DEFAULT NULL,
@@ -122,36 +146,13 @@ fn issue_token(
     let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else {
         return bad_client();
     };
-    if client_id.len() > 64 || client_secret.len() > 256 {
+    if !credentials_fit(client_id, client_secret) {
         return bad_client();
     }
-    let ip = client_ip.as_ref().map(|i| i.0.as_str());
-    let row = Spi::connect(|c| {
-        let plan = crate::spi::plan(
-            c,
-            CLIENT,
-            &[PgBuiltInOids::TEXTOID, PgBuiltInOids::TEXTOID],
-            false,
-        );
-        let t = spi(c.select(plan, Some(1), &[client_id.into(), ip.into()]));
-        let r = t.first();
-        (
-            spi(r.get::<String>(1)),
-            spi(r.get::<i32>(2)),
-            spi(r.get::<Vec<String>>(3)),
-            spi(r.get::<bool>(4)).unwrap_or(false),
-            spi(r.get::<bool>(5)).unwrap_or(false),
-            spi(r.get::<bool>(6)).unwrap_or(false),
-            spi(r.get::<String>(7)).unwrap_or_default(),
-            spi(r.get::<String>(8)).unwrap_or_default(),
-            spi(r.get::<String>(9)).unwrap_or_default(),
-            spi(r.get::<i32>(10)).unwrap_or(3600),
-        )
-    });
-    let (
-        hash,
+    let ClientRow {
+        secret_hash: hash,
         uid,
-        client_scopes,
+        scopes: client_scopes,
         active,
         user_active,
         ip_ok,
@@ -159,7 +160,7 @@ fn issue_token(
         signing_secret,
         issuer,
         lifetime,
-    ) = row;
+    } = client_row(client_id, client_ip.as_ref().map(|i| i.0.as_str()));
     let secret_ok = client_secret_matches(hash.as_deref(), client_secret);
     let (Some(uid), Some(client_scopes)) = (uid, client_scopes) else {
         return bad_client();

@@ -158,6 +158,7 @@ fn _webhook_condition(model: &str, domain: Option<&str>) -> Option<String> {
 // (arrays and composite values included: Odoo's tables have none). NULLs are left out; the
 // payload is completed with them when it is rendered for delivery.
 
+use api_gateway_core::webhook_merge::{push_json_string, push_write};
 use pgrx::pg_sys;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -194,28 +195,6 @@ fn output_text(typid: pg_sys::Oid, value: pg_sys::Datum) -> String {
         pg_sys::pfree(c.cast());
         s
     }
-}
-
-/// JSON string escaping exactly as PostgreSQL's escape_json.
-fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                use std::fmt::Write as _;
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// Whether the output of a numeric type is a JSON number (not NaN or an infinity).
@@ -434,31 +413,21 @@ pub(crate) fn write_json(n: &Row, o: &Row, attnums: &[i16], watched: &[i16]) -> 
         return None;
     }
     let mut out = String::with_capacity(512);
-    out.push_str("{\"r\":");
-    n.push_object(&mut out, attnums);
-    out.push_str(",\"c\":[");
-    for (k, (name, _)) in changed.iter().enumerate() {
-        if k > 0 {
-            out.push(',');
-        }
-        push_json_string(&mut out, name);
-    }
-    out.push_str("],\"p\":{");
-    for (k, (name, a)) in changed.iter().enumerate() {
-        if k > 0 {
-            out.push(',');
-        }
-        push_json_string(&mut out, name);
-        out.push(':');
-        let i = (*a - 1) as usize;
-        if o.nulls[i] {
-            out.push_str("null");
-        } else {
-            let typid = o.attr(*a).map(|x| x.1).unwrap_or(pg_sys::TEXTOID);
-            unsafe { push_json_value(&mut out, typid, o.values[i]) };
-        }
-    }
-    out.push_str("}}");
+    let changed: Vec<(&str, i16)> = changed.iter().map(|(n, a)| (n.as_str(), *a)).collect();
+    push_write(
+        &mut out,
+        |out| n.push_object(out, attnums),
+        &changed,
+        |out, a| {
+            let i = (*a - 1) as usize;
+            if o.nulls[i] {
+                out.push_str("null");
+            } else {
+                let typid = o.attr(*a).map(|x| x.1).unwrap_or(pg_sys::TEXTOID);
+                unsafe { push_json_value(out, typid, o.values[i]) };
+            }
+        },
+    );
     Some(out)
 }
 

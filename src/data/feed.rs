@@ -200,27 +200,15 @@ pub fn changes(req: Request) -> RawJsonb {
 
 /// The answer: `body` (records, deleted; empty lists without one) with `more` and `next`.
 fn finish(body: Option<RawJsonb>, more: bool, next: &str) -> RawJsonb {
-    Spi::connect(|c| {
-        let args: Vec<pgrx::datum::DatumWithOid> = vec![body.into(), more.into(), next.into()];
-        let plan = crate::spi::plan(
-            c,
-            "SELECT coalesce($1::jsonb, '{\"records\": [], \"deleted\": []}'::jsonb) \
-                    || jsonb_build_object('next', $3::text, 'more', $2::boolean)",
-            &[
-                PgBuiltInOids::JSONBOID,
-                PgBuiltInOids::BOOLOID,
-                PgBuiltInOids::TEXTOID,
-            ],
-            false,
-        );
-        let t = spi(c.select(plan, Some(1), &args));
-        crate::spi::first_jsonb(t)
-    })
-    .unwrap_or_else(|| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            "changes returned no row",
-            None,
-        )
-    })
+    crate::spi::one_jsonb(
+        "SELECT coalesce($1::jsonb, '{\"records\": [], \"deleted\": []}'::jsonb) \
+                || jsonb_build_object('next', $3::text, 'more', $2::boolean)",
+        &[
+            PgBuiltInOids::JSONBOID,
+            PgBuiltInOids::BOOLOID,
+            PgBuiltInOids::TEXTOID,
+        ],
+        vec![body.into(), more.into(), next.into()],
+        "changes",
+    )
 }

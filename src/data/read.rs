@@ -457,24 +457,12 @@ pub fn search_page(req: PageRequest) -> RawJsonb {
             None,
         )
     };
-    Spi::connect(|c| {
-        let args: Vec<pgrx::datum::DatumWithOid> = vec![records.into(), next.as_deref().into()];
-        let plan = crate::spi::plan(
-            c,
-            "SELECT jsonb_build_object('records', $1::jsonb, 'next', $2::text)",
-            &[PgBuiltInOids::JSONBOID, PgBuiltInOids::TEXTOID],
-            false,
-        );
-        let t = spi(c.select(plan, Some(1), &args));
-        crate::spi::first_jsonb(t)
-    })
-    .unwrap_or_else(|| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            "search_page returned no row",
-            None,
-        )
-    })
+    crate::spi::one_jsonb(
+        "SELECT jsonb_build_object('records', $1::jsonb, 'next', $2::text)",
+        &[PgBuiltInOids::JSONBOID, PgBuiltInOids::TEXTOID],
+        vec![records.into(), next.as_deref().into()],
+        "search_page",
+    )
 }
 
 pub fn run_json(sql: &str, params: &[Param]) -> Option<RawJsonb> {
