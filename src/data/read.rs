@@ -154,11 +154,10 @@ pub fn visible_rows(
     active_test: bool,
 ) -> Query {
     let rule = user.rule_domain(&model.info.model);
-    let eval = user.eval_context();
     let rules = Rules {
         domain: rule.as_ref(),
         rules: &user.rules,
-        eval: &eval,
+        eval: &|| user.eval_context(),
     };
     visible::visible_rows(
         models,

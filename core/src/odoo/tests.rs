@@ -635,8 +635,8 @@ mod visible_rows {
     }
 
     fn rows(lib: &Library, domain: &str, rules: &[Rule]) -> Result<String, ReadError> {
-        let eval: HashMap<String, domain::Value> = HashMap::new();
-        let combined = crate::rules::combine("x.book", rules, &eval, |_, d| d).ok();
+        let eval = HashMap::<String, domain::Value>::new;
+        let combined = crate::rules::combine("x.book", rules, &eval(), |_, d| d).ok();
         let r = Rules {
             domain: combined.as_ref(),
             rules,

@@ -5,8 +5,9 @@
 //! enforce (refused, naming the rule).
 use super::meta::{ModelMeta, valid_model_name};
 use super::{ReadError, ReadFacts, Reader};
-use crate::domain::{self, CompileOptions, Domain, DomainError, EvalContext, Param};
+use crate::domain::{self, CompileOptions, Domain, DomainError, Param, Value};
 use crate::rules::{self, Rule};
+use std::collections::HashMap;
 
 /// `FROM ... t WHERE ...` and its parameters, numbered from 1.
 pub struct Query {
@@ -15,11 +16,11 @@ pub struct Query {
 }
 
 /// The reader's record rules on the model: their combined domain (None: no restriction) and
-/// the rules themselves with what they read of the user, to name the one at fault.
+/// the rules themselves with what they read of the user (built only to name the one at fault).
 pub struct Rules<'r> {
     pub domain: Option<&'r Domain>,
     pub rules: &'r [Rule],
-    pub eval: &'r dyn EvalContext,
+    pub eval: &'r dyn Fn() -> HashMap<String, Value>,
 }
 
 /// What Odoo's `ir.attachment._check_access` reads besides the reader's rights: the models
@@ -69,7 +70,8 @@ pub fn visible_rows(
         domain::compile_search(d, rule, &model.info, facts, "t", 1, &opts)
     };
     let sql = compile_with(rules.domain, domain).map_err(|e| {
-        let culprit = rules::culprit(&model.info.model, rules.rules, rules.eval, |d| {
+        let eval = (rules.eval)();
+        let culprit = rules::culprit(&model.info.model, rules.rules, &eval, |d| {
             compile_with(Some(d), &Domain::True).err()
         });
         match culprit {
