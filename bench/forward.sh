@@ -15,7 +15,8 @@
 # clear line (and the report says so). With one:
 #   ODOO_URL=http://127.0.0.1:8069 ODOO_DATABASE=odoo19 \
 #   DATABASE_URL='postgresql:///odoo19?host=/var/run/postgresql' bench/forward.sh
-# DATABASE_URL is Odoo's own database with `CREATE EXTENSION api_gateway` (the front connects to
+# DATABASE_URL (default: ODOO_DATABASE on the local cluster) is Odoo's own database with
+# `CREATE EXTENSION api_gateway` (the front connects to
 # it). ODOO_API_KEY defaults to the demo database's admin key (../shared/fixtures/
 # odoo19_demo.keys.json, uid 2). The run creates res.partner records named "Bench forward" in
 # that database (it is for a benchmark database, not production), gives uid 2 a profile with a
@@ -45,9 +46,9 @@ fi
 [[ $SECS =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS must be a positive integer"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer"
 [[ $CONNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_CONNECTIONS must be a positive integer"
-# The Odoo database, with the extension: as data.sh names it (BENCH_ODOO_DATABASE_URL) or DATABASE_URL.
-DATABASE_URL=${DATABASE_URL:-${BENCH_ODOO_DATABASE_URL:-}}
-: "${DATABASE_URL:?DATABASE_URL (or BENCH_ODOO_DATABASE_URL) is required: the Odoo database, with the api_gateway extension}"
+# The Odoo database, with the extension: DATABASE_URL, as data.sh names it (BENCH_ODOO_DATABASE_URL),
+# else the database Odoo serves (ODOO_DATABASE) on this cluster, as odoo19-up.sh sets it up.
+DATABASE_URL=${DATABASE_URL:-${BENCH_ODOO_DATABASE_URL:-postgresql:///${ODOO_DATABASE:-odoo19}?host=$PGHOST}}
 command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 version=$(curl -fsS -m 5 "$ODOO_URL/web/version" | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
 case "$version" in 19.*) ;; *) die "Odoo $version at $ODOO_URL is not 19.x" ;; esac
