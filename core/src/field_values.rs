@@ -8,6 +8,7 @@
 //! would store whatever it is given: a `char` takes a string, not `str(dict)`; a selection takes
 //! one of its keys (Odoo's `Selection.convert_to_cache` refuses others too).
 use crate::domain::FieldInfo;
+use crate::odoo::Caller;
 use serde_json::{Map, Value};
 
 /// What a value is checked against: the field and, when the database knows them, the keys of a
@@ -300,17 +301,6 @@ pub struct WriteField<'a> {
     pub groups: &'a [i32],
 }
 
-/// Who writes: what the values depend on.
-pub struct Writer<'a> {
-    pub uid: i32,
-    pub superuser: bool,
-    pub groups: &'a [i64],
-    /// Translated fields are stored for en_US and this language.
-    pub lang: &'a str,
-    /// Company-dependent fields are stored for this company.
-    pub company_id: i64,
-}
-
 /// A many2many command (Odoo's `Command`), the ones the SQL path applies.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -399,7 +389,7 @@ pub fn shape<'m>(
     model: &str,
     field: &dyn Fn(&str) -> Option<WriteField<'m>>,
     extras: &dyn Fn(&str) -> Option<Extras>,
-    writer: &Writer,
+    writer: &Caller,
     vals: &Value,
 ) -> Result<Values, ValueError> {
     let obj = vals
@@ -590,7 +580,7 @@ mod tests {
         };
         let extras =
             |n: &str| (n == "state").then(|| (0, vec!["draft".to_string(), "done".to_string()]));
-        let writer = Writer {
+        let writer = Caller {
             uid: 5,
             superuser: false,
             groups,

@@ -268,8 +268,8 @@ fn build(uid: i32, row: Row) -> UserContext {
 
 impl UserContext {
     /// The reader as `api_gateway_core::odoo` sees it.
-    pub fn reader(&self) -> api_gateway_core::odoo::Reader<'_> {
-        api_gateway_core::odoo::Reader {
+    pub fn caller(&self) -> api_gateway_core::odoo::Caller<'_> {
+        api_gateway_core::odoo::Caller {
             uid: self.uid,
             superuser: self.superuser,
             lang: &self.lang,

@@ -77,7 +77,7 @@ impl<'u> Models<'u> {
         lang_param: usize,
         company_param: usize,
     ) -> Shaper<'_> {
-        Shaper::new(self, self.user.reader(), params, lang_param, company_param)
+        Shaper::new(self, self.user.caller(), params, lang_param, company_param)
     }
 }
 
@@ -161,7 +161,7 @@ pub fn visible_rows(
     };
     visible::visible_rows(
         models,
-        &user.reader(),
+        &user.caller(),
         model,
         domain,
         &rules,
@@ -194,7 +194,7 @@ pub fn parse_domain(text: Option<&str>) -> Domain {
 
 /// Whether the user may read field `name` of `model` (its `groups`).
 pub fn field_readable(user: &UserContext, model: &ModelMeta, name: &str) -> bool {
-    select::field_readable(&user.reader(), model, name)
+    select::field_readable(&user.caller(), model, name)
 }
 
 /// The requested fields split by source: (read in SQL, `id` first; filled by Odoo), in the

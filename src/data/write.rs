@@ -8,7 +8,7 @@ use crate::data::read::{Models, id_domain, visible_rows};
 use crate::data::{Operation, params, refuse};
 use crate::error::{raise, spi};
 use api_gateway_core::domain::Param;
-use api_gateway_core::field_values::{self, Command, ValueError, Values, WriteField, Writer};
+use api_gateway_core::field_values::{self, Command, ValueError, Values, WriteField};
 use api_gateway_core::odoo::write;
 pub use api_gateway_core::odoo::write::Outcome;
 use pgrx::prelude::*;
@@ -105,18 +105,11 @@ fn values(user: &UserContext, model: &ModelMeta, vals: &Value) -> Values {
             groups: &meta.groups,
         })
     };
-    let writer = Writer {
-        uid: user.uid,
-        superuser: user.superuser,
-        groups: &user.groups,
-        lang: &user.lang,
-        company_id: user.company_id,
-    };
     field_values::shape(
         &model.info.model,
         &field,
         &|name| extras.get(name).cloned(),
-        &writer,
+        &user.caller(),
         vals,
     )
     .unwrap_or_else(|e| refuse_value(&e))

@@ -33,9 +33,10 @@ pub trait ReadFacts: Schema {
     }
 }
 
-/// The reader: `env.user` and what of its environment a read depends on.
+/// The user a call runs as (`env.user`) and what of its environment reads and writes depend on
+/// (translations and company-dependent values are read and stored for its language and company).
 #[derive(Debug, Clone, Copy)]
-pub struct Reader<'u> {
+pub struct Caller<'u> {
     pub uid: i32,
     pub superuser: bool,
     pub lang: &'u str,

@@ -119,7 +119,7 @@ impl<'s, 'a> Builder<'s, 'a> {
                 format!("unknown field {}.{name}", model.info.model),
             ));
         }
-        let reader = &self.shaper.reader;
+        let reader = &self.shaper.caller;
         if !field_readable(reader, model, name) {
             return Err(ReadError::Denied(format!(
                 "user {} may not read field {}.{name} (at {here}): it is restricted to groups the user is not in",
@@ -192,7 +192,7 @@ impl<'s, 'a> Builder<'s, 'a> {
             None => {
                 let p = self
                     .shaper
-                    .param(Param::Int(i64::from(self.shaper.reader.uid)));
+                    .param(Param::Int(i64::from(self.shaper.caller.uid)));
                 self.uid_param.set(Some(p));
                 p
             }

@@ -4,7 +4,7 @@
 use super::meta::{ModelMeta, plain_identifier};
 use super::nested_read::{Builder, Style, fields_tree};
 use super::shape::Shaper;
-use super::{ReadError, Reader, ident};
+use super::{Caller, ReadError, ident};
 use crate::cursor;
 use crate::domain;
 use crate::fields::{self, Source};
@@ -12,7 +12,7 @@ use crate::nested::Node;
 use std::rc::Rc;
 
 /// Whether the reader may read field `name` of `model` (its `groups`).
-pub fn field_readable(reader: &Reader, model: &ModelMeta, name: &str) -> bool {
+pub fn field_readable(reader: &Caller, model: &ModelMeta, name: &str) -> bool {
     model
         .fields
         .get(name)
@@ -39,10 +39,10 @@ fn requested_field(
         )));
     }
     // Odoo checks the field's groups before anything else (AccessError).
-    if !field_readable(&shaper.reader, model, name) {
+    if !field_readable(&shaper.caller, model, name) {
         return Err(ReadError::Denied(format!(
             "user {} may not read field {}.{name}: it is restricted to groups the user is not in",
-            shaper.reader.uid, model.info.model
+            shaper.caller.uid, model.info.model
         )));
     }
     let servable = shaper.servable(model, name);
@@ -124,7 +124,7 @@ pub fn select_fields(
                 .filter(|f| {
                     f.store
                         && f.ttype != "binary"
-                        && field_readable(&shaper.reader, model, &f.name)
+                        && field_readable(&shaper.caller, model, &f.name)
                         && shaper.servable(model, &f.name).is_ok()
                         && shaper.x2many_readable(model, &f.name)
                 })

@@ -3,7 +3,7 @@
 //! [`crate::display`]), many2one as `[id, display_name]`, x2many filtered by the field's own
 //! domain, the comodel's record rules and `active`, in the comodel's `_order`.
 use super::meta::{ModelMeta, plain_identifier, valid_model_name};
-use super::{ReadError, ReadFacts, Reader, ident};
+use super::{Caller, ReadError, ReadFacts, ident};
 use crate::display::{self, Piece};
 use crate::domain::{self, CompileOptions, Domain, FieldInfo, Param};
 use std::cell::{Cell, RefCell};
@@ -33,7 +33,7 @@ pub struct Resolved {
 /// caller's.
 pub struct Shaper<'a> {
     pub facts: &'a dyn ReadFacts,
-    pub reader: Reader<'a>,
+    pub caller: Caller<'a>,
     pub lang_param: usize,
     pub company_param: usize,
     /// The statement's parameters: the caller's, then those x2many rule domains add.
@@ -75,14 +75,14 @@ impl<'a> Shaper<'a> {
     /// and company among them.
     pub fn new(
         facts: &'a dyn ReadFacts,
-        reader: Reader<'a>,
+        caller: Caller<'a>,
         params: Vec<Param>,
         lang_param: usize,
         company_param: usize,
     ) -> Self {
         Shaper {
             facts,
-            reader,
+            caller,
             lang_param,
             company_param,
             params: RefCell::new(params),
@@ -92,8 +92,8 @@ impl<'a> Shaper<'a> {
 
     fn options(&self) -> CompileOptions<'_> {
         CompileOptions {
-            lang: self.reader.lang,
-            company_id: self.reader.company_id,
+            lang: self.caller.lang,
+            company_id: self.caller.company_id,
             active_test: false,
         }
     }
@@ -573,14 +573,14 @@ impl<'a> Shaper<'a> {
         c: &str,
         keep: bool,
     ) -> Result<String, ReadError> {
-        let rule = if self.reader.superuser || r.hops > 0 {
+        let rule = if self.caller.superuser || r.hops > 0 {
             None
         } else {
             let (allowed, rule) = self.comodel_rule(co);
             if !allowed {
                 return Err(ReadError::Denied(format!(
                     "user {} may not read field {}.{} (no read access to {})",
-                    self.reader.uid, r.model.info.model, r.field.name, co.info.model
+                    self.caller.uid, r.model.info.model, r.field.name, co.info.model
                 )));
             }
             rule
@@ -611,7 +611,7 @@ impl<'a> Shaper<'a> {
     /// Whether the reader may read `co` at all (`ir.model.access`) and its read rule (the
     /// superuser: allowed, no rule).
     pub fn comodel_rule(&self, co: &ModelMeta) -> (bool, Option<Domain>) {
-        if self.reader.superuser {
+        if self.caller.superuser {
             return (true, None);
         }
         self.facts.read_access(&co.info.model)

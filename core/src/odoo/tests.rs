@@ -4,7 +4,7 @@ use super::meta::{FieldMeta, ModelMeta};
 use super::nested_read::{Builder, Style, fields_tree, specification_tree};
 use super::select::{self, Shape};
 use super::shape::Shaper;
-use super::{ReadError, ReadFacts, Reader};
+use super::{Caller, ReadError, ReadFacts};
 use crate::domain::{self, Domain, DomainError, FieldInfo, ModelInfo, Param, Schema};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -191,8 +191,8 @@ impl ReadFacts for Library {
 
 const GROUPS: &[i64] = &[1, 2];
 
-fn reader() -> Reader<'static> {
-    Reader {
+fn caller() -> Caller<'static> {
+    Caller {
         uid: 5,
         superuser: false,
         lang: "fr_FR",
@@ -205,7 +205,7 @@ fn reader() -> Reader<'static> {
 fn shaper(lib: &Library) -> Shaper<'_> {
     Shaper::new(
         lib,
-        reader(),
+        caller(),
         vec![Param::Text("fr_FR".into()), Param::Int(1)],
         1,
         2,
@@ -321,9 +321,9 @@ fn the_superuser_reads_lines_without_rules() {
     let lib = Library::new().deny("x.tag");
     let s = Shaper::new(
         &lib,
-        Reader {
+        Caller {
             superuser: true,
-            ..reader()
+            ..caller()
         },
         vec![],
         1,
@@ -372,9 +372,9 @@ fn a_manager_reads_the_restricted_field_and_the_default_list_has_it() {
     let groups = [7];
     let s = Shaper::new(
         &lib,
-        Reader {
+        Caller {
             groups: &groups,
-            ..reader()
+            ..caller()
         },
         vec![],
         1,
@@ -643,7 +643,7 @@ mod visible_rows {
             eval: &eval,
         };
         let d = domain::parse(domain).unwrap();
-        visible_rows(lib, &reader(), &lib.book(), &d, &r, true, no_attachments)
+        visible_rows(lib, &caller(), &lib.book(), &d, &r, true, no_attachments)
             .map(|q| q.from_where)
     }
 
@@ -713,7 +713,7 @@ mod visible_rows {
     #[test]
     fn attachments_follow_the_attached_records_rights() {
         let lib = Library::new()
-            .rule("x.author", "[('active', '=', True)]")
+            .rule("x.author", "[('name', '=', 'Ann')]")
             .deny("x.tag");
         let known = AttachmentFacts {
             res_models: vec![
@@ -724,7 +724,7 @@ mod visible_rows {
             ],
             system_group: Some(4),
         };
-        let (cond, params) = attachment_access(&lib, &reader(), &known, 3);
+        let (cond, params) = attachment_access(&lib, &caller(), &known, 3);
         assert!(
             cond.contains(
                 "t.res_model = 'x.author' AND EXISTS (SELECT 1 FROM public.\"x_author\" att0"
@@ -739,11 +739,13 @@ mod visible_rows {
             cond.contains("t.create_uid = 5"),
             "not a system administrator: {cond}"
         );
-        assert!(params.is_empty() || cond.contains("$3"), "{cond}");
+        // the author rule's value is the first parameter after the caller's two
+        assert_eq!(params, vec![Param::Text("Ann".into())], "{cond}");
+        assert!(cond.contains("$3"), "{cond}");
         let admin_groups = [4];
-        let admin = Reader {
+        let admin = Caller {
             groups: &admin_groups,
-            ..reader()
+            ..caller()
         };
         let (cond, _) = attachment_access(&lib, &admin, &known, 1);
         assert!(cond.contains("((TRUE) AND"), "{cond}");

@@ -4,7 +4,7 @@
 //! caller's mistake (invalid); one that fails only with the rules is a rule the gateway cannot
 //! enforce (refused, naming the rule).
 use super::meta::{ModelMeta, valid_model_name};
-use super::{ReadError, ReadFacts, Reader};
+use super::{Caller, ReadError, ReadFacts};
 use crate::domain::{self, CompileOptions, Domain, DomainError, Param, Value};
 use crate::rules::{self, Rule};
 use std::collections::HashMap;
@@ -34,7 +34,7 @@ pub struct AttachmentFacts {
 /// `ir.attachment` read by someone other than the superuser.
 pub fn visible_rows(
     facts: &dyn ReadFacts,
-    reader: &Reader,
+    reader: &Caller,
     model: &ModelMeta,
     domain: &Domain,
     rules: &Rules,
@@ -115,7 +115,7 @@ pub fn visible_rows(
 /// their attachments hidden (fail closed).
 pub fn attachment_access(
     facts: &dyn ReadFacts,
-    reader: &Reader,
+    reader: &Caller,
     known: &AttachmentFacts,
     first_param: usize,
 ) -> (String, Vec<Param>) {

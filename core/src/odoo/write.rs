@@ -17,7 +17,7 @@ fn has_column(model: &ModelMeta, field: &str) -> bool {
 /// The first required column of `model` the values leave empty (Odoo's NOT NULL check), the
 /// fields Odoo fills itself aside.
 pub fn missing_required(model: &ModelMeta, values: &Values) -> Option<String> {
-    let mut names: Vec<&String> = model
+    model
         .fields
         .iter()
         .filter(|(name, meta)| {
@@ -27,9 +27,8 @@ pub fn missing_required(model: &ModelMeta, values: &Values) -> Option<String> {
                 && values.columns.get(*name).is_none_or(Value::is_null)
         })
         .map(|(name, _)| name)
-        .collect();
-    names.sort();
-    names.first().map(|n| n.to_string())
+        .min()
+        .cloned()
 }
 
 /// `INSERT ... RETURNING id` of a new record: $1 the values (jsonb), $2 the uid. The second
