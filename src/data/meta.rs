@@ -8,9 +8,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use api_gateway_core::domain::FieldInfo;
 pub use api_gateway_core::odoo::meta::ModelMeta;
 use api_gateway_core::odoo::meta::valid_model_name;
-use api_gateway_core::odoo::meta::{self, FieldRow, ModelRow};
+use api_gateway_core::odoo::meta::{self, FieldMeta, FieldRow, ModelRow};
 
 thread_local! {
     static CACHE: RefCell<HashMap<String, Rc<ModelMeta>>> = RefCell::new(HashMap::new());
@@ -147,22 +148,28 @@ fn load(model: &str, fingerprint: (i64, i64)) -> Result<ModelMeta, String> {
             let text = |n: usize| spi(r.get::<String>(n));
             let flag = |n: usize| spi(r.get::<bool>(n)).unwrap_or(false);
             FieldRow {
-                name: text(2).unwrap_or_default(),
-                ttype: text(3).unwrap_or_default(),
-                store: flag(4),
-                relation: text(5),
-                relation_field: text(6),
-                relation_table: text(7),
-                column1: text(8),
-                column2: text(9),
-                translate: flag(10),
-                company_dependent: flag(11),
-                required: flag(12),
-                readonly: flag(13),
-                has_column: flag(14),
-                not_null: flag(15),
-                groups: spi(r.get::<Vec<i32>>(17)).unwrap_or_default(),
-                related: text(18),
+                info: FieldInfo {
+                    name: text(2).unwrap_or_default(),
+                    ttype: text(3).unwrap_or_default(),
+                    store: flag(4),
+                    relation: text(5),
+                    relation_field: text(6),
+                    relation_table: text(7),
+                    column1: text(8),
+                    column2: text(9),
+                    translate: flag(10),
+                    company_dependent: flag(11),
+                    // The compiler drops `IS NULL` branches only for real NOT NULL columns.
+                    required: flag(15),
+                    line_filter: vec![],
+                },
+                meta: FieldMeta {
+                    has_column: flag(14),
+                    readonly: flag(13),
+                    required: flag(12),
+                    groups: spi(r.get::<Vec<i32>>(17)).unwrap_or_default(),
+                    related: text(18),
+                },
                 model_column: text(19),
             }
         })

@@ -8,6 +8,7 @@ use crate::data::{Operation, bad_input, params, refuse};
 use crate::error::{raise, spi};
 use crate::spi::RawJsonb;
 use api_gateway_core::domain::{self, Domain, DomainError, ModelInfo, Param, Schema};
+use api_gateway_core::nested::Node;
 use api_gateway_core::odoo::ReadFacts;
 use api_gateway_core::odoo::select::{self, Shape};
 use api_gateway_core::odoo::shape::Shaper;
@@ -261,6 +262,40 @@ pub struct Request<'a> {
     pub specification: Option<Vec<api_gateway_core::nested::Node>>,
 }
 
+/// What a read statement is made of: the visible rows, the parameters so far, each record's
+/// (key, value) pairs and the order.
+struct Built {
+    from_where: String,
+    params: Vec<Param>,
+    pairs: Vec<(String, String)>,
+    terms: Vec<select::OrderTerm>,
+}
+
+/// The rows of `model` matching `domain` that `user` sees, with the fields (a list, or a
+/// `web_read` specification) and the order asked for.
+fn build(
+    user: &UserContext,
+    models: &Models,
+    model: &Rc<ModelMeta>,
+    domain: &Domain,
+    active_test: bool,
+    (fields, specification): (Option<Vec<Option<String>>>, Option<Vec<Node>>),
+    order: Option<&str>,
+) -> Built {
+    let q = visible_rows(user, models, model, domain, active_test);
+    let shaper = shaper_over(models, user, q.params);
+    let pairs =
+        select::record_pairs(&shaper, model, fields, specification).unwrap_or_else(|e| refuse(e));
+    let terms =
+        select::order_terms(model, order, "t", shaper.lang_param).unwrap_or_else(|e| refuse(e));
+    Built {
+        from_where: q.from_where,
+        params: shaper.into_params(),
+        pairs,
+        terms,
+    }
+}
+
 /// The records as a JSON array (for `read`: the first record, or NULL).
 pub fn search_read(req: Request) -> Option<RawJsonb> {
     crate::odoo::require_odoo("search_read", crate::data::TABLES);
@@ -274,17 +309,20 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
     let page = req.page.map(|(limit, offset)| {
         select::page(user.limits, limit, offset).unwrap_or_else(|e| refuse(e))
     });
-    let q = visible_rows(&user, &models, &model, &req.domain, req.active_test);
-    let shaper = shaper_over(&models, &user, q.params);
-    let built =
-        select::record_pairs(&shaper, &model, req.fields, req.specification).and_then(|pairs| {
-            Ok((
-                pairs,
-                select::order_terms(&model, req.order, "t", shaper.lang_param)?,
-            ))
-        });
-    let (pairs, terms) = built.unwrap_or_else(|e| refuse(e));
-    let mut params = shaper.into_params();
+    let Built {
+        from_where,
+        mut params,
+        pairs,
+        terms,
+    } = build(
+        &user,
+        &models,
+        &model,
+        &req.domain,
+        req.active_test,
+        (req.fields, req.specification),
+        req.order,
+    );
     let page = page.map(|p| {
         params.push(Param::Int(p.limit));
         params.push(Param::Int(p.offset));
@@ -295,7 +333,7 @@ pub fn search_read(req: Request) -> Option<RawJsonb> {
         (true, false) => Shape::Single,
         (false, _) => Shape::List,
     };
-    let sql = select::search_read_sql(pairs, &terms, &q.from_where, page, shape);
+    let sql = select::search_read_sql(pairs, &terms, &from_where, page, shape);
     // A translation read or compared in the user's language: a call run on the cache re-checks it.
     if select::reads_param(&sql, &params, &user.lang) {
         crate::data::cache::note_partner_facts();
@@ -376,16 +414,20 @@ pub fn search_page(req: PageRequest) -> RawJsonb {
     let limit = select::page(user.limits, req.limit, None)
         .unwrap_or_else(|e| refuse(e))
         .limit;
-    let q = visible_rows(&user, &models, &model, &domain, true);
-    let shaper = shaper_over(&models, &user, q.params);
-    let built = select::record_pairs(&shaper, &model, req.fields, None).and_then(|pairs| {
-        Ok((
-            pairs,
-            select::order_terms(&model, req.order, "t", shaper.lang_param)?,
-        ))
-    });
-    let (pairs, terms) = built.unwrap_or_else(|e| refuse(e));
-    let mut params = shaper.into_params();
+    let Built {
+        from_where,
+        mut params,
+        pairs,
+        terms,
+    } = build(
+        &user,
+        &models,
+        &model,
+        &domain,
+        true,
+        (req.fields, None),
+        req.order,
+    );
     let signature = select::order_signature(&terms);
     let keys = signing_keys();
     let Some((kid, secret)) = keys.first().cloned() else {
@@ -420,7 +462,7 @@ pub fn search_page(req: PageRequest) -> RawJsonb {
         keyset = format!(" AND {after}");
     }
     params.push(Param::Int(limit));
-    let sql = select::page_sql(&pairs, &terms, &q.from_where, &keyset, params.len());
+    let sql = select::page_sql(&pairs, &terms, &from_where, &keyset, params.len());
     let args = params::datums(&params);
     let (records, last) = Spi::connect(|c| {
         let plan = crate::spi::plan_cached(c, &sql, &params::types(&params), false);

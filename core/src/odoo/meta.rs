@@ -100,28 +100,14 @@ pub struct ModelRow {
     pub has_table: bool,
 }
 
-/// One `ir_model_fields` row of a model with the facts of its column, as the extension reads it.
+/// One `ir_model_fields` row of a model with the facts of its column, as the extension reads it:
+/// `info.store` as Odoo says it, `info.required` whether the column is NOT NULL, empty texts
+/// as they are; `model_column`, for a one2many through `res_id`, the comodel's
+/// `model`/`res_model` column. [`assemble`] settles the rest.
 #[derive(Debug, Clone, Default)]
 pub struct FieldRow {
-    pub name: String,
-    pub ttype: String,
-    pub store: bool,
-    pub relation: Option<String>,
-    pub relation_field: Option<String>,
-    pub relation_table: Option<String>,
-    pub column1: Option<String>,
-    pub column2: Option<String>,
-    pub translate: bool,
-    pub company_dependent: bool,
-    pub required: bool,
-    pub readonly: bool,
-    /// The model's table has a column of this name.
-    pub has_column: bool,
-    /// That column is NOT NULL.
-    pub not_null: bool,
-    pub groups: Vec<i32>,
-    pub related: Option<String>,
-    /// For a one2many through `res_id`: the comodel's `model`/`res_model` column.
+    pub info: FieldInfo,
+    pub meta: FieldMeta,
     pub model_column: Option<String>,
 }
 
@@ -153,47 +139,42 @@ pub fn assemble(
     }
     let mut info = ModelInfo::new(model, &table);
     let mut fields = HashMap::new();
-    for row in rows {
-        if !plain_identifier(&row.name) {
+    for FieldRow {
+        info: mut f,
+        meta: mut m,
+        model_column,
+    } in rows
+    {
+        if !plain_identifier(&f.name) {
             continue; // cannot be named safely in SQL, so it is not served
         }
-        let x2many = row.ttype == "one2many" || row.ttype == "many2many";
-        let store = row.store && (row.has_column || x2many);
-        let groups = match python_groups.get(&row.name) {
+        let x2many = f.ttype == "one2many" || f.ttype == "many2many";
+        f.store = f.store && (m.has_column || x2many);
+        if let Some(ids) = python_groups.get(&f.name) {
             // an xml id that does not resolve names a group nobody is in
-            Some(ids) if ids.is_empty() => vec![-1],
-            Some(ids) => ids.clone(),
-            None => row.groups,
-        };
-        let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
-        fields.insert(
-            row.name.clone(),
-            FieldMeta {
-                has_column: row.has_column,
-                readonly: row.readonly,
-                required: row.required,
-                groups,
-                related: nonempty(row.related).filter(|_| !store),
-            },
-        );
-        info.fields.insert(
-            row.name.clone(),
-            FieldInfo {
-                line_filter: line_filter(model, &row.name, row.model_column),
-                name: row.name,
-                ttype: row.ttype,
-                store,
-                relation: nonempty(row.relation),
-                relation_field: nonempty(row.relation_field),
-                relation_table: nonempty(row.relation_table),
-                column1: nonempty(row.column1),
-                column2: nonempty(row.column2),
-                translate: row.translate,
-                company_dependent: row.company_dependent,
-                // The compiler drops `IS NULL` branches only for real NOT NULL columns.
-                required: row.not_null,
-            },
-        );
+            m.groups = if ids.is_empty() {
+                vec![-1]
+            } else {
+                ids.clone()
+            };
+        }
+        let nonempty = |v: &mut Option<String>| *v = v.take().filter(|s| !s.is_empty());
+        for text in [
+            &mut f.relation,
+            &mut f.relation_field,
+            &mut f.relation_table,
+            &mut f.column1,
+            &mut f.column2,
+            &mut m.related,
+        ] {
+            nonempty(text);
+        }
+        if f.store {
+            m.related = None;
+        }
+        f.line_filter = line_filter(model, &f.name, model_column);
+        fields.insert(f.name.clone(), m);
+        info.fields.insert(f.name.clone(), f);
     }
     // `id` is always there, even where ir_model_fields lacks it.
     info.fields.entry("id".into()).or_insert_with(|| FieldInfo {
@@ -281,11 +262,12 @@ mod tests {
 
     fn row(name: &str, ttype: &str) -> FieldRow {
         FieldRow {
-            name: name.into(),
-            ttype: ttype.into(),
-            store: true,
-            has_column: true,
-            ..FieldRow::default()
+            info: FieldInfo::new(name, ttype),
+            meta: FieldMeta {
+                has_column: true,
+                ..FieldMeta::default()
+            },
+            model_column: None,
         }
     }
 
@@ -302,18 +284,16 @@ mod tests {
         let mut groups = HashMap::new();
         groups.insert("secret".to_string(), vec![]);
         groups.insert("note".to_string(), vec![4, 5]);
-        let related = FieldRow {
-            store: false,
-            has_column: false,
-            related: Some("partner_id.name".into()),
-            ..row("partner_name", "char")
-        };
-        let tags = FieldRow {
-            has_column: false,
-            relation: Some("x.tag".into()),
-            relation_table: Some(String::new()),
-            ..row("tag_ids", "many2many")
-        };
+        let mut related = row("partner_name", "char");
+        related.info.store = false;
+        related.meta.has_column = false;
+        related.meta.related = Some("partner_id.name".into());
+        let mut tags = row("tag_ids", "many2many");
+        tags.meta.has_column = false;
+        tags.info.relation = Some("x.tag".into());
+        tags.info.relation_table = Some(String::new());
+        let mut ghost = row("ghost", "char");
+        ghost.meta.has_column = false;
         let m = assemble(
             "x.thing",
             head(),
@@ -325,10 +305,7 @@ mod tests {
                 row("Bad Name", "char"),
                 related,
                 tags,
-                FieldRow {
-                    has_column: false,
-                    ..row("ghost", "char")
-                },
+                ghost,
             ],
             &groups,
             (3, 4),
