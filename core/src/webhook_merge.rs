@@ -64,10 +64,10 @@ pub fn push_json_string(out: &mut String, s: &str) {
 
 /// The data of a write event: `{"r":<record>,"c":[<changed names>],"p":{<name>:<value before>}}`,
 /// `push_record` writing the record and `push_before` each field's previous value.
-pub fn push_write<T>(
+pub fn push_write<N: AsRef<str>, T>(
     out: &mut String,
     push_record: impl FnOnce(&mut String),
-    changed: &[(&str, T)],
+    changed: &[(N, T)],
     mut push_before: impl FnMut(&mut String, &T),
 ) {
     out.push_str("{\"r\":");
@@ -77,14 +77,14 @@ pub fn push_write<T>(
         if i > 0 {
             out.push(',');
         }
-        push_json_string(out, name);
+        push_json_string(out, name.as_ref());
     }
     out.push_str("],\"p\":{");
     for (i, (name, before)) in changed.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        push_json_string(out, name);
+        push_json_string(out, name.as_ref());
         out.push(':');
         push_before(out, before);
     }

@@ -413,7 +413,6 @@ pub(crate) fn write_json(n: &Row, o: &Row, attnums: &[i16], watched: &[i16]) -> 
         return None;
     }
     let mut out = String::with_capacity(512);
-    let changed: Vec<(&str, i16)> = changed.iter().map(|(n, a)| (n.as_str(), *a)).collect();
     push_write(
         &mut out,
         |out| n.push_object(out, attnums),

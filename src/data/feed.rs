@@ -149,14 +149,8 @@ pub fn changes(req: Request) -> RawJsonb {
     // change), restricted below to the ids of the window.
     let q = read::visible_rows(&user, &models, &model, &Domain::True, false);
     let shaper = read::shaper_over(&models, &user, q.params);
-    let pairs = select::select_fields(&shaper, &model, req.fields)
-        .and_then(|names| {
-            names
-                .iter()
-                .map(|n| Ok((n.clone(), shaper.value(&model, n)?)))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .unwrap_or_else(|e| crate::data::refuse(e));
+    let pairs =
+        select::flat_pairs(&shaper, &model, req.fields).unwrap_or_else(|e| crate::data::refuse(e));
     let mut params = shaper.into_params();
     let mut param = |p: Param| {
         params.push(p);

@@ -151,9 +151,21 @@ pub fn record_pairs(
     if let Some((nodes, style)) = tree {
         return Builder::new(shaper, style).pairs(model, "t", &nodes, "");
     }
+    flat_pairs(shaper, model, fields)
+}
+
+/// The (key, SQL value) pairs of a flat field list (every stored readable field when none).
+pub fn flat_pairs(
+    shaper: &Shaper,
+    model: &Rc<ModelMeta>,
+    fields: Option<Vec<Option<String>>>,
+) -> Result<Vec<(String, String)>, ReadError> {
     select_fields(shaper, model, fields)?
-        .iter()
-        .map(|n| Ok((n.clone(), shaper.value(model, n)?)))
+        .into_iter()
+        .map(|n| {
+            let value = shaper.value(model, &n)?;
+            Ok((n, value))
+        })
         .collect()
 }
 
