@@ -138,14 +138,18 @@ pub fn culprit(
 
 /// `(<many2one to res.company>, 'parent_of', ids)`, as multi-company rules write it, becomes
 /// `(…, 'in', <ids and their ancestors>)`: the same records, without a recursive query in every
-/// data statement. `to_company` tells whether a field of the rule's model is a many2one to
-/// `res.company`; `ancestors` gives the companies and all their parents.
+/// data statement. `field` gives a field of the rule's model (asked only for `parent_of`
+/// leaves; None: unknown, left as it is); `ancestors` gives the companies and all their parents.
 pub fn resolve_company_parents(
     d: Domain,
-    to_company: &dyn Fn(&str) -> bool,
+    field: &dyn Fn(&str) -> Option<domain::FieldInfo>,
     ancestors: &dyn Fn(&[i64]) -> Vec<i64>,
 ) -> Domain {
-    let recurse = |x| resolve_company_parents(x, to_company, ancestors);
+    let to_company = |name: &str| {
+        field(name)
+            .is_some_and(|f| f.ttype == "many2one" && f.relation.as_deref() == Some("res.company"))
+    };
+    let recurse = |x| resolve_company_parents(x, field, ancestors);
     match d {
         Domain::And(v) => Domain::And(v.into_iter().map(recurse).collect()),
         Domain::Or(v) => Domain::Or(v.into_iter().map(recurse).collect()),
@@ -310,9 +314,13 @@ mod tests {
             "['|', ('company_id', 'parent_of', [3]), '!', ('company_id', 'parent_of', 7), ('partner_id', 'parent_of', [3])]",
         )
         .unwrap();
-        let to_company = |f: &str| f == "company_id";
+        let model = domain::ModelInfo::new("x.doc", "x_doc")
+            .with(domain::FieldInfo::many2one("company_id", "res.company"))
+            .with(domain::FieldInfo::many2one("partner_id", "res.partner"));
         let ancestors = |ids: &[i64]| ids.iter().flat_map(|i| [*i, 1]).collect();
-        let out = resolve_company_parents(d, &to_company, &ancestors);
+        let unknown = resolve_company_parents(d.clone(), &|_| None, &ancestors);
+        assert_eq!(unknown, d, "an unknown model's rule is left as it is");
+        let out = resolve_company_parents(d, &|f| model.fields.get(f).cloned(), &ancestors);
         let expected = domain::parse(
             "['|', ('company_id', 'in', [3, 1]), '!', ('company_id', 'in', [7, 1]), ('partner_id', 'parent_of', [3])]",
         )

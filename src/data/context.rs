@@ -267,7 +267,7 @@ fn build(uid: i32, row: Row) -> UserContext {
 }
 
 impl UserContext {
-    /// The reader as `api_gateway_core::odoo` sees it.
+    /// The caller as `api_gateway_core::odoo` sees it.
     pub fn caller(&self) -> api_gateway_core::odoo::Caller<'_> {
         api_gateway_core::odoo::Caller {
             uid: self.uid,
@@ -345,14 +345,11 @@ impl UserContext {
             if resolve {
                 // `res_company` changes drop the cached context, so the ancestors read here hold
                 // as long as the rule domain does.
-                let to_company = |field: &str| {
-                    crate::data::meta::try_model(m).is_ok_and(|meta| {
-                        meta.info.fields.get(field).is_some_and(|f| {
-                            f.ttype == "many2one" && f.relation.as_deref() == Some("res.company")
-                        })
-                    })
+                let field = |name: &str| {
+                    let meta = crate::data::meta::try_model(m).ok()?;
+                    meta.info.fields.get(name).cloned()
                 };
-                rules::resolve_company_parents(d, &to_company, &cache::company_ancestors)
+                rules::resolve_company_parents(d, &field, &cache::company_ancestors)
             } else {
                 d
             }
