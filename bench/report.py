@@ -186,6 +186,12 @@ def section_gate(r: Results) -> list[str]:
     t.add("`authenticate`, cached Odoo API key (uid 5), 4 clients, vs `rate_limit_hit` one subject",
           lambda: (tps(g("auth_key_tps")), tps(g("rl_one4_tps")), rr("auth_key_tps", "rl_one4_tps")),
           target=0.7, short="authenticate with a cached API key vs rate_limit_hit")
+    t.add("`authenticate`, valid JWT (uid 2), 4 clients, vs `SELECT 1` (issue 17)",
+          lambda: (tps(g("auth_jwt_tps")), tps(select1()), rr("auth_jwt_tps", "select1_c4")),
+          target=0.5, short="authenticate with a JWT vs SELECT 1")
+    t.add("`authenticate`, cached Odoo API key (uid 5), 4 clients, vs `SELECT 1` (issue 17)",
+          lambda: (tps(g("auth_key_tps")), tps(select1()), rr("auth_key_tps", "select1_c4")),
+          target=0.5, short="authenticate with a cached API key vs SELECT 1")
     t.add(
         f"`verify_api_key` uncached, {g('nkeys'):,.0f} keys in a fresh backend, per key, vs Python passlib "
         "verifying the same Odoo hashes; ratio = our time / passlib's",

@@ -1443,3 +1443,142 @@ BEGIN
     RETURN NEW;
 END;
 $$;
+
+-- == gate generation (issue 17): kept gate facts checked against a number in shared memory ==
+-- `_note_gate_change()` and the trigger `_gate_change()` mark a transaction that changes the
+-- gate's kept facts; with shared memory the gate's generation moves when it commits
+-- (src/gate_generation.rs). The gate's own triggers, the security tables' trigger, and new
+-- triggers on res_users (active) and res_users_apikeys call them.
+CREATE FUNCTION api_gateway."_note_gate_change"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_note_gate_change_wrapper';
+CREATE FUNCTION api_gateway."_gate_change"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', '_gate_change_wrapper';
+REVOKE ALL ON FUNCTION api_gateway._note_gate_change(), api_gateway._gate_change() FROM PUBLIC;
+
+-- With shared memory, the same changes also move the gate's generation when they commit
+-- (`_note_gate_change`, src/gate_generation.rs): kept facts are then checked without a statement.
+CREATE OR REPLACE FUNCTION api_gateway._bump_gate_epoch() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE api_gateway.gate_epoch SET epoch = nextval('api_gateway.gate_epoch_seq');
+    PERFORM api_gateway._note_gate_change();
+    RETURN NULL;
+END;
+$$;
+CREATE OR REPLACE FUNCTION api_gateway._bump_gate_epoch_if_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM changed) THEN
+        UPDATE api_gateway.gate_epoch SET epoch = nextval('api_gateway.gate_epoch_seq');
+        PERFORM api_gateway._note_gate_change();
+    END IF;
+    RETURN NULL;
+END;
+$$;
+-- The trigger function: at most one INSERT per transaction (a transaction-local setting
+-- remembers it; a rolled-back savepoint reverts both). SECURITY DEFINER: Odoo's role has no
+-- right on the api_gateway schema.
+CREATE OR REPLACE FUNCTION api_gateway._note_odoo_security_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF current_setting('api_gateway_cache.noted', true) IS DISTINCT FROM pg_current_xact_id()::text THEN
+        INSERT INTO api_gateway.odoo_security_change (xact) VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING;
+        PERFORM set_config('api_gateway_cache.noted', pg_current_xact_id()::text, true);
+        -- Group memberships are among the gate's kept facts too (the admin scope).
+        PERFORM api_gateway._note_gate_change();
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- The Odoo rows behind the gate's kept facts that no security table covers: a user's active
+-- flag and the API key rows (a new key changes nothing kept). Their trigger only marks the
+-- transaction (`_gate_change`, in Rust): the gate's generation moves when it commits.
+CREATE FUNCTION api_gateway._gate_tables() RETURNS text[][]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN ARRAY[['res_users', 'UPDATE OF active OR DELETE OR TRUNCATE'],
+             ['res_users_apikeys', 'UPDATE OR DELETE OR TRUNCATE']];
+
+-- Installs the triggers on each of those tables that exists and lacks them; true when every
+-- existing one has them. Run by CREATE EXTENSION, by the first data call of each backend and by
+-- the gate's first kept facts (so an Odoo installed after the extension is covered). Never
+-- raises: a table it cannot lock within 1 s is left for a later call (WARNING), and the caller
+-- serves that backend uncached meanwhile.
+CREATE OR REPLACE FUNCTION api_gateway._install_security_triggers() RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tbl text;
+    events text;
+    i integer;
+    rel regclass;
+    complete boolean := true;
+BEGIN
+    FOREACH tbl IN ARRAY api_gateway._security_tables() LOOP
+        rel := to_regclass(format('public.%I', tbl));
+        CONTINUE WHEN rel IS NULL
+            OR EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'api_gateway_security_change');
+        BEGIN
+            PERFORM set_config('lock_timeout', '1000', true);
+            EXECUTE format('CREATE TRIGGER api_gateway_security_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION api_gateway._note_odoo_security_change()', rel);
+        EXCEPTION WHEN OTHERS THEN
+            complete := false;
+            RAISE WARNING 'api_gateway could not install its cache trigger on % (%); data calls run uncached until it is', rel, SQLERRM;
+        END;
+    END LOOP;
+    FOR i IN 1 .. array_length(api_gateway._gate_tables(), 1) LOOP
+        tbl := (api_gateway._gate_tables())[i][1];
+        events := (api_gateway._gate_tables())[i][2];
+        rel := to_regclass(format('public.%I', tbl));
+        CONTINUE WHEN rel IS NULL
+            OR EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'api_gateway_gate_change');
+        BEGIN
+            PERFORM set_config('lock_timeout', '1000', true);
+            EXECUTE format('CREATE TRIGGER api_gateway_gate_change AFTER %s ON %s '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION api_gateway._gate_change()', events, rel);
+        EXCEPTION WHEN OTHERS THEN
+            complete := false;
+            RAISE WARNING 'api_gateway could not install its gate trigger on % (%); requests re-read their credentials until it is', rel, SQLERRM;
+        END;
+    END LOOP;
+    RETURN complete;
+END;
+$$;
+
+REVOKE ALL ON FUNCTION api_gateway._gate_tables() FROM PUBLIC;
+SELECT api_gateway._install_security_triggers();
+-- The gate's functions pin search_path (and plan_cache_mode) around their statements only
+-- (src/spi.rs, pinned), as rate_limit_hit does: with kept facts they run none, and a setting of
+-- the function is applied and undone on every call.
+ALTER FUNCTION api_gateway.verify_api_key(text, text) RESET ALL;
+
+-- authenticate returns rows of a named type (its shape from the type cache, not rebuilt from
+-- pg_proc on every call): re-created, keeping the EXECUTE rights granted on it.
+CREATE TYPE api_gateway.gate_answer AS (
+    status integer, uid integer, client_id text, scopes text[], error text, rate_limit integer,
+    remaining integer, reset_s integer, detail text, window_s integer
+);
+SELECT set_config('api_gateway.authenticate_regrant', coalesce((
+    SELECT jsonb_agg(a.grantee::regrole::text)::text
+      FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+     WHERE p.oid = 'api_gateway.authenticate(text, inet, text)'::regprocedure
+       AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner), '[]'), true);
+DROP FUNCTION api_gateway.authenticate(text, inet, text);
+CREATE FUNCTION api_gateway.authenticate(authorization text, client_ip inet, method text)
+RETURNS SETOF api_gateway.gate_answer
+VOLATILE SECURITY DEFINER
+LANGUAGE c AS 'MODULE_PATHNAME', 'authenticate_wrapper';
+REVOKE ALL ON FUNCTION api_gateway.authenticate(text, inet, text) FROM PUBLIC;
+DO $regrant$
+DECLARE
+    g text;
+BEGIN
+    FOR g IN SELECT jsonb_array_elements_text(current_setting('api_gateway.authenticate_regrant')::jsonb) LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION api_gateway.authenticate(text, inet, text) TO %s', g);
+    END LOOP;
+END
+$regrant$;

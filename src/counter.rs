@@ -522,29 +522,6 @@ fn table_hit(
     })
 }
 
-/// Runs `f` (which runs SQL) with `search_path = pg_catalog, pg_temp`, restored afterwards (and
-/// by the abort path on ERROR), as `SET search_path` on a SECURITY DEFINER function would, but
-/// paid only when SQL runs: `rate_limit_hit` is SECURITY DEFINER without a SET clause, so that a
-/// hit counted in shared memory, which runs no SQL, does not pay for the GUC save and restore.
-fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
-    unsafe {
-        let nest = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-        let r = f();
-        pg_sys::AtEOXact_GUC(true, nest);
-        r
-    }
-}
-
 /// Counts one hit of `cost` on `subject` against `limit` per `window_s`, wherever the subject's
 /// counter lives. `limit` must not be 0 (no limit: callers count nothing). Safe to call from a
 /// SECURITY DEFINER function without a pinned search_path: every statement it runs is run
@@ -568,7 +545,7 @@ pub fn hit(subject: &str, limit: i32, window_s: i32, cost: i32, algorithm: Algor
             return o;
         }
     }
-    with_pinned_search_path(|| hit_with_sql(subject, now, limit, window_s, cost, algorithm))
+    crate::spi::pinned(|| hit_with_sql(subject, now, limit, window_s, cost, algorithm))
 }
 
 /// The rest of [`hit`]: the table, or a subject new to shared memory.

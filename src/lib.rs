@@ -4,6 +4,7 @@ mod api;
 mod counter;
 mod data;
 mod error;
+mod gate_generation;
 mod odoo;
 mod spi;
 
@@ -12,6 +13,7 @@ mod spi;
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     counter::init();
+    gate_generation::init();
 }
 
 // Tables, views and grants. `bootstrap` puts the tables first so that functions may name them.
@@ -38,7 +40,11 @@ pgrx::extension_sql_file!("sql/describe.sql", name = "describe", requires = ["ga
 pgrx::extension_sql_file!(
     "sql/security_cache.sql",
     name = "security_cache",
-    requires = ["gate"]
+    requires = [
+        "gate",
+        gate_generation::_gate_change,
+        gate_generation::_note_gate_change
+    ]
 );
 pgrx::extension_sql_file!(
     "sql/feed.sql",

@@ -7,18 +7,19 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 thread_local! {
-    static PLANS: RefCell<HashMap<&'static str, &'static OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+    static PLANS: RefCell<HashMap<(&'static str, bool), &'static OwnedPreparedStatement>> = RefCell::new(HashMap::new());
 }
 
 /// The kept plan for `sql`, prepared on first use in this backend with the given argument types.
-/// Plans live as long as the backend (leaked on purpose: a handful per backend).
+/// Plans live as long as the backend (leaked on purpose: a handful per backend). A mutating plan
+/// also runs with a snapshot of its own (READ COMMITTED), not the calling statement's.
 pub fn plan(
     client: &SpiClient<'_>,
     sql: &'static str,
     types: &[PgBuiltInOids],
     mutating: bool,
 ) -> &'static OwnedPreparedStatement {
-    if let Some(p) = PLANS.with(|m| m.borrow().get(sql).copied()) {
+    if let Some(p) = PLANS.with(|m| m.borrow().get(&(sql, mutating)).copied()) {
         return p;
     }
     let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
@@ -28,8 +29,39 @@ pub fn plan(
         spi(client.prepare(sql, &oids))
     };
     let kept: &'static OwnedPreparedStatement = Box::leak(Box::new(prepared.keep()));
-    PLANS.with(|m| m.borrow_mut().insert(sql, kept));
+    PLANS.with(|m| m.borrow_mut().insert((sql, mutating), kept));
     kept
+}
+
+/// Runs `f` (which runs SQL) with `search_path = pg_catalog, pg_temp` and `plan_cache_mode =
+/// force_generic_plan`, restored afterwards (and by the abort path on ERROR), as a SET clause on
+/// a SECURITY DEFINER function would, but paid only when SQL runs. `authenticate`,
+/// `verify_api_key` and `rate_limit_hit` are SECURITY DEFINER without a SET clause: their usual
+/// answer (kept facts, a counter in shared memory) runs no SQL, and a function's own settings
+/// are applied and undone on every call. Kept plans of the gate's statements are generic: a
+/// custom plan is rarely better and planning costs more than running them.
+pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
+    unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        for (name, value) in [
+            (c"search_path", c"pg_catalog, pg_temp"),
+            (c"plan_cache_mode", c"force_generic_plan"),
+        ] {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
+        let r = f();
+        pg_sys::AtEOXact_GUC(true, level);
+        r
+    }
 }
 
 const DYNAMIC_CAPACITY: usize = 256;

@@ -278,8 +278,9 @@ fn signed_payload(token: &str, secret: &[u8], alg: Algorithm) -> Result<Vec<u8>,
 }
 
 /// `exp`, `nbf` and `iat` (in that order), when present, must be finite numbers; the token is
-/// expired when `now >= exp + leeway` and not yet valid when `now + leeway < nbf`.
-fn check_dates(
+/// expired when `now >= exp + leeway` and not yet valid when `now + leeway < nbf`. Public for
+/// callers that keep the claims of a token verified earlier and check its dates again.
+pub fn check_dates(
     [exp, nbf, iat]: [Option<&Value>; 3],
     now_unix: i64,
     leeway_s: i64,

@@ -1,26 +1,30 @@
 //! Odoo API keys (`res_users_apikeys`), verified exactly as Odoo 19's `_check_credentials`:
 //! candidates by the 8-character index, scope NULL or equal, not expired, active user, then the
 //! passlib pbkdf2_sha512 hash of each candidate. PBKDF2 costs milliseconds by design, so a
-//! successful verification is cached in the backend as (SHA-256 of the key -> key row id and
-//! stored hash). A cached key is re-checked against its row on every call (same id, same hash,
-//! scope, expiry, active user), so deleting or changing the key row, expiring it or archiving the
-//! user takes effect on the very next call.
+//! successful verification is cached in the backend as (SHA-256 of the key -> key row id, stored
+//! hash, scope and expiry). A cached key is re-checked against its row (same id, same hash,
+//! scope, expiry, active user) unless no change to those tables has committed since it was read
+//! (`crate::gate_generation`; scope and expiry are then checked here), so deleting or changing
+//! the key row, expiring it or archiving the user takes effect on the very next call.
 use crate::error::spi;
+use crate::gate_generation::{self, Stamp};
 use api_gateway_core::apikey;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// Odoo's candidate query (`_check_credentials`).
-const CANDIDATES: &str = "SELECT k.id, k.user_id, k.key::text \
+const CANDIDATES: &str = "SELECT k.id, k.user_id, k.key::text, k.scope::text, \
+       (extract(epoch FROM k.expiration_date) * 1000000)::int8 \
   FROM public.res_users_apikeys k \
   JOIN public.res_users u ON u.id = k.user_id AND u.active \
  WHERE k.index = $1 AND (k.scope IS NULL OR k.scope = $2) \
    AND (k.expiration_date IS NULL OR k.expiration_date >= (now() AT TIME ZONE 'utc')) \
  ORDER BY k.id";
 
-/// The same conditions for one cached row: still there, same hash, still valid.
-const STILL_VALID: &str = "SELECT k.user_id \
+/// The same conditions for one cached row: still there, same hash, still valid. Its expiry as
+/// Unix microseconds (`EXPIRY_US`).
+const STILL_VALID: &str = "SELECT k.user_id, (extract(epoch FROM k.expiration_date) * 1000000)::int8 \
   FROM public.res_users_apikeys k \
   JOIN public.res_users u ON u.id = k.user_id AND u.active \
  WHERE k.id = $1 AND k.key = $2 AND (k.scope IS NULL OR k.scope = $3) \
@@ -36,12 +40,31 @@ const EXPIRED_CANDIDATES: &str = "SELECT k.key::text \
 
 pub const TABLES: &[&str] = &["res_users", "res_users_apikeys"];
 
-/// A verified key row: its id and stored hash (what the cache holds) and its owner.
+/// A verified key row: its id and stored hash (what the cache holds), its owner, its scope and
+/// expiry (Unix microseconds), and when it was last read.
 #[derive(Clone)]
 pub struct VerifiedKey {
     pub id: i32,
     pub hash: String,
     pub uid: i32,
+    scope: Option<String>,
+    expires_us: Option<i64>,
+    stamp: Option<Stamp>,
+}
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+const POSTGRES_EPOCH_US: i64 = 946_684_800_000_000;
+
+impl VerifiedKey {
+    /// Whether the row as read still holds for `scope` without reading it again: nothing
+    /// changed since, right scope, not expired (Odoo: `expiration_date >= now()`, the
+    /// transaction's start).
+    pub fn current(&self, scope: &str) -> bool {
+        let now_us = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() } + POSTGRES_EPOCH_US;
+        gate_generation::current(self.stamp)
+            && self.scope.as_deref().is_none_or(|s| s == scope)
+            && self.expires_us.is_none_or(|e| e >= now_us)
+    }
 }
 
 const CACHE_CAPACITY: usize = 4096;
@@ -57,9 +80,33 @@ pub fn cached(key: &str) -> Option<VerifiedKey> {
     VERIFIED.with(|c| c.borrow().get(&digest).cloned())
 }
 
+/// The owner of `key` for `scope` when its cached verification still holds without reading its
+/// row (`VerifiedKey::current`): no SQL runs.
+pub fn kept_uid(key: &str, scope: &str) -> Option<i32> {
+    let digest = apikey::cache_digest(key);
+    VERIFIED.with(|c| {
+        c.borrow()
+            .get(&digest)
+            .filter(|v| v.current(scope))
+            .map(|v| v.uid)
+    })
+}
+
 pub fn forget(key: &str) {
     let digest = apikey::cache_digest(key);
     VERIFIED.with(|c| c.borrow_mut().remove(&digest));
+}
+
+/// Records that `key`'s row was found unchanged by a statement read under `stamp`, with this
+/// expiry.
+pub fn confirm(key: &str, stamp: Option<Stamp>, expires_us: Option<i64>) {
+    let digest = apikey::cache_digest(key);
+    VERIFIED.with(|c| {
+        if let Some(v) = c.borrow_mut().get_mut(&digest) {
+            v.stamp = stamp;
+            v.expires_us = expires_us;
+        }
+    });
 }
 
 /// Full verification (Odoo's rules, PBKDF2); caches the result on success.
@@ -69,18 +116,22 @@ pub fn verify_uncached(key: &str, scope: &str) -> Option<VerifiedKey> {
         return None;
     }
     let index = apikey::key_index(key)?;
+    let stamp = gate_generation::before_read();
     let candidates: Vec<VerifiedKey> = Spi::connect(|c| {
         let plan = crate::spi::plan(
             c,
             CANDIDATES,
             &[PgBuiltInOids::TEXTOID, PgBuiltInOids::TEXTOID],
-            false,
+            stamp.is_some(),
         );
         let rows = spi(c.select(plan, None, &[index.into(), scope.into()]));
         rows.map(|r| VerifiedKey {
             id: spi(r.get::<i32>(1)).unwrap_or(0),
             uid: spi(r.get::<i32>(2)).unwrap_or(0),
             hash: spi(r.get::<String>(3)).unwrap_or_default(),
+            scope: spi(r.get::<String>(4)),
+            expires_us: spi(r.get::<i64>(5)),
+            stamp,
         })
         .collect()
     });
@@ -123,10 +174,11 @@ pub fn expired(key: &str, scope: &str) -> bool {
 }
 
 /// The owner of `key` for `scope`, or None, with Odoo's exact rules.
-pub fn verify(key: &str, scope: &str) -> Option<i32> {
+fn verify(key: &str, scope: &str) -> Option<i32> {
     if let Some(hit) = cached(key) {
         crate::odoo::require_odoo("verify_api_key", TABLES);
-        let uid = Spi::connect(|c| {
+        let stamp = gate_generation::before_read();
+        let row = Spi::connect(|c| {
             let plan = crate::spi::plan(
                 c,
                 STILL_VALID,
@@ -135,23 +187,21 @@ pub fn verify(key: &str, scope: &str) -> Option<i32> {
                     PgBuiltInOids::TEXTOID,
                     PgBuiltInOids::TEXTOID,
                 ],
-                false,
+                stamp.is_some(),
             );
-            spi(c
-                .select(
-                    plan,
-                    Some(1),
-                    &[hit.id.into(), hit.hash.as_str().into(), scope.into()],
-                )
-                .and_then(|t| {
-                    if t.is_empty() {
-                        Ok(None)
-                    } else {
-                        t.first().get::<i32>(1)
-                    }
-                }))
+            let t = spi(c.select(
+                plan,
+                Some(1),
+                &[hit.id.into(), hit.hash.as_str().into(), scope.into()],
+            ));
+            if t.is_empty() {
+                return None;
+            }
+            let r = t.first();
+            Some((spi(r.get::<i32>(1)), spi(r.get::<i64>(2))))
         });
-        if uid.is_some() {
+        if let Some((uid, expires_us)) = row {
+            confirm(key, stamp, expires_us);
             return uid;
         }
         forget(key);
@@ -160,12 +210,13 @@ pub fn verify(key: &str, scope: &str) -> Option<i32> {
 }
 
 /// `api_gateway.verify_api_key(key text, scope text DEFAULT 'rpc') RETURNS integer`:
-/// the Odoo user id for a valid Odoo API key, NULL otherwise.
+/// the Odoo user id for a valid Odoo API key, NULL otherwise. SECURITY DEFINER without a SET
+/// clause: a key whose verification still holds is answered without SQL, and every statement
+/// of the others runs under `crate::spi::pinned`.
 #[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
 fn verify_api_key(key: Option<&str>, scope: default!(Option<&str>, "'rpc'")) -> Option<i32> {
     let (key, scope) = (key?, scope?);
-    verify(key, scope)
+    kept_uid(key, scope).or_else(|| crate::spi::pinned(|| verify(key, scope)))
 }
 
 /// `api_gateway._new_odoo_api_key() RETURNS TABLE(key, index, hash)`: a new Odoo API key made as

@@ -8,16 +8,19 @@
 //!
 //! Faster still: facts that passed everything but the scope are kept per backend, keyed by token
 //! (or user) and client IP, together with the gate epoch they were read under (`gate_epoch`,
-//! bumped by triggers in the same transaction as any change to them). The next request then runs
-//! a slim statement that checks the epoch is unchanged and re-reads what lives in Odoo's tables
-//! (user active and admin group; for API keys the key row) and the same decision runs on the kept
-//! facts. Any mismatch falls back to the full statement, so a change is seen on the very next
-//! request. Every statement is read-only (`Spi::connect` + `select`): a request that is only
-//! authenticated takes no transaction id and writes no commit record.
+//! bumped by triggers in the same transaction as any change to them) and, with shared memory,
+//! the gate's generation (`crate::gate_generation`, moved after the commit of any change to them
+//! or to the Odoo rows they come from). While the generation is unchanged the next request runs
+//! no statement at all: the decision runs on the kept facts. Otherwise (or without shared
+//! memory) it runs a slim statement that checks the epoch is unchanged and re-reads what lives in
+//! Odoo's tables (user active and admin group; for API keys the key row). Any mismatch falls back
+//! to the full statement, so a change is seen on the very next request. No statement writes: a
+//! request that is only authenticated takes no transaction id and writes no commit record.
 use crate::api::api_key;
 use crate::api::jwt::now_unix;
 use crate::api::oauth::secret_for_kid;
 use crate::error::spi;
+use crate::gate_generation::{self, Stamp};
 use api_gateway_core::gate::{
     self, CallerFacts, Credential, Facts, Pass, ProfileFacts, Refusal, Scope, StoredLimit,
     TokenFacts, TokenRow,
@@ -86,7 +89,8 @@ fn jwt_statement(epoch_column: &str) -> String {
 /// changed or its user is archived.
 fn api_key_statement(epoch_column: &str) -> String {
     format!(
-        "SELECT k.user_id AS uid, {epoch_column}, {admin}, {profile} \
+        "SELECT k.user_id AS uid, {epoch_column}, {admin}, {profile}, \
+         (extract(epoch FROM k.expiration_date) * 1000000)::int8 AS expires_us \
     FROM api_gateway.settings s \
     JOIN public.res_users_apikeys k ON k.id = $1 AND k.key = $2 AND (k.scope IS NULL OR k.scope = 'rpc') \
          AND (k.expiration_date IS NULL OR k.expiration_date >= (now() AT TIME ZONE 'utc')) \
@@ -100,18 +104,22 @@ fn api_key_statement(epoch_column: &str) -> String {
 /// Kept JWT facts still hold when the epoch is unchanged and the Odoo user is still active; the
 /// admin group is re-read. $1 epoch, $2 uid, $3 id of base.group_system.
 const JWT_CACHED_STATEMENT: &str = "SELECT e.epoch = $1 AND EXISTS (SELECT 1 FROM public.res_users u WHERE u.id = $2 AND u.active), \
-       ($3::int IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = $2 AND r.gid = $3::int)) \
+       ($3::int IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = $2 AND r.gid = $3::int)), \
+       NULL::int8 \
   FROM api_gateway.gate_epoch e";
 
 /// Kept API-key facts still hold when the epoch is unchanged and the key row (same id, hash and
-/// user, still valid) and its active user are still there; the admin group is re-read.
-/// $1 epoch, $2 uid, $3 key row id, $4 its hash, $5 id of base.group_system.
-const API_KEY_CACHED_STATEMENT: &str = "SELECT e.epoch = $1 AND EXISTS (SELECT 1 FROM public.res_users_apikeys k \
-             JOIN public.res_users u ON u.id = k.user_id AND u.active \
-            WHERE k.id = $3 AND k.key = $4 AND k.user_id = $2 AND (k.scope IS NULL OR k.scope = 'rpc') \
-              AND (k.expiration_date IS NULL OR k.expiration_date >= (now() AT TIME ZONE 'utc'))), \
-       ($5::int IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = $2 AND r.gid = $5::int)) \
-  FROM api_gateway.gate_epoch e";
+/// user, still valid) and its active user are still there; the admin group and the key's expiry
+/// (Unix microseconds) are re-read. $1 epoch, $2 uid, $3 key row id, $4 its hash, $5 id of
+/// base.group_system.
+const API_KEY_CACHED_STATEMENT: &str = "SELECT e.epoch = $1 AND k.id IS NOT NULL, \
+       ($5::int IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = $2 AND r.gid = $5::int)), \
+       (extract(epoch FROM k.expiration_date) * 1000000)::int8 \
+  FROM api_gateway.gate_epoch e \
+  LEFT JOIN (SELECT k.id, k.expiration_date FROM public.res_users_apikeys k \
+               JOIN public.res_users u ON u.id = k.user_id AND u.active \
+              WHERE k.id = $3 AND k.key = $4 AND k.user_id = $2 AND (k.scope IS NULL OR k.scope = 'rpc') \
+                AND (k.expiration_date IS NULL OR k.expiration_date >= (now() AT TIME ZONE 'utc'))) k ON true";
 
 thread_local! {
     /// kid -> signing secret, for checking signatures before the statement; the statement
@@ -236,10 +244,11 @@ fn answer(decision: Result<Pass, Refusal>, uid: i32, client_id: Option<String>) 
 }
 
 /// Facts kept for the next request of the same credential from the same address, with the epoch
-/// they were read under.
+/// and the stamp they were read under.
 #[derive(Clone)]
 struct Kept {
     epoch: i64,
+    stamp: Option<Stamp>,
     uid: i32,
     facts: Facts,
 }
@@ -289,23 +298,38 @@ fn remember<K: std::hash::Hash + Eq>(
     });
 }
 
-/// Runs a kept-facts probe: (facts still hold, user is a settings administrator now).
+/// What a kept-facts probe answers.
+struct Probed {
+    holds: bool,
+    /// The user is a settings administrator now.
+    is_admin: bool,
+    /// An API key's expiry now (Unix microseconds).
+    expires_us: Option<i64>,
+}
+
+/// Runs a kept-facts probe; with a stamp, under a snapshot of its own (see `gate_generation`).
 fn probe(
     sql: &'static str,
     types: &[PgBuiltInOids],
     args: Vec<pgrx::datum::DatumWithOid>,
-) -> (bool, bool) {
+    stamp: Option<Stamp>,
+) -> Probed {
     Spi::connect(|c| {
-        let plan = crate::spi::plan(c, sql, types, false);
+        let plan = crate::spi::plan(c, sql, types, stamp.is_some());
         let t = spi(c.select(plan, Some(1), &args));
         if t.is_empty() {
-            return (false, false);
+            return Probed {
+                holds: false,
+                is_admin: false,
+                expires_us: None,
+            };
         }
         let r = t.first();
-        (
-            spi(r.get::<bool>(1)).unwrap_or(false),
-            spi(r.get::<bool>(2)).unwrap_or(false),
-        )
+        Probed {
+            holds: spi(r.get::<bool>(1)).unwrap_or(false),
+            is_admin: spi(r.get::<bool>(2)).unwrap_or(false),
+            expires_us: spi(r.get::<i64>(3)),
+        }
     })
 }
 
@@ -328,6 +352,110 @@ fn profile_and_limits(r: &pgrx::spi::SpiTupleTable) -> (Option<ProfileFacts>, St
         }),
     });
     (profile, global)
+}
+
+/// A token whose signature was verified, with the secret it was verified with and the claims
+/// the gate uses: the next request with the same token skips the signature and the JSON, and
+/// only its dates are checked again.
+struct VerifiedToken {
+    kid: String,
+    secret: String,
+    /// `kid` NUL `jti`: the token's key in `TOKEN_FACTS`.
+    facts_key: String,
+    claimed_client: Option<String>,
+    dates: [Option<serde_json::Value>; 3],
+}
+
+const VERIFIED_TOKENS_CAPACITY: usize = 1024;
+
+thread_local! {
+    /// Token text -> its verification. Looked up by the whole token (hash, then equality): a
+    /// token is taken as verified only when it is the very text that was.
+    static VERIFIED_TOKENS: RefCell<HashMap<String, VerifiedToken>> = RefCell::new(HashMap::new());
+}
+
+/// The token's `TOKEN_FACTS` key and claimed client, when its signature is verified (now or
+/// before, with the signing key still kept for its kid) and its dates hold. Runs no SQL. None:
+/// the statements decide (and name what is wrong).
+fn verified_token(token: &str) -> Option<(String, Option<String>)> {
+    let now = now_unix();
+    let key_still = |kid: &str, secret: &str| {
+        SIGNING_KEYS.with(|k| k.borrow().get(kid).is_some_and(|s| s == secret))
+    };
+    let known = VERIFIED_TOKENS.with(|m| {
+        let m = m.borrow();
+        let v = m.get(token)?;
+        Some(
+            key_still(&v.kid, &v.secret)
+                .then(|| {
+                    let [exp, nbf, iat] = &v.dates;
+                    jwt::check_dates([exp.as_ref(), nbf.as_ref(), iat.as_ref()], now, 30)
+                        .is_ok()
+                        .then(|| (v.facts_key.clone(), v.claimed_client.clone()))
+                })
+                .flatten(),
+        )
+    });
+    if let Some(answer) = known {
+        return answer;
+    }
+    let kid = jwt::decode_header(token).ok()?.kid.unwrap_or_default();
+    let secret = SIGNING_KEYS.with(|k| k.borrow().get(&kid).cloned())?;
+    let claims = jwt::verify(token, secret.as_bytes(), jwt::Algorithm::HS256, now, 30).ok()?;
+    let jti = claims.get("jti")?.as_str()?;
+    let verified = VerifiedToken {
+        facts_key: format!("{kid}\u{0}{jti}"),
+        claimed_client: claims
+            .get("client_id")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+        dates: ["exp", "nbf", "iat"].map(|d| claims.get(d).cloned()),
+        kid,
+        secret,
+    };
+    let answer = (verified.facts_key.clone(), verified.claimed_client.clone());
+    VERIFIED_TOKENS.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= VERIFIED_TOKENS_CAPACITY {
+            m.clear();
+        }
+        m.insert(token.to_string(), verified);
+    });
+    Some(answer)
+}
+
+/// The answer from kept facts, when a JWT's signature is verified without SQL and its facts are
+/// current: no SQL runs (see `gate_generation`). None: the statements decide.
+fn kept_jwt_answer(token: &str, ip: Option<&str>, needed: Scope) -> Option<Row> {
+    let (facts_key, claimed_client) = verified_token(token)?;
+    let cache_key = (facts_key, ip.unwrap_or_default().to_string());
+    let (decision, uid, client_id) = TOKEN_FACTS.with(|c| {
+        let mut c = c.borrow_mut();
+        let kept = c.get_mut(&cache_key)?;
+        if !gate_generation::current(kept.stamp) {
+            return None;
+        }
+        let CallerFacts::Token(t) = &mut kept.facts.caller else {
+            return None;
+        };
+        t.claimed_client = claimed_client;
+        let client_id = t.row.as_ref().map(|row| row.client_id.clone());
+        Some((gate::decide(&kept.facts, needed), kept.uid, client_id))
+    })?;
+    Some(answer(decision, uid, client_id))
+}
+
+/// The answer from kept facts for an Odoo API key whose verification and facts are current: no
+/// SQL runs. None: the statements decide.
+fn kept_api_key_answer(key: &str, ip: Option<&str>, needed: Scope) -> Option<Row> {
+    let uid = api_key::kept_uid(key, "rpc")?;
+    let cache_key = (uid, ip.unwrap_or_default().to_string());
+    let decision = USER_FACTS.with(|c| {
+        let c = c.borrow();
+        let kept = c.get(&cache_key)?;
+        gate_generation::current(kept.stamp).then(|| gate::decide(&kept.facts, needed))
+    })?;
+    Some(answer(decision, uid, None))
 }
 
 fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
@@ -378,7 +506,18 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
     );
 
     if let Some(mut kept) = TOKEN_FACTS.with(|c| c.borrow().get(&cache_key).cloned()) {
-        let (holds, is_admin) = probe(
+        let client_id = |kept: &mut Kept, is_admin: bool| {
+            let CallerFacts::Token(t) = &mut kept.facts.caller else {
+                return None;
+            };
+            t.claimed_client = claimed_client.clone();
+            t.row.as_mut().map(|row| {
+                row.user_is_admin = is_admin;
+                row.client_id.clone()
+            })
+        };
+        let stamp = gate_generation::before_read();
+        let probed = probe(
             JWT_CACHED_STATEMENT,
             &[
                 PgBuiltInOids::INT8OID,
@@ -386,22 +525,20 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
                 PgBuiltInOids::INT4OID,
             ],
             vec![kept.epoch.into(), kept.uid.into(), group_system.into()],
+            stamp,
         );
-        if holds {
-            let client_id = if let CallerFacts::Token(t) = &mut kept.facts.caller {
-                t.claimed_client = claimed_client;
-                t.row.as_mut().map(|row| {
-                    row.user_is_admin = is_admin;
-                    row.client_id.clone()
-                })
-            } else {
-                None
-            };
-            return answer(gate::decide(&kept.facts, needed), kept.uid, client_id);
+        if probed.holds {
+            let client_id = client_id(&mut kept, probed.is_admin);
+            kept.stamp = stamp;
+            let decision = gate::decide(&kept.facts, needed);
+            let uid = kept.uid;
+            remember(&TOKEN_FACTS, cache_key, kept);
+            return answer(decision, uid, client_id);
         }
         TOKEN_FACTS.with(|c| c.borrow_mut().remove(&cache_key));
     }
 
+    let stamp = gate_generation::before_read();
     let statement = if has_epoch() {
         JWT_STATEMENT.as_str()
     } else {
@@ -418,7 +555,7 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
                 PgBuiltInOids::TEXTOID,
                 PgBuiltInOids::INT4OID,
             ],
-            false,
+            stamp.is_some(),
         );
         let t = spi(c.select(
             plan,
@@ -476,7 +613,16 @@ fn jwt_path(token: &str, ip: Option<&str>, needed: Scope) -> Row {
     if let (true, Some(epoch), Some(uid)) = (key_current, epoch, uid)
         && gate::cacheable(&facts)
     {
-        remember(&TOKEN_FACTS, cache_key, Kept { epoch, uid, facts });
+        remember(
+            &TOKEN_FACTS,
+            cache_key,
+            Kept {
+                epoch,
+                stamp,
+                uid,
+                facts,
+            },
+        );
     }
     answer(decision, uid.unwrap_or(0), client_id)
 }
@@ -505,7 +651,8 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
         };
         let cache_key = (verified.uid, ip.unwrap_or_default().to_string());
         if let Some(mut kept) = USER_FACTS.with(|c| c.borrow().get(&cache_key).cloned()) {
-            let (holds, is_admin) = probe(
+            let stamp = gate_generation::before_read();
+            let probed = probe(
                 API_KEY_CACHED_STATEMENT,
                 &[
                     PgBuiltInOids::INT8OID,
@@ -521,15 +668,21 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
                     verified.hash.as_str().into(),
                     group_system.into(),
                 ],
+                stamp,
             );
-            if holds {
+            if probed.holds {
                 kept.facts.caller = CallerFacts::ApiKey {
-                    user_is_admin: is_admin,
+                    user_is_admin: probed.is_admin,
                 };
-                return answer(gate::decide(&kept.facts, needed), verified.uid, None);
+                kept.stamp = stamp;
+                api_key::confirm(key, stamp, probed.expires_us);
+                let decision = gate::decide(&kept.facts, needed);
+                remember(&USER_FACTS, cache_key, kept);
+                return answer(decision, verified.uid, None);
             }
             USER_FACTS.with(|c| c.borrow_mut().remove(&cache_key));
         }
+        let stamp = gate_generation::before_read();
         let statement = if has_epoch() {
             API_KEY_STATEMENT.as_str()
         } else {
@@ -545,7 +698,7 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
                     PgBuiltInOids::TEXTOID,
                     PgBuiltInOids::INT4OID,
                 ],
-                false,
+                stamp.is_some(),
             );
             let t = spi(c.select(
                 plan,
@@ -565,6 +718,7 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
             Some((
                 spi(r.get_by_name::<i32, _>("uid")).unwrap_or(0),
                 spi(r.get_by_name::<i64, _>("epoch")),
+                spi(r.get_by_name::<i64, _>("expires_us")),
                 Facts {
                     caller: CallerFacts::ApiKey {
                         user_is_admin: spi(r.get_by_name::<bool, _>("is_admin")).unwrap_or(false),
@@ -574,29 +728,43 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
                 },
             ))
         });
-        let Some((uid, epoch, facts)) = row else {
+        let Some((uid, epoch, expires_us, facts)) = row else {
             // The cached row changed or vanished: forget it and try a full verification.
             api_key::forget(key);
             continue;
         };
         let decision = gate::decide(&facts, needed);
+        api_key::confirm(key, stamp, expires_us);
         if let Some(epoch) = epoch
             && gate::cacheable(&facts)
         {
-            remember(&USER_FACTS, (uid, cache_key.1), Kept { epoch, uid, facts });
+            remember(
+                &USER_FACTS,
+                (uid, cache_key.1),
+                Kept {
+                    epoch,
+                    stamp,
+                    uid,
+                    facts,
+                },
+            );
         }
         return answer(decision, uid, None);
     }
 }
 
-/// `api_gateway.authenticate(authorization text, client_ip inet, method text) RETURNS TABLE(status
-/// integer, uid integer, client_id text, scopes text[], error text, rate_limit integer,
-/// remaining integer, reset_s integer, detail text, window_s integer)`. Status 200 means pass;
-/// `window_s` is the length of the rate-limit window when a limit applies.
+/// `api_gateway.authenticate(authorization text, client_ip inet, method text) RETURNS SETOF
+/// api_gateway.gate_answer` (status integer, uid integer, client_id text, scopes text[], error
+/// text, rate_limit integer, remaining integer, reset_s integer, detail text, window_s integer).
+/// Status 200 means pass; `window_s` is the length of the rate-limit window when a limit
+/// applies. Declared in src/sql/gate.sql (a named row type), hence `sql = false`.
+///
+/// SECURITY DEFINER without a SET clause: a request answered from kept facts runs no SQL, and
+/// every statement of the other requests runs under `crate::spi::pinned` (the same search path,
+/// set only then).
 // pgrx spells a returned table's columns as one tuple type.
 #[allow(clippy::type_complexity)]
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
+#[pg_extern(volatile, security_definer, sql = false)]
 fn authenticate(
     authorization: Option<&str>,
     client_ip: Option<pgrx::Inet>,
@@ -619,11 +787,15 @@ fn authenticate(
     let ip = client_ip.as_ref().map(|i| i.0.as_str());
     let row = match gate::read_request(method.unwrap_or(""), authorization) {
         Err(r) => refused(r, None, None),
-        Ok((needed, Credential::Jwt(token))) => jwt_path(token, ip, needed),
-        Ok((needed, Credential::ApiKey(key))) => {
-            crate::odoo::require_odoo("authenticate", api_key::TABLES);
-            api_key_path(key, ip, needed)
-        }
+        Ok((needed, Credential::Jwt(token))) => kept_jwt_answer(token, ip, needed)
+            .unwrap_or_else(|| crate::spi::pinned(|| jwt_path(token, ip, needed))),
+        Ok((needed, Credential::ApiKey(key))) => kept_api_key_answer(key, ip, needed)
+            .unwrap_or_else(|| {
+                crate::spi::pinned(|| {
+                    crate::odoo::require_odoo("authenticate", api_key::TABLES);
+                    api_key_path(key, ip, needed)
+                })
+            }),
     };
     TableIterator::once(row)
 }

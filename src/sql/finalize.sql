@@ -101,10 +101,9 @@ REVOKE ALL ON ALL TABLES IN SCHEMA api_gateway FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA api_gateway FROM PUBLIC;
 GRANT USAGE ON SCHEMA api_gateway TO PUBLIC;
 GRANT EXECUTE ON FUNCTION api_gateway.version() TO PUBLIC;
--- The statements of the gate and of reads are planned once per backend (kept SPI plans); their
--- custom plans are rarely better than the generic one, and re-planning each call costs more than running them.
-ALTER FUNCTION api_gateway.authenticate(text, inet, text) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION api_gateway.verify_api_key(text, text) SET plan_cache_mode = force_generic_plan;
+-- The statements of reads are planned once per backend (kept SPI plans); their custom plans are
+-- rarely better than the generic one, and re-planning each call costs more than running them.
+-- (The gate's functions set this around their statements only: src/spi.rs, pinned.)
 ALTER FUNCTION api_gateway.search_read(integer, text, text, text[], integer, integer, text, text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION api_gateway.search_count(integer, text, text, text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION api_gateway.read(integer, text, integer, text[], text) SET plan_cache_mode = force_generic_plan;

@@ -125,10 +125,13 @@ INSERT INTO api_gateway.gate_epoch DEFAULT VALUES;
 COMMENT ON TABLE api_gateway.gate_epoch IS
     'Bumped by every change to the facts authenticate caches per backend; cached facts are used only under the epoch they were read in.';
 
+-- With shared memory, the same changes also move the gate's generation when they commit
+-- (`_note_gate_change`, src/gate_generation.rs): kept facts are then checked without a statement.
 CREATE FUNCTION api_gateway._bump_gate_epoch() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     UPDATE api_gateway.gate_epoch SET epoch = nextval('api_gateway.gate_epoch_seq');
+    PERFORM api_gateway._note_gate_change();
     RETURN NULL;
 END;
 $$;
@@ -147,6 +150,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM changed) THEN
         UPDATE api_gateway.gate_epoch SET epoch = nextval('api_gateway.gate_epoch_seq');
+        PERFORM api_gateway._note_gate_change();
     END IF;
     RETURN NULL;
 END;
@@ -159,6 +163,20 @@ CREATE TRIGGER token_delete_bumps_gate_epoch AFTER DELETE ON api_gateway.token
     FOR EACH STATEMENT EXECUTE FUNCTION api_gateway._bump_gate_epoch_if_changed();
 CREATE TRIGGER token_truncate_bumps_gate_epoch AFTER TRUNCATE ON api_gateway.token
     FOR EACH STATEMENT EXECUTE FUNCTION api_gateway._bump_gate_epoch();
+
+-- `authenticate(authorization, client_ip, method)`: the gate (src/api/authenticate.rs). Its rows
+-- are a named type, not RETURNS TABLE: a function returning a named row type gets its result's
+-- shape from the type cache, one declaring its columns has it rebuilt from pg_proc on every call.
+-- SECURITY DEFINER without a SET clause: most requests are answered from kept facts and run no
+-- SQL; every statement of the others runs with the search path pinned (src/spi.rs, pinned).
+CREATE TYPE api_gateway.gate_answer AS (
+    status integer, uid integer, client_id text, scopes text[], error text, rate_limit integer,
+    remaining integer, reset_s integer, detail text, window_s integer
+);
+CREATE FUNCTION api_gateway.authenticate(authorization text, client_ip inet, method text)
+RETURNS SETOF api_gateway.gate_answer
+VOLATILE SECURITY DEFINER
+LANGUAGE c AS 'MODULE_PATHNAME', 'authenticate_wrapper';
 
 SELECT pg_catalog.pg_extension_config_dump('api_gateway.profile', '');
 SELECT pg_catalog.pg_extension_config_dump('api_gateway.client', '');

@@ -25,6 +25,8 @@ BEGIN
     IF current_setting('api_gateway_cache.noted', true) IS DISTINCT FROM pg_current_xact_id()::text THEN
         INSERT INTO api_gateway.odoo_security_change (xact) VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING;
         PERFORM set_config('api_gateway_cache.noted', pg_current_xact_id()::text, true);
+        -- Group memberships are among the gate's kept facts too (the admin scope).
+        PERFORM api_gateway._note_gate_change();
     END IF;
     RETURN NULL;
 END;
@@ -38,14 +40,25 @@ RETURN ARRAY['res_groups', 'res_groups_users_rel', 'res_groups_implied_rel', 're
              'res_company_users_rel', 'ir_model', 'ir_model_fields', 'ir_model_fields_group_rel',
              'ir_model_access', 'ir_rule', 'rule_group_rel'];
 
--- Installs the trigger on each of those tables that exists and lacks it; true when every
--- existing one has it. Run by CREATE EXTENSION and by the first data call of each backend (so an
--- Odoo installed after the extension is covered). Never raises: a table it cannot lock within
--- 1 s is left for a later call (WARNING), and the caller serves that backend uncached meanwhile.
+-- The Odoo rows behind the gate's kept facts that no security table covers: a user's active
+-- flag and the API key rows (a new key changes nothing kept). Their trigger only marks the
+-- transaction (`_gate_change`, in Rust): the gate's generation moves when it commits.
+CREATE FUNCTION api_gateway._gate_tables() RETURNS text[][]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN ARRAY[['res_users', 'UPDATE OF active OR DELETE OR TRUNCATE'],
+             ['res_users_apikeys', 'UPDATE OR DELETE OR TRUNCATE']];
+
+-- Installs the triggers on each of those tables that exists and lacks them; true when every
+-- existing one has them. Run by CREATE EXTENSION, by the first data call of each backend and by
+-- the gate's first kept facts (so an Odoo installed after the extension is covered). Never
+-- raises: a table it cannot lock within 1 s is left for a later call (WARNING), and the caller
+-- serves that backend uncached meanwhile.
 CREATE FUNCTION api_gateway._install_security_triggers() RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     tbl text;
+    events text;
+    i integer;
     rel regclass;
     complete boolean := true;
 BEGIN
@@ -60,6 +73,21 @@ BEGIN
         EXCEPTION WHEN OTHERS THEN
             complete := false;
             RAISE WARNING 'api_gateway could not install its cache trigger on % (%); data calls run uncached until it is', rel, SQLERRM;
+        END;
+    END LOOP;
+    FOR i IN 1 .. array_length(api_gateway._gate_tables(), 1) LOOP
+        tbl := (api_gateway._gate_tables())[i][1];
+        events := (api_gateway._gate_tables())[i][2];
+        rel := to_regclass(format('public.%I', tbl));
+        CONTINUE WHEN rel IS NULL
+            OR EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'api_gateway_gate_change');
+        BEGIN
+            PERFORM set_config('lock_timeout', '1000', true);
+            EXECUTE format('CREATE TRIGGER api_gateway_gate_change AFTER %s ON %s '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION api_gateway._gate_change()', events, rel);
+        EXCEPTION WHEN OTHERS THEN
+            complete := false;
+            RAISE WARNING 'api_gateway could not install its gate trigger on % (%); requests re-read their credentials until it is', rel, SQLERRM;
         END;
     END LOOP;
     RETURN complete;

@@ -904,3 +904,334 @@ fn authenticate_takes_no_transaction_id() {
         }
     }
 }
+
+/// Table reads (sequential and index scans) of the current transaction so far.
+fn table_reads(tx: &mut postgres::Transaction) -> i64 {
+    tx.query_one(
+        "SELECT coalesce(sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0)), 0)::int8 \
+           FROM pg_stat_xact_user_tables",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+fn shared_memory_on(db: &mut Client) -> bool {
+    db.query_one(
+        "SELECT coalesce(current_setting('api_gateway.rate_limit_shared_subjects', true)::int, 0) > 0",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+/// A database of its own with the Odoo tables the gate reads (users, API keys, group
+/// memberships, `base.group_system`) and the extension: these tests commit changes to users,
+/// which the tests running alongside on the fixture must not see.
+fn gate_db(suffix: &str) -> (String, Client) {
+    let name = api_gateway_tests::scratch_db(suffix);
+    let mut admin = api_gateway_tests::connect_to("postgres");
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        admin.batch_execute(&statement).unwrap();
+    }
+    let mut db = api_gateway_tests::connect_to(&name);
+    db.batch_execute(
+        "CREATE TABLE res_users (id serial PRIMARY KEY, login varchar NOT NULL UNIQUE, \
+                                 active bool DEFAULT true, share bool DEFAULT false);
+         CREATE TABLE res_users_apikeys (id serial PRIMARY KEY, name varchar NOT NULL, \
+             user_id int NOT NULL REFERENCES res_users ON DELETE CASCADE, scope varchar, \
+             index varchar(8), key varchar, expiration_date timestamp, create_date timestamp);
+         CREATE TABLE res_groups (id serial PRIMARY KEY, name jsonb);
+         CREATE TABLE res_groups_users_rel (gid int, uid int, PRIMARY KEY (gid, uid));
+         CREATE TABLE ir_model_data (id serial PRIMARY KEY, module varchar, name varchar, \
+                                     model varchar, res_id int);
+         INSERT INTO res_groups (name) VALUES ('{\"en_US\": \"Settings\"}');
+         INSERT INTO ir_model_data (module, name, model, res_id) \
+              SELECT 'base', 'group_system', 'res.groups', id FROM res_groups;
+         CREATE EXTENSION api_gateway;",
+    )
+    .unwrap();
+    (name, db)
+}
+
+fn drop_gate_db(name: &str, db: Client) {
+    drop(db);
+    api_gateway_tests::connect_to("postgres")
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+}
+
+/// An Odoo user with an API key, and a JWT of a client acting as that user.
+struct GateUser {
+    uid: i32,
+    key: String,
+    jwt: String,
+}
+
+fn gate_user(db: &mut Client, login: &str) -> GateUser {
+    let uid: i32 = db
+        .query_one(
+            "INSERT INTO res_users (login) VALUES ($1) RETURNING id",
+            &[&login],
+        )
+        .unwrap()
+        .get(0);
+    // 40 hex characters, as Odoo makes them; the first 8 are the index.
+    let key = format!("{:08x}{}", uid, "a1b2c3d4".repeat(4));
+    let hash = api_gateway_core::apikey::hash_key(&key, 6000, b"sixteen byte slt");
+    db.execute(
+        "INSERT INTO res_users_apikeys (name, user_id, scope, index, key, create_date) \
+         VALUES ('gate test', $1, 'rpc', left($2, 8), $3, now() AT TIME ZONE 'utc')",
+        &[&uid, &key, &hash],
+    )
+    .unwrap();
+    let r = db
+        .query_one(
+            "SELECT * FROM api_gateway.create_client($1, $2, '{read}'::text[], NULL)",
+            &[&login, &uid],
+        )
+        .unwrap();
+    let (id, secret): (String, String) = (r.get(0), r.get(1));
+    let token = issue(db, &id, &secret, None, None).1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    GateUser {
+        uid,
+        key,
+        jwt: format!("Bearer {token}"),
+    }
+}
+
+/// With the library preloaded, a credential whose facts are kept is answered without reading
+/// any table (the gate's generation in shared memory says nothing changed), for a JWT, an Odoo
+/// API key and `verify_api_key`; in REPEATABLE READ it is read again on every call.
+#[test]
+fn kept_credentials_read_no_table_while_nothing_changes() {
+    let (name, mut db) = gate_db("gate_kept");
+    assert!(
+        shared_memory_on(&mut db),
+        "needs shared_preload_libraries = 'api_gateway' (scripts/setup.sh sets it)"
+    );
+    let user = gate_user(&mut db, "kept");
+    let api_key = format!("Bearer {}", user.key);
+    let statuses = |tx: &mut postgres::Transaction| -> (i32, i32, Option<i32>) {
+        let a: i32 = tx
+            .query_one(
+                "SELECT status FROM api_gateway.authenticate($1, '127.0.0.1', 'GET')",
+                &[&user.jwt],
+            )
+            .unwrap()
+            .get(0);
+        let b: i32 = tx
+            .query_one(
+                "SELECT status FROM api_gateway.authenticate($1, '127.0.0.1', 'GET')",
+                &[&api_key],
+            )
+            .unwrap()
+            .get(0);
+        let c: Option<i32> = tx
+            .query_one("SELECT api_gateway.verify_api_key($1)", &[&user.key])
+            .unwrap()
+            .get(0);
+        (a, b, c)
+    };
+    // The generation is one for the whole server: the tests running alongside commit gate
+    // changes (each moves it, and the next call reads again), so some window of three rounds
+    // must read nothing.
+    let mut tx = db.transaction().unwrap();
+    assert_eq!(statuses(&mut tx), (200, 200, Some(user.uid)), "first calls");
+    let quiet_window = (0..50).any(|_| {
+        let before = table_reads(&mut tx);
+        for _ in 0..3 {
+            assert_eq!(statuses(&mut tx), (200, 200, Some(user.uid)));
+        }
+        table_reads(&mut tx) == before
+    });
+    assert!(quiet_window, "kept facts read no table");
+    tx.commit().unwrap();
+
+    let mut tx = db
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .unwrap();
+    assert_eq!(statuses(&mut tx), (200, 200, Some(user.uid)));
+    let before = table_reads(&mut tx);
+    assert_eq!(statuses(&mut tx), (200, 200, Some(user.uid)));
+    assert!(
+        table_reads(&mut tx) > before,
+        "REPEATABLE READ has no fresh snapshot: the facts are read again"
+    );
+    tx.commit().unwrap();
+    drop_gate_db(&name, db);
+}
+
+/// (JWT status, API key status, verify_api_key, the API key grants admin)
+type GateState = (i32, i32, Option<i32>, bool);
+
+/// Every change to a kept fact that lives in Odoo's tables, committed by another session, is
+/// seen by the very next call of a backend that kept it, and a change rolled back never is:
+/// the user's active flag, the admin group, the API key row (scope, expiry, hash, deletion).
+/// An expiry reached by the clock alone, with no change at all, is seen too.
+#[test]
+fn kept_credentials_follow_odoo_changes_committed_elsewhere() {
+    let (name, mut db) = gate_db("gate_follow");
+    let mut other = api_gateway_tests::connect_to(&name);
+    let user = gate_user(&mut db, "follow");
+    let uid = user.uid;
+    let jwt = user.jwt.clone();
+    let api_key = format!("Bearer {}", user.key);
+    let state = |db: &mut Client| -> GateState {
+        let a = authenticate(db, Some(&jwt), "127.0.0.1", "GET");
+        let b = authenticate(db, Some(&api_key), "127.0.0.1", "GET");
+        let c: Option<i32> = db
+            .query_one("SELECT api_gateway.verify_api_key($1)", &[&user.key])
+            .unwrap()
+            .get(0);
+        let admin = b
+            .get::<_, Option<Vec<String>>>("scopes")
+            .unwrap_or_default()
+            .iter()
+            .any(|s| s == "admin");
+        (a.get("status"), b.get("status"), c, admin)
+    };
+    let live = (200, 200, Some(uid), false);
+    for _ in 0..3 {
+        assert_eq!(state(&mut db), live, "warm, then kept");
+    }
+    let changes: &[(&str, &str, GateState)] = &[
+        (
+            "UPDATE res_users SET active = false WHERE id = $1",
+            "UPDATE res_users SET active = true WHERE id = $1",
+            (401, 401, None, false),
+        ),
+        (
+            "UPDATE api_gateway.client SET active = false WHERE user_id = $1",
+            "UPDATE api_gateway.client SET active = true WHERE user_id = $1",
+            (401, 200, Some(uid), false),
+        ),
+        (
+            "UPDATE res_users_apikeys SET scope = 'other' WHERE user_id = $1",
+            "UPDATE res_users_apikeys SET scope = 'rpc' WHERE user_id = $1",
+            (200, 401, None, false),
+        ),
+        (
+            "UPDATE res_users_apikeys SET expiration_date = now() AT TIME ZONE 'utc' - interval '1 minute' WHERE user_id = $1",
+            "UPDATE res_users_apikeys SET expiration_date = NULL WHERE user_id = $1",
+            (200, 401, None, false),
+        ),
+        (
+            "INSERT INTO res_groups_users_rel (gid, uid) SELECT d.res_id, $1 FROM ir_model_data d \
+              WHERE d.module = 'base' AND d.name = 'group_system' AND d.model = 'res.groups'",
+            "DELETE FROM res_groups_users_rel r USING ir_model_data d WHERE d.res_id = r.gid \
+              AND d.module = 'base' AND d.name = 'group_system' AND d.model = 'res.groups' AND r.uid = $1",
+            (200, 200, Some(uid), true),
+        ),
+    ];
+    for (change, undo, seen) in changes {
+        // Rolled back: never seen, and the facts stay kept.
+        let mut tx = other.transaction().unwrap();
+        tx.execute(*change, &[&uid]).unwrap();
+        tx.rollback().unwrap();
+        assert_eq!(state(&mut db), live, "rolled back: {change}");
+        other.execute(*change, &[&uid]).unwrap();
+        assert_eq!(state(&mut db), *seen, "committed: {change}");
+        assert_eq!(state(&mut db), *seen, "and kept: {change}");
+        other.execute(*undo, &[&uid]).unwrap();
+        assert_eq!(state(&mut db), live, "undone: {undo}");
+    }
+    // Another key's hash on the same row, then the row deleted.
+    let other_hash = api_gateway_core::apikey::hash_key(&"0".repeat(40), 6000, b"sixteen byte slt");
+    let kept_hash: String = db
+        .query_one(
+            "SELECT key FROM res_users_apikeys WHERE user_id = $1",
+            &[&uid],
+        )
+        .unwrap()
+        .get(0);
+    other
+        .execute(
+            "UPDATE res_users_apikeys SET key = $2 WHERE user_id = $1",
+            &[&uid, &other_hash],
+        )
+        .unwrap();
+    assert_eq!(state(&mut db), (200, 401, None, false), "changed hash");
+    other
+        .execute(
+            "UPDATE res_users_apikeys SET key = $2 WHERE user_id = $1",
+            &[&uid, &kept_hash],
+        )
+        .unwrap();
+    assert_eq!(state(&mut db), live, "hash restored");
+    // Expiry by the clock: no change is committed when the time comes.
+    other
+        .execute(
+            "UPDATE res_users_apikeys SET expiration_date = now() AT TIME ZONE 'utc' + interval '2 seconds' \
+              WHERE user_id = $1",
+            &[&uid],
+        )
+        .unwrap();
+    assert_eq!(state(&mut db), live, "not expired yet");
+    assert_eq!(state(&mut db), live, "kept");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(
+        state(&mut db),
+        (200, 401, None, false),
+        "expired by the clock"
+    );
+    other
+        .execute("DELETE FROM res_users_apikeys WHERE user_id = $1", &[&uid])
+        .unwrap();
+    assert_eq!(state(&mut db), (200, 401, None, false), "deleted key");
+    drop(other);
+    drop_gate_db(&name, db);
+}
+
+/// `authenticate` and `verify_api_key` are SECURITY DEFINER without a SET clause (their usual
+/// answer runs no SQL): every statement they do run is pinned to `pg_catalog, pg_temp`. A
+/// caller's search path that puts its own `=` first (always true) must not change an answer: an
+/// archived user stays refused although another user is active.
+#[test]
+fn a_callers_search_path_cannot_steer_the_gate() {
+    let (name, mut db) = gate_db("gate_path");
+    let archived = gate_user(&mut db, "archived");
+    gate_user(&mut db, "active");
+    db.execute(
+        "UPDATE res_users SET active = false WHERE id = $1",
+        &[&archived.uid],
+    )
+    .unwrap();
+    db.batch_execute(
+        "CREATE SCHEMA hostile;
+         CREATE FUNCTION hostile.always(int, int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+         CREATE OPERATOR hostile.= (LEFTARG = int, RIGHTARG = int, FUNCTION = hostile.always);",
+    )
+    .unwrap();
+    let api_key = format!("Bearer {}", archived.key);
+    for path in ["pg_catalog, public", "hostile, pg_catalog, public"] {
+        // A new backend each time: nothing kept, every statement runs.
+        let mut caller = api_gateway_tests::connect_to(&name);
+        caller
+            .batch_execute(&format!("SET search_path = {path}"))
+            .unwrap();
+        let steered: bool = caller.query_one("SELECT 1 = 2", &[]).unwrap().get(0);
+        assert_eq!(
+            steered,
+            path.starts_with("hostile"),
+            "the operator is in effect"
+        );
+        let jwt: i32 =
+            authenticate(&mut caller, Some(&archived.jwt), "127.0.0.1", "GET").get("status");
+        let key: i32 = authenticate(&mut caller, Some(&api_key), "127.0.0.1", "GET").get("status");
+        let uid: Option<i32> = caller
+            .query_one("SELECT api_gateway.verify_api_key($1)", &[&archived.key])
+            .unwrap()
+            .get(0);
+        assert_eq!((jwt, key, uid), (401, 401, None), "search_path = {path}");
+    }
+    drop_gate_db(&name, db);
+}

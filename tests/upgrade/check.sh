@@ -69,8 +69,9 @@ for script in "${released[@]}"; do
         echo "the $current library with a $old database: before update '$before', after '$after'"; failed=$((failed + 1))
     fi
 done
-# 0.5.0 gives the reads a `lang` argument (a new signature): a role granted the 0.4.0 reads by
-# grant_front may execute the new ones after the update, before grant_front runs again.
+# 0.5.0 gives the reads a `lang` argument (a new signature) and re-creates authenticate (a named
+# row type): a role granted them by grant_front may execute the new ones after the update,
+# before grant_front runs again.
 if [ -f "$ROOT/sql/released/api_gateway--0.4.0.sql" ]; then
     probe=${UP}_probe_role
     recreate ${UP}_old
@@ -79,10 +80,12 @@ if [ -f "$ROOT/sql/released/api_gateway--0.4.0.sql" ]; then
         -c "SELECT api_gateway.grant_front('$probe')" -c "ALTER EXTENSION api_gateway UPDATE" \
         -c "SELECT has_function_privilege('$probe', 'api_gateway.search_read(integer, text, text, text[], integer, integer, text, text)', 'EXECUTE') \
               AND has_function_privilege('$probe', 'api_gateway.read_versioned(integer, text, integer, text[], text)', 'EXECUTE') \
-              AND NOT has_function_privilege('public', 'api_gateway.read(integer, text, integer, text[], text)', 'EXECUTE')" 2>&1 | tail -1)
+              AND has_function_privilege('$probe', 'api_gateway.authenticate(text, inet, text)', 'EXECUTE') \
+              AND NOT has_function_privilege('public', 'api_gateway.read(integer, text, integer, text[], text)', 'EXECUTE') \
+              AND NOT has_function_privilege('public', 'api_gateway.authenticate(text, inet, text)', 'EXECUTE')" 2>&1 | tail -1)
     psql -q -X -d postgres -c "DROP DATABASE IF EXISTS ${UP}_old WITH (FORCE)" -c "DROP ROLE IF EXISTS $probe" >/dev/null
     if [ "$kept" = t ]; then
-        echo "a role granted the 0.4.0 reads may execute the 0.5.0 ones after the update"; passed=$((passed + 1))
+        echo "a role granted the 0.4.0 reads and gate may execute the 0.5.0 ones after the update"; passed=$((passed + 1))
     else
         echo "the 0.4.0 grants on the reads were lost by the update to 0.5.0 ($kept)"; failed=$((failed + 1))
     fi
