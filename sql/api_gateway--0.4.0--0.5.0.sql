@@ -1582,3 +1582,35 @@ BEGIN
     END LOOP;
 END
 $regrant$;
+
+-- rate_limit_hit returns rows of a named type (its shape from the type cache, not rebuilt from
+-- pg_proc on every call): both overloads re-created, keeping the EXECUTE rights granted on them.
+CREATE TYPE api_gateway.rate_limit_answer AS (allowed boolean, remaining integer, reset_s integer);
+SELECT set_config('api_gateway.rate_limit_regrant', coalesce((
+    SELECT jsonb_agg(jsonb_build_array(p.oid::regprocedure::text, a.grantee::regrole::text))::text
+      FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+     WHERE p.oid IN ('api_gateway.rate_limit_hit(text, integer, integer)'::regprocedure,
+                     'api_gateway.rate_limit_hit(text, integer, integer, integer, text)'::regprocedure)
+       AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner), '[]'), true);
+DROP FUNCTION api_gateway.rate_limit_hit(text, integer, integer);
+DROP FUNCTION api_gateway.rate_limit_hit(text, integer, integer, integer, text);
+CREATE FUNCTION api_gateway.rate_limit_hit(subject text, max_requests integer, window_s integer)
+RETURNS SETOF api_gateway.rate_limit_answer
+VOLATILE SECURITY DEFINER
+LANGUAGE c AS 'MODULE_PATHNAME', 'rate_limit_hit_wrapper';
+CREATE FUNCTION api_gateway.rate_limit_hit(subject text, max_requests integer, window_s integer,
+                                           cost integer, algorithm text DEFAULT 'sliding')
+RETURNS SETOF api_gateway.rate_limit_answer
+VOLATILE SECURITY DEFINER
+LANGUAGE c AS 'MODULE_PATHNAME', 'rate_limit_hit_cost_wrapper';
+REVOKE ALL ON FUNCTION api_gateway.rate_limit_hit(text, integer, integer),
+    api_gateway.rate_limit_hit(text, integer, integer, integer, text) FROM PUBLIC;
+DO $regrant$
+DECLARE
+    g jsonb;
+BEGIN
+    FOR g IN SELECT jsonb_array_elements(current_setting('api_gateway.rate_limit_regrant')::jsonb) LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', (g->>0)::regprocedure, g->>1);
+    END LOOP;
+END
+$regrant$;

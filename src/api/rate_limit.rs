@@ -60,11 +60,13 @@ fn hit(
 }
 
 /// `api_gateway.rate_limit_hit(subject text, max_requests integer, window_s integer)
-///   RETURNS TABLE(allowed boolean, remaining integer, reset_s integer)`: cost 1, sliding window.
-/// SECURITY DEFINER without a SET search_path clause: it runs SQL only through
+///   RETURNS SETOF api_gateway.rate_limit_answer` (allowed boolean, remaining integer, reset_s
+/// integer): cost 1, sliding window. Declared in src/sql/throttles.sql (a named row type: its
+/// shape comes from the type cache instead of being rebuilt from pg_proc on every call), hence
+/// `sql = false`. SECURITY DEFINER without a SET search_path clause: it runs SQL only through
 /// `crate::counter`, which pins the search path around every statement (a hit counted in shared
 /// memory runs none and skips that cost).
-#[pg_extern(volatile, security_definer)]
+#[pg_extern(volatile, security_definer, sql = false)]
 fn rate_limit_hit(
     subject: Option<&str>,
     max_requests: Option<i32>,
@@ -88,8 +90,9 @@ fn rate_limit_hit(
 
 /// `api_gateway.rate_limit_hit(subject text, max_requests integer, window_s integer,
 ///   cost integer, algorithm text DEFAULT 'sliding')`: charges `cost` (at least 1). A separate
-/// overload, so the released 3-argument function keeps its symbol.
-#[pg_extern(volatile, security_definer, name = "rate_limit_hit")]
+/// overload, so the released 3-argument function keeps its symbol. Declared in
+/// src/sql/throttles.sql, as the other.
+#[pg_extern(volatile, security_definer, name = "rate_limit_hit", sql = false)]
 fn rate_limit_hit_cost(
     subject: Option<&str>,
     max_requests: Option<i32>,
