@@ -1279,6 +1279,8 @@ BEGIN
     IF current_query() !~* 'api_gateway' THEN
         RETURN;
     END IF;
+    -- Facts kept by any backend's gate go with the extension (src/gate_generation.rs).
+    PERFORM api_gateway._note_gate_change();
     FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel
                FROM pg_trigger tg
                JOIN pg_proc p ON p.oid = tg.tgfoid
@@ -1551,6 +1553,8 @@ $$;
 
 REVOKE ALL ON FUNCTION api_gateway._gate_tables() FROM PUBLIC;
 SELECT api_gateway._install_security_triggers();
+-- A new version: facts kept by any backend's gate are read again.
+SELECT api_gateway._note_gate_change();
 -- The gate's functions pin search_path (and plan_cache_mode) around their statements only
 -- (src/spi.rs, pinned), as rate_limit_hit does: with kept facts they run none, and a setting of
 -- the function is applied and undone on every call.

@@ -12,6 +12,8 @@ BEGIN
     IF current_query() !~* 'api_gateway' THEN
         RETURN;
     END IF;
+    -- Facts kept by any backend's gate go with the extension (src/gate_generation.rs).
+    PERFORM api_gateway._note_gate_change();
     FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel
                FROM pg_trigger tg
                JOIN pg_proc p ON p.oid = tg.tgfoid

@@ -115,3 +115,5 @@ CREATE TRIGGER settings_note_security_change AFTER INSERT OR UPDATE OR DELETE OR
     FOR EACH STATEMENT EXECUTE FUNCTION api_gateway._note_odoo_security_change();
 
 SELECT api_gateway._install_security_triggers();
+-- A new extension (or a new version of it): facts kept by any backend's gate are read again.
+SELECT api_gateway._note_gate_change();

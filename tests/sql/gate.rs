@@ -1235,3 +1235,23 @@ fn a_callers_search_path_cannot_steer_the_gate() {
     }
     drop_gate_db(&name, db);
 }
+
+/// Facts a backend kept go with the extension: after DROP EXTENSION and CREATE EXTENSION (new
+/// tables, no token), a JWT the backend kept facts for is unknown on its very next call.
+#[test]
+fn kept_facts_do_not_survive_the_extension() {
+    let (name, mut db) = gate_db("gate_recreate");
+    let user = gate_user(&mut db, "recreate");
+    let mut caller = api_gateway_tests::connect_to(&name);
+    for _ in 0..3 {
+        let status: i32 =
+            authenticate(&mut caller, Some(&user.jwt), "127.0.0.1", "GET").get("status");
+        assert_eq!(status, 200, "warm, then kept");
+    }
+    db.batch_execute("DROP EXTENSION api_gateway; CREATE EXTENSION api_gateway;")
+        .unwrap();
+    let status: i32 = authenticate(&mut caller, Some(&user.jwt), "127.0.0.1", "GET").get("status");
+    assert_eq!(status, 401, "a token of the dropped extension");
+    drop(caller);
+    drop_gate_db(&name, db);
+}
