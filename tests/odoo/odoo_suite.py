@@ -305,6 +305,27 @@ def main():
                           "-v", "VERBOSITY=verbose"], capture_output=True, text=True)
     check("SQL create on sale.order -> 0A000 by default", "0A000" in out.stderr and "through Odoo" in out.stderr, out.stderr.strip()[:300])
 
+    # 7. The gate answers repeat requests from facts it keeps (issue 17): changes Odoo's ORM makes
+    # to a user and to its API key are seen by the very next request.
+    login = f"agw-gate-{uuid.uuid4().hex[:8]}"
+    new_uid = odoo("res.users", "create", {"vals_list": [{"name": login, "login": login}]})[0]
+    new_key, index, hashed = psql("SELECT key || '|' || index || '|' || hash FROM api_gateway._new_odoo_api_key()").split("|")
+    key_id = int(psql(f"INSERT INTO res_users_apikeys (name, user_id, scope, index, key, create_date) "
+                      f"VALUES ('agw gate test', {new_uid}, 'rpc', '{index}', '{hashed}', now() AT TIME ZONE 'utc') RETURNING id"))
+    kept = [gw("GET", "/api/v1/ping", new_key)[0] for _ in range(3)]
+    odoo("res.users", "write", {"ids": [new_uid], "vals": {"active": False}})
+    archived = gw("GET", "/api/v1/ping", new_key)[0]
+    odoo("res.users", "write", {"ids": [new_uid], "vals": {"active": True}})
+    restored = [gw("GET", "/api/v1/ping", new_key)[0] for _ in range(2)]
+    # "Delete" in the user's preferences (res.users.apikeys.remove) asks for the password first,
+    # which no RPC passes: the row is deleted as its unlink() then does.
+    psql(f"DELETE FROM res_users_apikeys WHERE id = {key_id}")
+    removed = gw("GET", "/api/v1/ping", new_key)[0]
+    odoo("res.users", "write", {"ids": [new_uid], "vals": {"active": False}})
+    check("the gate sees Odoo's ORM changes on the next request: user archived -> 401, restored -> 200; key deleted -> 401",
+          kept == [200, 200, 200] and archived == 401 and restored == [200, 200] and removed == 401,
+          f"kept={kept} archived={archived} restored={restored} after delete={removed}")
+
     # Timing (reported, not asserted): a forwarded create and write against the same JSON-2 calls made directly.
     n = int(os.environ.get("AGW_ODOO_TIMING_N", "20"))
     if n > 0:
