@@ -22,9 +22,9 @@ const CANDIDATES: &str = "SELECT k.id, k.user_id, k.key::text, k.scope::text, \
    AND (k.expiration_date IS NULL OR k.expiration_date >= (now() AT TIME ZONE 'utc')) \
  ORDER BY k.id";
 
-/// The same conditions for one cached row: still there, same hash, still valid. Its expiry as
-/// Unix microseconds (`EXPIRY_US`).
-const STILL_VALID: &str = "SELECT k.user_id, (extract(epoch FROM k.expiration_date) * 1000000)::int8 \
+/// The same conditions for one cached row: still there, same hash, still valid. Its scope and
+/// expiry (Unix microseconds) as they are now.
+const STILL_VALID: &str = "SELECT k.user_id, k.scope::text, (extract(epoch FROM k.expiration_date) * 1000000)::int8 \
   FROM public.res_users_apikeys k \
   JOIN public.res_users u ON u.id = k.user_id AND u.active \
  WHERE k.id = $1 AND k.key = $2 AND (k.scope IS NULL OR k.scope = $3) \
@@ -40,15 +40,23 @@ const EXPIRED_CANDIDATES: &str = "SELECT k.key::text \
 
 pub const TABLES: &[&str] = &["res_users", "res_users_apikeys"];
 
-/// A verified key row: its id and stored hash (what the cache holds), its owner, its scope and
-/// expiry (Unix microseconds), and when it was last read.
+/// What may change on a key row that keeps its id, hash and owner: checked in the backend while
+/// the row is taken as unchanged.
+#[derive(Clone, Default)]
+pub struct KeyTerms {
+    pub scope: Option<String>,
+    /// Unix microseconds.
+    pub expires_us: Option<i64>,
+}
+
+/// A verified key row: its id and stored hash (what the cache holds), its owner, its terms, and
+/// when it was last read.
 #[derive(Clone)]
 pub struct VerifiedKey {
     pub id: i32,
     pub hash: String,
     pub uid: i32,
-    scope: Option<String>,
-    expires_us: Option<i64>,
+    terms: KeyTerms,
     stamp: Option<Stamp>,
 }
 
@@ -62,8 +70,8 @@ impl VerifiedKey {
     pub fn current(&self, scope: &str) -> bool {
         let now_us = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() } + POSTGRES_EPOCH_US;
         gate_generation::current(self.stamp)
-            && self.scope.as_deref().is_none_or(|s| s == scope)
-            && self.expires_us.is_none_or(|e| e >= now_us)
+            && self.terms.scope.as_deref().is_none_or(|s| s == scope)
+            && self.terms.expires_us.is_none_or(|e| e >= now_us)
     }
 }
 
@@ -97,14 +105,13 @@ pub fn forget(key: &str) {
     VERIFIED.with(|c| c.borrow_mut().remove(&digest));
 }
 
-/// Records that `key`'s row was found unchanged by a statement read under `stamp`, with this
-/// expiry.
-pub fn confirm(key: &str, stamp: Option<Stamp>, expires_us: Option<i64>) {
+/// Records that `key`'s row (same id, hash and owner) was read under `stamp`, with these terms.
+pub fn confirm(key: &str, stamp: Option<Stamp>, terms: KeyTerms) {
     let digest = apikey::cache_digest(key);
     VERIFIED.with(|c| {
         if let Some(v) = c.borrow_mut().get_mut(&digest) {
             v.stamp = stamp;
-            v.expires_us = expires_us;
+            v.terms = terms;
         }
     });
 }
@@ -129,8 +136,10 @@ pub fn verify_uncached(key: &str, scope: &str) -> Option<VerifiedKey> {
             id: spi(r.get::<i32>(1)).unwrap_or(0),
             uid: spi(r.get::<i32>(2)).unwrap_or(0),
             hash: spi(r.get::<String>(3)).unwrap_or_default(),
-            scope: spi(r.get::<String>(4)),
-            expires_us: spi(r.get::<i64>(5)),
+            terms: KeyTerms {
+                scope: spi(r.get::<String>(4)),
+                expires_us: spi(r.get::<i64>(5)),
+            },
             stamp,
         })
         .collect()
@@ -198,10 +207,16 @@ fn verify(key: &str, scope: &str) -> Option<i32> {
                 return None;
             }
             let r = t.first();
-            Some((spi(r.get::<i32>(1)), spi(r.get::<i64>(2))))
+            Some((
+                spi(r.get::<i32>(1)),
+                KeyTerms {
+                    scope: spi(r.get::<String>(2)),
+                    expires_us: spi(r.get::<i64>(3)),
+                },
+            ))
         });
-        if let Some((uid, expires_us)) = row {
-            confirm(key, stamp, expires_us);
+        if let Some((uid, terms)) = row {
+            confirm(key, stamp, terms);
             return uid;
         }
         forget(key);

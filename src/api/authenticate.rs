@@ -90,7 +90,7 @@ fn jwt_statement(epoch_column: &str) -> String {
 fn api_key_statement(epoch_column: &str) -> String {
     format!(
         "SELECT k.user_id AS uid, {epoch_column}, {admin}, {profile}, \
-         (extract(epoch FROM k.expiration_date) * 1000000)::int8 AS expires_us \
+         (extract(epoch FROM k.expiration_date) * 1000000)::int8 AS expires_us, k.scope::text AS key_scope \
     FROM api_gateway.settings s \
     JOIN public.res_users_apikeys k ON k.id = $1 AND k.key = $2 AND (k.scope IS NULL OR k.scope = 'rpc') \
          AND (k.expiration_date IS NULL OR k.expiration_date >= (now() AT TIME ZONE 'utc')) \
@@ -105,18 +105,18 @@ fn api_key_statement(epoch_column: &str) -> String {
 /// admin group is re-read. $1 epoch, $2 uid, $3 id of base.group_system.
 const JWT_CACHED_STATEMENT: &str = "SELECT e.epoch = $1 AND EXISTS (SELECT 1 FROM public.res_users u WHERE u.id = $2 AND u.active), \
        ($3::int IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = $2 AND r.gid = $3::int)), \
-       NULL::int8 \
+       NULL::int8, NULL::text \
   FROM api_gateway.gate_epoch e";
 
 /// Kept API-key facts still hold when the epoch is unchanged and the key row (same id, hash and
-/// user, still valid) and its active user are still there; the admin group and the key's expiry
-/// (Unix microseconds) are re-read. $1 epoch, $2 uid, $3 key row id, $4 its hash, $5 id of
-/// base.group_system.
+/// user, still valid) and its active user are still there; the admin group and the key's terms
+/// (expiry in Unix microseconds, scope) are re-read. $1 epoch, $2 uid, $3 key row id, $4 its
+/// hash, $5 id of base.group_system.
 const API_KEY_CACHED_STATEMENT: &str = "SELECT e.epoch = $1 AND k.id IS NOT NULL, \
        ($5::int IS NOT NULL AND EXISTS (SELECT 1 FROM public.res_groups_users_rel r WHERE r.uid = $2 AND r.gid = $5::int)), \
-       (extract(epoch FROM k.expiration_date) * 1000000)::int8 \
+       (extract(epoch FROM k.expiration_date) * 1000000)::int8, k.scope::text \
   FROM api_gateway.gate_epoch e \
-  LEFT JOIN (SELECT k.id, k.expiration_date FROM public.res_users_apikeys k \
+  LEFT JOIN (SELECT k.id, k.expiration_date, k.scope FROM public.res_users_apikeys k \
                JOIN public.res_users u ON u.id = k.user_id AND u.active \
               WHERE k.id = $3 AND k.key = $4 AND k.user_id = $2 AND (k.scope IS NULL OR k.scope = 'rpc') \
                 AND (k.expiration_date IS NULL OR k.expiration_date >= (now() AT TIME ZONE 'utc'))) k ON true";
@@ -303,8 +303,8 @@ struct Probed {
     holds: bool,
     /// The user is a settings administrator now.
     is_admin: bool,
-    /// An API key's expiry now (Unix microseconds).
-    expires_us: Option<i64>,
+    /// An API key's terms now.
+    key_terms: api_key::KeyTerms,
 }
 
 /// Runs a kept-facts probe; with a stamp, under a snapshot of its own (see `gate_generation`).
@@ -321,14 +321,17 @@ fn probe(
             return Probed {
                 holds: false,
                 is_admin: false,
-                expires_us: None,
+                key_terms: api_key::KeyTerms::default(),
             };
         }
         let r = t.first();
         Probed {
             holds: spi(r.get::<bool>(1)).unwrap_or(false),
             is_admin: spi(r.get::<bool>(2)).unwrap_or(false),
-            expires_us: spi(r.get::<i64>(3)),
+            key_terms: api_key::KeyTerms {
+                expires_us: spi(r.get::<i64>(3)),
+                scope: spi(r.get::<String>(4)),
+            },
         }
     })
 }
@@ -675,7 +678,7 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
                     user_is_admin: probed.is_admin,
                 };
                 kept.stamp = stamp;
-                api_key::confirm(key, stamp, probed.expires_us);
+                api_key::confirm(key, stamp, probed.key_terms);
                 let decision = gate::decide(&kept.facts, needed);
                 remember(&USER_FACTS, cache_key, kept);
                 return answer(decision, verified.uid, None);
@@ -718,7 +721,10 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
             Some((
                 spi(r.get_by_name::<i32, _>("uid")).unwrap_or(0),
                 spi(r.get_by_name::<i64, _>("epoch")),
-                spi(r.get_by_name::<i64, _>("expires_us")),
+                api_key::KeyTerms {
+                    expires_us: spi(r.get_by_name::<i64, _>("expires_us")),
+                    scope: spi(r.get_by_name::<String, _>("key_scope")),
+                },
                 Facts {
                     caller: CallerFacts::ApiKey {
                         user_is_admin: spi(r.get_by_name::<bool, _>("is_admin")).unwrap_or(false),
@@ -728,13 +734,13 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
                 },
             ))
         });
-        let Some((uid, epoch, expires_us, facts)) = row else {
+        let Some((uid, epoch, key_terms, facts)) = row else {
             // The cached row changed or vanished: forget it and try a full verification.
             api_key::forget(key);
             continue;
         };
         let decision = gate::decide(&facts, needed);
-        api_key::confirm(key, stamp, expires_us);
+        api_key::confirm(key, stamp, key_terms);
         if let Some(epoch) = epoch
             && gate::cacheable(&facts)
         {

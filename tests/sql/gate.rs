@@ -1144,6 +1144,44 @@ fn kept_credentials_follow_odoo_changes_committed_elsewhere() {
         other.execute(*undo, &[&uid]).unwrap();
         assert_eq!(state(&mut db), live, "undone: {undo}");
     }
+    // A key's scope narrowed while a backend keeps it as verified with none: the backend must not
+    // keep accepting it for another scope once a statement has read the row again.
+    other
+        .execute(
+            "UPDATE res_users_apikeys SET scope = NULL WHERE user_id = $1",
+            &[&uid],
+        )
+        .unwrap();
+    let mut fresh = api_gateway_tests::connect_to(&name);
+    let verify = |db: &mut Client, scope: &str| -> Option<i32> {
+        db.query_one(
+            "SELECT api_gateway.verify_api_key($1, $2)",
+            &[&user.key, &scope],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert_eq!(
+        verify(&mut fresh, "other"),
+        Some(uid),
+        "no scope: any scope"
+    );
+    other
+        .execute(
+            "UPDATE res_users_apikeys SET scope = 'rpc' WHERE user_id = $1",
+            &[&uid],
+        )
+        .unwrap();
+    let status: i32 = authenticate(&mut fresh, Some(&api_key), "127.0.0.1", "GET").get("status");
+    assert_eq!(status, 200, "the key row read again, scope rpc");
+    assert_eq!(
+        verify(&mut fresh, "other"),
+        None,
+        "scope rpc: not another scope"
+    );
+    assert_eq!(verify(&mut fresh, "rpc"), Some(uid));
+    drop(fresh);
+    assert_eq!(state(&mut db), live, "scope restored");
     // Another key's hash on the same row, then the row deleted.
     let other_hash = api_gateway_core::apikey::hash_key(&"0".repeat(40), 6000, b"sixteen byte slt");
     let kept_hash: String = db
