@@ -1556,7 +1556,7 @@ SELECT api_gateway._install_security_triggers();
 -- A new version: facts kept by any backend's gate are read again.
 SELECT api_gateway._note_gate_change();
 -- The gate's functions pin search_path (and plan_cache_mode) around their statements only
--- (src/spi.rs, pinned), as rate_limit_hit does: with kept facts they run none, and a setting of
+-- (src/spi.rs, pinned_generic), as rate_limit_hit does: with kept facts they run none, and a setting of
 -- the function is applied and undone on every call.
 ALTER FUNCTION api_gateway.verify_api_key(text, text) RESET ALL;
 

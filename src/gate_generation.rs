@@ -214,7 +214,7 @@ impl Stamp {
 
 /// The stamp to keep facts under, taken before the statement that reads them; that statement
 /// must run with a mutating plan (a snapshot of its own). None: do not keep them under a stamp.
-/// May run SQL (the trigger check, once per backend): call it under `crate::spi::pinned`.
+/// May run SQL (the trigger check, once per backend): call it under `crate::spi::pinned_generic`.
 pub fn before_read() -> Option<Stamp> {
     shared()?;
     usable(triggers_in_place()).map(|generation| Stamp {

@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ffi::CStr;
 
 thread_local! {
     static PLANS: RefCell<HashMap<(&'static str, bool), &'static OwnedPreparedStatement>> = RefCell::new(HashMap::new());
@@ -33,20 +34,31 @@ pub fn plan(
     kept
 }
 
-/// Runs `f` (which runs SQL) with `search_path = pg_catalog, pg_temp` and `plan_cache_mode =
-/// force_generic_plan`, restored afterwards (and by the abort path on ERROR), as a SET clause on
-/// a SECURITY DEFINER function would, but paid only when SQL runs. `authenticate`,
-/// `verify_api_key` and `rate_limit_hit` are SECURITY DEFINER without a SET clause: their usual
-/// answer (kept facts, a counter in shared memory) runs no SQL, and a function's own settings
-/// are applied and undone on every call. Kept plans of the gate's statements are generic: a
-/// custom plan is rarely better and planning costs more than running them.
+/// Runs `f` (which runs SQL) with `search_path = pg_catalog, pg_temp`, restored afterwards (and
+/// by the abort path on ERROR), as a SET clause on a SECURITY DEFINER function would, but paid
+/// only when SQL runs. `authenticate`, `verify_api_key` and `rate_limit_hit` are SECURITY
+/// DEFINER without a SET clause: their usual answer (kept facts, a counter in shared memory)
+/// runs no SQL, and a function's own settings are applied and undone on every call.
 pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
-    unsafe {
-        let level = pg_sys::NewGUCNestLevel();
-        for (name, value) in [
+    with_settings(&[(c"search_path", c"pg_catalog, pg_temp")], f)
+}
+
+/// `pinned`, with `plan_cache_mode = force_generic_plan` too: the gate's kept plans are generic
+/// (a custom plan is rarely better, and planning costs more than running them).
+pub fn pinned_generic<R>(f: impl FnOnce() -> R) -> R {
+    with_settings(
+        &[
             (c"search_path", c"pg_catalog, pg_temp"),
             (c"plan_cache_mode", c"force_generic_plan"),
-        ] {
+        ],
+        f,
+    )
+}
+
+fn with_settings<R>(settings: &[(&CStr, &CStr)], f: impl FnOnce() -> R) -> R {
+    unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        for (name, value) in settings {
             pg_sys::set_config_option(
                 name.as_ptr(),
                 value.as_ptr(),

@@ -227,11 +227,11 @@ fn verify(key: &str, scope: &str) -> Option<i32> {
 /// `api_gateway.verify_api_key(key text, scope text DEFAULT 'rpc') RETURNS integer`:
 /// the Odoo user id for a valid Odoo API key, NULL otherwise. SECURITY DEFINER without a SET
 /// clause: a key whose verification still holds is answered without SQL, and every statement
-/// of the others runs under `crate::spi::pinned`.
+/// of the others runs under `crate::spi::pinned_generic`.
 #[pg_extern(volatile, security_definer)]
 fn verify_api_key(key: Option<&str>, scope: default!(Option<&str>, "'rpc'")) -> Option<i32> {
     let (key, scope) = (key?, scope?);
-    kept_uid(key, scope).or_else(|| crate::spi::pinned(|| verify(key, scope)))
+    kept_uid(key, scope).or_else(|| crate::spi::pinned_generic(|| verify(key, scope)))
 }
 
 /// `api_gateway._new_odoo_api_key() RETURNS TABLE(key, index, hash)`: a new Odoo API key made as

@@ -766,8 +766,8 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
 /// applies. Declared in src/sql/gate.sql (a named row type), hence `sql = false`.
 ///
 /// SECURITY DEFINER without a SET clause: a request answered from kept facts runs no SQL, and
-/// every statement of the other requests runs under `crate::spi::pinned` (the same search path,
-/// set only then).
+/// every statement of the other requests runs under `crate::spi::pinned_generic` (the same
+/// search path, set only then).
 // pgrx spells a returned table's columns as one tuple type.
 #[allow(clippy::type_complexity)]
 #[pg_extern(volatile, security_definer, sql = false)]
@@ -794,10 +794,10 @@ fn authenticate(
     let row = match gate::read_request(method.unwrap_or(""), authorization) {
         Err(r) => refused(r, None, None),
         Ok((needed, Credential::Jwt(token))) => kept_jwt_answer(token, ip, needed)
-            .unwrap_or_else(|| crate::spi::pinned(|| jwt_path(token, ip, needed))),
+            .unwrap_or_else(|| crate::spi::pinned_generic(|| jwt_path(token, ip, needed))),
         Ok((needed, Credential::ApiKey(key))) => kept_api_key_answer(key, ip, needed)
             .unwrap_or_else(|| {
-                crate::spi::pinned(|| {
+                crate::spi::pinned_generic(|| {
                     crate::odoo::require_odoo("authenticate", api_key::TABLES);
                     api_key_path(key, ip, needed)
                 })

@@ -103,7 +103,7 @@ GRANT USAGE ON SCHEMA api_gateway TO PUBLIC;
 GRANT EXECUTE ON FUNCTION api_gateway.version() TO PUBLIC;
 -- The statements of reads are planned once per backend (kept SPI plans); their custom plans are
 -- rarely better than the generic one, and re-planning each call costs more than running them.
--- (The gate's functions set this around their statements only: src/spi.rs, pinned.)
+-- (The gate's functions set this around their statements only: src/spi.rs, pinned_generic.)
 ALTER FUNCTION api_gateway.search_read(integer, text, text, text[], integer, integer, text, text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION api_gateway.search_count(integer, text, text, text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION api_gateway.read(integer, text, integer, text[], text) SET plan_cache_mode = force_generic_plan;

@@ -168,7 +168,7 @@ CREATE TRIGGER token_truncate_bumps_gate_epoch AFTER TRUNCATE ON api_gateway.tok
 -- are a named type, not RETURNS TABLE: a function returning a named row type gets its result's
 -- shape from the type cache, one declaring its columns has it rebuilt from pg_proc on every call.
 -- SECURITY DEFINER without a SET clause: most requests are answered from kept facts and run no
--- SQL; every statement of the others runs with the search path pinned (src/spi.rs, pinned).
+-- SQL; every statement of the others runs with the search path pinned (src/spi.rs, pinned_generic).
 CREATE TYPE api_gateway.gate_answer AS (
     status integer, uid integer, client_id text, scopes text[], error text, rate_limit integer,
     remaining integer, reset_s integer, detail text, window_s integer
