@@ -60,6 +60,10 @@ RDB=${DB}_real
 cleanup() {
     local rc=$? pid
     for pid in $SERVER "${SERVERS[@]}"; do kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+    if [ -n "${PGB:-}" ]; then
+        [ -f "$PGB/pgbouncer.pid" ] && kill "$(cat "$PGB/pgbouncer.pid")" 2>/dev/null
+        rm -rf "$PGB"
+    fi
     [ "$KEEP" = 1 ] || psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" \
         -c "DROP DATABASE IF EXISTS $RDB WITH (FORCE)" >/dev/null 2>&1 || true
     rm -rf "$WORK"
@@ -104,13 +108,16 @@ say "api-gateway serve on 127.0.0.1:$PORT, pool of $CONNS connections, log level
 # what logging costs); no maintenance jobs, no webhook delivery in this process.
 RUST_LOG=warn "$BIN" serve --database-url "postgresql:///$DB?host=$PGHOST${PGPORT:+&port=$PGPORT}" --listen "127.0.0.1:$PORT" \
     --pool-size "$CONNS" --log-level errors --maintenance-interval-s 0 --webhooks false \
-    --single-statement false >"$WORK/server.log" 2>&1 &
+    --single-statement false --connection-settings true >"$WORK/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && break
     sleep 0.1
 done
 curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null || die "the server did not start: $(tail -5 "$WORK/server.log")"
+# pgbench's scripts send each statement alone, as the front does when its connections have the
+# statement timeout from their start-up packet.
+! grep -q "did not take" "$WORK/server.log" || die "the front sets the timeout per transaction: $(tail -3 "$WORK/server.log")"
 
 # Sanity: both credentials get the same 80 records over HTTP, and pgbench's script passes the gate.
 for cred in "$JWT" "$KEY"; do
@@ -181,7 +188,8 @@ SQL
         [ "$mode" = single ] && extra=(--single-statement true)
         say "api-gateway serve on 127.0.0.1:${RPORT[$mode]} on $RDB (${mode} statement mode), pool of $CONNS"
         RUST_LOG=warn "$BIN" serve --database-url "postgresql:///$RDB?host=$PGHOST${PGPORT:+&port=$PGPORT}" --listen "127.0.0.1:${RPORT[$mode]}" \
-            --pool-size "$CONNS" --log-level errors --maintenance-interval-s 0 --webhooks false "${extra[@]}" \
+            --pool-size "$CONNS" --log-level errors --maintenance-interval-s 0 --webhooks false \
+            --connection-settings true "${extra[@]}" \
             >"$WORK/server-$mode.log" 2>&1 &
         SERVERS+=($!)
     done
@@ -190,6 +198,7 @@ SQL
             curl -fs "http://127.0.0.1:${RPORT[$mode]}/health/ready" >/dev/null 2>&1 && break
             sleep 0.1
         done
+        ! grep -q "did not take" "$WORK/server-$mode.log" || die "the front ($mode) sets the timeout per transaction"
         # The same 10 records as search_read answers in SQL, with either credential.
         want=$(rq -v d="$DOMAIN" <<<"SELECT api_gateway.search_read(2, 'res.partner', :'d', '{name,email}', 10)")
         for cred in "$ADMIN_KEY" "$ADMIN_JWT"; do
@@ -222,8 +231,48 @@ LUA
     else
         say "ODOO_URL unset or unreachable: no JSON-2 comparison"
     fi
+    # A reference for what any proxy in front of PostgreSQL costs on this machine: the front's
+    # one-statement request sent by pgbench through PgBouncer (session mode, so -M prepared works
+    # as it does straight to PostgreSQL) vs straight to PostgreSQL, in the same rounds.
+    PGB=
+    if command -v pgbouncer >/dev/null && [ -z "${PGPORT:-}" ] && [[ ${PGHOST:-/var/run/postgresql} == /* ]]; then
+        # its own directory: PgBouncer runs as postgres, which cannot enter $WORK
+        PGB=$(mktemp -d "${TMPDIR:-/tmp}/agw-bench-pgbouncer.XXXXXX") PGB_PORT=$(free_port)
+        cat >"$PGB/pgbouncer.ini" <<INI
+[databases]
+$RDB = host=${PGHOST:-/var/run/postgresql} dbname=$RDB user=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir = $PGB
+auth_type = trust
+auth_file = $PGB/userlist.txt
+pool_mode = session
+default_pool_size = $CONNS
+max_client_conn = 100
+logfile = $PGB/pgbouncer.log
+pidfile = $PGB/pgbouncer.pid
+INI
+        echo "\"$(id -un)\" \"\"" >"$PGB/userlist.txt"
+        chown -R postgres "$PGB"
+        pgbouncer -d -u postgres "$PGB/pgbouncer.ini" || die "pgbouncer did not start"
+        for _ in $(seq 1 50); do [ -S "$PGB/.s.PGSQL.$PGB_PORT" ] && break; sleep 0.1; done
+        # (PgBouncer refuses the start-up parameter `options` that PGOPTIONS would send)
+        PGOPTIONS= psql -X -q -At -h "$PGB" -p "$PGB_PORT" -d "$RDB" -c 'SELECT 1' >/dev/null || die "pgbouncer does not answer"
+        say "PgBouncer $(pgbouncer --version | head -1 | awk '{print $2}') on $PGB: the proxy reference"
+    else
+        say "no pgbouncer (or a TCP PGHOST): no proxy reference"
+    fi
     declare -A RR
     for round in $(seq 1 "$ROUNDS"); do
+        if [ -n "$PGB" ]; then
+            script=$BENCH_DIR/pgbench/http_real_single.sql
+            tps=$(pgbench_tps "$RDB" "$CONNS" "$SECS" prepared "$script" -D cred="$ADMIN_KEY" -D domain="$DOMAIN")
+            ptps=$(PGOPTIONS= pgbench_tps "$RDB" "$CONNS" "$SECS" prepared "$script" -D cred="$ADMIN_KEY" -D domain="$DOMAIN" \
+                -h "$PGB" -p "$PGB_PORT")
+            say "real, round $round: the one statement via pgbench $tps tps, through PgBouncer $ptps tps"
+            RR[proxy_direct_tps]+=" $tps"; RR[proxy_pgbouncer_tps]+=" $ptps"
+        fi
         for kind in key jwt; do
             if [ "$kind" = jwt ]; then cred=$ADMIN_JWT; else cred=$ADMIN_KEY; fi
             for mode in two single; do
@@ -255,6 +304,10 @@ LUA
             result_rounds "real_sql_${kind}_${mode}_tps" tps ${RR[${kind}_${mode}_tps]}
         done
     done
+    if [ -n "$PGB" ]; then
+        result_rounds real_proxy_direct_tps tps ${RR[proxy_direct_tps]}
+        result_rounds real_proxy_pgbouncer_tps tps ${RR[proxy_pgbouncer_tps]}
+    fi
     if [ -n "$ODOO" ]; then
         result_rounds real_vs_gateway_rps req/s ${RR[vs_gw_rps]}
         result_rounds real_vs_odoo_rps req/s ${RR[vs_odoo_rps]}

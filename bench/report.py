@@ -414,6 +414,16 @@ def section_http(r: Results) -> list[str]:
         lines += ["", "**On the real Odoo database** (`../shared/fixtures/odoo19_demo.sql.gz`), issue 14's query: "
                   "10 companies x name, email as the admin (uid 2), through the front against the statements it "
                   "sends, run by pgbench with as many clients:", ""] + t.markdown()
+        if r.has("http", "real_proxy_pgbouncer_tps"):
+            t = Table(ours="through PgBouncer", baseline="straight to PostgreSQL")
+            t.add(f"(reference) the one-statement request above, pgbench `-M prepared`, {conns} clients, "
+                  "through PgBouncer (session mode) vs straight to PostgreSQL, same rounds",
+                  lambda: (tps(g("real_proxy_pgbouncer_tps")), tps(g("real_proxy_direct_tps")),
+                           r.ratio("http", "real_proxy_pgbouncer_tps", "real_proxy_direct_tps")),
+                  target=None, short="(reference) PgBouncer hop vs straight to PostgreSQL")
+            lines += ["", "What one proxy in the path costs on this machine, whatever it does: the same statement "
+                      "relayed by PgBouncer (C, no HTTP, no JSON), which the front's ratio above cannot beat "
+                      "by much:", ""] + t.markdown()
         if r.has("http", "real_vs_odoo_rps"):
             t = Table(ours="gateway", baseline="Odoo 19 JSON-2")
             t.add(f"the same query: gateway (API key, one statement: the default with counters in shared memory) vs Odoo's `POST /json/2/res.partner/search_read`, "
@@ -640,10 +650,11 @@ does the same with short runs, for working on the scripts.
 - `bench/http.sh`: `api-gateway serve` (release build, pool of 8, log level `errors`) under `wrk`
   (2 threads, 8 connections, after a warm-up that fills the pool and the key cache) vs pgbench with
   8 clients running `bench/pgbench/http_search_read.sql`: the very statements the front sends
-  (gate, then data call, each in its own transaction with `SET LOCAL statement_timeout`) with the
-  same round trips (pgbench pipelines each transaction as tokio-postgres does) and the same
-  protocol (`-M prepared`: the front prepares its statements once per connection); that front
-  runs with `--single-statement false`. Three rounds of 6 s runs. wrk, the front and
+  (gate, then data call, each alone as its own transaction: the front's connections have the
+  statement timeout from their start-up packet, `--connection-settings`) with the same round
+  trips and the same protocol (`-M prepared`: the front prepares its statements once per
+  connection); that front runs with `--single-statement false` and its default worker threads
+  (half the cores). Three rounds of 6 s runs. wrk, the front and
   PostgreSQL share the cores, as they would on one box. Then, on the real Odoo database, issue
   14's query as the admin (API key and JWT) through two fronts, `--single-statement false` and
   `true`, each against pgbench sending what that front sends

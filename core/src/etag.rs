@@ -22,8 +22,7 @@ pub struct EtagError(pub String);
 
 /// The opaque part (no quotes) of a body's digest: 32 hex digits of SHA-256.
 fn digest(body: &[u8]) -> String {
-    let d = Sha256::digest(body);
-    d[..16].iter().map(|b| format!("{b:02x}")).collect()
+    crate::secrets::to_hex(&Sha256::digest(body)[..16])
 }
 
 /// The strong tag of a list body, quoted.

@@ -15,6 +15,21 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The runtime's worker threads: `serve --worker-threads`, else half the cores (at least one).
+    pub fn worker_threads(&self) -> usize {
+        let given = match &self.command {
+            Command::Serve(args) => args.worker_threads,
+            #[cfg(feature = "webhooks")]
+            Command::Worker(_) => None,
+        };
+        given.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            usize::from,
+        )
+    }
+}
+
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once at start-up; boxing buys nothing
 pub enum Command {
@@ -107,6 +122,13 @@ pub struct ServeArgs {
     /// Maximum number of PostgreSQL connections in the pool.
     #[arg(long, env = "API_GATEWAY_POOL_SIZE", default_value_t = 16)]
     pub pool_size: usize,
+
+    /// Threads serving requests. Not given: half the machine's cores, at least one. The front
+    /// mostly waits on PostgreSQL, and next to PostgreSQL each further thread mostly adds
+    /// wake-ups from one thread to another (docs/http.md); give it the cores of a machine of
+    /// its own.
+    #[arg(long, env = "API_GATEWAY_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
 
     /// How long a request may wait for a pooled connection before it gets 503, in milliseconds.
     #[arg(long, env = "API_GATEWAY_POOL_TIMEOUT_MS", default_value_t = 5000)]
@@ -232,6 +254,15 @@ pub struct ServeArgs {
     /// the ports match.
     #[arg(long, env = "API_GATEWAY_PREPARED_STATEMENTS", action = clap::ArgAction::Set)]
     pub prepared_statements: Option<bool>,
+
+    /// Give each pooled connection the statement timeout when it opens (a start-up parameter,
+    /// checked once) instead of setting it in every request's transaction: a request is then its
+    /// one statement alone, without BEGIN, SET LOCAL and COMMIT around it (three messages and a
+    /// third of the front's wake-ups less per request). Not given: on when the front reaches
+    /// PostgreSQL directly (the check of --prepared-statements). Set false behind a pooler in
+    /// transaction mode when the ports match: its server connections are shared.
+    #[arg(long, env = "API_GATEWAY_CONNECTION_SETTINGS", action = clap::ArgAction::Set)]
+    pub connection_settings: Option<bool>,
 
     /// Public base URL of the API as clients see it (e.g. https://api.example.com), written into
     /// the OpenAPI `servers`. Empty: the document's own origin.

@@ -1,8 +1,11 @@
 //! The PostgreSQL pool and the one way handlers talk to the database.
 //!
 //! Every request is one transaction holding one statement (the gate call and the data call
-//! combined), sent pipelined with its `BEGIN; SET LOCAL statement_timeout` and `COMMIT`, so it
-//! costs one network round trip. No session state. Statements are prepared once per connection
+//! combined), one network round trip. When the front reaches PostgreSQL directly, each pooled
+//! connection has the statement timeout from its start-up packet and the statement is sent
+//! alone; otherwise (a pooler sharing server connections) it is sent pipelined with its
+//! `BEGIN; SET LOCAL statement_timeout` and `COMMIT`, and no session state is left behind.
+//! Statements are prepared once per connection
 //! (`--prepared-statements`, on by default: parsing and planning them for every request cost a
 //! third of the database's time); off, each uses the unnamed statement (`query_typed`), which
 //! transaction-mode PgBouncer before 1.21 needs.
@@ -45,13 +48,53 @@ pub fn use_prepared_statements(on: bool) {
     PREPARED.store(on, Ordering::Relaxed);
 }
 
+/// A statement's timeout: `ms` (0: none), and whether the connection already runs under it
+/// (its start-up packet set it: `serve` checked that it took), so that the statement needs no
+/// transaction of its own to set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout {
+    pub ms: u64,
+    pub on_connection: bool,
+}
+
+impl Timeout {
+    /// `ms`, set by the statement's own transaction.
+    pub const fn own(ms: u64) -> Self {
+        Timeout {
+            ms,
+            on_connection: false,
+        }
+    }
+
+    fn needs_own_transaction(self) -> bool {
+        self.ms != 0 && !self.on_connection
+    }
+}
+
+/// Whether this connection's statement timeout is `ms` (what the start-up parameter asked for;
+/// a pooler that ignores or drops it leaves the server's own).
+pub async fn has_statement_timeout(client: &tokio_postgres::Client, ms: u64) -> bool {
+    let Ok(ms) = i64::try_from(ms) else {
+        return false;
+    };
+    client
+        .query_typed(
+            "SELECT setting::int8 = $1 FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'",
+            &[(&ms, Type::INT8)],
+        )
+        .await
+        .ok()
+        .and_then(|rows| rows.first().map(|r| r.get::<_, bool>(0)))
+        .unwrap_or(false)
+}
+
 /// `--prepared-statements` not given: whether this connection reaches PostgreSQL directly. Over
 /// TCP, a server port other than the one connected to means a pooler in between (PgBouncer in
 /// transaction mode hands each transaction any server connection, so named statements would
 /// meet another client's); over a Unix socket `inet_server_port()` is NULL and so is the answer
 /// of a pooler's socket, so the socket's own port is compared too.
 pub async fn reaches_postgres_directly(
-    client: &deadpool_postgres::Client,
+    client: &tokio_postgres::Client,
     url: &str,
 ) -> Result<bool, String> {
     let pg = pg_config(url)?;
@@ -69,10 +112,20 @@ pub async fn reaches_postgres_directly(
     Ok(tcp_port.unwrap_or(server_port) == port)
 }
 
-pub fn pool(args: &ServeArgs) -> Result<Pool, String> {
+/// The pool; `connection_timeout`: each connection opens with `statement_timeout` set to
+/// `--statement-timeout-ms` (a start-up parameter added to the URL's own `options`).
+pub fn pool(args: &ServeArgs, connection_timeout: bool) -> Result<Pool, String> {
     let mut pg =
         pg_config(&args.database_url).map_err(|e| format!("invalid --database-url: {e}"))?;
     pg.application_name("api-gateway");
+    if connection_timeout && args.statement_timeout_ms != 0 {
+        let timeout = format!("-c statement_timeout={}", args.statement_timeout_ms);
+        let options = match pg.get_options() {
+            Some(given) if !given.trim().is_empty() => format!("{given} {timeout}"),
+            _ => timeout,
+        };
+        pg.options(options);
+    }
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(Duration::from_secs(5));
     }
@@ -126,30 +179,36 @@ impl<'a> tokio_postgres::types::FromSql<'a> for RawJson {
 /// An error rolls the whole transaction back.
 pub async fn query(
     pool: &Pool,
-    statement_timeout_ms: u64,
+    timeout: Timeout,
     sql: &str,
     params: &Params<'_>,
 ) -> Result<Vec<Row>, Problem> {
     let client = pool.get().await?;
-    query_on(&client, statement_timeout_ms, sql, params).await
+    query_on(&client, timeout, sql, params).await
 }
 
 /// `query` on a connection already taken from the pool: prepared or not as `serve` decided.
 pub async fn query_on(
     client: &deadpool_postgres::Client,
-    statement_timeout_ms: u64,
+    timeout: Timeout,
     sql: &str,
     params: &Params<'_>,
 ) -> Result<Vec<Row>, Problem> {
     if PREPARED.load(Ordering::Relaxed) {
-        return query_prepared(client, statement_timeout_ms, sql, params).await;
+        query_prepared(client, timeout, sql, params).await
+    } else {
+        query_unprepared(client, timeout, sql, params).await
     }
-    let rows = in_transaction(
-        client,
-        statement_timeout_ms,
-        false,
-        client.query_typed(sql, params),
-    );
+}
+
+/// `query_on` with `sql` parsed and planned for this request only (the unnamed statement).
+pub async fn query_unprepared(
+    client: &deadpool_postgres::Client,
+    timeout: Timeout,
+    sql: &str,
+    params: &Params<'_>,
+) -> Result<Vec<Row>, Problem> {
+    let rows = in_transaction(client, timeout, false, client.query_typed(sql, params));
     Ok(rows.await?)
 }
 
@@ -157,20 +216,14 @@ pub async fn query_on(
 /// only bound and executed.
 pub async fn query_prepared(
     client: &deadpool_postgres::Client,
-    statement_timeout_ms: u64,
+    timeout: Timeout,
     sql: &str,
     params: &Params<'_>,
 ) -> Result<Vec<Row>, Problem> {
     let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
     let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
     let statement = client.prepare_typed_cached(sql, &types).await?;
-    let rows = in_transaction(
-        client,
-        statement_timeout_ms,
-        true,
-        client.query(&statement, &values),
-    )
-    .await;
+    let rows = in_transaction(client, timeout, true, client.query(&statement, &values)).await;
     if let Err(e) = &rows
         && e.as_db_error().is_some_and(|d| {
             d.message()
@@ -184,21 +237,23 @@ pub async fn query_prepared(
     Ok(rows?)
 }
 
-/// Runs `statement` in its own transaction under the statement timeout (none when 0). The
+/// Runs `statement` in its own transaction under the statement timeout (none when 0; the
+/// connection's own when it is the one its start-up packet set: then the statement alone). The
 /// requests are queued on the connection at the first poll, in this order, so they travel
 /// together; when the statement fails, COMMIT answers ROLLBACK. `prepared`: BEGIN, the timeout
 /// and COMMIT are kept statements too (bind and execute only), else one simple query each side.
 async fn in_transaction(
     client: &deadpool_postgres::Client,
-    statement_timeout_ms: u64,
+    timeout: Timeout,
     prepared: bool,
     statement: impl std::future::Future<Output = Result<Vec<Row>, tokio_postgres::Error>>,
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
-    if statement_timeout_ms == 0 {
+    if !timeout.needs_own_transaction() {
+        // a statement alone is its own transaction, under the connection's timeout
         return statement.await;
     }
     if !prepared {
-        let begin = format!("BEGIN; SET LOCAL statement_timeout = {statement_timeout_ms}");
+        let begin = format!("BEGIN; SET LOCAL statement_timeout = {}", timeout.ms);
         let (began, rows, committed) = tokio::join!(
             client.batch_execute(&begin),
             statement,
@@ -210,18 +265,18 @@ async fn in_transaction(
         return Ok(rows);
     }
     let begin = client.prepare_typed_cached("BEGIN", &[]).await?;
-    let timeout = client
+    let set_timeout = client
         .prepare_typed_cached(
             "SELECT pg_catalog.set_config('statement_timeout', $1, true)",
             &[Type::TEXT],
         )
         .await?;
     let commit = client.prepare_typed_cached("COMMIT", &[]).await?;
-    let ms = statement_timeout_ms.to_string();
+    let ms = timeout.ms.to_string();
     let ms: [&(dyn ToSql + Sync); 1] = [&ms];
     let (began, timed, rows, committed) = tokio::join!(
         client.execute(&begin, &[]),
-        client.execute(&timeout, &ms),
+        client.execute(&set_timeout, &ms),
         statement,
         client.execute(&commit, &[]),
     );
@@ -243,24 +298,21 @@ fn one(mut rows: Vec<Row>, sql: &str) -> Result<Row, Problem> {
 /// Like `query`, for statements that always return exactly one row.
 pub async fn query_one(
     pool: &Pool,
-    statement_timeout_ms: u64,
+    timeout: Timeout,
     sql: &str,
     params: &Params<'_>,
 ) -> Result<Row, Problem> {
-    one(query(pool, statement_timeout_ms, sql, params).await?, sql)
+    one(query(pool, timeout, sql, params).await?, sql)
 }
 
 /// Like `query_on`, for statements that always return exactly one row.
 pub async fn query_one_on(
     client: &deadpool_postgres::Client,
-    statement_timeout_ms: u64,
+    timeout: Timeout,
     sql: &str,
     params: &Params<'_>,
 ) -> Result<Row, Problem> {
-    one(
-        query_on(client, statement_timeout_ms, sql, params).await?,
-        sql,
-    )
+    one(query_on(client, timeout, sql, params).await?, sql)
 }
 
 #[cfg(test)]

@@ -366,7 +366,7 @@ pub async fn run(
 ) -> Result<Passed, Problem> {
     use tokio_postgres::types::{ToSql, Type};
     let method = ctx.method_name();
-    let timeout = state.config.statement_timeout_ms;
+    let timeout = state.config.statement_timeout;
     // Held until the request's database work is over: a throttled IP's turn.
     let turn = state.auth_guard.admit(ctx.ip).await?;
     let client = state.pool.get().await?;
@@ -436,7 +436,7 @@ pub async fn pass(
     ];
     params.extend(data_params.iter().map(|(v, t)| (*v, t.clone())));
     let row =
-        crate::db::query_one_on(&client, state.config.statement_timeout_ms, sql, &params).await?;
+        crate::db::query_one_on(&client, state.config.statement_timeout, sql, &params).await?;
     let gate = Gate::from_row(&row)?;
     if !gate.passed() {
         drop(client);
@@ -469,7 +469,7 @@ async fn note_failure(state: &AppState, ctx: &Ctx, gate: &Gate, throttled: bool)
 /// The gate call alone, in its own transaction (the rate-limit count commits at once).
 pub async fn authenticate_on(
     client: &deadpool_postgres::Client,
-    timeout: u64,
+    timeout: crate::db::Timeout,
     ctx: &Ctx,
 ) -> Result<Gate, Problem> {
     use tokio_postgres::types::Type;
@@ -499,7 +499,7 @@ pub async fn admin(
     let client = state.pool.get().await?;
     let mut as_get = ctx.clone();
     as_get.method = Method::GET;
-    let timeout = state.config.statement_timeout_ms;
+    let timeout = state.config.statement_timeout;
     let gate = authenticate_on(&client, timeout, &as_get).await?;
     if !gate.passed() {
         return Err(gate.denial("GET"));

@@ -37,7 +37,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 pub struct Settings {
     pub trusted_proxies: Vec<net::Cidr>,
     pub body_limit: usize,
-    pub statement_timeout_ms: u64,
+    pub statement_timeout: db::Timeout,
     pub docs: bool,
     pub openapi: openapi::Options,
     pub cors_origins: Vec<String>,
@@ -50,7 +50,7 @@ impl Settings {
         Settings {
             trusted_proxies: args.trusted_proxies.clone(),
             body_limit: args.body_limit,
-            statement_timeout_ms: args.statement_timeout_ms,
+            statement_timeout: db::Timeout::own(args.statement_timeout_ms),
             docs: args.docs,
             openapi: openapi::Options {
                 uid: args.openapi_uid,
@@ -288,7 +288,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
 pub async fn worker(args: config::WorkerArgs) -> Result<(), String> {
     let mut serve_like = ServeArgs::with_database_url(&args.database_url);
     serve_like.pool_size = args.pool_size;
-    let pool = db::pool(&serve_like)?;
+    let pool = db::pool(&serve_like, false)?;
     let cfg = args.webhooks.worker_config(
         &args.database_url,
         Duration::from_secs(args.shutdown_grace_s),
@@ -332,8 +332,9 @@ pub async fn serve_on(
             "--webhooks true: this build has no webhook delivery (cargo feature `webhooks`)".into(),
         );
     }
-    let pool = db::pool(&args)?;
+    let mut pool = db::pool(&args, false)?;
     let single_statement;
+    let connection_settings;
     // Fail fast on a bad URL or a database without the extension.
     {
         let client = pool
@@ -348,10 +349,13 @@ pub async fn serve_on(
             Some(given) => given,
             None => counters_in_shared_memory(&client).await,
         };
-        let prepared = match args.prepared_statements {
-            Some(given) => given,
-            None => db::reaches_postgres_directly(&client, &args.database_url).await?,
+        let direct = match (args.prepared_statements, args.connection_settings) {
+            (Some(_), Some(_)) => false,
+            _ => db::reaches_postgres_directly(&client, &args.database_url).await?,
         };
+        let prepared = args.prepared_statements.unwrap_or(direct);
+        connection_settings =
+            args.connection_settings.unwrap_or(direct) && args.statement_timeout_ms != 0;
         db::use_prepared_statements(prepared);
         tracing::info!(
             "statements are {}",
@@ -362,10 +366,39 @@ pub async fn serve_on(
             }
         );
     }
+    let mut statement_timeout = db::Timeout::own(args.statement_timeout_ms);
+    if connection_settings {
+        let with_timeout = db::pool(&args, true)?;
+        let client = with_timeout
+            .get()
+            .await
+            .map_err(|e| format!("cannot connect to the database: {e}"))?;
+        // A pooler may drop or ignore a start-up parameter: rely on it only when it took.
+        if db::has_statement_timeout(&client, args.statement_timeout_ms).await {
+            drop(client);
+            pool = with_timeout;
+            statement_timeout.on_connection = true;
+        } else {
+            tracing::warn!(
+                "the statement timeout given when connecting did not take: it is set in each \
+                 request's transaction (--connection-settings)"
+            );
+        }
+    }
+    tracing::info!(
+        "the statement timeout is set {}",
+        if statement_timeout.on_connection {
+            "once per connection (each request is its statement alone)"
+        } else {
+            "in each request's transaction (--connection-settings)"
+        }
+    );
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let grace = Duration::from_secs(args.shutdown_grace_s);
     let mut state = AppState::new(pool, &args);
-    Arc::make_mut(&mut state.config).single_statement = single_statement;
+    let settings = Arc::make_mut(&mut state.config);
+    settings.single_statement = single_statement;
+    settings.statement_timeout = statement_timeout;
     tracing::info!(
         "requests reach the database as {}",
         if single_statement {

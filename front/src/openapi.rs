@@ -59,7 +59,7 @@ pub async fn refresh_loop(state: AppState) {
 /// Read the metadata and regenerate the document if it changed. Returns the current document.
 pub async fn refresh(state: &AppState) -> Result<Arc<Document>, String> {
     let opts = &state.config.openapi;
-    let timeout = state.config.statement_timeout_ms;
+    let timeout = state.config.statement_timeout;
     let sql = "SELECT api_gateway.version(), \
                CASE WHEN to_regprocedure('api_gateway.describe_models(integer)') IS NOT NULL \
                     THEN api_gateway.describe_models($1) END";

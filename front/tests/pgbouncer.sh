@@ -106,6 +106,9 @@ check "front 2 ready through pgbouncer" curl -sf "http://127.0.0.1:$P2/health/re
 # --prepared-statements not given: PgBouncer's port is not PostgreSQL's, so no named statements
 # (they would meet other clients' on PgBouncer's server connections).
 check "front 1 saw the pooler: statements unprepared" grep -q "parsed for every request" "$WORK/front-$P1.log"
+# --connection-settings not given either: the statement timeout is set in each request's
+# transaction (a session setting would stay on a server connection other clients get).
+check "front 1 saw the pooler: timeout per transaction" grep -q "statement timeout is set in each request's transaction" "$WORK/front-$P1.log"
 
 # A client for the admin (uid 2), made with SQL directly; a generous quota for the bursts.
 psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -c "INSERT INTO api_gateway.profile (user_id, rate_limit) VALUES (2, 1000000) \

@@ -547,8 +547,8 @@ async fn one_row(
             _ => p,
         }
     };
-    let timeout = state.config.statement_timeout_ms;
-    let begin = format!("BEGIN; SET LOCAL statement_timeout = {timeout}");
+    let timeout = state.config.statement_timeout;
+    let begin = format!("BEGIN; SET LOCAL statement_timeout = {}", timeout.ms);
     let (began, rows, committed) = tokio::join!(
         client.batch_execute(&begin),
         client.query_typed(sql, params),

@@ -215,7 +215,7 @@ async fn upstream_credential(
         }
         let row = query_one_on(
             conn,
-            state.config.statement_timeout_ms,
+            state.config.statement_timeout,
             "SELECT api_gateway.upstream_key($1::text)",
             &[(client_id, Type::TEXT)],
         )
@@ -286,7 +286,7 @@ pub async fn forward(
     let taken: Option<String> = passed.col(0)?;
     // The idempotency key's state, only when the request has one (its own short transaction:
     // as a part of the gate's statement it costs more than the round trip it saves).
-    let timeout = state.config.statement_timeout_ms;
+    let timeout = state.config.statement_timeout;
     let held = match key {
         None => None,
         Some(key) => {
@@ -396,7 +396,7 @@ pub async fn forward(
 async fn release(state: &AppState, conn: &deadpool_postgres::Client, held: &Held) {
     let released = query_one_on(
         conn,
-        state.config.statement_timeout_ms,
+        state.config.statement_timeout,
         "SELECT api_gateway.idempotency_release($1::text, $2::text, $3::text)",
         &[
             (&held.caller, Type::TEXT),

@@ -9,7 +9,7 @@ pub async fn live() -> Json<Value> {
 
 /// `GET /health/ready`: the database answers and has the extension; 503 otherwise.
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let timeout = state.config.statement_timeout_ms.clamp(1, 5000);
+    let timeout = db::Timeout::own(state.config.statement_timeout.ms.clamp(1, 5000));
     let row = db::query_one(&state.pool, timeout, "SELECT api_gateway.version()", &[]).await?;
     let version: String = row.get(0);
     Ok(Json(json!({"status": "ok", "extension": version})))

@@ -53,7 +53,13 @@ pub async fn metrics(State(state): State<AppState>, ctx: Ctx) -> Response {
 /// `api_gateway.metrics_gauges()` (the front's role reads no table).
 async fn read_gauges(client: &deadpool_postgres::Client) -> DbGauges {
     let mut g = DbGauges::default();
-    let row = db::query_one_on(client, 2000, "SELECT api_gateway.metrics_gauges()", &[]).await;
+    let row = db::query_one_on(
+        client,
+        db::Timeout::own(2000),
+        "SELECT api_gateway.metrics_gauges()",
+        &[],
+    )
+    .await;
     let Ok(row) = row else { return g };
     g.up = true;
     let gauges: serde_json::Value = row.get(0);

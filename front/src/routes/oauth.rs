@@ -201,7 +201,7 @@ pub async fn token(
         .filter(|s| !s.is_empty());
     let row = db::query_one(
         &state.pool,
-        state.config.statement_timeout_ms,
+        state.config.statement_timeout,
         ISSUE,
         &[
             (&id, Type::TEXT),
@@ -275,7 +275,7 @@ pub async fn revoke(
         ClientAuth::None => {
             match db::query_one(
                 &state.pool,
-                state.config.statement_timeout_ms,
+                state.config.statement_timeout,
                 REVOKE,
                 &[(&token, Type::TEXT)],
             )
@@ -291,7 +291,7 @@ pub async fn revoke(
             }
             match db::query_one(
                 &state.pool,
-                state.config.statement_timeout_ms,
+                state.config.statement_timeout,
                 REVOKE_AS_CLIENT,
                 &[
                     (&id, Type::TEXT),
@@ -345,7 +345,7 @@ pub async fn introspect(
             }
             let row = db::query_one(
                 &state.pool,
-                state.config.statement_timeout_ms,
+                state.config.statement_timeout,
                 INTROSPECT_AS_CLIENT,
                 &[
                     (&id, Type::TEXT),
@@ -383,7 +383,7 @@ pub async fn introspect(
                 );
                 return r;
             }
-            let timeout = state.config.statement_timeout_ms;
+            let timeout = state.config.statement_timeout;
             let client = match state.pool.get().await {
                 Ok(c) => c,
                 Err(e) => return server_error(e.into()),

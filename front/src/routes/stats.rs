@@ -62,7 +62,7 @@ async fn statistics(
     let (gate, client) = admin(state, ctx).await?;
     let row = db::query_one_on(
         &client,
-        state.config.statement_timeout_ms,
+        state.config.statement_timeout,
         "SELECT api_gateway.stats_overview(coalesce($1::text, '24h'), $2::int, $3::text, $4::text[])",
         &[
             (&f.range, Type::TEXT),
@@ -144,7 +144,7 @@ pub async fn record(
     let (gate, client) = admin(&state, &ctx).await?;
     let row = db::query_one_on(
         &client,
-        state.config.statement_timeout_ms,
+        state.config.statement_timeout,
         "SELECT api_gateway.stats_log_record($1::bigint, $2::text::timestamptz)",
         &[(&id, Type::INT8), (&at, Type::TEXT)],
     )
@@ -171,7 +171,7 @@ pub async fn faults_csv(
     // stats_overview with no part checks the filters and gives the window.
     let row = db::query_one_on(
         &client,
-        state.config.statement_timeout_ms,
+        state.config.statement_timeout,
         "SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.at DESC, x.id DESC), '[]') FROM ( \
            SELECT l.id, l.at, l.method, l.path, l.status, l.latency_ms, host(l.client_ip) AS client_ip, \
                   l.uid, l.client_id, l.user_agent, l.error \

@@ -265,7 +265,7 @@ async fn health_endpoints_answer() {
 async fn a_database_that_is_down_gives_503_not_a_hang() {
     let mut args = args();
     args.database_url = "postgresql://nobody@127.0.0.1:1/none".into();
-    let pool = api_gateway_front::db::pool(&args).unwrap();
+    let pool = api_gateway_front::db::pool(&args, false).unwrap();
     let app = api_gateway_front::app(api_gateway_front::AppState::new(pool, &args));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -652,7 +652,7 @@ async fn an_address_that_keeps_failing_authentication_takes_turns() {
     prepare().await;
     let mut args = args();
     args.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    let pool = api_gateway_front::db::pool(&args).unwrap();
+    let pool = api_gateway_front::db::pool(&args, false).unwrap();
     let mut state = api_gateway_front::AppState::new(pool, &args);
     let wait = Duration::from_millis(300);
     let delay = Duration::from_millis(200);

@@ -536,7 +536,7 @@ async fn the_plain_build_has_no_console_dashboard_or_worker() {
 async fn statements_are_prepared_only_when_the_database_is_reached_directly() {
     let url = least_privilege::front_url(&database_url());
     let args = api_gateway_front::config::ServeArgs::with_database_url(&url);
-    let pool = api_gateway_front::db::pool(&args).unwrap();
+    let pool = api_gateway_front::db::pool(&args, false).unwrap();
     let client = pool.get().await.unwrap();
     assert!(
         api_gateway_front::db::reaches_postgres_directly(&client, &url)
@@ -565,7 +565,7 @@ async fn statements_are_prepared_only_when_the_database_is_reached_directly() {
 /// prepared afresh for the next request.
 #[tokio::test]
 async fn a_prepared_statement_is_kept_timed_out_and_prepared_again_when_its_result_changes() {
-    use api_gateway_front::db::query_prepared;
+    use api_gateway_front::db::{Timeout, query_prepared};
     let admin = db().await;
     let f = "public.agw_it_result_shape";
     admin
@@ -578,11 +578,14 @@ async fn a_prepared_statement_is_kept_timed_out_and_prepared_again_when_its_resu
     let url = least_privilege::front_url(&database_url());
     let pool = api_gateway_front::db::pool(
         &api_gateway_front::config::ServeArgs::with_database_url(&url),
+        false,
     )
     .unwrap();
     let client = pool.get().await.unwrap();
     let sql = format!("SELECT * FROM {f}()");
-    let rows = query_prepared(&client, 5000, &sql, &[]).await.unwrap();
+    let rows = query_prepared(&client, Timeout::own(5000), &sql, &[])
+        .await
+        .unwrap();
     assert_eq!(rows[0].len(), 1);
     let kept: i64 = client
         .query_typed(
@@ -599,7 +602,7 @@ async fn a_prepared_statement_is_kept_timed_out_and_prepared_again_when_its_resu
         .await
         .unwrap()[0]
         .get(0);
-    let e = query_prepared(&client, 50, "SELECT pg_sleep(0.5)", &[])
+    let e = query_prepared(&client, Timeout::own(50), "SELECT pg_sleep(0.5)", &[])
         .await
         .unwrap_err();
     assert_eq!(e.sqlstate.as_deref(), Some("57014"), "{e:?}");
@@ -616,12 +619,76 @@ async fn a_prepared_statement_is_kept_timed_out_and_prepared_again_when_its_resu
         ))
         .await
         .unwrap();
-    let e = query_prepared(&client, 5000, &sql, &[]).await.unwrap_err();
+    let e = query_prepared(&client, Timeout::own(5000), &sql, &[])
+        .await
+        .unwrap_err();
     assert_eq!(e.sqlstate.as_deref(), Some("0A000"), "{e:?}");
-    let rows = query_prepared(&client, 5000, &sql, &[]).await.unwrap();
+    let rows = query_prepared(&client, Timeout::own(5000), &sql, &[])
+        .await
+        .unwrap();
     assert_eq!(rows[0].len(), 2, "prepared again with the new columns");
     admin
         .batch_execute(&format!("DROP FUNCTION {f}()"))
         .await
         .unwrap();
+}
+
+/// `--connection-settings`: a connection opened with the statement timeout (a start-up
+/// parameter added to the URL's own options) runs a request's statement alone, as its own
+/// transaction, and the timeout still holds; a statement asking for another timeout gets its own
+/// transaction around it, as every statement does on a connection opened without one.
+#[tokio::test]
+async fn a_connection_opened_with_the_timeout_sends_the_statement_alone() {
+    use api_gateway_front::db::{Timeout, has_statement_timeout, query_prepared, query_unprepared};
+    let url = least_privilege::front_url(&database_url());
+    let mut args = api_gateway_front::config::ServeArgs::with_database_url(&format!(
+        "{url}{}options=-c%20lock_timeout%3D1234",
+        if url.contains('?') { "&" } else { "?" }
+    ));
+    args.statement_timeout_ms = 200;
+    let pool = api_gateway_front::db::pool(&args, true).unwrap();
+    let client = pool.get().await.unwrap();
+    assert!(has_statement_timeout(&client, 200).await);
+    assert!(!has_statement_timeout(&client, 15000).await);
+    // the URL's own options are kept
+    let kept: String = client
+        .query_one("SELECT current_setting('lock_timeout')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, "1234ms");
+    let alone = "SELECT current_setting('statement_timeout') = '200ms'";
+    let on_connection = Timeout {
+        ms: 200,
+        on_connection: true,
+    };
+    for prepared in [true, false] {
+        let query_on = async |timeout, sql| match prepared {
+            true => query_prepared(&client, timeout, sql, &[]).await,
+            false => query_unprepared(&client, timeout, sql, &[]).await,
+        };
+        let rows = query_on(on_connection, alone).await.unwrap();
+        assert!(
+            rows[0].get::<_, bool>(0),
+            "prepared {prepared}: no SET LOCAL around it"
+        );
+        let rows = query_on(Timeout::own(5000), alone).await.unwrap();
+        assert!(
+            !rows[0].get::<_, bool>(0),
+            "prepared {prepared}: its own SET LOCAL"
+        );
+        let e = query_on(on_connection, "SELECT pg_sleep(1)")
+            .await
+            .unwrap_err();
+        assert_eq!(e.sqlstate.as_deref(), Some("57014"), "{e:?}");
+    }
+    // A longer timeout for one statement is its own, and the connection's stays.
+    let rows = query_prepared(&client, Timeout::own(5000), "SELECT pg_sleep(0.4), 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, i32>(1), 1);
+    assert!(has_statement_timeout(&client, 200).await);
+    // Without the start-up parameter the connection has the server's timeout.
+    let plain = api_gateway_front::db::pool(&args, false).unwrap();
+    assert!(!has_statement_timeout(&plain.get().await.unwrap(), 200).await);
 }
