@@ -215,7 +215,11 @@ for round in $(seq 1 "$ROUNDS"); do
     pgbench_run select1_c16 16 select1.sql
     pgbench_run rl_hot16_tps 16 rate_limit_one.sql
     pgbench_run rl_one4_tps 4 rate_limit_one.sql
+    # authenticate's own baselines right next to it (SELECT 1 moves by a third within a round
+    # here): the JWT run between the next two SELECT 1, the key run between the second and the last
+    pgbench_run select1_auth_a 4 select1.sql
     pgbench_run auth_jwt_tps 4 authenticate_jwt.sql -D tok="$AUTH_JWT"
+    pgbench_run select1_auth_b 4 select1.sql
     pgbench_run auth_key_tps 4 authenticate_key.sql -D key="$DEMO_KEY"
     pgbench_run apikey_cached_tps 4 verify_api_key_cached.sql -D key="$DEMO_KEY"
     pgbench_run select1_c4_last 4 select1.sql
@@ -223,13 +227,20 @@ done
 for name in "${!ROUND_TPS[@]}"; do
     result_rounds "$name" tps ${ROUND_TPS[$name]}
 done
-read -ra firsts <<<"${ROUND_TPS[select1_c4_first]}"
-read -ra lasts <<<"${ROUND_TPS[select1_c4_last]}"
-means=()
-for i in "${!firsts[@]}"; do
-    means+=("$(awk -v a="${firsts[$i]}" -v b="${lasts[$i]}" 'BEGIN { printf "%.3f", (a + b) / 2 }')")
-done
-result_rounds select1_c4 tps "${means[@]}"
+# round_means NAME A B: per round, the mean of runs A and B, as the rounds of NAME
+round_means() {
+    local name=$1 i means=()
+    local -a a b
+    read -ra a <<<"${ROUND_TPS[$2]}"
+    read -ra b <<<"${ROUND_TPS[$3]}"
+    for i in "${!a[@]}"; do
+        means+=("$(awk -v a="${a[$i]}" -v b="${b[$i]}" 'BEGIN { printf "%.3f", (a + b) / 2 }')")
+    done
+    result_rounds "$name" tps "${means[@]}"
+}
+round_means select1_c4 select1_c4_first select1_c4_last
+round_means select1_auth_jwt select1_auth_a select1_auth_b
+round_means select1_auth_key select1_auth_b select1_c4_last
 result rounds "$ROUNDS" count
 
 # Nobody was throttled: the profiles' limits were out of reach.

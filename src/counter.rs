@@ -211,7 +211,8 @@ impl Partition {
         let home = (key[1] % self.len as u64) as usize;
         let mut free = None;
         for i in home..home + PROBE.min(self.len) {
-            let s = *self.slot(i);
+            // read in place (the partition's lock is held): a slot is a few hundred bytes
+            let s = self.slot(i);
             if s.key == *key {
                 return (Some(i), free);
             }
@@ -220,7 +221,7 @@ impl Partition {
                 return (None, free.or(Some(i)));
             }
             if free.is_none() {
-                load(&s, scratch);
+                load(s, scratch);
                 if scratch.idle(now) {
                     free = Some(i);
                 }
