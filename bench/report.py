@@ -422,9 +422,9 @@ def section_http(r: Results) -> list[str]:
                   lambda: (tps(g("real_proxy_pgbouncer_tps")), tps(g("real_proxy_direct_tps")),
                            r.ratio("http", "real_proxy_pgbouncer_tps", "real_proxy_direct_tps")),
                   target=None, short="(reference) PgBouncer hop vs straight to PostgreSQL")
-            lines += ["", "What one proxy in the path costs on this machine, whatever it does: the same statement "
-                      "relayed by PgBouncer (C, no HTTP, no JSON), which the front's ratio above cannot beat "
-                      "by much:", ""] + t.markdown()
+            lines += ["", "What one process relaying the requests costs on this machine, whatever it does: the same "
+                      "statement relayed by PgBouncer (C, no HTTP, no JSON). The front relays the same statement "
+                      "and speaks HTTP besides, so this ratio bounds the front's from above:", ""] + t.markdown()
         if r.has("http", "real_vs_odoo_rps"):
             t = Table(ours="gateway", baseline="Odoo 19 JSON-2")
             t.add(f"the same query: gateway (API key, one statement: the default with counters in shared memory) vs Odoo's `POST /json/2/res.partner/search_read`, "
