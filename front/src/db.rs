@@ -48,26 +48,39 @@ pub fn use_prepared_statements(on: bool) {
     PREPARED.store(on, Ordering::Relaxed);
 }
 
-/// A statement's timeout: `ms` (0: none), and whether the connection already runs under it
-/// (its start-up packet set it: `serve` checked that it took), so that the statement needs no
-/// transaction of its own to set it.
+/// A statement's timeout, `ms` (0: none), and the one its connection already runs under,
+/// `connection_ms` (what its start-up packet set and `serve` checked; 0: none): the statement
+/// needs a transaction of its own only to set a different one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeout {
     pub ms: u64,
-    pub on_connection: bool,
+    pub connection_ms: u64,
 }
 
 impl Timeout {
-    /// `ms`, set by the statement's own transaction.
+    /// `ms` on a connection opened without a timeout.
     pub const fn own(ms: u64) -> Self {
         Timeout {
             ms,
-            on_connection: false,
+            connection_ms: 0,
         }
     }
 
+    /// `ms` on a connection opened with that very timeout.
+    pub const fn on_connection(ms: u64) -> Self {
+        Timeout {
+            ms,
+            connection_ms: ms,
+        }
+    }
+
+    /// No timeout, on the same connections: for the front's own long jobs (maintenance).
+    pub const fn unbounded(self) -> Self {
+        Timeout { ms: 0, ..self }
+    }
+
     fn needs_own_transaction(self) -> bool {
-        self.ms != 0 && !self.on_connection
+        self.ms != self.connection_ms
     }
 }
 
@@ -197,19 +210,19 @@ pub async fn query_on(
     if PREPARED.load(Ordering::Relaxed) {
         query_prepared(client, timeout, sql, params).await
     } else {
-        query_unprepared(client, timeout, sql, params).await
+        Ok(query_unprepared(client, timeout, sql, params).await?)
     }
 }
 
-/// `query_on` with `sql` parsed and planned for this request only (the unnamed statement).
+/// `query_on` with `sql` parsed and planned for this call only (the unnamed statement), with
+/// the driver's error (for the front's own jobs, which log it rather than answer a problem).
 pub async fn query_unprepared(
     client: &deadpool_postgres::Client,
     timeout: Timeout,
     sql: &str,
     params: &Params<'_>,
-) -> Result<Vec<Row>, Problem> {
-    let rows = in_transaction(client, timeout, false, client.query_typed(sql, params));
-    Ok(rows.await?)
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    in_transaction(client, timeout, false, client.query_typed(sql, params)).await
 }
 
 /// `query_on` with `sql` prepared once on this connection (deadpool's statement cache) and then
@@ -237,8 +250,8 @@ pub async fn query_prepared(
     Ok(rows?)
 }
 
-/// Runs `statement` in its own transaction under the statement timeout (none when 0; the
-/// connection's own when it is the one its start-up packet set: then the statement alone). The
+/// Runs `statement` under the statement timeout: alone when it is the connection's own (a
+/// statement alone is its own transaction), else in its own transaction that sets it. The
 /// requests are queued on the connection at the first poll, in this order, so they travel
 /// together; when the statement fails, COMMIT answers ROLLBACK. `prepared`: BEGIN, the timeout
 /// and COMMIT are kept statements too (bind and execute only), else one simple query each side.
@@ -249,7 +262,6 @@ async fn in_transaction(
     statement: impl std::future::Future<Output = Result<Vec<Row>, tokio_postgres::Error>>,
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
     if !timeout.needs_own_transaction() {
-        // a statement alone is its own transaction, under the connection's timeout
         return statement.await;
     }
     if !prepared {

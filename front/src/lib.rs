@@ -377,7 +377,7 @@ pub async fn serve_on(
         if db::has_statement_timeout(&client, args.statement_timeout_ms).await {
             drop(client);
             pool = with_timeout;
-            statement_timeout.on_connection = true;
+            statement_timeout = db::Timeout::on_connection(args.statement_timeout_ms);
         } else {
             tracing::warn!(
                 "the statement timeout given when connecting did not take: it is set in each \
@@ -387,7 +387,7 @@ pub async fn serve_on(
     }
     tracing::info!(
         "the statement timeout is set {}",
-        if statement_timeout.on_connection {
+        if statement_timeout.connection_ms != 0 {
             "once per connection (each request is its statement alone)"
         } else {
             "in each request's transaction (--connection-settings)"

@@ -1539,7 +1539,8 @@ async fn maintenance_failures_say_the_sqlstate_and_the_message() {
     let args = api_gateway_front::config::ServeArgs::with_database_url(&url);
     let pool = api_gateway_front::db::pool(&args, false).unwrap();
     let obs = api_gateway_front::obs::Obs::new(api_gateway_front::obs::Options::from_args(&args));
-    let err = api_gateway_front::obs::maintenance::run_once(&obs, &pool)
+    let timeout = api_gateway_front::db::Timeout::own(15000);
+    let err = api_gateway_front::obs::maintenance::run_once(&obs, &pool, timeout)
         .await
         .unwrap_err();
     drop(pool);

@@ -5,18 +5,19 @@
 //! each job takes an advisory lock in the database, the fronts that find it taken answer
 //! `skipped`, and every run is recorded in `api_gateway.maintenance_run`.
 use super::Obs;
+use crate::db::Timeout;
 use deadpool_postgres::Pool;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Create the log partitions ahead (idempotent). Errors are logged, not fatal: rows then land
-/// in the default partition.
-pub async fn ensure_partitions(pool: &Pool) {
+/// in the default partition. `timeout`: the requests'; these jobs run without one.
+pub async fn ensure_partitions(pool: &Pool, timeout: Timeout) {
     let result = async {
         let client = pool.get().await.map_err(|e| e.to_string())?;
-        client
-            .query_typed("SELECT api_gateway.ensure_log_partitions(3)", &[])
+        let sql = "SELECT api_gateway.ensure_log_partitions(3)";
+        crate::db::query_unprepared(&client, timeout.unbounded(), sql, &[])
             .await
             .map_err(|e| crate::db::describe_error(&e))
     }
@@ -32,12 +33,12 @@ pub async fn ensure_partitions(pool: &Pool) {
     }
 }
 
-/// Run every job once; returns the database's answer.
-pub async fn run_once(obs: &Obs, pool: &Pool) -> Result<Value, String> {
+/// Run every job once, without a statement timeout (`timeout`: the requests'); returns the
+/// database's answer.
+pub async fn run_once(obs: &Obs, pool: &Pool, timeout: Timeout) -> Result<Value, String> {
     let client = pool.get().await.map_err(|e| e.to_string())?;
-    let result = client
-        .query_typed("SELECT api_gateway.run_maintenance('all')", &[])
-        .await;
+    let sql = "SELECT api_gateway.run_maintenance('all')";
+    let result = crate::db::query_unprepared(&client, timeout.unbounded(), sql, &[]).await;
     match result {
         Ok(rows) => {
             let v: Value = rows.first().map(|r| r.get(0)).unwrap_or(Value::Null);
@@ -68,7 +69,7 @@ pub async fn run_once(obs: &Obs, pool: &Pool) -> Result<Value, String> {
 }
 
 /// The schedule (until shutdown).
-pub async fn run(obs: Arc<Obs>, pool: Pool) {
+pub async fn run(obs: Arc<Obs>, pool: Pool, timeout: Timeout) {
     let Some(every) = obs.options.maintenance_interval else {
         return;
     };
@@ -80,7 +81,7 @@ pub async fn run(obs: Arc<Obs>, pool: Pool) {
             _ = stop.wait_for(|s| *s) => return,
         }
         wait = every;
-        if let Err(e) = run_once(&obs, &pool).await {
+        if let Err(e) = run_once(&obs, &pool, timeout).await {
             tracing::warn!("maintenance failed: {e}");
         }
     }

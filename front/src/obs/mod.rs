@@ -281,13 +281,14 @@ pub async fn start(state: &crate::AppState) -> Tasks {
             }
         }
     }
-    maintenance::ensure_partitions(&pool).await;
+    let timeout = state.config.statement_timeout;
+    maintenance::ensure_partitions(&pool, timeout).await;
     let writer = obs
         .take_receiver()
         .map(|rx| tokio::spawn(writer::run(obs.clone(), pool.clone(), rx)));
     let others = vec![
         tokio::spawn(writer::level_loop(obs.clone(), pool.clone())),
-        tokio::spawn(maintenance::run(obs.clone(), pool.clone())),
+        tokio::spawn(maintenance::run(obs.clone(), pool.clone(), timeout)),
         tokio::spawn(live::run(obs.clone())),
     ];
     tracing::info!(

@@ -636,7 +636,8 @@ async fn a_prepared_statement_is_kept_timed_out_and_prepared_again_when_its_resu
 /// `--connection-settings`: a connection opened with the statement timeout (a start-up
 /// parameter added to the URL's own options) runs a request's statement alone, as its own
 /// transaction, and the timeout still holds; a statement asking for another timeout gets its own
-/// transaction around it, as every statement does on a connection opened without one.
+/// transaction around it, as every statement does on a connection opened without one; the
+/// front's own jobs lift it.
 #[tokio::test]
 async fn a_connection_opened_with_the_timeout_sends_the_statement_alone() {
     use api_gateway_front::db::{Timeout, has_statement_timeout, query_prepared, query_unprepared};
@@ -658,14 +659,13 @@ async fn a_connection_opened_with_the_timeout_sends_the_statement_alone() {
         .get(0);
     assert_eq!(kept, "1234ms");
     let alone = "SELECT current_setting('statement_timeout') = '200ms'";
-    let on_connection = Timeout {
-        ms: 200,
-        on_connection: true,
-    };
+    let on_connection = Timeout::on_connection(200);
     for prepared in [true, false] {
         let query_on = async |timeout, sql| match prepared {
             true => query_prepared(&client, timeout, sql, &[]).await,
-            false => query_unprepared(&client, timeout, sql, &[]).await,
+            false => query_unprepared(&client, timeout, sql, &[])
+                .await
+                .map_err(api_gateway_front::error::Problem::from),
         };
         let rows = query_on(on_connection, alone).await.unwrap();
         assert!(
@@ -682,6 +682,16 @@ async fn a_connection_opened_with_the_timeout_sends_the_statement_alone() {
             .unwrap_err();
         assert_eq!(e.sqlstate.as_deref(), Some("57014"), "{e:?}");
     }
+    // The front's own jobs (maintenance) run without the connection's timeout.
+    let rows = query_unprepared(
+        &client,
+        on_connection.unbounded(),
+        "SELECT pg_sleep(0.4), 1",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows[0].get::<_, i32>(1), 1);
     // A longer timeout for one statement is its own, and the connection's stays.
     let rows = query_prepared(&client, Timeout::own(5000), "SELECT pg_sleep(0.4), 1", &[])
         .await
