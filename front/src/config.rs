@@ -23,11 +23,14 @@ impl Cli {
             #[cfg(feature = "webhooks")]
             Command::Worker(_) => None,
         };
-        given.map_or_else(
-            || std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
-            usize::from,
-        )
+        given.map_or_else(half_the_cores, usize::from)
     }
+}
+
+/// Half the machine's cores, at least one: the default of `--worker-threads` and of
+/// `--pipelined-connections`.
+pub fn half_the_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,6 +266,18 @@ pub struct ServeArgs {
     /// transaction mode when the ports match: its server connections are shared.
     #[arg(long, env = "API_GATEWAY_CONNECTION_SETTINGS", action = clap::ArgAction::Set)]
     pub connection_settings: Option<bool>,
+
+    /// Connections shared by concurrent requests, their statements pipelined: a request's gate
+    /// and data statements go to the least busy one without waiting for the statements already
+    /// there, so that fewer backends serve more requests with fewer wake-ups. Used only when
+    /// each request is its statement alone (the statement timeout on the connection:
+    /// --connection-settings), for the gate and the data calls. A shared connection whose oldest
+    /// statement has run 20 ms, or that has 8 in flight, takes no more: those requests use the
+    /// pool (--pool-size), as do forwarded calls and the admin pages. Not given: when each
+    /// request is its statement alone, as many as --worker-threads (half the cores: the front
+    /// usually runs next to PostgreSQL or on a machine like it), else none. 0: none.
+    #[arg(long, env = "API_GATEWAY_PIPELINED_CONNECTIONS")]
+    pub pipelined_connections: Option<usize>,
 
     /// Public base URL of the API as clients see it (e.g. https://api.example.com), written into
     /// the OpenAPI `servers`. Empty: the document's own origin.

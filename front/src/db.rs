@@ -48,6 +48,10 @@ pub fn use_prepared_statements(on: bool) {
     PREPARED.store(on, Ordering::Relaxed);
 }
 
+pub fn prepared() -> bool {
+    PREPARED.load(Ordering::Relaxed)
+}
+
 /// A statement's timeout, `ms` (0: none), and the one its connection already runs under,
 /// `connection_ms` (what its start-up packet set and `serve` checked; 0: none): the statement
 /// needs a transaction of its own only to set a different one.
@@ -81,6 +85,12 @@ impl Timeout {
 
     fn needs_own_transaction(self) -> bool {
         self.ms != self.connection_ms
+    }
+
+    /// Whether a statement under this timeout is sent alone, its own transaction (what a
+    /// pipelined connection needs).
+    pub fn alone(self) -> bool {
+        !self.needs_own_transaction()
     }
 }
 
@@ -128,20 +138,7 @@ pub async fn reaches_postgres_directly(
 /// The pool; `connection_timeout`: each connection opens with `statement_timeout` set to
 /// `--statement-timeout-ms` (a start-up parameter added to the URL's own `options`).
 pub fn pool(args: &ServeArgs, connection_timeout: bool) -> Result<Pool, String> {
-    let mut pg =
-        pg_config(&args.database_url).map_err(|e| format!("invalid --database-url: {e}"))?;
-    pg.application_name("api-gateway");
-    if connection_timeout && args.statement_timeout_ms != 0 {
-        let timeout = format!("-c statement_timeout={}", args.statement_timeout_ms);
-        let options = match pg.get_options() {
-            Some(given) if !given.trim().is_empty() => format!("{given} {timeout}"),
-            _ => timeout,
-        };
-        pg.options(options);
-    }
-    if pg.get_connect_timeout().is_none() {
-        pg.connect_timeout(Duration::from_secs(5));
-    }
+    let pg = connection_config(args, connection_timeout)?;
     let manager = deadpool_postgres::Manager::from_config(
         pg,
         NoTls,
@@ -160,6 +157,28 @@ pub fn pool(args: &ServeArgs, connection_timeout: bool) -> Result<Pool, String> 
         })
         .build()
         .map_err(|e| format!("cannot build the connection pool: {e}"))
+}
+
+/// What every connection of the front opens with (the pool's and the pipelined ones).
+pub fn connection_config(
+    args: &ServeArgs,
+    connection_timeout: bool,
+) -> Result<tokio_postgres::Config, String> {
+    let mut pg =
+        pg_config(&args.database_url).map_err(|e| format!("invalid --database-url: {e}"))?;
+    pg.application_name("api-gateway");
+    if connection_timeout && args.statement_timeout_ms != 0 {
+        let timeout = format!("-c statement_timeout={}", args.statement_timeout_ms);
+        let options = match pg.get_options() {
+            Some(given) if !given.trim().is_empty() => format!("{given} {timeout}"),
+            _ => timeout,
+        };
+        pg.options(options);
+    }
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(Duration::from_secs(5));
+    }
+    Ok(pg)
 }
 
 pub type Params<'a> = [(&'a (dyn ToSql + Sync), Type)];
@@ -238,16 +257,21 @@ pub async fn query_prepared(
     let statement = client.prepare_typed_cached(sql, &types).await?;
     let rows = in_transaction(client, timeout, true, client.query(&statement, &values)).await;
     if let Err(e) = &rows
-        && e.as_db_error().is_some_and(|d| {
-            d.message()
-                .starts_with("cached plan must not change result type")
-        })
+        && plan_changed(e)
     {
         // A function's result columns changed under the kept statement (ALTER EXTENSION
         // UPDATE): nothing ran; the next request prepares it again.
         client.statement_cache.remove(sql, &types);
     }
     Ok(rows?)
+}
+
+/// Whether a kept statement failed because a function's result columns changed under it.
+pub(crate) fn plan_changed(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|d| {
+        d.message()
+            .starts_with("cached plan must not change result type")
+    })
 }
 
 /// Runs `statement` under the statement timeout: alone when it is the connection's own (a
@@ -299,7 +323,7 @@ async fn in_transaction(
     Ok(rows)
 }
 
-fn one(mut rows: Vec<Row>, sql: &str) -> Result<Row, Problem> {
+pub(crate) fn one(mut rows: Vec<Row>, sql: &str) -> Result<Row, Problem> {
     if rows.len() != 1 {
         tracing::error!("expected one row, got {}: {sql}", rows.len());
         return Err(Problem::internal());
@@ -315,6 +339,32 @@ pub async fn query_one(
     params: &Params<'_>,
 ) -> Result<Row, Problem> {
     one(query(pool, timeout, sql, params).await?, sql)
+}
+
+/// A request's connection: a place on a shared, pipelined one when one can take it (only
+/// statements alone under the connection's timeout), else a pooled one of its own.
+#[allow(clippy::large_enum_variant)] // one per request, on its task's stack: boxing buys nothing
+pub enum Conn {
+    Shared(crate::pipeline::Ticket),
+    Pooled(deadpool_postgres::Client),
+}
+
+impl Conn {
+    pub async fn query_one(
+        &self,
+        timeout: Timeout,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Row, Problem> {
+        match self {
+            Conn::Shared(ticket) if timeout.alone() => ticket.query_one(sql, params).await,
+            Conn::Shared(_) => {
+                tracing::error!("a statement with its own timeout reached a pipelined connection");
+                Err(Problem::internal())
+            }
+            Conn::Pooled(client) => query_one_on(client, timeout, sql, params).await,
+        }
+    }
 }
 
 /// Like `query_on`, for statements that always return exactly one row.

@@ -369,18 +369,14 @@ pub async fn run(
     let timeout = state.config.statement_timeout;
     // Held until the request's database work is over: a throttled IP's turn.
     let turn = state.auth_guard.admit(ctx.ip).await?;
-    let client = state.pool.get().await?;
+    let conn = state.connection().await?;
     if state.config.single_statement {
-        let mut params: Vec<(&(dyn ToSql + Sync), Type)> = vec![
-            (&ctx.authorization, Type::TEXT),
-            (&ctx.ip, Type::INET),
-            (&method, Type::TEXT),
-        ];
+        let mut params = authenticate_params(ctx, &method);
         params.extend(data_params.iter().map(|(v, t)| (*v, t.clone())));
-        let row = crate::db::query_one_on(&client, timeout, sql.combined, &params).await?;
+        let row = conn.query_one(timeout, sql.combined, &params).await?;
         let gate = Gate::from_row(&row)?;
         if !gate.passed() {
-            drop(client);
+            drop(conn);
             note_failure(state, ctx, &gate, turn.is_some()).await;
             return Err(gate.denial(method));
         }
@@ -390,9 +386,13 @@ pub async fn run(
             offset: GATE_COLUMNS,
         });
     }
-    let gate = authenticate_on(&client, timeout, ctx).await?;
+    let gate = Gate::from_row(
+        &conn
+            .query_one(timeout, AUTHENTICATE, &authenticate_params(ctx, &method))
+            .await?,
+    )?;
     if !gate.passed() {
-        drop(client);
+        drop(conn);
         note_failure(state, ctx, &gate, turn.is_some()).await;
         return Err(gate.denial(method));
     }
@@ -403,7 +403,7 @@ pub async fn run(
         (&none, Type::TEXT),
     ];
     params.extend(data_params.iter().map(|(v, t)| (*v, t.clone())));
-    let row = match crate::db::query_one_on(&client, timeout, sql.data, &params).await {
+    let row = match conn.query_one(timeout, sql.data, &params).await {
         Ok(row) => row,
         Err(p) => return Err(gate.with_headers(p)),
     };
@@ -425,15 +425,10 @@ pub async fn pass(
     sql: &str,
     data_params: &crate::db::Params<'_>,
 ) -> Result<(Passed, deadpool_postgres::Client), Problem> {
-    use tokio_postgres::types::{ToSql, Type};
     let method = ctx.method_name();
     let turn = state.auth_guard.admit(ctx.ip).await?;
     let client = state.pool.get().await?;
-    let mut params: Vec<(&(dyn ToSql + Sync), Type)> = vec![
-        (&ctx.authorization, Type::TEXT),
-        (&ctx.ip, Type::INET),
-        (&method, Type::TEXT),
-    ];
+    let mut params = authenticate_params(ctx, &method);
     params.extend(data_params.iter().map(|(v, t)| (*v, t.clone())));
     let row =
         crate::db::query_one_on(&client, state.config.statement_timeout, sql, &params).await?;
@@ -472,20 +467,26 @@ pub async fn authenticate_on(
     timeout: crate::db::Timeout,
     ctx: &Ctx,
 ) -> Result<Gate, Problem> {
-    use tokio_postgres::types::Type;
     let method = ctx.method_name();
-    let row = crate::db::query_one_on(
-        client,
-        timeout,
-        AUTHENTICATE,
-        &[
-            (&ctx.authorization, Type::TEXT),
-            (&ctx.ip, Type::INET),
-            (&method, Type::TEXT),
-        ],
-    )
-    .await?;
+    let params = authenticate_params(ctx, &method);
+    let row = crate::db::query_one_on(client, timeout, AUTHENTICATE, &params).await?;
     Gate::from_row(&row)
+}
+
+/// The parameters of [`AUTHENTICATE`] (and the first three of every gated statement).
+fn authenticate_params<'a>(
+    ctx: &'a Ctx,
+    method: &'a &'a str,
+) -> Vec<(
+    &'a (dyn tokio_postgres::types::ToSql + Sync),
+    tokio_postgres::types::Type,
+)> {
+    use tokio_postgres::types::Type;
+    vec![
+        (&ctx.authorization, Type::TEXT),
+        (&ctx.ip, Type::INET),
+        (method, Type::TEXT),
+    ]
 }
 
 /// The admin check of the dashboard's data and of `/metrics`: the gate (as for a GET) must pass

@@ -13,6 +13,7 @@ pub mod net;
 pub mod obs;
 pub mod odoo;
 pub mod openapi;
+pub mod pipeline;
 pub mod routes;
 pub mod server;
 pub mod telemetry;
@@ -90,6 +91,8 @@ pub struct AppState {
     pub auth_guard: Arc<guard::AuthGuard>,
     /// Odoo's JSON-2 API, when writes are forwarded (`--odoo-url`).
     pub odoo: Option<Arc<odoo::Upstream>>,
+    /// Connections shared by concurrent requests (`--pipelined-connections`), when in use.
+    pub pipeline: Option<Arc<pipeline::Pipeline>>,
 }
 
 impl AppState {
@@ -107,7 +110,17 @@ impl AppState {
                 Duration::from_millis(args.auth_failure_delay_ms),
             )),
             odoo: None,
+            pipeline: None,
         }
+    }
+
+    /// A connection for a request's statements alone: a place on a pipelined connection when
+    /// one can take it, else a pooled connection of its own.
+    pub async fn connection(&self) -> Result<db::Conn, error::Problem> {
+        if let Some(ticket) = self.pipeline.as_ref().and_then(|p| p.take()) {
+            return Ok(db::Conn::Shared(ticket));
+        }
+        Ok(db::Conn::Pooled(self.pool.get().await?))
     }
 }
 
@@ -396,6 +409,33 @@ pub async fn serve_on(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let grace = Duration::from_secs(args.shutdown_grace_s);
     let mut state = AppState::new(pool, &args);
+    let pipelined = match args.pipelined_connections {
+        Some(n) if n > 0 && !statement_timeout.alone() => {
+            tracing::warn!(
+                "--pipelined-connections {n}: not used, each request's statement needs its own \
+                 transaction to set the statement timeout (--connection-settings)"
+            );
+            0
+        }
+        Some(n) => n,
+        // One backend per two cores kept busy with statements waiting for it serves more than
+        // a backend per request woken for each (docs/http.md, "Pipelined connections").
+        None if statement_timeout.alone() => args
+            .worker_threads
+            .map_or_else(config::half_the_cores, usize::from),
+        None => 0,
+    };
+    if pipelined > 0 {
+        let config = db::connection_config(&args, statement_timeout.connection_ms != 0)?;
+        state.pipeline = Some(pipeline::Pipeline::open(config, pipelined, db::prepared()).await?);
+        tracing::info!(
+            "{pipelined} pipelined connections are shared by the requests' statements, the pool \
+             of {} takes the rest",
+            args.pool_size.max(1)
+        );
+    } else {
+        tracing::info!("no pipelined connections: each request takes a pooled connection");
+    }
     let settings = Arc::make_mut(&mut state.config);
     settings.single_statement = single_statement;
     settings.statement_timeout = statement_timeout;

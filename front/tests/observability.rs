@@ -864,6 +864,7 @@ async fn metrics_parse_and_need_admin_unless_public() {
         ("api_gateway_http_request_duration_seconds", "histogram"),
         ("api_gateway_gate_decisions_total", "counter"),
         ("api_gateway_pool_connections", "gauge"),
+        ("api_gateway_pipelined_connections", "gauge"),
         ("api_gateway_log_queue_dropped_total", "counter"),
         ("api_gateway_log_queue_length", "gauge"),
         ("api_gateway_database_up", "gauge"),

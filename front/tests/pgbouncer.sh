@@ -109,6 +109,8 @@ check "front 1 saw the pooler: statements unprepared" grep -q "parsed for every 
 # --connection-settings not given either: the statement timeout is set in each request's
 # transaction (a session setting would stay on a server connection other clients get).
 check "front 1 saw the pooler: timeout per transaction" grep -q "statement timeout is set in each request's transaction" "$WORK/front-$P1.log"
+# Hence no pipelined connections: statements of different requests would meet in one transaction.
+check "front 1 saw the pooler: no pipelined connections" grep -q "no pipelined connections" "$WORK/front-$P1.log"
 
 # A client for the admin (uid 2), made with SQL directly; a generous quota for the bursts.
 psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -c "INSERT INTO api_gateway.profile (user_id, rate_limit) VALUES (2, 1000000) \

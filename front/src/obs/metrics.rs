@@ -25,6 +25,7 @@ pub struct Metrics {
     pub log_queue_length: IntGauge,
     pub log_level: IntGaugeVec,
     pub pool: IntGaugeVec,
+    pub pipelined: IntGaugeVec,
     pub maintenance_runs: IntCounterVec,
     pub live_clients: IntGauge,
     pub live_listening: IntGauge,
@@ -120,6 +121,17 @@ impl Metrics {
                     Opts::new(
                         "api_gateway_pool_connections",
                         "PostgreSQL pool: max (configured size), size (open connections), available (idle), waiting (requests waiting for one).",
+                    ),
+                    &["state"],
+                )
+                .expect("valid metric"),
+            ),
+            pipelined: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "api_gateway_pipelined_connections",
+                        "Connections shared by concurrent requests (--pipelined-connections): max (configured), open, in_flight (statements sent and not yet answered).",
                     ),
                     &["state"],
                 )

@@ -34,6 +34,13 @@ pub async fn metrics(State(state): State<AppState>, ctx: Ctx) -> Response {
     m.pool
         .with_label_values(&["waiting"])
         .set(status.waiting as i64);
+    let (max, (open, in_flight)) = state
+        .pipeline
+        .as_ref()
+        .map_or((0, (0, 0)), |p| (p.connections(), p.status()));
+    for (label, value) in [("max", max), ("open", open), ("in_flight", in_flight)] {
+        m.pipelined.with_label_values(&[label]).set(value as i64);
+    }
     m.log_queue_length.set(obs.queue_len() as i64);
     let level = obs.level();
     for l in ["errors", "metadata", "payloads"] {

@@ -702,3 +702,170 @@ async fn a_connection_opened_with_the_timeout_sends_the_statement_alone() {
     let plain = api_gateway_front::db::pool(&args, false).unwrap();
     assert!(!has_statement_timeout(&plain.get().await.unwrap(), 200).await);
 }
+
+/// `--pipelined-connections`: concurrent statements share a connection (one backend answers
+/// them all, each its own answer); a connection takes at most DEPTH at once and none while its
+/// oldest has run longer than STALL (the caller then takes a pooled connection); one
+/// statement's timeout leaves the next unharmed; a lost connection is opened again.
+#[tokio::test]
+async fn pipelined_connections_share_step_aside_and_come_back() {
+    use api_gateway_front::pipeline::{DEPTH, Pipeline};
+    use tokio_postgres::types::Type;
+    let mut args = api_gateway_front::config::ServeArgs::with_database_url(
+        &least_privilege::front_url(&database_url()),
+    );
+    args.statement_timeout_ms = 600;
+    let config = api_gateway_front::db::connection_config(&args, true).unwrap();
+    let pipeline = Pipeline::open(config, 1, true).await.unwrap();
+    assert_eq!(pipeline.connections(), 1);
+
+    // Concurrent statements on the one connection: each gets its own answer, one backend.
+    let answers = futures_util::future::join_all((0..DEPTH as i32).map(|i| {
+        let p = pipeline.clone();
+        async move {
+            let t = p.take().expect("room on the shared connection");
+            let row = t
+                .query_one("SELECT $1::int4 * 2, pg_backend_pid()", &[(&i, Type::INT4)])
+                .await
+                .unwrap();
+            (i, row.get::<_, i32>(0), row.get::<_, i32>(1))
+        }
+    }))
+    .await;
+    let pids: std::collections::HashSet<i32> = answers.iter().map(|a| a.2).collect();
+    assert_eq!(pids.len(), 1, "one backend: {pids:?}");
+    for (i, doubled, _) in &answers {
+        assert_eq!(*doubled, i * 2);
+    }
+    assert_eq!(pipeline.status(), (1, 0), "every place given back");
+
+    // DEPTH places at most.
+    let held: Vec<_> = (0..DEPTH).map(|_| pipeline.take().unwrap()).collect();
+    assert!(pipeline.take().is_none(), "a full connection takes no more");
+    assert_eq!(pipeline.status(), (1, DEPTH));
+    drop(held);
+    assert!(pipeline.take().is_some());
+
+    // A slow statement: the connection takes no more once it has run longer than STALL, and
+    // takes statements again when it is over.
+    let slow = {
+        let t = pipeline.take().unwrap();
+        tokio::spawn(async move { t.query("SELECT pg_sleep(0.4)", &[]).await })
+    };
+    let mut stepped_aside = false;
+    for _ in 0..200 {
+        if pipeline.take().is_none() {
+            stepped_aside = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(stepped_aside, "a stalled connection kept taking statements");
+    assert!(
+        !slow.is_finished(),
+        "it stepped aside while the slow statement ran"
+    );
+    slow.await.unwrap().unwrap();
+    let after = pipeline.take().expect("it takes statements again");
+
+    // A statement's timeout is its own: the next one on the connection runs.
+    let e = after
+        .query("SELECT pg_sleep(2)", &[])
+        .await
+        .expect_err("the connection's timeout holds");
+    assert_eq!(e.sqlstate.as_deref(), Some("57014"), "{e:?}");
+    let pid: i32 = after
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    drop(after);
+
+    // Lost (its backend terminated): opened again in the background.
+    db().await
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    let mut new_pid = None;
+    for _ in 0..200 {
+        if let Some(t) = pipeline.take()
+            && let Ok(row) = t.query_one("SELECT pg_backend_pid()", &[]).await
+        {
+            new_pid = Some(row.get::<_, i32>(0));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let new_pid = new_pid.expect("the shared connection was opened again");
+    assert_ne!(new_pid, pid);
+}
+
+/// Through HTTP: with one pipelined connection and one pooled one, concurrent requests each get
+/// their own records; /metrics shows the shared connection. Without the timeout on the
+/// connection (`--connection-settings false`) none is opened, as with `0`.
+#[tokio::test]
+async fn requests_share_the_pipelined_connections() {
+    let s = start_with(|a| {
+        a.pipelined_connections = Some(1);
+        a.pool_size = 1;
+        a.metrics_public = true;
+    })
+    .await;
+    let t = token(2, &["read"]).await;
+    let ids: Vec<i64> = db()
+        .await
+        .query(
+            "SELECT id::int8 FROM res_partner WHERE active ORDER BY id LIMIT 12",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(ids.len() >= 3);
+    let answers = futures_util::future::join_all(ids.iter().map(|id| {
+        let url = s.url(&format!(
+            "/api/v1/res.partner?domain=[[\"id\",\"=\",{id}]]&fields=name"
+        ));
+        let t = t.clone();
+        async move {
+            (
+                *id,
+                send(http().get(url).header("authorization", bearer(&t))).await,
+            )
+        }
+    }))
+    .await;
+    for (id, r) in &answers {
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["records"][0]["id"].as_i64(), Some(*id), "{}", r.text);
+    }
+    let metric = |text: &str, state: &str| -> Option<f64> {
+        let head = format!("api_gateway_pipelined_connections{{state=\"{state}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&head))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let m = send(http().get(s.url("/metrics"))).await;
+    assert_eq!(m.status, 200);
+    assert_eq!(metric(&m.text, "max"), Some(1.0), "{}", m.text);
+    assert_eq!(metric(&m.text, "open"), Some(1.0));
+    for (settings, given) in [(None, Some(0)), (Some(false), Some(2))] {
+        let s = start_with(|a| {
+            a.connection_settings = settings;
+            a.pipelined_connections = given;
+            a.metrics_public = true;
+        })
+        .await;
+        let r = send(
+            http()
+                .get(s.url("/api/v1/ping"))
+                .header("authorization", bearer(&t)),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let m = send(http().get(s.url("/metrics"))).await;
+        assert_eq!(metric(&m.text, "max"), Some(0.0), "{settings:?} {given:?}");
+    }
+}

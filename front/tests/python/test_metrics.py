@@ -16,6 +16,7 @@ EXPECTED = {
     "api_gateway_http_request_duration_seconds": "histogram",
     "api_gateway_gate_decisions": "counter",
     "api_gateway_pool_connections": "gauge",
+    "api_gateway_pipelined_connections": "gauge",
     "api_gateway_log_queue_dropped": "counter",
     "api_gateway_log_rows_written": "counter",
     "api_gateway_log_batches": "counter",

@@ -1,6 +1,7 @@
 """How the `api-gateway serve` process itself runs: its request threads (--worker-threads, by
-default half the cores and at least one) and where its statement timeout is set (once per
-connection when it reaches PostgreSQL directly, --connection-settings)."""
+default half the cores and at least one), where its statement timeout is set (once per
+connection when it reaches PostgreSQL directly, --connection-settings) and how many connections
+its requests share (--pipelined-connections)."""
 import os
 import subprocess
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from agw_front_helpers import ServerProcess, binary
+from agw_front_helpers import ServerProcess, binary, database_url
 
 
 def request_threads(pid):
@@ -31,6 +32,42 @@ def test_worker_threads(given):
         # the cores this process may run on, as Rust's available_parallelism counts them
         want = given if given is not None else max(1, len(os.sched_getaffinity(0)) // 2)
         assert request_threads(server.proc.pid) == want
+    finally:
+        assert server.stop() == 0
+
+
+def pipelined_backends():
+    """Backends of shared (pipelined) connections on the test database."""
+    import psycopg
+    with psycopg.connect(database_url(), autocommit=True) as c:
+        return c.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = 'api-gateway pipelined' AND datname = current_database()"
+        ).fetchone()[0]
+
+
+@pytest.mark.parametrize("given,settings,want", [
+    (None, None, "default"), ("3", None, 3), ("0", None, 0), ("2", "false", 0)])
+def test_pipelined_connections(given, settings, want):
+    env = {"RUST_LOG": "info"}
+    if given is not None:
+        env["API_GATEWAY_PIPELINED_CONNECTIONS"] = given
+    if settings is not None:
+        env["API_GATEWAY_CONNECTION_SETTINGS"] = settings
+    if want == "default":
+        want = max(1, len(os.sched_getaffinity(0)) // 2)  # as many as the worker threads
+    others = pipelined_backends()  # other fronts of this test session
+    server = ServerProcess(**env)
+    try:
+        assert requests.get(f"{server.base}/health/ready", timeout=5).status_code == 200
+        log = log_of(server)
+        if want:
+            assert f"{want} pipelined connections are shared" in log, log
+        else:
+            assert "no pipelined connections" in log, log
+        assert pipelined_backends() - others == want
+        if given == "2" and settings == "false":
+            assert "--pipelined-connections 2: not used" in log, log
     finally:
         assert server.stop() == 0
 
