@@ -180,12 +180,15 @@ SQL
     DOMAIN='[["is_company","=",true]]'
     PATH_REAL='/api/v1/res.partner?domain=%5B%5B%22is_company%22%2C%22%3D%22%2Ctrue%5D%5D&fields=name,email&limit=10'
     declare -A RPORT
-    for mode in two single; do
+    # unpiped: the one-statement front without pipelined connections (each request takes a
+    # pooled connection of its own), a reference for what --pipelined-connections brings.
+    for mode in two single unpiped; do
         RPORT[$mode]=$(free_port)
         # Each mode forced: the default depends on where the counters live (one statement when
         # they are in shared memory, as on a cluster set up by scripts/setup.sh).
         extra=(--single-statement false)
         [ "$mode" = single ] && extra=(--single-statement true)
+        [ "$mode" = unpiped ] && extra=(--single-statement true --pipelined-connections 0)
         say "api-gateway serve on 127.0.0.1:${RPORT[$mode]} on $RDB (${mode} statement mode), pool of $CONNS"
         RUST_LOG=warn "$BIN" serve --database-url "postgresql:///$RDB?host=$PGHOST${PGPORT:+&port=$PGPORT}" --listen "127.0.0.1:${RPORT[$mode]}" \
             --pool-size "$CONNS" --log-level errors --maintenance-interval-s 0 --webhooks false \
@@ -193,7 +196,7 @@ SQL
             >"$WORK/server-$mode.log" 2>&1 &
         SERVERS+=($!)
     done
-    for mode in two single; do
+    for mode in two single unpiped; do
         for _ in $(seq 1 100); do
             curl -fs "http://127.0.0.1:${RPORT[$mode]}/health/ready" >/dev/null 2>&1 && break
             sleep 0.1
@@ -284,6 +287,13 @@ INI
                 tps=$(pgbench_tps "$RDB" "$CONNS" "$SECS" prepared "$script" -D cred="$cred" -D uid=2 -D domain="$DOMAIN")
                 say "real, round $round, $kind, $mode: HTTP $rps req/s (p50 $p50 ms), same SQL via pgbench $tps tps"
                 RR[${kind}_${mode}_rps]+=" $rps"; RR[${kind}_${mode}_p50]+=" $p50"; RR[${kind}_${mode}_tps]+=" $tps"
+                if [ "$kind" = key ] && [ "$mode" = single ]; then
+                    url="http://127.0.0.1:${RPORT[unpiped]}$PATH_REAL"
+                    wrk -t1 -c"$CONNS" -d1s -H "Authorization: Bearer $cred" "$url" >/dev/null
+                    read -r rps _ _ <<<"$(wrk_run "$cred" "$url")"
+                    say "real, round $round, key, single without pipelined connections: HTTP $rps req/s"
+                    RR[key_unpiped_rps]+=" $rps"
+                fi
             done
         done
         if [ -n "$ODOO" ]; then
@@ -304,6 +314,7 @@ INI
             result_rounds "real_sql_${kind}_${mode}_tps" tps ${RR[${kind}_${mode}_tps]}
         done
     done
+    result_rounds real_http_key_unpiped_rps req/s ${RR[key_unpiped_rps]}
     if [ -n "$PGB" ]; then
         result_rounds real_proxy_direct_tps tps ${RR[proxy_direct_tps]}
         result_rounds real_proxy_pgbouncer_tps tps ${RR[proxy_pgbouncer_tps]}

@@ -412,9 +412,17 @@ def section_http(r: Results) -> list[str]:
                                                     r.ratio("http", f"real_http_{kind}_{mode}_rps",
                                                             f"real_sql_{kind}_{mode}_tps")),
                       target=0.6, short=f"real database: HTTP ({text}, {mode} statement mode) vs the same SQL")
+        if r.has("http", "real_http_key_unpiped_rps"):
+            t.add(f"(reference) the one-statement row with the API key, `--pipelined-connections 0` (each request "
+                  f"takes a pooled connection of its own), {conns} connections",
+                  lambda: (per_s(g("real_http_key_unpiped_rps"), " req/s"), tps(g("real_sql_key_single_tps")),
+                           r.ratio("http", "real_http_key_unpiped_rps", "real_sql_key_single_tps")),
+                  target=None, short="(reference) real database: HTTP without pipelined connections vs the same SQL")
         lines += ["", "**On the real Odoo database** (`../shared/fixtures/odoo19_demo.sql.gz`), issue 14's query: "
                   "10 companies x name, email as the admin (uid 2), through the front against the statements it "
-                  "sends, run by pgbench with as many clients:", ""] + t.markdown()
+                  "sends, run by pgbench with as many clients. The front sends them on its pipelined connections "
+                  "(docs/http.md, \"Pipelined connections\"); pgbench sends each on a connection of its own:",
+                  ""] + t.markdown()
         if r.has("http", "real_proxy_pgbouncer_tps"):
             t = Table(ours="through PgBouncer", baseline="straight to PostgreSQL")
             t.add(f"(reference) the one-statement request above, pgbench `-M prepared`, {conns} clients, "
@@ -422,9 +430,9 @@ def section_http(r: Results) -> list[str]:
                   lambda: (tps(g("real_proxy_pgbouncer_tps")), tps(g("real_proxy_direct_tps")),
                            r.ratio("http", "real_proxy_pgbouncer_tps", "real_proxy_direct_tps")),
                   target=None, short="(reference) PgBouncer hop vs straight to PostgreSQL")
-            lines += ["", "What one process relaying the requests costs on this machine, whatever it does: the same "
-                      "statement relayed by PgBouncer (C, no HTTP, no JSON). The front relays the same statement "
-                      "and speaks HTTP besides, so this ratio bounds the front's from above:", ""] + t.markdown()
+            lines += ["", "What one process relaying the requests costs on this machine: the same statement relayed "
+                      "by PgBouncer (C, no HTTP, no JSON; session mode, one server connection per client, nothing "
+                      "pipelined):", ""] + t.markdown()
         if r.has("http", "real_vs_odoo_rps"):
             t = Table(ours="gateway", baseline="Odoo 19 JSON-2")
             t.add(f"the same query: gateway (API key, one statement: the default with counters in shared memory) vs Odoo's `POST /json/2/res.partner/search_read`, "
