@@ -271,9 +271,11 @@ pub struct ServeArgs {
     /// and data statements go to the least busy one without waiting for the statements already
     /// there, so that fewer backends serve more requests with fewer wake-ups. Used only when
     /// each request is its statement alone (the statement timeout on the connection:
-    /// --connection-settings), for the gate and the data calls. A shared connection whose oldest
-    /// statement has run 20 ms, or that has 8 in flight, takes no more: those requests use the
-    /// pool (--pool-size), as do forwarded calls and the admin pages. Not given: when each
+    /// --connection-settings), for reads (GET and HEAD: their gate and data calls). A shared
+    /// connection whose oldest statement has run 20 ms takes no more, nor one that has 8 in
+    /// flight while the pool has a connection free: those requests use the pool (--pool-size),
+    /// as do writes (one may wait for a row lock, and
+    /// the statements behind it with it), forwarded calls and the admin pages. Not given: when each
     /// request is its statement alone, as many as --worker-threads (half the cores: the front
     /// usually runs next to PostgreSQL or on a machine like it), else none. 0: none.
     #[arg(long, env = "API_GATEWAY_PIPELINED_CONNECTIONS")]

@@ -114,11 +114,22 @@ impl AppState {
         }
     }
 
-    /// A connection for a request's statements alone: a place on a pipelined connection when
-    /// one can take it, else a pooled connection of its own.
+    /// A connection for a read's statements alone: a place on a pipelined connection when one
+    /// can take it, else a pooled connection of its own.
     pub async fn connection(&self) -> Result<db::Conn, error::Problem> {
-        if let Some(ticket) = self.pipeline.as_ref().and_then(|p| p.take()) {
-            return Ok(db::Conn::Shared(ticket));
+        if let Some(pipeline) = &self.pipeline {
+            if let Some(ticket) = pipeline.take() {
+                return Ok(db::Conn::Shared(ticket));
+            }
+            // Shared connections full, and the pool has none free (every one busy, maybe with a
+            // write waiting for a lock): wait behind the statements of a shared one instead.
+            let pool = self.pool.status();
+            if pool.available == 0
+                && pool.size >= pool.max_size
+                && let Some(ticket) = pipeline.take_beyond_depth()
+            {
+                return Ok(db::Conn::Shared(ticket));
+            }
         }
         Ok(db::Conn::Pooled(self.pool.get().await?))
     }

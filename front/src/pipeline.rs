@@ -8,8 +8,9 @@
 //! connection's own, from its start-up packet): each is followed by its Sync, so one statement's
 //! error or timeout never touches the next. A slow statement would hold up the ones queued
 //! behind it, so a connection takes no more statements while its oldest has been running longer
-//! than [`STALL`], nor more than [`DEPTH`] at once; when no shared connection can take a
-//! statement, the request uses a pooled connection of its own, as without this.
+//! than [`STALL`], nor more than [`DEPTH`] at once (unless the pool has no connection free
+//! either); when no shared connection can take a statement, the request uses a pooled
+//! connection of its own, as without this.
 use crate::db::{Params, one};
 use crate::error::Problem;
 use std::collections::HashMap;
@@ -24,8 +25,9 @@ use tokio_postgres::{NoTls, Row, Statement};
 /// on a lock.
 pub const STALL: Duration = Duration::from_millis(20);
 
-/// Statements in flight on one shared connection at most: beyond, requests use pooled
-/// connections, so a database with more cores than shared connections still gets them busy.
+/// Statements in flight on one shared connection at most while the pool has a connection free:
+/// beyond, requests use pooled connections, so a database with more cores than shared
+/// connections still gets them busy.
 pub const DEPTH: usize = 8;
 
 /// How long a lost shared connection waits before it is opened again.
@@ -106,6 +108,16 @@ impl Pipeline {
     /// caller then takes a pooled connection). A connection found closed is opened again in the
     /// background.
     pub fn take(self: &Arc<Self>) -> Option<Ticket> {
+        self.take_within(DEPTH)
+    }
+
+    /// `take` beyond DEPTH (for when the pool has no connection free either): a place on the
+    /// least busy shared connection that is not stalled.
+    pub fn take_beyond_depth(self: &Arc<Self>) -> Option<Ticket> {
+        self.take_within(usize::MAX)
+    }
+
+    fn take_within(self: &Arc<Self>, depth: usize) -> Option<Ticket> {
         let now = self.now_ms();
         let stall = STALL.as_millis() as u64;
         let mut best: Option<(usize, Arc<Link>)> = None;
@@ -120,7 +132,7 @@ impl Pipeline {
             let busy = link.in_flight.load(Ordering::Relaxed);
             let stalled =
                 busy > 0 && now.saturating_sub(link.progress_ms.load(Ordering::Relaxed)) > stall;
-            if busy >= DEPTH || stalled {
+            if busy >= depth || stalled {
                 continue;
             }
             if best.as_ref().is_none_or(|(b, _)| busy < *b) {

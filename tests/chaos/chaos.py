@@ -594,8 +594,9 @@ def scenario_pool():
     print("\n--- connection pool exhausted", flush=True)
     port = free_port()
     pool_wait_ms = 1000
+    # Every request on the pool (no pipelined connections: scenario_shared shows what they add).
     front = start_front("pool-front", port, "--pool-size", "2", "--pool-timeout-ms", str(pool_wait_ms),
-                        "--statement-timeout-ms", "30000")
+                        "--statement-timeout-ms", "30000", "--pipelined-connections", "0")
     token = token_for_admin(port)
     auth = {"Authorization": f"Bearer {token}"}
     # More clients than connections, each quick: they queue for the pool and all get through.
@@ -649,6 +650,45 @@ def scenario_pool():
     check("pool: the held requests complete once the lock is gone", [a[0] for a in held] == [204, 204],
           f"{[a[0] for a in held]}")
     check("pool: the front serves again at once", request("GET", port, "/api/v1/ping", auth)[0] == 200)
+    front.stop()
+    sql("DELETE FROM res_partner WHERE id = %s", (rid,))
+
+
+def scenario_shared():
+    """Reads on the pipelined connection while writes hold the whole pool on a row lock: the
+    writes wait on the pool (never on the shared connection, where reads would queue behind
+    them), and the reads keep being answered."""
+    print("\n--- reads on the shared connection while writes hold the pool", flush=True)
+    port = free_port()
+    front = start_front("shared-front", port, "--pool-size", "1", "--pool-timeout-ms", "1000",
+                        "--statement-timeout-ms", "30000", "--pipelined-connections", "1")
+    token = token_for_admin(port)
+    auth = {"Authorization": f"Bearer {token}"}
+    (rid,), = sql("INSERT INTO res_partner (name, active, type) VALUES ('chaos-shared-row', true, 'contact') RETURNING id")
+    locker = psycopg.connect(CONNINFO)
+    locker.execute("SELECT id FROM res_partner WHERE id = %s FOR UPDATE", (rid,))
+    held = []
+    holder = threading.Thread(target=lambda: held.append(
+        request("PATCH", port, f"/api/v1/res.partner/{rid}", auth, {"comment": "held"}, timeout=60)))
+    holder.start()
+    waiting = wait_until(15, lambda: sql(
+        "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'api-gateway%%' "
+        "AND wait_event_type = 'Lock'"))
+    check("shared: the write waits for the row lock on the pooled connection",
+          bool(waiting) and [r[0] for r in waiting] == ["api-gateway"], f"{waiting}")
+    reads = []
+    threads = [threading.Thread(target=lambda: reads.append(
+        request("GET", port, "/api/v1/res.partner?limit=3&fields=name", auth, timeout=30))) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    check("shared: 12 concurrent reads answered while the write holds the only pooled connection",
+          len(reads) == 12 and all(a[0] == 200 for a in reads), f"{sorted(set(a[0] for a in reads), key=str)}")
+    locker.rollback()
+    locker.close()
+    holder.join(60)
+    check("shared: the write completes once the lock is gone", [a[0] for a in held] == [204], f"{[a[0] for a in held]}")
     front.stop()
     sql("DELETE FROM res_partner WHERE id = %s", (rid,))
 
@@ -750,7 +790,7 @@ def scenario_flood():
 
 
 SCENARIOS = [("restart", scenario_restart), ("sigkill", scenario_sigkill), ("receivers", scenario_receivers),
-             ("pool", scenario_pool), ("flood", scenario_flood)]
+             ("pool", scenario_pool), ("shared", scenario_shared), ("flood", scenario_flood)]
 
 
 def main():

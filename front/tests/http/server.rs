@@ -704,8 +704,9 @@ async fn a_connection_opened_with_the_timeout_sends_the_statement_alone() {
 }
 
 /// `--pipelined-connections`: concurrent statements share a connection (one backend answers
-/// them all, each its own answer); a connection takes at most DEPTH at once and none while its
-/// oldest has run longer than STALL (the caller then takes a pooled connection); one
+/// them all, each its own answer); a connection takes at most DEPTH at once (more only when the
+/// pool has nothing free) and none while its oldest has run longer than STALL (the caller then
+/// takes a pooled connection); one
 /// statement's timeout leaves the next unharmed; a lost connection is opened again.
 #[tokio::test]
 async fn pipelined_connections_share_step_aside_and_come_back() {
@@ -743,6 +744,18 @@ async fn pipelined_connections_share_step_aside_and_come_back() {
     let held: Vec<_> = (0..DEPTH).map(|_| pipeline.take().unwrap()).collect();
     assert!(pipeline.take().is_none(), "a full connection takes no more");
     assert_eq!(pipeline.status(), (1, DEPTH));
+    let beyond = pipeline
+        .take_beyond_depth()
+        .expect("beyond DEPTH when the pool has nothing free");
+    assert_eq!(
+        beyond
+            .query_one("SELECT 7", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        7
+    );
+    drop(beyond);
     drop(held);
     assert!(pipeline.take().is_some());
 
@@ -761,6 +774,10 @@ async fn pipelined_connections_share_step_aside_and_come_back() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(stepped_aside, "a stalled connection kept taking statements");
+    assert!(
+        pipeline.take_beyond_depth().is_none(),
+        "not even beyond DEPTH"
+    );
     assert!(
         !slow.is_finished(),
         "it stepped aside while the slow statement ran"
