@@ -47,10 +47,13 @@ struct Slot {
     reconnecting: AtomicBool,
 }
 
+/// A statement prepared for these parameter types.
+type Prepared = (Vec<Type>, Statement);
+
 struct Link {
     client: tokio_postgres::Client,
-    /// Statements prepared on this connection, by their text (each text has its own types).
-    statements: Mutex<HashMap<String, Statement>>,
+    /// Statements prepared on this connection, by their text and parameter types.
+    statements: Mutex<HashMap<String, Vec<Prepared>>>,
     in_flight: AtomicUsize,
     /// When, in ms since `Pipeline::started`, the connection last answered a statement or was
     /// taken while idle: its oldest statement in flight has waited at most since then.
@@ -225,7 +228,18 @@ impl Ticket {
         if !self.pipeline.prepared {
             return Ok(client.query_typed(sql, params).await?);
         }
-        let known = self.link.statements.lock().unwrap().get(sql).cloned();
+        let same_types = |types: &[Type]| types.iter().eq(params.iter().map(|(_, t)| t));
+        let known = self
+            .link
+            .statements
+            .lock()
+            .unwrap()
+            .get(sql)
+            .and_then(|kept| {
+                kept.iter()
+                    .find(|(types, _)| same_types(types))
+                    .map(|(_, s)| s.clone())
+            });
         let statement = match known {
             Some(s) => s,
             None => {
@@ -235,7 +249,9 @@ impl Ticket {
                     .statements
                     .lock()
                     .unwrap()
-                    .insert(sql.to_string(), s.clone());
+                    .entry(sql.to_string())
+                    .or_default()
+                    .push((types, s.clone()));
                 s
             }
         };
@@ -244,6 +260,7 @@ impl Ticket {
         if let Err(e) = &rows
             && crate::db::plan_changed(e)
         {
+            // Prepared again by the next request.
             self.link.statements.lock().unwrap().remove(sql);
         }
         Ok(rows?)
