@@ -274,10 +274,11 @@ pub struct ServeArgs {
     /// --connection-settings), for reads (GET and HEAD: their gate and data calls). A shared
     /// connection whose oldest statement has run 20 ms takes no more, nor one that has 8 in
     /// flight while the pool has a connection free: those requests use the pool (--pool-size),
-    /// as do writes (one may wait for a row lock, and
-    /// the statements behind it with it), forwarded calls and the admin pages. Not given: when each
-    /// request is its statement alone, as many as --worker-threads (half the cores: the front
-    /// usually runs next to PostgreSQL or on a machine like it), else none. 0: none.
+    /// as do writes (one may wait for a row lock, and the statements behind it with it),
+    /// forwarded calls and the admin pages. Not given: when each request is its statement alone
+    /// and no pooler is in between (the timeout took on the connection, or the check of
+    /// --prepared-statements), as many as --worker-threads (half the cores: the front usually
+    /// runs next to PostgreSQL or on a machine like it), else none. 0: none.
     #[arg(long, env = "API_GATEWAY_PIPELINED_CONNECTIONS")]
     pub pipelined_connections: Option<usize>,
 

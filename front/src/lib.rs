@@ -359,6 +359,7 @@ pub async fn serve_on(
     let mut pool = db::pool(&args, false)?;
     let single_statement;
     let connection_settings;
+    let direct;
     // Fail fast on a bad URL or a database without the extension.
     {
         let client = pool
@@ -373,7 +374,7 @@ pub async fn serve_on(
             Some(given) => given,
             None => counters_in_shared_memory(&client).await,
         };
-        let direct = match (args.prepared_statements, args.connection_settings) {
+        direct = match (args.prepared_statements, args.connection_settings) {
             (Some(_), Some(_)) => false,
             _ => db::reaches_postgres_directly(&client, &args.database_url).await?,
         };
@@ -430,10 +431,13 @@ pub async fn serve_on(
         }
         Some(n) => n,
         // One backend per two cores kept busy with statements waiting for it serves more than
-        // a backend per request woken for each (docs/http.md, "Pipelined connections").
-        None if statement_timeout.alone() => args
-            .worker_threads
-            .map_or_else(config::half_the_cores, usize::from),
+        // a backend per request woken for each (docs/http.md, "Pipelined connections"). Not
+        // behind a pooler, even without a timeout: it may not keep one client's pipelined
+        // transactions apart.
+        None if statement_timeout.alone() && (statement_timeout.connection_ms != 0 || direct) => {
+            args.worker_threads
+                .map_or_else(config::half_the_cores, usize::from)
+        }
         None => 0,
     };
     if pipelined > 0 {

@@ -111,6 +111,16 @@ check "front 1 saw the pooler: statements unprepared" grep -q "parsed for every 
 check "front 1 saw the pooler: timeout per transaction" grep -q "statement timeout is set in each request's transaction" "$WORK/front-$P1.log"
 # Hence no pipelined connections: statements of different requests would meet in one transaction.
 check "front 1 saw the pooler: no pipelined connections" grep -q "no pipelined connections" "$WORK/front-$P1.log"
+# Nor without a statement timeout (every statement then travels alone): a pooler may not keep
+# one client's pipelined transactions apart.
+P3=$(free_port)
+"$BIN" serve --database-url "$URL" --listen "127.0.0.1:$P3" --pool-size 2 --statement-timeout-ms 0 \
+    --openapi-refresh-s 3600 --webhooks false >"$WORK/front-$P3.log" 2>&1 &
+P3_PID=$!
+PIDS+=("$P3_PID")
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$P3/health/ready" >/dev/null && break; sleep 0.1; done
+check "a front without a statement timeout behind the pooler: no pipelined connections" grep -q "no pipelined connections" "$WORK/front-$P3.log"
+kill "$P3_PID" 2>/dev/null; wait "$P3_PID" 2>/dev/null || true
 
 # A client for the admin (uid 2), made with SQL directly; a generous quota for the bursts.
 psql -q -X -v ON_ERROR_STOP=1 -d "$DB" -c "INSERT INTO api_gateway.profile (user_id, rate_limit) VALUES (2, 1000000) \
