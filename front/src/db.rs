@@ -226,7 +226,7 @@ pub async fn query_on(
     sql: &str,
     params: &Params<'_>,
 ) -> Result<Vec<Row>, Problem> {
-    if PREPARED.load(Ordering::Relaxed) {
+    if prepared() {
         query_prepared(client, timeout, sql, params).await
     } else {
         Ok(query_unprepared(client, timeout, sql, params).await?)
@@ -357,10 +357,11 @@ impl Conn {
         params: &Params<'_>,
     ) -> Result<Row, Problem> {
         match self {
-            Conn::Shared(ticket) if timeout.alone() => ticket.query_one(sql, params).await,
-            Conn::Shared(_) => {
-                tracing::error!("a statement with its own timeout reached a pipelined connection");
-                Err(Problem::internal())
+            // Pipelined connections exist only when every request's timeout is the
+            // connection's own (`pipeline::count`).
+            Conn::Shared(ticket) => {
+                debug_assert!(timeout.alone());
+                ticket.query_one(sql, params).await
             }
             Conn::Pooled(client) => query_one_on(client, timeout, sql, params).await,
         }

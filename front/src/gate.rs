@@ -369,13 +369,7 @@ pub async fn run(
     let timeout = state.config.statement_timeout;
     // Held until the request's database work is over: a throttled IP's turn.
     let turn = state.auth_guard.admit(ctx.ip).await?;
-    // Reads only on the shared connections: a write may wait for a row lock (a user editing the
-    // same record in Odoo), and the statements queued behind it would wait as long.
-    let conn = if ctx.method == Method::GET || ctx.method == Method::HEAD {
-        state.connection().await?
-    } else {
-        crate::db::Conn::Pooled(state.pool.get().await?)
-    };
+    let conn = state.connection(&ctx.method).await?;
     if state.config.single_statement {
         let mut params = authenticate_params(ctx, &method);
         params.extend(data_params.iter().map(|(v, t)| (*v, t.clone())));

@@ -114,10 +114,16 @@ impl AppState {
         }
     }
 
-    /// A connection for a read's statements alone: a place on a pipelined connection when one
-    /// can take it, else a pooled connection of its own.
-    pub async fn connection(&self) -> Result<db::Conn, error::Problem> {
-        if let Some(pipeline) = &self.pipeline {
+    /// A connection for a request's statements alone. A read (GET, HEAD) takes a place on a
+    /// pipelined connection when one can take it; a write never does (it may wait for a row
+    /// lock, and the statements queued behind it would wait as long): it, and a read no shared
+    /// connection takes, get a pooled connection of their own.
+    pub async fn connection(
+        &self,
+        method: &axum::http::Method,
+    ) -> Result<db::Conn, error::Problem> {
+        let read = *method == axum::http::Method::GET || *method == axum::http::Method::HEAD;
+        if let Some(pipeline) = self.pipeline.as_ref().filter(|_| read) {
             if let Some(ticket) = pipeline.take() {
                 return Ok(db::Conn::Shared(ticket));
             }
@@ -421,25 +427,18 @@ pub async fn serve_on(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let grace = Duration::from_secs(args.shutdown_grace_s);
     let mut state = AppState::new(pool, &args);
-    let pipelined = match args.pipelined_connections {
-        Some(n) if n > 0 && !statement_timeout.alone() => {
-            tracing::warn!(
-                "--pipelined-connections {n}: not used, each request's statement needs its own \
-                 transaction to set the statement timeout (--connection-settings)"
-            );
-            0
-        }
-        Some(n) => n,
-        // One backend per two cores kept busy with statements waiting for it serves more than
-        // a backend per request woken for each (docs/http.md, "Pipelined connections"). Not
-        // behind a pooler, even without a timeout: it may not keep one client's pipelined
-        // transactions apart.
-        None if statement_timeout.alone() && (statement_timeout.connection_ms != 0 || direct) => {
-            args.worker_threads
-                .map_or_else(config::half_the_cores, usize::from)
-        }
-        None => 0,
-    };
+    let threads = args
+        .worker_threads
+        .map_or_else(config::half_the_cores, usize::from);
+    let (pipelined, refused) = pipeline::count(
+        args.pipelined_connections,
+        statement_timeout,
+        direct,
+        threads,
+    );
+    if let Some(why) = refused {
+        tracing::warn!("{why}");
+    }
     if pipelined > 0 {
         let config = db::connection_config(&args, statement_timeout.connection_ms != 0)?;
         state.pipeline = Some(pipeline::Pipeline::open(config, pipelined, db::prepared()).await?);

@@ -33,6 +33,31 @@ pub const DEPTH: usize = 8;
 /// How long a lost shared connection waits before it is opened again.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
+/// How many shared connections `serve` opens: `given` (`--pipelined-connections`), else
+/// `threads` when each statement travels alone (`timeout.alone()`) and no pooler is in between
+/// (the timeout took on the connection, or `direct`: a pooler may not keep one client's
+/// pipelined transactions apart). None when a statement needs its own transaction to set its
+/// timeout; the second value says why a count given is not used.
+pub fn count(
+    given: Option<usize>,
+    timeout: crate::db::Timeout,
+    direct: bool,
+    threads: usize,
+) -> (usize, Option<String>) {
+    match given {
+        Some(n) if n > 0 && !timeout.alone() => (
+            0,
+            Some(format!(
+                "--pipelined-connections {n}: not used, each request's statement needs its own \
+                 transaction to set the statement timeout (--connection-settings)"
+            )),
+        ),
+        Some(n) => (n, None),
+        None if timeout.alone() && (timeout.connection_ms != 0 || direct) => (threads, None),
+        None => (0, None),
+    }
+}
+
 pub struct Pipeline {
     slots: Vec<Slot>,
     config: tokio_postgres::Config,
@@ -268,5 +293,31 @@ impl Ticket {
 
     pub async fn query_one(&self, sql: &str, params: &Params<'_>) -> Result<Row, Problem> {
         one(self.query(sql, params).await?, sql)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+    use crate::db::Timeout;
+
+    #[test]
+    fn how_many_shared_connections() {
+        let on_connection = Timeout::on_connection(15_000);
+        let per_transaction = Timeout::own(15_000);
+        let none = Timeout::own(0);
+        // not given: one per request thread when each statement travels alone, no pooler
+        assert_eq!(count(None, on_connection, true, 3), (3, None));
+        assert_eq!(count(None, on_connection, false, 3), (3, None)); // forced, and it took
+        assert_eq!(count(None, none, true, 2), (2, None));
+        assert_eq!(count(None, none, false, 2), (0, None)); // behind a pooler
+        assert_eq!(count(None, per_transaction, true, 2), (0, None));
+        // given
+        assert_eq!(count(Some(5), on_connection, true, 1), (5, None));
+        assert_eq!(count(Some(0), on_connection, true, 4), (0, None));
+        assert_eq!(count(Some(2), none, false, 4), (2, None)); // the operator's choice
+        let (n, why) = count(Some(2), per_transaction, true, 4);
+        assert_eq!(n, 0);
+        assert!(why.unwrap().contains("--pipelined-connections 2: not used"));
     }
 }
