@@ -76,7 +76,7 @@ q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 wrk_run() {
     local cred=$1 url=${2:-http://127.0.0.1:$PORT$PATH_LIST}
     shift $(($# < 2 ? $# : 2))
-    wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -H "Authorization: Bearer $cred" "$@" "$url" >"$WORK/wrk.out"
+    wrk -t"$(client_threads "$CONNS")" -c"$CONNS" -d"${SECS}s" --latency -H "Authorization: Bearer $cred" "$@" "$url" >"$WORK/wrk.out"
     grep -qE 'Non-2xx|Socket errors' "$WORK/wrk.out" && { cat "$WORK/wrk.out" >&2; die "wrk saw errors"; }
     awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
          /^Requests\/sec:/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }

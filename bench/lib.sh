@@ -63,13 +63,32 @@ median() {
         awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'
 }
 
+# client_threads CLIENTS: how many threads a load generator (pgbench -j, redis-benchmark
+# --threads) runs for CLIENTS connections. Default: one per client, each client then waits on its
+# own call as an application worker does. With fewer threads than clients on 2 cores, the
+# scheduler pairs threads and backends across the cores at random and a run lands in one of two
+# modes (measured: a function at 0.5x or 0.9x SELECT 1 in alternate runs), so that a median of
+# three rounds says more about the pairing than about the function. BENCH_CLIENT_THREADS=cores
+# gives the previous setting (up to one per core), a number fixes it.
+client_threads() {
+    local clients=$1 setting=${BENCH_CLIENT_THREADS:-clients} n
+    case $setting in
+    clients) n=$clients ;;
+    cores) n=$(nproc) ;;
+    *[!0-9]* | '' | 0) echo "bench: BENCH_CLIENT_THREADS must be clients, cores or a positive number (got '$setting')" >&2; return 1 ;;
+    *) n=$setting ;;
+    esac
+    echo $((clients < n ? clients : n))
+}
+
 # pgbench_tps DB CLIENTS SECONDS MODE SCRIPT [pgbench options...]: prints the tps of one run.
 # The cluster is shared: a run that fails (e.g. no free connection slot at that moment) is tried
 # again twice before this fails, with pgbench's output on stderr.
 pgbench_tps() {
     local db=$1 clients=$2 secs=$3 mode=$4 script=$5
     shift 5
-    local jobs=$((clients < $(nproc) ? clients : $(nproc)))
+    local jobs
+    jobs=$(client_threads "$clients")
     local log attempt
     log=$(mktemp)
     for attempt in 1 2 3; do

@@ -107,7 +107,8 @@ redis_rps() {
     shift 2
     local transport=(-s "$SOCK")
     [ $# -eq 0 ] || transport=("$@")
-    local threads=$((clients < $(nproc) ? clients : $(nproc)))
+    local threads
+    threads=$(client_threads "$clients")
     local slot="$clients $key ${transport[*]}"
     redis_run() { # redis_run N -> requests per second
         redis-benchmark "${transport[@]}" -c "$clients" --threads "$threads" -n "$1" -r "$SUBJECTS" --csv \

@@ -1561,7 +1561,8 @@ SELECT api_gateway._note_gate_change();
 ALTER FUNCTION api_gateway.verify_api_key(text, text) RESET ALL;
 
 -- authenticate returns rows of a named type (its shape from the type cache, not rebuilt from
--- pg_proc on every call): re-created, keeping the EXECUTE rights granted on it.
+-- pg_proc on every call) and says it returns one row (ROWS 1: statements that join it to a data
+-- call keep one generic plan): re-created, keeping the EXECUTE rights granted on it.
 CREATE TYPE api_gateway.gate_answer AS (
     status integer, uid integer, client_id text, scopes text[], error text, rate_limit integer,
     remaining integer, reset_s integer, detail text, window_s integer
@@ -1574,7 +1575,7 @@ SELECT set_config('api_gateway.authenticate_regrant', coalesce((
 DROP FUNCTION api_gateway.authenticate(text, inet, text);
 CREATE FUNCTION api_gateway.authenticate(authorization text, client_ip inet, method text)
 RETURNS SETOF api_gateway.gate_answer
-VOLATILE SECURITY DEFINER
+VOLATILE SECURITY DEFINER ROWS 1
 LANGUAGE c AS 'MODULE_PATHNAME', 'authenticate_wrapper';
 REVOKE ALL ON FUNCTION api_gateway.authenticate(text, inet, text) FROM PUBLIC;
 DO $regrant$
@@ -1588,7 +1589,8 @@ END
 $regrant$;
 
 -- rate_limit_hit returns rows of a named type (its shape from the type cache, not rebuilt from
--- pg_proc on every call): both overloads re-created, keeping the EXECUTE rights granted on them.
+-- pg_proc on every call), one row (ROWS 1): both overloads re-created, keeping the EXECUTE
+-- rights granted on them.
 CREATE TYPE api_gateway.rate_limit_answer AS (allowed boolean, remaining integer, reset_s integer);
 SELECT set_config('api_gateway.rate_limit_regrant', coalesce((
     SELECT jsonb_agg(jsonb_build_array(p.oid::regprocedure::text, a.grantee::regrole::text))::text
@@ -1600,12 +1602,12 @@ DROP FUNCTION api_gateway.rate_limit_hit(text, integer, integer);
 DROP FUNCTION api_gateway.rate_limit_hit(text, integer, integer, integer, text);
 CREATE FUNCTION api_gateway.rate_limit_hit(subject text, max_requests integer, window_s integer)
 RETURNS SETOF api_gateway.rate_limit_answer
-VOLATILE SECURITY DEFINER
+VOLATILE SECURITY DEFINER ROWS 1
 LANGUAGE c AS 'MODULE_PATHNAME', 'rate_limit_hit_wrapper';
 CREATE FUNCTION api_gateway.rate_limit_hit(subject text, max_requests integer, window_s integer,
                                            cost integer, algorithm text DEFAULT 'sliding')
 RETURNS SETOF api_gateway.rate_limit_answer
-VOLATILE SECURITY DEFINER
+VOLATILE SECURITY DEFINER ROWS 1
 LANGUAGE c AS 'MODULE_PATHNAME', 'rate_limit_hit_cost_wrapper';
 REVOKE ALL ON FUNCTION api_gateway.rate_limit_hit(text, integer, integer),
     api_gateway.rate_limit_hit(text, integer, integer, integer, text) FROM PUBLIC;

@@ -1,15 +1,16 @@
 -- `rate_limit_hit` (src/api/rate_limit.rs): rows of a named type, not RETURNS TABLE: a function
 -- returning a named row type gets its result's shape from the type cache, one declaring its
 -- columns has it rebuilt from pg_proc on every call (a quarter of a hit counted in shared memory).
+-- ROWS 1, as authenticate: it answers one row, and statements joining it keep one generic plan.
 CREATE TYPE api_gateway.rate_limit_answer AS (allowed boolean, remaining integer, reset_s integer);
 CREATE FUNCTION api_gateway.rate_limit_hit(subject text, max_requests integer, window_s integer)
 RETURNS SETOF api_gateway.rate_limit_answer
-VOLATILE SECURITY DEFINER
+VOLATILE SECURITY DEFINER ROWS 1
 LANGUAGE c AS 'MODULE_PATHNAME', 'rate_limit_hit_wrapper';
 CREATE FUNCTION api_gateway.rate_limit_hit(subject text, max_requests integer, window_s integer,
                                            cost integer, algorithm text DEFAULT 'sliding')
 RETURNS SETOF api_gateway.rate_limit_answer
-VOLATILE SECURITY DEFINER
+VOLATILE SECURITY DEFINER ROWS 1
 LANGUAGE c AS 'MODULE_PATHNAME', 'rate_limit_hit_cost_wrapper';
 
 -- The counters of every storage in one listing: rows of api_gateway.throttle and, with the
