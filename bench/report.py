@@ -624,6 +624,14 @@ each on its own scratch database `agw_bench*` dropped at its end, and writes thi
 bench/report.py from their JSON-lines results (target/bench/*.jsonl). `BENCH_QUICK=1 make bench`
 does the same with short runs, for working on the scripts.
 
+Load generators run one thread per client (`pgbench -j`, `redis-benchmark --threads`, `wrk -t`
+equal to the clients or connections; bench/lib.sh `client_threads`), as independent application
+workers would. With two threads for more clients on this 2-core machine, the scheduler paired
+threads and backends across the cores at random when a run started and the run stayed in one of
+two modes: the same function measured 0.5x and 0.9x `SELECT 1` in alternate runs, so a median of
+three rounds told more about the pairing than about the function (`BENCH_CLIENT_THREADS=cores`
+gives the old setting).
+
 - `bench/gate.sh`: pgbench `-M prepared`, 4 clients unless stated, three rounds of 5 s runs; in
   each round `SELECT 1` runs first and last and the round's baseline is their mean; each
   `authenticate` run has its own, the mean of the `SELECT 1` runs just before and after it. The jwt_verify loop is 10,000 calls in one
@@ -635,8 +643,8 @@ does the same with short runs, for working on the scripts.
   its counter is what the target is about.
 - `bench/rate_limit.sh`: three rounds; in each, for 1, 16 and 64 clients in turn: `SELECT 1`,
   `rate_limit_hit` over 10,000 random subjects and on one hot subject (pgbench, prepared, 4 s),
-  then the same two on Redis (`redis-benchmark`, as many connections as pgbench clients,
-  `--threads` up to the cores, as many calls as it answers in 4 s). Redis is started by the script on a free port of 127.0.0.1
+  then the same two on Redis (`redis-benchmark`, as many connections and threads as pgbench
+  clients and threads, as many calls as it answers in 4 s). Redis is started by the script on a free port of 127.0.0.1
   and a Unix socket in a temporary directory, persistence off, and shut down at the end; a
   64-client run is skipped, and says so here, when the shared cluster has no room for 64 more
   connections.
@@ -658,7 +666,7 @@ does the same with short runs, for working on the scripts.
   the order: product.product (80 at most) with and without `lst_price`, and Odoo's JSON-2 `read`
   of the same records and fields (`lst_price` checked equal first).
 - `bench/http.sh`: `api-gateway serve` (release build, pool of 8, log level `errors`) under `wrk`
-  (2 threads, 8 connections, after a warm-up that fills the pool and the key cache) vs pgbench with
+  (8 threads, 8 connections, after a warm-up that fills the pool and the key cache) vs pgbench with
   8 clients running `bench/pgbench/http_search_read.sql`: the very statements the front sends
   (gate, then data call, each alone as its own transaction: the front's connections have the
   statement timeout from their start-up packet, `--connection-settings`) with the same round

@@ -89,7 +89,7 @@ EOF
 # tps of one pgbench run.
 tps() {
     local log=$WORK/pgbench.log
-    "$PGBENCH" -n -T "$SECS" -c "$CLIENTS" -j "$(( CLIENTS < $(nproc) ? CLIENTS : $(nproc) ))" \
+    "$PGBENCH" -n -T "$SECS" -c "$CLIENTS" -j "$(client_threads "$CLIENTS")" \
         -f "$WORK/insert.sql" "$DB" >"$log" 2>&1 || { cat "$log" >&2; die "pgbench failed"; }
     grep -q aborted "$log" && { cat "$log" >&2; die "pgbench clients aborted"; }
     sed -nE 's/^tps = ([0-9.]+) .*/\1/p' "$log" | head -1
