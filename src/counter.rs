@@ -201,12 +201,13 @@ impl Partition {
         unsafe { &mut *self.slots.add(i % self.len) }
     }
 
-    /// The subject's slot, or None; and the first reusable slot on its probe path.
+    /// The subject's slot, or None; and, when `want_free`, the first reusable slot on its probe
+    /// path.
     fn find(
         &mut self,
         key: &[u64; 2],
         now: i64,
-        scratch: &mut Counter,
+        want_free: bool,
     ) -> (Option<usize>, Option<usize>) {
         let home = (key[1] % self.len as u64) as usize;
         let mut free = None;
@@ -220,11 +221,8 @@ impl Partition {
                 // Nothing was ever stored past an unused slot of this path.
                 return (None, free.or(Some(i)));
             }
-            if free.is_none() {
-                load(s, scratch);
-                if scratch.idle(now) {
-                    free = Some(i);
-                }
+            if want_free && free.is_none() && load(s).idle(now) {
+                free = Some(i);
             }
         }
         (None, free)
@@ -237,12 +235,15 @@ impl Drop for Partition {
     }
 }
 
-fn load(s: &Slot, into: &mut Counter) {
-    into.algorithm = Algorithm::from_code(s.algorithm).unwrap_or_default();
-    into.window_s = s.window_s;
-    into.state.head = s.head;
-    into.state.counts.clear();
-    into.state.counts.extend_from_slice(&s.counts);
+fn load(s: &Slot) -> Counter {
+    Counter {
+        algorithm: Algorithm::from_code(s.algorithm).unwrap_or_default(),
+        window_s: s.window_s,
+        state: Sliding {
+            head: s.head,
+            counts: s.counts,
+        },
+    }
 }
 
 fn store(c: &Counter, limit: i32, s: &mut Slot) {
@@ -250,9 +251,7 @@ fn store(c: &Counter, limit: i32, s: &mut Slot) {
     s.window_s = c.window_s;
     s.limit = limit;
     s.head = c.state.head;
-    for (d, v) in s.counts.iter_mut().zip(c.state.counts.iter()) {
-        *d = *v;
-    }
+    s.counts = c.state.counts;
 }
 
 /// How a shared-memory attempt ended.
@@ -281,17 +280,16 @@ fn shared_hit(key: &[u64; 2], subject: &str, insert: bool, ask: Ask) -> Option<S
         limit,
         cost,
     } = ask;
-    let mut scratch = Counter::empty(algorithm, window_s);
-    scratch.state.counts.reserve(SUB_BUCKETS + 1);
     let mut part = Partition::lock(key);
-    let (found, free) = part.find(key, now, &mut scratch);
+    let (found, free) = part.find(key, now, insert);
+    let mut counter;
     let i = match (found, free) {
         (Some(i), _) => {
-            load(part.slot(i), &mut scratch);
+            counter = load(part.slot(i));
             i
         }
         (None, Some(i)) if insert => {
-            scratch = Counter::empty(algorithm, window_s);
+            counter = Counter::empty(algorithm, window_s);
             let s = part.slot(i);
             s.key = *key;
             s.database = database_id();
@@ -308,8 +306,8 @@ fn shared_hit(key: &[u64; 2], subject: &str, insert: bool, ask: Ask) -> Option<S
         (None, None) if insert => return Some(SharedOutcome::Full),
         (None, _) => return None,
     };
-    let outcome = scratch.hit(now, algorithm, window_s, limit, cost);
-    store(&scratch, limit, part.slot(i));
+    let outcome = counter.hit(now, algorithm, window_s, limit, cost);
+    store(&counter, limit, part.slot(i));
     Some(SharedOutcome::Counted(outcome))
 }
 
@@ -382,11 +380,11 @@ fn counter_of(row: RowState) -> Counter {
             window_s,
             state: Sliding::from_parts(
                 head.unwrap_or(0),
-                counts
+                &counts
                     .unwrap_or_default()
                     .into_iter()
                     .map(|c| c.unwrap_or(0))
-                    .collect(),
+                    .collect::<Vec<_>>(),
             ),
         },
         // 'fixed', and rows written before 0.4.0.
@@ -465,7 +463,7 @@ fn write_row(
             hits.into(),
             limit.into(),
             counter.state.head.into(),
-            counter.state.counts.clone().into(),
+            counter.state.counts.to_vec().into(),
         ],
     ))
     .len() as u64
@@ -491,7 +489,7 @@ fn table_hit(
         for _ in 0..2 {
             match read_row(c, subject, true) {
                 Some(mut counter) => {
-                    let before = counter.clone();
+                    let before = counter;
                     let outcome = counter.hit(now, algorithm, window_s, limit, cost);
                     // A refusal that moved nothing writes no row version.
                     if outcome.allowed || counter != before {
@@ -591,12 +589,10 @@ pub fn forget_shared(subject: &str) -> Option<i32> {
     }
     let key = key_of(subject);
     let now = now_ms();
-    let mut scratch = Counter::empty(Algorithm::Sliding, 60);
     let mut part = Partition::lock(&key);
-    let (found, _) = part.find(&key, now, &mut scratch);
+    let (found, _) = part.find(&key, now, false);
     let i = found?;
-    load(part.slot(i), &mut scratch);
-    let used = scratch.used(now).min(i64::from(i32::MAX)) as i32;
+    let used = load(part.slot(i)).used(now).min(i64::from(i32::MAX)) as i32;
     // Keep the key (probe paths stay intact); an empty counter is idle, so the slot is free.
     let s = part.slot(i);
     s.counts = [0; SUB_BUCKETS + 1];
@@ -611,7 +607,6 @@ pub fn shared_listing() -> Vec<(String, i32, i32, i32, i64)> {
     }
     let now = now_ms();
     let database = database_id();
-    let mut scratch = Counter::empty(Algorithm::Sliding, 60);
     for p in 0..PARTITIONS {
         let key = [p as u64, 0];
         let mut part = Partition::lock(&key);
@@ -620,8 +615,8 @@ pub fn shared_listing() -> Vec<(String, i32, i32, i32, i64)> {
             if s.key == [0, 0] || s.database != database {
                 continue;
             }
-            load(&s, &mut scratch);
-            let used = scratch.used(now);
+            let counter = load(&s);
+            let used = counter.used(now);
             if used > 0 {
                 let subject =
                     String::from_utf8_lossy(&s.subject[..s.subject_len as usize]).into_owned();
@@ -630,7 +625,7 @@ pub fn shared_listing() -> Vec<(String, i32, i32, i32, i64)> {
                     used.min(i64::from(i32::MAX)) as i32,
                     s.limit,
                     s.window_s,
-                    scratch.clears_at_ms(),
+                    counter.clears_at_ms(),
                 ));
             }
         }

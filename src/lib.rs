@@ -6,6 +6,7 @@ mod data;
 mod error;
 mod gate_generation;
 mod odoo;
+mod one_row;
 mod spi;
 
 ::pgrx::pg_module_magic!(name, version);

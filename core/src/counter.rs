@@ -61,7 +61,7 @@ impl Algorithm {
 }
 
 /// One subject's counter.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Counter {
     pub algorithm: Algorithm,
     pub window_s: i32,
@@ -265,7 +265,7 @@ mod tests {
                 now += dt;
                 if c.idle(now) {
                     let mut fresh = Counter::empty(algorithm, window_s);
-                    let mut kept = c.clone();
+                    let mut kept = c;
                     prop_assert_eq!(kept.hit(now, algorithm, window_s, limit, cost),
                                     fresh.hit(now, algorithm, window_s, limit, cost));
                 }

@@ -21,10 +21,11 @@ pub const SUB_BUCKETS: usize = 60;
 
 /// One subject's counters: `counts[i]` holds what was admitted in sub-bucket `head - K + i`,
 /// oldest first, so `counts[K]` is the newest.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sliding {
     pub head: i64,
-    pub counts: Vec<i32>,
+    /// A fixed array: a hit copies and counts without allocating.
+    pub counts: [i32; SUB_BUCKETS + 1],
 }
 
 /// The outcome of one hit.
@@ -51,16 +52,16 @@ impl Sliding {
     pub fn empty() -> Self {
         Sliding {
             head: i64::MIN,
-            counts: vec![0; SUB_BUCKETS + 1],
+            counts: [0; SUB_BUCKETS + 1],
         }
     }
 
     /// State as stored (for example a row's `head` and `counts` columns). Counts of another
     /// length or negative are repaired rather than trusted: a damaged row never admits more.
-    pub fn from_parts(head: i64, mut counts: Vec<i32>) -> Self {
-        counts.resize(SUB_BUCKETS + 1, 0);
-        for c in &mut counts {
-            *c = (*c).max(0);
+    pub fn from_parts(head: i64, stored: &[i32]) -> Self {
+        let mut counts = [0; SUB_BUCKETS + 1];
+        for (c, &v) in counts.iter_mut().zip(stored) {
+            *c = v.max(0);
         }
         Sliding { head, counts }
     }
@@ -86,7 +87,7 @@ impl Sliding {
     /// What still counts at `now_ms` (the sum of the sub-buckets a hit then would look at); 0
     /// means the state can be forgotten without changing any later decision.
     pub fn used_at(&self, now_ms: i64, window_s: i32) -> i64 {
-        let mut moved = self.clone();
+        let mut moved = *self;
         moved.advance(now_ms.div_euclid(bucket_ms(window_s)));
         moved.counts.iter().map(|&c| i64::from(c.max(0))).sum()
     }
@@ -234,7 +235,7 @@ mod tests {
 
     #[test]
     fn damaged_state_is_repaired() {
-        let s = Sliding::from_parts(5, vec![-3, 2]);
+        let s = Sliding::from_parts(5, &[-3, 2]);
         assert_eq!(s.counts.len(), SUB_BUCKETS + 1);
         assert_eq!(s.counts[0], 0);
         assert_eq!(s.counts[1], 2);
@@ -289,7 +290,7 @@ mod tests {
                 now += dt;
                 let o = s.hit(now, window_s, limit, 1);
                 if !o.allowed {
-                    let mut later = s.clone();
+                    let mut later = s;
                     prop_assert!(later.hit(now + i64::from(o.reset_s) * 1000, window_s, limit, 1).allowed);
                 }
             }

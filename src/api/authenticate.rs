@@ -21,6 +21,7 @@ use crate::api::jwt::now_unix;
 use crate::api::oauth::secret_for_kid;
 use crate::error::spi;
 use crate::gate_generation::{self, Stamp};
+use crate::one_row::{arg, one_row_function, return_row};
 use api_gateway_core::gate::{
     self, CallerFacts, Credential, Facts, Pass, ProfileFacts, Refusal, Scope, StoredLimit,
     TokenFacts, TokenRow,
@@ -761,35 +762,25 @@ fn api_key_path(key: &str, ip: Option<&str>, needed: Scope) -> Row {
 
 /// `api_gateway.authenticate(authorization text, client_ip inet, method text) RETURNS SETOF
 /// api_gateway.gate_answer` (status integer, uid integer, client_id text, scopes text[], error
-/// text, rate_limit integer, remaining integer, reset_s integer, detail text, window_s integer).
-/// Status 200 means pass; `window_s` is the length of the rate-limit window when a limit
-/// applies. Declared in src/sql/gate.sql (a named row type), hence `sql = false`.
+/// text, rate_limit integer, remaining integer, reset_s integer, detail text, window_s integer),
+/// one row. Status 200 means pass; `window_s` is the length of the rate-limit window when a
+/// limit applies. Declared in src/sql/gate.sql (a named row type); answered in one call
+/// (`crate::one_row`).
 ///
 /// SECURITY DEFINER without a SET clause: a request answered from kept facts runs no SQL, and
 /// every statement of the other requests runs under `crate::spi::pinned_generic` (the same
 /// search path, set only then).
-// pgrx spells a returned table's columns as one tuple type.
-#[allow(clippy::type_complexity)]
-#[pg_extern(volatile, security_definer, sql = false)]
-fn authenticate(
-    authorization: Option<&str>,
-    client_ip: Option<pgrx::Inet>,
-    method: Option<&str>,
-) -> TableIterator<
-    'static,
-    (
-        name!(status, i32),
-        name!(uid, Option<i32>),
-        name!(client_id, Option<String>),
-        name!(scopes, Option<Vec<String>>),
-        name!(error, Option<String>),
-        name!(rate_limit, Option<i32>),
-        name!(remaining, Option<i32>),
-        name!(reset_s, Option<i32>),
-        name!(detail, Option<String>),
-        name!(window_s, Option<i32>),
-    ),
-> {
+///
+/// # Safety
+/// Called by PostgreSQL with the function's arguments.
+unsafe fn authenticate(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let (authorization, client_ip, method) = unsafe {
+        (
+            arg::<&str>(fcinfo, 0),
+            arg::<pgrx::Inet>(fcinfo, 1),
+            arg::<&str>(fcinfo, 2),
+        )
+    };
     let ip = client_ip.as_ref().map(|i| i.0.as_str());
     let row = match gate::read_request(method.unwrap_or(""), authorization) {
         Err(r) => refused(r, None, None),
@@ -803,5 +794,27 @@ fn authenticate(
                 })
             }),
     };
-    TableIterator::once(row)
+    let (status, uid, client_id, scopes, error, limit, remaining, reset_s, detail, window_s) = row;
+    unsafe {
+        return_row(
+            fcinfo,
+            [
+                status.into_datum(),
+                uid.into_datum(),
+                client_id.into_datum(),
+                scopes.into_datum(),
+                error.into_datum(),
+                limit.into_datum(),
+                remaining.into_datum(),
+                reset_s.into_datum(),
+                detail.into_datum(),
+                window_s.into_datum(),
+            ],
+        )
+    }
 }
+one_row_function!(
+    authenticate_wrapper,
+    pg_finfo_authenticate_wrapper,
+    authenticate
+);

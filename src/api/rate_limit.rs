@@ -2,6 +2,7 @@
 //! (`crate::counter`: shared memory when preloaded, else a locked row of api_gateway.throttle;
 //! the arithmetic is `core::counter`'s), so concurrent callers of one subject are exact.
 use crate::error::raise;
+use crate::one_row::{arg, one_row_function, return_row};
 use api_gateway_core::counter::{self, Algorithm};
 use api_gateway_core::ratelimit;
 use pgrx::prelude::*;
@@ -59,56 +60,69 @@ fn hit(
     (o.allowed, Some(o.remaining), Some(o.reset_s))
 }
 
+/// The answer row: (allowed boolean, remaining integer, reset_s integer).
+fn answer_row(
+    (allowed, remaining, reset_s): (bool, Option<i32>, Option<i32>),
+) -> [Option<pg_sys::Datum>; 3] {
+    [
+        allowed.into_datum(),
+        remaining.into_datum(),
+        reset_s.into_datum(),
+    ]
+}
+
 /// `api_gateway.rate_limit_hit(subject text, max_requests integer, window_s integer)
 ///   RETURNS SETOF api_gateway.rate_limit_answer` (allowed boolean, remaining integer, reset_s
 /// integer): cost 1, sliding window. Declared in src/sql/throttles.sql (a named row type: its
-/// shape comes from the type cache instead of being rebuilt from pg_proc on every call), hence
-/// `sql = false`. SECURITY DEFINER without a SET search_path clause: it runs SQL only through
+/// shape comes from the type cache instead of being rebuilt from pg_proc on every call).
+/// SECURITY DEFINER without a SET search_path clause: it runs SQL only through
 /// `crate::counter`, which pins the search path around every statement (a hit counted in shared
 /// memory runs none and skips that cost).
-#[pg_extern(volatile, security_definer, sql = false)]
-fn rate_limit_hit(
-    subject: Option<&str>,
-    max_requests: Option<i32>,
-    window_s: Option<i32>,
-) -> TableIterator<
-    'static,
-    (
-        name!(allowed, bool),
-        name!(remaining, Option<i32>),
-        name!(reset_s, Option<i32>),
-    ),
-> {
-    TableIterator::once(hit(
-        subject,
-        max_requests,
-        window_s,
-        Some(1),
-        Some("sliding"),
-    ))
+///
+/// # Safety
+/// Called by PostgreSQL with the function's arguments.
+unsafe fn rate_limit_hit(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let row = hit(
+            arg::<&str>(fcinfo, 0),
+            arg::<i32>(fcinfo, 1),
+            arg::<i32>(fcinfo, 2),
+            Some(1),
+            Some("sliding"),
+        );
+        return_row(fcinfo, answer_row(row))
+    }
 }
+one_row_function!(
+    rate_limit_hit_wrapper,
+    pg_finfo_rate_limit_hit_wrapper,
+    rate_limit_hit
+);
 
 /// `api_gateway.rate_limit_hit(subject text, max_requests integer, window_s integer,
 ///   cost integer, algorithm text DEFAULT 'sliding')`: charges `cost` (at least 1). A separate
 /// overload, so the released 3-argument function keeps its symbol. Declared in
 /// src/sql/throttles.sql, as the other.
-#[pg_extern(volatile, security_definer, name = "rate_limit_hit", sql = false)]
-fn rate_limit_hit_cost(
-    subject: Option<&str>,
-    max_requests: Option<i32>,
-    window_s: Option<i32>,
-    cost: Option<i32>,
-    algorithm: default!(Option<&str>, "'sliding'"),
-) -> TableIterator<
-    'static,
-    (
-        name!(allowed, bool),
-        name!(remaining, Option<i32>),
-        name!(reset_s, Option<i32>),
-    ),
-> {
-    TableIterator::once(hit(subject, max_requests, window_s, cost, algorithm))
+///
+/// # Safety
+/// Called by PostgreSQL with the function's arguments.
+unsafe fn rate_limit_hit_cost(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let row = hit(
+            arg::<&str>(fcinfo, 0),
+            arg::<i32>(fcinfo, 1),
+            arg::<i32>(fcinfo, 2),
+            arg::<i32>(fcinfo, 3),
+            arg::<&str>(fcinfo, 4),
+        );
+        return_row(fcinfo, answer_row(row))
+    }
 }
+one_row_function!(
+    rate_limit_hit_cost_wrapper,
+    pg_finfo_rate_limit_hit_cost_wrapper,
+    rate_limit_hit_cost
+);
 
 /// `api_gateway._shared_counters()`: the counters in shared memory that still count something
 /// (none without shared_preload_libraries); read through the active_throttles view.
