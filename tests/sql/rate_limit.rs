@@ -376,6 +376,98 @@ fn authenticate_and_rate_limit_hit_share_one_counter() {
     .unwrap();
 }
 
+/// `rate_limit_hit` and `authenticate` answer their one row in one call (src/one_row.rs, the
+/// materialize protocol): every place SQL may call a set-returning function gets it, once per
+/// call, and a place that takes no set is refused as PostgreSQL refuses one.
+#[test]
+fn one_row_answers_reach_every_place_a_set_is_taken() {
+    let mut db = session(Storage::Shared);
+    let s = subject("places", Storage::Shared);
+    reset_counter(&mut db, &s);
+    // FROM, then the select list (a row value), then a field of it: three calls, one hit each.
+    let from: i32 = db
+        .query_one(
+            "SELECT remaining FROM api_gateway.rate_limit_hit($1, 10, 60)",
+            &[&s],
+        )
+        .unwrap()
+        .get(0);
+    let listed: String = db
+        .query_one("SELECT api_gateway.rate_limit_hit($1, 10, 60)::text", &[&s])
+        .unwrap()
+        .get(0);
+    let field: i32 = db
+        .query_one(
+            "SELECT (api_gateway.rate_limit_hit($1, 10, 60, 2)).remaining",
+            &[&s],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(from, 9);
+    assert!(listed.starts_with("(t,8,"), "{listed}");
+    assert_eq!(field, 6);
+    // LATERAL (the call names the outer row, so it runs for each), once per outer row; and two
+    // calls in one select list (a ProjectSet), each once.
+    let lateral: Vec<i32> = db
+        .query(
+            "SELECT r.remaining FROM generate_series(1, 3) g, \
+             LATERAL api_gateway.rate_limit_hit($1 || left(g::text, 0), 10, 60) r ORDER BY g",
+            &[&s],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(lateral, vec![5, 4, 3]);
+    let pair = db
+        .query(
+            "SELECT (api_gateway.rate_limit_hit($1, 10, 60)).remaining, \
+                    api_gateway.rate_limit_hit($1, 10, 60)",
+            &[&s],
+        )
+        .unwrap();
+    assert_eq!(pair.len(), 1, "one row per call");
+    assert_eq!(pair[0].get::<_, i32>(0), 2);
+    let err = db
+        .query_one(
+            "SELECT 1 WHERE (api_gateway.rate_limit_hit($1, 10, 60)).allowed",
+            &[&s],
+        )
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "0A000", "{err:?}");
+    // authenticate, the same way (in an Odoo database): a refusal row from FROM, the select
+    // list and LATERAL.
+    let mut odoo = connect();
+    let status: i32 = odoo
+        .query_one(
+            "SELECT status FROM api_gateway.authenticate('Bearer nope', '127.0.0.1', 'GET')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(status, 401);
+    let listed: String = odoo
+        .query_one(
+            "SELECT api_gateway.authenticate(NULL, NULL, 'GET')::text",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(listed.starts_with("(401,"), "{listed}");
+    let statuses: Vec<i32> = odoo
+        .query(
+            "SELECT a.status FROM (VALUES ('GET'), ('BREW')) m(method), \
+             LATERAL api_gateway.authenticate('Bearer nope', NULL, m.method) a",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(statuses, vec![401, 405]);
+    reset_counter(&mut db, &s);
+}
+
 /// The algorithm is a setting of profiles and of the global limit, validated like the others.
 #[test]
 fn profiles_and_settings_choose_their_algorithm() {
