@@ -321,6 +321,16 @@ fn new_client(db: &mut Client, scopes: &str, ips: Option<&str>) -> (String, Stri
     (r.get(0), r.get(1))
 }
 
+/// A new client with the `read` scope and an access token issued to it: (client id, token).
+fn read_token(db: &mut Client) -> (String, String) {
+    let (id, secret) = new_client(db, "{read}", None);
+    let token = issue(db, &id, &secret, None, None).1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (id, token)
+}
+
 fn issue(
     db: &mut Client,
     id: &str,
@@ -427,11 +437,7 @@ fn authenticate(
 fn a_gate_joined_to_a_data_call_keeps_one_generic_plan() {
     use postgres::types::Type;
     let mut db = connect();
-    let (id, secret) = new_client(&mut db, "{read}", None);
-    let token = issue(&mut db, &id, &secret, None, None).1["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, token) = read_token(&mut db);
     let gated = "WITH g AS MATERIALIZED (SELECT * FROM api_gateway.authenticate('Bearer ' || $1, $2::inet, $3::text)) \
          SELECT g.status, g.uid, g.client_id, g.scopes, g.error, g.rate_limit, g.remaining, g.reset_s, g.detail, g.window_s, \
          CASE WHEN g.status = 200 THEN api_gateway.search_read(g.uid, $4, $5, string_to_array($6, ','), $7, $8, $9) END, \
@@ -514,11 +520,7 @@ fn a_gate_joined_to_a_data_call_keeps_one_generic_plan() {
 #[test]
 fn authenticate_passes_jwts_and_refuses_revoked_ones_on_the_next_call() {
     let mut db = connect();
-    let (id, secret) = new_client(&mut db, "{read}", None);
-    let token = issue(&mut db, &id, &secret, None, None).1["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (id, token) = read_token(&mut db);
     let bearer = format!("Bearer {token}");
     let row = authenticate(&mut db, Some(&bearer), "127.0.0.1", "GET");
     assert_eq!(
@@ -955,11 +957,7 @@ fn authenticate_takes_no_transaction_id() {
         )
         .unwrap()
         .get(0);
-    let (id, secret) = new_client(&mut db, "{read}", None);
-    let token = issue(&mut db, &id, &secret, None, None).1["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, token) = read_token(&mut db);
     let jwt = format!("Bearer {token}");
     let key = key_cases()
         .into_iter()
