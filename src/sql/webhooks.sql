@@ -805,6 +805,13 @@ $$;
 --
 -- `previous_secret`: the secret before the last rotation while its overlap lasts (deliveries
 -- are signed with both), else NULL.
+--
+-- Planned for an outbox that fills faster than its statistics follow (a burst after quiet
+-- hours, a worker back from an outage): the older-job check is one probe of
+-- webhook_job_record_idx per candidate, and orphans are updated by primary key. Planned from
+-- statistics that said "empty", the older-job check (NOT EXISTS) became a join of the backlog
+-- with itself, and one claim of 32 jobs over 20,000 queued took 51 s; the orphan update read
+-- the whole outbox on every claim.
 CREATE FUNCTION api_gateway.webhook_claim(
     worker text, slots integer, slot_ids integer[] DEFAULT '{}', slot_counts integer[] DEFAULT '{}')
 RETURNS TABLE (job_id bigint, event_id uuid, webhook_id integer, attempt integer, url text,
@@ -823,7 +830,7 @@ AS $$
        SET next_attempt_at = now(), leased_by = NULL, leased_pid = NULL, leased_backend_start = NULL,
            updated_at = now()
       FROM orphan o
-     WHERE j.id = o.id;
+     WHERE j.id = o.id AND j.id = ANY (ARRAY(SELECT o2.id FROM orphan o2));
     WITH margin AS (SELECT s.lease_margin FROM api_gateway.webhook_settings s),
     w AS (
         SELECT h.id, h.model, h.payload_fields, h.url, h.headers, h.secret, h.timeout,
@@ -837,9 +844,13 @@ AS $$
           FROM w CROSS JOIN LATERAL (
                SELECT q.id FROM api_gateway.webhook_job q
                 WHERE q.webhook_id = w.id AND q.state IN ('pending', 'failed') AND q.next_attempt_at <= now()
-                  AND NOT EXISTS (SELECT 1 FROM api_gateway.webhook_job o
+                  -- the oldest unfinished job of its record (a subquery, not NOT EXISTS: one
+                  -- probe per candidate, never a join)
+                  AND (q.record_id IS NULL
+                       OR q.id = (SELECT o.id FROM api_gateway.webhook_job o
                                    WHERE o.webhook_id = q.webhook_id AND o.record_id = q.record_id
-                                     AND o.state IN ('pending', 'failed') AND o.id < q.id)
+                                     AND o.state IN ('pending', 'failed')
+                                   ORDER BY o.id LIMIT 1))
                 ORDER BY q.next_attempt_at
                 LIMIT w.n
                   FOR UPDATE SKIP LOCKED) j
