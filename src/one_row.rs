@@ -2,7 +2,8 @@
 //! (`authenticate`, `rate_limit_hit`), answered in one call: the row is put in a tuple store
 //! (the SRF "materialize" protocol) instead of pgrx's value-per-call iterator, which makes a
 //! memory context, copies the row type's descriptor and calls the function a second time to say
-//! that there is no other row. That was a sixth of a `rate_limit_hit` counted in shared memory.
+//! that there is no other row. One call made `authenticate` 1.08x and `rate_limit_hit` 1.08-1.13x
+//! faster (pgbench, 4 and 64 clients).
 //! PostgreSQL takes a materialized result wherever a set-returning function may be called (FROM,
 //! the select list, LATERAL).
 use pgrx::pg_sys;

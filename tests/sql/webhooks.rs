@@ -52,6 +52,28 @@ fn triggers(tx: &mut Transaction, table: &str) -> Vec<String> {
     .collect()
 }
 
+/// `n` res_partner rows in ONE statement (one capture call), cloned from the first partner so
+/// every NOT NULL column of the fixture has a value, named `{prefix} 1..n`; returns how many.
+fn insert_partners(tx: &mut Transaction, prefix: &str, n: i64) -> u64 {
+    let cols: String = tx
+        .query_one(
+            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute \
+              WHERE attrelid = 'public.res_partner'::regclass AND attnum > 0 AND NOT attisdropped \
+                AND attname NOT IN ('id', 'name', 'type', 'parent_id', 'commercial_partner_id')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    tx.execute(
+        &format!(
+            "INSERT INTO res_partner (name, type, {cols}) \
+             SELECT $1 || ' ' || g, 'contact', {cols} FROM (SELECT * FROM res_partner ORDER BY id LIMIT 1) p, generate_series(1, $2::int8) g"
+        ),
+        &[&prefix, &n],
+    )
+    .unwrap()
+}
+
 /// A new res_partner row cloned from an existing one (so every NOT NULL column of the fixture
 /// has a value), with the given name and extra assignments; returns its id.
 fn new_partner(tx: &mut Transaction, name: &str, is_company: bool) -> i32 {
@@ -991,25 +1013,8 @@ fn a_bulk_statement_of_10000_rows_is_one_trigger_call_and_10000_events_merged_se
     let mut tx = db.transaction().unwrap();
     prepare(&mut tx);
     let id = add_webhook(&mut tx, "wh sql bulk", "res.partner", "", "");
-    let cols: String = tx
-        .query_one(
-            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute \
-              WHERE attrelid = 'public.res_partner'::regclass AND attnum > 0 AND NOT attisdropped \
-                AND attname NOT IN ('id', 'name', 'type', 'parent_id', 'commercial_partner_id')",
-            &[],
-        )
-        .unwrap()
-        .get(0);
     let t = Instant::now();
-    let n = tx
-        .execute(
-            &format!(
-                "INSERT INTO res_partner (name, type, {cols}) \
-                 SELECT 'bulk ' || g, 'contact', {cols} FROM (SELECT * FROM res_partner ORDER BY id LIMIT 1) p, generate_series(1, 10000) g"
-            ),
-            &[],
-        )
-        .unwrap();
+    let n = insert_partners(&mut tx, "bulk", 10_000);
     let insert = t.elapsed();
     assert_eq!(n, 10_000);
     let count = |tx: &mut Transaction, action: &str| -> i64 {
@@ -1633,24 +1638,8 @@ fn a_claim_reads_what_it_takes_even_right_after_a_burst() {
     let id = add_webhook(&mut tx, "wh sql burst", "res.partner", "", "");
     // Statistics taken before the burst: none of this webhook's jobs exist yet.
     tx.batch_execute("ANALYZE api_gateway.webhook_job").unwrap();
-    let cols: String = tx
-        .query_one(
-            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute \
-              WHERE attrelid = 'public.res_partner'::regclass AND attnum > 0 AND NOT attisdropped \
-                AND attname NOT IN ('id', 'name', 'type', 'parent_id', 'commercial_partner_id')",
-            &[],
-        )
-        .unwrap()
-        .get(0);
     let burst = 3_000;
-    tx.execute(
-        &format!(
-            "INSERT INTO res_partner (name, type, {cols}) \
-             SELECT 'burst ' || g, 'contact', {cols} FROM (SELECT * FROM res_partner ORDER BY id LIMIT 1) p, generate_series(1, {burst}) g"
-        ),
-        &[],
-    )
-    .unwrap();
+    insert_partners(&mut tx, "burst", burst);
     let blocks = |tx: &mut Transaction| -> i64 {
         tx.query_one(
             "SELECT pg_stat_get_xact_blocks_fetched('api_gateway.webhook_job'::regclass)",
