@@ -51,6 +51,9 @@ if [ -z "${API_GATEWAY_BIN:-}" ]; then
     (cd "$BENCH_ROOT" && cargo build -q --release -p api_gateway_front --bin api-gateway >&2)
 fi
 [ -x "$BIN" ] || die "no binary at $BIN"
+# The floor of any HTTP front on the real database (front/examples/http_floor.rs).
+FLOOR_BIN=${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release/examples/http_floor
+(cd "$BENCH_ROOT" && cargo build -q --release -p api_gateway_front --example http_floor >&2)
 
 results_open http
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/agw-bench-http.XXXXXX")
@@ -190,7 +193,8 @@ SQL
         [ "$mode" = single ] && extra=(--single-statement true)
         [ "$mode" = unpiped ] && extra=(--single-statement true --pipelined-connections 0)
         say "api-gateway serve on 127.0.0.1:${RPORT[$mode]} on $RDB (${mode} statement mode), pool of $CONNS"
-        RUST_LOG=warn "$BIN" serve --database-url "postgresql:///$RDB?host=$PGHOST${PGPORT:+&port=$PGPORT}" --listen "127.0.0.1:${RPORT[$mode]}" \
+        # (ODOO_URL is this script's, for the JSON-2 comparison: not the front's --odoo-url)
+        env -u ODOO_URL -u ODOO_DATABASE RUST_LOG=warn "$BIN" serve --database-url "postgresql:///$RDB?host=$PGHOST${PGPORT:+&port=$PGPORT}" --listen "127.0.0.1:${RPORT[$mode]}" \
             --pool-size "$CONNS" --log-level errors --maintenance-interval-s 0 --webhooks false \
             --connection-settings true "${extra[@]}" \
             >"$WORK/server-$mode.log" 2>&1 &
@@ -213,6 +217,18 @@ sys.exit(0 if got == want and len(got) == 10 else 1)' "$WORK/got.json" "$want" |
                 die "GET $PATH_REAL ($mode) does not answer search_read's 10 records"
         done
     done
+    # The floor: a bare relay (hyper and tokio-postgres, the same statement on one pipelined
+    # connection, its data column as the body; front/examples/http_floor.rs).
+    FLOOR_PORT=$(free_port)
+    DATABASE_URL="postgresql:///$RDB?host=$PGHOST${PGPORT:+&port=$PGPORT}" LISTEN="127.0.0.1:$FLOOR_PORT" \
+        "$FLOOR_BIN" >"$WORK/floor.log" 2>&1 &
+    SERVERS+=($!)
+    for _ in $(seq 1 100); do grep -q listening "$WORK/floor.log" && break; sleep 0.1; done
+    curl -fs -H "Authorization: Bearer $ADMIN_KEY" "http://127.0.0.1:$FLOOR_PORT$PATH_REAL" >"$WORK/got.json" ||
+        die "the floor relay does not answer: $(tail -3 "$WORK/floor.log")"
+    python3 -c 'import json, sys
+sys.exit(0 if json.load(open(sys.argv[1])) == json.loads(sys.argv[2]) else 1)' "$WORK/got.json" "$want" ||
+        die "the floor relay does not answer search_read's 10 records"
     # JSON-2 on an Odoo, when one answers: the same query, read only.
     ODOO=
     if [ -n "${ODOO_URL:-}" ] && curl -fs -m 5 "${ODOO_URL%/}/web/health" >/dev/null 2>&1; then
@@ -231,6 +247,23 @@ LUA
             die "JSON-2 search_read on $ODOO failed"
         [ "$n" = 10 ] || die "JSON-2 search_read on $ODOO answered $n records, expected 10"
         say "Odoo at $ODOO answers JSON-2: measured in the same rounds"
+        # And the one-statement front forwarding writes to that Odoo (--odoo-url): its reads of
+        # stored fields send the same statement as without, once the field list is known.
+        RPORT[odoo]=$(free_port)
+        env -u ODOO_URL -u ODOO_DATABASE RUST_LOG=warn "$BIN" serve --database-url "postgresql:///$RDB?host=$PGHOST${PGPORT:+&port=$PGPORT}" \
+            --listen "127.0.0.1:${RPORT[odoo]}" --pool-size "$CONNS" --log-level errors --maintenance-interval-s 0 \
+            --webhooks false --connection-settings true --single-statement true \
+            --odoo-url "$ODOO" --odoo-database "${ODOO_DATABASE:-odoo19}" >"$WORK/server-odoo.log" 2>&1 &
+        SERVERS+=($!)
+        for _ in $(seq 1 100); do
+            curl -fs "http://127.0.0.1:${RPORT[odoo]}/health/ready" >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        curl -fs -H "Authorization: Bearer $ADMIN_KEY" "http://127.0.0.1:${RPORT[odoo]}$PATH_REAL" >"$WORK/got.json" ||
+            die "GET $PATH_REAL failed (--odoo-url): $(tail -3 "$WORK/server-odoo.log")"
+        python3 -c 'import json, sys
+sys.exit(0 if json.load(open(sys.argv[1]))["records"] == json.loads(sys.argv[2]) else 1)' "$WORK/got.json" "$want" ||
+            die "GET $PATH_REAL (--odoo-url) does not answer search_read's 10 records"
     else
         say "ODOO_URL unset or unreachable: no JSON-2 comparison"
     fi
@@ -293,6 +326,18 @@ INI
                     read -r rps _ _ <<<"$(wrk_run "$cred" "$url")"
                     say "real, round $round, key, single without pipelined connections: HTTP $rps req/s"
                     RR[key_unpiped_rps]+=" $rps"
+                    url="http://127.0.0.1:$FLOOR_PORT$PATH_REAL"
+                    wrk -t1 -c"$CONNS" -d1s -H "Authorization: Bearer $cred" "$url" >/dev/null
+                    read -r rps _ _ <<<"$(wrk_run "$cred" "$url")"
+                    say "real, round $round: the floor relay $rps req/s"
+                    RR[floor_rps]+=" $rps"
+                    if [ -n "$ODOO" ]; then
+                        url="http://127.0.0.1:${RPORT[odoo]}$PATH_REAL"
+                        wrk -t1 -c"$CONNS" -d1s -H "Authorization: Bearer $cred" "$url" >/dev/null
+                        read -r rps _ _ <<<"$(wrk_run "$cred" "$url")"
+                        say "real, round $round, key, single, --odoo-url: HTTP $rps req/s"
+                        RR[key_odoo_rps]+=" $rps"
+                    fi
                 fi
             done
         done
@@ -315,11 +360,13 @@ INI
         done
     done
     result_rounds real_http_key_unpiped_rps req/s ${RR[key_unpiped_rps]}
+    result_rounds real_floor_rps req/s ${RR[floor_rps]}
     if [ -n "$PGB" ]; then
         result_rounds real_proxy_direct_tps tps ${RR[proxy_direct_tps]}
         result_rounds real_proxy_pgbouncer_tps tps ${RR[proxy_pgbouncer_tps]}
     fi
     if [ -n "$ODOO" ]; then
+        result_rounds real_http_key_odoo_rps req/s ${RR[key_odoo_rps]}
         result_rounds real_vs_gateway_rps req/s ${RR[vs_gw_rps]}
         result_rounds real_vs_odoo_rps req/s ${RR[vs_odoo_rps]}
         result real_vs_odoo_p50_ms "$(median ${RR[vs_odoo_p50]})" ms

@@ -95,6 +95,7 @@ result shared_memory "$preloaded" flag
 HOT_SQL=$BENCH_DIR/pgbench/rate_limit_one.sql
 RANDOM_SQL=$BENCH_DIR/pgbench/rate_limit_10k.sql
 SELECT1_SQL=$BENCH_DIR/pgbench/select1.sql
+FLOOR_SQL=$BENCH_DIR/pgbench/c_function_floor.sql
 
 # redis_rps CLIENTS KEY [TRANSPORT...]: sets REDIS_RPS to the calls per second of the script at
 # CLIENTS connections for about SECS seconds (default transport: the Unix socket).
@@ -139,10 +140,11 @@ for round in $(seq 1 "$ROUNDS"); do
             say "round $round: skipping $c clients: only $(free_slots) free connections on the cluster"
             continue
         fi
-        say "round $round, $c clients: SELECT 1, rate_limit_hit (random, hot), Redis (random, hot), ${SECS}s each"
+        say "round $round, $c clients: SELECT 1, rate_limit_hit (random, hot), a built-in C function, Redis (random, hot), ${SECS}s each"
         add "select1_c$c" "$(pgbench_tps "$DB" "$c" "$SECS" prepared "$SELECT1_SQL")"
         add "rl_random_c$c" "$(pgbench_tps "$DB" "$c" "$SECS" prepared "$RANDOM_SQL")"
         add "rl_hot_c$c" "$(pgbench_tps "$DB" "$c" "$SECS" prepared "$HOT_SQL")"
+        add "c_floor_c$c" "$(pgbench_tps "$DB" "$c" "$SECS" prepared "$FLOOR_SQL")"
         redis_rps "$c" 'rl:__rand_int__'
         add "redis_random_c$c" "$REDIS_RPS"
         redis_rps "$c" 'rl:hot'

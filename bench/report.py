@@ -232,6 +232,11 @@ def section_rate_limit(r: Results) -> list[str]:
         t.add(f"`rate_limit_hit`, one hot subject, {c} client{'s' if c > 1 else ''}, vs `SELECT 1`",
               lambda c=c: (tps(g(f"rl_hot_c{c}")), tps(g(f"select1_c{c}")), r.ratio("rate_limit", f"rl_hot_c{c}", f"select1_c{c}")),
               target=0.15 if c == 16 else None, short=f"rate_limit_hit hot subject, {c} clients (growth run)")
+        if r.has("rate_limit", f"c_floor_c{c}"):
+            t.add(f"`rate_limit_hit`, 10,000 random subjects, {c} client{'s' if c > 1 else ''}, vs PostgreSQL's own "
+                  f"C function `pg_walfile_name_offset` called the same way (c_function_floor.sql)",
+                  lambda c=c: (tps(g(f"rl_random_c{c}")), tps(g(f"c_floor_c{c}")),
+                               r.ratio("rate_limit", f"rl_random_c{c}", f"c_floor_c{c}")))
     lines += t.markdown()
     if r.has("rate_limit", "shared_memory"):
         lines += ["", "Counters in " + ("shared memory (`api_gateway` in `shared_preload_libraries`), sliding window"
@@ -253,6 +258,12 @@ def section_rate_limit(r: Results) -> list[str]:
         t.add(f"(reference) `SELECT 1` itself, {c} client{'s' if c > 1 else ''}, vs Redis's script (random subjects)",
               lambda c=c: (tps(g(f"select1_c{c}")), per_s(g(f"redis_random_c{c}"), " calls/s"),
                            r.ratio("rate_limit", f"select1_c{c}", f"redis_random_c{c}")))
+        # A function answering one row in FROM costs more than SELECT 1 even when it does nothing.
+        if r.has("rate_limit", f"c_floor_c{c}"):
+            t.add(f"(floor) PostgreSQL's own C function `pg_walfile_name_offset`, one row from a random argument "
+                  f"in FROM, {c} client{'s' if c > 1 else ''}, vs Redis's script (random subjects)",
+                  lambda c=c: (tps(g(f"c_floor_c{c}")), per_s(g(f"redis_random_c{c}"), " calls/s"),
+                               r.ratio("rate_limit", f"c_floor_c{c}", f"redis_random_c{c}")))
     for kind, text in (("random", "10,000 random subjects"), ("hot", "one hot subject")):
         if r.has("rate_limit", f"rl_table_{kind}_c16"):
             t.add(f"{text}, 16 clients, counters in the table (the fallback without shared_preload_libraries)",
@@ -282,7 +293,9 @@ def section_rate_limit(r: Results) -> list[str]:
                   "pays a Redis round trip on top of it. Neither side is durable here: our counters are in "
                   "shared memory (or an UNLOGGED table) and Redis runs without persistence. Where `SELECT 1` "
                   "itself is at or below Redis (the reference rows), no function called through "
-                  "PostgreSQL's protocol can reach 1x."]
+                  "PostgreSQL's protocol can reach 1x; where the floor row (PostgreSQL's own C function answering "
+                  "one row in FROM, with no lock and nothing kept) is below Redis, no function answering a row "
+                  "can reach it."]
     except Missing:
         pass
     return lines
@@ -422,6 +435,13 @@ def section_http(r: Results) -> list[str]:
                   lambda: (per_s(g("real_http_key_unpiped_rps"), " req/s"), tps(g("real_sql_key_single_tps")),
                            r.ratio("http", "real_http_key_unpiped_rps", "real_sql_key_single_tps")),
                   target=None, short="(reference) real database: HTTP without pipelined connections vs the same SQL")
+        if r.has("http", "real_http_key_odoo_rps"):
+            t.add(f"(reference) the one-statement row with the API key, the front forwarding writes to Odoo "
+                  f"(`--odoo-url`: a read first asks which fields Odoo fills, then remembers that SQL reads "
+                  f"this list whole), {conns} connections",
+                  lambda: (per_s(g("real_http_key_odoo_rps"), " req/s"), tps(g("real_sql_key_single_tps")),
+                           r.ratio("http", "real_http_key_odoo_rps", "real_sql_key_single_tps")),
+                  target=None, short="(reference) real database: HTTP with --odoo-url vs the same SQL")
         lines += ["", "**On the real Odoo database** (`../shared/fixtures/odoo19_demo.sql.gz`), issue 14's query: "
                   "10 companies x name, email as the admin (uid 2), through the front against the statements it "
                   "sends, run by pgbench with as many clients. The front sends them on its pipelined connections "
@@ -437,6 +457,23 @@ def section_http(r: Results) -> list[str]:
             lines += ["", "What one process relaying the requests costs on this machine: the same statement relayed "
                       "by PgBouncer (C, no HTTP, no JSON; session mode, one server connection per client, nothing "
                       "pipelined):", ""] + t.markdown()
+        if r.has("http", "real_floor_rps"):
+            t = Table(ours="HTTP", baseline="baseline")
+            t.add(f"(floor) a bare relay: hyper and tokio-postgres sending the one statement on one pipelined "
+                  f"connection, its data column as the body (front/examples/http_floor.rs) vs the same SQL via "
+                  f"pgbench, {conns} connections",
+                  lambda: (per_s(g("real_floor_rps"), " req/s"), tps(g("real_sql_key_single_tps")),
+                           r.ratio("http", "real_floor_rps", "real_sql_key_single_tps")),
+                  target=None, short="(floor) real database: a bare HTTP relay vs the same SQL")
+            t.add(f"the front (API key, one statement) vs that floor, {conns} connections, same rounds",
+                  lambda: (per_s(g("real_http_key_single_rps"), " req/s"), per_s(g("real_floor_rps"), " req/s"),
+                           r.ratio("http", "real_http_key_single_rps", "real_floor_rps")),
+                  target=None, short="real database: the front vs a bare HTTP relay")
+            lines += ["", "The floor of any HTTP front here: a relay that does nothing but take the request over "
+                      "HTTP, send the statement and return its JSON (no routing, no query string, no checks, no "
+                      "headers, no metrics). What it leaves of pgbench's rate is what HTTP itself and the "
+                      "wake-ups between wrk, the relay and PostgreSQL cost on these two shared cores; the second "
+                      "row is what the front costs above it:", ""] + t.markdown()
         if r.has("http", "real_vs_odoo_rps"):
             t = Table(ours="gateway", baseline="Odoo 19 JSON-2")
             t.add(f"the same query: gateway (API key, one statement: the default with counters in shared memory) vs Odoo's `POST /json/2/res.partner/search_read`, "
@@ -646,8 +683,9 @@ gives the old setting).
   rows are compared with `rate_limit_hit` on one subject because the gate's own cost on top of
   its counter is what the target is about.
 - `bench/rate_limit.sh`: three rounds; in each, for 1, 16 and 64 clients in turn: `SELECT 1`,
-  `rate_limit_hit` over 10,000 random subjects and on one hot subject (pgbench, prepared, 4 s),
-  then the same two on Redis (`redis-benchmark`, as many connections and threads as pgbench
+  `rate_limit_hit` over 10,000 random subjects and on one hot subject, PostgreSQL's own
+  `pg_walfile_name_offset` called the same way (`bench/pgbench/c_function_floor.sql`; pgbench,
+  prepared, 4 s), then the same two on Redis (`redis-benchmark`, as many connections and threads as pgbench
   clients and threads, as many calls as it answers in 4 s). Redis is started by the script on a free port of 127.0.0.1
   and a Unix socket in a temporary directory, persistence off, and shut down at the end; a
   64-client run is skipped, and says so here, when the shared cluster has no room for 64 more
@@ -681,10 +719,14 @@ gives the old setting).
   14's query as the admin (API key and JWT) through two fronts, `--single-statement false` and
   `true`, each against pgbench sending what that front sends
   (`http_real_search_read.sql`, `http_real_single.sql`), after checking that both answer
-  `search_read`'s 10 records; and, when `ODOO_URL` in `make bench`'s environment reaches an
+  `search_read`'s 10 records; in each round after the one-statement front, the floor relay
+  (`front/examples/http_floor.rs`, release build, same statement and credential, checked to
+  answer the same 10 records) under the same wrk (the fronts never take `ODOO_URL` from the
+  script's environment); and, when `ODOO_URL` in `make bench`'s environment reaches an
   Odoo 19 (`ODOO_DATABASE`, `ODOO_KEY`: the demo database's admin key by default), its JSON-2
   `POST /json/2/res.partner/search_read` with the same domain, fields and limit under wrk (a Lua
-  script, 8 connections) right after the gateway in each round: read only.
+  script, 8 connections) right after the gateway in each round, read only, and a fourth front,
+  one statement with `--odoo-url` that Odoo, after the floor relay in each round.
 - `bench/webhooks.sh`: pgbench single-row INSERTs into res_partner (simple protocol, 4 clients,
   5 s runs, 5 interleaved rounds, medians) with one active webhook vs none: with no worker, with
   an idle worker (running and polling, its requests hanging on an endpoint that never answers)

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod gate;
 pub mod guard;
+pub mod memory;
 pub mod net;
 pub mod obs;
 pub mod odoo;

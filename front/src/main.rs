@@ -8,6 +8,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    api_gateway_front::memory::disable_transparent_huge_pages();
     let cli = Cli::parse();
     api_gateway_front::telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

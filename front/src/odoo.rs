@@ -9,6 +9,8 @@
 use crate::error::{Problem, kind, truncate};
 use axum::http::{HeaderValue, StatusCode, header};
 use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long a client should wait before retrying when Odoo cannot be reached, in seconds.
@@ -22,6 +24,58 @@ pub struct Upstream {
     base: String,
     database: Option<HeaderValue>,
     pub timeout: Duration,
+    /// Reads Odoo was found to have nothing to fill in (below).
+    pub sql_reads: Arc<SqlReads>,
+}
+
+/// Flat field lists, by model, of which SQL reads every field: the extension's split
+/// (`fields_in_sql`, `odoo_fill`) left Odoo nothing. Which fields Odoo fills depends on the
+/// model's metadata only (stored or not, binary or not), not on the reader, so a list found so
+/// once is read with the plain statement afterwards, without the split's two calls (each a
+/// check of the security cache: about 1.4x the database's time per read). A field that stops
+/// being stored (a module upgrade) makes that plain read fail with 22023 "is not stored in the
+/// database": the list is forgotten and the read runs again with the split.
+#[derive(Debug, Default)]
+pub struct SqlReads {
+    /// Field lists by model (looked up without allocating: `Vec<String>` borrows as a slice).
+    lists: Mutex<HashMap<String, HashSet<Vec<String>>>>,
+}
+
+impl SqlReads {
+    /// Lists remembered at most; all are forgotten when full (each costs one split again).
+    const CAPACITY: usize = 4096;
+
+    pub fn whole(&self, model: &str, fields: &[String]) -> bool {
+        let lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        lists.get(model).is_some_and(|known| known.contains(fields))
+    }
+
+    pub fn remember(&self, model: &str, fields: &[String]) {
+        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        if lists.values().map(HashSet::len).sum::<usize>() >= Self::CAPACITY {
+            lists.clear();
+        }
+        lists
+            .entry(model.to_string())
+            .or_default()
+            .insert(fields.to_vec());
+    }
+
+    pub fn forget(&self, model: &str, fields: &[String]) {
+        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = lists.get_mut(model) {
+            known.remove(fields);
+        }
+    }
+
+    /// Whether a plain read failed because a field of its list is no longer in SQL.
+    pub fn outdated_by(problem: &Problem) -> bool {
+        problem.sqlstate.as_deref() == Some("22023")
+            && problem
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains("is not stored in the database"))
+    }
 }
 
 /// What went wrong with a forwarded call before Odoo could answer it.
@@ -68,6 +122,7 @@ impl Upstream {
             base: format!("{}/json/2/", url.trim_end_matches('/')),
             database,
             timeout,
+            sql_reads: Arc::default(),
         })
     }
 
@@ -235,6 +290,42 @@ pub fn valid_method(name: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn sql_reads_remember_lists_by_model_and_forget_them() {
+        let reads = SqlReads::default();
+        let list = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(!reads.whole("res.partner", &list(&["name"])));
+        reads.remember("res.partner", &list(&["name", "email"]));
+        assert!(reads.whole("res.partner", &list(&["name", "email"])));
+        // another order, another model, a sub-list: not known
+        assert!(!reads.whole("res.partner", &list(&["email", "name"])));
+        assert!(!reads.whole("res.users", &list(&["name", "email"])));
+        assert!(!reads.whole("res.partner", &list(&["name"])));
+        reads.forget("res.partner", &list(&["name", "email"]));
+        assert!(!reads.whole("res.partner", &list(&["name", "email"])));
+        // bounded: full, everything is forgotten and the new list kept
+        for i in 0..SqlReads::CAPACITY {
+            reads.remember("m", &[format!("f{i}")]);
+        }
+        assert!(reads.whole("m", &[format!("f{}", SqlReads::CAPACITY - 1)]));
+        reads.remember("res.partner", &list(&["name"]));
+        assert!(!reads.whole("m", &[format!("f{}", SqlReads::CAPACITY - 1)]));
+        assert!(reads.whole("res.partner", &list(&["name"])));
+    }
+
+    #[test]
+    fn only_a_field_no_longer_stored_outdates_a_remembered_list() {
+        let stale = Problem::from_sqlstate(
+            "22023",
+            "invalid field list: res.partner.tz_offset is not stored in the database",
+        );
+        assert!(SqlReads::outdated_by(&stale));
+        let other = Problem::from_sqlstate("22023", "invalid domain: unknown operator");
+        assert!(!SqlReads::outdated_by(&other));
+        let denied = Problem::from_sqlstate("42501", "res.partner.x is not stored in the database");
+        assert!(!SqlReads::outdated_by(&denied));
+    }
 
     #[test]
     fn odoo_errors_map_to_statuses() {

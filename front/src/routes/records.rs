@@ -5,6 +5,7 @@ use super::forward::{self, Call, Shape};
 use super::{conditional, query};
 use crate::error::{ApiError, Problem};
 use crate::gate::{self, Ctx, GatedSql};
+use crate::odoo::SqlReads;
 use crate::{AppState, body, gated_sql};
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -89,45 +90,89 @@ const UNLINK_IF_MATCH: GatedSql =
 
 /// A flat read's three statements: with Odoo filling what SQL cannot (`--odoo-url`), in a
 /// requested language, and plain. The first two take the language pair (`lang=`,
-/// `Accept-Language`) as their last two parameters; the plain one does not.
+/// `Accept-Language`) as their last two parameters; the plain one does not. `plan`: the column
+/// of the first's answer that says what Odoo fills.
 struct FlatRead {
     fill: GatedSql,
     lang: GatedSql,
     plain: GatedSql,
+    plan: usize,
 }
 
 const LIST: FlatRead = FlatRead {
     fill: SEARCH_READ_FILL,
     lang: SEARCH_READ_LANG,
     plain: SEARCH_READ,
+    plan: 2,
 };
 const PAGE: FlatRead = FlatRead {
     fill: SEARCH_PAGE_FILL,
     lang: SEARCH_PAGE_LANG,
     plain: SEARCH_PAGE,
+    plan: 2,
 };
 const RECORD: FlatRead = FlatRead {
     fill: READ_FILL,
     lang: READ_LANG,
     plain: READ,
+    plan: 1,
 };
 
 impl FlatRead {
     /// Runs the statement for this request with the parameters it takes of `params` (which end
-    /// with the language pair).
+    /// with the language pair). `fields`: the flat field list when Odoo may fill some of it
+    /// (`--odoo-url`). Answers the plan of what Odoo fills, when the split statement ran and
+    /// left Odoo something.
     async fn run(
         &self,
         state: &AppState,
         ctx: &Ctx,
-        (fills, in_language): (bool, bool),
+        model: &str,
+        fields: Option<&[String]>,
+        in_language: bool,
         params: &crate::db::Params<'_>,
-    ) -> Result<gate::Passed, Problem> {
-        let (sql, params) = match (fills, in_language) {
-            (true, _) => (self.fill, params),
-            (false, true) => (self.lang, params),
-            (false, false) => (self.plain, &params[..params.len() - 2]),
+    ) -> Result<(gate::Passed, Option<Plan>), Problem> {
+        let known = match (fields, &state.odoo) {
+            (Some(fields), Some(upstream)) => {
+                if !upstream.sql_reads.whole(model, fields) {
+                    return self.split(state, ctx, model, fields, params).await;
+                }
+                Some((fields, upstream))
+            }
+            _ => None,
         };
-        gate::run(state, ctx, sql, params).await
+        let (sql, sent) = if in_language {
+            (self.lang, params)
+        } else {
+            (self.plain, &params[..params.len() - 2])
+        };
+        match (gate::run(state, ctx, sql, sent).await, known) {
+            (Err(problem), Some((fields, upstream))) if SqlReads::outdated_by(&problem) => {
+                upstream.sql_reads.forget(model, fields);
+                self.split(state, ctx, model, fields, params).await
+            }
+            (answer, _) => answer.map(|p| (p, None)),
+        }
+    }
+
+    /// The split statement: SQL reads what it can and says what Odoo fills; a list SQL reads
+    /// whole is remembered (`odoo::SqlReads`).
+    async fn split(
+        &self,
+        state: &AppState,
+        ctx: &Ctx,
+        model: &str,
+        fields: &[String],
+        params: &crate::db::Params<'_>,
+    ) -> Result<(gate::Passed, Option<Plan>), Problem> {
+        let p = gate::run(state, ctx, self.fill, params).await?;
+        let plan = Plan::from_column(p.col(self.plan)?);
+        if plan.is_none()
+            && let Some(upstream) = &state.odoo
+        {
+            upstream.sql_reads.remember(model, fields);
+        }
+        Ok((p, plan))
     }
 }
 
@@ -252,12 +297,14 @@ pub async fn list(
     }
     if q.contains_key("after") && !q.contains_key("offset") {
         let after = q.get("after").cloned().filter(|a| !a.is_empty());
-        let fills = state.odoo.is_some() && query::flat(&fields);
-        let p = PAGE
+        let odoo_may_fill = fields.as_deref().filter(|_| query::flat(&fields));
+        let (p, plan) = PAGE
             .run(
                 &state,
                 &ctx,
-                (fills, in_language),
+                &model,
+                odoo_may_fill,
+                in_language,
                 &[
                     (&model, Type::TEXT),
                     (&domain, Type::TEXT),
@@ -275,8 +322,7 @@ pub async fn list(
         let total: Option<i64> = p.col(1)?;
         let g = &p.gate;
         let mut page = page.unwrap_or_else(|| json!({"records": [], "next": null}));
-        if fills
-            && let Some(plan) = Plan::from_column(p.col(2)?)
+        if let Some(plan) = plan
             && let Some(records) = page["records"].as_array_mut()
         {
             fill::fill(&state, &ctx, g, &model, &plan, records)
@@ -303,10 +349,10 @@ pub async fn list(
     if specification.is_some() && lang.is_some() {
         return Err(no_lang_with_specification());
     }
-    let fills = state.odoo.is_some() && specification.is_none() && query::flat(&fields);
-    let p = match &specification {
+    let odoo_may_fill = fields.as_deref().filter(|_| query::flat(&fields));
+    let (p, plan) = match &specification {
         // web_search_read has no language argument yet: Accept-Language is ignored there.
-        Some(s) => {
+        Some(s) => (
             gate::run(
                 &state,
                 &ctx,
@@ -321,13 +367,16 @@ pub async fn list(
                     (&count, Type::BOOL),
                 ],
             )
-            .await?
-        }
+            .await?,
+            None,
+        ),
         None => {
             LIST.run(
                 &state,
                 &ctx,
-                (fills, in_language),
+                &model,
+                odoo_may_fill,
+                in_language,
                 &[
                     (&model, Type::TEXT),
                     (&domain, Type::TEXT),
@@ -348,7 +397,7 @@ pub async fn list(
     let total: Option<i64> = p.col(1)?;
     let g = &p.gate;
     let mut records = records.map_or_else(|| b"[]".to_vec(), |r| r.0);
-    if fills && let Some(plan) = Plan::from_column(p.col(2)?) {
+    if let Some(plan) = plan {
         // Odoo's values go into the records, so this body is parsed and written again.
         let mut list: Vec<Value> =
             serde_json::from_slice(&records).map_err(|_| g.with_headers(Problem::internal()))?;
@@ -417,24 +466,27 @@ pub async fn read(
     if specification.is_some() && lang.is_some() {
         return Err(no_lang_with_specification());
     }
-    let fills = state.odoo.is_some() && specification.is_none() && query::flat(&fields);
-    let p = match &specification {
+    let odoo_may_fill = fields.as_deref().filter(|_| query::flat(&fields));
+    let (p, plan) = match &specification {
         // web_read has no language argument yet: Accept-Language is ignored there.
-        Some(s) => {
+        Some(s) => (
             gate::run(
                 &state,
                 &ctx,
                 WEB_READ,
                 &[(&model, Type::TEXT), (&id, Type::INT4), (s, Type::JSONB)],
             )
-            .await?
-        }
+            .await?,
+            None,
+        ),
         None => {
             RECORD
                 .run(
                     &state,
                     &ctx,
-                    (fills, in_language),
+                    &model,
+                    odoo_may_fill,
+                    in_language,
                     &[
                         (&model, Type::TEXT),
                         (&id, Type::INT4),
@@ -449,7 +501,7 @@ pub async fn read(
     let g = &p.gate;
     match p.col::<Option<Value>>(0)? {
         Some(mut v) if v["record"].is_object() => {
-            if fills && let Some(plan) = Plan::from_column(p.col(1)?) {
+            if let Some(plan) = plan {
                 fill::fill(
                     &state,
                     &ctx,

@@ -346,3 +346,47 @@ pub async fn fingerprint() -> String {
         .unwrap();
     row.get(0)
 }
+
+/// The `api-gateway` binary serving the test database on a free port, as a process of its own
+/// (killed with the returned child): for what only a whole process shows (its memory settings,
+/// its connections closing when it ends). Extra `serve` flags and environment as given.
+pub fn spawn_front(flags: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_api-gateway"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--webhooks", "false"])
+        .args(["--maintenance-interval-s", "0"])
+        .args(flags)
+        .env("DATABASE_URL", database_url())
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the api-gateway binary starts");
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr =
+        std::iter::from_fn(|| lines.recv_timeout(Duration::from_secs(30)).ok()).find_map(|line| {
+            let rest = line.split("listening on http://").nth(1)?;
+            Some(
+                rest.chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect::<String>(),
+            )
+        });
+    match addr {
+        Some(addr) => (child, format!("http://{addr}")),
+        None => {
+            let _ = child.kill();
+            panic!("the front did not say where it listens");
+        }
+    }
+}

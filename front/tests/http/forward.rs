@@ -81,7 +81,7 @@ async fn json2(
     match (model.as_str(), method.as_str()) {
         ("res.partner", "create") => axum::Json(json!([4242])).into_response(),
         // Odoo's read of what only Odoo gives: a value per id and field, as Odoo would compute it.
-        ("res.partner", "read") => {
+        ("res.partner" | "ir.model.access", "read") => {
             let rows: Vec<Value> = body["ids"]
                 .as_array()
                 .into_iter()
@@ -96,6 +96,7 @@ async fn json2(
                             "email_formatted" => json!(format!("partner{id}@odoo.example")),
                             "company_type" => json!("person"),
                             "image_128" => json!(STAND_IN_PNG_B64),
+                            "name" => json!(format!("Odoo's name of {id}")),
                             _ => json!(false),
                         };
                         row.insert(f.into(), v);
@@ -872,6 +873,131 @@ async fn reads_fill_odoo_only_fields_with_one_json2_read_as_the_caller() {
     .await;
     assert_problem(&r, 400);
     assert_eq!(odoo.seen().len(), before);
+}
+
+/// Calls of `api_gateway.<function>` counted by the backends of `role` (track_functions is set
+/// for that role alone), once none of them is left: a backend flushes its counts as it exits,
+/// before it leaves pg_stat_activity.
+async fn tracked_calls(role: &str, function: &str) -> i64 {
+    let c = db().await;
+    for _ in 0..200 {
+        let left: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
+                &[&role],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.batch_execute("SELECT pg_stat_clear_snapshot()")
+        .await
+        .unwrap();
+    c.query_one(
+        "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_user_functions \
+          WHERE schemaname = 'api_gateway' AND funcname = $1",
+        &[&function],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// With --odoo-url, a flat field list SQL reads whole runs the split (`fields_in_sql`,
+/// `odoo_fill`: each a check of the security cache) once; later reads of it are the plain
+/// statement. A field of it that stops being stored makes the plain read fail once inside the
+/// front: the list is forgotten and the read runs split, with Odoo's value.
+#[tokio::test]
+async fn a_field_list_sql_reads_whole_is_split_once_until_a_field_stops_being_stored() {
+    if !mini() {
+        return;
+    }
+    // A role of its own whose backends count their function calls (no other test's do).
+    const TRACKED: &str = "agw_front_tracked";
+    let su = db().await;
+    su.batch_execute(&format!(
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{TRACKED}') THEN \
+             CREATE ROLE {TRACKED} NOSUPERUSER NOCREATEDB NOCREATEROLE LOGIN PASSWORD 'agw_front_pw'; \
+           END IF; END $$; \
+         ALTER ROLE {TRACKED} SET track_functions = 'all'; \
+         BEGIN; SELECT pg_advisory_xact_lock(hashtext('agw test grants')); \
+         SELECT api_gateway.grant_front('{TRACKED}'); COMMIT; \
+         UPDATE ir_model_fields SET store = true WHERE model = 'ir.model.access' AND name = 'name'"
+    ))
+    .await
+    .unwrap();
+    let url = args()
+        .database_url
+        .replacen("://agw_front:", &format!("://{TRACKED}:"), 1);
+    assert!(url.contains(TRACKED), "{url}");
+    let odoo = stand_in().await;
+    let key = api_key("admin");
+    let c = http();
+    let path = "/api/v1/ir.model.access?domain=[(\"id\",\"in\",[1,2])]&fields=name&order=id";
+    let (split_before, fill_before) = (
+        tracked_calls(TRACKED, "fields_in_sql").await,
+        tracked_calls(TRACKED, "odoo_fill").await,
+    );
+    let mut bodies = vec![];
+    let (mut front, base) = spawn_front(
+        &["--odoo-url", &odoo.url, "--odoo-database", "odoo19"],
+        &[("DATABASE_URL", url.as_str())],
+    );
+    for _ in 0..3 {
+        let r = send(
+            c.get(format!("{base}{path}"))
+                .header("authorization", bearer(&key)),
+        )
+        .await;
+        bodies.push((r.status, r.body["records"].clone(), r.text));
+    }
+    let _ = front.kill();
+    let _ = front.wait();
+    for (status, _, text) in &bodies {
+        assert_eq!(*status, 200, "{text}");
+    }
+    let bodies: Vec<Value> = bodies.into_iter().map(|(_, b, _)| b).collect();
+    // The front's process is gone: its backends exit and flush what they counted.
+    assert_eq!(
+        tracked_calls(TRACKED, "fields_in_sql").await - split_before,
+        1
+    );
+    assert_eq!(tracked_calls(TRACKED, "odoo_fill").await - fill_before, 1);
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "{bodies:?}");
+    assert_eq!(bodies[0][0]["id"], 1);
+    assert!(
+        bodies[0][0]["name"]
+            .as_str()
+            .is_some_and(|n| !n.starts_with("Odoo"))
+    );
+    assert_eq!(odoo.calls_to("ir.model.access/read"), 0);
+
+    // The same list on a front that remembers it, then the field stops being stored.
+    let s = gateway(&odoo).await;
+    let r = send(c.get(s.url(path)).header("authorization", bearer(&key))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    su.batch_execute(
+        "UPDATE ir_model_fields SET store = false WHERE model = 'ir.model.access' AND name = 'name'",
+    )
+    .await
+    .unwrap();
+    let r = send(c.get(s.url(path)).header("authorization", bearer(&key))).await;
+    su.batch_execute(
+        "UPDATE ir_model_fields SET store = true WHERE model = 'ir.model.access' AND name = 'name'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["records"],
+        json!([{"id": 1, "name": "Odoo's name of 1"}, {"id": 2, "name": "Odoo's name of 2"}])
+    );
+    assert_eq!(odoo.calls_to("ir.model.access/read"), 1);
 }
 
 #[tokio::test]
