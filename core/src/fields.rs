@@ -227,6 +227,10 @@ pub fn describe(d: &Description) -> serde_json::Value {
     Value::Object(o)
 }
 
+/// Ends the refusal of a flat read asking for a field whose source is Odoo (22023): the front
+/// (`--odoo-url`) tells by it that a field list it read in SQL alone before now needs Odoo.
+pub const ODOO_ONLY: &str = "only Odoo can give it";
+
 /// The source of field `name` of type `ttype`; `sql_path` says whether SQL can reach its value.
 pub fn source(name: &str, ttype: &str, sql_path: bool) -> Source {
     if name == "display_name" || (sql_path && ttype != "binary") {

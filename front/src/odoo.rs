@@ -32,9 +32,9 @@ pub struct Upstream {
 /// (`fields_in_sql`, `odoo_fill`) left Odoo nothing. Which fields Odoo fills depends on the
 /// model's metadata only (stored or not, binary or not), not on the reader, so a list found so
 /// once is read with the plain statement afterwards, without the split's two calls (each a
-/// check of the security cache: about 1.4x the database's time per read). A field that stops
-/// being stored (a module upgrade) makes that plain read fail with 22023 "is not stored in the
-/// database": the list is forgotten and the read runs again with the split.
+/// check of the security cache: about 1.4x the database's time per read). A field that becomes
+/// Odoo's to give (no longer stored: a module upgrade) makes that plain read fail with 22023
+/// ending in `fields::ODOO_ONLY`: the list is forgotten and the read runs again with the split.
 #[derive(Debug, Default)]
 pub struct SqlReads {
     /// Field lists by model (looked up without allocating: `Vec<String>` borrows as a slice).
@@ -68,13 +68,14 @@ impl SqlReads {
         }
     }
 
-    /// Whether a plain read failed because a field of its list is no longer in SQL.
+    /// Whether a plain read failed because a field of its list is now Odoo's to give (no
+    /// longer stored, or binary): the extension's refusal ends with `fields::ODOO_ONLY`.
     pub fn outdated_by(problem: &Problem) -> bool {
         problem.sqlstate.as_deref() == Some("22023")
             && problem
                 .detail
                 .as_deref()
-                .is_some_and(|d| d.contains("is not stored in the database"))
+                .is_some_and(|d| d.ends_with(api_gateway_core::fields::ODOO_ONLY))
     }
 }
 
@@ -316,14 +317,18 @@ mod tests {
 
     #[test]
     fn only_a_field_no_longer_stored_outdates_a_remembered_list() {
-        let stale = Problem::from_sqlstate(
-            "22023",
-            "invalid field list: res.partner.tz_offset is not stored in the database",
-        );
-        assert!(SqlReads::outdated_by(&stale));
+        let odoo_only = api_gateway_core::fields::ODOO_ONLY;
+        for why in [
+            "res.partner.tz_offset is not stored in the database",
+            "ir.attachment.datas is a binary field",
+        ] {
+            let stale =
+                Problem::from_sqlstate("22023", &format!("invalid field list: {why}: {odoo_only}"));
+            assert!(SqlReads::outdated_by(&stale));
+        }
         let other = Problem::from_sqlstate("22023", "invalid domain: unknown operator");
         assert!(!SqlReads::outdated_by(&other));
-        let denied = Problem::from_sqlstate("42501", "res.partner.x is not stored in the database");
+        let denied = Problem::from_sqlstate("42501", &format!("res.partner.x: {odoo_only}"));
         assert!(!SqlReads::outdated_by(&denied));
     }
 

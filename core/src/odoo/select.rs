@@ -96,11 +96,12 @@ pub fn select_fields(
                 if let (Source::Odoo, why) = requested_field(shaper, model, &name)? {
                     return Err(ReadError::Invalid {
                         message: format!(
-                            "invalid field list: {}",
+                            "invalid field list: {}: {}",
                             why.unwrap_or_else(|| format!(
                                 "{}.{name} is not stored in the database",
                                 model.info.model
-                            ))
+                            )),
+                            fields::ODOO_ONLY
                         ),
                         hint: Some(
                             "non-stored computed and binary fields need Odoo itself: start api-gateway serve with --odoo-url",

@@ -918,22 +918,15 @@ async fn a_field_list_sql_reads_whole_is_split_once_until_a_field_stops_being_st
     }
     // A role of its own whose backends count their function calls (no other test's do).
     const TRACKED: &str = "agw_front_tracked";
+    least_privilege::set_up_role(&database_url(), TRACKED).await;
     let su = db().await;
     su.batch_execute(&format!(
-        "DO $$ BEGIN \
-           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{TRACKED}') THEN \
-             CREATE ROLE {TRACKED} NOSUPERUSER NOCREATEDB NOCREATEROLE LOGIN PASSWORD 'agw_front_pw'; \
-           END IF; END $$; \
-         ALTER ROLE {TRACKED} SET track_functions = 'all'; \
-         BEGIN; SELECT pg_advisory_xact_lock(hashtext('agw test grants')); \
-         SELECT api_gateway.grant_front('{TRACKED}'); COMMIT; \
+        "ALTER ROLE {TRACKED} SET track_functions = 'all'; \
          UPDATE ir_model_fields SET store = true WHERE model = 'ir.model.access' AND name = 'name'"
     ))
     .await
     .unwrap();
-    let url = args()
-        .database_url
-        .replacen("://agw_front:", &format!("://{TRACKED}:"), 1);
+    let url = least_privilege::front_url_as(&database_url(), TRACKED);
     assert!(url.contains(TRACKED), "{url}");
     let odoo = stand_in().await;
     let key = api_key("admin");

@@ -35,47 +35,56 @@ pub fn front_url(url: &str) -> String {
 /// database of `superuser_url` (idempotent; safe when several test processes race).
 pub async fn ensure_role(superuser_url: &str) {
     static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    DONE.get_or_init(|| async {
-        let (c, conn) = tokio_postgres::connect(superuser_url, tokio_postgres::NoTls)
-            .await
-            .expect("connect to DATABASE_URL");
-        tokio::spawn(conn);
-        for attempt in 0..20 {
-            let r = c
-                .batch_execute(&format!(
-                    "DO $$ BEGIN \
-                       IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}') THEN \
-                         CREATE ROLE {ROLE} NOSUPERUSER NOCREATEDB NOCREATEROLE LOGIN PASSWORD '{PASSWORD}'; \
-                       END IF; END $$; \
-                     ALTER ROLE {ROLE} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS LOGIN PASSWORD '{PASSWORD}'; \
-                     BEGIN; SELECT pg_advisory_xact_lock(hashtext('agw test grants')); \
-                     SELECT api_gateway.grant_front('{ROLE}'), api_gateway.grant_worker('{ROLE}'); COMMIT;"
-                ))
-                .await;
-            match r {
-                Ok(()) => break,
-                // Another process created the role or granted at the same moment: again.
-                Err(e) if attempt < 19 => {
-                    let _ = c.batch_execute("ROLLBACK").await;
-                    eprintln!("least privilege set-up, retrying: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("cannot set up the role {ROLE}: {e}"),
+    DONE.get_or_init(|| set_up_role(superuser_url, ROLE)).await;
+}
+
+/// `role` (password [`PASSWORD`]) made or reset as an ordinary login role with only
+/// `grant_front` and `grant_worker`, as a DBA following the docs would: [`ROLE`], or a test's
+/// own role (one with settings of its own).
+pub async fn set_up_role(superuser_url: &str, role: &str) {
+    let (c, conn) = tokio_postgres::connect(superuser_url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to DATABASE_URL");
+    tokio::spawn(conn);
+    for attempt in 0..20 {
+        let r = c
+            .batch_execute(&format!(
+                "DO $$ BEGIN \
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN \
+                     CREATE ROLE {role} NOSUPERUSER NOCREATEDB NOCREATEROLE LOGIN PASSWORD '{PASSWORD}'; \
+                   END IF; END $$; \
+                 ALTER ROLE {role} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS LOGIN PASSWORD '{PASSWORD}'; \
+                 BEGIN; SELECT pg_advisory_xact_lock(hashtext('agw test grants')); \
+                 SELECT api_gateway.grant_front('{role}'), api_gateway.grant_worker('{role}'); COMMIT;"
+            ))
+            .await;
+        match r {
+            Ok(()) => break,
+            // Another process created the role or granted at the same moment: again.
+            Err(e) if attempt < 19 => {
+                let _ = c.batch_execute("ROLLBACK").await;
+                eprintln!("least privilege set-up, retrying: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
+            Err(e) => panic!("cannot set up the role {role}: {e}"),
         }
-        let row = c
-            .query_one(
-                "SELECT rolsuper, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname = $1",
-                &[&ROLE],
-            )
-            .await
-            .unwrap();
-        assert!(
-            !row.get::<_, bool>(0) && !row.get::<_, bool>(1) && !row.get::<_, bool>(2),
-            "{ROLE} must be an ordinary role"
-        );
-    })
-    .await;
+    }
+    let row = c
+        .query_one(
+            "SELECT rolsuper, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname = $1",
+            &[&role],
+        )
+        .await
+        .unwrap();
+    assert!(
+        !row.get::<_, bool>(0) && !row.get::<_, bool>(1) && !row.get::<_, bool>(2),
+        "{role} must be an ordinary role"
+    );
+}
+
+/// [`front_url`] for another role set up by [`set_up_role`].
+pub fn front_url_as(url: &str, role: &str) -> String {
+    front_url(url).replacen(&format!("://{ROLE}:"), &format!("://{role}:"), 1)
 }
 
 fn buffer() -> &'static Mutex<Vec<u8>> {
